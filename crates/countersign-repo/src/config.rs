@@ -1,0 +1,582 @@
+//! `countersign.toml`: the governed repository's own settings, parsed and validated.
+//!
+//! This module owns the file's schema, its defaults and the commented starter file that
+//! `countersign init` writes. It reads no file itself (the caller hands it the text, usually
+//! from the *base* commit) and it does not apply the settings: matching globs against paths,
+//! loading the policy directory and falling back to the embedded pack are the callers' work.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use countersign_graph::Surface;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Name of the configuration file at the repository root.
+pub const CONFIG_FILE: &str = "countersign.toml";
+
+/// The CODEOWNERS locations GitHub reads, in the order it reads them; the first that exists wins.
+pub const CODEOWNERS_LOCATIONS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"];
+
+/// Every surface with its spelling in configuration and annotations.
+const SURFACE_NAMES: [(Surface, &str); 7] = [
+    (Surface::Auth, "auth"),
+    (Surface::Authz, "authz"),
+    (Surface::Payments, "payments"),
+    (Surface::RegulatedData, "regulated-data"),
+    (Surface::Irreversible, "irreversible"),
+    (Surface::CiCd, "ci-cd"),
+    (Surface::Governance, "governance"),
+];
+
+/// The configuration spelling of a surface (`regulated-data`, `ci-cd`, ...).
+pub fn surface_name(surface: Surface) -> &'static str {
+    // Exhaustive, so a new surface fails to compile here until it has a spelling.
+    match surface {
+        Surface::Auth => "auth",
+        Surface::Authz => "authz",
+        Surface::Payments => "payments",
+        Surface::RegulatedData => "regulated-data",
+        Surface::Irreversible => "irreversible",
+        Surface::CiCd => "ci-cd",
+        Surface::Governance => "governance",
+    }
+}
+
+/// Parses a surface from its configuration spelling.
+pub fn parse_surface(name: &str) -> Option<Surface> {
+    SURFACE_NAMES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(s, _)| *s)
+}
+
+/// A parsed, validated `countersign.toml`. Every field has a default, so an empty file (or no
+/// file) is `Config::default()`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    pub graph: GraphConfig,
+    pub policy: PolicyConfig,
+    pub never_automate: NeverAutomateConfig,
+    pub governance: GovernanceConfig,
+    pub plan: PlanConfig,
+    pub agents: AgentsConfig,
+}
+
+/// `[graph]`: where the system graph's descriptors live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphConfig {
+    /// Globs of Backstage descriptor files.
+    pub catalog: Vec<String>,
+    /// An explicit CODEOWNERS path; `None` means GitHub's [`CODEOWNERS_LOCATIONS`] order.
+    pub codeowners: Option<String>,
+}
+
+/// `[policy]`: where the Cedar policy pack lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// Repository-relative directory of `.cedar` files. When the repository has no such
+    /// directory, the embedded default pack applies.
+    pub dir: String,
+}
+
+/// `[never_automate]`: surfaces whose changes always need people, and the files that carry them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeverAutomateConfig {
+    pub surfaces: BTreeSet<Surface>,
+    /// Files that carry a surface whatever the catalog says, merged per surface over the defaults.
+    pub paths: BTreeMap<Surface, Vec<String>>,
+}
+
+/// `[governance]`: files beyond countersign's own that govern changes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GovernanceConfig {
+    pub paths: Vec<String>,
+}
+
+/// `[plan]`: shape of the validation plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanConfig {
+    /// How many levels of dependents the plan includes beyond the touched nodes.
+    pub depth: u32,
+}
+
+/// `[agents]`: commit author names treated as agents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentsConfig {
+    /// Case-insensitive patterns where only `*` is special (so `[bot]` is literal).
+    pub patterns: Vec<String>,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        GraphConfig {
+            catalog: strings(&["**/catalog-info.yaml", "**/catalog-info.yml"]),
+            codeowners: None,
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            dir: ".countersign/policy".to_owned(),
+        }
+    }
+}
+
+impl Default for NeverAutomateConfig {
+    fn default() -> Self {
+        NeverAutomateConfig {
+            surfaces: SURFACE_NAMES.iter().map(|(s, _)| *s).collect(),
+            paths: BTreeMap::from([
+                (Surface::Irreversible, strings(&["**/migrations/**"])),
+                (
+                    Surface::CiCd,
+                    strings(&[
+                        ".github/workflows/**",
+                        ".gitlab-ci.yml",
+                        ".circleci/**",
+                        "Jenkinsfile",
+                    ]),
+                ),
+            ]),
+        }
+    }
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        PlanConfig { depth: 1 }
+    }
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            patterns: strings(&["*[bot]", "dependabot*", "renovate*"]),
+        }
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+impl GraphConfig {
+    /// The CODEOWNERS paths to try, in order: the configured one, or GitHub's order.
+    pub fn codeowners_candidates(&self) -> Vec<&str> {
+        match &self.codeowners {
+            Some(path) => vec![path.as_str()],
+            None => CODEOWNERS_LOCATIONS.to_vec(),
+        }
+    }
+}
+
+impl AgentsConfig {
+    /// Whether a commit author name matches one of the agent patterns.
+    pub fn is_agent(&self, author_name: &str) -> bool {
+        let name = author_name.to_ascii_lowercase();
+        self.patterns
+            .iter()
+            .any(|p| wildcard_match(&p.to_ascii_lowercase(), &name))
+    }
+}
+
+/// `*`-only wildcard matching. Author names are not paths, and a glob engine would read
+/// `[bot]` as a character class, which is never what `dependabot[bot]` means.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return text.is_empty();
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// A `countersign.toml` that cannot be used, located at a line and column of the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based; 0 when the parser gave no position.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    /// Dotted key path, e.g. `never_automate.paths.ci-cd`, when one could be determined.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl Config {
+    /// Parses the text of a `countersign.toml`. Unknown keys, unknown surfaces, invalid globs
+    /// and unsafe paths are errors naming the line, column and key.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| locate(text, &e))?;
+        raw.into_config(text)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+fn locate(text: &str, error: &toml::de::Error) -> ConfigError {
+    let message = error.message().trim().to_owned();
+    let Some(span) = error.span() else {
+        return ConfigError {
+            file: CONFIG_FILE.to_owned(),
+            line: 0,
+            column: 0,
+            field: None,
+            message,
+        };
+    };
+    let (line, column) = position(text, span.start);
+    ConfigError {
+        file: CONFIG_FILE.to_owned(),
+        line,
+        column,
+        field: field_at(text, line, text.get(span).unwrap_or("")),
+        message,
+    }
+}
+
+/// An error found after parsing, at a value whose span toml kept.
+fn invalid_value(text: &str, field: &str, value: &Spanned<String>, message: String) -> ConfigError {
+    let (line, column) = position(text, value.span().start);
+    ConfigError {
+        file: CONFIG_FILE.to_owned(),
+        line,
+        column,
+        field: Some(field.to_owned()),
+        message,
+    }
+}
+
+/// Checks glob syntax at parse time, so a typo fails `countersign.toml` rather than
+/// silently matching nothing.
+fn globs(text: &str, field: &str, list: Vec<Spanned<String>>) -> Result<Vec<String>, ConfigError> {
+    list.into_iter()
+        .map(|glob| {
+            let problem = if glob.get_ref().is_empty() {
+                Some("empty glob".to_owned())
+            } else {
+                globset::Glob::new(glob.get_ref())
+                    .err()
+                    .map(|e| format!("invalid glob `{}`: {}", glob.get_ref(), e.kind()))
+            };
+            match problem {
+                Some(message) => Err(invalid_value(text, field, &glob, message)),
+                None => Ok(glob.into_inner()),
+            }
+        })
+        .collect()
+}
+
+fn surfaces(
+    text: &str,
+    field: &str,
+    list: Vec<Spanned<String>>,
+) -> Result<BTreeSet<Surface>, ConfigError> {
+    list.into_iter()
+        .map(|name| {
+            parse_surface(name.get_ref())
+                .ok_or_else(|| invalid_value(text, field, &name, unknown_surface(name.get_ref())))
+        })
+        .collect()
+}
+
+/// The never-automate surfaces. `governance` cannot be left out: PRODUCT.md's rule that an
+/// agent must never be able to edit the rules that govern it would otherwise hang on one
+/// line of this file.
+fn governed_surfaces(
+    text: &str,
+    list: Vec<Spanned<String>>,
+) -> Result<BTreeSet<Surface>, ConfigError> {
+    const FIELD: &str = "never_automate.surfaces";
+    let span_start = list.first().map(|s| s.span().start);
+    let set = surfaces(text, FIELD, list)?;
+    if set.contains(&Surface::Governance) {
+        return Ok(set);
+    }
+    let (line, column) = match span_start {
+        Some(start) => position(text, start),
+        None => field_position(text, "surfaces"),
+    };
+    Err(ConfigError {
+        file: CONFIG_FILE.to_owned(),
+        line,
+        column,
+        field: Some(FIELD.to_owned()),
+        message: "`governance` cannot be removed: an agent must never be able to edit the rules that govern it"
+            .to_owned(),
+    })
+}
+
+/// Position of `key =` in the `[never_automate]` table, for an error about an empty list.
+fn field_position(text: &str, key: &str) -> (usize, usize) {
+    let mut in_table = false;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            in_table = trimmed.starts_with("[never_automate]");
+        } else if in_table && trimmed.starts_with(key) {
+            return (index + 1, line.len() - trimmed.len() + 1);
+        }
+    }
+    (0, 0)
+}
+
+fn unknown_surface(name: &str) -> String {
+    let known: Vec<&str> = SURFACE_NAMES.iter().map(|(_, n)| *n).collect();
+    format!(
+        "unknown surface `{name}`, expected one of: {}",
+        known.join(", ")
+    )
+}
+
+/// Recovers the dotted key an error points into. toml's error carries a byte span, not a key
+/// path, so this reads the source around the span: the nearest `key =` at or above the error
+/// line (inside the current table) and the table header above it.
+fn field_at(text: &str, line: usize, spanned: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut key: Option<String> = None;
+    let mut table: Option<String> = None;
+    // A span that is itself a bare key (unknown field) names the field directly.
+    let spanned = spanned.trim().trim_matches('"');
+    let bare_key = !spanned.is_empty()
+        && spanned
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    for index in (0..line.min(lines.len())).rev() {
+        let current = strip_comment(lines[index]).trim();
+        if let Some(header) = current.strip_prefix('[') {
+            let header = header.trim_start_matches('[');
+            let header = header.split(']').next().unwrap_or("").trim();
+            table = Some(header.to_owned());
+            if index + 1 == line && key.is_none() {
+                return Some(header.to_owned());
+            }
+            break;
+        }
+        if key.is_none()
+            && let Some((k, _)) = current.split_once('=')
+        {
+            let k = k.trim().trim_matches('"');
+            if !k.is_empty() {
+                key = Some(k.to_owned());
+            }
+        }
+    }
+    if key.is_none() && bare_key {
+        key = Some(spanned.to_owned());
+    }
+    match (table, key) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (None, Some(k)) => Some(k),
+        (Some(t), None) => Some(t),
+        (None, None) => None,
+    }
+}
+
+fn strip_comment(line: &str) -> &str {
+    // Good enough for locating keys: a `#` inside a quoted glob only shortens the value part.
+    line.split('#').next().unwrap_or("")
+}
+
+// The raw, serde-facing shape. Lists keep their elements' spans so validation after parsing
+// can still point at the offending element; scalars and keys validate inside `Deserialize`,
+// where toml attaches the position itself.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    graph: RawGraph,
+    policy: RawPolicy,
+    never_automate: RawNeverAutomate,
+    governance: RawGovernance,
+    plan: RawPlan,
+    agents: RawAgents,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawGraph {
+    catalog: Option<Vec<Spanned<String>>>,
+    codeowners: Option<RepoPath>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawPolicy {
+    dir: Option<RepoPath>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawNeverAutomate {
+    surfaces: Option<Vec<Spanned<String>>>,
+    paths: BTreeMap<SurfaceName, Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawGovernance {
+    paths: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawPlan {
+    depth: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawAgents {
+    patterns: Option<Vec<String>>,
+}
+
+impl RawConfig {
+    fn into_config(self, text: &str) -> Result<Config, ConfigError> {
+        let defaults = Config::default();
+        let mut paths = defaults.never_automate.paths;
+        // Per-surface merge: naming one surface's paths must not silently drop the CI/CD or
+        // migration defaults. `ci-cd = []` removes them explicitly.
+        for (surface, list) in self.never_automate.paths {
+            let field = format!("never_automate.paths.{}", surface_name(surface.0));
+            paths.insert(surface.0, globs(text, &field, list)?);
+        }
+        Ok(Config {
+            graph: GraphConfig {
+                catalog: match self.graph.catalog {
+                    Some(list) => globs(text, "graph.catalog", list)?,
+                    None => defaults.graph.catalog,
+                },
+                codeowners: self.graph.codeowners.map(|p| p.0),
+            },
+            policy: PolicyConfig {
+                dir: self.policy.dir.map_or(defaults.policy.dir, |p| p.0),
+            },
+            never_automate: NeverAutomateConfig {
+                surfaces: match self.never_automate.surfaces {
+                    Some(list) => governed_surfaces(text, list)?,
+                    None => defaults.never_automate.surfaces,
+                },
+                paths,
+            },
+            governance: GovernanceConfig {
+                paths: globs(text, "governance.paths", self.governance.paths)?,
+            },
+            plan: PlanConfig {
+                depth: self.plan.depth.unwrap_or(defaults.plan.depth),
+            },
+            agents: AgentsConfig {
+                patterns: self.agents.patterns.unwrap_or(defaults.agents.patterns),
+            },
+        })
+    }
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct SurfaceName(Surface);
+
+impl<'de> Deserialize<'de> for SurfaceName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        parse_surface(&name)
+            .map(SurfaceName)
+            .ok_or_else(|| serde::de::Error::custom(unknown_surface(&name)))
+    }
+}
+
+/// A repository-relative path: no leading `/`, no `..`, `/`-separated.
+struct RepoPath(String);
+
+impl<'de> Deserialize<'de> for RepoPath {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let trimmed = text.trim_end_matches('/');
+        let unsafe_path = trimmed.is_empty()
+            || trimmed.starts_with('/')
+            || trimmed.contains('\\')
+            || trimmed.split('/').any(|c| c == ".." || c.is_empty());
+        if unsafe_path {
+            return Err(serde::de::Error::custom(format!(
+                "`{text}` is not a repository-relative path (use `/` separators, no leading `/`, no `..`)"
+            )));
+        }
+        Ok(RepoPath(trimmed.to_owned()))
+    }
+}
+
+/// The starter file `countersign init` writes. It spells out every default, so it parses to
+/// exactly `Config::default()` (tested).
+pub const STARTER_CONFIG: &str = r#"# countersign.toml: how countersign reads this repository.
+# countersign reads this file from the *base* commit of a change, so a change cannot
+# rewrite the rules that judge it. Every key is optional; the values below are the defaults.
+# Reference: docs/config.md
+
+[graph]
+# Globs of Backstage descriptor files that make up the system graph.
+catalog = ["**/catalog-info.yaml", "**/catalog-info.yml"]
+# CODEOWNERS location. Unset, countersign reads the first of .github/CODEOWNERS,
+# CODEOWNERS and docs/CODEOWNERS, in GitHub's order.
+# codeowners = ".github/CODEOWNERS"
+
+[policy]
+# Directory of Cedar policies (*.cedar). When it does not exist in the repository,
+# the default policy pack embedded in countersign applies.
+dir = ".countersign/policy"
+
+[never_automate]
+# Surfaces whose changes are never merged without a person. Valid names: auth, authz,
+# payments, regulated-data, irreversible, ci-cd, governance. `governance` (countersign's
+# own config, policy, catalog and CODEOWNERS files) cannot be removed.
+surfaces = ["auth", "authz", "payments", "regulated-data", "irreversible", "ci-cd", "governance"]
+
+# Files that carry a surface whatever the catalog says. Each key is a surface; a key
+# set here replaces that surface's default globs, other surfaces keep theirs.
+[never_automate.paths]
+irreversible = ["**/migrations/**"]
+ci-cd = [".github/workflows/**", ".gitlab-ci.yml", ".circleci/**", "Jenkinsfile"]
+
+[governance]
+# Extra files that govern changes (countersign.toml, the policy directory, catalog files
+# and CODEOWNERS always are).
+paths = []
+
+[plan]
+# How many levels of dependents the validation plan includes beyond the touched nodes.
+depth = 1
+
+[agents]
+# Commit author names treated as agents. Case-insensitive; only `*` is special.
+patterns = ["*[bot]", "dependabot*", "renovate*"]
+"#;

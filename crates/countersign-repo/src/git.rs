@@ -1,0 +1,691 @@
+//! The governed git repository, read through gix: revisions, snapshots at a commit, diffs
+//! between commits, commit metadata and first-parent history.
+//!
+//! Everything is computed from git objects by countersign itself; nothing shells out to
+//! `git`, so a machine with only the Rust toolchain can evaluate changes, and the diff is
+//! not shaped by a user's git configuration. This module does not interpret paths (mapping
+//! them to nodes is countersign-graph's work) and does not write (see `write`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use countersign_graph::{FileSource, SourceError};
+use gix::bstr::{BStr, ByteSlice};
+use gix::object::tree::diff::ChangeDetached;
+
+/// A commit's full hexadecimal object id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CommitId(String);
+
+impl CommitId {
+    /// Accepts a full hexadecimal object id (40 digits for SHA-1), case-insensitively.
+    pub fn from_hex(hex: &str) -> Result<CommitId, RepoError> {
+        let id =
+            gix::ObjectId::from_hex(hex.as_bytes()).map_err(|e| RepoError::InvalidCommitId {
+                id: hex.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(CommitId::from_object_id(id))
+    }
+
+    /// The full lower-case hexadecimal id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first seven digits, for people.
+    pub fn short(&self) -> &str {
+        self.0.get(..7).unwrap_or(&self.0)
+    }
+
+    pub(crate) fn from_object_id(id: gix::ObjectId) -> CommitId {
+        CommitId(id.to_string())
+    }
+
+    pub(crate) fn object_id(&self) -> Result<gix::ObjectId, RepoError> {
+        gix::ObjectId::from_hex(self.0.as_bytes()).map_err(|e| RepoError::InvalidCommitId {
+            id: self.0.clone(),
+            message: e.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why the repository could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{}: not a git repository: {message}", path.display())]
+    NotARepository { path: PathBuf, message: String },
+    #[error("{}: the repository has no commits yet, so revision `{rev}` names nothing", path.display())]
+    EmptyRepository { path: PathBuf, rev: String },
+    #[error("revision `{rev}` does not exist: {message}")]
+    RevNotFound { rev: String, message: String },
+    #[error("revision `{rev}` names a {kind}, not a commit")]
+    NotACommit { rev: String, kind: String },
+    #[error(
+        "revision `{rev}` needs history this shallow clone does not have ({detail}); \
+         fetch more history, e.g. `git fetch --deepen=100` or `git fetch --unshallow`"
+    )]
+    ShallowHistory { rev: String, detail: String },
+    #[error("`{id}` is not a commit id: {message}")]
+    InvalidCommitId { id: String, message: String },
+    /// A path whose bytes are not UTF-8, shown lossily (invalid bytes as U+FFFD).
+    #[error("path {path:?} in {context} is not valid UTF-8; countersign maps paths as UTF-8 text")]
+    NonUtf8Path { path: String, context: String },
+    #[error("no file differs between {base} and {head}")]
+    EmptyDiff { base: CommitId, head: CommitId },
+    #[error("invalid signature `{signature}`: expected `Name <email>`")]
+    InvalidSignature { signature: String },
+    #[error("{context}: {message}")]
+    Git { context: String, message: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Renders a gix error with its causes: the top frame alone is often just "could not find".
+pub(crate) fn git_error(context: impl Into<String>, error: &gix::Error) -> RepoError {
+    RepoError::Git {
+        context: context.into(),
+        message: format!("{error:#}").replace('\n', "; "),
+    }
+}
+
+/// An opened git repository.
+pub struct Repo {
+    inner: gix::Repository,
+    path: PathBuf,
+}
+
+impl fmt::Debug for Repo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Repo").field("path", &self.path).finish()
+    }
+}
+
+/// How a path changed between two commits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChangeKind {
+    Added,
+    /// Content or mode (executable bit, file ↔ symlink) changed.
+    Modified,
+    Deleted,
+    /// Moved from `from`, possibly with edits (50% similarity, git's default).
+    Renamed {
+        from: String,
+    },
+}
+
+/// One changed file. Copies are not detected: a copy is reported as `Added`, which yields
+/// the same changed paths since a copy's source does not change.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChangedPath {
+    pub path: String,
+    pub kind: ChangeKind,
+}
+
+/// Every path a diff touches, sorted and unique. A rename counts both its source and its
+/// destination, so moving a file out of a sensitive directory still touches that directory.
+pub fn changed_paths(changes: &[ChangedPath]) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::with_capacity(changes.len());
+    for change in changes {
+        if let ChangeKind::Renamed { from } = &change.kind {
+            paths.push(from.clone());
+        }
+        paths.push(change.path.clone());
+    }
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// Who made a commit, and when (seconds since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub name: String,
+    pub email: String,
+    pub time: i64,
+}
+
+/// The metadata of a commit that decisions and audit records need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub id: CommitId,
+    pub author: Person,
+    pub committer: Person,
+    /// The first paragraph of the message, folded onto one line.
+    pub summary: String,
+    pub parents: Vec<CommitId>,
+}
+
+impl Repo {
+    /// Opens the repository containing `path` (a work tree, a directory inside one, or a
+    /// git dir).
+    pub fn open(path: impl AsRef<Path>) -> Result<Repo, RepoError> {
+        let path = path.as_ref();
+        if !path.is_dir() {
+            return Err(RepoError::NotARepository {
+                path: path.to_owned(),
+                message: "no such directory".to_owned(),
+            });
+        }
+        let inner = gix::discover(path).map_err(|e| RepoError::NotARepository {
+            path: path.to_owned(),
+            message: format!("{e}"),
+        })?;
+        Ok(Repo {
+            inner,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The work tree root, `None` for a bare repository.
+    pub fn work_dir(&self) -> Option<&Path> {
+        self.inner.workdir()
+    }
+
+    /// Whether the repository is a shallow clone.
+    pub fn is_shallow(&self) -> bool {
+        // An unreadable shallow-file location only matters for error wording; treat it as not shallow.
+        self.inner.is_shallow().unwrap_or(false)
+    }
+
+    /// Resolves a revision (`HEAD~2`, a branch, a tag, a full or short id) to a commit.
+    pub fn resolve(&self, rev: &str) -> Result<CommitId, RepoError> {
+        if rev.trim().is_empty() {
+            return Err(RepoError::RevNotFound {
+                rev: rev.to_owned(),
+                message: "the revision is empty".to_owned(),
+            });
+        }
+        if !self.has_commits()? {
+            return Err(RepoError::EmptyRepository {
+                path: self.path.clone(),
+                rev: rev.to_owned(),
+            });
+        }
+        match self.inner.rev_parse_single(rev) {
+            Ok(id) => self.peel_to_commit(rev, id.detach()),
+            Err(e) => Err(self.unresolvable(rev, format!("{e}"))),
+        }
+    }
+
+    /// A revision that rev-parse rejected. In a shallow clone, a revision whose starting
+    /// point resolves but whose ancestry walk fails (`HEAD~5` past the boundary), or an id
+    /// that is not present, most likely lies beyond the fetched history.
+    fn unresolvable(&self, rev: &str, gix_message: String) -> RepoError {
+        let start = rev.find(['~', '^', '@', ':']).map_or(rev, |at| &rev[..at]);
+        let navigates = start.len() < rev.len() && self.inner.rev_parse_single(start).is_ok();
+        let looks_like_id = rev.len() >= 4 && rev.chars().all(|c| c.is_ascii_hexdigit());
+        if self.is_shallow() && (navigates || looks_like_id) {
+            return RepoError::ShallowHistory {
+                rev: rev.to_owned(),
+                detail: gix_message,
+            };
+        }
+        // gix's own wording ("couldn't parse revision") reads like a syntax error for a
+        // simple typo, so the common cases get plain words.
+        let message = if navigates {
+            format!("`{start}` exists but `{rev}` goes beyond its history ({gix_message})")
+        } else if looks_like_id {
+            format!("no commit id starts with `{rev}`")
+        } else if start == rev {
+            format!("no branch, tag or commit is named `{rev}`")
+        } else {
+            gix_message
+        };
+        RepoError::RevNotFound {
+            rev: rev.to_owned(),
+            message,
+        }
+    }
+
+    fn has_commits(&self) -> Result<bool, RepoError> {
+        let head = self
+            .inner
+            .head()
+            .map_err(|e| git_error("reading HEAD", &e))?;
+        if !head.is_unborn() {
+            return Ok(true);
+        }
+        // HEAD may point at an unborn branch while other branches exist (an orphan checkout).
+        let references = self
+            .inner
+            .references()
+            .map_err(|e| git_error("listing references", &e))?;
+        let mut all = references
+            .all()
+            .map_err(|e| git_error("listing references", &e))?;
+        Ok(all.next().is_some())
+    }
+
+    fn peel_to_commit(&self, rev: &str, id: gix::ObjectId) -> Result<CommitId, RepoError> {
+        let object = match self.inner.try_find_object(id) {
+            Ok(Some(object)) => object,
+            Ok(None) => return Err(self.missing_commit(rev, id)),
+            Err(e) => return Err(git_error(format!("reading object {id} for `{rev}`"), &e)),
+        };
+        let kind = object.kind;
+        match object.peel_to_commit() {
+            Ok(commit) => Ok(CommitId::from_object_id(commit.id)),
+            Err(_) if kind != gix::objs::Kind::Tag => Err(RepoError::NotACommit {
+                rev: rev.to_owned(),
+                kind: kind.to_string(),
+            }),
+            Err(e) => Err(self.unresolvable(rev, format!("{e}"))),
+        }
+    }
+
+    fn missing_commit(&self, rev: &str, id: gix::ObjectId) -> RepoError {
+        let detail = format!("commit {id} is not in the object database");
+        if self.is_shallow() {
+            RepoError::ShallowHistory {
+                rev: rev.to_owned(),
+                detail,
+            }
+        } else {
+            RepoError::RevNotFound {
+                rev: rev.to_owned(),
+                message: detail,
+            }
+        }
+    }
+
+    fn find_commit(&self, id: &CommitId) -> Result<gix::Commit<'_>, RepoError> {
+        let oid = id.object_id()?;
+        match self.inner.try_find_object(oid) {
+            Ok(Some(object)) if object.kind == gix::objs::Kind::Commit => Ok(object.into_commit()),
+            Ok(Some(object)) => Err(RepoError::NotACommit {
+                rev: id.to_string(),
+                kind: object.kind.to_string(),
+            }),
+            Ok(None) => Err(self.missing_commit(id.as_str(), oid)),
+            Err(e) => Err(git_error(format!("reading commit {id}"), &e)),
+        }
+    }
+
+    fn tree_of(&self, id: &CommitId) -> Result<gix::Tree<'_>, RepoError> {
+        self.find_commit(id)?
+            .tree()
+            .map_err(|e| git_error(format!("reading the tree of commit {id}"), &e))
+    }
+
+    /// The snapshot of every file at `commit`.
+    pub fn commit_tree(&self, commit: &CommitId) -> Result<CommitTree, RepoError> {
+        let tree = self.tree_of(commit)?;
+        let files = tree
+            .traverse()
+            .breadthfirst
+            .files()
+            .map_err(|e| git_error(format!("walking the tree of commit {commit}"), &e))?;
+        let mut entries: Vec<(String, gix::ObjectId)> = Vec::with_capacity(files.len());
+        let mut non_utf8_paths = Vec::new();
+        for file in files {
+            // Submodules (commit entries) have no content in this repository; trees are walked.
+            if !file.mode.is_blob_or_symlink() {
+                continue;
+            }
+            match file.filepath.to_str() {
+                Ok(path) => entries.push((path.to_owned(), file.oid)),
+                Err(_) => non_utf8_paths.push(file.filepath.to_str_lossy().into_owned()),
+            }
+        }
+        // Git orders tree entries with directories sorting as if suffixed by `/`; the
+        // FileSource contract is plain byte order.
+        entries.sort();
+        non_utf8_paths.sort();
+        let paths = entries.iter().map(|(p, _)| p.clone()).collect();
+        Ok(CommitTree {
+            repo: self.inner.clone(),
+            commit: commit.clone(),
+            paths,
+            entries,
+            non_utf8_paths,
+        })
+    }
+
+    /// The files that differ between two commits, sorted by path, with renames detected
+    /// (50% similarity, as git does by default). Directories are not reported, only the
+    /// files inside them. Mode-only changes are `Modified`.
+    ///
+    /// A non-UTF-8 path is an error here (not a skip as in [`CommitTree`]): a change must
+    /// never be judged on fewer paths than it touches. No differing file is [`RepoError::EmptyDiff`].
+    pub fn diff(&self, base: &CommitId, head: &CommitId) -> Result<Vec<ChangedPath>, RepoError> {
+        let old = self.tree_of(base)?;
+        let new = self.tree_of(head)?;
+        // Explicit options: the result must not depend on the user's `diff.renames` setting.
+        let options =
+            gix::diff::Options::default().with_rewrites(Some(gix::diff::Rewrites::default()));
+        let changes = self
+            .inner
+            .diff_tree_to_tree(&old, &new, options)
+            .map_err(|e| git_error(format!("diffing {base}..{head}"), &e))?;
+        let context = || format!("the diff {}..{}", base.short(), head.short());
+        let utf8 = |location: &BStr| -> Result<String, RepoError> {
+            location
+                .to_str()
+                .map(str::to_owned)
+                .map_err(|_| RepoError::NonUtf8Path {
+                    path: location.to_str_lossy().into_owned(),
+                    context: context(),
+                })
+        };
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            let (path, kind) = match change {
+                ChangeDetached::Addition { entry_mode, .. }
+                | ChangeDetached::Deletion { entry_mode, .. }
+                    if entry_mode.is_tree() =>
+                {
+                    continue;
+                }
+                ChangeDetached::Addition { location, .. } => {
+                    (utf8(location.as_ref())?, ChangeKind::Added)
+                }
+                ChangeDetached::Deletion { location, .. } => {
+                    (utf8(location.as_ref())?, ChangeKind::Deleted)
+                }
+                ChangeDetached::Modification {
+                    previous_entry_mode,
+                    entry_mode,
+                    ..
+                } if previous_entry_mode.is_tree() && entry_mode.is_tree() => {
+                    continue;
+                }
+                ChangeDetached::Modification { location, .. } => {
+                    (utf8(location.as_ref())?, ChangeKind::Modified)
+                }
+                ChangeDetached::Rewrite { entry_mode, .. } if entry_mode.is_tree() => continue,
+                ChangeDetached::Rewrite {
+                    location,
+                    copy: true,
+                    ..
+                } => (utf8(location.as_ref())?, ChangeKind::Added),
+                ChangeDetached::Rewrite {
+                    source_location,
+                    location,
+                    ..
+                } => (
+                    utf8(location.as_ref())?,
+                    ChangeKind::Renamed {
+                        from: utf8(source_location.as_ref())?,
+                    },
+                ),
+            };
+            out.push(ChangedPath { path, kind });
+        }
+        if out.is_empty() {
+            return Err(RepoError::EmptyDiff {
+                base: base.clone(),
+                head: head.clone(),
+            });
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Author, committer, summary and parents of a commit.
+    pub fn commit_info(&self, id: &CommitId) -> Result<CommitInfo, RepoError> {
+        let commit = self.find_commit(id)?;
+        let context = || format!("decoding commit {id}");
+        let person = |sig: gix::actor::SignatureRef<'_>| {
+            let sig = sig.trim();
+            Person {
+                name: sig.name.to_str_lossy().into_owned(),
+                email: sig.email.to_str_lossy().into_owned(),
+                time: sig.seconds(),
+            }
+        };
+        let author = person(commit.author().map_err(|e| git_error(context(), &e))?);
+        let committer = person(commit.committer().map_err(|e| git_error(context(), &e))?);
+        let summary = commit
+            .message()
+            .map_err(|e| git_error(context(), &e))?
+            .summary()
+            .to_str_lossy()
+            .into_owned();
+        let parents = commit
+            .parent_ids()
+            .map(|p| CommitId::from_object_id(p.detach()))
+            .collect();
+        Ok(CommitInfo {
+            id: id.clone(),
+            author,
+            committer,
+            summary,
+            parents,
+        })
+    }
+
+    /// Up to `n` commits following first parents from `rev`, newest first, `rev` itself
+    /// included. Stops early at a root commit. Reaching the boundary of a shallow clone
+    /// before `n` commits is [`RepoError::ShallowHistory`], because a silently shorter
+    /// history would replay fewer decisions than asked.
+    pub fn first_parent_history(&self, rev: &str, n: usize) -> Result<Vec<CommitId>, RepoError> {
+        let mut history = Vec::with_capacity(n.min(1024));
+        if n == 0 {
+            return Ok(history);
+        }
+        let shallow_boundary: Vec<gix::ObjectId> = self
+            .inner
+            .shallow_commits()
+            .ok()
+            .flatten()
+            .map(|commits| commits.iter().copied().collect())
+            .unwrap_or_default();
+        let mut current = self.resolve(rev)?;
+        loop {
+            let commit = self.find_commit(&current)?;
+            let parent = commit.parent_ids().next().map(|p| p.detach());
+            let oid = commit.id;
+            history.push(current);
+            if history.len() == n {
+                break;
+            }
+            let Some(parent) = parent else { break };
+            if shallow_boundary.contains(&oid) {
+                return Err(RepoError::ShallowHistory {
+                    rev: rev.to_owned(),
+                    detail: format!(
+                        "history ends at the shallow boundary {oid} after {} commits",
+                        history.len()
+                    ),
+                });
+            }
+            current = CommitId::from_object_id(parent);
+        }
+        Ok(history)
+    }
+}
+
+/// Every file of one commit, read lazily from the object database.
+///
+/// Paths that are not UTF-8 are skipped and listed in [`CommitTree::non_utf8_paths`] for the
+/// caller to report: one odd legacy file name must not make a repository's governed state
+/// unreadable, and the diff (which does error on them) guarantees a change touching such a
+/// path is never judged without it. Submodule entries are not files and are not listed;
+/// symbolic links are listed and read as their target path.
+pub struct CommitTree {
+    repo: gix::Repository,
+    commit: CommitId,
+    paths: Vec<String>,
+    entries: Vec<(String, gix::ObjectId)>,
+    non_utf8_paths: Vec<String>,
+}
+
+impl fmt::Debug for CommitTree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommitTree")
+            .field("commit", &self.commit)
+            .field("files", &self.paths.len())
+            .field("non_utf8_paths", &self.non_utf8_paths)
+            .finish()
+    }
+}
+
+impl CommitTree {
+    pub fn commit(&self) -> &CommitId {
+        &self.commit
+    }
+
+    /// Paths skipped because they are not UTF-8, shown lossily, sorted.
+    pub fn non_utf8_paths(&self) -> &[String] {
+        &self.non_utf8_paths
+    }
+}
+
+impl FileSource for CommitTree {
+    fn paths(&self) -> &[String] {
+        &self.paths
+    }
+
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let Ok(index) = self.entries.binary_search_by(|(p, _)| p.as_str().cmp(path)) else {
+            return Ok(None);
+        };
+        let id = self.entries[index].1;
+        let object = self.repo.find_object(id).map_err(|e| SourceError {
+            path: path.to_owned(),
+            message: format!("blob {id} of commit {}: {e:#}", self.commit.short()),
+        })?;
+        Ok(Some(object.detach().data))
+    }
+}
+
+/// Directories never listed when a work tree is not a git repository: version control
+/// metadata and build outputs that no descriptor lives in.
+const SKIPPED_DIRS: [&str; 3] = [".git", "target", "node_modules"];
+
+/// The files of a directory on disk, read lazily.
+///
+/// When `root` is a git work tree root (it has a `.git`), the files are the index's tracked
+/// files (as `git ls-files`): untracked files are not part of the governed repository.
+/// Otherwise every regular file below `root` is listed, skipping `.git`, `target` and
+/// `node_modules`. Non-UTF-8 paths are skipped and reported as for [`CommitTree`].
+/// Only listed paths can be read, so a path with `..` cannot escape `root`.
+#[derive(Debug)]
+pub struct WorkTree {
+    root: PathBuf,
+    paths: Vec<String>,
+    non_utf8_paths: Vec<String>,
+}
+
+impl WorkTree {
+    pub fn open(root: impl AsRef<Path>) -> Result<WorkTree, RepoError> {
+        let root = root.as_ref().to_owned();
+        if !root.is_dir() {
+            return Err(RepoError::Io {
+                path: root,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+            });
+        }
+        let mut paths = Vec::new();
+        let mut non_utf8_paths = Vec::new();
+        if root.join(".git").exists() {
+            let repo = gix::open(&root).map_err(|e| RepoError::NotARepository {
+                path: root.clone(),
+                message: format!("{e}"),
+            })?;
+            let index = repo
+                .index_or_empty()
+                .map_err(|e| git_error("reading the index", &e))?;
+            for entry in index.entries() {
+                let mode = entry.mode;
+                if mode.contains(gix::index::entry::Mode::COMMIT)
+                    || mode == gix::index::entry::Mode::DIR
+                {
+                    continue;
+                }
+                let path = entry.path(&index);
+                match path.to_str() {
+                    Ok(path) => paths.push(path.to_owned()),
+                    Err(_) => non_utf8_paths.push(path.to_str_lossy().into_owned()),
+                }
+            }
+        } else {
+            walk(&root, "", &mut paths, &mut non_utf8_paths)?;
+        }
+        paths.sort();
+        // Conflicted files appear once per stage in the index.
+        paths.dedup();
+        non_utf8_paths.sort();
+        non_utf8_paths.dedup();
+        Ok(WorkTree {
+            root,
+            paths,
+            non_utf8_paths,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Paths skipped because they are not UTF-8, shown lossily, sorted.
+    pub fn non_utf8_paths(&self) -> &[String] {
+        &self.non_utf8_paths
+    }
+}
+
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    paths: &mut Vec<String>,
+    non_utf8: &mut Vec<String>,
+) -> Result<(), RepoError> {
+    let io = |source| RepoError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            non_utf8.push(format!("{prefix}{}", name.to_string_lossy()));
+            continue;
+        };
+        let relative = format!("{prefix}{name}");
+        // `file_type` does not follow symlinks, so a linked directory cannot loop the walk.
+        let file_type = entry.file_type().map_err(io)?;
+        if file_type.is_dir() {
+            if !SKIPPED_DIRS.contains(&name) {
+                walk(&entry.path(), &format!("{relative}/"), paths, non_utf8)?;
+            }
+        } else if file_type.is_file() || (file_type.is_symlink() && entry.path().is_file()) {
+            paths.push(relative);
+        }
+    }
+    Ok(())
+}
+
+impl FileSource for WorkTree {
+    fn paths(&self) -> &[String] {
+        &self.paths
+    }
+
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        if self
+            .paths
+            .binary_search_by(|p| p.as_str().cmp(path))
+            .is_err()
+        {
+            return Ok(None);
+        }
+        match std::fs::read(self.root.join(path)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            // Tracked in the index but deleted on disk: the snapshot has no such file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SourceError {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! countersign.toml parsing: defaults, the starter file, and precise errors.
+
+use countersign_graph::Surface;
+use countersign_repo::{CODEOWNERS_LOCATIONS, Config, STARTER_CONFIG};
+
+/// Parses `text`, rendering the outcome as one line: `ok` plus a debug dump, or the error.
+fn check(text: &str) -> String {
+    match Config::parse(text) {
+        Ok(config) if config == Config::default() => "ok: defaults".to_owned(),
+        Ok(config) => format!("ok: {config:?}"),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+#[test]
+fn empty_file_is_the_defaults() {
+    assert_eq!(check(""), "ok: defaults");
+    assert_eq!(check("[graph]\n[policy]\n"), "ok: defaults");
+}
+
+#[test]
+fn starter_config_parses_to_exactly_the_defaults() {
+    assert_eq!(Config::parse(STARTER_CONFIG).unwrap(), Config::default());
+}
+
+#[test]
+fn defaults_match_the_documentation() {
+    let config = Config::default();
+    assert_eq!(
+        config.graph.catalog,
+        ["**/catalog-info.yaml", "**/catalog-info.yml"]
+    );
+    assert_eq!(
+        config.graph.codeowners_candidates(),
+        CODEOWNERS_LOCATIONS.to_vec()
+    );
+    assert_eq!(config.policy.dir, ".countersign/policy");
+    assert_eq!(config.never_automate.surfaces.len(), 7);
+    assert_eq!(
+        config.never_automate.paths[&Surface::Irreversible],
+        ["**/migrations/**"]
+    );
+    assert_eq!(
+        config.never_automate.paths[&Surface::CiCd],
+        [
+            ".github/workflows/**",
+            ".gitlab-ci.yml",
+            ".circleci/**",
+            "Jenkinsfile"
+        ]
+    );
+    assert!(config.governance.paths.is_empty());
+    assert_eq!(config.plan.depth, 1);
+}
+
+#[test]
+fn explicit_values_replace_defaults() {
+    let config = Config::parse(
+        r#"
+[graph]
+catalog = ["catalog/**/*.yaml"]
+codeowners = "docs/CODEOWNERS"
+
+[never_automate]
+surfaces = ["payments", "auth", "governance"]
+
+[never_automate.paths]
+payments = ["billing/**"]
+ci-cd = []
+
+[plan]
+depth = 3
+"#,
+    )
+    .unwrap();
+    assert_eq!(config.graph.catalog, ["catalog/**/*.yaml"]);
+    assert_eq!(config.graph.codeowners_candidates(), ["docs/CODEOWNERS"]);
+    assert_eq!(
+        config.never_automate.surfaces,
+        [Surface::Auth, Surface::Payments, Surface::Governance]
+            .into_iter()
+            .collect()
+    );
+    // Per-surface merge: irreversible keeps its default, ci-cd is emptied explicitly.
+    assert_eq!(
+        config.never_automate.paths[&Surface::Irreversible],
+        ["**/migrations/**"]
+    );
+    assert!(config.never_automate.paths[&Surface::CiCd].is_empty());
+    assert_eq!(
+        config.never_automate.paths[&Surface::Payments],
+        ["billing/**"]
+    );
+    assert_eq!(config.plan.depth, 3);
+}
+
+#[test]
+fn errors_name_line_column_and_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[graph]\ncatalog = [\"a\"]\ncatalogue = [\"b\"]\n",
+            "error: countersign.toml:3:1: field `graph.catalogue`: unknown field `catalogue`, expected `catalog` or `codeowners`",
+        ),
+        (
+            "[grpah]\n",
+            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`",
+        ),
+        (
+            "[never_automate]\nsurfaces = [\"auth\", \"payment\"]\n",
+            "error: countersign.toml:2:21: field `never_automate.surfaces`: unknown surface `payment`, expected one of: auth, authz, payments, regulated-data, irreversible, ci-cd, governance",
+        ),
+        (
+            "[never_automate.paths]\nbilling = [\"x/**\"]\n",
+            "error: countersign.toml:2:1: field `never_automate.paths.billing`: unknown surface `billing`, expected one of: auth, authz, payments, regulated-data, irreversible, ci-cd, governance",
+        ),
+        (
+            "[never_automate]\nsurfaces = [\"auth\"]\n",
+            "error: countersign.toml:2:13: field `never_automate.surfaces`: `governance` cannot be removed: an agent must never be able to edit the rules that govern it",
+        ),
+        (
+            "[never_automate]\nsurfaces = []\n",
+            "error: countersign.toml:2:1: field `never_automate.surfaces`: `governance` cannot be removed: an agent must never be able to edit the rules that govern it",
+        ),
+        (
+            "[plan]\ndepth = \"two\"\n",
+            "error: countersign.toml:2:9: field `plan.depth`: invalid type: string \"two\", expected u32",
+        ),
+        (
+            "[plan]\ndepth = -1\n",
+            "error: countersign.toml:2:9: field `plan.depth`: invalid value: integer `-1`, expected u32",
+        ),
+        (
+            "[governance]\npaths = [\n  \"ok/**\",\n  \"bad/[\",\n]\n",
+            "error: countersign.toml:4:3: field `governance.paths`: invalid glob `bad/[`: unclosed character class; missing ']'",
+        ),
+        (
+            "[policy]\ndir = \"../elsewhere\"\n",
+            "error: countersign.toml:2:7: field `policy.dir`: `../elsewhere` is not a repository-relative path (use `/` separators, no leading `/`, no `..`)",
+        ),
+        (
+            "[graph]\ncatalog = [\"a\"\n",
+            "error: countersign.toml:2:15: field `graph.catalog`: unclosed array, expected `]`",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (input, expected) in cases {
+        let actual = check(input);
+        if actual != *expected {
+            failures.push(format!(
+                "input:\n{input}\nexpected: {expected}\nactual:   {actual}\n"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn agent_patterns_treat_brackets_literally() {
+    let agents = Config::default().agents;
+    for name in [
+        "dependabot[bot]",
+        "github-actions[bot]",
+        "Renovate Bot",
+        "dependabot",
+    ] {
+        assert!(agents.is_agent(name), "{name} should be an agent");
+    }
+    for name in ["alice", "b", "bot", "my-bot", "[bot]x"] {
+        assert!(!agents.is_agent(name), "{name} should not be an agent");
+    }
+}
+
+/// Every TOML example in docs/config.md parses, and the starter block there is the defaults.
+#[test]
+fn documentation_examples_parse() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md"))
+        .unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 7, "found {} toml blocks", blocks.len());
+    for block in &blocks {
+        if let Err(e) = Config::parse(block) {
+            panic!("docs/config.md example does not parse: {e}\n{block}");
+        }
+    }
+    assert_eq!(
+        Config::parse(blocks.last().unwrap()).unwrap(),
+        Config::default()
+    );
+}
+
+#[test]
+fn surface_spellings_round_trip() {
+    for surface in Config::default().never_automate.surfaces {
+        let name = countersign_repo::config::surface_name(surface);
+        assert_eq!(
+            countersign_repo::config::parse_surface(name),
+            Some(surface),
+            "{name}"
+        );
+    }
+}
