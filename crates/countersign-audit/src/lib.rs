@@ -1,0 +1,24 @@
+//! Tamper-evident audit core: the Merkle log math (RFC 6962 / RFC 9162), C2SP signed notes and
+//! checkpoints, canonical audit events (RFC 8785) and whole-log verification.
+//!
+//! Pure: no file, network, clock or randomness. Callers pass times, key seeds and a
+//! [`TreeStore`] for stored hashes; persistence lives in countersign-store and the commands
+//! in the binary. Bundles (export and offline re-derivation) are not here yet.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::panic))]
+
+pub mod canonical;
+pub mod checkpoint;
+pub mod event;
+pub mod log;
+pub mod merkle;
+pub mod note;
+
+pub use canonical::{CanonicalError, canonicalize};
+pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
+pub use event::{Event, EventError, EventKind, leaf_bytes};
+pub use log::{LogError, VerifiedLog, verify_log};
+pub use merkle::{
+    ConsistencyProof, Hash, InclusionProof, MemoryStore, ProveError, StoreError, TreeStore,
+    VerifyError, leaf_hash, prove_consistency, prove_inclusion, tree_hash,
+};
+pub use note::{KeyError, Note, NoteError, Signer, Verifier};
