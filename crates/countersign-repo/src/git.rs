@@ -77,7 +77,7 @@ pub enum RepoError {
     /// A path whose bytes are not UTF-8, shown lossily (invalid bytes as U+FFFD).
     #[error("path {path:?} in {context} is not valid UTF-8; countersign maps paths as UTF-8 text")]
     NonUtf8Path { path: String, context: String },
-    #[error("no file differs between {base} and {head}")]
+    #[error("empty diff: no file differs between {base} and {head}, there is nothing to decide")]
     EmptyDiff { base: CommitId, head: CommitId },
     #[error("invalid signature `{signature}`: expected `Name <email>`")]
     InvalidSignature { signature: String },

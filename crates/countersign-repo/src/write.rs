@@ -230,14 +230,7 @@ impl RepoWriter {
         let signature_ref = signature.to_ref(&mut time_buf);
         let id = self
             .repo
-            .commit_as(
-                signature_ref,
-                signature_ref,
-                branch,
-                message,
-                tree,
-                parent,
-            )
+            .commit_as(signature_ref, signature_ref, branch, message, tree, parent)
             .map_err(|e| git_error(format!("committing {message:?}"), &e))?;
         Ok(CommitId::from_object_id(id.detach()))
     }

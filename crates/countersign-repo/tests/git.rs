@@ -387,7 +387,7 @@ fn empty_diff_is_its_own_error() {
     assert!(matches!(err, RepoError::EmptyDiff { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        format!("no file differs between {c3} and {c4}")
+        format!("empty diff: no file differs between {c3} and {c4}, there is nothing to decide")
     );
     assert!(matches!(
         repo.diff(&c3, &c3),

@@ -1,0 +1,617 @@
+//! The Backstage catalog importer: multi-document `catalog-info.yaml` files into
+//! [`Descriptor`]s, following `Location` entities inside the repository.
+//!
+//! It parses and validates one descriptor at a time and resolves references
+//! syntactically (Backstage's defaulting rules). It does not check that references point
+//! at existing entities, nor build edges: that is [`crate::graph`]'s job.
+//!
+//! # countersign annotations
+//! All under `metadata.annotations`, all optional:
+//!
+//! | annotation | value |
+//! |---|---|
+//! | `countersign.dev/criticality` | `low` \| `moderate` \| `high` \| `critical` (default `low`) |
+//! | `countersign.dev/surfaces` | comma-separated: `auth, authz, payments, regulated-data, irreversible, ci-cd, governance` |
+//! | `countersign.dev/paths` | globs of the files the entity owns, separated by commas or newlines |
+//! | `countersign.dev/suites` | comma-separated validation suite names |
+//! | `countersign.dev/revenue-path` | `true` \| `false` (default `false`) |
+//! | `countersign.dev/exposure` | `internet` \| `internal` (default `internal`) |
+//! | `countersign.dev/data-classes` | comma-separated data classes (`pii`, `pci`, ...) |
+//!
+//! **Paths are relative to the descriptor's directory** unless they start with `/`, which
+//! means the repository root: a descriptor travels with its code, so `src/**` in
+//! `services/pay/catalog-info.yaml` is `services/pay/src/**`. A trailing `/` means the
+//! whole directory (`migrations/` = `migrations/**`). Paths may not climb above the root.
+//!
+//! **A Component with no `countersign.dev/paths` owns the directory of its descriptor**
+//! (`<dir>/**`), which is what makes a monorepo whose services each carry a
+//! `catalog-info.yaml` map with no annotation at all. Other kinds own no files unless
+//! annotated.
+//!
+//! Any other `countersign.dev/` annotation is an error: a typo there would silently
+//! weaken governance.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+
+use serde_norway::Value;
+
+use crate::diagnostic::{Diagnostic, DiagnosticCode, Severity};
+use crate::entity_ref::{self, RefContext};
+use crate::error::GraphError;
+use crate::model::{Criticality, EntityRef, Exposure, Kind, SourceLocation, Surface};
+use crate::repo_path;
+use crate::source::FileSource;
+
+/// The annotation prefix countersign owns.
+pub const ANNOTATION_PREFIX: &str = "countersign.dev/";
+
+/// A relation a descriptor declares towards another entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RelationKind {
+    /// `spec.dependsOn`.
+    DependsOn,
+    /// `spec.dependencyOf`: the target depends on this entity.
+    DependencyOf,
+    ProvidesApi,
+    ConsumesApi,
+    /// `spec.subcomponentOf`.
+    SubcomponentOf,
+    /// User `spec.memberOf`.
+    MemberOf,
+    /// Group `spec.members`: the target is a member of this group.
+    HasMember,
+    /// Group `spec.parent`.
+    ChildOf,
+    /// Group `spec.children`: the target is a child of this group.
+    ParentOf,
+}
+
+/// One relation of a descriptor, with the field it came from for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    pub kind: RelationKind,
+    pub target: EntityRef,
+    pub field: &'static str,
+}
+
+/// One parsed and validated catalog entity, its references resolved syntactically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub entity: EntityRef,
+    pub title: Option<String>,
+    pub spec_type: Option<String>,
+    /// `spec.owner` (default kind Group).
+    pub owner: Option<EntityRef>,
+    /// `spec.system` for Component/API/Resource, `spec.domain` for System.
+    pub system: Option<EntityRef>,
+    pub criticality: Criticality,
+    pub surfaces: BTreeSet<Surface>,
+    /// Repository-relative globs, after the defaulting described in the module doc.
+    pub paths: Vec<String>,
+    pub suites: Vec<String>,
+    pub revenue_path: bool,
+    pub exposure: Exposure,
+    pub data_classes: BTreeSet<String>,
+    pub relations: Vec<Relation>,
+    /// User `spec.profile.email`, for CODEOWNERS email owners.
+    pub email: Option<String>,
+    /// Location `spec.target` and `spec.targets`, as written.
+    pub targets: Vec<String>,
+    pub source: SourceLocation,
+}
+
+/// What reading the whole catalog produced.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub descriptors: Vec<Descriptor>,
+    /// Every descriptor file read, sorted: they are the governance surface.
+    pub files: Vec<String>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads every file matching `globs`, then every file their Locations point to, once each.
+pub fn read_catalog(
+    source: &dyn FileSource,
+    globs: &globset::GlobSet,
+    default_namespace: &str,
+) -> Result<Catalog, GraphError> {
+    let mut catalog = Catalog::default();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut queue: VecDeque<String> = source
+        .paths()
+        .iter()
+        .filter(|p| globs.is_match(p.as_str()))
+        .cloned()
+        .collect();
+    seen.extend(queue.iter().cloned());
+    while let Some(file) = queue.pop_front() {
+        let Some(bytes) = source.read(&file)? else {
+            continue;
+        };
+        let text =
+            String::from_utf8(bytes).map_err(|_| GraphError::NotUtf8 { file: file.clone() })?;
+        let descriptors = parse_file(&file, &text, default_namespace)?;
+        for d in &descriptors {
+            for target in &d.targets {
+                for next in resolve_target(source, &file, d, target, &mut catalog.diagnostics) {
+                    // The seen set makes Location cycles (a → b → a) terminate.
+                    if seen.insert(next.clone()) {
+                        queue.push_back(next);
+                    }
+                }
+            }
+        }
+        catalog.descriptors.extend(descriptors);
+        catalog.files.push(file);
+    }
+    catalog.files.sort();
+    Ok(catalog)
+}
+
+/// The repository files a Location target names; URLs, absolute paths and paths
+/// outside the repository are reported, never fetched.
+fn resolve_target(
+    source: &dyn FileSource,
+    file: &str,
+    d: &Descriptor,
+    target: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<String> {
+    let mut report = |why: &str| {
+        diagnostics.push(Diagnostic::new(
+            Severity::Warning,
+            DiagnosticCode::LocationTarget,
+            format!("{}: target `{target}` {why}", d.entity),
+            Some(d.source.clone()),
+        ));
+    };
+    if target.contains("://") {
+        report("is a URL; countersign reads only the repository and does not fetch it");
+        return Vec::new();
+    }
+    if target.starts_with('/') {
+        report("is an absolute path outside the repository; not read");
+        return Vec::new();
+    }
+    let Some(joined) = repo_path::join(repo_path::dir_of(file), target) else {
+        report("leaves the repository; not read");
+        return Vec::new();
+    };
+    if repo_path::has_glob_meta(&joined) {
+        let Ok(glob) = repo_path::glob(&joined) else {
+            report("is not a valid glob");
+            return Vec::new();
+        };
+        let matcher = glob.compile_matcher();
+        let found: Vec<String> = source
+            .paths()
+            .iter()
+            .filter(|p| matcher.is_match(p.as_str()))
+            .cloned()
+            .collect();
+        if found.is_empty() {
+            report("matches no file");
+        }
+        found
+    } else if source.paths().binary_search(&joined).is_ok() {
+        vec![joined]
+    } else {
+        report(&format!("names `{joined}`, which does not exist"));
+        Vec::new()
+    }
+}
+
+/// Parses one multi-document descriptor file.
+pub fn parse_file(
+    file: &str,
+    text: &str,
+    default_namespace: &str,
+) -> Result<Vec<Descriptor>, GraphError> {
+    let mut out = Vec::new();
+    for doc in split_documents(text) {
+        let value: Value = serde_norway::from_str(&doc.text).map_err(|e| {
+            let (line, column) = e.location().map_or((doc.first_line, 1), |l| {
+                (
+                    doc.first_line + u32::try_from(l.line()).unwrap_or(1) - 1,
+                    u32::try_from(l.column()).unwrap_or(1),
+                )
+            });
+            // The library's message embeds positions relative to the document; drop them,
+            // ours are relative to the file.
+            let message = e.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string();
+            GraphError::Yaml {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        let at = SourceLocation {
+            file: file.to_string(),
+            line: doc.start_line,
+        };
+        out.push(descriptor(&value, at, default_namespace)?);
+    }
+    Ok(out)
+}
+
+/// One YAML document of a file and where it starts. Line `k` of `text` is line
+/// `first_line + k - 1` of the file (the marker line is kept, blanked).
+struct Document {
+    text: String,
+    /// First line of the chunk (the `---` marker or line 1).
+    first_line: u32,
+    /// First line with content: where the entity "is" for messages.
+    start_line: u32,
+}
+
+/// Splits on `---` document markers ourselves, because the YAML library does not expose
+/// where each document starts. A `---` at column 0 always starts a document in YAML,
+/// even inside a block scalar, so this split agrees with the parser. `...` ends one.
+fn split_documents(text: &str) -> Vec<Document> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut first_line = 1u32;
+    let mut start_line: Option<u32> = None;
+    for (i, line) in text.lines().enumerate() {
+        let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let is_marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if is_marker || line == "..." {
+            if start_line.is_some() {
+                docs.push(Document {
+                    text: std::mem::take(&mut current),
+                    first_line,
+                    start_line: start_line.unwrap_or(first_line),
+                });
+            }
+            current.clear();
+            start_line = None;
+            first_line = n;
+            if is_marker {
+                // Keep what follows the marker on its line (`--- {a: 1}`), blanking the
+                // marker itself so columns stay right.
+                current.push_str("   ");
+                current.push_str(&line[3..]);
+                if !line[3..].trim().is_empty() && !line[3..].trim_start().starts_with('#') {
+                    start_line = Some(n);
+                }
+            }
+            current.push('\n');
+            continue;
+        }
+        let trimmed = line.trim();
+        if start_line.is_none() && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            start_line = Some(n);
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    if let Some(start_line) = start_line {
+        docs.push(Document {
+            text: current,
+            first_line,
+            start_line,
+        });
+    }
+    docs
+}
+
+/// Field access with errors that name the file, line and field.
+struct Doc<'a> {
+    at: &'a SourceLocation,
+}
+
+impl Doc<'_> {
+    fn field_error(&self, field: &str, message: impl Into<String>) -> GraphError {
+        GraphError::Field {
+            file: self.at.file.clone(),
+            line: self.at.line,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn annotation_error(&self, annotation: &str, message: impl Into<String>) -> GraphError {
+        GraphError::Annotation {
+            file: self.at.file.clone(),
+            line: self.at.line,
+            annotation: annotation.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// A scalar as a string; numbers and booleans are accepted as their text.
+    fn string(&self, value: Option<&Value>, field: &str) -> Result<Option<String>, GraphError> {
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => scalar(v)
+                .map(Some)
+                .ok_or_else(|| self.field_error(field, "must be a string")),
+        }
+    }
+
+    /// A string or a list of strings.
+    fn strings(&self, value: Option<&Value>, field: &str) -> Result<Vec<String>, GraphError> {
+        match value {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .map(|v| {
+                    scalar(v).ok_or_else(|| self.field_error(field, "must be a list of strings"))
+                })
+                .collect(),
+            Some(v) => scalar(v)
+                .map(|s| vec![s])
+                .ok_or_else(|| self.field_error(field, "must be a string or a list of strings")),
+        }
+    }
+
+    fn reference(
+        &self,
+        text: &str,
+        field: &str,
+        ctx: RefContext<'_>,
+    ) -> Result<EntityRef, GraphError> {
+        entity_ref::parse(text, ctx).map_err(|source| GraphError::EntityRef {
+            file: self.at.file.clone(),
+            line: self.at.line,
+            field: field.to_string(),
+            source,
+        })
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn descriptor(
+    value: &Value,
+    at: SourceLocation,
+    default_namespace: &str,
+) -> Result<Descriptor, GraphError> {
+    let doc = Doc { at: &at };
+    if !value.is_mapping() {
+        return Err(doc.field_error("(document)", "a descriptor must be a mapping"));
+    }
+    let api_version = doc
+        .string(value.get("apiVersion"), "apiVersion")?
+        .unwrap_or_default();
+    if !matches!(
+        api_version.as_str(),
+        "backstage.io/v1alpha1" | "backstage.io/v1beta1"
+    ) {
+        return Err(GraphError::ApiVersion {
+            file: at.file.clone(),
+            line: at.line,
+            api_version,
+        });
+    }
+    let kind_text = doc
+        .string(value.get("kind"), "kind")?
+        .ok_or_else(|| doc.field_error("kind", "is required"))?;
+    let kind: Kind = kind_text.parse().map_err(|_| GraphError::UnknownKind {
+        file: at.file.clone(),
+        line: at.line,
+        kind: kind_text.clone(),
+    })?;
+    let metadata = value
+        .get("metadata")
+        .ok_or_else(|| doc.field_error("metadata", "is required"))?;
+    let name = doc
+        .string(metadata.get("name"), "metadata.name")?
+        .ok_or_else(|| doc.field_error("metadata.name", "is required"))?;
+    let namespace = doc.string(metadata.get("namespace"), "metadata.namespace")?;
+    let namespace = namespace.as_deref().unwrap_or(default_namespace);
+    for (field, part) in [
+        ("metadata.name", name.as_str()),
+        ("metadata.namespace", namespace),
+    ] {
+        if !entity_ref::valid_part(part) {
+            return Err(doc.field_error(
+                field,
+                format!("`{part}` is not a valid name (letters, digits and inner `-`, `_`, `.`, at most 63 characters)"),
+            ));
+        }
+    }
+    let entity = EntityRef::new(kind, namespace, &name);
+    let ns = entity.namespace.clone();
+    let ctx = |default_kind| RefContext {
+        default_kind,
+        default_namespace: &ns,
+    };
+    let empty = Value::Null;
+    let spec = value.get("spec").unwrap_or(&empty);
+
+    let mut d = Descriptor {
+        title: doc.string(metadata.get("title"), "metadata.title")?,
+        spec_type: doc.string(spec.get("type"), "spec.type")?,
+        owner: None,
+        system: None,
+        criticality: Criticality::default(),
+        surfaces: BTreeSet::new(),
+        paths: Vec::new(),
+        suites: Vec::new(),
+        revenue_path: false,
+        exposure: Exposure::default(),
+        data_classes: BTreeSet::new(),
+        relations: Vec::new(),
+        email: None,
+        targets: Vec::new(),
+        source: at.clone(),
+        entity,
+    };
+
+    if let Some(owner) = doc.string(spec.get("owner"), "spec.owner")? {
+        d.owner = Some(doc.reference(&owner, "spec.owner", ctx(Some(Kind::Group)))?);
+    }
+    let (system_field, system_kind) = if kind == Kind::System {
+        ("spec.domain", Kind::Domain)
+    } else {
+        ("spec.system", Kind::System)
+    };
+    if let Some(system) = doc.string(spec.get(&system_field[5..]), system_field)? {
+        d.system = Some(doc.reference(&system, system_field, ctx(Some(system_kind)))?);
+    }
+
+    // (field, relation, default kind), per Backstage's BuiltinKindsEntityProcessor.
+    let relation_fields: &[(&'static str, RelationKind, Option<Kind>)] = match kind {
+        Kind::Component => &[
+            ("dependsOn", RelationKind::DependsOn, None),
+            ("dependencyOf", RelationKind::DependencyOf, None),
+            ("providesApis", RelationKind::ProvidesApi, Some(Kind::Api)),
+            ("consumesApis", RelationKind::ConsumesApi, Some(Kind::Api)),
+            (
+                "subcomponentOf",
+                RelationKind::SubcomponentOf,
+                Some(Kind::Component),
+            ),
+        ],
+        Kind::Resource => &[
+            ("dependsOn", RelationKind::DependsOn, None),
+            ("dependencyOf", RelationKind::DependencyOf, None),
+        ],
+        Kind::User => &[("memberOf", RelationKind::MemberOf, Some(Kind::Group))],
+        Kind::Group => &[
+            ("parent", RelationKind::ChildOf, Some(Kind::Group)),
+            ("children", RelationKind::ParentOf, Some(Kind::Group)),
+            ("members", RelationKind::HasMember, Some(Kind::User)),
+        ],
+        _ => &[],
+    };
+    for &(field, relation, default_kind) in relation_fields {
+        let path = format!("spec.{field}");
+        for target in doc.strings(spec.get(field), &path)? {
+            let target = doc.reference(&target, &path, ctx(default_kind))?;
+            d.relations.push(Relation {
+                kind: relation,
+                target,
+                field,
+            });
+        }
+    }
+
+    match kind {
+        Kind::User => {
+            let email = spec.get("profile").and_then(|p| p.get("email"));
+            d.email = doc.string(email, "spec.profile.email")?;
+        }
+        Kind::Location => {
+            d.targets = doc.strings(spec.get("target"), "spec.target")?;
+            d.targets
+                .extend(doc.strings(spec.get("targets"), "spec.targets")?);
+        }
+        _ => {}
+    }
+
+    let mut paths_declared = false;
+    if let Some(annotations) = metadata.get("annotations") {
+        let Value::Mapping(map) = annotations else {
+            return Err(doc.field_error("metadata.annotations", "must be a mapping"));
+        };
+        for (key, value) in map {
+            let Some(key) = key.as_str() else { continue };
+            let Some(short) = key.strip_prefix(ANNOTATION_PREFIX) else {
+                continue;
+            };
+            let value =
+                scalar(value).ok_or_else(|| doc.annotation_error(key, "must be a string"))?;
+            apply_annotation(&doc, &mut d, key, short, &value)?;
+            paths_declared |= short == "paths";
+        }
+    }
+    if !paths_declared && kind == Kind::Component {
+        let dir = repo_path::dir_of(&at.file);
+        d.paths.push(if dir.is_empty() {
+            "**".to_string()
+        } else {
+            format!("{dir}/**")
+        });
+    }
+    Ok(d)
+}
+
+fn list<'a>(value: &'a str, separators: &'a [char]) -> impl Iterator<Item = &'a str> {
+    value
+        .split(separators)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn apply_annotation(
+    doc: &Doc<'_>,
+    d: &mut Descriptor,
+    key: &str,
+    short: &str,
+    value: &str,
+) -> Result<(), GraphError> {
+    match short {
+        "criticality" => {
+            d.criticality = value
+                .parse()
+                .map_err(|e| doc.annotation_error(key, format!("{e}")))?
+        }
+        "surfaces" => {
+            for item in list(value, &[',']) {
+                d.surfaces.insert(
+                    item.parse()
+                        .map_err(|e| doc.annotation_error(key, format!("{e}")))?,
+                );
+            }
+        }
+        "exposure" => {
+            d.exposure = value
+                .parse()
+                .map_err(|e| doc.annotation_error(key, format!("{e}")))?
+        }
+        "revenue-path" => {
+            d.revenue_path = match value.trim() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(
+                        doc.annotation_error(key, format!("`{other}` is not `true` or `false`"))
+                    );
+                }
+            }
+        }
+        "suites" => d.suites = list(value, &[',']).map(str::to_string).collect(),
+        "data-classes" => d.data_classes = list(value, &[',']).map(str::to_string).collect(),
+        "paths" => {
+            let dir = repo_path::dir_of(&d.source.file);
+            for item in list(value, &[',', '\n']) {
+                let joined = match item.strip_prefix('/') {
+                    Some(rooted) => repo_path::join("", rooted),
+                    None => repo_path::join(dir, item),
+                }
+                .ok_or_else(|| {
+                    doc.annotation_error(key, format!("`{item}` leaves the repository"))
+                })?;
+                let glob = match joined.strip_suffix('/') {
+                    Some(dir) => format!("{dir}/**"),
+                    None if joined.is_empty() => "**".to_string(),
+                    None => joined,
+                };
+                repo_path::glob(&glob).map_err(|e| {
+                    doc.annotation_error(key, format!("`{item}` is not a valid glob: {}", e.kind()))
+                })?;
+                d.paths.push(glob);
+            }
+        }
+        _ => return Err(doc.annotation_error(key, "unknown countersign annotation")),
+    }
+    Ok(())
+}

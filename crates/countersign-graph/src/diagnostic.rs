@@ -1,0 +1,84 @@
+//! Findings about a graph that do not stop it from being built or used: unknown
+//! references, dangling dependencies, duplicates, CODEOWNERS oddities, cycles, coverage.
+//!
+//! A diagnostic is data for a report; it never aborts anything (that is [`crate::GraphError`]).
+
+use std::fmt;
+
+use crate::model::SourceLocation;
+
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+/// What kind of finding this is; stable names for JSON and for filtering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiagnosticCode {
+    /// An owner, system, memberOf, parent... naming no entity.
+    UnknownRef,
+    /// A dependsOn / providesApis / consumesApis naming no entity.
+    DanglingDependency,
+    /// Two descriptors declare the same entity; the first by file and line is kept.
+    DuplicateEntity,
+    /// A CODEOWNERS owner that names no Group or User of the catalog.
+    UnknownOwner,
+    /// A CODEOWNERS pattern GitHub does not support (`!`, `[ ]`) or cannot compile.
+    UnsupportedPattern,
+    /// A Location target that is a URL, absolute, outside the repository or missing.
+    LocationTarget,
+    /// The configured CODEOWNERS file does not exist.
+    MissingCodeowners,
+    /// A workspace member or dependency that cannot be resolved.
+    Workspace,
+    /// A cycle of dependencies.
+    Cycle,
+    /// A file that two nodes own with equally specific globs.
+    PathClaimedTwice,
+    /// Tracked files that map to no node.
+    Unmapped,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub code: DiagnosticCode,
+    pub message: String,
+    pub location: Option<SourceLocation>,
+}
+
+impl Diagnostic {
+    pub fn new(
+        severity: Severity,
+        code: DiagnosticCode,
+        message: impl Into<String>,
+        location: Option<SourceLocation>,
+    ) -> Self {
+        Diagnostic {
+            severity,
+            code,
+            message: message.into(),
+            location,
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        };
+        match &self.location {
+            Some(loc) => write!(f, "{loc}: {severity}: {}", self.message),
+            None => write!(f, "{severity}: {}", self.message),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+resource "aws_s3_bucket" "product_images" {
+  bucket = "acme-prod-product-images"
+}

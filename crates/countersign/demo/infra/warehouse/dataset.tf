@@ -1,0 +1,4 @@
+resource "google_bigquery_dataset" "prod" {
+  dataset_id = "acme_prod"
+  location   = "EU"
+}

@@ -1,0 +1,7 @@
+mod posting;
+
+#[tokio::main]
+async fn main() {
+    acme_telemetry::init("ledger-service");
+    tracing::info!("ledger gRPC server starting");
+}

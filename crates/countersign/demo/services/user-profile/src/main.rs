@@ -1,0 +1,7 @@
+mod lookup;
+
+#[tokio::main]
+async fn main() {
+    acme_telemetry::init("user-profile");
+    tracing::info!("user-profile listening");
+}

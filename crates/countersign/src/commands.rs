@@ -1,0 +1,256 @@
+//! One function per subcommand: resolve the arguments, call the libraries, print.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use countersign_repo::{Repo, WorkTree};
+
+use crate::cli::{
+    Command, DemoArgs, EvaluateArgs, GraphCommand, GraphFormat, InitArgs, OutputFormat,
+    PolicyCommand, RepoArgs,
+};
+use crate::evaluate::{self, ChangeSource, Proposer};
+use crate::governed::{self, GovernedState};
+use crate::{demo, render, report};
+
+pub fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Evaluate(args) => evaluate_cmd(args),
+        Command::Graph(graph) => graph_cmd(graph),
+        Command::Policy(policy) => policy_cmd(policy),
+        Command::Init(args) => init(args),
+        Command::Demo(args) => demo_cmd(args),
+        Command::Schema => {
+            println!("{}", report::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
+    let change = match (args.base, args.head, args.files) {
+        (Some(base), Some(head), _) => ChangeSource::Commits { base, head },
+        (_, _, Some(files)) => ChangeSource::Paths {
+            paths: read_path_list(&files)?,
+            rev: args.rev,
+        },
+        _ => bail!("give either --base REV --head REV or --files FILE"),
+    };
+    let proposer = Proposer {
+        author: args.author,
+        declared_tier: args.declared_tier,
+    };
+    let evaluation = evaluate::evaluate(&args.repo, change, &proposer)?;
+    match args.format {
+        OutputFormat::Json => print_json(&evaluation.report)?,
+        OutputFormat::Text => print!("{}", render::evaluation(&evaluation)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_path_list(file: &str) -> Result<Vec<String>> {
+    let mut bytes = Vec::new();
+    if file == "-" {
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("reading changed paths from stdin")?;
+    } else {
+        bytes =
+            std::fs::read(file).with_context(|| format!("reading changed paths from {file}"))?;
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            let offset = error.utf8_error().valid_up_to();
+            let line = error.as_bytes()[..offset]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            bail!(
+                "{file}: line {line}: a changed path is not valid UTF-8; countersign only governs UTF-8 paths"
+            );
+        }
+    };
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+/// Loads the governed state of the working tree or of `--rev`.
+fn load_state(args: &RepoArgs) -> Result<GovernedState> {
+    match &args.rev {
+        Some(rev) => {
+            let git = Repo::open(&args.repo)?;
+            let id = git.resolve(rev)?;
+            governed::load(&git.commit_tree(&id)?)
+                .with_context(|| format!("reading the governed state at {rev}"))
+        }
+        None => governed::load(&WorkTree::open(&args.repo)?)
+            .with_context(|| format!("reading the governed state of {}", args.repo.display())),
+    }
+}
+
+fn graph_cmd(command: GraphCommand) -> Result<ExitCode> {
+    match command {
+        GraphCommand::Check { repo, format } => {
+            let state = load_state(&repo)?;
+            let report = countersign_graph::check::check(&state.build);
+            match format {
+                OutputFormat::Json => print_json(&render::check_json(&report))?,
+                OutputFormat::Text => print!("{}", render::check_text(&report)),
+            }
+            let errors = report
+                .diagnostics
+                .iter()
+                .any(|d| d.severity == countersign_graph::Severity::Error);
+            Ok(if errors {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        GraphCommand::Show { repo, format } => {
+            let state = load_state(&repo)?;
+            let graph = state.graph();
+            match format {
+                GraphFormat::Json => print_json(&countersign_graph::render::to_json(graph))?,
+                GraphFormat::Dot => print!("{}", countersign_graph::render::to_dot(graph)),
+                GraphFormat::Mermaid => print!("{}", countersign_graph::render::to_mermaid(graph)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        GraphCommand::Impact {
+            repo,
+            format,
+            paths,
+        } => {
+            let state = load_state(&repo)?;
+            let impact = countersign_graph::impact(state.graph(), &paths);
+            match format {
+                OutputFormat::Json => print_json(&report::impact_report(&impact))?,
+                OutputFormat::Text => print!("{}", render::impact(&impact)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn policy_cmd(command: PolicyCommand) -> Result<ExitCode> {
+    match command {
+        PolicyCommand::Schema => {
+            print!("{}", countersign_policy::schema_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Check { repo, policy } => {
+            let files = match policy {
+                Some(dir) => read_policy_dir(&dir)?,
+                None => {
+                    let source = WorkTree::open(&repo.repo)?;
+                    let config = governed::read_config(&source)?;
+                    governed::read_policy_files(&source, &config.policy.dir)?
+                }
+            };
+            let (files, what) = if files.is_empty() {
+                let defaults = countersign_policy::default_files()
+                    .into_iter()
+                    .map(|(p, t)| (p.to_string(), t.to_string()))
+                    .collect();
+                (defaults, "the embedded default pack")
+            } else {
+                (files, "the policy directory")
+            };
+            let diagnostics = countersign_policy::check(&files);
+            for d in &diagnostics {
+                println!(
+                    "{}:{}:{}: {}: {}",
+                    d.file,
+                    d.line,
+                    d.column,
+                    d.severity.as_str(),
+                    d.message
+                );
+            }
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == countersign_policy::Severity::Error)
+                .count();
+            println!(
+                "checked {} file(s) of {what}: {errors} error(s), {} warning(s)",
+                files.len(),
+                diagnostics.len() - errors
+            );
+            Ok(if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+/// Reads every `.cedar` file under `dir` (recursively), paths relative to `dir`.
+fn read_policy_dir(dir: &Path) -> Result<Vec<(String, String)>> {
+    let files = governed::read_policy_files(&WorkTree::open(dir)?, "")?;
+    if files.is_empty() {
+        bail!(
+            "{}: no .cedar files in this policy directory",
+            dir.display()
+        );
+    }
+    Ok(files)
+}
+
+fn init(args: InitArgs) -> Result<ExitCode> {
+    let config_path = args.repo.join(countersign_repo::CONFIG_FILE);
+    let policy_dir = args.repo.join(".countersign/policy");
+    let mut written = Vec::new();
+    let mut planned: Vec<(std::path::PathBuf, String)> =
+        vec![(config_path, countersign_repo::STARTER_CONFIG.to_string())];
+    for (name, text) in countersign_policy::default_files() {
+        let file_name = Path::new(name)
+            .file_name()
+            .context("a default policy file has no name")?;
+        planned.push((policy_dir.join(file_name), text.to_string()));
+    }
+    if !args.force {
+        let existing: Vec<String> = planned
+            .iter()
+            .filter(|(path, _)| path.exists())
+            .map(|(path, _)| path.display().to_string())
+            .collect();
+        if !existing.is_empty() {
+            bail!(
+                "refusing to overwrite {}; pass --force to replace them",
+                existing.join(", ")
+            );
+        }
+    }
+    std::fs::create_dir_all(&policy_dir)
+        .with_context(|| format!("creating {}", policy_dir.display()))?;
+    for (path, text) in planned {
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    let mut out = std::io::stdout().lock();
+    for path in written {
+        writeln!(out, "wrote {}", path.display())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo_cmd(args: DemoArgs) -> Result<ExitCode> {
+    let outcome = demo::run(args.dir.as_deref())?;
+    match args.format {
+        OutputFormat::Json => print_json(&outcome.json())?,
+        OutputFormat::Text => print!("{}", outcome.table()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! `countersign evaluate`: from a change to a decision, wiring graph, plan and policy.
+//!
+//! The order matters and is the security rule of the product: the governed state is read
+//! from the base commit (or the working tree when paths are given), and only the list of
+//! changed paths comes from the head.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use countersign_graph::{FileSource, Impact};
+use countersign_policy::{Decision, DecisionInput, Principal};
+use countersign_repo::{ChangeKind, ChangedPath, Repo, WorkTree};
+
+use crate::governed::{self, GovernedState};
+use crate::report::{self, EvaluationReport, ReportInput};
+
+/// Where the change comes from.
+pub enum ChangeSource {
+    /// The diff `base..head`, computed from git objects; judged by the base's state.
+    Commits { base: String, head: String },
+    /// Paths listed by the caller; judged by the working tree's state, or by `rev`'s.
+    Paths {
+        paths: Vec<String>,
+        rev: Option<String>,
+    },
+}
+
+/// Who proposes, and what they claim.
+pub struct Proposer {
+    pub author: String,
+    pub declared_tier: Option<String>,
+}
+
+/// A decided change with the intermediate results, for the text rendering.
+pub struct Evaluation {
+    pub report: EvaluationReport,
+    pub decision: Decision,
+    pub impact: Impact,
+}
+
+pub fn evaluate(repo: &Path, change: ChangeSource, proposer: &Proposer) -> Result<Evaluation> {
+    match change {
+        ChangeSource::Commits { base, head } => {
+            let git = Repo::open(repo)?;
+            let base_id = git.resolve(&base)?;
+            let head_id = git.resolve(&head)?;
+            // An empty diff is an error of its own (RepoError::EmptyDiff): nothing to decide.
+            let changes = git.diff(&base_id, &head_id)?;
+            let tree = git.commit_tree(&base_id)?;
+            let state = governed::load(&tree)
+                .with_context(|| format!("reading the governed state at base {base}"))?;
+            decide(
+                &state,
+                &changes,
+                proposer,
+                Some(base_id.as_str().to_string()),
+                Some(head_id.as_str().to_string()),
+            )
+        }
+        ChangeSource::Paths { paths, rev } => {
+            let changes = listed_paths(paths)?;
+            let state = match rev {
+                Some(rev) => {
+                    let git = Repo::open(repo)?;
+                    let id = git.resolve(&rev)?;
+                    load_from(&git.commit_tree(&id)?, &rev)?
+                }
+                None => load_from(&WorkTree::open(repo)?, "the working tree")?,
+            };
+            decide(&state, &changes, proposer, None, None)
+        }
+    }
+}
+
+fn load_from(source: &dyn FileSource, what: &str) -> Result<GovernedState> {
+    governed::load(source).with_context(|| format!("reading the governed state of {what}"))
+}
+
+/// Validates caller-listed paths: repository-relative, `/`-separated, no `..`.
+fn listed_paths(paths: Vec<String>) -> Result<Vec<ChangedPath>> {
+    let mut changes = Vec::new();
+    for (index, raw) in paths.into_iter().enumerate() {
+        let path = raw.trim();
+        if path.is_empty() {
+            continue;
+        }
+        let path = path.strip_prefix("./").unwrap_or(path);
+        if path.starts_with('/') || path.split('/').any(|part| part == "..") {
+            bail!(
+                "line {}: {path:?} is not a repository-relative path (no leading '/', no '..')",
+                index + 1
+            );
+        }
+        changes.push(ChangedPath {
+            path: path.to_string(),
+            kind: ChangeKind::Modified,
+        });
+    }
+    if changes.is_empty() {
+        bail!("empty diff: no changed paths were given, there is nothing to decide");
+    }
+    changes.sort();
+    changes.dedup();
+    Ok(changes)
+}
+
+fn decide(
+    state: &GovernedState,
+    changes: &[ChangedPath],
+    proposer: &Proposer,
+    base: Option<String>,
+    head: Option<String>,
+) -> Result<Evaluation> {
+    let author = principal(state, &proposer.author)?;
+    let paths = countersign_repo::changed_paths(changes);
+    let graph = state.graph();
+    let impact = countersign_graph::impact(graph, &paths);
+    let plan = countersign_evidence::plan(
+        &impact,
+        |entity| {
+            graph
+                .find(entity)
+                .and_then(|id| graph.node(id))
+                .map(|node| node.suites.clone())
+                .unwrap_or_default()
+        },
+        state.config.plan.depth,
+    );
+    let mut input = DecisionInput::new(&impact, author);
+    input.declared_tier = proposer.declared_tier.clone();
+    input.never_automate = state.config.never_automate.surfaces.clone();
+    input.approver_pool = governed::approver_pool(graph, &state.config, &impact);
+    let decision = countersign_policy::decide(&state.pack, &input);
+    let report = report::build(ReportInput {
+        decision: &decision,
+        impact: &impact,
+        plan: &plan,
+        changes,
+        base,
+        head,
+        graph_version: graph.version().to_string(),
+    });
+    Ok(Evaluation {
+        report,
+        decision,
+        impact,
+    })
+}
+
+/// Parses `--author`; a human name matching the configured agent patterns (a bot account)
+/// is treated as the agent it is.
+fn principal(state: &GovernedState, author: &str) -> Result<Principal> {
+    let principal: Principal = author
+        .parse()
+        .with_context(|| format!("--author {author:?}"))?;
+    Ok(match principal {
+        Principal::Human(name) if state.config.agents.is_agent(&name) => Principal::Agent(name),
+        other => other,
+    })
+}

@@ -1,0 +1,117 @@
+//! The governed state of one snapshot: its config, system graph and policy pack.
+//!
+//! Whoever judges a change loads this from the *base* snapshot, never from the head, so a
+//! change cannot rewrite the rules that judge it. This module only wires the crates
+//! together; it parses nothing itself.
+
+use anyhow::{Context, Result, bail};
+use countersign_graph::{BuildOutput, FileSource, GraphSettings, SystemGraph};
+use countersign_policy::{OwnerGroup, PolicyPack};
+use countersign_repo::{CONFIG_FILE, Config};
+
+/// Config, graph and policy read from one snapshot.
+pub struct GovernedState {
+    pub config: Config,
+    pub build: BuildOutput,
+    pub pack: PolicyPack,
+}
+
+impl GovernedState {
+    pub fn graph(&self) -> &SystemGraph {
+        &self.build.graph
+    }
+}
+
+/// Reads `countersign.toml` (or the defaults), builds the graph and loads the policy pack.
+pub fn load(source: &dyn FileSource) -> Result<GovernedState> {
+    let config = read_config(source)?;
+    let build = countersign_graph::build(source, &graph_settings(&config))?;
+    let policy_files = read_policy_files(source, &config.policy.dir)?;
+    let pack = if policy_files.is_empty() {
+        PolicyPack::default_pack()
+    } else {
+        PolicyPack::from_files(policy_files)?
+    };
+    Ok(GovernedState {
+        config,
+        build,
+        pack,
+    })
+}
+
+pub fn read_config(source: &dyn FileSource) -> Result<Config> {
+    match source.read(CONFIG_FILE)? {
+        None => Ok(Config::default()),
+        Some(bytes) => {
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("{CONFIG_FILE} is not valid UTF-8"))?;
+            Ok(Config::parse(&text)?)
+        }
+    }
+}
+
+/// The `.cedar` files under the policy directory, sorted by path.
+pub fn read_policy_files(source: &dyn FileSource, dir: &str) -> Result<Vec<(String, String)>> {
+    let dir = dir.trim_end_matches('/');
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let mut files = Vec::new();
+    for path in source.paths() {
+        if !(path.starts_with(&prefix) && path.ends_with(".cedar")) {
+            continue;
+        }
+        let Some(bytes) = source.read(path)? else {
+            continue;
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => files.push((path.clone(), text)),
+            Err(_) => bail!("{path}: policy file is not valid UTF-8"),
+        }
+    }
+    Ok(files)
+}
+
+pub fn graph_settings(config: &Config) -> GraphSettings {
+    let mut governance_globs = config.governance.paths.clone();
+    governance_globs.push(format!("{}/**", config.policy.dir.trim_end_matches('/')));
+    GraphSettings {
+        catalog_globs: config.graph.catalog.clone(),
+        codeowners: config.graph.codeowners.clone(),
+        governance_globs,
+        never_automate: config
+            .never_automate
+            .paths
+            .iter()
+            .map(|(surface, globs)| (*surface, globs.clone()))
+            .collect(),
+        ..GraphSettings::default()
+    }
+}
+
+/// The owners of the touched nodes with their human members, for the approval requirement.
+///
+/// A catalog User whose name matches the configured agent patterns is a bot account and is
+/// never offered as an approver.
+pub fn approver_pool(
+    graph: &SystemGraph,
+    config: &Config,
+    impact: &countersign_graph::Impact,
+) -> Vec<OwnerGroup> {
+    impact
+        .owners
+        .iter()
+        .map(|owner| OwnerGroup {
+            owner: owner.clone(),
+            members: graph
+                .members(owner)
+                .into_iter()
+                .filter_map(|id| graph.node(id))
+                .map(|node| node.entity.clone())
+                .filter(|user| !config.agents.is_agent(&user.name))
+                .collect(),
+        })
+        .collect()
+}

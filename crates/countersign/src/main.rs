@@ -1,0 +1,35 @@
+//! The countersign binary: parses arguments, wires the library crates, prints results.
+//!
+//! Nothing here decides anything; see ARCHITECTURE.md for where each concept lives.
+
+mod cli;
+mod commands;
+mod demo;
+mod evaluate;
+mod governed;
+mod render;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COUNTERSIGN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = cli::Cli::parse();
+    match commands::run(cli.command) {
+        Ok(status) => status,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            // Every failure that reaches here is about the input: a revision, a file, a
+            // policy, an argument. Exit 2 keeps it apart from "checked and found problems" (1).
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Text renderings for people. JSON output goes through `report` instead.
+
+use std::fmt::Write;
+
+use countersign_graph::Impact;
+use countersign_graph::Severity;
+use countersign_graph::check::CheckReport;
+
+use crate::evaluate::Evaluation;
+use crate::report::EvaluationReport;
+
+/// The full text of an evaluation: tier, why, impact, approvers, plan, versions.
+pub fn evaluation(evaluation: &Evaluation) -> String {
+    let report = &evaluation.report;
+    let mut out = String::new();
+    if let (Some(base), Some(head)) = (&report.change.base, &report.change.head) {
+        let _ = writeln!(
+            out,
+            "change: {}..{}, judged by the rules of {}",
+            short(base),
+            short(head),
+            short(base)
+        );
+    }
+    let _ = writeln!(out, "{}\n", authority(report));
+    out.push_str(&countersign_policy::explain_text(&evaluation.decision));
+    out.push('\n');
+    out.push_str(&impact(&evaluation.impact));
+    out.push('\n');
+    let plan = &report.validation_plan;
+    let _ = writeln!(out, "validation plan (dependents to depth {}):", plan.depth);
+    if plan.suites.is_empty() {
+        let _ = writeln!(out, "  no suite exercises the affected nodes");
+    }
+    for suite in &plan.suites {
+        let _ = writeln!(out, "  {}", suite.suite);
+        for why in &suite.why {
+            let _ = writeln!(out, "      {why}");
+        }
+    }
+    if !plan.uncovered.is_empty() {
+        let _ = writeln!(
+            out,
+            "  touched nodes no suite exercises: {}",
+            plan.uncovered.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\ngraph {}  policy {}",
+        short(&report.graph_version),
+        short(&report.policy_version)
+    );
+    out
+}
+
+fn authority(report: &EvaluationReport) -> String {
+    let approvers = &report.approvers;
+    match approvers.required {
+        0 if approvers.notify.is_empty() => {
+            "authority: the system, with a recorded decision".into()
+        }
+        0 => format!(
+            "authority: the system, notifying {}",
+            approvers.notify.join(", ")
+        ),
+        1 => "authority: one named human from the owning team".into(),
+        n => format!("authority: {n} distinct humans"),
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// Touched nodes, blast radius and the sensitive facts of an impact.
+pub fn impact(impact: &Impact) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "impact: {} file(s), {} node(s) touched, {} reached{}",
+        impact.changed_paths.len(),
+        impact.touched.len(),
+        impact.blast_radius.len(),
+        impact
+            .max_criticality_reached
+            .map(|c| format!(", highest criticality {}", c.as_str()))
+            .unwrap_or_default()
+    );
+    for touched in &impact.touched {
+        let _ = writeln!(
+            out,
+            "  touched  {} ({})  {}",
+            touched.entity,
+            touched.criticality.as_str(),
+            touched.paths.join(", ")
+        );
+    }
+    for reached in &impact.blast_radius {
+        let via: Vec<String> = reached.via.iter().map(|e| e.name.clone()).collect();
+        let _ = writeln!(
+            out,
+            "  reached  {} ({})  via {}",
+            reached.entity,
+            reached.criticality.as_str(),
+            via.join(" -> ")
+        );
+    }
+    let list = |items: Vec<String>| items.join(", ");
+    if !impact.surfaces_touched.is_empty() {
+        let _ = writeln!(
+            out,
+            "  surfaces touched: {}",
+            list(
+                impact
+                    .surfaces_touched
+                    .iter()
+                    .map(|s| s.as_str().into())
+                    .collect()
+            )
+        );
+    }
+    let reached_only: Vec<String> = impact
+        .surfaces_reached
+        .difference(&impact.surfaces_touched)
+        .map(|s| s.as_str().into())
+        .collect();
+    if !reached_only.is_empty() {
+        let _ = writeln!(out, "  surfaces reached: {}", list(reached_only));
+    }
+    let refs = |entities: &[countersign_graph::EntityRef]| {
+        list(entities.iter().map(ToString::to_string).collect())
+    };
+    if !impact.critical_reached.is_empty() {
+        let _ = writeln!(out, "  critical nodes: {}", refs(&impact.critical_reached));
+    }
+    if !impact.revenue_path_reached.is_empty() {
+        let _ = writeln!(
+            out,
+            "  revenue path: {}",
+            refs(&impact.revenue_path_reached)
+        );
+    }
+    if !impact.data_stores_touched.is_empty() {
+        let _ = writeln!(
+            out,
+            "  data stores touched: {}",
+            refs(&impact.data_stores_touched)
+        );
+    }
+    if !impact.governance_paths.is_empty() {
+        let _ = writeln!(
+            out,
+            "  governance files: {}",
+            list(impact.governance_paths.clone())
+        );
+    }
+    if !impact.unmapped.is_empty() {
+        let _ = writeln!(out, "  unmapped files: {}", list(impact.unmapped.clone()));
+    }
+    if !impact.owners.is_empty() {
+        let _ = writeln!(out, "  owners: {}", refs(&impact.owners));
+    }
+    out
+}
+
+/// `graph check` for people: one line per finding, then coverage.
+pub fn check_text(report: &CheckReport) -> String {
+    let mut out = String::new();
+    for d in &report.diagnostics {
+        let location = d
+            .location
+            .as_ref()
+            .map(|l| format!("{}:{}: ", l.file, l.line))
+            .unwrap_or_default();
+        let severity = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        };
+        let _ = writeln!(out, "{location}{severity}: {}", d.message);
+    }
+    let coverage = &report.coverage;
+    let _ = writeln!(
+        out,
+        "mapping coverage: {}/{} tracked files map to a node ({:.1}%)",
+        coverage.mapped,
+        coverage.tracked,
+        coverage.ratio * 100.0
+    );
+    for path in &coverage.unmapped {
+        let _ = writeln!(out, "  unmapped: {path}");
+    }
+    out
+}
+
+pub fn check_json(report: &CheckReport) -> &CheckReport {
+    report
+}

@@ -1,0 +1,549 @@
+//! Black-box tests: the real binary against repositories written with `RepoWriter`.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use countersign_repo::RepoWriter;
+use serde_json::Value;
+
+const TIME: i64 = 1_767_603_600;
+const ALICE: &str = "Alice <alice@example.com>";
+
+fn countersign(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn countersign_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "failed: {}", stderr(output));
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+/// A small governed system: a low docs site, a critical payments service that the web
+/// shop depends on, and owners.
+const CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: team-shop
+spec:
+  type: team
+  children: []
+  members: [alice, bob]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: alice
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: bob
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: docs
+  annotations:
+    countersign.dev/criticality: low
+    countersign.dev/paths: /docs/**
+spec:
+  type: website
+  lifecycle: production
+  owner: team-shop
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments
+  annotations:
+    countersign.dev/criticality: critical
+    countersign.dev/surfaces: payments
+    countersign.dev/paths: /payments/**
+    countersign.dev/suites: payments-contract
+spec:
+  type: service
+  lifecycle: production
+  owner: team-shop
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: shop
+  annotations:
+    countersign.dev/criticality: moderate
+    countersign.dev/paths: /shop/**
+spec:
+  type: website
+  lifecycle: production
+  owner: team-shop
+  dependsOn: [component:payments]
+"#;
+
+fn governed_repo(dir: &Path) -> RepoWriter {
+    let mut writer = RepoWriter::init(dir).unwrap();
+    writer
+        .commit(
+            [
+                ("catalog-info.yaml", Some(CATALOG)),
+                ("docs/index.md", Some("# Docs\n")),
+                ("payments/src/lib.rs", Some("pub fn charge() {}\n")),
+                ("shop/index.html", Some("<html></html>\n")),
+            ],
+            "base",
+            ALICE,
+            TIME,
+        )
+        .unwrap();
+    writer
+}
+
+fn repo_arg(dir: &Path) -> &str {
+    dir.to_str().unwrap()
+}
+
+#[test]
+fn a_docs_typo_auto_merges_and_a_payments_change_needs_change_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = governed_repo(dir.path());
+    let base = writer.head().unwrap();
+    let docs = writer
+        .commit(
+            [("docs/index.md", Some("# Documentation\n"))],
+            "typo",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    let report = json(&countersign(&[
+        "evaluate",
+        "--repo",
+        repo_arg(dir.path()),
+        "--base",
+        base.as_str(),
+        "--head",
+        docs.as_str(),
+        "--author",
+        "agent:fixbot",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(report["tier"], "auto_merge", "{report:#}");
+    assert_eq!(report["automated"], true);
+
+    let payments = writer
+        .commit(
+            [("payments/src/lib.rs", Some("pub fn charge() { todo() }\n"))],
+            "pay",
+            ALICE,
+            TIME + 2,
+        )
+        .unwrap();
+    let report = json(&countersign(&[
+        "evaluate",
+        "--repo",
+        repo_arg(dir.path()),
+        "--base",
+        docs.as_str(),
+        "--head",
+        payments.as_str(),
+        "--author",
+        "human:alice",
+        "--declared-tier",
+        "auto_merge",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(report["tier"], "change_control", "{report:#}");
+    assert_eq!(report["approvers"]["required"], 2);
+    // The author never approves their own change: only bob is eligible, one short of two.
+    assert_eq!(
+        report["approvers"]["eligible"],
+        serde_json::json!(["user:default/bob"])
+    );
+    assert_eq!(report["approvers"]["shortfall"], 1);
+    assert_eq!(report["declared_tier"]["value"], "auto_merge");
+    assert_eq!(
+        report["validation_plan"]["suites"][0]["suite"],
+        "payments-contract"
+    );
+    let reached: Vec<&str> = report["impact"]["blast_radius"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(reached, ["component:default/shop"]);
+}
+
+#[test]
+fn the_rules_are_read_from_the_base_commit_not_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = governed_repo(dir.path());
+    let base = writer.head().unwrap();
+    // The head removes the payments surface and criticality from the catalog, and edits
+    // payments code in the same change.
+    let softened = CATALOG.replace(
+        "    countersign.dev/criticality: critical\n    countersign.dev/surfaces: payments\n",
+        "    countersign.dev/criticality: low\n",
+    );
+    let head = writer
+        .commit(
+            [
+                ("catalog-info.yaml", Some(softened.as_str())),
+                ("payments/src/lib.rs", Some("pub fn charge() { free() }\n")),
+            ],
+            "soften",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    let report = json(&countersign(&[
+        "evaluate",
+        "--repo",
+        repo_arg(dir.path()),
+        "--base",
+        base.as_str(),
+        "--head",
+        head.as_str(),
+        "--author",
+        "agent:fixbot",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(report["tier"], "change_control");
+    let surfaces = report["impact"]["surfaces_touched"].as_array().unwrap();
+    assert!(surfaces.contains(&Value::from("payments")), "{surfaces:?}");
+    assert!(
+        surfaces.contains(&Value::from("governance")),
+        "{surfaces:?}"
+    );
+    let base_graph = json(&countersign(&[
+        "graph",
+        "show",
+        "--repo",
+        repo_arg(dir.path()),
+        "--rev",
+        base.as_str(),
+    ]));
+    let head_graph = json(&countersign(&[
+        "graph",
+        "show",
+        "--repo",
+        repo_arg(dir.path()),
+        "--rev",
+        head.as_str(),
+    ]));
+    assert_eq!(report["graph_version"], base_graph["version"]);
+    assert_ne!(report["graph_version"], head_graph["version"]);
+}
+
+#[test]
+fn paths_on_stdin_are_judged_by_the_working_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = governed_repo(dir.path());
+    let head = writer.head().unwrap();
+    writer.write_worktree(&head).unwrap();
+    let out = countersign_stdin(
+        &[
+            "evaluate",
+            "--repo",
+            repo_arg(dir.path()),
+            "--files",
+            "-",
+            "--format",
+            "json",
+        ],
+        b"shop/index.html\nscripts/unknown.sh\n",
+    );
+    let report = json(&out);
+    assert_eq!(
+        report["impact"]["unmapped"],
+        serde_json::json!(["scripts/unknown.sh"])
+    );
+    assert_ne!(report["tier"], "auto_merge");
+}
+
+/// Each bad input exits 2 with a message naming what is wrong and where.
+#[test]
+fn bad_input_is_refused_with_a_precise_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = governed_repo(dir.path());
+    let base = writer.head().unwrap();
+    let repo = repo_arg(dir.path());
+
+    let missing = countersign(&[
+        "evaluate",
+        "--repo",
+        repo,
+        "--base",
+        "no-such-branch",
+        "--head",
+        base.as_str(),
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("no-such-branch"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let empty = countersign(&[
+        "evaluate",
+        "--repo",
+        repo,
+        "--base",
+        base.as_str(),
+        "--head",
+        base.as_str(),
+    ]);
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(stderr(&empty).contains("empty diff"), "{}", stderr(&empty));
+
+    let non_utf8 = countersign_stdin(
+        &["evaluate", "--repo", repo, "--files", "-"],
+        b"docs/ok.md\ndocs/\xff.md\n",
+    );
+    assert_eq!(non_utf8.status.code(), Some(2));
+    assert!(
+        stderr(&non_utf8).contains("line 2"),
+        "{}",
+        stderr(&non_utf8)
+    );
+
+    let outside = countersign_stdin(
+        &["evaluate", "--repo", repo, "--files", "-"],
+        b"../etc/passwd\n",
+    );
+    assert_eq!(outside.status.code(), Some(2));
+
+    let nothing = countersign_stdin(&["evaluate", "--repo", repo, "--files", "-"], b"\n");
+    assert_eq!(nothing.status.code(), Some(2));
+    assert!(
+        stderr(&nothing).contains("empty diff"),
+        "{}",
+        stderr(&nothing)
+    );
+
+    let bad_author = countersign(&[
+        "evaluate", "--repo", repo, "--base", "HEAD", "--head", "HEAD", "--author", "robot",
+    ]);
+    assert_eq!(bad_author.status.code(), Some(2));
+
+    // Malformed YAML at the base: the error names the file and the line.
+    let broken = writer
+        .commit(
+            [(
+                "svc/catalog-info.yaml",
+                Some("kind: Component\nmetadata: [unclosed\n"),
+            )],
+            "broken",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    let head = writer
+        .commit([("docs/index.md", Some("x\n"))], "docs", ALICE, TIME + 2)
+        .unwrap();
+    let yaml = countersign(&[
+        "evaluate",
+        "--repo",
+        repo,
+        "--base",
+        broken.as_str(),
+        "--head",
+        head.as_str(),
+    ]);
+    assert_eq!(yaml.status.code(), Some(2));
+    assert!(
+        stderr(&yaml).contains("svc/catalog-info.yaml:"),
+        "{}",
+        stderr(&yaml)
+    );
+
+    // Invalid Cedar at the base: the error names file:line:col.
+    let cedar = writer
+        .commit(
+            [
+                ("svc/catalog-info.yaml", None),
+                (".countersign/policy/main.cedar", Some("@id(\"x\")\n@reason(\"x\")\npermit(principal, action, resource) when { context.nope ==  };\n")),
+            ],
+            "bad policy",
+            ALICE,
+            TIME + 3,
+        )
+        .unwrap();
+    let head = writer
+        .commit([("docs/index.md", Some("y\n"))], "docs", ALICE, TIME + 4)
+        .unwrap();
+    let policy = countersign(&[
+        "evaluate",
+        "--repo",
+        repo,
+        "--base",
+        cedar.as_str(),
+        "--head",
+        head.as_str(),
+    ]);
+    assert_eq!(policy.status.code(), Some(2));
+    assert!(
+        stderr(&policy).contains(".countersign/policy/main.cedar:3:"),
+        "{}",
+        stderr(&policy)
+    );
+
+    let not_a_repo = tempfile::tempdir().unwrap();
+    let out = countersign(&[
+        "evaluate",
+        "--repo",
+        repo_arg(not_a_repo.path()),
+        "--base",
+        "HEAD~1",
+        "--head",
+        "HEAD",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_empty_repository_is_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    RepoWriter::init(dir.path()).unwrap();
+    let out = countersign(&[
+        "evaluate",
+        "--repo",
+        repo_arg(dir.path()),
+        "--base",
+        "HEAD~1",
+        "--head",
+        "HEAD",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).to_lowercase().contains("no commits")
+            || stderr(&out).to_lowercase().contains("empty"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn init_writes_a_config_and_a_pack_that_check_clean_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo_arg(dir.path());
+    let out = countersign(&["init", "--repo", repo]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("countersign.toml").exists());
+    let check = countersign(&["policy", "check", "--repo", repo]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("0 error(s)"));
+    let again = countersign(&["init", "--repo", repo]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("--force"));
+}
+
+#[test]
+fn policy_check_reports_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.cedar"),
+        "@id(\"a\")\n@reason(\"r\")\npermit(principal, action, resource)\nwhen { context.no_such_fact > 1 };\n",
+    )
+    .unwrap();
+    let out = countersign(&["policy", "check", "--policy", repo_arg(dir.path())]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bad.cedar:4:"), "{text}");
+}
+
+#[test]
+fn the_json_schema_in_docs_is_the_one_generated_from_the_types() {
+    let out = countersign(&["schema"]);
+    assert!(out.status.success());
+    let generated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let documented: Value =
+        serde_json::from_str(include_str!("../../../docs/evaluate.schema.json")).unwrap();
+    assert_eq!(
+        generated, documented,
+        "run `countersign schema > docs/evaluate.schema.json`"
+    );
+}
+
+#[test]
+fn the_demo_decides_every_change_as_the_product_table_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("demo");
+    let out = countersign(&[
+        "demo",
+        "--dir",
+        target.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let demo = json(&out);
+    let changes = demo["changes"].as_array().unwrap();
+    assert!(changes.len() >= 12);
+    let summary: Vec<Value> = changes
+        .iter()
+        .map(|c| {
+            let d = &c["decision"];
+            serde_json::json!({
+                "id": c["id"],
+                "author": d["author"],
+                "tier": d["tier"],
+                "touched": d["impact"]["touched_count"],
+                "reached": d["impact"]["reached_count"],
+                "surfaces": d["impact"]["surfaces_touched"],
+                "approvers": d["approvers"]["required"],
+                "why": d["reasons"].as_array().unwrap().iter()
+                    .filter(|r| r["effect"] != "note")
+                    .map(|r| format!("{} {} {}", r["effect"].as_str().unwrap(), r["tier"].as_str().unwrap_or("-"), r["id"].as_str().unwrap_or(r["source"].as_str().unwrap())))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    insta::assert_json_snapshot!("demo_decisions", summary);
+    for change in changes {
+        assert_eq!(
+            change["decision"]["tier"], change["expected_tier"],
+            "demo change {} is not decided as the product's tier table says",
+            change["id"]
+        );
+    }
+    // The demo repository is real: graph check runs on it and every decision's graph
+    // version is the one of its base.
+    let check = countersign(&["graph", "check", "--repo", target.to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
