@@ -1,0 +1,542 @@
+//! DSSE v1 envelopes: the pre-authentication encoding, the JSON envelope, ed25519 signing and
+//! signature verification, and the key id rule for runner keys.
+//!
+//! This module knows nothing of what the payload means (that is `statement`), of which
+//! runners are trusted or for what (that is `verify`), and it never reads a key from disk:
+//! keys arrive as bytes.
+//!
+//! Key id rule: the key id of an ed25519 runner key is the lowercase hex SHA-256 of the
+//! canonical JSON `{"keytype":"ed25519","keyval":{"public":"<hex of the 32 raw bytes>"},"scheme":"ed25519"}`.
+//! This is securesystemslib's `compute_default_keyid` for an `SSlibKey` made from an ed25519
+//! public key, so key ids agree with the Python reference implementation and in-toto.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use ed25519_dalek::{Signer as _, SigningKey as DalekSigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The payload type of an in-toto Statement inside a DSSE envelope.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// Envelopes with more signatures than this are malformed: each signature costs a verification
+/// per candidate key, so an unbounded list would let an envelope buy unbounded CPU.
+pub const MAX_SIGNATURES: usize = 16;
+
+/// Why an envelope could not be parsed or verified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DsseError {
+    #[error("malformed envelope: {what}")]
+    Malformed { what: String },
+    #[error("no signature is by a known key (key ids: {})", keyids.join(", "))]
+    UnknownKey { keyids: Vec<String> },
+    #[error("signature by key {keyid} does not verify")]
+    BadSignature { keyid: String },
+}
+
+/// Why bytes are not an ed25519 key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid ed25519 {which} key: {what}")]
+pub struct KeyError {
+    pub which: &'static str,
+    pub what: String,
+}
+
+/// `PAE(type, body)` of DSSE v1: `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths
+/// in ASCII decimal bytes. This is the exact byte string that gets signed.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let type_len = payload_type.len().to_string();
+    let body_len = payload.len().to_string();
+    let mut out = Vec::with_capacity(
+        7 + type_len.len() + 1 + payload_type.len() + 1 + body_len.len() + 1 + payload.len(),
+    );
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(type_len.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body_len.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Decodes base64 as the DSSE reference implementations accept it: standard or URL-safe
+/// alphabet, padded or not (go-securesystemslib tries all four; the Python one the two padded).
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    [&STANDARD, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD]
+        .into_iter()
+        .find_map(|engine| engine.decode(text).ok())
+}
+
+/// An ed25519 public key of a runner, with its key id computed once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    key: VerifyingKey,
+    key_id: String,
+}
+
+impl PublicKey {
+    /// From the 32 raw bytes of the key.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let raw: [u8; 32] = bytes.try_into().map_err(|_| KeyError {
+            which: "public",
+            what: format!("expected 32 bytes, got {}", bytes.len()),
+        })?;
+        let key = VerifyingKey::from_bytes(&raw).map_err(|e| KeyError {
+            which: "public",
+            what: e.to_string(),
+        })?;
+        Ok(Self::from_verifying(key))
+    }
+
+    /// From the 64 hex digits securesystemslib writes in `keyval.public`.
+    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
+        let bytes = decode_hex(text.trim()).ok_or_else(|| KeyError {
+            which: "public",
+            what: "not hex".to_owned(),
+        })?;
+        Self::from_bytes(&bytes)
+    }
+
+    fn from_verifying(key: VerifyingKey) -> Self {
+        let key_id = key_id_of(key.as_bytes());
+        Self { key, key_id }
+    }
+
+    /// The key id (see the module doc for the rule).
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.key.as_bytes()
+    }
+
+    /// Lowercase hex of the raw key, as securesystemslib stores it.
+    pub fn to_hex(&self) -> String {
+        encode_hex(self.key.as_bytes())
+    }
+
+    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
+        };
+        // Strict verification rejects non-canonical and small-order encodings that honest
+        // signers (dalek, pyca/cryptography) never produce.
+        self.key.verify_strict(message, &signature).is_ok()
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.key_id)
+    }
+}
+
+/// The key id of a raw ed25519 public key (see the module doc for the rule).
+pub fn key_id_of(public: &[u8; 32]) -> String {
+    let canonical = format!(
+        r#"{{"keytype":"ed25519","keyval":{{"public":"{}"}},"scheme":"ed25519"}}"#,
+        encode_hex(public)
+    );
+    encode_hex(&Sha256::digest(canonical.as_bytes()))
+}
+
+/// An ed25519 signing key of a runner. The seed comes from the caller: this crate makes no
+/// randomness.
+pub struct SigningKey {
+    key: DalekSigningKey,
+    public: PublicKey,
+}
+
+impl SigningKey {
+    /// From the 32-byte seed (the "private key" of RFC 8032).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        let key = DalekSigningKey::from_bytes(seed);
+        let public = PublicKey::from_verifying(key.verifying_key());
+        Self { key, public }
+    }
+
+    /// From seed bytes of any provenance; refuses anything but 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let seed: [u8; 32] = bytes.try_into().map_err(|_| KeyError {
+            which: "private",
+            what: format!("expected a 32-byte seed, got {} bytes", bytes.len()),
+        })?;
+        Ok(Self::from_seed(&seed))
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// The 32-byte seed, for the binary to write to a 0600 key file.
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey({})", self.public.key_id)
+    }
+}
+
+/// One signature of an envelope. `keyid` is a hint, unauthenticated; empty when unset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub keyid: String,
+    pub sig: Vec<u8>,
+}
+
+/// A parsed DSSE envelope whose signatures have not been checked. Nothing in it is to be
+/// believed until [`Envelope::verify`] turns it into a [`VerifiedEnvelope`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub payload_type: String,
+    pub payload: Vec<u8>,
+    pub signatures: Vec<Signature>,
+}
+
+/// An envelope with a signature that verified under one of the caller's keys. Only
+/// [`Envelope::verify`] makes one, so holding one proves the check happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedEnvelope {
+    payload_type: String,
+    payload: Vec<u8>,
+    key_id: String,
+}
+
+impl VerifiedEnvelope {
+    pub fn payload_type(&self) -> &str {
+        &self.payload_type
+    }
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+    /// The key id of the key whose signature verified.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+}
+
+#[derive(Deserialize)]
+struct WireEnvelope<'a> {
+    #[serde(borrow)]
+    payload: std::borrow::Cow<'a, str>,
+    #[serde(rename = "payloadType", borrow)]
+    payload_type: std::borrow::Cow<'a, str>,
+    signatures: Vec<WireSignature<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireSignature<'a> {
+    // DSSE: an unset keyid is the same as an empty one.
+    #[serde(default, borrow)]
+    keyid: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    sig: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct WireEnvelopeOut<'a> {
+    payload: String,
+    #[serde(rename = "payloadType")]
+    payload_type: &'a str,
+    signatures: Vec<WireSignatureOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct WireSignatureOut<'a> {
+    keyid: &'a str,
+    sig: String,
+}
+
+impl Envelope {
+    /// Parses the JSON envelope. Unknown fields are ignored, as DSSE requires.
+    pub fn parse(bytes: &[u8]) -> Result<Self, DsseError> {
+        let wire: WireEnvelope<'_> =
+            serde_json::from_slice(bytes).map_err(|e| DsseError::Malformed {
+                what: format!("envelope JSON: {e}"),
+            })?;
+        if wire.signatures.len() > MAX_SIGNATURES {
+            return Err(DsseError::Malformed {
+                what: format!(
+                    "{} signatures, at most {MAX_SIGNATURES} are accepted",
+                    wire.signatures.len()
+                ),
+            });
+        }
+        let payload = decode_base64(&wire.payload).ok_or_else(|| DsseError::Malformed {
+            what: "payload is not base64".to_owned(),
+        })?;
+        let signatures = wire
+            .signatures
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let sig = decode_base64(&s.sig).ok_or_else(|| DsseError::Malformed {
+                    what: format!("signatures[{i}].sig is not base64"),
+                })?;
+                Ok(Signature {
+                    keyid: s.keyid.map(|k| k.into_owned()).unwrap_or_default(),
+                    sig,
+                })
+            })
+            .collect::<Result<Vec<_>, DsseError>>()?;
+        Ok(Self {
+            payload_type: wire.payload_type.into_owned(),
+            payload,
+            signatures,
+        })
+    }
+
+    /// Signs `payload` as `payload_type` with one key.
+    pub fn sign(payload_type: &str, payload: Vec<u8>, key: &SigningKey) -> Self {
+        let signature = key.key.sign(&pae(payload_type, &payload));
+        Self {
+            payload_type: payload_type.to_owned(),
+            payload,
+            signatures: vec![Signature {
+                keyid: key.public.key_id.clone(),
+                sig: signature.to_bytes().to_vec(),
+            }],
+        }
+    }
+
+    /// The JSON envelope, standard padded base64 (what securesystemslib writes).
+    pub fn to_json(&self) -> Vec<u8> {
+        let wire = WireEnvelopeOut {
+            payload: STANDARD.encode(&self.payload),
+            payload_type: &self.payload_type,
+            signatures: self
+                .signatures
+                .iter()
+                .map(|s| WireSignatureOut {
+                    keyid: &s.keyid,
+                    sig: STANDARD.encode(&s.sig),
+                })
+                .collect(),
+        };
+        // Serializing a struct of strings into memory cannot fail.
+        serde_json::to_vec_pretty(&wire).unwrap_or_default()
+    }
+
+    /// Verifies the envelope against `keys`; the first signature that verifies under one of
+    /// them wins, and that key is returned beside the verified envelope.
+    ///
+    /// A signature whose key id names one of the keys is checked against that key only. A
+    /// signature with an empty or foreign key id is tried against every key, because the key
+    /// id is an unauthenticated hint and other producers may compute it differently. Refusal
+    /// is `BadSignature` when a signature named one of our keys and did not verify, and
+    /// `UnknownKey` when no signature named any of them and none verified.
+    pub fn verify<K>(
+        self,
+        keys: &[K],
+        public_key: impl Fn(&K) -> &PublicKey,
+    ) -> Result<(VerifiedEnvelope, &K), DsseError> {
+        if self.signatures.is_empty() {
+            return Err(DsseError::Malformed {
+                what: "no signatures".to_owned(),
+            });
+        }
+        let message = pae(&self.payload_type, &self.payload);
+        let mut bad_named = None;
+        for signature in &self.signatures {
+            let named = keys
+                .iter()
+                .find(|k| !signature.keyid.is_empty() && public_key(k).key_id == signature.keyid);
+            let found = match named {
+                Some(k) => {
+                    if public_key(k).verifies(&message, &signature.sig) {
+                        Some(k)
+                    } else {
+                        bad_named.get_or_insert_with(|| signature.keyid.clone());
+                        None
+                    }
+                }
+                None => keys
+                    .iter()
+                    .find(|k| public_key(k).verifies(&message, &signature.sig)),
+            };
+            if let Some(k) = found {
+                let key_id = public_key(k).key_id.clone();
+                return Ok((
+                    VerifiedEnvelope {
+                        payload_type: self.payload_type,
+                        payload: self.payload,
+                        key_id,
+                    },
+                    k,
+                ));
+            }
+        }
+        Err(match bad_named {
+            Some(keyid) => DsseError::BadSignature { keyid },
+            None => DsseError::UnknownKey {
+                keyids: self.signatures.into_iter().map(|s| s.keyid).collect(),
+            },
+        })
+    }
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let digit = |c: u8| char::from(c).to_digit(16);
+            u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_seed(&[n; 32])
+    }
+
+    #[test]
+    fn pae_matches_the_spec_test_vector() {
+        // protocol.md: PAE("http://example.com/HelloWorld", "hello world").
+        let got = pae("http://example.com/HelloWorld", b"hello world");
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
+        assert_eq!(pae("", b""), b"DSSEv1 0  0 ");
+    }
+
+    #[test]
+    fn round_trip_sign_serialize_parse_verify() {
+        let k = key(7);
+        let env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b"{\"a\":1}".to_vec(), &k);
+        let parsed = Envelope::parse(&env.to_json()).unwrap();
+        assert_eq!(parsed, env);
+        let keys = [k.public_key().clone()];
+        let (verified, _) = parsed.verify(&keys, |k| k).unwrap();
+        assert_eq!(verified.payload(), b"{\"a\":1}");
+        assert_eq!(verified.key_id(), k.public_key().key_id());
+    }
+
+    #[test]
+    fn base64_variants_are_all_accepted() {
+        // 0xfb 0xff encodes to "+/8=" in the standard alphabet and "-_8=" URL-safe.
+        for text in ["+/8=", "+/8", "-_8=", "-_8"] {
+            assert_eq!(decode_base64(text), Some(vec![0xfb, 0xff]), "{text}");
+        }
+        assert_eq!(decode_base64("*"), None);
+    }
+
+    #[test]
+    fn signature_over_other_bytes_is_bad() {
+        let k = key(1);
+        let mut env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b"one".to_vec(), &k);
+        env.payload = b"two".to_vec();
+        let keys = [k.public_key().clone()];
+        assert_eq!(
+            env.verify(&keys, |k| k).unwrap_err(),
+            DsseError::BadSignature {
+                keyid: k.public_key().key_id().to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn payload_type_is_signed_too() {
+        let k = key(1);
+        let mut env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b"one".to_vec(), &k);
+        env.payload_type = "text/plain".to_owned();
+        let keys = [k.public_key().clone()];
+        assert!(matches!(
+            env.verify(&keys, |k| k),
+            Err(DsseError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_key_and_foreign_key_id() {
+        let env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b"x".to_vec(), &key(1));
+        let keys = [key(2).public_key().clone()];
+        assert!(matches!(
+            env.clone().verify(&keys, |k| k),
+            Err(DsseError::UnknownKey { .. })
+        ));
+        // A foreign key id still verifies under the right key: the id is only a hint.
+        let mut relabeled = env;
+        relabeled.signatures[0].keyid = "something-else".to_owned();
+        let keys = [key(1).public_key().clone()];
+        assert!(relabeled.verify(&keys, |k| k).is_ok());
+    }
+
+    #[test]
+    fn malformed_envelopes() {
+        for (input, what) in [
+            (
+                &b"{\"payload\":\"eA==\",\"payloadType\":\"t\",\"signa"[..],
+                "envelope JSON",
+            ),
+            (
+                b"{\"payload\":\"%%\",\"payloadType\":\"t\",\"signatures\":[]}",
+                "payload is not base64",
+            ),
+            (
+                b"{\"payload\":\"eA==\",\"payloadType\":\"t\",\"signatures\":[{\"sig\":\"!\"}]}",
+                "signatures[0].sig",
+            ),
+        ] {
+            let err = Envelope::parse(input).unwrap_err();
+            assert!(err.to_string().contains(what), "{err}");
+        }
+        let no_sigs =
+            Envelope::parse(b"{\"payload\":\"eA==\",\"payloadType\":\"t\",\"signatures\":[]}")
+                .unwrap();
+        let keys = [key(1).public_key().clone()];
+        assert!(matches!(
+            no_sigs.verify(&keys, |k| k),
+            Err(DsseError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn key_id_is_securesystemslib_default_keyid() {
+        // RFC 8032 test 1 public key; the expected id was computed with securesystemslib 1.6
+        // (`SSlibKey.from_crypto(...).keyid`), see tests/interop.
+        let public =
+            PublicKey::from_hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+                .unwrap();
+        assert_eq!(public.key_id(), EXPECTED_RFC8032_KEYID);
+        assert_eq!(
+            public.to_hex(),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
+    }
+
+    const EXPECTED_RFC8032_KEYID: &str =
+        "74c181c7ad8a0855d4b55e44d2ba87aabdddb196832571f15f92fece332e4916";
+
+    #[test]
+    fn bad_keys_are_refused() {
+        assert!(PublicKey::from_bytes(&[0; 31]).is_err());
+        assert!(PublicKey::from_hex("zz").is_err());
+        assert!(SigningKey::from_bytes(&[0; 33]).is_err());
+    }
+}

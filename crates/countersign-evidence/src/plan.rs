@@ -1,0 +1,208 @@
+//! The validation plan: which suites a change must pass, and why each is in the plan.
+//!
+//! A suite enters the plan because a node it exercises is touched by the change, or is a
+//! dependent of a touched node no further away than the configured depth. The plan never
+//! shrinks because a suite is slow or flaky: that is a policy question, not a planning one.
+
+use std::collections::BTreeMap;
+
+use countersign_graph::{EntityRef, Impact, Kind};
+
+/// Why a suite is in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PlanReason {
+    /// The suite exercises a node whose files the change edits.
+    Touched { node: EntityRef },
+    /// The suite exercises a dependent of a touched node, `distance` dependents away (API
+    /// nodes on the way are not counted), reached through `via` (touched node first).
+    Dependent {
+        node: EntityRef,
+        distance: u32,
+        via: Vec<EntityRef>,
+    },
+}
+
+/// One suite of the plan with every reason it was planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedSuite {
+    pub suite: String,
+    pub reasons: Vec<PlanReason>,
+}
+
+/// The suites a change must pass, sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ValidationPlan {
+    /// How far through dependents the plan reaches (1 = direct dependents).
+    pub depth: u32,
+    pub suites: Vec<PlannedSuite>,
+    /// Touched nodes that no suite exercises: the plan cannot cover them.
+    pub uncovered: Vec<EntityRef>,
+}
+
+/// Plans validation for `impact`. `suites_of` gives the suites that exercise a node (from
+/// its `countersign.dev/suites` annotation); `depth` bounds how far dependents are planned.
+pub fn plan(
+    impact: &Impact,
+    suites_of: impl Fn(&EntityRef) -> Vec<String>,
+    depth: u32,
+) -> ValidationPlan {
+    let mut by_suite: BTreeMap<String, Vec<PlanReason>> = BTreeMap::new();
+    let mut uncovered = Vec::new();
+    for touched in &impact.touched {
+        let suites = suites_of(&touched.entity);
+        if suites.is_empty() {
+            uncovered.push(touched.entity.clone());
+        }
+        for suite in suites {
+            by_suite
+                .entry(suite)
+                .or_default()
+                .push(PlanReason::Touched {
+                    node: touched.entity.clone(),
+                });
+        }
+    }
+    for reached in &impact.blast_radius {
+        let hops = dependent_hops(&reached.via);
+        if hops > depth {
+            continue;
+        }
+        for suite in suites_of(&reached.entity) {
+            by_suite
+                .entry(suite)
+                .or_default()
+                .push(PlanReason::Dependent {
+                    node: reached.entity.clone(),
+                    distance: hops,
+                    via: reached.via.clone(),
+                });
+        }
+    }
+    let suites = by_suite
+        .into_iter()
+        .map(|(suite, mut reasons)| {
+            reasons.sort();
+            reasons.dedup();
+            PlannedSuite { suite, reasons }
+        })
+        .collect();
+    uncovered.sort();
+    uncovered.dedup();
+    ValidationPlan {
+        depth,
+        suites,
+        uncovered,
+    }
+}
+
+/// Hops from the touched node counted in dependents, not in graph edges: an API is the
+/// conduit between its provider and its consumers, so passing through one costs nothing.
+/// Otherwise depth 1 would plan the contract suite of the API but never its consumers.
+fn dependent_hops(via: &[EntityRef]) -> u32 {
+    let hops = via.iter().skip(1).filter(|e| e.kind != Kind::Api).count();
+    u32::try_from(hops).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use countersign_graph::{Criticality, ReachedNode, TouchedNode};
+
+    fn component(name: &str) -> EntityRef {
+        EntityRef {
+            kind: Kind::Component,
+            namespace: "default".into(),
+            name: name.into(),
+        }
+    }
+
+    fn reached(name: &str, distance: u32, via: &[&str]) -> ReachedNode {
+        ReachedNode {
+            entity: component(name),
+            criticality: Criticality::Low,
+            distance,
+            via: via.iter().map(|n| component(n)).collect(),
+        }
+    }
+
+    fn suites(node: &EntityRef) -> Vec<String> {
+        match node.name.as_str() {
+            "lib" => vec!["lib-unit".into()],
+            "api" => vec!["api-contract".into(), "e2e".into()],
+            "web" => vec!["e2e".into()],
+            _ => vec![],
+        }
+    }
+
+    fn impact() -> Impact {
+        Impact {
+            touched: vec![
+                TouchedNode {
+                    entity: component("lib"),
+                    criticality: Criticality::Low,
+                    paths: vec!["lib/a.rs".into()],
+                },
+                TouchedNode {
+                    entity: component("tool"),
+                    criticality: Criticality::Low,
+                    paths: vec!["tool/x".into()],
+                },
+            ],
+            blast_radius: vec![
+                reached("api", 1, &["lib", "api"]),
+                reached("web", 2, &["lib", "api", "web"]),
+            ],
+            ..Impact::default()
+        }
+    }
+
+    fn names(plan: &ValidationPlan) -> Vec<&str> {
+        plan.suites.iter().map(|s| s.suite.as_str()).collect()
+    }
+
+    #[test]
+    fn depth_bounds_the_dependents_planned() {
+        assert_eq!(names(&plan(&impact(), suites, 0)), ["lib-unit"]);
+        assert_eq!(
+            names(&plan(&impact(), suites, 1)),
+            ["api-contract", "e2e", "lib-unit"]
+        );
+        let deep = plan(&impact(), suites, 2);
+        let e2e = deep.suites.iter().find(|s| s.suite == "e2e").unwrap();
+        assert_eq!(e2e.reasons.len(), 2, "planned for api and for web: {e2e:?}");
+    }
+
+    #[test]
+    fn touched_nodes_without_suites_are_reported() {
+        assert_eq!(plan(&impact(), suites, 1).uncovered, [component("tool")]);
+    }
+
+    #[test]
+    fn an_api_between_provider_and_consumer_costs_no_depth() {
+        let api = EntityRef {
+            kind: Kind::Api,
+            namespace: "default".into(),
+            name: "api".into(),
+        };
+        let impact = Impact {
+            touched: vec![TouchedNode {
+                entity: component("lib"),
+                criticality: Criticality::Low,
+                paths: vec!["lib/a.rs".into()],
+            }],
+            blast_radius: vec![ReachedNode {
+                entity: component("web"),
+                criticality: Criticality::Low,
+                distance: 2,
+                via: vec![component("lib"), api, component("web")],
+            }],
+            ..Impact::default()
+        };
+        let plan = plan(&impact, suites, 1);
+        assert_eq!(names(&plan), ["e2e", "lib-unit"]);
+        assert!(matches!(
+            plan.suites[0].reasons[0],
+            PlanReason::Dependent { distance: 1, .. }
+        ));
+    }
+}

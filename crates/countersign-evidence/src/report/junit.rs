@@ -1,0 +1,356 @@
+//! JUnit XML as Maven Surefire, pytest, jest-junit and cargo-nextest write it: a streaming
+//! reader that yields each test case with its outcome and sums them up.
+//!
+//! The reader holds one XML event at a time (at most [`MAX_ITEM_BYTES`]) and a nesting
+//! counter, so memory does not grow with the report. It never processes a DOCTYPE: a report
+//! that has one is refused, which rules out entity expansion. Counts come from the test cases
+//! themselves, not from the `tests=`/`failures=` attributes, which tools write inconsistently.
+//!
+//! A test's id is `classname::name`, or `name` alone when the classname is empty or equal to
+//! the name (jest-junit's default writes both the same). Ids are what regressions compare
+//! across commits.
+
+use std::io::BufRead;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use super::{Bounded, MAX_ITEM_BYTES, OVER_LIMIT, ReportError};
+
+/// Deeper nesting than this is refused; the reader keeps a stack of open element names.
+const MAX_DEPTH: usize = 64;
+
+/// What happened to one test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    Passed,
+    /// `<failure>` (or Surefire's `<rerunFailure>`): an assertion failed.
+    Failed,
+    /// `<error>`: the test could not run to an assertion.
+    Errored,
+    /// `<skipped>`.
+    Skipped,
+    /// Passed on a retry after failing (`<flakyFailure>`/`<flakyError>`, Surefire and nextest).
+    Flaky,
+}
+
+/// One test case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestCase {
+    pub id: String,
+    pub outcome: Outcome,
+    /// Seconds, when the report says.
+    pub time: Option<f64>,
+}
+
+/// Totals over a report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JunitSummary {
+    pub tests: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub errored: u64,
+    pub skipped: u64,
+    pub flaky: u64,
+    /// Sum of test case times, in seconds.
+    pub time: f64,
+}
+
+impl JunitSummary {
+    fn add(&mut self, case: &TestCase) {
+        self.tests += 1;
+        match case.outcome {
+            Outcome::Passed => self.passed += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Errored => self.errored += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Flaky => self.flaky += 1,
+        }
+        self.time += case.time.unwrap_or(0.0);
+    }
+}
+
+/// A whole report in memory: the totals and every case.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JunitReport {
+    pub summary: JunitSummary,
+    pub cases: Vec<TestCase>,
+}
+
+/// Reads a report into memory. For reports too large for that, use [`read`].
+pub fn parse(file: &str, reader: impl BufRead) -> Result<JunitReport, ReportError> {
+    let mut cases = Vec::new();
+    let summary = read(file, reader, |case| cases.push(case))?;
+    Ok(JunitReport { summary, cases })
+}
+
+/// Streams a report: `on_case` sees each test case as its element closes.
+pub fn read(
+    file: &str,
+    reader: impl BufRead,
+    mut on_case: impl FnMut(TestCase),
+) -> Result<JunitSummary, ReportError> {
+    let mut xml = Reader::from_reader(Bounded::new(reader, MAX_ITEM_BYTES));
+    let config = xml.config_mut();
+    config.check_end_names = true;
+    config.expand_empty_elements = false;
+    config.trim_text(false);
+
+    let mut buf = Vec::new();
+    let mut summary = JunitSummary::default();
+    let mut depth = 0usize;
+    let mut seen_root = false;
+    // The open test case, if any, and the depth it opened at.
+    let mut open: Option<(TestCase, usize)> = None;
+
+    loop {
+        buf.clear();
+        xml.get_mut().reset();
+        let event = match xml.read_event_into(&mut buf) {
+            Ok(event) => event,
+            Err(e) => return Err(xml_error(file, &xml, &e)),
+        };
+        let line = xml.get_ref().line();
+        match event {
+            Event::DocType(_) => {
+                return Err(ReportError::EntityExpansion {
+                    file: file.to_owned(),
+                    line,
+                });
+            }
+            Event::Start(ref element) | Event::Empty(ref element) => {
+                let is_empty = matches!(event, Event::Empty(_));
+                let name = element.local_name();
+                let name = name.as_ref();
+                if !seen_root {
+                    if name != b"testsuites" && name != b"testsuite" {
+                        return Err(ReportError::Invalid {
+                            file: file.to_owned(),
+                            field: "root element".to_owned(),
+                            what: format!(
+                                "expected <testsuites> or <testsuite>, found <{}>",
+                                String::from_utf8_lossy(name)
+                            ),
+                        });
+                    }
+                    seen_root = true;
+                }
+                match name {
+                    b"testcase" => {
+                        if open.is_some() {
+                            return Err(invalid(file, line, "<testcase> inside a <testcase>"));
+                        }
+                        let case = test_case(file, line, element)?;
+                        if is_empty {
+                            summary.add(&case);
+                            on_case(case);
+                        } else {
+                            open = Some((case, depth));
+                        }
+                    }
+                    b"failure" | b"rerunFailure" | b"rerunError" => {
+                        raise(&mut open, Outcome::Failed)
+                    }
+                    b"error" => raise(&mut open, Outcome::Errored),
+                    b"skipped" => raise(&mut open, Outcome::Skipped),
+                    b"flakyFailure" | b"flakyError" => raise(&mut open, Outcome::Flaky),
+                    _ => {}
+                }
+                if !is_empty {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(invalid(
+                            file,
+                            line,
+                            &format!("elements nested deeper than {MAX_DEPTH}"),
+                        ));
+                    }
+                }
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                if let Some((_, opened_at)) = &open
+                    && *opened_at == depth
+                    && let Some((case, _)) = open.take()
+                {
+                    summary.add(&case);
+                    on_case(case);
+                }
+            }
+            Event::Eof => {
+                if depth > 0 {
+                    return Err(ReportError::Malformed {
+                        file: file.to_owned(),
+                        line,
+                        column: 0,
+                        what: format!("truncated: {depth} element(s) not closed"),
+                    });
+                }
+                break;
+            }
+            // Text (failure messages, system-out), CDATA, comments, processing instructions and
+            // references in text carry nothing countersign reads.
+            _ => {}
+        }
+    }
+    if !seen_root {
+        return Err(ReportError::Invalid {
+            file: file.to_owned(),
+            field: "root element".to_owned(),
+            what: "empty document".to_owned(),
+        });
+    }
+    Ok(summary)
+}
+
+/// Records a child element's verdict; a failure outranks flakiness, which outranks a skip.
+fn raise(open: &mut Option<(TestCase, usize)>, outcome: Outcome) {
+    let rank = |o: Outcome| match o {
+        Outcome::Passed => 0,
+        Outcome::Skipped => 1,
+        Outcome::Flaky => 2,
+        Outcome::Failed | Outcome::Errored => 3,
+    };
+    if let Some((case, _)) = open
+        && rank(outcome) > rank(case.outcome)
+    {
+        case.outcome = outcome;
+    }
+}
+
+fn test_case(file: &str, line: u64, element: &BytesStart<'_>) -> Result<TestCase, ReportError> {
+    let mut name = None;
+    let mut classname = None;
+    let mut time = None;
+    for attribute in element.attributes() {
+        let attribute = attribute.map_err(|e| invalid(file, line, &e.to_string()))?;
+        let value = || {
+            attribute
+                .unescape_value()
+                .map(|v| v.into_owned())
+                .map_err(|e| invalid(file, line, &format!("testcase attribute: {e}")))
+        };
+        match attribute.key.local_name().as_ref() {
+            b"name" => name = Some(value()?),
+            b"classname" => classname = Some(value()?),
+            // Old Surefire versions format times with a locale thousands separator.
+            b"time" => time = value()?.replace(',', "").parse::<f64>().ok(),
+            _ => {}
+        }
+    }
+    let name = name.ok_or_else(|| invalid(file, line, "<testcase> without a name attribute"))?;
+    let id = match classname {
+        Some(class) if !class.is_empty() && class != name => format!("{class}::{name}"),
+        _ => name,
+    };
+    Ok(TestCase {
+        id,
+        outcome: Outcome::Passed,
+        time,
+    })
+}
+
+fn invalid(file: &str, line: u64, what: &str) -> ReportError {
+    ReportError::Invalid {
+        file: file.to_owned(),
+        field: format!("line {line}"),
+        what: what.to_owned(),
+    }
+}
+
+fn xml_error<R: BufRead>(
+    file: &str,
+    xml: &Reader<Bounded<R>>,
+    error: &quick_xml::Error,
+) -> ReportError {
+    let line = xml.get_ref().line();
+    if xml.get_ref().over_limit() || error.to_string().contains(OVER_LIMIT) {
+        return ReportError::ItemTooLarge {
+            file: file.to_owned(),
+            line,
+            limit: MAX_ITEM_BYTES,
+        };
+    }
+    if let quick_xml::Error::Io(io) = error {
+        return ReportError::Io {
+            file: file.to_owned(),
+            source: std::io::Error::new(io.kind(), io.to_string()),
+        };
+    }
+    ReportError::Malformed {
+        file: file.to_owned(),
+        line,
+        column: 0,
+        what: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(xml: &str) -> String {
+        match parse("t.xml", xml.as_bytes()) {
+            Ok(report) => {
+                let mut out = format!("{:?}\n", report.summary);
+                for case in report.cases {
+                    out.push_str(&format!("{:?} {}\n", case.outcome, case.id));
+                }
+                out
+            }
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    #[test]
+    fn outcomes_and_ids() {
+        insta::assert_snapshot!(check(r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites>
+  <testsuite name="s" tests="5">
+    <testcase classname="a.B" name="passes" time="0.5"/>
+    <testcase classname="a.B" name="fails" time="1,000.25"><failure message="x">trace &amp; more</failure></testcase>
+    <testcase classname="" name="errs"><error/></testcase>
+    <testcase classname="same" name="same"><skipped/></testcase>
+    <testcase name="flaky"><flakyFailure/><system-out>hi</system-out></testcase>
+    <testcase classname="c" name="rerun"><failure/><rerunFailure/></testcase>
+  </testsuite>
+</testsuites>"#), @r"
+        JunitSummary { tests: 6, passed: 1, failed: 2, errored: 1, skipped: 1, flaky: 1, time: 1000.75 }
+        Passed a.B::passes
+        Failed a.B::fails
+        Errored errs
+        Skipped same
+        Flaky flaky
+        Failed c::rerun
+        ");
+    }
+
+    #[test]
+    fn refusals() {
+        let laughs = r#"<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>
+<testsuites><testcase name="&lol2;"/></testsuites>"#;
+        insta::assert_snapshot!(check(laughs), @"error: t.xml:2: XML with entity expansion is refused (DOCTYPE declaration)");
+        insta::assert_snapshot!(check("<html/>"), @"error: t.xml: root element: expected <testsuites> or <testsuite>, found <html>");
+        insta::assert_snapshot!(check(""), @"error: t.xml: root element: empty document");
+        insta::assert_snapshot!(check("<testsuite><testcase/></testsuite>"), @"error: t.xml: line 1: <testcase> without a name attribute");
+        insta::assert_snapshot!(check("<testsuite><testcase name='a'></testsuite>"), @"error: t.xml:1: ill-formed document: expected `</testcase>`, but `</testsuite>` was found");
+        insta::assert_snapshot!(check("<testsuite><testcase name='&bogus;'/></testsuite>"), @"error: t.xml: line 1: testcase attribute: at 1..6: unrecognized entity `bogus`");
+    }
+
+    #[test]
+    fn item_over_the_limit_is_refused() {
+        let mut xml = String::from("<testsuite><testcase name='a'><system-out>");
+        xml.push_str(&"x".repeat(MAX_ITEM_BYTES + 10));
+        xml.push_str("</system-out></testcase></testsuite>");
+        let err = parse("big.xml", xml.as_bytes()).unwrap_err();
+        assert!(matches!(err, ReportError::ItemTooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let xml = format!("<testsuites>{}", "<a>".repeat(100));
+        let err = parse("deep.xml", xml.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("nested deeper"), "{err}");
+    }
+}

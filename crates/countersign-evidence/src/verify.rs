@@ -1,0 +1,209 @@
+//! Deciding whether an envelope counts as evidence for a change: signed by a trusted runner,
+//! about the expected repository and head commit, for a suite that runner may attest, with a
+//! predicate countersign understands. Every refusal names its reason.
+//!
+//! This module reads no configuration (trusted runners are passed in) and no clock; it does
+//! not compute coverage or regressions from accepted evidence.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::dsse::{DsseError, Envelope, IN_TOTO_PAYLOAD_TYPE, PublicKey};
+use crate::statement::{
+    GIT_COMMIT_DIGEST, Predicate, PredicateError, STATEMENT_V1, SUITE_ANNOTATION, Statement,
+};
+
+/// Default largest envelope accepted, in bytes. A test-result predicate naming 100,000 tests
+/// is about 5 MiB; this leaves room without letting one upload exhaust memory.
+pub const DEFAULT_MAX_ENVELOPE_BYTES: usize = 32 * 1024 * 1024;
+
+/// A runner countersign trusts, and the suites it may attest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedRunner {
+    pub name: String,
+    pub key: PublicKey,
+    pub suites: BTreeSet<String>,
+}
+
+/// What the evidence must be about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected<'a> {
+    /// The repository as the statement's subject names it (e.g. `github.com/acme/shop`),
+    /// compared exactly.
+    pub repository: &'a str,
+    /// The full hex commit id, compared case-insensitively.
+    pub commit: &'a str,
+    /// Largest envelope accepted, in bytes.
+    pub max_bytes: usize,
+}
+
+/// An envelope that counts as evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcceptedEvidence {
+    pub runner: String,
+    pub key_id: String,
+    pub suite: String,
+    pub repository: String,
+    pub commit: String,
+    pub predicate: Predicate,
+}
+
+/// Why an envelope does not count. One variant per reason; [`Refusal::reason`] gives a stable
+/// machine-readable name for each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("envelope is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { limit: usize, size: usize },
+    #[error("malformed evidence: {what}")]
+    Malformed { what: String },
+    #[error("payload type {found:?} is not {IN_TOTO_PAYLOAD_TYPE}")]
+    WrongPayloadType { found: String },
+    #[error("signed by no trusted runner (key ids: {})", keyids.join(", "))]
+    UnknownKey { keyids: Vec<String> },
+    #[error("signature by key {keyid} does not verify")]
+    BadSignature { keyid: String },
+    #[error("evidence is about repository {found}, expected {expected}")]
+    OtherRepository { expected: String, found: String },
+    #[error("evidence is for commit {found}, expected {expected}")]
+    OtherCommit { expected: String, found: String },
+    #[error("runner {runner} may not attest suite {suite:?}")]
+    SuiteNotAllowed { runner: String, suite: String },
+    #[error("unknown predicate type {predicate_type}")]
+    UnknownPredicate { predicate_type: String },
+}
+
+impl Refusal {
+    /// A stable snake_case name for the reason, for JSON output, policy context and audit.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::TooLarge { .. } => "too_large",
+            Refusal::Malformed { .. } => "malformed",
+            Refusal::WrongPayloadType { .. } => "wrong_payload_type",
+            Refusal::UnknownKey { .. } => "unknown_key",
+            Refusal::BadSignature { .. } => "bad_signature",
+            Refusal::OtherRepository { .. } => "other_repository",
+            Refusal::OtherCommit { .. } => "other_commit",
+            Refusal::SuiteNotAllowed { .. } => "suite_not_allowed",
+            Refusal::UnknownPredicate { .. } => "unknown_predicate",
+        }
+    }
+}
+
+fn malformed(what: impl Into<String>) -> Refusal {
+    Refusal::Malformed { what: what.into() }
+}
+
+/// Verifies `envelope` (the bytes of a DSSE JSON envelope) against the trusted runners and
+/// what the evidence must be about. Checks run cheapest first: size, envelope syntax, payload
+/// type, signature, then the statement (repository, commit, suite, predicate).
+pub fn verify(
+    envelope: &[u8],
+    runners: &[TrustedRunner],
+    expected: &Expected<'_>,
+) -> Result<AcceptedEvidence, Refusal> {
+    if envelope.len() > expected.max_bytes {
+        return Err(Refusal::TooLarge {
+            limit: expected.max_bytes,
+            size: envelope.len(),
+        });
+    }
+    let envelope = Envelope::parse(envelope).map_err(from_dsse)?;
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(Refusal::WrongPayloadType {
+            found: envelope.payload_type,
+        });
+    }
+    let (verified, runner) = envelope.verify(runners, |r| &r.key).map_err(from_dsse)?;
+
+    let statement: Statement = serde_json::from_slice(verified.payload())
+        .map_err(|e| malformed(format!("statement: {e}")))?;
+    if statement.type_ != STATEMENT_V1 {
+        return Err(malformed(format!(
+            "statement _type {:?} is not {STATEMENT_V1}",
+            statement.type_
+        )));
+    }
+    let subject = pick_subject(&statement, expected)?;
+    let suite = match subject.annotations.get(SUITE_ANNOTATION) {
+        Some(Value::String(suite)) if !suite.is_empty() => suite.clone(),
+        _ => {
+            return Err(malformed(format!(
+                "subject has no {SUITE_ANNOTATION} annotation"
+            )));
+        }
+    };
+    if !runner.suites.contains(&suite) {
+        return Err(Refusal::SuiteNotAllowed {
+            runner: runner.name.clone(),
+            suite,
+        });
+    }
+    let repository = subject.name.clone().unwrap_or_default();
+    let commit = subject
+        .digest
+        .get(GIT_COMMIT_DIGEST)
+        .cloned()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let predicate =
+        Predicate::parse(&statement.predicate_type, statement.predicate).map_err(|e| match e {
+            PredicateError::Unknown(predicate_type) => Refusal::UnknownPredicate { predicate_type },
+            malformed_predicate @ PredicateError::Malformed { .. } => {
+                malformed(malformed_predicate.to_string())
+            }
+        })?;
+    Ok(AcceptedEvidence {
+        runner: runner.name.clone(),
+        key_id: verified.key_id().to_owned(),
+        suite,
+        repository,
+        commit,
+        predicate,
+    })
+}
+
+/// The subject naming the expected repository and commit. When none does, the refusal says
+/// what the closest subject was about: the commit if the repository matched, else the
+/// repository.
+fn pick_subject<'s>(
+    statement: &'s Statement,
+    expected: &Expected<'_>,
+) -> Result<&'s crate::statement::ResourceDescriptor, Refusal> {
+    let commits: Vec<_> = statement
+        .subject
+        .iter()
+        .filter_map(|s| Some((s, s.digest.get(GIT_COMMIT_DIGEST)?)))
+        .collect();
+    let Some(&(first, _)) = commits.first() else {
+        return Err(malformed("no subject has a gitCommit digest"));
+    };
+    let same_repository: Vec<_> = commits
+        .iter()
+        .filter(|(s, _)| s.name.as_deref() == Some(expected.repository))
+        .collect();
+    if let Some((subject, _)) = same_repository
+        .iter()
+        .find(|(_, commit)| commit.eq_ignore_ascii_case(expected.commit))
+    {
+        return Ok(subject);
+    }
+    match same_repository.first() {
+        Some((_, commit)) => Err(Refusal::OtherCommit {
+            expected: expected.commit.to_owned(),
+            found: (*commit).clone(),
+        }),
+        None => Err(Refusal::OtherRepository {
+            expected: expected.repository.to_owned(),
+            found: first.name.clone().unwrap_or_default(),
+        }),
+    }
+}
+
+fn from_dsse(error: DsseError) -> Refusal {
+    match error {
+        DsseError::Malformed { what } => Refusal::Malformed { what },
+        DsseError::UnknownKey { keyids } => Refusal::UnknownKey { keyids },
+        DsseError::BadSignature { keyid } => Refusal::BadSignature { keyid },
+    }
+}
