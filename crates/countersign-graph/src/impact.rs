@@ -3,7 +3,7 @@
 //!
 //! Impact only reports facts; what they mean for approval is countersign-policy's business.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::graph::SystemGraph;
 use crate::model::{Criticality, EntityRef, Kind, NodeId, Surface};
@@ -60,6 +60,9 @@ pub struct Impact {
     pub governance_paths: Vec<String>,
 }
 
+/// Marks a node the walk has not reached (and the parent of a touched node).
+const UNSEEN: u32 = u32::MAX;
+
 /// Where a change lands: maps `changed_paths` onto `graph` and walks the dependents.
 ///
 /// Blast radius is a breadth-first walk of [`SystemGraph::dependents`] from every touched
@@ -98,16 +101,23 @@ pub fn impact<S: AsRef<str>>(graph: &SystemGraph, changed_paths: &[S]) -> Impact
     }
 
     // Breadth-first from all touched nodes; `parent` rebuilds each shortest `via` chain.
-    let mut parent: HashMap<NodeId, NodeId> = HashMap::new();
-    let mut distance: HashMap<NodeId, u32> = touched.keys().map(|&id| (id, 0)).collect();
+    // Dense arrays indexed by node id: a blast radius can be thousands of nodes and this
+    // is the hot path of every decision, so no hashing per visit.
+    let n = graph.nodes().len();
+    let mut parent: Vec<u32> = vec![UNSEEN; n];
+    let mut distance: Vec<u32> = vec![UNSEEN; n];
+    for &id in touched.keys() {
+        distance[id.0 as usize] = 0;
+    }
     let mut queue: VecDeque<NodeId> = touched.keys().copied().collect();
     let mut reached: Vec<NodeId> = Vec::new();
     while let Some(id) = queue.pop_front() {
-        let d = distance.get(&id).copied().unwrap_or(0);
+        let d = distance[id.0 as usize];
         for &next in graph.dependents(id) {
-            if let std::collections::hash_map::Entry::Vacant(slot) = distance.entry(next) {
-                slot.insert(d + 1);
-                parent.insert(next, id);
+            let slot = &mut distance[next.0 as usize];
+            if *slot == UNSEEN {
+                *slot = d + 1;
+                parent[next.0 as usize] = id.0;
                 reached.push(next);
                 queue.push_back(next);
             }
@@ -132,22 +142,21 @@ pub fn impact<S: AsRef<str>>(graph: &SystemGraph, changed_paths: &[S]) -> Impact
     }
     for &id in &reached {
         let Some(n) = graph.node(id) else { continue };
-        let mut chain = vec![id];
-        let mut cur = id;
-        while let Some(&p) = parent.get(&cur) {
-            chain.push(p);
-            cur = p;
+        let d = distance[id.0 as usize];
+        let mut via = Vec::with_capacity(d as usize + 1);
+        let mut cur = id.0;
+        while cur != UNSEEN {
+            if let Some(c) = graph.node(NodeId(cur)) {
+                via.push(c.entity.clone());
+            }
+            cur = parent[cur as usize];
         }
-        chain.reverse();
+        via.reverse();
         out.blast_radius.push(ReachedNode {
             entity: n.entity.clone(),
             criticality: n.criticality,
-            distance: distance.get(&id).copied().unwrap_or(0),
-            via: chain
-                .iter()
-                .filter_map(|&c| graph.node(c))
-                .map(|c| c.entity.clone())
-                .collect(),
+            distance: d,
+            via,
         });
     }
     out.surfaces_reached = out.surfaces_touched.clone();
