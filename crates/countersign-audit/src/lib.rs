@@ -6,6 +6,7 @@
 //! in the binary. Bundles (export and offline re-derivation) are not here yet.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::panic))]
 
+pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod event;
@@ -13,6 +14,7 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 
+pub use bundle::{Bundle, BundleEntry, BundleError, VerifiedBundle, verify_bundle};
 pub use canonical::{CanonicalError, canonicalize};
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
 pub use event::{Event, EventError, EventKind, leaf_bytes};

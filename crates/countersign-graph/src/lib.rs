@@ -30,4 +30,4 @@ pub use model::{
     Criticality, EntityRef, Exposure, Kind, Node, NodeId, SourceLocation, Surface, UnknownKeyword,
 };
 pub use settings::GraphSettings;
-pub use source::{FileSource, MemorySource, SourceError};
+pub use source::{FileSource, MemorySource, RecordingSource, SourceError};

@@ -47,3 +47,55 @@ impl FileSource for MemorySource {
         Ok(self.files.get(path).cloned())
     }
 }
+
+/// Wraps a snapshot and remembers every file read through it, so a decision can record
+/// exactly the inputs it was derived from and be re-derived from them alone.
+pub struct RecordingSource<'a> {
+    inner: &'a dyn FileSource,
+    /// Every path read, with its bytes or `None` when the snapshot lacked it.
+    read: std::cell::RefCell<BTreeMap<String, Option<Vec<u8>>>>,
+}
+
+impl<'a> RecordingSource<'a> {
+    pub fn new(inner: &'a dyn FileSource) -> Self {
+        RecordingSource {
+            inner,
+            read: std::cell::RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// The files read so far (absent ones as `None`), by path.
+    pub fn into_reads(self) -> BTreeMap<String, Option<Vec<u8>>> {
+        self.read.into_inner()
+    }
+}
+
+impl FileSource for RecordingSource<'_> {
+    fn paths(&self) -> &[String] {
+        self.inner.paths()
+    }
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let bytes = self.inner.read(path)?;
+        self.read
+            .borrow_mut()
+            .insert(path.to_string(), bytes.clone());
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recording_keeps_every_read_including_misses() {
+        let inner = MemorySource::new([("a.yaml", "x"), ("b.yaml", "y")]);
+        let recording = RecordingSource::new(&inner);
+        assert_eq!(recording.read("a.yaml").unwrap(), Some(b"x".to_vec()));
+        assert_eq!(recording.read("missing").unwrap(), None);
+        assert_eq!(recording.paths().len(), 2);
+        let reads = recording.into_reads();
+        assert_eq!(reads.len(), 2);
+        assert_eq!(reads["missing"], None);
+    }
+}

@@ -5,9 +5,10 @@
 //! changed paths comes from the head.
 
 use std::path::Path;
-
 use anyhow::{Context, Result, bail};
-use countersign_graph::{FileSource, Impact};
+use std::collections::BTreeMap;
+
+use countersign_graph::{FileSource, Impact, MemorySource, RecordingSource};
 use countersign_policy::{Decision, DecisionInput, Principal};
 use countersign_repo::{ChangeKind, ChangedPath, Repo, WorkTree};
 
@@ -31,11 +32,15 @@ pub struct Proposer {
     pub declared_tier: Option<String>,
 }
 
-/// A decided change with the intermediate results, for the text rendering.
+/// A decided change with the intermediate results, for the text rendering and the record.
 pub struct Evaluation {
     pub report: EvaluationReport,
     pub decision: Decision,
     pub impact: Impact,
+    pub changes: Vec<ChangedPath>,
+    /// Every governed file the decision read (absent ones as `None`): with `changes` and the
+    /// proposer, enough to re-derive the decision offline (see [`rederive`]).
+    pub inputs: BTreeMap<String, Option<Vec<u8>>>,
 }
 
 pub fn evaluate(repo: &Path, change: ChangeSource, proposer: &Proposer) -> Result<Evaluation> {
@@ -47,11 +52,13 @@ pub fn evaluate(repo: &Path, change: ChangeSource, proposer: &Proposer) -> Resul
             // An empty diff is an error of its own (RepoError::EmptyDiff): nothing to decide.
             let changes = git.diff(&base_id, &head_id)?;
             let tree = git.commit_tree(&base_id)?;
-            let state = governed::load(&tree)
+            let recording = RecordingSource::new(&tree);
+            let state = governed::load(&recording)
                 .with_context(|| format!("reading the governed state at base {base}"))?;
             decide(
                 &state,
-                &changes,
+                recording.into_reads(),
+                changes,
                 proposer,
                 Some(base_id.as_str().to_string()),
                 Some(head_id.as_str().to_string()),
@@ -67,7 +74,7 @@ pub fn evaluate(repo: &Path, change: ChangeSource, proposer: &Proposer) -> Resul
                 }
                 None => load_from(&WorkTree::open(repo)?, "the working tree")?,
             };
-            decide(&state, &changes, proposer, None, None)
+            decide(&state, BTreeMap::new(), changes, proposer, None, None)
         }
     }
 }
@@ -104,15 +111,34 @@ fn listed_paths(paths: Vec<String>) -> Result<Vec<ChangedPath>> {
     Ok(changes)
 }
 
+/// Re-derives a decision from recorded inputs alone: the governed files it read, the
+/// changed paths and the proposer. Used to verify audit bundles years later.
+pub fn rederive(
+    inputs: BTreeMap<String, Option<Vec<u8>>>,
+    changes: Vec<ChangedPath>,
+    proposer: &Proposer,
+    base: Option<String>,
+    head: Option<String>,
+) -> Result<Evaluation> {
+    let present: Vec<(String, Vec<u8>)> = inputs
+        .iter()
+        .filter_map(|(path, bytes)| Some((path.clone(), bytes.clone()?)))
+        .collect();
+    let source = MemorySource::new(present);
+    let state = governed::load(&source).context("re-reading the recorded governed state")?;
+    decide(&state, inputs, changes, proposer, base, head)
+}
+
 fn decide(
     state: &GovernedState,
-    changes: &[ChangedPath],
+    inputs: BTreeMap<String, Option<Vec<u8>>>,
+    changes: Vec<ChangedPath>,
     proposer: &Proposer,
     base: Option<String>,
     head: Option<String>,
 ) -> Result<Evaluation> {
     let author = principal(state, &proposer.author)?;
-    let paths = countersign_repo::changed_paths(changes);
+    let paths = countersign_repo::changed_paths(&changes);
     let graph = state.graph();
     let impact = countersign_graph::impact(graph, &paths);
     let plan = countersign_evidence::plan(
@@ -135,7 +161,7 @@ fn decide(
         decision: &decision,
         impact: &impact,
         plan: &plan,
-        changes,
+        changes: &changes,
         base,
         head,
         graph_version: graph.version().to_string(),
@@ -144,6 +170,8 @@ fn decide(
         report,
         decision,
         impact,
+        changes,
+        inputs,
     })
 }
 

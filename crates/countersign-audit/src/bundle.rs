@@ -1,0 +1,356 @@
+//! Audit bundles: one self-contained file holding a proposal's log entries with their
+//! inclusion proofs, a signed checkpoint, and the content-addressed blobs (graph inputs,
+//! policy files, evidence envelopes) its events refer to.
+//!
+//! This module checks everything that can be checked without knowing what a decision is:
+//! the checkpoint's signature, each entry's inclusion under it, each event's canonical form
+//! and subject, and each blob's digest. Re-deriving the decision from the verified events
+//! and blobs is the caller's job (it needs the graph and policy crates), and it runs only on
+//! the [`VerifiedBundle`] this module returns.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
+use crate::event::{Event, EventError};
+use crate::merkle::{Hash, InclusionProof, VerifyError, leaf_hash};
+use crate::note::Verifier;
+
+/// The `format` of every bundle; bumped on any incompatible change.
+pub const BUNDLE_FORMAT: &str = "https://countersign.dev/bundle/v1";
+
+/// The file format of a bundle (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// Always [`BUNDLE_FORMAT`].
+    pub format: String,
+    /// The proposal every entry is about.
+    pub subject: String,
+    /// The signed checkpoint (a C2SP signed note) every proof leads to.
+    pub checkpoint: String,
+    /// The proposal's log entries, in log order.
+    pub entries: Vec<BundleEntry>,
+    /// Content the events refer to, by lower-case hex SHA-256, base64-encoded.
+    pub blobs: BTreeMap<String, String>,
+}
+
+/// One log entry with its proof of inclusion under the bundle's checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleEntry {
+    pub index: u64,
+    /// The leaf: the event's canonical JSON (RFC 8785), as text.
+    pub leaf: String,
+    /// Sibling hashes from the leaf up, base64.
+    pub proof: Vec<String>,
+}
+
+/// A bundle whose signature, proofs and digests all checked out.
+#[derive(Debug, Clone)]
+pub struct VerifiedBundle {
+    pub subject: String,
+    pub checkpoint: Checkpoint,
+    /// Each verified entry's index and event, in bundle order.
+    pub events: Vec<(u64, Event)>,
+    /// Blob contents by hex SHA-256, each matching its digest.
+    pub blobs: BTreeMap<String, Vec<u8>>,
+}
+
+/// Why a bundle was refused. Each names the part at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("not a bundle: {0}")]
+    Malformed(String),
+    #[error("unsupported bundle format {found:?} (expected {BUNDLE_FORMAT})")]
+    Format { found: String },
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    #[error("entry {position} (log index {index}): {reason}")]
+    Entry {
+        position: usize,
+        index: u64,
+        reason: String,
+    },
+    #[error(
+        "entry {position} (log index {index}) is not included in the checkpoint of size {size}: {source}"
+    )]
+    NotIncluded {
+        position: usize,
+        index: u64,
+        size: u64,
+        source: VerifyError,
+    },
+    #[error("blob {digest}: {reason}")]
+    Blob { digest: String, reason: String },
+    #[error("the bundle holds no log entry")]
+    Empty,
+}
+
+/// Lower-case hex SHA-256: how blobs are addressed.
+pub fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Bundle {
+    /// Encodes `blobs` (raw contents) and assembles a bundle. Proofs are given as hashes.
+    pub fn new(
+        subject: String,
+        checkpoint: String,
+        entries: Vec<(u64, Vec<u8>, Vec<Hash>)>,
+        blobs: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Result<Bundle, BundleError> {
+        let entries = entries
+            .into_iter()
+            .enumerate()
+            .map(|(position, (index, leaf, proof))| {
+                let leaf = String::from_utf8(leaf).map_err(|_| BundleError::Entry {
+                    position,
+                    index,
+                    reason: "the leaf is not UTF-8 JSON".into(),
+                })?;
+                Ok(BundleEntry {
+                    index,
+                    leaf,
+                    proof: proof.iter().map(Hash::to_base64).collect(),
+                })
+            })
+            .collect::<Result<Vec<_>, BundleError>>()?;
+        Ok(Bundle {
+            format: BUNDLE_FORMAT.to_string(),
+            subject,
+            checkpoint,
+            entries,
+            blobs: blobs
+                .into_iter()
+                .map(|b| (digest(&b), STANDARD.encode(&b)))
+                .collect(),
+        })
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // A bundle is strings, numbers and maps of strings: serializing cannot fail.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Parses and verifies a bundle against the trusted log keys.
+pub fn verify_bundle(bytes: &[u8], verifiers: &[Verifier]) -> Result<VerifiedBundle, BundleError> {
+    let bundle: Bundle = serde_json::from_slice(bytes).map_err(|e| {
+        BundleError::Malformed(if e.is_eof() {
+            format!(
+                "the file is truncated (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        } else {
+            e.to_string()
+        })
+    })?;
+    if bundle.format != BUNDLE_FORMAT {
+        return Err(BundleError::Format {
+            found: bundle.format,
+        });
+    }
+    let signed = SignedCheckpoint::open(bundle.checkpoint.as_bytes(), verifiers)?;
+    let checkpoint = signed.checkpoint;
+    if bundle.entries.is_empty() {
+        return Err(BundleError::Empty);
+    }
+    let mut events = Vec::with_capacity(bundle.entries.len());
+    for (position, entry) in bundle.entries.iter().enumerate() {
+        let fail = |reason: String| BundleError::Entry {
+            position,
+            index: entry.index,
+            reason,
+        };
+        let path = entry
+            .proof
+            .iter()
+            .map(|h| {
+                Hash::from_base64(h)
+                    .ok_or_else(|| fail(format!("proof hash {h:?} is not a base64 SHA-256")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let proof = InclusionProof {
+            leaf_index: entry.index,
+            tree_size: checkpoint.size(),
+            path,
+        };
+        proof
+            .verify(
+                &leaf_hash(entry.leaf.as_bytes()),
+                checkpoint.size(),
+                checkpoint.root(),
+            )
+            .map_err(|source| BundleError::NotIncluded {
+                position,
+                index: entry.index,
+                size: checkpoint.size(),
+                source,
+            })?;
+        let event = Event::from_leaf(entry.leaf.as_bytes())
+            .map_err(|e: EventError| fail(format!("event: {e}")))?;
+        if event.subject != bundle.subject {
+            return Err(fail(format!(
+                "the event is about {:?}, not the bundle's subject {:?}",
+                event.subject, bundle.subject
+            )));
+        }
+        events.push((entry.index, event));
+    }
+    let mut blobs = BTreeMap::new();
+    for (expected, encoded) in &bundle.blobs {
+        let bytes = STANDARD.decode(encoded).map_err(|e| BundleError::Blob {
+            digest: expected.clone(),
+            reason: format!("not base64: {e}"),
+        })?;
+        let found = digest(&bytes);
+        if &found != expected {
+            return Err(BundleError::Blob {
+                digest: expected.clone(),
+                reason: format!("its content hashes to {found}: it was altered or swapped"),
+            });
+        }
+        blobs.insert(found, bytes);
+    }
+    Ok(VerifiedBundle {
+        subject: bundle.subject,
+        checkpoint,
+        events,
+        blobs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventKind, leaf_bytes};
+    use crate::merkle::{MemoryStore, prove_inclusion};
+    use crate::note::Signer;
+
+    struct Fixture {
+        bundle: Bundle,
+        verifier: Verifier,
+    }
+
+    fn event(subject: &str, kind: EventKind, data: serde_json::Value) -> Vec<u8> {
+        let e = Event::new(kind, "2026-11-27T10:00:00Z", subject, "human:alice", data).unwrap();
+        leaf_bytes(&e).unwrap()
+    }
+
+    /// A log of five events, two about `p-1`, checkpointed at size 5.
+    fn fixture() -> Fixture {
+        let signer = Signer::from_seed("log.example/test", [7; 32]).unwrap();
+        let mut store = MemoryStore::new();
+        let leaves = [
+            event("p-0", EventKind::Proposed, serde_json::json!({})),
+            event("p-1", EventKind::Proposed, serde_json::json!({})),
+            event("p-0", EventKind::Decided, serde_json::json!({})),
+            event(
+                "p-1",
+                EventKind::Decided,
+                serde_json::json!({"blob": digest(b"policy text")}),
+            ),
+            event("p-2", EventKind::Proposed, serde_json::json!({})),
+        ];
+        for leaf in &leaves {
+            store.append(leaf).unwrap();
+        }
+        let size = store.size();
+        let root = crate::merkle::tree_hash(size, &store).unwrap();
+        let checkpoint = Checkpoint::new("log.example/test", size, root).unwrap();
+        let note = SignedCheckpoint::sign(&checkpoint, &signer).unwrap();
+        let entries = [1u64, 3]
+            .iter()
+            .map(|&i| {
+                let proof = prove_inclusion(i, size, &store).unwrap();
+                (i, leaves[i as usize].clone(), proof.path)
+            })
+            .collect();
+        let bundle = Bundle::new("p-1".into(), note, entries, [b"policy text".to_vec()]).unwrap();
+        Fixture {
+            bundle,
+            verifier: signer.verifier(),
+        }
+    }
+
+    fn check(bundle: &Bundle, verifier: &Verifier) -> Result<VerifiedBundle, BundleError> {
+        verify_bundle(&bundle.to_json(), std::slice::from_ref(verifier))
+    }
+
+    #[test]
+    fn a_complete_bundle_verifies() {
+        let f = fixture();
+        let verified = check(&f.bundle, &f.verifier).unwrap();
+        assert_eq!(verified.events.len(), 2);
+        assert_eq!(verified.checkpoint.size(), 5);
+        assert_eq!(verified.blobs[&digest(b"policy text")], b"policy text");
+    }
+
+    #[test]
+    fn a_swapped_blob_is_refused() {
+        let mut f = fixture();
+        let key = digest(b"policy text");
+        f.bundle
+            .blobs
+            .insert(key, STANDARD.encode(b"permit everything"));
+        let err = check(&f.bundle, &f.verifier).unwrap_err().to_string();
+        assert!(err.contains("altered or swapped"), "{err}");
+    }
+
+    #[test]
+    fn an_edited_event_is_not_included() {
+        let mut f = fixture();
+        f.bundle.entries[1].leaf = f.bundle.entries[1].leaf.replace("Decided", "decided ");
+        f.bundle.entries[1].leaf = f.bundle.entries[1]
+            .leaf
+            .replace("human:alice", "human:mallory");
+        let err = check(&f.bundle, &f.verifier).unwrap_err().to_string();
+        assert!(err.contains("is not included"), "{err}");
+    }
+
+    #[test]
+    fn a_forged_checkpoint_signature_is_refused() {
+        let f = fixture();
+        let other = Signer::from_seed("log.example/test", [9; 32]).unwrap();
+        let err = check(&f.bundle, &other.verifier()).unwrap_err().to_string();
+        assert!(err.starts_with("checkpoint:"), "{err}");
+    }
+
+    #[test]
+    fn a_proof_for_another_tree_size_is_refused() {
+        let mut f = fixture();
+        f.bundle.entries[0].proof.pop();
+        let err = check(&f.bundle, &f.verifier).unwrap_err().to_string();
+        assert!(
+            err.contains("not included in the checkpoint of size 5"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_file_is_refused() {
+        let f = fixture();
+        let bytes = f.bundle.to_json();
+        let err = verify_bundle(&bytes[..bytes.len() / 2], &[f.verifier])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn an_entry_about_another_proposal_is_refused() {
+        let mut f = fixture();
+        f.bundle.subject = "p-0".into();
+        let err = check(&f.bundle, &f.verifier).unwrap_err().to_string();
+        assert!(err.contains("not the bundle's subject"), "{err}");
+    }
+}
