@@ -8,9 +8,10 @@
 //! average) and reads at most `log₂ n` earlier ones; a tree head or any proof needs
 //! `O(log n)` stored hashes, fetched in a single [`TreeStore::read_hashes`] call.
 //!
-//! This module does not persist anything: the SQLite store lives in countersign-store and
-//! implements [`TreeStore`]; [`MemoryStore`] is the in-memory implementation for tests and
-//! benchmarks.
+//! This module does not persist anything. [`MemoryStore`] is the in-memory implementation for
+//! tests and benchmarks. The asynchronous database store (countersign-store) asks
+//! [`inclusion_indexes`] and friends which hashes an operation needs, fetches them in one query
+//! and runs the operation over a map holding just those.
 
 use std::fmt;
 
@@ -254,12 +255,19 @@ fn decomposed_len((mut lo, hi): Range) -> usize {
     count
 }
 
-/// Reads every range's complete subtrees in one call and folds each into its hash.
-fn range_hashes(ranges: &[Range], store: &impl TreeStore) -> Result<Vec<Hash>, ProveError> {
+/// The stored-hash indexes of every range's complete subtrees, in the order
+/// [`range_hashes`] reads them.
+fn ranges_indexes(ranges: &[Range]) -> Vec<u64> {
     let mut indexes = Vec::with_capacity(ranges.len() * 2);
     for range in ranges {
         decompose(*range, &mut indexes);
     }
+    indexes
+}
+
+/// Reads every range's complete subtrees in one call and folds each into its hash.
+fn range_hashes(ranges: &[Range], store: &impl TreeStore) -> Result<Vec<Hash>, ProveError> {
+    let indexes = ranges_indexes(ranges);
     let hashes = store.read_hashes(&indexes)?;
     if hashes.len() != indexes.len() {
         return Err(ProveError::ShortRead {
@@ -307,13 +315,8 @@ pub fn stored_hashes(
     leaf: Hash,
     store: &impl TreeStore,
 ) -> Result<Vec<Hash>, ProveError> {
-    check_size(index + 1)?;
-    let completed = index.trailing_ones();
-    // The left siblings, from the largest (highest level) down, i.e. ascending index order.
-    let indexes: Vec<u64> = (0..completed)
-        .rev()
-        .map(|level| stored_hash_index(level, (index >> level) - 1))
-        .collect();
+    check_size(index.saturating_add(1))?;
+    let indexes = stored_hashes_indexes(index);
     let siblings = store.read_hashes(&indexes)?;
     if siblings.len() != indexes.len() {
         return Err(ProveError::ShortRead {
@@ -329,6 +332,49 @@ pub fn stored_hashes(
         out.push(hash);
     }
     Ok(out)
+}
+
+// What each operation reads, without reading it. An asynchronous or remote store fetches
+// these indexes in one query, then runs the operation over an in-memory `TreeStore` holding
+// just them: the operations stay synchronous and pure, and every one costs a single round trip.
+// Each function returns exactly the indexes its operation passes to `read_hashes`, and nothing
+// when the operation would refuse its arguments before reading.
+
+/// The stored hashes [`stored_hashes`] reads to append leaf `index`: the left siblings of the
+/// subtrees it completes, ascending. At most `log₂ index`.
+pub fn stored_hashes_indexes(index: u64) -> Vec<u64> {
+    if index >= MAX_TREE_SIZE {
+        return Vec::new();
+    }
+    // From the largest (highest level) sibling down, i.e. ascending index order.
+    (0..index.trailing_ones())
+        .rev()
+        .map(|level| stored_hash_index(level, (index >> level) - 1))
+        .collect()
+}
+
+/// The stored hashes [`tree_hash`] reads for the tree of `size` leaves.
+pub fn tree_hash_indexes(size: u64) -> Vec<u64> {
+    if size == 0 || size > MAX_TREE_SIZE {
+        return Vec::new();
+    }
+    ranges_indexes(&[(0, size)])
+}
+
+/// The stored hashes [`prove_inclusion`] reads for leaf `index` in the tree of `size` leaves.
+pub fn inclusion_indexes(index: u64, size: u64) -> Vec<u64> {
+    if index >= size || size > MAX_TREE_SIZE {
+        return Vec::new();
+    }
+    ranges_indexes(&inclusion_ranges(index, size))
+}
+
+/// The stored hashes [`prove_consistency`] reads between trees of `old` and `new` leaves.
+pub fn consistency_indexes(old: u64, new: u64) -> Vec<u64> {
+    if old == 0 || old >= new || new > MAX_TREE_SIZE {
+        return Vec::new();
+    }
+    ranges_indexes(&consistency_ranges(old, new))
 }
 
 /// The ranges whose hashes form the audit path of `index` in a tree of `size`, leaf first
@@ -681,6 +727,52 @@ mod tests {
             assert_eq!(stored_hash_count(size), count);
             count += 1 + u64::from(size.trailing_ones());
         }
+    }
+
+    /// A store that records what it was asked for.
+    struct Recording<'a> {
+        inner: &'a MemoryStore,
+        asked: std::cell::RefCell<Vec<u64>>,
+    }
+
+    impl TreeStore for Recording<'_> {
+        fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+            self.asked.borrow_mut().extend_from_slice(indexes);
+            self.inner.read_hashes(indexes)
+        }
+    }
+
+    #[test]
+    fn index_functions_name_exactly_what_operations_read() {
+        let mut store = MemoryStore::new();
+        for size in 0u64..70 {
+            let rec = Recording {
+                inner: &store,
+                asked: Default::default(),
+            };
+            let check = |expected: Vec<u64>, what: &str| {
+                assert_eq!(*rec.asked.borrow(), expected, "{what} at size {size}");
+                rec.asked.borrow_mut().clear();
+            };
+            tree_hash(size, &rec).unwrap();
+            check(tree_hash_indexes(size), "tree_hash");
+            for index in 0..size {
+                prove_inclusion(index, size, &rec).unwrap();
+                check(inclusion_indexes(index, size), "inclusion");
+            }
+            for old in 0..=size {
+                prove_consistency(old, size, &rec).unwrap();
+                check(consistency_indexes(old, size), "consistency");
+            }
+            stored_hashes(size, leaf_hash(&size.to_be_bytes()), &rec).unwrap();
+            check(stored_hashes_indexes(size), "stored_hashes");
+            store.append(&size.to_be_bytes()).unwrap();
+        }
+        // Refused arguments read nothing.
+        assert!(inclusion_indexes(5, 5).is_empty());
+        assert!(consistency_indexes(6, 5).is_empty());
+        assert!(tree_hash_indexes(MAX_TREE_SIZE + 1).is_empty());
+        assert!(stored_hashes_indexes(MAX_TREE_SIZE).is_empty());
     }
 
     #[test]

@@ -1,0 +1,376 @@
+//! The two database backends behind one connection type, and every SQL statement the store
+//! runs.
+//!
+//! Why an enum over two typed pools rather than `sqlx::AnyPool`: the backends differ exactly
+//! where the log's safety lives (SQLite serializes writers with `BEGIN IMMEDIATE`, PostgreSQL
+//! with a `FOR UPDATE` row lock on `log_head`), the migrations are per dialect, and `Any`
+//! narrows the types that cross the boundary and needs a runtime driver registry. With an
+//! enum each statement is compiled against both drivers' real types (the [`dispatch`] macro
+//! expands one body per backend) and the differences are a visible `match`. SQL text is
+//! shared where it can be: sqlx's SQLite driver accepts PostgreSQL's `$N` placeholders.
+//!
+//! This module does not decide what to read or write; [`crate::Store`] and [`crate::Tx`]
+//! do.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use countersign_audit::merkle::{Hash, StoreError, TreeStore};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, Postgres, Row as _, Sqlite, SqliteConnection};
+
+use crate::Entry;
+use crate::decision::Decision;
+use crate::error::{Error, db};
+use crate::store::StoredCheckpoint;
+
+/// A connection to either backend, borrowed from a pool or a transaction.
+pub(crate) enum Conn<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+/// A connection owned from a pool, for reads outside a transaction.
+pub(crate) enum Pooled {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Pooled {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Pooled::Sqlite(c) => Conn::Sqlite(c),
+            Pooled::Postgres(c) => Conn::Postgres(c),
+        }
+    }
+}
+
+/// Expands `$body` once per backend with `$c` bound to that backend's `&mut &mut
+/// Connection`, so one statement text is type-checked against both drivers.
+macro_rules! dispatch {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            Conn::Sqlite($c) => $body,
+            Conn::Postgres($c) => $body,
+        }
+    };
+}
+
+/// A database integer from a count or index. Indexes stay below `2⁶²` by the Merkle
+/// module's bound, so this fails only for nonsense arguments.
+pub(crate) fn int(what: &'static str, value: u64) -> Result<i64, Error> {
+    i64::try_from(value).map_err(|_| Error::TooLarge { what, value })
+}
+
+fn uint(
+    table: &'static str,
+    key: &dyn std::fmt::Display,
+    column: &'static str,
+    value: i64,
+) -> Result<u64, Error> {
+    u64::try_from(value).map_err(|_| Error::Corrupt {
+        table,
+        key: key.to_string(),
+        column,
+        reason: format!("{value} is negative"),
+    })
+}
+
+fn hash(table: &'static str, key: u64, column: &'static str, bytes: &[u8]) -> Result<Hash, Error> {
+    let array: [u8; 32] = bytes.try_into().map_err(|_| Error::Corrupt {
+        table,
+        key: key.to_string(),
+        column,
+        reason: format!("{} bytes, a SHA-256 hash has 32", bytes.len()),
+    })?;
+    Ok(Hash(array))
+}
+
+/// `$first, $first+1, …` for `count` parameters.
+fn placeholders(out: &mut String, first: usize, count: usize) {
+    for i in 0..count {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(out, "${}", first + i);
+    }
+}
+
+impl Conn<'_> {
+    /// The number of leaves, from `log_head`.
+    pub(crate) async fn log_size(&mut self) -> Result<u64, Error> {
+        let size: i64 = dispatch!(self, c => sqlx::query_scalar("SELECT size FROM log_head WHERE id = 1")
+            .fetch_one(&mut **c)
+            .await
+            .map_err(db("reading log size"))?);
+        uint("log_head", &1, "size", size)
+    }
+
+    /// The number of leaves, with the head locked against other appenders until the
+    /// transaction ends. SQLite needs no row lock: the transaction began `IMMEDIATE`, so it
+    /// already holds the database's only write lock.
+    pub(crate) async fn lock_head(&mut self) -> Result<u64, Error> {
+        let size: i64 = match self {
+            Conn::Sqlite(c) => sqlx::query_scalar("SELECT size FROM log_head WHERE id = 1")
+                .fetch_one(&mut **c)
+                .await
+                .map_err(db("locking log head"))?,
+            Conn::Postgres(c) => {
+                sqlx::query_scalar("SELECT size FROM log_head WHERE id = 1 FOR UPDATE")
+                    .fetch_one(&mut **c)
+                    .await
+                    .map_err(db("locking log head"))?
+            }
+        };
+        uint("log_head", &1, "size", size)
+    }
+
+    pub(crate) async fn set_log_size(&mut self, size: u64) -> Result<(), Error> {
+        let size = int("log size", size)?;
+        dispatch!(self, c => sqlx::query("UPDATE log_head SET size = $1 WHERE id = 1")
+            .bind(size)
+            .execute(&mut **c)
+            .await
+            .map_err(db("writing log size"))?
+            .rows_affected());
+        Ok(())
+    }
+
+    /// The stored hashes at `indexes`, in one query. Absent rows are absent from the map.
+    pub(crate) async fn hashes(&mut self, indexes: &[u64]) -> Result<Hashes, Error> {
+        let mut map = HashMap::with_capacity(indexes.len());
+        if indexes.is_empty() {
+            return Ok(Hashes(map));
+        }
+        let mut sql = String::from("SELECT idx, hash FROM log_hashes WHERE idx IN (");
+        placeholders(&mut sql, 1, indexes.len());
+        sql.push(')');
+        let rows = dispatch!(self, c => {
+            let mut query = sqlx::query(&sql);
+            for &index in indexes {
+                query = query.bind(int("stored hash index", index)?);
+            }
+            let rows = query.fetch_all(&mut **c).await.map_err(db("reading stored hashes"))?;
+            rows.iter()
+                .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<Vec<u8>, _>(1)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(db("decoding stored hashes"))?
+        });
+        for (index, bytes) in rows {
+            let index = uint("log_hashes", &index, "idx", index)?;
+            map.insert(index, hash("log_hashes", index, "hash", &bytes)?);
+        }
+        Ok(Hashes(map))
+    }
+
+    pub(crate) async fn insert_leaf(
+        &mut self,
+        index: u64,
+        leaf: &[u8],
+        leaf_hash: &Hash,
+    ) -> Result<(), Error> {
+        let index = int("leaf index", index)?;
+        dispatch!(self, c => sqlx::query("INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES ($1, $2, $3)")
+            .bind(index)
+            .bind(leaf)
+            .bind(&leaf_hash.0[..])
+            .execute(&mut **c)
+            .await
+            .map_err(db("inserting log leaf"))?
+            .rows_affected());
+        Ok(())
+    }
+
+    /// Inserts `hashes` at consecutive stored-hash indexes from `first`, in one statement.
+    pub(crate) async fn insert_hashes(&mut self, first: u64, hashes: &[Hash]) -> Result<(), Error> {
+        let mut sql = String::from("INSERT INTO log_hashes (idx, hash) VALUES ");
+        for i in 0..hashes.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            placeholders(&mut sql, 2 * i + 1, 2);
+            sql.push(')');
+        }
+        let first = int("stored hash index", first)?;
+        dispatch!(self, c => {
+            let mut query = sqlx::query(&sql);
+            for (offset, hash) in (0i64..).zip(hashes) {
+                query = query.bind(first + offset).bind(&hash.0[..]);
+            }
+            query.execute(&mut **c).await.map_err(db("inserting stored hashes"))?.rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Leaves with `start <= idx < end`, at most `limit`, in index order. The `idx` column
+    /// is returned as stored, so callers can notice gaps.
+    pub(crate) async fn leaves(
+        &mut self,
+        start: u64,
+        end: u64,
+        limit: u64,
+    ) -> Result<Vec<Entry>, Error> {
+        let (start, end, limit) = (
+            int("entry index", start)?,
+            int("entry index", end)?,
+            int("limit", limit)?,
+        );
+        let rows = dispatch!(self, c => {
+            let rows = sqlx::query("SELECT idx, leaf FROM log_leaves WHERE idx >= $1 AND idx < $2 ORDER BY idx LIMIT $3")
+                .bind(start)
+                .bind(end)
+                .bind(limit)
+                .fetch_all(&mut **c)
+                .await
+                .map_err(db("reading log leaves"))?;
+            rows.iter()
+                .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<Vec<u8>, _>(1)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(db("decoding log leaves"))?
+        });
+        rows.into_iter()
+            .map(|(index, leaf)| {
+                Ok(Entry {
+                    index: uint("log_leaves", &index, "idx", index)?,
+                    leaf,
+                })
+            })
+            .collect()
+    }
+
+    /// Inserts a checkpoint row; `Ok(false)` when one exists for `size` already.
+    pub(crate) async fn insert_checkpoint(&mut self, size: u64, note: &str) -> Result<bool, Error> {
+        let size = int("checkpoint size", size)?;
+        let done = dispatch!(self, c => sqlx::query(
+            "INSERT INTO checkpoints (size, signed_note) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING",
+        )
+        .bind(size)
+        .bind(note)
+        .execute(&mut **c)
+        .await
+        .map_err(db("inserting checkpoint"))?
+        .rows_affected());
+        Ok(done == 1)
+    }
+
+    /// The checkpoint for `size`, or the largest one when `size` is `None`.
+    pub(crate) async fn checkpoint(
+        &mut self,
+        size: Option<u64>,
+    ) -> Result<Option<StoredCheckpoint>, Error> {
+        let size = size.map(|s| int("checkpoint size", s)).transpose()?;
+        let sql = if size.is_some() {
+            "SELECT size, signed_note, created_at FROM checkpoints WHERE size = $1"
+        } else {
+            "SELECT size, signed_note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1"
+        };
+        let row = dispatch!(self, c => {
+            let mut query = sqlx::query(sql);
+            if let Some(size) = size {
+                query = query.bind(size);
+            }
+            let row = query.fetch_optional(&mut **c).await.map_err(db("reading checkpoint"))?;
+            row.map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?)))
+                .transpose()
+                .map_err(db("decoding checkpoint"))?
+        });
+        row.map(|(size, signed_note, created_at)| {
+            Ok(StoredCheckpoint {
+                size: uint("checkpoints", &size, "size", size)?,
+                signed_note,
+                created_at,
+            })
+        })
+        .transpose()
+    }
+
+    pub(crate) async fn insert_decision(&mut self, decision: &Decision) -> Result<(), Error> {
+        let log_index = int("log index", decision.log_index)?;
+        let record = decision.record.to_string();
+        let result = dispatch!(self, c => sqlx::query(
+            "INSERT INTO decisions (id, subject, tier, record, log_index) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&decision.id)
+        .bind(&decision.subject)
+        .bind(&decision.tier)
+        .bind(&record)
+        .bind(log_index)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()));
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                Err(Error::Duplicate {
+                    table: "decisions",
+                    key: decision.id.clone(),
+                })
+            }
+            Err(e) => Err(db("inserting decision")(e)),
+        }
+    }
+
+    pub(crate) async fn decision(&mut self, id: &str) -> Result<Option<Decision>, Error> {
+        let row = dispatch!(self, c => {
+            let row = sqlx::query("SELECT id, subject, tier, record, log_index FROM decisions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **c)
+                .await
+                .map_err(db("reading decision"))?;
+            row.map(|row| {
+                Ok((
+                    row.try_get::<String, _>(0)?,
+                    row.try_get::<String, _>(1)?,
+                    row.try_get::<String, _>(2)?,
+                    row.try_get::<String, _>(3)?,
+                    row.try_get::<i64, _>(4)?,
+                ))
+            })
+            .transpose()
+            .map_err(db("decoding decision"))?
+        });
+        let Some((id, subject, tier, record, log_index)) = row else {
+            return Ok(None);
+        };
+        let record = serde_json::from_str(&record).map_err(|source| Error::Record {
+            id: id.clone(),
+            source,
+        })?;
+        let log_index = uint("decisions", &id, "log_index", log_index)?;
+        Ok(Some(Decision {
+            id,
+            subject,
+            tier,
+            record,
+            log_index,
+        }))
+    }
+}
+
+/// Stored hashes fetched ahead of a Merkle operation: the synchronous [`TreeStore`] the
+/// audit crate's functions run over.
+#[derive(Debug, Default)]
+pub(crate) struct Hashes(pub(crate) HashMap<u64, Hash>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("stored hash {0} is missing from the log_hashes table")]
+struct MissingHash(u64);
+
+impl TreeStore for Hashes {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        indexes
+            .iter()
+            .map(|index| {
+                self.0
+                    .get(index)
+                    .copied()
+                    .ok_or_else(|| StoreError::new(MissingHash(*index)))
+            })
+            .collect()
+    }
+}

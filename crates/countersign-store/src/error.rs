@@ -1,0 +1,74 @@
+//! The store's error type: every failure names the operation or row it happened on.
+//!
+//! Verification findings are not here: [`crate::VerifyError`] says how the log differs from
+//! its checkpoint.
+
+use std::path::PathBuf;
+
+use countersign_audit::{CanonicalError, CheckpointError, EventError, ProveError};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database URL is not one this store opens.
+    #[error("database URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("creating database directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("applying migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed; `operation` says which.
+    #[error("{operation}: {source}")]
+    Database {
+        operation: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A row with this key exists already (and differs, for checkpoints).
+    #[error("{table} row {key:?} already exists")]
+    Duplicate { table: &'static str, key: String },
+    /// A read asked for log entries or tree sizes the log does not have yet.
+    #[error("{what} {requested} is beyond the log, which has {size} entries")]
+    BeyondLog {
+        what: &'static str,
+        requested: u64,
+        size: u64,
+    },
+    /// A row holds something the schema's checks could not rule out but the log cannot use.
+    #[error("table {table}, row {key}, column {column}: {reason}")]
+    Corrupt {
+        table: &'static str,
+        key: String,
+        column: &'static str,
+        reason: String,
+    },
+    /// A checkpoint offered for storage does not describe this log.
+    #[error("checkpoint for size {size}: {reason}")]
+    CheckpointMismatch { size: u64, reason: String },
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    #[error("event: {0}")]
+    Event(#[from] EventError),
+    #[error("event: {0}")]
+    Canonical(#[from] CanonicalError),
+    #[error("decision {id}: record is not JSON: {source}")]
+    Record {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Prove(#[from] ProveError),
+    /// A numeric value outside what the database's signed 64-bit integers hold.
+    #[error("{what} {value} does not fit a 64-bit signed database integer")]
+    TooLarge { what: &'static str, value: u64 },
+}
+
+/// Maps a sqlx error to [`Error::Database`] naming `operation`.
+pub(crate) fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| Error::Database { operation, source }
+}

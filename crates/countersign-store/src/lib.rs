@@ -1,0 +1,29 @@
+//! Persistence for countersign: the tamper-evident audit log (RFC 6962 leaves and stored
+//! hashes), its signed checkpoints and the decisions it records, in SQLite (default, one file,
+//! no setup) or PostgreSQL (shared by several server processes), through sqlx.
+//!
+//! * [`Store::connect`] opens either backend and applies the embedded migrations.
+//! * [`Store::begin`] gives a [`Tx`]: [`Tx::append_event`] and the state change the event
+//!   records ([`Tx::put_decision`]) commit together, so there is no decision without its log
+//!   entry; appenders are serialized so the log never forks.
+//! * Reads: entries, tree hashes, inclusion and consistency proofs in `O(log n)` stored-hash
+//!   reads (one query), checkpoints, decisions.
+//! * [`verify()`] recomputes the tree from storage and checks it against the latest signed
+//!   checkpoint, naming the first altered or missing entry.
+//!
+//! The Merkle math, event encoding and note signing are countersign-audit's; this crate only
+//! moves their inputs and outputs in and out of the database. It reads no clock except the
+//! database's (for `created_at`) and holds no keys.
+
+mod backend;
+mod decision;
+mod error;
+mod store;
+mod tx;
+mod verify;
+
+pub use decision::Decision;
+pub use error::Error;
+pub use store::{Entry, Store, StoredCheckpoint};
+pub use tx::Tx;
+pub use verify::{VerifyError, verify};

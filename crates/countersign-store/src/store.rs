@@ -1,0 +1,315 @@
+//! [`Store`]: opening a database (SQLite file or PostgreSQL), applying the embedded
+//! migrations, and reading the log, its proofs, checkpoints and decisions.
+//!
+//! Every proof or tree head costs one stored-hash query of `O(log n)` rows: the audit crate names the indexes, this module fetches them, and the
+//! audit crate's synchronous functions run over the fetched map.
+//!
+//! Writing the log is [`crate::Tx`]'s; whole-log verification is [`crate::verify()`]'s.
+
+use std::ops::Range;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use countersign_audit::merkle::{
+    self, ConsistencyProof, Hash, InclusionProof, consistency_indexes, inclusion_indexes,
+    stored_hash_index, tree_hash_indexes,
+};
+use countersign_audit::{Checkpoint, Event, EventError, SignedCheckpoint, Signer};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::backend::{Conn, Hashes, Pooled};
+use crate::decision::Decision;
+use crate::error::{Error, db};
+use crate::tx::Tx;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a SQLite writer waits for another (another process, or another pooled
+/// connection) before giving up with "database is locked".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Leaves read per query when streaming the whole log.
+pub(crate) const LEAF_BATCH: u64 = 4096;
+
+/// A handle on the database: a connection pool for one backend. Cheap to clone (the pool is
+/// shared), safe to use from many tasks, and several processes may open the same database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// One log entry: its index and its leaf bytes (the event's canonical JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub index: u64,
+    pub leaf: Vec<u8>,
+}
+
+impl Entry {
+    /// The event this entry records, refusing bytes that are not its canonical form.
+    pub fn event(&self) -> Result<Event, EventError> {
+        Event::from_leaf(&self.leaf)
+    }
+}
+
+/// A signed checkpoint as stored: the note text is *not* verified here (see
+/// [`countersign_audit::SignedCheckpoint::open`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    /// The C2SP signed note, as published.
+    pub signed_note: String,
+    /// When it was stored, RFC 3339 UTC with milliseconds, from the database clock.
+    pub created_at: String,
+}
+
+impl Store {
+    /// Opens the database at `url` and applies pending migrations.
+    ///
+    /// * `sqlite://PATH?mode=rwc` creates the file and its parent directories; the
+    ///   connections use WAL, foreign keys, a 30 s busy timeout and `synchronous=FULL`
+    ///   (an acknowledged commit survives power loss, not only a crash).
+    /// * `postgres://…` (or `postgresql://…`); `?options=-c search_path=SCHEMA` selects a
+    ///   schema.
+    pub async fn connect(url: &str) -> Result<Store, Error> {
+        let bad = |reason: String| Error::Url {
+            url: url.to_owned(),
+            reason,
+        };
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| bad(e.to_string()))?
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .synchronous(SqliteSynchronous::Full);
+            let path = options.get_filename();
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| Error::CreateDir {
+                    path: parent.to_owned(),
+                    source,
+                })?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .connect_with(options)
+                .await
+                .map_err(db("opening SQLite database"))?;
+            // sqlx takes no lock around SQLite migrations, so two processes opening a new
+            // file at once would both create the tables. Running the migrator inside an
+            // IMMEDIATE transaction (its own transactions become savepoints) serializes them.
+            let mut tx = pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db("locking database for migrations"))?;
+            SQLITE_MIGRATIONS.run(&mut *tx).await?;
+            tx.commit().await.map_err(db("committing migrations"))?;
+            Ok(Store {
+                backend: Backend::Sqlite(pool),
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
+            let pool = PgPoolOptions::new()
+                .connect_with(options)
+                .await
+                .map_err(db("opening PostgreSQL database"))?;
+            // sqlx holds an advisory lock while migrating PostgreSQL.
+            POSTGRES_MIGRATIONS.run(&pool).await?;
+            Ok(Store {
+                backend: Backend::Postgres(pool),
+            })
+        } else {
+            Err(bad(
+                "expected sqlite://PATH?mode=rwc or postgres://…".to_owned()
+            ))
+        }
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    pub(crate) async fn pooled(&self) -> Result<Pooled, Error> {
+        Ok(match &self.backend {
+            Backend::Sqlite(pool) => {
+                Pooled::Sqlite(pool.acquire().await.map_err(db("acquiring connection"))?)
+            }
+            Backend::Postgres(pool) => {
+                Pooled::Postgres(pool.acquire().await.map_err(db("acquiring connection"))?)
+            }
+        })
+    }
+
+    /// Starts a write transaction; see [`Tx`].
+    pub async fn begin(&self) -> Result<Tx, Error> {
+        Tx::begin(self).await
+    }
+
+    /// The number of log entries committed.
+    pub async fn log_size(&self) -> Result<u64, Error> {
+        self.pooled().await?.conn().log_size().await
+    }
+
+    /// Entry `index`.
+    pub async fn entry(&self, index: u64) -> Result<Entry, Error> {
+        let mut pooled = self.pooled().await?;
+        let mut conn = pooled.conn();
+        let end = index.checked_add(1).ok_or(Error::TooLarge {
+            what: "entry index",
+            value: index,
+        })?;
+        match conn.leaves(index, end, 1).await?.pop() {
+            Some(entry) => Ok(entry),
+            None => Err(Error::BeyondLog {
+                what: "entry",
+                requested: index,
+                size: conn.log_size().await?,
+            }),
+        }
+    }
+
+    /// The entries in `range` that exist, in index order. Reads the whole range in one
+    /// query: page through long ranges.
+    pub async fn entries(&self, range: Range<u64>) -> Result<Vec<Entry>, Error> {
+        let limit = range.end.saturating_sub(range.start);
+        self.pooled()
+            .await?
+            .conn()
+            .leaves(range.start, range.end, limit)
+            .await
+    }
+
+    /// The root hash of the first `size` entries.
+    pub async fn tree_hash(&self, size: u64) -> Result<Hash, Error> {
+        let mut pooled = self.pooled().await?;
+        let mut conn = pooled.conn();
+        let hashes = fetch_within_log(&mut conn, size, tree_hash_indexes(size)).await?;
+        Ok(merkle::tree_hash(size, &hashes)?)
+    }
+
+    /// Proof that entry `index` is in the tree of the first `size` entries.
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, Error> {
+        let mut pooled = self.pooled().await?;
+        let mut conn = pooled.conn();
+        let hashes = fetch_within_log(&mut conn, size, inclusion_indexes(index, size)).await?;
+        Ok(merkle::prove_inclusion(index, size, &hashes)?)
+    }
+
+    /// Proof that the tree of `old` entries is a prefix of the tree of `new` entries.
+    pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<ConsistencyProof, Error> {
+        let mut pooled = self.pooled().await?;
+        let mut conn = pooled.conn();
+        let hashes = fetch_within_log(&mut conn, new, consistency_indexes(old, new)).await?;
+        Ok(merkle::prove_consistency(old, new, &hashes)?)
+    }
+
+    /// Stores a signed checkpoint for tree size `size`.
+    ///
+    /// The note's signatures are not checked (the store holds no keys), but its body must be a
+    /// checkpoint for `size` whose root is this log's tree hash at `size`: a checkpoint that
+    /// does not describe this log is refused rather than stored. Storing the same note twice
+    /// is a no-op; a different note for a size already checkpointed is [`Error::Duplicate`].
+    pub async fn put_checkpoint(&self, signed_note: &str, size: u64) -> Result<(), Error> {
+        let mismatch = |reason: String| Error::CheckpointMismatch { size, reason };
+        // The note text ends at the last blank line (C2SP signed-note).
+        let body = signed_note
+            .rfind("\n\n")
+            .map(|split| &signed_note[..=split])
+            .ok_or_else(|| mismatch("not a signed note: no blank line before signatures".into()))?;
+        let checkpoint = Checkpoint::parse(body)?;
+        if checkpoint.size() != size {
+            return Err(mismatch(format!(
+                "the note is for size {}",
+                checkpoint.size()
+            )));
+        }
+        let root = self.tree_hash(size).await?;
+        if *checkpoint.root() != root {
+            return Err(mismatch(format!(
+                "the note's root {} is not the log's root {root}",
+                checkpoint.root()
+            )));
+        }
+        let mut pooled = self.pooled().await?;
+        let mut conn = pooled.conn();
+        if conn.insert_checkpoint(size, signed_note).await? {
+            return Ok(());
+        }
+        match conn.checkpoint(Some(size)).await? {
+            Some(existing) if existing.signed_note == signed_note => Ok(()),
+            _ => Err(Error::Duplicate {
+                table: "checkpoints",
+                key: size.to_string(),
+            }),
+        }
+    }
+
+    /// Signs a checkpoint of the whole log with `signer` (whose name is the log's origin),
+    /// stores it, and returns it.
+    pub async fn sign_checkpoint(&self, signer: &Signer) -> Result<StoredCheckpoint, Error> {
+        let size = self.log_size().await?;
+        let checkpoint = Checkpoint::new(signer.name(), size, self.tree_hash(size).await?)?;
+        let note = SignedCheckpoint::sign(&checkpoint, signer)?;
+        self.put_checkpoint(&note, size).await?;
+        self.pooled()
+            .await?
+            .conn()
+            .checkpoint(Some(size))
+            .await?
+            .ok_or(Error::BeyondLog {
+                what: "checkpoint",
+                requested: size,
+                size,
+            })
+    }
+
+    /// The checkpoint with the largest tree size, if any.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, Error> {
+        self.pooled().await?.conn().checkpoint(None).await
+    }
+
+    /// The decision with this id, if recorded.
+    pub async fn decision(&self, id: &str) -> Result<Option<Decision>, Error> {
+        self.pooled().await?.conn().decision(id).await
+    }
+}
+
+/// Fetches `indexes` for an operation on the tree of `size` leaves, in one query, refusing
+/// sizes past the committed log with a precise error instead of a missing hash.
+///
+/// The check rides along in the same query: the leaf hash of entry `size - 1` is stored in
+/// the transaction that appends it, so it is present exactly when the log has `size`
+/// entries. Only when it is absent is the log size read, for the error message.
+async fn fetch_within_log(
+    conn: &mut Conn<'_>,
+    size: u64,
+    mut indexes: Vec<u64>,
+) -> Result<Hashes, Error> {
+    let Some(last) = size.checked_sub(1) else {
+        return Ok(Hashes::default());
+    };
+    let witness = stored_hash_index(0, last);
+    indexes.push(witness);
+    let hashes = conn.hashes(&indexes).await?;
+    if !hashes.0.contains_key(&witness) {
+        return Err(Error::BeyondLog {
+            what: "tree size",
+            requested: size,
+            size: conn.log_size().await?,
+        });
+    }
+    Ok(hashes)
+}

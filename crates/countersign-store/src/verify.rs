@@ -1,0 +1,157 @@
+//! Whole-log verification from storage: stream every leaf in index order into
+//! [`countersign_audit::verify_log`] and check the result against the latest signed
+//! checkpoint, naming the first altered or missing entry.
+//!
+//! Leaves are read in batches of a few thousand by an async task and handed over a bounded
+//! channel to the synchronous verifier on a blocking thread, so memory stays at a few batches
+//! plus the verifier's 32 bytes per leaf hash. When the root differs, the verifier walks the
+//! stored hashes down to the culprit with `O(log n)` single reads; those reads go back to the
+//! database from the blocking thread through the runtime handle.
+//!
+//! The store also sees what the tree cannot: a row deleted from `log_leaves` leaves a gap in
+//! the `idx` column, which is reported as that entry missing rather than as the first shifted
+//! entry being altered.
+//!
+//! This module trusts nothing in the database except as the checkpoint vouches for it, and
+//! holds no keys: the caller passes the verifiers of the log's key.
+
+use countersign_audit::merkle::{Hash, StoreError, TreeStore};
+use countersign_audit::{CheckpointError, LogError, SignedCheckpoint, VerifiedLog, Verifier};
+
+use crate::error::Error;
+use crate::store::{LEAF_BATCH, Store};
+
+/// How the stored log fails verification.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("no checkpoint is stored: sign one first (nothing to verify against)")]
+    NoCheckpoint,
+    /// The latest stored checkpoint does not open with the given keys.
+    #[error("checkpoint at size {size} does not verify: {source}")]
+    Checkpoint {
+        size: u64,
+        #[source]
+        source: CheckpointError,
+    },
+    /// The checkpoints row's `size` disagrees with the size inside its signed note.
+    #[error("checkpoints row for size {row} holds a signed checkpoint for size {signed}")]
+    CheckpointRow { row: u64, signed: u64 },
+    /// No row holds entry `index`, which the checkpoint covers.
+    #[error(
+        "log entry {index} is missing: no log_leaves row has idx {index} (the checkpoint covers {size} entries)"
+    )]
+    MissingEntry { index: u64, size: u64 },
+    /// The entries differ from what the checkpoint committed to.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Store(#[from] Error),
+    /// The verifier thread panicked or was cancelled.
+    #[error("verifier task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Verifies the whole stored log against its latest checkpoint, which must be signed by one
+/// of `verifiers` under the log's origin.
+pub async fn verify(store: &Store, verifiers: &[Verifier]) -> Result<VerifiedLog, VerifyError> {
+    let stored = store
+        .latest_checkpoint()
+        .await?
+        .ok_or(VerifyError::NoCheckpoint)?;
+    let signed =
+        SignedCheckpoint::open(stored.signed_note.as_bytes(), verifiers).map_err(|source| {
+            VerifyError::Checkpoint {
+                size: stored.size,
+                source,
+            }
+        })?;
+    let checkpoint = signed.checkpoint;
+    if checkpoint.size() != stored.size {
+        return Err(VerifyError::CheckpointRow {
+            row: stored.size,
+            signed: checkpoint.size(),
+        });
+    }
+
+    // Two batches in flight: the reader stays one batch ahead of the hashing.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<Vec<u8>>>(2);
+    let handle = tokio::runtime::Handle::current();
+    let locate_store = BlockingHashes {
+        store: store.clone(),
+        handle,
+    };
+    let verifier_checkpoint = checkpoint.clone();
+    let verifier = tokio::task::spawn_blocking(move || {
+        let leaves = std::iter::from_fn(move || receiver.blocking_recv()).flatten();
+        countersign_audit::verify_log(leaves, &verifier_checkpoint, &locate_store)
+    });
+    let (streamed, verified) = tokio::join!(stream_leaves(store, sender), verifier);
+    // A read failure ends the stream early; report it rather than the "missing" entries.
+    let first_gap = streamed?;
+    let verified = verified?;
+
+    let size = checkpoint.size();
+    match (verified, first_gap.filter(|gap| *gap < size)) {
+        (Ok(log), None) => Ok(log),
+        // An entry altered before the gap is the first difference.
+        (Err(LogError::Altered { index }), Some(gap)) if index < gap => {
+            Err(LogError::Altered { index }.into())
+        }
+        (_, Some(gap)) => Err(VerifyError::MissingEntry { index: gap, size }),
+        (Err(error), None) => Err(error.into()),
+    }
+}
+
+/// Past every index the database can hold.
+const END: u64 = i64::MAX as u64;
+
+/// Sends all leaves in index order, in batches; returns the first index with no row.
+async fn stream_leaves(
+    store: &Store,
+    sender: tokio::sync::mpsc::Sender<Vec<Vec<u8>>>,
+) -> Result<Option<u64>, Error> {
+    let mut first_gap = None;
+    let mut expected = 0u64;
+    let mut next = 0u64;
+    loop {
+        let batch = {
+            let mut pooled = store.pooled().await?;
+            pooled.conn().leaves(next, END, LEAF_BATCH).await?
+        };
+        let Some(last) = batch.last() else {
+            return Ok(first_gap);
+        };
+        next = last.index + 1;
+        let mut leaves = Vec::with_capacity(batch.len());
+        for entry in batch {
+            if entry.index != expected && first_gap.is_none() {
+                first_gap = Some(expected);
+            }
+            expected += 1;
+            leaves.push(entry.leaf);
+        }
+        if sender.send(leaves).await.is_err() {
+            // The verifier is gone (it panicked); its join error is reported.
+            return Ok(first_gap);
+        }
+    }
+}
+
+/// The stored hashes, read synchronously from the verifier's blocking thread.
+struct BlockingHashes {
+    store: Store,
+    handle: tokio::runtime::Handle,
+}
+
+impl TreeStore for BlockingHashes {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        let hashes = self
+            .handle
+            .block_on(async {
+                let mut pooled = self.store.pooled().await?;
+                pooled.conn().hashes(indexes).await
+            })
+            .map_err(StoreError::new)?;
+        hashes.read_hashes(indexes)
+    }
+}

@@ -1,0 +1,168 @@
+//! Test databases: a SQLite file in a temporary directory, or a fresh schema in the
+//! PostgreSQL server named by COUNTERSIGN_TEST_DATABASE_URL; plus raw SQL for tampering.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, dead_code)]
+
+use std::hash::{BuildHasher as _, Hasher as _};
+use std::time::Duration;
+
+use countersign_audit::{Event, EventKind, Signer};
+use countersign_store::Store;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection as _, PgPool};
+
+pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+pub enum Db {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        admin: PgPool,
+        schema: String,
+        url: String,
+    },
+}
+
+/// An event unique to `n`, so duplicates or losses show.
+pub fn event(n: u64) -> Event {
+    Event::new(
+        EventKind::Decided,
+        "2026-01-02T03:04:05Z",
+        &format!("proposal-{n}"),
+        "agent:fixbot",
+        serde_json::json!({ "n": n, "tier": "single_approver" }),
+    )
+    .unwrap()
+}
+
+pub fn signer() -> Signer {
+    Signer::from_seed("countersign.test/log", [7u8; 32]).unwrap()
+}
+
+fn unique_name() -> String {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    format!("t_{:016x}", hasher.finish())
+}
+
+impl Db {
+    pub async fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        // A nested directory that does not exist yet: connect creates it.
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("state/countersign.db").display()
+        );
+        Db::Sqlite { _dir: dir, url }
+    }
+
+    /// `None` (after printing why) when the server is unreachable, except on CI.
+    pub async fn postgres() -> Option<Db> {
+        let base = std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
+        let admin = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&base)
+            .await;
+        let admin = match admin {
+            Ok(admin) => admin,
+            Err(e) => {
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!("PostgreSQL at {base} is unreachable and CI=true: {e}");
+                }
+                eprintln!("skipping PostgreSQL test: {base} is unreachable: {e}");
+                return None;
+            }
+        };
+        let schema = unique_name();
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        Some(Db::Postgres { admin, schema, url })
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            Db::Sqlite { url, .. } | Db::Postgres { url, .. } => url,
+        }
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::connect(self.url()).await.unwrap()
+    }
+
+    /// Runs tampering SQL over a separate raw connection, after dropping the append-only
+    /// triggers as an attacker with write access would.
+    pub async fn tamper(&self, sqlite: &str, postgres: &str) {
+        match self {
+            Db::Sqlite { url, .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                let sql = format!(
+                    "DROP TRIGGER IF EXISTS log_leaves_append_only_update;
+                     DROP TRIGGER IF EXISTS log_leaves_append_only_delete;
+                     {sqlite}"
+                );
+                sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+            Db::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                let sql = format!(
+                    "DROP TRIGGER IF EXISTS log_leaves_append_only ON log_leaves; {postgres}"
+                );
+                sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+    }
+
+    /// Runs `sql` returning one text value, over a raw connection.
+    pub async fn text(&self, sql: &str) -> String {
+        match self {
+            Db::Sqlite { url, .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+            Db::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+        }
+    }
+
+    /// Runs a statement the store must refuse; returns the database's error.
+    pub async fn refused(&self, sql: &str) -> String {
+        let result = match self {
+            Db::Sqlite { url, .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
+            }
+            Db::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
+            }
+        };
+        result.expect_err(sql).to_string()
+    }
+
+    pub async fn cleanup(self) {
+        if let Db::Postgres { admin, schema, .. } = self {
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        }
+    }
+}

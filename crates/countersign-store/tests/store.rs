@@ -1,0 +1,371 @@
+//! The store against both backends: every scenario runs on a SQLite file and on a fresh
+//! PostgreSQL schema (skipped when the server is unreachable, unless CI=true).
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{Db, event, signer};
+use countersign_audit::merkle::MemoryStore;
+use countersign_audit::{LogError, SignedCheckpoint, leaf_bytes, leaf_hash};
+use countersign_store::{Decision, Error, Store, VerifyError, verify};
+
+async fn append(store: &Store, range: std::ops::Range<u64>) {
+    let mut tx = store.begin().await.unwrap();
+    for n in range {
+        assert_eq!(tx.append_event(&event(n)).await.unwrap(), n);
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Proofs and tree heads from the database agree with the in-memory reference and verify.
+async fn proofs(db: &Db) {
+    let store = db.store().await;
+    let mut reference = MemoryStore::new();
+    // Mixed: some single-event transactions, some batches.
+    for n in 0..5 {
+        append(&store, n..n + 1).await;
+    }
+    append(&store, 5..37).await;
+    for n in 0..37 {
+        reference.append(&leaf_bytes(&event(n)).unwrap()).unwrap();
+    }
+    assert_eq!(store.log_size().await.unwrap(), 37);
+    for size in 0..=37u64 {
+        let root = store.tree_hash(size).await.unwrap();
+        let expected = countersign_audit::tree_hash(size, &reference).unwrap();
+        assert_eq!(root, expected, "size {size}");
+        for index in (0..size).step_by(5) {
+            let proof = store.inclusion_proof(index, size).await.unwrap();
+            let leaf = store.entry(index).await.unwrap();
+            proof.verify(&leaf_hash(&leaf.leaf), size, &root).unwrap();
+        }
+        for old in (0..=size).step_by(3) {
+            let proof = store.consistency_proof(old, size).await.unwrap();
+            let old_root = store.tree_hash(old).await.unwrap();
+            proof.verify(old, &old_root, size, &root).unwrap();
+        }
+    }
+    let entries = store.entries(10..13).await.unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+        [10, 11, 12]
+    );
+    assert_eq!(entries[1].event().unwrap(), event(11));
+    assert!(matches!(
+        store.entry(37).await,
+        Err(Error::BeyondLog {
+            requested: 37,
+            size: 37,
+            ..
+        })
+    ));
+    // Sizes past the log are refused, also when every hash the proof itself needs exists
+    // (entry 37 is not in the log, but its audit path in a tree of 38 is).
+    for (index, size) in [(3, 38), (37, 38)] {
+        assert!(matches!(
+            store.inclusion_proof(index, size).await,
+            Err(Error::BeyondLog {
+                requested: 38,
+                size: 37,
+                ..
+            })
+        ));
+    }
+    assert!(matches!(
+        store.consistency_proof(10, 38).await,
+        Err(Error::BeyondLog { .. })
+    ));
+    assert!(matches!(
+        store.tree_hash(38).await,
+        Err(Error::BeyondLog { .. })
+    ));
+    // The events view exposes the leaves' fields.
+    assert_eq!(
+        db.text("SELECT subject FROM events WHERE idx = 11").await,
+        "proposal-11"
+    );
+    store.close().await;
+}
+
+async fn checkpoints(db: &Db) {
+    let store = db.store().await;
+    assert_eq!(store.latest_checkpoint().await.unwrap(), None);
+    assert!(matches!(
+        verify(&store, &[signer().verifier()]).await,
+        Err(VerifyError::NoCheckpoint)
+    ));
+    append(&store, 0..10).await;
+    let first = store.sign_checkpoint(&signer()).await.unwrap();
+    append(&store, 10..12).await;
+    let stored = store.sign_checkpoint(&signer()).await.unwrap();
+    assert_eq!(stored.size, 12);
+    let latest = store.latest_checkpoint().await.unwrap().unwrap();
+    assert_eq!(latest, stored);
+    let opened =
+        SignedCheckpoint::open(latest.signed_note.as_bytes(), &[signer().verifier()]).unwrap();
+    assert_eq!(
+        *opened.checkpoint.root(),
+        store.tree_hash(12).await.unwrap()
+    );
+    // Idempotent for the same note; a note for another tree is refused.
+    store.put_checkpoint(&first.signed_note, 10).await.unwrap();
+    let wrong = store
+        .put_checkpoint(&first.signed_note, 12)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong, Error::CheckpointMismatch { size: 12, .. }),
+        "{wrong}"
+    );
+    let other = countersign_audit::Checkpoint::new(
+        "countersign.test/log",
+        10,
+        store.tree_hash(9).await.unwrap(),
+    )
+    .unwrap();
+    let forged = SignedCheckpoint::sign(&other, &signer()).unwrap();
+    let wrong = store.put_checkpoint(&forged, 10).await.unwrap_err();
+    assert!(
+        wrong.to_string().contains("is not the log's root"),
+        "{wrong}"
+    );
+
+    let verified = verify(&store, &[signer().verifier()]).await.unwrap();
+    assert_eq!((verified.size, verified.beyond_checkpoint), (12, 0));
+    append(&store, 12..15).await;
+    let verified = verify(&store, &[signer().verifier()]).await.unwrap();
+    assert_eq!((verified.size, verified.beyond_checkpoint), (12, 3));
+    // Another key does not open the checkpoint.
+    let stranger = countersign_audit::Signer::from_seed("countersign.test/log", [8; 32]).unwrap();
+    assert!(matches!(
+        verify(&store, &[stranger.verifier()]).await,
+        Err(VerifyError::Checkpoint { size: 12, .. })
+    ));
+    store.close().await;
+}
+
+async fn decisions_commit_with_their_entry(db: &Db) {
+    let store = db.store().await;
+    let mut tx = store.begin().await.unwrap();
+    let index = tx.append_event(&event(0)).await.unwrap();
+    let decision = Decision {
+        id: "dec-1".into(),
+        subject: "proposal-0".into(),
+        tier: "single_approver".into(),
+        record: serde_json::json!({"reasons": ["touches payments"], "n": 1.5}),
+        log_index: index,
+    };
+    tx.put_decision(&decision).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.decision("dec-1").await.unwrap(),
+        Some(decision.clone())
+    );
+    assert_eq!(store.decision("nope").await.unwrap(), None);
+
+    // Rolled back: neither the entry nor the decision exists, and the index is reused.
+    let mut tx = store.begin().await.unwrap();
+    let index = tx.append_event(&event(1)).await.unwrap();
+    tx.put_decision(&Decision {
+        id: "dec-2".into(),
+        log_index: index,
+        ..decision.clone()
+    })
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    // Dropped without commit: rolled back too.
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.append_event(&event(1)).await.unwrap();
+    }
+    assert_eq!(store.log_size().await.unwrap(), 1);
+    assert!(store.entry(1).await.is_err());
+    assert_eq!(store.decision("dec-2").await.unwrap(), None);
+    append(&store, 1..2).await;
+
+    // No decision without its entry; no duplicate id.
+    let mut tx = store.begin().await.unwrap();
+    let orphan = tx
+        .put_decision(&Decision {
+            id: "dec-3".into(),
+            log_index: 99,
+            ..decision.clone()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(orphan, Error::Database { .. }), "{orphan}");
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    let duplicate = tx.put_decision(&decision).await.unwrap_err();
+    assert!(
+        matches!(
+            duplicate,
+            Error::Duplicate {
+                table: "decisions",
+                ..
+            }
+        ),
+        "{duplicate}"
+    );
+    drop(tx);
+
+    // The append-only triggers refuse honest mistakes.
+    let refused = db.refused("DELETE FROM log_leaves WHERE idx = 1").await;
+    assert!(refused.contains("append-only"), "{refused}");
+    store.close().await;
+}
+
+/// Appends 10 entries, checkpoints them, tampers, and expects `verify` to say `expected`.
+async fn tampered(db: &Db, sqlite: &str, postgres: &str) -> VerifyError {
+    let store = db.store().await;
+    append(&store, 0..10).await;
+    store.sign_checkpoint(&signer()).await.unwrap();
+    verify(&store, &[signer().verifier()]).await.unwrap();
+    db.tamper(sqlite, postgres).await;
+    let error = verify(&store, &[signer().verifier()]).await.unwrap_err();
+    store.close().await;
+    error
+}
+
+async fn tamper_edit(db: &Db) {
+    let error = tampered(
+        db,
+        "UPDATE log_leaves SET leaf = CAST(replace(CAST(leaf AS TEXT), 'proposal-5', 'proposal-X') AS BLOB) WHERE idx = 5",
+        "UPDATE log_leaves SET leaf = convert_to(replace(convert_from(leaf, 'UTF8'), 'proposal-5', 'proposal-X'), 'UTF8') WHERE idx = 5",
+    )
+    .await;
+    assert!(
+        matches!(error, VerifyError::Log(LogError::Altered { index: 5 })),
+        "{error}"
+    );
+}
+
+async fn tamper_delete(db: &Db) {
+    let sql = "DELETE FROM log_leaves WHERE idx = 4";
+    let error = tampered(db, sql, sql).await;
+    assert!(
+        matches!(error, VerifyError::MissingEntry { index: 4, size: 10 }),
+        "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "log entry 4 is missing: no log_leaves row has idx 4 (the checkpoint covers 10 entries)"
+    );
+}
+
+async fn tamper_delete_last(db: &Db) {
+    let sql = "DELETE FROM log_leaves WHERE idx = 9";
+    let error = tampered(db, sql, sql).await;
+    assert!(
+        matches!(error, VerifyError::Log(LogError::Missing { index: 9, .. })),
+        "{error}"
+    );
+}
+
+async fn tamper_reorder(db: &Db) {
+    let sql = "UPDATE log_leaves SET idx = 1000 WHERE idx = 3;
+               UPDATE log_leaves SET idx = 3 WHERE idx = 7;
+               UPDATE log_leaves SET idx = 7 WHERE idx = 1000;";
+    let error = tampered(db, sql, sql).await;
+    assert!(
+        matches!(error, VerifyError::Log(LogError::Altered { index: 3 })),
+        "{error}"
+    );
+}
+
+/// Two stores (two pools, as two processes would have) append concurrently from several
+/// tasks each: every event lands exactly once, indexes are dense, and the log verifies.
+async fn concurrent_appenders(db: &Db) {
+    let (a, b) = (db.store().await, db.store().await);
+    let mut tasks = Vec::new();
+    for (s, store) in [a.clone(), b.clone()].into_iter().enumerate() {
+        for t in 0..4u64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut indexes = Vec::new();
+                for i in 0..50u64 {
+                    let n = (s as u64) * 1000 + t * 100 + i;
+                    let mut tx = store.begin().await.unwrap();
+                    indexes.push(tx.append_event(&event(n)).await.unwrap());
+                    tx.commit().await.unwrap();
+                }
+                indexes
+            }));
+        }
+    }
+    let mut indexes = HashSet::new();
+    for task in tasks {
+        for index in task.await.unwrap() {
+            assert!(indexes.insert(index), "index {index} handed out twice");
+        }
+    }
+    assert_eq!(indexes.len(), 400);
+    assert_eq!(a.log_size().await.unwrap(), 400);
+    assert_eq!(b.log_size().await.unwrap(), 400);
+    let leaves: HashSet<Vec<u8>> = a
+        .entries(0..400)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.leaf)
+        .collect();
+    assert_eq!(leaves.len(), 400);
+    b.sign_checkpoint(&signer()).await.unwrap();
+    let verified = verify(&a, &[signer().verifier()]).await.unwrap();
+    assert_eq!(verified.size, 400);
+    a.close().await;
+    b.close().await;
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::Db::sqlite().await;
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::Db::postgres().await else { return };
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    proofs,
+    checkpoints,
+    decisions_commit_with_their_entry,
+    tamper_edit,
+    tamper_delete,
+    tamper_delete_last,
+    tamper_reorder,
+    concurrent_appenders,
+);
+
+#[tokio::test]
+async fn bad_urls_are_refused() {
+    let error = Store::connect("mysql://localhost/x").await.unwrap_err();
+    assert!(matches!(error, Error::Url { .. }), "{error}");
+}
+
+/// Verification also runs on a single-threaded runtime (the locating reads go through the
+/// runtime handle from a blocking thread).
+#[tokio::test]
+async fn verify_on_current_thread_runtime() {
+    let db = Db::sqlite().await;
+    tamper_edit(&db).await;
+}
