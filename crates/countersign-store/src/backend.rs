@@ -182,6 +182,61 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// Records which proposal the leaf at `index` is about.
+    pub(crate) async fn insert_subject(&mut self, index: u64, subject: &str) -> Result<(), Error> {
+        let index = int("leaf index", index)?;
+        dispatch!(self, c => sqlx::query("INSERT INTO log_subjects (idx, subject) VALUES ($1, $2)")
+            .bind(index)
+            .bind(subject)
+            .execute(&mut **c)
+            .await
+            .map_err(db("indexing log leaf subject"))?
+            .rows_affected());
+        Ok(())
+    }
+
+    /// Stores a blob under its digest; storing the same content twice is a no-op.
+    pub(crate) async fn insert_blob(&mut self, digest: &str, content: &[u8]) -> Result<(), Error> {
+        dispatch!(self, c => sqlx::query("INSERT INTO blobs (digest, content) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING")
+            .bind(digest)
+            .bind(content)
+            .execute(&mut **c)
+            .await
+            .map_err(db("storing blob"))?
+            .rows_affected());
+        Ok(())
+    }
+
+    pub(crate) async fn blob(&mut self, digest: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(
+            dispatch!(self, c => sqlx::query("SELECT content FROM blobs WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&mut **c)
+            .await
+            .map_err(db("reading blob"))?
+            .map(|row| row.try_get::<Vec<u8>, _>(0))
+            .transpose()
+            .map_err(db("decoding blob"))?),
+        )
+    }
+
+    /// The indexes of the entries about `subject`, in log order.
+    pub(crate) async fn subject_indexes(&mut self, subject: &str) -> Result<Vec<u64>, Error> {
+        let rows: Vec<i64> = dispatch!(self, c => sqlx::query("SELECT idx FROM log_subjects WHERE subject = $1 ORDER BY idx")
+            .bind(subject)
+            .fetch_all(&mut **c)
+            .await
+            .map_err(db("reading log subjects"))?
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db("decoding log subjects"))?);
+        Ok(rows
+            .into_iter()
+            .filter_map(|i| u64::try_from(i).ok())
+            .collect())
+    }
+
     /// Inserts `hashes` at consecutive stored-hash indexes from `first`, in one statement.
     pub(crate) async fn insert_hashes(&mut self, first: u64, hashes: &[Hash]) -> Result<(), Error> {
         let mut sql = String::from("INSERT INTO log_hashes (idx, hash) VALUES ");

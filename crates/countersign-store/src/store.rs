@@ -282,6 +282,21 @@ impl Store {
     }
 
     /// The decision with this id, if recorded.
+    /// A blob by digest.
+    pub async fn blob(&self, digest: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.pooled().await?.conn().blob(digest).await
+    }
+
+    /// The entries about `subject` (a proposal id), in log order.
+    pub async fn entries_about(&self, subject: &str) -> Result<Vec<Entry>, Error> {
+        let indexes = self.pooled().await?.conn().subject_indexes(subject).await?;
+        let mut entries = Vec::with_capacity(indexes.len());
+        for index in indexes {
+            entries.push(self.entry(index).await?);
+        }
+        Ok(entries)
+    }
+
     pub async fn decision(&self, id: &str) -> Result<Option<Decision>, Error> {
         self.pooled().await?.conn().decision(id).await
     }

@@ -104,11 +104,20 @@ impl Tx {
         let first = stored_hash_index(0, index);
         let mut conn = self.conn();
         conn.insert_leaf(index, &leaf, &hash).await?;
+        conn.insert_subject(index, &event.subject).await?;
         conn.insert_hashes(first, &new).await?;
         self.written.extend((first..).zip(new));
         self.head = Some(index + 1);
         self.dirty = true;
         Ok(index)
+    }
+
+    /// Stores `content` as a blob and returns its digest (lower-case hex SHA-256), the name
+    /// events use to refer to it.
+    pub async fn put_blob(&mut self, content: &[u8]) -> Result<String, Error> {
+        let digest = countersign_audit::bundle::digest(content);
+        self.conn().insert_blob(&digest, content).await?;
+        Ok(digest)
     }
 
     /// Records `decision`. Its `log_index` must name an existing entry, typically the one

@@ -345,7 +345,36 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Blobs are content-addressed and deduplicated; entries are found by subject, and a
+/// rolled-back transaction leaves neither.
+async fn blobs_and_subjects(db: &Db) {
+    let store = db.store().await;
+    append(&store, 0..3).await;
+    let mut tx = store.begin().await.unwrap();
+    let digest = tx.put_blob(b"policy text").await.unwrap();
+    assert_eq!(tx.put_blob(b"policy text").await.unwrap(), digest);
+    tx.append_event(&event(1)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.blob(&digest).await.unwrap().unwrap(), b"policy text");
+    let about: Vec<u64> = store
+        .entries_about("proposal-1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.index)
+        .collect();
+    assert_eq!(about, [1, 3]);
+
+    let mut tx = store.begin().await.unwrap();
+    let lost = tx.put_blob(b"never committed").await.unwrap();
+    tx.append_event(&event(9)).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(store.blob(&lost).await.unwrap(), None);
+    assert!(store.entries_about("proposal-9").await.unwrap().is_empty());
+}
+
 on_both_backends!(
+    blobs_and_subjects,
     proofs,
     checkpoints,
     decisions_commit_with_their_entry,
