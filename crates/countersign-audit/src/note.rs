@@ -168,6 +168,12 @@ impl Signer {
         )
     }
 
+    /// The 32-byte seed, so the same key can sign other formats for the log (the DSSE
+    /// authorization statements countersign issues alongside its checkpoints).
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// The public half, to hand to those who verify.
     pub fn verifier(&self) -> Verifier {
         Verifier {
@@ -202,6 +208,11 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// The raw Ed25519 public key, to check other signatures made with the log key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// Parses `<name>+<hex key id>+<base64(0x01 || pubkey)>`, checking the id.
     pub fn parse(encoded: &str) -> Result<Verifier, KeyError> {
         let mut parts = encoded.splitn(3, '+');
