@@ -177,7 +177,45 @@ impl SigningKey {
     pub fn seed(&self) -> [u8; 32] {
         self.key.to_bytes()
     }
+
+    /// The key as an unencrypted PKCS#8 v1 PEM (`-----BEGIN PRIVATE KEY-----`, RFC 8410),
+    /// the form OpenSSL and pyca/cryptography (so securesystemslib's `CryptoSigner`) read.
+    pub fn to_pkcs8_pem(&self) -> String {
+        let mut der = PKCS8_ED25519_PREFIX.to_vec();
+        der.extend_from_slice(&self.key.to_bytes());
+        let body = STANDARD.encode(der);
+        format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
+    }
+
+    /// Reads what [`SigningKey::to_pkcs8_pem`] writes (any PKCS#8 v1 ed25519 PEM without a
+    /// public key attribute, e.g. `openssl genpkey -algorithm ed25519`).
+    pub fn from_pkcs8_pem(text: &str) -> Result<Self, KeyError> {
+        let error = |what: &str| KeyError {
+            which: "private",
+            what: what.to_owned(),
+        };
+        let body = text
+            .trim()
+            .strip_prefix("-----BEGIN PRIVATE KEY-----")
+            .and_then(|rest| rest.trim_end().strip_suffix("-----END PRIVATE KEY-----"))
+            .ok_or_else(|| error("not a PEM `PRIVATE KEY` block"))?;
+        let body: String = body.split_whitespace().collect();
+        let der = STANDARD
+            .decode(body)
+            .map_err(|_| error("the PEM body is not base64"))?;
+        let seed = der
+            .strip_prefix(&PKCS8_ED25519_PREFIX[..])
+            .filter(|seed| seed.len() == 32)
+            .ok_or_else(|| error("not an unencrypted PKCS#8 v1 ed25519 key"))?;
+        Self::from_bytes(seed)
+    }
 }
+
+/// DER of a PKCS#8 v1 `PrivateKeyInfo` for ed25519 (OID 1.3.101.112) up to the 32-byte
+/// seed: SEQUENCE { INTEGER 0, SEQUENCE { OID }, OCTET STRING { OCTET STRING (32) } }.
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -532,6 +570,27 @@ mod tests {
 
     const EXPECTED_RFC8032_KEYID: &str =
         "74c181c7ad8a0855d4b55e44d2ba87aabdddb196832571f15f92fece332e4916";
+
+    #[test]
+    fn pkcs8_pem_round_trips_and_matches_openssl() {
+        // RFC 8410 section 10.3's example private key (as `openssl genpkey` writes it).
+        let openssl = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
+        let k = SigningKey::from_pkcs8_pem(openssl).unwrap();
+        assert_eq!(
+            encode_hex(&k.seed()),
+            "d4ee72dbf913584ad5b6d8f1f769f8ad3afe7c28cbf1d4fbe097a88f44755842"
+        );
+        assert_eq!(k.to_pkcs8_pem(), openssl);
+        let again = SigningKey::from_pkcs8_pem(&key(9).to_pkcs8_pem()).unwrap();
+        assert_eq!(again.seed(), key(9).seed());
+        assert!(SigningKey::from_pkcs8_pem("nope").is_err());
+        assert!(
+            SigningKey::from_pkcs8_pem(
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn bad_keys_are_refused() {

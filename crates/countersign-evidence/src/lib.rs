@@ -8,12 +8,14 @@
 //! elsewhere; the binary reads files and keys.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::panic))]
 
+pub mod assess;
 pub mod dsse;
 pub mod plan;
 pub mod report;
 pub mod statement;
 pub mod verify;
 
+pub use assess::{AssessInput, Assessment, Reachability, SuiteStatus, Vulnerability, assess};
 pub use dsse::{Envelope, PublicKey, SigningKey, VerifiedEnvelope};
 pub use plan::{PlanReason, PlannedSuite, ValidationPlan, plan};
 pub use statement::{Predicate, Statement};

@@ -165,6 +165,82 @@ pub struct Vulns {
     pub metadata: Option<ScanMetadata>,
 }
 
+/// Severity method of a finding mapped from SARIF: the score is the SARIF `level`.
+pub const SARIF_LEVEL_METHOD: &str = "sarif-level";
+/// vulns result annotation: where a SARIF finding points (`uri:line`).
+pub const LOCATION_ANNOTATION: &str = "countersign.dev/location";
+
+impl Vulns {
+    /// A SARIF log as a vulns v0.2 predicate. SARIF is static analysis, so this is meant for
+    /// security analyzers (CodeQL, Semgrep security rules): each result at level `error` or
+    /// `warning` becomes a finding whose `id` is the rule id (`<tool>/result-<run>-<index>`
+    /// when the result has none), whose severity is `{"method": "sarif-level", "score":
+    /// <level>}`, and whose first location rides in a `countersign.dev/location` annotation.
+    /// `note` and `none` results are informational and dropped. The scanner is the first
+    /// run's tool (`pkg:generic/<tool>`), with its version. See docs/evidence.md.
+    pub fn from_sarif(report: &crate::report::sarif::SarifReport) -> Self {
+        use crate::report::sarif::Level;
+        let tool = report.summary.runs.first();
+        let tool_name = |run: usize| {
+            report
+                .summary
+                .runs
+                .get(run)
+                .map_or("sarif", |r| r.tool.as_str())
+                .to_owned()
+        };
+        let result = report
+            .results
+            .iter()
+            .filter(|r| matches!(r.level, Level::Error | Level::Warning))
+            .map(|r| {
+                let level = if r.level == Level::Error {
+                    "error"
+                } else {
+                    "warning"
+                };
+                let mut annotations = Vec::new();
+                if let Some(location) = r.locations.first()
+                    && let Some(uri) = &location.uri
+                {
+                    let at = match location.start_line {
+                        Some(line) => format!("{uri}:{line}"),
+                        None => uri.clone(),
+                    };
+                    annotations.push(BTreeMap::from([(
+                        LOCATION_ANNOTATION.to_owned(),
+                        Value::String(at),
+                    )]));
+                }
+                VulnResult {
+                    id: r.rule_id.clone().unwrap_or_else(|| {
+                        format!("{}/result-{}-{}", tool_name(r.run), r.run, r.index)
+                    }),
+                    severity: vec![VulnSeverity {
+                        method: SARIF_LEVEL_METHOD.to_owned(),
+                        score: level.to_owned(),
+                    }],
+                    annotations,
+                }
+            })
+            .collect();
+        Vulns {
+            scanner: Scanner {
+                uri: format!(
+                    "pkg:generic/{}",
+                    tool.map_or("sarif", |t| t.tool.as_str())
+                        .to_ascii_lowercase()
+                        .replace(char::is_whitespace, "-")
+                ),
+                version: tool.and_then(|t| t.version.clone()),
+                db: None,
+                result,
+            },
+            metadata: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Scanner {
@@ -312,6 +388,57 @@ mod tests {
         assert_eq!(r.warned_tests, ["b"]);
         let r = TestResult::from_cases(&[case("d", Outcome::Errored)], vec![]);
         assert_eq!(r.result, TestResultOutcome::Failed);
+    }
+
+    #[test]
+    fn sarif_maps_to_vulns_keeping_errors_and_warnings() {
+        use crate::report::sarif::{
+            Level, Location, SarifReport, SarifResult, SarifRun, SarifSummary,
+        };
+        let result = |index, rule: Option<&str>, level, uri: Option<&str>| SarifResult {
+            run: 0,
+            index,
+            rule_id: rule.map(str::to_owned),
+            level,
+            message: "m".into(),
+            locations: uri
+                .map(|u| Location {
+                    uri: Some(u.into()),
+                    start_line: Some(7),
+                })
+                .into_iter()
+                .collect(),
+        };
+        let report = SarifReport {
+            summary: SarifSummary {
+                runs: vec![SarifRun {
+                    tool: "CodeQL".into(),
+                    version: Some("2.20".into()),
+                }],
+                ..SarifSummary::default()
+            },
+            results: vec![
+                result(0, Some("js/sql-injection"), Level::Error, Some("src/db.js")),
+                result(1, None, Level::Warning, None),
+                result(2, Some("js/unused"), Level::Note, None),
+            ],
+        };
+        let vulns = Vulns::from_sarif(&report);
+        let v = serde_json::to_value(&vulns).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"scanner": {
+            "uri": "pkg:generic/codeql", "version": "2.20",
+            "result": [
+                {"id": "js/sql-injection", "severity": [{"method": "sarif-level", "score": "error"}],
+                 "annotations": [{"countersign.dev/location": "src/db.js:7"}]},
+                {"id": "CodeQL/result-0-1", "severity": [{"method": "sarif-level", "score": "warning"}]}
+            ]}})
+        );
+        assert!(matches!(
+            Predicate::parse(VULNS_V02, v),
+            Ok(Predicate::Vulns(_))
+        ));
     }
 
     #[test]

@@ -61,6 +61,41 @@ pub struct Config {
     pub governance: GovernanceConfig,
     pub plan: PlanConfig,
     pub agents: AgentsConfig,
+    pub repository: RepositoryConfig,
+    /// `[[runners]]`: the runners whose signed evidence counts, in file order.
+    pub runners: Vec<RunnerConfig>,
+    /// `[replay]`: calibration thresholds of `countersign replay`.
+    pub replay: ReplayConfig,
+}
+
+/// `[replay]`: when `countersign replay` flags the tiering.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplayConfig {
+    /// `human_share_max`: the largest share (percent, 0 to 100) of changes the human tiers
+    /// may take before replay flags "the tiering rebuilt the bottleneck". `None`: the
+    /// default of the replay command (30).
+    pub human_share_max: Option<u8>,
+}
+
+/// `[repository]`: who this repository is, as signed evidence must name it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RepositoryConfig {
+    /// The name evidence statements carry as their subject's `name` (e.g.
+    /// `github.com/acme/shop`), compared exactly. Unset by default: a repository that
+    /// declares no name accepts no evidence, because an identity countersign guessed (a
+    /// directory name, a remote URL) could be matched by evidence about another clone.
+    pub name: Option<String>,
+}
+
+/// One `[[runners]]` entry: a runner trusted to sign evidence for some suites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerConfig {
+    pub name: String,
+    /// The raw ed25519 public key as 64 lowercase hex digits (what `countersign runner
+    /// keygen` prints, and securesystemslib's `keyval.public`).
+    pub public_key: String,
+    /// The suites this runner may attest; evidence for any other suite is refused.
+    pub suites: BTreeSet<String>,
 }
 
 /// `[graph]`: where the system graph's descriptors live.
@@ -423,6 +458,29 @@ struct RawConfig {
     governance: RawGovernance,
     plan: RawPlan,
     agents: RawAgents,
+    repository: RawRepository,
+    runners: Vec<RawRunner>,
+    replay: RawReplay,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawReplay {
+    human_share_max: Option<Spanned<u8>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawRepository {
+    name: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRunner {
+    name: Spanned<String>,
+    public_key: Spanned<String>,
+    suites: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -466,6 +524,7 @@ struct RawAgents {
 impl RawConfig {
     fn into_config(self, text: &str) -> Result<Config, ConfigError> {
         let defaults = Config::default();
+        let repository_declared = self.repository.name.is_some();
         let mut paths = defaults.never_automate.paths;
         // Per-surface merge: naming one surface's paths must not silently drop the CI/CD or
         // migration defaults. `ci-cd = []` removes them explicitly.
@@ -500,8 +559,141 @@ impl RawConfig {
             agents: AgentsConfig {
                 patterns: self.agents.patterns.unwrap_or(defaults.agents.patterns),
             },
+            repository: RepositoryConfig {
+                name: self
+                    .repository
+                    .name
+                    .map(|name| repository_name(text, name))
+                    .transpose()?,
+            },
+            runners: runners(text, self.runners, repository_declared)?,
+            replay: ReplayConfig {
+                human_share_max: match self.replay.human_share_max {
+                    Some(share) if *share.get_ref() > 100 => {
+                        let (line, column) = position(text, share.span().start);
+                        return Err(ConfigError {
+                            file: CONFIG_FILE.to_owned(),
+                            line,
+                            column,
+                            field: Some("replay.human_share_max".to_owned()),
+                            message: "a share in percent, 0 to 100".to_owned(),
+                        });
+                    }
+                    share => share.map(|s| *s.get_ref()),
+                },
+            },
         })
     }
+}
+
+fn repository_name(text: &str, name: Spanned<String>) -> Result<String, ConfigError> {
+    let value = name.get_ref();
+    if value.is_empty() || value.chars().any(char::is_whitespace) {
+        return Err(invalid_value(
+            text,
+            "repository.name",
+            &name,
+            format!(
+                "`{value}` is not a repository name (non-empty, no whitespace, e.g. `github.com/acme/shop`)"
+            ),
+        ));
+    }
+    Ok(name.into_inner())
+}
+
+/// Validates `[[runners]]`: names are unique identifiers, keys are 64 hex digits and
+/// unique (one key naming two runners would make its suite permissions ambiguous), every
+/// runner may attest at least one suite, and a repository name exists for evidence to name.
+fn runners(
+    text: &str,
+    raw: Vec<RawRunner>,
+    repository_declared: bool,
+) -> Result<Vec<RunnerConfig>, ConfigError> {
+    let mut out: Vec<RunnerConfig> = Vec::with_capacity(raw.len());
+    for runner in raw {
+        let name = runner.name.get_ref();
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid_name {
+            return Err(invalid_value(
+                text,
+                "runners.name",
+                &runner.name,
+                format!("`{name}` is not a runner name (letters, digits, `-`, `_`, `.`)"),
+            ));
+        }
+        if out.iter().any(|r| r.name == *name) {
+            return Err(invalid_value(
+                text,
+                "runners.name",
+                &runner.name,
+                format!("runner `{name}` is declared twice"),
+            ));
+        }
+        if !repository_declared {
+            return Err(invalid_value(
+                text,
+                "runners",
+                &runner.name,
+                "runners are declared but `[repository] name` is not: evidence must name the repository it is about"
+                    .to_owned(),
+            ));
+        }
+        let key = runner.public_key.get_ref().trim().to_ascii_lowercase();
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid_value(
+                text,
+                "runners.public_key",
+                &runner.public_key,
+                format!(
+                    "runner `{name}`: public_key must be the 64 hex digits of a raw ed25519 key (as `countersign runner keygen` prints), got {} characters",
+                    key.len()
+                ),
+            ));
+        }
+        if let Some(other) = out.iter().find(|r| r.public_key == key) {
+            return Err(invalid_value(
+                text,
+                "runners.public_key",
+                &runner.public_key,
+                format!(
+                    "runner `{name}` has the same public key as runner `{}`",
+                    other.name
+                ),
+            ));
+        }
+        let (suites_span, suite_list) = (runner.suites.span(), runner.suites.into_inner());
+        if suite_list.is_empty() {
+            let (line, column) = position(text, suites_span.start);
+            return Err(ConfigError {
+                file: CONFIG_FILE.to_owned(),
+                line,
+                column,
+                field: Some("runners.suites".to_owned()),
+                message: format!("runner `{name}` may attest no suite; list at least one"),
+            });
+        }
+        let mut suites = BTreeSet::new();
+        for suite in suite_list {
+            if suite.get_ref().trim().is_empty() {
+                return Err(invalid_value(
+                    text,
+                    "runners.suites",
+                    &suite,
+                    "empty suite name".to_owned(),
+                ));
+            }
+            suites.insert(suite.into_inner());
+        }
+        out.push(RunnerConfig {
+            name: name.clone(),
+            public_key: key,
+            suites,
+        });
+    }
+    Ok(out)
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -579,4 +771,16 @@ depth = 1
 [agents]
 # Commit author names treated as agents. Case-insensitive; only `*` is special.
 patterns = ["*[bot]", "dependabot*", "renovate*"]
+
+[repository]
+# The name signed evidence must give this repository (the `name` of its in-toto statement
+# subject), compared exactly. Unset, no evidence is accepted and no runner may be declared.
+# name = "github.com/acme/shop"
+
+# Runners trusted to sign evidence: the raw ed25519 public key as 64 hex digits (what
+# `countersign runner keygen` prints) and the suites each may attest. None by default.
+# [[runners]]
+# name = "ci-linux"
+# public_key = "<64 hex digits>"
+# suites = ["unit", "e2e"]
 "#;

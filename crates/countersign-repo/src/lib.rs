@@ -13,7 +13,8 @@ pub mod write;
 
 pub use config::{
     AgentsConfig, CODEOWNERS_LOCATIONS, CONFIG_FILE, Config, ConfigError, GovernanceConfig,
-    GraphConfig, NeverAutomateConfig, PlanConfig, PolicyConfig, STARTER_CONFIG,
+    GraphConfig, NeverAutomateConfig, PlanConfig, PolicyConfig, ReplayConfig, RepositoryConfig,
+    RunnerConfig, STARTER_CONFIG,
 };
 pub use git::{
     ChangeKind, ChangedPath, CommitId, CommitInfo, CommitTree, Person, Repo, RepoError, WorkTree,

@@ -103,7 +103,7 @@ fn errors_name_line_column_and_field() {
         ),
         (
             "[grpah]\n",
-            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`",
+            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`",
         ),
         (
             "[never_automate]\nsurfaces = [\"auth\", \"payment\"]\n",
@@ -202,4 +202,72 @@ fn surface_spellings_round_trip() {
             "{name}"
         );
     }
+}
+
+const KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+#[test]
+fn runners_and_repository_parse() {
+    let text = format!(
+        "[repository]\nname = \"github.com/acme/shop\"\n\n[[runners]]\nname = \"ci\"\npublic_key = \"{}\"\nsuites = [\"unit\", \"e2e\"]\n",
+        KEY.to_uppercase()
+    );
+    let config = Config::parse(&text).unwrap();
+    assert_eq!(
+        config.repository.name.as_deref(),
+        Some("github.com/acme/shop")
+    );
+    assert_eq!(config.runners.len(), 1);
+    let runner = &config.runners[0];
+    assert_eq!(runner.name, "ci");
+    assert_eq!(runner.public_key, KEY, "keys are normalized to lowercase");
+    assert_eq!(
+        runner.suites.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["e2e", "unit"]
+    );
+}
+
+#[test]
+fn runner_errors_name_line_column_and_field() {
+    let runner = |body: &str| format!("[repository]\nname = \"acme/shop\"\n[[runners]]\n{body}");
+    let cases: Vec<(String, String)> = vec![
+        (
+            format!("[[runners]]\nname = \"ci\"\npublic_key = \"{KEY}\"\nsuites = [\"unit\"]\n"),
+            "error: countersign.toml:2:8: field `runners`: runners are declared but `[repository] name` is not: evidence must name the repository it is about".to_owned(),
+        ),
+        (
+            runner("name = \"ci\"\npublic_key = \"abc\"\nsuites = [\"unit\"]\n"),
+            "error: countersign.toml:5:14: field `runners.public_key`: runner `ci`: public_key must be the 64 hex digits of a raw ed25519 key (as `countersign runner keygen` prints), got 3 characters".to_owned(),
+        ),
+        (
+            runner(&format!("name = \"ci\"\npublic_key = \"{KEY}\"\nsuites = []\n")),
+            "error: countersign.toml:6:10: field `runners.suites`: runner `ci` may attest no suite; list at least one".to_owned(),
+        ),
+        (
+            runner(&format!("name = \"c i\"\npublic_key = \"{KEY}\"\nsuites = [\"unit\"]\n")),
+            "error: countersign.toml:4:8: field `runners.name`: `c i` is not a runner name (letters, digits, `-`, `_`, `.`)".to_owned(),
+        ),
+        (
+            runner(&format!("name = \"ci\"\npublic_key = \"{KEY}\"\nsuites = [\"unit\"]\n[[runners]]\nname = \"ci2\"\npublic_key = \"{KEY}\"\nsuites = [\"e2e\"]\n")),
+            "error: countersign.toml:9:14: field `runners.public_key`: runner `ci2` has the same public key as runner `ci`".to_owned(),
+        ),
+        (
+            runner("name = \"ci\"\nsuites = [\"unit\"]\n"),
+            "error: countersign.toml:3:1: field `runners`: missing field `public_key`".to_owned(),
+        ),
+        (
+            "[repository]\nname = \"\"\n".to_owned(),
+            "error: countersign.toml:2:8: field `repository.name`: `` is not a repository name (non-empty, no whitespace, e.g. `github.com/acme/shop`)".to_owned(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (input, expected) in &cases {
+        let actual = check(input);
+        if actual != *expected {
+            failures.push(format!(
+                "input:\n{input}\nexpected: {expected}\nactual:   {actual}\n"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

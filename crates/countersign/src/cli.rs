@@ -30,6 +30,108 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print the JSON schema of `evaluate --format json`.
     Schema,
+    /// Runner identities: the ed25519 keys runners sign evidence with.
+    #[command(subcommand)]
+    Runner(RunnerCommand),
+    /// Sign evidence about a commit: a DSSE envelope holding an in-toto statement built from
+    /// test or scan reports, or from running a command.
+    Attest(AttestArgs),
+    /// Check signed evidence against the trusted runners and a commit.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+    /// The append-only audit log: keys, signed checkpoints, verification, monitoring.
+    #[command(subcommand)]
+    Log(LogCommand),
+    /// Self-contained audit bundles: export one for a proposal, verify one offline.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+/// Where the audit log lives.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The repository whose local state holds the log (`.countersign/state/countersign.db`).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// The log's database instead: `sqlite://PATH?mode=rwc` or `postgres://...`.
+    #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Write a new log signing key (C2SP signed-note format, 0600) and its verifier key (.pub).
+    Keygen {
+        /// The log's origin line, e.g. `countersign.acme.example/shop`.
+        #[arg(long)]
+        origin: String,
+        /// Where to write the secret key; the verifier key goes beside it as `.pub`.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Sign the current tree head as a C2SP tlog-checkpoint, store it and print it.
+    Checkpoint {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The log signing key.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Recompute the tree from storage and check it against the latest signed checkpoint,
+    /// naming the first altered or missing entry.
+    Verify {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The log's verifier key (or its signing key).
+        #[arg(long, value_name = "FILE")]
+        log_key: PathBuf,
+    },
+    /// Prove from storage that checkpoint NEW extends checkpoint OLD.
+    Consistency {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[arg(long, value_name = "FILE")]
+        log_key: PathBuf,
+        /// A signed checkpoint file seen earlier.
+        old: PathBuf,
+        /// A later signed checkpoint file.
+        new: PathBuf,
+    },
+    /// Compare the latest checkpoint with the last one seen; alarm (exit 1) on a rollback or fork.
+    Monitor {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[arg(long, value_name = "FILE")]
+        log_key: PathBuf,
+        /// Where the last checkpoint seen is kept between runs.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Write the bundle of a proposal: its events with inclusion proofs, a signed checkpoint,
+    /// and every input needed to re-derive its decision.
+    Export {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The proposal id `evaluate --record` printed.
+        id: String,
+        /// Output file (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Sign a fresh checkpoint with this key when none covers the proposal yet.
+        #[arg(long, value_name = "FILE")]
+        log_key: Option<PathBuf>,
+    },
+    /// Verify a bundle offline and re-derive its decision from it alone.
+    Verify {
+        file: PathBuf,
+        /// The log's verifier key.
+        #[arg(long, value_name = "FILE")]
+        log_key: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -75,6 +177,86 @@ pub struct EvaluateArgs {
     pub declared_tier: Option<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Signed evidence (DSSE envelopes) to weigh. Only with `--base/--head`: trusted runners
+    /// come from the base; envelopes for the head are head evidence, for the base base
+    /// evidence, anything else is refused and listed with its reason.
+    #[arg(long, value_name = "FILE", num_args = 1.., requires = "base")]
+    pub evidence: Vec<PathBuf>,
+    /// Append the decision to the audit log, with every input needed to re-derive it.
+    #[arg(long, requires = "base", requires = "log_key")]
+    pub record: bool,
+    /// The log signing key (`countersign log keygen`), for `--record`.
+    #[arg(long, value_name = "FILE")]
+    pub log_key: Option<PathBuf>,
+    /// The log's database for `--record` (default: the repository's local state).
+    #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunnerCommand {
+    /// Write a new ed25519 key pair NAME.key (0600) and NAME.pub; print the key id and the
+    /// countersign.toml snippet that trusts it.
+    Keygen {
+        /// The runner's name, as countersign.toml will list it.
+        #[arg(long)]
+        name: String,
+        /// Directory to write the key files into.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// The repository the commit belongs to; its `[repository] name` at that commit names
+    /// the statement's subject.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// The runner's private key (PKCS#8 PEM, as `runner keygen` writes it).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The commit the evidence is about; resolved to its full id.
+    #[arg(long, value_name = "REV")]
+    pub commit: String,
+    /// The validation suite this is evidence for.
+    #[arg(long, value_name = "NAME")]
+    pub suite: String,
+    /// JUnit XML reports (paths or globs), merged into one test-result predicate. With
+    /// `--run`, read after the command finishes.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Vec<String>,
+    /// SARIF 2.1.0 logs of a security analyzer, as one vulns v0.2 predicate.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["junit", "run"])]
+    pub sarif: Vec<PathBuf>,
+    /// OpenVEX or CycloneDX VEX documents, as one OpenVEX predicate.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["junit", "sarif", "run"])]
+    pub vex: Vec<PathBuf>,
+    /// Write the envelope here instead of to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Run the command given after `--`, and attest its exit status, duration and the JUnit
+    /// it leaves. Exits 1 after signing when the command failed.
+    #[arg(long, requires = "command")]
+    pub run: bool,
+    /// The command for `--run`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Verify envelopes: ACCEPTED or REFUSED (with the reason) per file; exits 1 if any is
+    /// refused. Trusted runners come from the working tree's countersign.toml, or `--rev`'s.
+    Verify {
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// The commit the evidence must be about.
+        #[arg(long, value_name = "REV")]
+        commit: String,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,15 +8,17 @@ use anyhow::{Context, Result, bail};
 use countersign_repo::{Repo, WorkTree};
 
 use crate::cli::{
-    Command, DemoArgs, EvaluateArgs, GraphCommand, GraphFormat, InitArgs, OutputFormat,
-    PolicyCommand, RepoArgs,
+    BundleCommand, Command, DatabaseArgs, DemoArgs, EvaluateArgs, GraphCommand, GraphFormat,
+    InitArgs, LogCommand, OutputFormat, PolicyCommand, RepoArgs,
 };
 use crate::evaluate::{self, ChangeSource, Proposer};
 use crate::governed::{self, GovernedState};
-use crate::{demo, render, report};
+use crate::{audit, demo, render, report};
 
 pub fn run(command: Command) -> Result<ExitCode> {
     match command {
+        Command::Log(command) => log_cmd(command),
+        Command::Bundle(command) => bundle_cmd(command),
         Command::Evaluate(args) => evaluate_cmd(args),
         Command::Graph(graph) => graph_cmd(graph),
         Command::Policy(policy) => policy_cmd(policy),
@@ -26,6 +28,15 @@ pub fn run(command: Command) -> Result<ExitCode> {
             println!("{}", report::json_schema());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Runner(crate::cli::RunnerCommand::Keygen { name, out }) => {
+            crate::attest::keygen(&name, &out)
+        }
+        Command::Attest(args) => crate::attest::attest(args),
+        Command::Evidence(crate::cli::EvidenceCommand::Verify {
+            repo,
+            commit,
+            files,
+        }) => crate::evidence::verify_cmd(&repo, &commit, &files),
     }
 }
 
@@ -42,10 +53,25 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
         author: args.author,
         declared_tier: args.declared_tier,
     };
-    let evaluation = evaluate::evaluate(&args.repo, change, &proposer)?;
+    let evaluation =
+        evaluate::evaluate_with_evidence(&args.repo, change, &proposer, &args.evidence)?;
     match args.format {
         OutputFormat::Json => print_json(&evaluation.report)?,
         OutputFormat::Text => print!("{}", render::evaluation(&evaluation)),
+    }
+    if args.record {
+        let key = args
+            .log_key
+            .as_deref()
+            .context("--record needs --log-key FILE")?;
+        let url = audit::database_url(&args.repo, args.database.as_deref());
+        let repository = std::fs::canonicalize(&args.repo)
+            .unwrap_or_else(|_| args.repo.clone())
+            .display()
+            .to_string();
+        let (id, indexes) = audit::record_decision(&evaluation, &proposer, &repository, &url, key)?;
+        // On stderr, so `--format json` output stays one JSON document.
+        eprintln!("recorded proposal {id} as log entries {indexes:?}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -246,6 +272,39 @@ fn demo_cmd(args: DemoArgs) -> Result<ExitCode> {
         OutputFormat::Text => print!("{}", outcome.table()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn log_cmd(command: LogCommand) -> Result<ExitCode> {
+    let url = |db: &DatabaseArgs| audit::database_url(&db.repo, db.database.as_deref());
+    match command {
+        LogCommand::Keygen { origin, out } => audit::keygen(&origin, &out),
+        LogCommand::Checkpoint { db, key } => audit::checkpoint(&url(&db), &key),
+        LogCommand::Verify { db, log_key } => audit::verify(&url(&db), &log_key),
+        LogCommand::Consistency {
+            db,
+            log_key,
+            old,
+            new,
+        } => audit::consistency(&url(&db), &log_key, &old, &new),
+        LogCommand::Monitor { db, log_key, state } => audit::monitor(&url(&db), &log_key, &state),
+    }
+}
+
+fn bundle_cmd(command: BundleCommand) -> Result<ExitCode> {
+    match command {
+        BundleCommand::Export {
+            db,
+            id,
+            out,
+            log_key,
+        } => audit::export(
+            &audit::database_url(&db.repo, db.database.as_deref()),
+            &id,
+            out.as_ref(),
+            log_key.as_deref(),
+        ),
+        BundleCommand::Verify { file, log_key } => audit::verify_file(&file, &log_key),
+    }
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {

@@ -4,14 +4,16 @@
 //! from the base commit (or the working tree when paths are given), and only the list of
 //! changed paths comes from the head.
 
-use std::path::Path;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
+use countersign_evidence::{AssessInput, Assessment};
 use countersign_graph::{FileSource, Impact, MemorySource, RecordingSource};
-use countersign_policy::{Decision, DecisionInput, Principal};
+use countersign_policy::{Decision, DecisionInput, EvidenceFacts, Principal};
 use countersign_repo::{ChangeKind, ChangedPath, Repo, WorkTree};
 
+use crate::evidence::{self, Binding};
 use crate::governed::{self, GovernedState};
 use crate::report::{self, EvaluationReport, ReportInput};
 
@@ -37,13 +39,28 @@ pub struct Evaluation {
     pub report: EvaluationReport,
     pub decision: Decision,
     pub impact: Impact,
-    pub changes: Vec<ChangedPath>,
-    /// Every governed file the decision read (absent ones as `None`): with `changes` and the
-    /// proposer, enough to re-derive the decision offline (see [`rederive`]).
+    /// Every governed file the decision read (absent ones as `None`): with the changed paths
+    /// and the proposer, enough to re-derive the decision offline (see [`rederive`]).
     pub inputs: BTreeMap<String, Option<Vec<u8>>>,
+    /// The evidence envelopes that were accepted (head and base), as given.
+    pub evidence: Vec<Vec<u8>>,
 }
 
 pub fn evaluate(repo: &Path, change: ChangeSource, proposer: &Proposer) -> Result<Evaluation> {
+    evaluate_with_evidence(repo, change, proposer, &[])
+}
+
+/// [`evaluate`], weighing signed evidence files too (only for `Commits`). With no files, no
+/// evidence is considered (`evidence_considered` is false), exactly as `evaluate`.
+pub fn evaluate_with_evidence(
+    repo: &Path,
+    change: ChangeSource,
+    proposer: &Proposer,
+    evidence: &[PathBuf],
+) -> Result<Evaluation> {
+    if !evidence.is_empty() && matches!(change, ChangeSource::Paths { .. }) {
+        bail!("--evidence needs --base and --head: evidence is bound to commits");
+    }
     match change {
         ChangeSource::Commits { base, head } => {
             let git = Repo::open(repo)?;
@@ -62,6 +79,7 @@ pub fn evaluate(repo: &Path, change: ChangeSource, proposer: &Proposer) -> Resul
                 proposer,
                 Some(base_id.as_str().to_string()),
                 Some(head_id.as_str().to_string()),
+                &evidence::read_all(evidence)?,
             )
         }
         ChangeSource::Paths { paths, rev } => {
@@ -74,7 +92,7 @@ pub fn evaluate(repo: &Path, change: ChangeSource, proposer: &Proposer) -> Resul
                 }
                 None => load_from(&WorkTree::open(repo)?, "the working tree")?,
             };
-            decide(&state, BTreeMap::new(), changes, proposer, None, None)
+            decide(&state, BTreeMap::new(), changes, proposer, None, None, &[])
         }
     }
 }
@@ -119,14 +137,20 @@ pub fn rederive(
     proposer: &Proposer,
     base: Option<String>,
     head: Option<String>,
+    envelopes: Vec<Vec<u8>>,
 ) -> Result<Evaluation> {
     let present: Vec<(String, Vec<u8>)> = inputs
         .iter()
         .filter_map(|(path, bytes)| Some((path.clone(), bytes.clone()?)))
         .collect();
     let source = MemorySource::new(present);
+    let recorded: Vec<evidence::EvidenceInput> = envelopes
+        .into_iter()
+        .enumerate()
+        .map(|(n, bytes)| (format!("recorded evidence #{}", n + 1), Ok(bytes)))
+        .collect();
     let state = governed::load(&source).context("re-reading the recorded governed state")?;
-    decide(&state, inputs, changes, proposer, base, head)
+    decide(&state, inputs, changes, proposer, base, head, &recorded)
 }
 
 fn decide(
@@ -136,6 +160,7 @@ fn decide(
     proposer: &Proposer,
     base: Option<String>,
     head: Option<String>,
+    evidence_files: &[evidence::EvidenceInput],
 ) -> Result<Evaluation> {
     let author = principal(state, &proposer.author)?;
     let paths = countersign_repo::changed_paths(&changes);
@@ -152,7 +177,28 @@ fn decide(
         },
         state.config.plan.depth,
     );
+    // Evidence is weighed only when files were given: no files keeps "no evidence
+    // considered", which is not the same as "evidence of nothing".
+    let weighed = match (&base, &head) {
+        (Some(base), Some(head)) if !evidence_files.is_empty() => {
+            let verified =
+                evidence::verify_for_change(evidence_files, &state.config, graph, head, base)?;
+            let head_evidence = verified.bound_to(Binding::Head);
+            let base_evidence = verified.bound_to(Binding::Base);
+            let assessment = countersign_evidence::assess(&AssessInput {
+                graph,
+                plan: &plan,
+                head: &head_evidence,
+                base: &base_evidence,
+            });
+            Some((verified, assessment))
+        }
+        _ => None,
+    };
     let mut input = DecisionInput::new(&impact, author);
+    input.evidence = weighed
+        .as_ref()
+        .map(|(_, assessment)| evidence_facts(assessment));
     input.declared_tier = proposer.declared_tier.clone();
     input.never_automate = state.config.never_automate.surfaces.clone();
     input.approver_pool = governed::approver_pool(graph, &state.config, &impact);
@@ -165,14 +211,39 @@ fn decide(
         base,
         head,
         graph_version: graph.version().to_string(),
+        evidence: weighed
+            .as_ref()
+            .map(|(verified, assessment)| report::evidence_report(verified, assessment)),
     });
+    let evidence = weighed
+        .as_ref()
+        .map(|(verified, _)| {
+            verified
+                .accepted
+                .iter()
+                .map(|a| a.envelope.clone())
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Evaluation {
         report,
         decision,
         impact,
-        changes,
         inputs,
+        evidence,
     })
+}
+
+/// The Cedar facts of an assessment.
+fn evidence_facts(assessment: &Assessment) -> EvidenceFacts {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    EvidenceFacts {
+        coverage_percent: assessment.coverage.percent,
+        planned_suites: assessment.coverage.planned,
+        failed_suites: count(assessment.failed_suites.len()),
+        regressions: count(assessment.regressions.len()),
+        reachable_vulnerabilities: count(assessment.blocking_vulnerabilities()),
+    }
 }
 
 /// Parses `--author`; a human name matching the configured agent patterns (a bot account)

@@ -2,11 +2,15 @@
 //!
 //! Nothing here decides anything; see ARCHITECTURE.md for where each concept lives.
 
+mod attest;
+mod audit;
 mod cli;
 mod commands;
 mod demo;
 mod evaluate;
+mod evidence;
 mod governed;
+mod record;
 mod render;
 mod report;
 

@@ -7,7 +7,7 @@ use countersign_graph::Severity;
 use countersign_graph::check::CheckReport;
 
 use crate::evaluate::Evaluation;
-use crate::report::EvaluationReport;
+use crate::report::{EvaluationReport, EvidenceReport};
 
 /// The full text of an evaluation: tier, why, impact, approvers, plan, versions.
 pub fn evaluation(evaluation: &Evaluation) -> String {
@@ -45,12 +45,87 @@ pub fn evaluation(evaluation: &Evaluation) -> String {
             plan.uncovered.join(", ")
         );
     }
+    if let Some(evidence) = &report.evidence {
+        out.push('\n');
+        out.push_str(&evidence_text(evidence));
+    }
     let _ = writeln!(
         out,
         "\ngraph {}  policy {}",
         short(&report.graph_version),
         short(&report.policy_version)
     );
+    out
+}
+
+/// The evidence section: which envelopes counted, coverage, failures, vulnerabilities.
+fn evidence_text(evidence: &EvidenceReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "evidence: {} accepted, {} refused",
+        evidence.accepted.len(),
+        evidence.refused.len()
+    );
+    for a in &evidence.accepted {
+        let _ = writeln!(
+            out,
+            "  accepted ({})  {}  runner {}, suite {}: {}",
+            a.binds_to, a.file, a.runner, a.suite, a.summary
+        );
+    }
+    for r in &evidence.refused {
+        let _ = writeln!(out, "  REFUSED  {}  {}: {}", r.file, r.reason, r.message);
+    }
+    let coverage = &evidence.coverage;
+    let _ = writeln!(
+        out,
+        "coverage: {}/{} planned suite(s) passed ({}%)",
+        coverage.passed, coverage.planned, coverage.percent
+    );
+    for node in &coverage.nodes {
+        let _ = writeln!(
+            out,
+            "  {}  {}/{} ({}%)  planned: {}",
+            node.node,
+            node.passed.len(),
+            node.planned.len(),
+            node.percent,
+            node.planned.join(", ")
+        );
+    }
+    for suite in &evidence.suites {
+        let _ = writeln!(
+            out,
+            "  suite {} {}{}",
+            suite.suite,
+            suite.status,
+            if suite.planned { "" } else { " (not planned)" }
+        );
+    }
+    if !evidence.failed_suites.is_empty() {
+        let _ = writeln!(out, "failed suites: {}", evidence.failed_suites.join(", "));
+    }
+    if !evidence.regressions.is_empty() {
+        let _ = writeln!(out, "regressions (pass at base, fail at head):");
+        for r in &evidence.regressions {
+            let _ = writeln!(out, "  {}: {}", r.suite, r.test);
+        }
+    }
+    if !evidence.vulnerabilities.is_empty() {
+        let _ = writeln!(out, "vulnerabilities:");
+        for v in &evidence.vulnerabilities {
+            let _ = writeln!(
+                out,
+                "  {}{} {} in {}: {}",
+                if v.blocking { "[blocks] " } else { "" },
+                v.id,
+                v.severity.as_deref().unwrap_or("(no severity)"),
+                v.node.as_deref().unwrap_or("no known node"),
+                v.explanation
+            );
+        }
+    }
     out
 }
 

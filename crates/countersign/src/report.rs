@@ -43,6 +43,9 @@ pub struct EvaluationReport {
     pub policy_version: String,
     /// Every fact the policies saw (the Cedar context), by name.
     pub facts: BTreeMap<String, Value>,
+    /// What signed evidence said; present only when `--evidence` was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<EvidenceReport>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]
@@ -183,6 +186,7 @@ pub struct ReportInput<'a> {
     pub base: Option<String>,
     pub head: Option<String>,
     pub graph_version: String,
+    pub evidence: Option<EvidenceReport>,
 }
 
 pub fn build(input: ReportInput<'_>) -> EvaluationReport {
@@ -194,6 +198,7 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
         base,
         head,
         graph_version,
+        evidence,
     } = input;
     EvaluationReport {
         schema: EVALUATE_SCHEMA.to_string(),
@@ -241,6 +246,7 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
         graph_version,
         policy_version: decision.policy_version.clone(),
         facts: decision.facts.clone(),
+        evidence,
     }
 }
 
@@ -341,6 +347,231 @@ fn plan_reason(reason: &PlanReason) -> String {
 
 fn refs(entities: &[EntityRef]) -> Vec<String> {
     entities.iter().map(ToString::to_string).collect()
+}
+
+/// Signed evidence weighed for a change: which envelopes counted, and what they say.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EvidenceReport {
+    /// Envelopes that count, bound to the head or to the base commit.
+    pub accepted: Vec<AcceptedEvidenceReport>,
+    /// Envelopes that do not count, each with its reason.
+    pub refused: Vec<RefusedEvidenceReport>,
+    pub coverage: CoverageReport,
+    /// Every planned suite, then suites attested but not planned.
+    pub suites: Vec<SuiteReport>,
+    /// Planned suites that failed at the head.
+    pub failed_suites: Vec<String>,
+    /// Tests that pass in the base evidence and fail in the head evidence.
+    pub regressions: Vec<RegressionReport>,
+    pub vulnerabilities: Vec<VulnerabilityReport>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AcceptedEvidenceReport {
+    pub file: String,
+    /// `head` or `base`: the commit the envelope is about.
+    pub binds_to: String,
+    pub runner: String,
+    pub key_id: String,
+    pub suite: String,
+    pub predicate_type: String,
+    /// What the predicate says, in one line.
+    pub summary: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RefusedEvidenceReport {
+    pub file: String,
+    /// too_large, malformed, wrong_payload_type, unknown_key, bad_signature,
+    /// other_repository, other_commit, suite_not_allowed, unknown_predicate or unknown_product.
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CoverageReport {
+    pub planned: u32,
+    /// Planned suites with passing head evidence.
+    pub passed: u32,
+    /// passed * 100 / planned, rounded down; 100 when nothing is planned.
+    pub percent: u8,
+    /// Per node: the suites planned because of it.
+    pub nodes: Vec<NodeCoverageReport>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeCoverageReport {
+    pub node: String,
+    pub planned: Vec<String>,
+    pub passed: Vec<String>,
+    pub percent: u8,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SuiteReport {
+    pub suite: String,
+    pub planned: bool,
+    /// passed, failed or missing.
+    pub status: String,
+    pub runners: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RegressionReport {
+    pub suite: String,
+    pub test: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VulnerabilityReport {
+    pub id: String,
+    /// The scanner's first severity, `score (method)`.
+    pub severity: Option<String>,
+    /// The node the finding is in; absent when it maps to no node.
+    pub node: Option<String>,
+    /// The scanner's `countersign.dev/package` annotation.
+    pub package: Option<String>,
+    pub suite: String,
+    pub runner: String,
+    /// reachable, unreachable, not_affected or unknown_location.
+    pub reachability: String,
+    /// For a reachable finding: the vulnerable node first, the internet-exposed node last.
+    pub path: Vec<String>,
+    /// For not_affected: the VEX justification.
+    pub justification: Option<String>,
+    /// Present in the base commit's evidence too: reported, not counted against the change.
+    pub pre_existing: bool,
+    /// Counted in `reachable_vulnerabilities`: introduced by the change and reachable.
+    pub blocking: bool,
+    /// Plain-language reachability, with the path.
+    pub explanation: String,
+}
+
+pub fn evidence_report(
+    verified: &crate::evidence::VerifiedFiles,
+    assessment: &countersign_evidence::Assessment,
+) -> EvidenceReport {
+    use countersign_evidence::Reachability;
+    EvidenceReport {
+        accepted: verified
+            .accepted
+            .iter()
+            .map(|a| AcceptedEvidenceReport {
+                file: a.file.clone(),
+                binds_to: a.binding.as_str().to_string(),
+                runner: a.evidence.runner.clone(),
+                key_id: a.evidence.key_id.clone(),
+                suite: a.evidence.suite.clone(),
+                predicate_type: a.evidence.predicate.predicate_type().to_string(),
+                summary: crate::evidence::summary(&a.evidence.predicate),
+            })
+            .collect(),
+        refused: verified
+            .refused
+            .iter()
+            .map(|r| RefusedEvidenceReport {
+                file: r.file.clone(),
+                reason: r.reason.clone(),
+                message: r.message.clone(),
+            })
+            .collect(),
+        coverage: CoverageReport {
+            planned: assessment.coverage.planned,
+            passed: assessment.coverage.passed,
+            percent: assessment.coverage.percent,
+            nodes: assessment
+                .coverage
+                .nodes
+                .iter()
+                .map(|n| NodeCoverageReport {
+                    node: n.node.to_string(),
+                    planned: n.planned.clone(),
+                    passed: n.passed.clone(),
+                    percent: n.percent,
+                })
+                .collect(),
+        },
+        suites: assessment
+            .suites
+            .iter()
+            .map(|s| SuiteReport {
+                suite: s.suite.clone(),
+                planned: s.planned,
+                status: s.status.as_str().to_string(),
+                runners: s.runners.clone(),
+            })
+            .collect(),
+        failed_suites: assessment.failed_suites.clone(),
+        regressions: assessment
+            .regressions
+            .iter()
+            .map(|r| RegressionReport {
+                suite: r.suite.clone(),
+                test: r.test.clone(),
+            })
+            .collect(),
+        vulnerabilities: assessment
+            .vulnerabilities
+            .iter()
+            .map(|v| {
+                let node = v.node.as_ref().map(ToString::to_string);
+                let (path, justification, mut explanation) = match &v.reachability {
+                    Reachability::Reachable { path } => {
+                        let names: Vec<String> = path.iter().map(ToString::to_string).collect();
+                        let explanation = match path.last() {
+                            Some(exposed) if path.len() > 1 => format!(
+                                "reachable: internet-exposed {exposed} depends on it ({})",
+                                names.join(" -> ")
+                            ),
+                            _ => "reachable: the node itself is internet-exposed".to_string(),
+                        };
+                        (names, None, explanation)
+                    }
+                    Reachability::Unreachable => (
+                        Vec::new(),
+                        None,
+                        "unreachable: no internet-exposed node depends on it".to_string(),
+                    ),
+                    Reachability::NotAffected {
+                        justification,
+                        impact_statement,
+                    } => (
+                        Vec::new(),
+                        Some(justification.clone()),
+                        match impact_statement {
+                            Some(i) => format!("not affected (VEX: {justification}; {i})"),
+                            None => format!("not affected (VEX: {justification})"),
+                        },
+                    ),
+                    Reachability::UnknownLocation => (
+                        Vec::new(),
+                        None,
+                        "location unknown: no node carries it, so it counts as reachable"
+                            .to_string(),
+                    ),
+                };
+                if v.pre_existing {
+                    explanation.push_str(
+                        "; pre-existing (also in the base evidence): reported, not blocking",
+                    );
+                }
+                VulnerabilityReport {
+                    id: v.id.clone(),
+                    severity: v.severity.clone(),
+                    node,
+                    package: v.package.clone(),
+                    suite: v.suite.clone(),
+                    runner: v.runner.clone(),
+                    reachability: v.reachability.as_str().to_string(),
+                    path,
+                    justification,
+                    pre_existing: v.pre_existing,
+                    blocking: v.blocks(),
+                    explanation,
+                }
+            })
+            .collect(),
+    }
 }
 
 /// The JSON schema of [`EvaluationReport`], generated from the types above.

@@ -106,6 +106,86 @@ impl VexDocument {
     }
 }
 
+impl VexStatus {
+    /// The OpenVEX spelling.
+    pub fn as_openvex(self) -> &'static str {
+        match self {
+            VexStatus::NotAffected => "not_affected",
+            VexStatus::Affected => "affected",
+            VexStatus::Fixed => "fixed",
+            VexStatus::UnderInvestigation => "under_investigation",
+        }
+    }
+}
+
+/// The OpenVEX justification closest to a CycloneDX one; other values pass through.
+fn openvex_justification(format: VexFormat, justification: &str) -> &str {
+    if format != VexFormat::CycloneDx {
+        return justification;
+    }
+    match justification {
+        "code_not_present" => "vulnerable_code_not_present",
+        "code_not_reachable" => "vulnerable_code_not_in_execute_path",
+        "requires_configuration" | "requires_dependency" | "requires_environment" => {
+            "vulnerable_code_cannot_be_controlled_by_adversary"
+        }
+        "protected_by_compiler"
+        | "protected_at_runtime"
+        | "protected_at_perimeter"
+        | "protected_by_mitigating_control" => "inline_mitigations_already_exist",
+        other => other,
+    }
+}
+
+impl VexDocument {
+    /// One OpenVEX v0.2.0 document holding these statements (CycloneDX justifications mapped
+    /// to OpenVEX's), the body of an OpenVEX predicate. `id`, `author` and `timestamp` are
+    /// the document's required metadata; this crate keeps no clock, so the caller gives them.
+    pub fn to_openvex(&self, id: &str, author: &str, timestamp: &str) -> Value {
+        let statements: Vec<Value> = self
+            .statements
+            .iter()
+            .map(|s| {
+                let mut vulnerability = serde_json::Map::new();
+                vulnerability.insert("name".into(), Value::String(s.vulnerability.clone()));
+                if !s.aliases.is_empty() {
+                    vulnerability.insert("aliases".into(), serde_json::json!(s.aliases));
+                }
+                let mut statement = serde_json::Map::new();
+                statement.insert("vulnerability".into(), Value::Object(vulnerability));
+                statement.insert(
+                    "products".into(),
+                    Value::Array(
+                        s.products
+                            .iter()
+                            .map(|p| serde_json::json!({"@id": p}))
+                            .collect(),
+                    ),
+                );
+                statement.insert("status".into(), Value::from(s.status.as_openvex()));
+                if let Some(j) = &s.justification {
+                    statement.insert(
+                        "justification".into(),
+                        Value::from(openvex_justification(self.format, j)),
+                    );
+                }
+                if let Some(i) = &s.impact_statement {
+                    statement.insert("impact_statement".into(), Value::from(i.as_str()));
+                }
+                Value::Object(statement)
+            })
+            .collect();
+        serde_json::json!({
+            "@context": "https://openvex.dev/ns/v0.2.0",
+            "@id": id,
+            "author": author,
+            "timestamp": timestamp,
+            "version": 1,
+            "statements": statements,
+        })
+    }
+}
+
 /// Reads an OpenVEX or CycloneDX VEX document, telling them apart by their markers.
 pub fn parse(file: &str, reader: impl BufRead) -> Result<VexDocument, ReportError> {
     let value: Value = serde_json::from_reader(reader).map_err(|e| ReportError::Malformed {
@@ -428,5 +508,26 @@ mod tests {
             .unwrap_err();
         insta::assert_snapshot!(err.to_string(), @"vex.json: statements[0].products[1]: VEX statement for CVE-1 names unknown product pkg:npm/ghost@1");
         assert!(doc.check_products("vex.json", |_| true).is_ok());
+    }
+
+    #[test]
+    fn cyclonedx_becomes_an_openvex_predicate_that_reads_back() {
+        let doc = parse(
+            "cdx.json",
+            br#"{"bomFormat": "CycloneDX", "specVersion": "1.5",
+              "components": [{"bom-ref": "c1", "purl": "pkg:cargo/shop@1.0.0"}],
+              "vulnerabilities": [{"id": "CVE-1", "analysis": {"state": "not_affected", "justification": "code_not_reachable"}, "affects": [{"ref": "c1"}]}]}"#
+                .as_slice(),
+        )
+        .unwrap();
+        let value = doc.to_openvex("urn:x", "countersign", "2026-01-01T00:00:00Z");
+        assert_eq!(
+            value["statements"][0],
+            serde_json::json!({"vulnerability": {"name": "CVE-1"}, "products": [{"@id": "pkg:cargo/shop@1.0.0"}],
+                "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path"})
+        );
+        let back = openvex_from_value(value).unwrap();
+        assert_eq!(back.statements[0].products, doc.statements[0].products);
+        assert_eq!(back.statements[0].status, VexStatus::NotAffected);
     }
 }

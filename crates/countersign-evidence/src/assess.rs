@@ -1,0 +1,607 @@
+//! What accepted evidence says about a change: coverage of the validation plan (overall and
+//! per node), failed suites, regressions against the base, and vulnerabilities with their
+//! reachability from the internet.
+//!
+//! Inputs are values: the system graph of the base, the plan, and evidence already verified
+//! (head evidence bound to the head commit, base evidence bound to the base commit). This
+//! module verifies nothing, reads nothing and does not judge: turning an [`Assessment`] into
+//! a tier is the policy's job.
+//!
+//! The rules (docs/evidence.md, "Evidence in the decision"):
+//!
+//! * **Suite status** at the head: `failed` when any head test-result for the suite is
+//!   FAILED; `passed` when some head test-result is PASSED or WARNED, or a vulnerability scan
+//!   for the suite completed (its findings are judged by reachability, not by pass/fail);
+//!   else `missing`. A VEX document alone is a claim, not a run: it covers nothing.
+//! * **Coverage** = planned suites that passed / planned suites, rounded down (99.5% is not
+//!   full coverage); 100 when nothing is planned. Per node: the suites planned because of
+//!   that node.
+//! * **Failed suites** are planned suites whose status is `failed`.
+//! * **Regressions** are tests in a base test-result's `passedTests` and a head
+//!   test-result's `failedTests` of the same suite, planned or not: both sides are
+//!   trusted evidence, so the change is what differs.
+//! * **Where a vulnerability is**: the node its `countersign.dev/package` annotation names
+//!   (an entity ref, or a purl whose name is a component's name), else every node whose
+//!   `countersign.dev/suites` includes the suite the scan was attested for. A finding that
+//!   lands on no node is counted as reachable: nothing shows it is not.
+//! * **Reachable**: an internet-exposed node depends on the vulnerable node, transitively
+//!   through graph dependents (the node itself counts); the path is the shortest such chain.
+//!   Trusted head VEX saying `not_affected` with a `justification` makes it not affected,
+//!   unless another statement says `affected`.
+//! * **Pre-existing**: base evidence reports the same id on the same node. Reported, never
+//!   counted against the change.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use countersign_graph::entity_ref::{self, RefContext};
+use countersign_graph::{EntityRef, Exposure, Kind, NodeId, SystemGraph};
+use serde_json::Value;
+
+use crate::plan::{PlanReason, ValidationPlan};
+use crate::report::ReportError;
+use crate::report::vex::{VexDocument, VexStatus};
+use crate::statement::{Predicate, TestResultOutcome, VulnResult};
+use crate::verify::AcceptedEvidence;
+
+/// The vulns result annotation naming where a finding is.
+pub const PACKAGE_ANNOTATION: &str = "countersign.dev/package";
+
+/// What an assessment needs.
+#[derive(Debug, Clone, Copy)]
+pub struct AssessInput<'a> {
+    /// The graph of the base commit, the one that judges the change.
+    pub graph: &'a SystemGraph,
+    pub plan: &'a ValidationPlan,
+    /// Accepted evidence bound to the head commit.
+    pub head: &'a [AcceptedEvidence],
+    /// Accepted evidence bound to the base commit.
+    pub base: &'a [AcceptedEvidence],
+}
+
+/// A suite's outcome at the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SuiteStatus {
+    Passed,
+    Failed,
+    Missing,
+}
+
+impl SuiteStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuiteStatus::Passed => "passed",
+            SuiteStatus::Failed => "failed",
+            SuiteStatus::Missing => "missing",
+        }
+    }
+}
+
+/// One suite: planned or only attested, its status and who attested it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteResult {
+    pub suite: String,
+    pub planned: bool,
+    pub status: SuiteStatus,
+    /// Runners whose head evidence is about this suite, sorted.
+    pub runners: Vec<String>,
+}
+
+/// Coverage of the suites planned because of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCoverage {
+    pub node: EntityRef,
+    pub planned: Vec<String>,
+    pub passed: Vec<String>,
+    pub percent: u8,
+}
+
+/// Coverage of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    pub planned: u32,
+    pub passed: u32,
+    /// `passed * 100 / planned`, rounded down; 100 when nothing is planned.
+    pub percent: u8,
+    pub nodes: Vec<NodeCoverage>,
+}
+
+/// A test that passed in the base's evidence and fails in the head's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Regression {
+    pub suite: String,
+    pub test: String,
+}
+
+/// Whether a vulnerability can be reached from the internet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reachability {
+    /// `path` runs from the vulnerable node to an internet-exposed node that depends on it.
+    Reachable { path: Vec<EntityRef> },
+    /// No internet-exposed node depends on the vulnerable node.
+    Unreachable,
+    /// Trusted VEX says the node is not affected.
+    NotAffected {
+        justification: String,
+        impact_statement: Option<String>,
+    },
+    /// The finding maps to no node, so nothing shows it is unreachable: counted as reachable.
+    UnknownLocation,
+}
+
+impl Reachability {
+    pub fn is_reachable(&self) -> bool {
+        matches!(
+            self,
+            Reachability::Reachable { .. } | Reachability::UnknownLocation
+        )
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reachability::Reachable { .. } => "reachable",
+            Reachability::Unreachable => "unreachable",
+            Reachability::NotAffected { .. } => "not_affected",
+            Reachability::UnknownLocation => "unknown_location",
+        }
+    }
+}
+
+/// One finding on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vulnerability {
+    pub id: String,
+    /// The first severity the scanner gave, as `score` (`method`).
+    pub severity: Option<String>,
+    pub suite: String,
+    pub runner: String,
+    /// The `countersign.dev/package` annotation, when the scanner gave one.
+    pub package: Option<String>,
+    /// The node the finding is in; `None` when it maps to no node.
+    pub node: Option<EntityRef>,
+    pub reachability: Reachability,
+    /// Base evidence reports the same id on the same node.
+    pub pre_existing: bool,
+}
+
+impl Vulnerability {
+    /// Whether this finding counts against the change: introduced by it and reachable.
+    pub fn blocks(&self) -> bool {
+        !self.pre_existing && self.reachability.is_reachable()
+    }
+}
+
+/// Everything the evidence says about the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    /// Planned suites first (in plan order), then suites only attested, by name.
+    pub suites: Vec<SuiteResult>,
+    pub coverage: Coverage,
+    /// Planned suites that failed at the head.
+    pub failed_suites: Vec<String>,
+    pub regressions: Vec<Regression>,
+    /// Sorted by id, then node.
+    pub vulnerabilities: Vec<Vulnerability>,
+}
+
+impl Assessment {
+    /// Introduced, reachable vulnerabilities: what `reachable_vulnerabilities` counts.
+    pub fn blocking_vulnerabilities(&self) -> usize {
+        self.vulnerabilities.iter().filter(|v| v.blocks()).count()
+    }
+}
+
+/// Assesses accepted evidence against the plan (see the module doc for the rules).
+pub fn assess(input: &AssessInput<'_>) -> Assessment {
+    let suites = suite_results(input);
+    let status: BTreeMap<&str, SuiteStatus> = suites
+        .iter()
+        .map(|s| (s.suite.as_str(), s.status))
+        .collect();
+    let passed = |suite: &str| status.get(suite) == Some(&SuiteStatus::Passed);
+
+    let planned_names: Vec<&str> = input.plan.suites.iter().map(|s| s.suite.as_str()).collect();
+    let planned_passed = planned_names.iter().filter(|s| passed(s)).count();
+    let mut by_node: BTreeMap<EntityRef, BTreeSet<&str>> = BTreeMap::new();
+    for planned in &input.plan.suites {
+        for reason in &planned.reasons {
+            let node = match reason {
+                PlanReason::Touched { node } | PlanReason::Dependent { node, .. } => node,
+            };
+            by_node
+                .entry(node.clone())
+                .or_default()
+                .insert(planned.suite.as_str());
+        }
+    }
+    let nodes = by_node
+        .into_iter()
+        .map(|(node, planned)| {
+            let passed_here: Vec<String> = planned
+                .iter()
+                .filter(|s| passed(s))
+                .map(|s| (*s).to_owned())
+                .collect();
+            NodeCoverage {
+                node,
+                percent: percent(passed_here.len(), planned.len()),
+                planned: planned.into_iter().map(str::to_owned).collect(),
+                passed: passed_here,
+            }
+        })
+        .collect();
+    let coverage = Coverage {
+        planned: count(planned_names.len()),
+        passed: count(planned_passed),
+        percent: percent(planned_passed, planned_names.len()),
+        nodes,
+    };
+    let failed_suites = suites
+        .iter()
+        .filter(|s| s.planned && s.status == SuiteStatus::Failed)
+        .map(|s| s.suite.clone())
+        .collect();
+
+    Assessment {
+        suites,
+        coverage,
+        failed_suites,
+        regressions: regressions(input.head, input.base),
+        vulnerabilities: vulnerabilities(input),
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn percent(passed: usize, planned: usize) -> u8 {
+    if planned == 0 {
+        return 100;
+    }
+    // Rounded down, so a plan with one suite missing never reads as 100.
+    u8::try_from(passed.min(planned) * 100 / planned).unwrap_or(100)
+}
+
+fn suite_results(input: &AssessInput<'_>) -> Vec<SuiteResult> {
+    #[derive(Default)]
+    struct Seen {
+        failed: bool,
+        ran: bool,
+        runners: BTreeSet<String>,
+    }
+    let mut seen: BTreeMap<&str, Seen> = BTreeMap::new();
+    for evidence in input.head {
+        let entry = seen.entry(evidence.suite.as_str()).or_default();
+        entry.runners.insert(evidence.runner.clone());
+        match &evidence.predicate {
+            Predicate::TestResult(result) => match result.result {
+                TestResultOutcome::Failed => entry.failed = true,
+                TestResultOutcome::Passed | TestResultOutcome::Warned => entry.ran = true,
+            },
+            Predicate::Vulns(_) => entry.ran = true,
+            Predicate::OpenVex(_) => {}
+        }
+    }
+    let status_of = |seen: Option<&Seen>| match seen {
+        Some(s) if s.failed => SuiteStatus::Failed,
+        Some(s) if s.ran => SuiteStatus::Passed,
+        _ => SuiteStatus::Missing,
+    };
+    let runners_of = |seen: Option<&Seen>| {
+        seen.map(|s| s.runners.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    let planned: BTreeSet<&str> = input.plan.suites.iter().map(|s| s.suite.as_str()).collect();
+    let mut out: Vec<SuiteResult> = input
+        .plan
+        .suites
+        .iter()
+        .map(|s| SuiteResult {
+            suite: s.suite.clone(),
+            planned: true,
+            status: status_of(seen.get(s.suite.as_str())),
+            runners: runners_of(seen.get(s.suite.as_str())),
+        })
+        .collect();
+    for (suite, s) in &seen {
+        if !planned.contains(suite) {
+            out.push(SuiteResult {
+                suite: (*suite).to_owned(),
+                planned: false,
+                status: status_of(Some(s)),
+                runners: runners_of(Some(s)),
+            });
+        }
+    }
+    out
+}
+
+fn regressions(head: &[AcceptedEvidence], base: &[AcceptedEvidence]) -> Vec<Regression> {
+    let mut passed: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for evidence in base {
+        if let Predicate::TestResult(result) = &evidence.predicate {
+            for test in &result.passed_tests {
+                passed.insert((evidence.suite.as_str(), test.as_str()));
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    for evidence in head {
+        if let Predicate::TestResult(result) = &evidence.predicate {
+            for test in &result.failed_tests {
+                if passed.contains(&(evidence.suite.as_str(), test.as_str())) {
+                    found.insert(Regression {
+                        suite: evidence.suite.clone(),
+                        test: test.clone(),
+                    });
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// The node a product or package string names: an entity ref (`component:default/cart`,
+/// `cart`, defaulting to a Component in `default`), or a purl (`pkg:cargo/cart@1.2.0`) whose
+/// name is the name of exactly one component of the graph.
+pub fn resolve_product(graph: &SystemGraph, text: &str) -> Option<NodeId> {
+    let text = text.trim();
+    if let Some(purl) = text.strip_prefix("pkg:") {
+        let name = purl_name(purl)?;
+        let mut matches = graph
+            .nodes()
+            .iter()
+            .filter(|n| n.entity.kind == Kind::Component && n.entity.name == name);
+        let first = matches.next()?;
+        // Two components of that name (in different namespaces): the purl does not say
+        // which, so it names neither.
+        return matches.next().is_none().then_some(first.id);
+    }
+    let reference = entity_ref::parse(
+        text,
+        RefContext {
+            default_kind: Some(Kind::Component),
+            default_namespace: "default",
+        },
+    )
+    .ok()?;
+    graph.find(&reference)
+}
+
+/// The lower-cased, percent-decoded name of a purl without its `pkg:` prefix:
+/// `type/namespace/name@version?qualifiers#subpath` → `name`.
+fn purl_name(purl: &str) -> Option<String> {
+    let path = purl.split(['?', '#']).next()?;
+    let path = path.split('@').next().filter(|p| !p.is_empty())?;
+    let last = path.rsplit('/').next()?;
+    // npm scopes are percent-encoded (`%40acme/ui`); the name part rarely is, but decode
+    // the one escape that appears in practice so `ui` and `%75i` do not differ.
+    let name = last.replace("%40", "@").to_ascii_lowercase();
+    (!name.is_empty() && path.contains('/')).then_some(name)
+}
+
+/// The nodes whose `countersign.dev/suites` include `suite`.
+fn nodes_of_suite(graph: &SystemGraph, suite: &str) -> Vec<NodeId> {
+    graph
+        .nodes()
+        .iter()
+        .filter(|n| n.suites.iter().any(|s| s == suite))
+        .map(|n| n.id)
+        .collect()
+}
+
+fn package_of(result: &VulnResult) -> Option<String> {
+    result
+        .annotations
+        .iter()
+        .find_map(|a| match a.get(PACKAGE_ANNOTATION) {
+            Some(Value::String(p)) if !p.trim().is_empty() => Some(p.trim().to_owned()),
+            _ => None,
+        })
+}
+
+/// One finding placed on nodes: `None` when it lands on no node.
+struct Placed<'e> {
+    evidence: &'e AcceptedEvidence,
+    result: &'e VulnResult,
+    package: Option<String>,
+    nodes: Vec<Option<NodeId>>,
+}
+
+fn place<'e>(graph: &SystemGraph, evidence: &'e [AcceptedEvidence]) -> Vec<Placed<'e>> {
+    let mut out = Vec::new();
+    for e in evidence {
+        let Predicate::Vulns(vulns) = &e.predicate else {
+            continue;
+        };
+        for result in &vulns.scanner.result {
+            let package = package_of(result);
+            let mut nodes: Vec<Option<NodeId>> =
+                match package.as_deref().and_then(|p| resolve_product(graph, p)) {
+                    Some(id) => vec![Some(id)],
+                    None => nodes_of_suite(graph, &e.suite)
+                        .into_iter()
+                        .map(Some)
+                        .collect(),
+                };
+            if nodes.is_empty() {
+                nodes.push(None);
+            }
+            out.push(Placed {
+                evidence: e,
+                result,
+                package,
+                nodes,
+            });
+        }
+    }
+    out
+}
+
+fn vulnerabilities(input: &AssessInput<'_>) -> Vec<Vulnerability> {
+    let graph = input.graph;
+    let base_keys: BTreeSet<(String, Option<NodeId>)> = place(graph, input.base)
+        .into_iter()
+        .flat_map(|p| {
+            let id = p.result.id.to_ascii_lowercase();
+            p.nodes.into_iter().map(move |n| (id.clone(), n))
+        })
+        .collect();
+    let vex: Vec<(&AcceptedEvidence, &VexDocument)> = input
+        .head
+        .iter()
+        .filter_map(|e| match &e.predicate {
+            Predicate::OpenVex(doc) => Some((e, doc)),
+            _ => None,
+        })
+        .collect();
+
+    let mut found: BTreeMap<(String, Option<EntityRef>), Vulnerability> = BTreeMap::new();
+    for placed in place(graph, input.head) {
+        for node in &placed.nodes {
+            let entity = node.and_then(|id| graph.node(id)).map(|n| n.entity.clone());
+            let key = (placed.result.id.clone(), entity.clone());
+            if found.contains_key(&key) {
+                continue;
+            }
+            let reachability = match node {
+                None => Reachability::UnknownLocation,
+                Some(id) => match vex_verdict(graph, &vex, &placed, *id) {
+                    Some(not_affected) => not_affected,
+                    None => match internet_path(graph, *id) {
+                        Some(path) => Reachability::Reachable { path },
+                        None => Reachability::Unreachable,
+                    },
+                },
+            };
+            let pre_existing = base_keys.contains(&(placed.result.id.to_ascii_lowercase(), *node));
+            found.insert(
+                key,
+                Vulnerability {
+                    id: placed.result.id.clone(),
+                    severity: placed
+                        .result
+                        .severity
+                        .first()
+                        .map(|s| format!("{} ({})", s.score, s.method)),
+                    suite: placed.evidence.suite.clone(),
+                    runner: placed.evidence.runner.clone(),
+                    package: placed.package.clone(),
+                    node: entity,
+                    reachability,
+                    pre_existing,
+                },
+            );
+        }
+    }
+    found.into_values().collect()
+}
+
+/// `NotAffected` when a trusted VEX statement says so, with a justification, for this
+/// vulnerability on this node and no statement says `affected`.
+fn vex_verdict(
+    graph: &SystemGraph,
+    vex: &[(&AcceptedEvidence, &VexDocument)],
+    placed: &Placed<'_>,
+    node: NodeId,
+) -> Option<Reachability> {
+    let id = &placed.result.id;
+    let mut not_affected = None;
+    for (evidence, doc) in vex {
+        for statement in &doc.statements {
+            let names_id = statement.vulnerability.eq_ignore_ascii_case(id)
+                || statement.aliases.iter().any(|a| a.eq_ignore_ascii_case(id));
+            if !names_id {
+                continue;
+            }
+            let about_node = if statement.products.is_empty() {
+                // No product named: the statement is about what its suite exercises.
+                nodes_of_suite(graph, &evidence.suite).contains(&node)
+            } else {
+                statement.products.iter().any(|p| {
+                    placed.package.as_deref() == Some(p.as_str())
+                        || resolve_product(graph, p) == Some(node)
+                })
+            };
+            if !about_node {
+                continue;
+            }
+            match statement.status {
+                // One trusted voice saying "affected" outweighs any "not affected".
+                VexStatus::Affected => return None,
+                VexStatus::NotAffected => {
+                    if let Some(justification) = &statement.justification {
+                        not_affected.get_or_insert_with(|| Reachability::NotAffected {
+                            justification: justification.clone(),
+                            impact_statement: statement.impact_statement.clone(),
+                        });
+                    }
+                }
+                VexStatus::Fixed | VexStatus::UnderInvestigation => {}
+            }
+        }
+    }
+    not_affected
+}
+
+/// The shortest chain from `start` to an internet-exposed node through dependents
+/// (`start` first), or `None` when no internet-exposed node depends on it.
+pub fn internet_path(graph: &SystemGraph, start: NodeId) -> Option<Vec<EntityRef>> {
+    let exposed = |id: NodeId| {
+        graph
+            .node(id)
+            .is_some_and(|n| n.exposure == Exposure::Internet)
+    };
+    let mut parent: BTreeMap<NodeId, NodeId> = BTreeMap::new();
+    let mut seen = BTreeSet::from([start]);
+    let mut queue = VecDeque::from([start]);
+    while let Some(id) = queue.pop_front() {
+        if exposed(id) {
+            let mut chain = vec![id];
+            let mut at = id;
+            while let Some(&p) = parent.get(&at) {
+                chain.push(p);
+                at = p;
+            }
+            chain.reverse();
+            return Some(
+                chain
+                    .into_iter()
+                    .filter_map(|n| graph.node(n).map(|n| n.entity.clone()))
+                    .collect(),
+            );
+        }
+        for &next in graph.dependents(id) {
+            if seen.insert(next) {
+                parent.insert(next, id);
+                queue.push_back(next);
+            }
+        }
+    }
+    None
+}
+
+/// Refuses a VEX document that names a product countersign cannot place: neither a node of
+/// the graph nor a package some head vulnerability scan reported. Such a claim cannot be
+/// applied, and must not be silently dropped.
+pub fn check_vex_products(
+    file: &str,
+    doc: &VexDocument,
+    graph: &SystemGraph,
+    head: &[AcceptedEvidence],
+) -> Result<(), ReportError> {
+    let packages: BTreeSet<String> = head
+        .iter()
+        .filter_map(|e| match &e.predicate {
+            Predicate::Vulns(v) => Some(v.scanner.result.iter().filter_map(package_of)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    doc.check_products(file, |p| {
+        packages.contains(p) || resolve_product(graph, p).is_some()
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+//! Recording decisions in the audit log: the events a decision produces, the blobs they
+//! refer to, and the authorization statement an automated decision issues.
+//!
+//! What is recorded is what re-derivation needs. Every decision records the proposal (base,
+//! head, author, declared tier, changed paths) and the digest of every governed file it read,
+//! so a bundle can replay it. An automated decision records strictly more: nobody signed
+//! off on it, so it also records every fact the policies saw and issues a signed SLSA
+//! verification summary about the head commit for deploy-time gates.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use countersign_audit::bundle::digest;
+use countersign_audit::{Event, EventKind, Signer};
+use countersign_evidence::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, SigningKey};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::evaluate::{Evaluation, Proposer};
+
+/// The principal countersign itself acts as when the system authorizes.
+pub const SYSTEM_ACTOR: &str = "system:countersign";
+/// The SLSA Verification Summary predicate.
+pub const VSA_PREDICATE: &str = "https://slsa.dev/verification_summary/v1";
+/// `verifier.id` of the summaries countersign issues.
+pub const VERIFIER_ID: &str = "https://countersign.dev/verifier/v1";
+
+/// The events of one decision, in log order, and the blobs they refer to.
+pub struct Record {
+    pub subject: String,
+    pub events: Vec<Event>,
+    pub blobs: Vec<Vec<u8>>,
+}
+
+/// A stable proposal id for a change: the same base, head and author give the same id.
+pub fn proposal_id(base: &str, head: &str, author: &str) -> String {
+    let hash = Sha256::digest(format!("{base}..{head} by {author}").as_bytes());
+    let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("p-{hex}")
+}
+
+/// Builds the record of `evaluation`. `now` is an RFC 3339 time from the caller's clock;
+/// `repository` is the name evidence and authorization statements use; `log_key` signs
+/// the authorization statement of an automated decision.
+pub fn record(
+    evaluation: &Evaluation,
+    proposer: &Proposer,
+    repository: &str,
+    now: &str,
+    log_key: &Signer,
+) -> Result<Record> {
+    let report = &evaluation.report;
+    let (Some(base), Some(head)) = (&report.change.base, &report.change.head) else {
+        anyhow::bail!("only a change between two commits (--base/--head) can be recorded");
+    };
+    let subject = proposal_id(base, head, &report.author);
+    let mut blobs = Vec::new();
+    let mut inputs = BTreeMap::new();
+    for (path, bytes) in &evaluation.inputs {
+        let entry = match bytes {
+            Some(bytes) => {
+                let d = digest(bytes);
+                blobs.push(bytes.clone());
+                Value::from(d)
+            }
+            None => Value::Null,
+        };
+        inputs.insert(path.clone(), entry);
+    }
+    // The accepted envelopes: re-derivation re-verifies them against the recorded runners.
+    let evidence: Vec<String> = evaluation
+        .evidence
+        .iter()
+        .map(|envelope| {
+            blobs.push(envelope.clone());
+            digest(envelope)
+        })
+        .collect();
+    let proposed = json!({
+        "repository": repository,
+        "base": base,
+        "head": head,
+        "author": report.author,
+        "declared_tier": proposer.declared_tier,
+        "changes": report.change.paths,
+    });
+    let mut decided = json!({
+        "tier": report.tier,
+        "automated": report.automated,
+        "reasons": report.reasons.iter().map(|r| json!({
+            "source": r.source, "id": r.id, "effect": r.effect, "tier": r.tier,
+        })).collect::<Vec<_>>(),
+        "approvals_required": report.approvers.required,
+        "graph_version": report.graph_version,
+        "policy_version": report.policy_version,
+        "inputs": inputs,
+        "evidence": evidence,
+    });
+    let actor = report.author.clone();
+    let mut events = vec![event(EventKind::Proposed, now, &subject, &actor, proposed)?];
+    if report.automated {
+        decided["facts"] = serde_json::to_value(&report.facts)?;
+        events.push(event(
+            EventKind::Decided,
+            now,
+            &subject,
+            SYSTEM_ACTOR,
+            decided,
+        )?);
+        let vsa = summary(evaluation, repository, head, now, log_key)?;
+        let vsa_digest = digest(&vsa);
+        blobs.push(vsa);
+        events.push(event(
+            EventKind::Authorized,
+            now,
+            &subject,
+            SYSTEM_ACTOR,
+            json!({ "commit": head, "tier": report.tier, "verification_summary": vsa_digest }),
+        )?);
+    } else {
+        events.push(event(
+            EventKind::Decided,
+            now,
+            &subject,
+            SYSTEM_ACTOR,
+            decided,
+        )?);
+    }
+    Ok(Record {
+        subject,
+        events,
+        blobs,
+    })
+}
+
+fn event(kind: EventKind, at: &str, subject: &str, actor: &str, data: Value) -> Result<Event> {
+    Event::new(kind, at, subject, actor, data).context("building an audit event")
+}
+
+/// The SLSA Verification Summary (v1) saying countersign authorized `head`, as a DSSE
+/// envelope signed with the log key.
+fn summary(
+    evaluation: &Evaluation,
+    repository: &str,
+    head: &str,
+    now: &str,
+    log_key: &Signer,
+) -> Result<Vec<u8>> {
+    let report = &evaluation.report;
+    let tier = serde_json::to_value(report.tier)?;
+    let tier = tier.as_str().unwrap_or("unknown").to_ascii_uppercase();
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "name": repository, "digest": { "gitCommit": head } }],
+        "predicateType": VSA_PREDICATE,
+        "predicate": {
+            "verifier": { "id": VERIFIER_ID, "version": { "countersign": env!("CARGO_PKG_VERSION") } },
+            "timeVerified": now,
+            "resourceUri": format!("git+{repository}@{head}"),
+            "policy": {
+                "uri": "https://countersign.dev/policy",
+                "digest": { "sha256": report.policy_version },
+            },
+            "verificationResult": "PASSED",
+            // Custom levels must not start with SLSA_ (VSA v1, verifiedLevels).
+            "verifiedLevels": [format!("COUNTERSIGN_{tier}")],
+        },
+    });
+    let key = SigningKey::from_seed(&log_key.seed());
+    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, serde_json::to_vec(&statement)?, &key);
+    Ok(envelope.to_json())
+}

@@ -1,0 +1,376 @@
+//! Black-box tests of the audit plane: recording decisions, checkpoints, bundles exported
+//! and verified offline (re-deriving the decision), tampering, and monitoring.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn countersign(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(args)
+        .env_remove("COUNTERSIGN_DATABASE")
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn refused(output: Output) -> String {
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The demo repository plus a log key, in one temporary directory.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    repo: PathBuf,
+    key: PathBuf,
+    public: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("shop");
+        ok(countersign(&[
+            "demo",
+            "--dir",
+            s(&repo),
+            "--format",
+            "json",
+        ]));
+        let key = dir.path().join("log.key");
+        ok(countersign(&[
+            "log",
+            "keygen",
+            "--origin",
+            "countersign.test/shop",
+            "--out",
+            s(&key),
+        ]));
+        let public = dir.path().join("log.pub");
+        Fixture {
+            _dir: dir,
+            repo,
+            key,
+            public,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self._dir.path().join(name)
+    }
+
+    /// Records the decision of demo change `id`; returns the proposal id.
+    fn record(&self, id: &str, author: &str) -> String {
+        let head = format!("demo/{id}");
+        let out = countersign(&[
+            "evaluate",
+            "--repo",
+            s(&self.repo),
+            "--base",
+            "main",
+            "--head",
+            &head,
+            "--author",
+            author,
+            "--format",
+            "json",
+            "--record",
+            "--log-key",
+            s(&self.key),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        ok(out);
+        stderr
+            .split_whitespace()
+            .find(|w| w.starts_with("p-"))
+            .expect("the proposal id is printed")
+            .to_string()
+    }
+
+    fn checkpoint(&self, file: &str) -> PathBuf {
+        let note = ok(countersign(&[
+            "log",
+            "checkpoint",
+            "--repo",
+            s(&self.repo),
+            "--key",
+            s(&self.key),
+        ]));
+        let path = self.path(file);
+        std::fs::write(&path, note).unwrap();
+        path
+    }
+
+    fn export(&self, proposal: &str) -> PathBuf {
+        let out = self.path(&format!("{proposal}.bundle.json"));
+        ok(countersign(&[
+            "bundle",
+            "export",
+            "--repo",
+            s(&self.repo),
+            proposal,
+            "--out",
+            s(&out),
+        ]));
+        out
+    }
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn edit_bundle(path: &Path, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut bundle);
+    let out = path.with_extension("edited.json");
+    std::fs::write(&out, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    out
+}
+
+#[test]
+fn a_recorded_decision_exports_to_a_bundle_that_re_derives_offline() {
+    let f = Fixture::new();
+    let automated = f.record("docs-typo", "agent:docsbot");
+    let human = f.record("payments-retry", "agent:fixbot");
+    f.checkpoint("cp.txt");
+    ok(countersign(&[
+        "log",
+        "verify",
+        "--repo",
+        s(&f.repo),
+        "--log-key",
+        s(&f.public),
+    ]));
+
+    // An automated decision records strictly more than a human one: the facts, and an
+    // authorization statement (SLSA VSA) signed with the log key.
+    let auto_bundle = f.export(&automated);
+    let human_bundle = f.export(&human);
+    let kinds = |path: &Path| -> Vec<String> {
+        let b: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        b["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let event: Value = serde_json::from_str(e["leaf"].as_str().unwrap()).unwrap();
+                event["kind"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(kinds(&auto_bundle), ["proposed", "decided", "authorized"]);
+    assert_eq!(kinds(&human_bundle), ["proposed", "decided"]);
+
+    for bundle in [&auto_bundle, &human_bundle] {
+        let out = ok(countersign(&[
+            "bundle",
+            "verify",
+            s(bundle),
+            "--log-key",
+            s(&f.public),
+        ]));
+        assert!(
+            out.contains("re-derived: same tier, reasons and versions"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn tampered_bundles_are_refused_with_the_reason() {
+    let f = Fixture::new();
+    let proposal = f.record("docs-typo", "agent:docsbot");
+    f.checkpoint("cp.txt");
+    let bundle = f.export(&proposal);
+    let verify = |path: &Path| {
+        refused(countersign(&[
+            "bundle",
+            "verify",
+            s(path),
+            "--log-key",
+            s(&f.public),
+        ]))
+    };
+
+    // A policy (or any input) edited after the fact: its blob no longer matches its digest.
+    let swapped = edit_bundle(&bundle, |b| {
+        let blobs = b["blobs"].as_object_mut().unwrap();
+        let first = blobs.keys().next().unwrap().clone();
+        blobs.insert(first, Value::from("cGVybWl0IGV2ZXJ5dGhpbmc="));
+    });
+    assert!(verify(&swapped).contains("altered or swapped"));
+
+    // A recorded decision rewritten: the leaf is no longer the one the checkpoint includes.
+    let rewritten = edit_bundle(&bundle, |b| {
+        let leaf = b["entries"][1]["leaf"]
+            .as_str()
+            .unwrap()
+            .replace("auto_merge", "change_control");
+        b["entries"][1]["leaf"] = Value::from(leaf);
+    });
+    assert!(verify(&rewritten).contains("is not included in the checkpoint"));
+
+    // A proof for another tree size.
+    let short = edit_bundle(&bundle, |b| {
+        b["entries"][0]["proof"].as_array_mut().unwrap().pop();
+    });
+    assert!(verify(&short).contains("not included in the checkpoint of size"));
+
+    // A checkpoint signed by someone else.
+    let other_key = f.path("other.key");
+    ok(countersign(&[
+        "log",
+        "keygen",
+        "--origin",
+        "countersign.test/shop",
+        "--out",
+        s(&other_key),
+    ]));
+    let forged = refused(countersign(&[
+        "bundle",
+        "verify",
+        s(&bundle),
+        "--log-key",
+        s(&f.path("other.pub")),
+    ]));
+    assert!(forged.contains("checkpoint"), "{forged}");
+
+    // A truncated file.
+    let bytes = std::fs::read(&bundle).unwrap();
+    let truncated = f.path("truncated.json");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(verify(&truncated).contains("truncated"));
+}
+
+#[test]
+fn consistency_and_monitoring_catch_rollbacks_and_forks() {
+    let f = Fixture::new();
+    f.record("docs-typo", "agent:docsbot");
+    let old = f.checkpoint("old.txt");
+    f.record("payments-retry", "agent:fixbot");
+    let new = f.checkpoint("new.txt");
+    let repo = s(&f.repo);
+    let out = ok(countersign(&[
+        "log",
+        "consistency",
+        "--repo",
+        repo,
+        "--log-key",
+        s(&f.public),
+        s(&old),
+        s(&new),
+    ]));
+    assert!(out.contains("consistent"), "{out}");
+    // Swapped, NEW is older than OLD: a rollback.
+    let rollback = refused(countersign(&[
+        "log",
+        "consistency",
+        "--repo",
+        repo,
+        "--log-key",
+        s(&f.public),
+        s(&new),
+        s(&old),
+    ]));
+    assert!(rollback.contains("rollback"), "{rollback}");
+
+    let state = f.path("monitor.txt");
+    let monitor = || {
+        countersign(&[
+            "log",
+            "monitor",
+            "--repo",
+            repo,
+            "--log-key",
+            s(&f.public),
+            "--state",
+            s(&state),
+        ])
+    };
+    assert!(ok(monitor()).contains("first checkpoint seen: 5 entries"));
+    f.record("ci-rust-cache", "agent:ci-tuner");
+    f.checkpoint("newer.txt");
+    assert!(ok(monitor()).contains("5 -> 7 entries, consistent"));
+
+    // Another log under the same key, with the same events in another order: same size,
+    // different tree. Showing the monitor that log's checkpoint is a fork.
+    let other_db = format!("sqlite://{}?mode=rwc", s(&f.path("other.db")));
+    for (id, author) in [
+        ("payments-retry", "agent:fixbot"),
+        ("docs-typo", "agent:docsbot"),
+        ("ci-rust-cache", "agent:ci-tuner"),
+    ] {
+        let head = format!("demo/{id}");
+        ok(countersign(&[
+            "evaluate",
+            "--repo",
+            repo,
+            "--base",
+            "main",
+            "--head",
+            &head,
+            "--author",
+            author,
+            "--record",
+            "--log-key",
+            s(&f.key),
+            "--database",
+            &other_db,
+        ]));
+    }
+    let other_note = ok(countersign(&[
+        "log",
+        "checkpoint",
+        "--database",
+        &other_db,
+        "--key",
+        s(&f.key),
+    ]));
+    let forked_state = f.path("forked.txt");
+    std::fs::write(&forked_state, other_note).unwrap();
+    let fork = refused(countersign(&[
+        "log",
+        "monitor",
+        "--repo",
+        repo,
+        "--log-key",
+        s(&f.public),
+        "--state",
+        s(&forked_state),
+    ]));
+    assert!(
+        fork.contains("ALARM: fork: two different trees of size 7"),
+        "{fork}"
+    );
+
+    // A state file whose checkpoint was edited no longer verifies: refused outright.
+    let edited = f.path("edited.txt");
+    let note = std::fs::read_to_string(f.path("newer.txt"))
+        .unwrap()
+        .replacen("\n7\n", "\n9\n", 1);
+    std::fs::write(&edited, note).unwrap();
+    let out = countersign(&[
+        "log",
+        "monitor",
+        "--repo",
+        repo,
+        "--log-key",
+        s(&f.public),
+        "--state",
+        s(&edited),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
