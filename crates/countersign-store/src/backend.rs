@@ -55,6 +55,7 @@ macro_rules! dispatch {
         }
     };
 }
+pub(crate) use dispatch;
 
 /// A database integer from a count or index. Indexes stay below `2⁶²` by the Merkle
 /// module's bound, so this fails only for nonsense arguments.
@@ -62,7 +63,7 @@ pub(crate) fn int(what: &'static str, value: u64) -> Result<i64, Error> {
     i64::try_from(value).map_err(|_| Error::TooLarge { what, value })
 }
 
-fn uint(
+pub(crate) fn uint(
     table: &'static str,
     key: &dyn std::fmt::Display,
     column: &'static str,

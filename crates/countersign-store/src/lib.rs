@@ -8,6 +8,8 @@
 //!   entry; appenders are serialized so the log never forks.
 //! * Reads: entries, tree hashes, inclusion and consistency proofs in `O(log n)` stored-hash
 //!   reads (one query), checkpoints, decisions.
+//! * The server's state: [`Token`]s (hashed secrets), [`Proposal`]s, [`Approval`]s (one
+//!   per approver and head, enforced by the schema) and [`Idempotent`] responses.
 //! * [`verify()`] recomputes the tree from storage and checks it against the latest signed
 //!   checkpoint, naming the first altered or missing entry.
 //!
@@ -18,12 +20,16 @@
 mod backend;
 mod decision;
 mod error;
+mod proposal;
 mod store;
+mod token;
 mod tx;
 mod verify;
 
 pub use decision::Decision;
 pub use error::Error;
+pub use proposal::{Approval, Idempotent, Proposal};
 pub use store::{Entry, Store, StoredCheckpoint};
+pub use token::Token;
 pub use tx::Tx;
 pub use verify::{VerifyError, verify};

@@ -65,7 +65,7 @@ impl Tx {
         })
     }
 
-    fn conn(&mut self) -> Conn<'_> {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
         match &mut self.inner {
             Inner::Sqlite(tx) => Conn::Sqlite(tx),
             Inner::Postgres(tx) => Conn::Postgres(tx),

@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use common::{Db, event, signer};
 use countersign_audit::merkle::MemoryStore;
 use countersign_audit::{LogError, SignedCheckpoint, leaf_bytes, leaf_hash};
-use countersign_store::{Decision, Error, Store, VerifyError, verify};
+use countersign_store::{
+    Approval, Decision, Error, Idempotent, Proposal, Store, Token, VerifyError, verify,
+};
 
 async fn append(store: &Store, range: std::ops::Range<u64>) {
     let mut tx = store.begin().await.unwrap();
@@ -383,6 +385,7 @@ on_both_backends!(
     tamper_delete_last,
     tamper_reorder,
     concurrent_appenders,
+    server_state,
 );
 
 #[tokio::test]
@@ -397,4 +400,139 @@ async fn bad_urls_are_refused() {
 async fn verify_on_current_thread_runtime() {
     let db = Db::sqlite().await;
     tamper_edit(&db).await;
+}
+
+/// Tokens by hashed secret, proposals with their decision, one verdict per approver and head
+/// (the UNIQUE constraint), idempotent responses; a rolled-back transaction leaves nothing.
+async fn server_state(db: &Db) {
+    let store = db.store().await;
+    let token = Token {
+        id: "tok-1".into(),
+        principal: "agent:fixbot".into(),
+        role: "proposer".into(),
+        expires_at: 1_900_000_000,
+        revoked: false,
+    };
+    let hash = "a".repeat(64);
+    store.put_token(&token, &hash).await.unwrap();
+    assert_eq!(
+        store.token_by_secret(&hash).await.unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(store.token_by_secret(&"b".repeat(64)).await.unwrap(), None);
+    assert!(matches!(
+        store.put_token(&token, &"c".repeat(64)).await,
+        Err(Error::Duplicate {
+            table: "tokens",
+            ..
+        })
+    ));
+    let bad_role = Token {
+        id: "tok-2".into(),
+        role: "root".into(),
+        ..token.clone()
+    };
+    assert!(store.put_token(&bad_role, &"d".repeat(64)).await.is_err());
+    assert!(store.revoke_token("tok-1").await.unwrap());
+    assert!(!store.revoke_token("nope").await.unwrap());
+    assert!(store.token_by_secret(&hash).await.unwrap().unwrap().revoked);
+
+    let proposal = Proposal {
+        id: "proposal-1".into(),
+        repo: "shop".into(),
+        base: "b".repeat(40),
+        head: "c".repeat(40),
+        title: "Fix".into(),
+        description: String::new(),
+        author: "agent:fixbot".into(),
+        state: "awaiting_approval".into(),
+        tier: "single_approver".into(),
+        decision: "d-1".into(),
+        created_at: "2026-01-02T03:04:05Z".into(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    let index = tx.append_event(&event(1)).await.unwrap();
+    let decision = Decision {
+        id: "d-1".into(),
+        subject: "proposal-1".into(),
+        tier: "single_approver".into(),
+        record: serde_json::json!({}),
+        log_index: index,
+    };
+    tx.put_decision(&decision).await.unwrap();
+    tx.put_proposal(&proposal).await.unwrap();
+    let response = Idempotent {
+        status: 201,
+        response: "{}".into(),
+    };
+    assert!(
+        tx.put_idempotent("key-1", "agent:fixbot", &response)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.put_idempotent("key-1", "agent:fixbot", &response)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.proposal("proposal-1").await.unwrap(),
+        Some(proposal.clone())
+    );
+    assert_eq!(
+        store.proposals_at("shop", &proposal.head).await.unwrap(),
+        std::slice::from_ref(&proposal)
+    );
+    assert_eq!(
+        store.idempotent("key-1", "agent:fixbot").await.unwrap(),
+        Some(response)
+    );
+    assert_eq!(store.idempotent("key-1", "human:bob").await.unwrap(), None);
+
+    let approval = Approval {
+        proposal: "proposal-1".into(),
+        head: proposal.head.clone(),
+        approver: "human:bob".into(),
+        verdict: "approve".into(),
+        comment: "ok".into(),
+        log_index: index,
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.lock_proposal("proposal-1").await.unwrap(),
+        Some(proposal.clone())
+    );
+    assert!(tx.put_approval(&approval).await.unwrap());
+    assert!(
+        !tx.put_approval(&Approval {
+            verdict: "reject".into(),
+            ..approval.clone()
+        })
+        .await
+        .unwrap()
+    );
+    tx.set_proposal_state("proposal-1", "authorized")
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.approvals("proposal-1").await.unwrap(),
+        std::slice::from_ref(&approval)
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(store.approvals("proposal-1").await.unwrap(), [approval]);
+    assert_eq!(
+        store.proposal("proposal-1").await.unwrap().unwrap().state,
+        "authorized"
+    );
+
+    let mut tx = store.begin().await.unwrap();
+    tx.set_proposal_state("proposal-1", "closed").await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        store.proposal("proposal-1").await.unwrap().unwrap().state,
+        "authorized"
+    );
+    store.ping().await.unwrap();
+    store.close().await;
 }

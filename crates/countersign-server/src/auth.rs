@@ -1,0 +1,166 @@
+//! Who is calling: bearer tokens, their [`Role`]s, and the [`Caller`] extractor.
+//!
+//! A token is `cst_` followed by 64 hex digits of secret; the store keeps only the SHA-256 of
+//! the whole token text. Expiry is checked against the clock in [`AppState`]. OIDC for people
+//! is not here yet. What a role may do on a given resource is decided by the handler.
+
+use std::fmt;
+use std::str::FromStr;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use countersign_policy::Principal;
+use countersign_store::{Store, Token};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The prefix of every token, so a leaked one is recognizable by secret scanners.
+pub const TOKEN_PREFIX: &str = "cst_";
+
+/// What a token may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Opens proposals.
+    Proposer,
+    /// Submits evidence.
+    Runner,
+    /// Approves or rejects (eligibility still comes from ownership in the graph).
+    Approver,
+    /// Reads and exports only.
+    Auditor,
+    /// Everything a proposer, approver and auditor may do.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Proposer => "proposer",
+            Role::Runner => "runner",
+            Role::Approver => "approver",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        Ok(match s {
+            "proposer" => Role::Proposer,
+            "runner" => Role::Runner,
+            "approver" => Role::Approver,
+            "auditor" => Role::Auditor,
+            "admin" => Role::Admin,
+            other => {
+                return Err(format!(
+                    "unknown role {other:?}: expected proposer, runner, approver, auditor or admin"
+                ));
+            }
+        })
+    }
+}
+
+/// The authenticated principal of a request and the role of its token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Refuses with 403 unless the token's role is one of `roles` (admin always passes).
+    pub fn require(&self, roles: &[Role], action: &str) -> Result<(), ApiError> {
+        if self.role == Role::Admin || roles.contains(&self.role) {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(format!(
+            "a {} token may not {action}",
+            self.role
+        )))
+    }
+}
+
+/// Lower-case hex SHA-256 of a token's text: the only form the store holds.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates a token for `principal` with `role`, valid until `expires_at` (Unix seconds),
+/// from 32 bytes of `secret` the caller drew from the OS. Returns the token text, shown
+/// once: only its hash is stored.
+pub async fn create_token(
+    store: &Store,
+    principal: &Principal,
+    role: Role,
+    expires_at: i64,
+    secret: [u8; 32],
+) -> Result<(String, Token), countersign_store::Error> {
+    let text = format!("{TOKEN_PREFIX}{}", hex(&secret));
+    let hash = token_hash(&text);
+    let token = Token {
+        id: format!("t-{}", &hash[..16]),
+        principal: principal.to_string(),
+        role: role.as_str().to_owned(),
+        expires_at,
+        revoked: false,
+    };
+    store.put_token(&token, &hash).await?;
+    Ok((text, token))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthorized = |why: &str| ApiError::Unauthorized(why.to_owned());
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
+        let text = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("the Authorization header is not Bearer <token>"))?;
+        let token = state
+            .store
+            .token_by_secret(&token_hash(text))
+            .await?
+            .ok_or_else(|| unauthorized("unknown token"))?;
+        if token.revoked {
+            return Err(unauthorized("the token is revoked"));
+        }
+        if token.expires_at <= state.clock.unix_seconds() {
+            return Err(unauthorized("the token has expired"));
+        }
+        let principal = token
+            .principal
+            .parse()
+            .map_err(|e| ApiError::Internal(format!("token {}: {e}", token.id)))?;
+        let role = token
+            .role
+            .parse()
+            .map_err(|e| ApiError::Internal(format!("token {}: {e}", token.id)))?;
+        Ok(Caller { principal, role })
+    }
+}

@@ -1,0 +1,654 @@
+//! The real server on 127.0.0.1:0 against a repository written with `RepoWriter`: every
+//! scenario on SQLite, and on a fresh PostgreSQL schema when one is reachable (skipped with
+//! the reason printed, except under CI=true where it must run).
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use countersign_policy::Principal;
+use countersign_repo::RepoWriter;
+use countersign_server::{AppState, Clock, Role, create_token};
+use countersign_store::Store;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const NOW: u64 = 1_767_603_600;
+const ALICE: &str = "Alice <alice@example.com>";
+
+const CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: team-shop
+spec:
+  type: team
+  children: []
+  members: [alice, bob, carol]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: alice
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: bob
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: carol
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: docs
+  annotations:
+    countersign.dev/criticality: low
+    countersign.dev/paths: /docs/**
+spec:
+  type: website
+  lifecycle: production
+  owner: team-shop
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments
+  annotations:
+    countersign.dev/criticality: critical
+    countersign.dev/surfaces: payments
+    countersign.dev/paths: /payments/**
+spec:
+  type: service
+  lifecycle: production
+  owner: team-shop
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: shop
+  annotations:
+    countersign.dev/criticality: moderate
+    countersign.dev/paths: /shop/**
+spec:
+  type: website
+  lifecycle: production
+  owner: team-shop
+"#;
+
+/// The governed repository and its commits.
+struct Repo {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    base: String,
+    docs: String,
+    payments: String,
+    shop: String,
+}
+
+fn repo() -> Repo {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = RepoWriter::init(dir.path()).unwrap();
+    w.commit(
+        [
+            ("catalog-info.yaml", Some(CATALOG)),
+            ("docs/index.md", Some("# Docs\n")),
+            ("payments/src/lib.rs", Some("pub fn charge() {}\n")),
+            ("shop/index.html", Some("<html></html>\n")),
+        ],
+        "base",
+        ALICE,
+        NOW as i64,
+    )
+    .unwrap();
+    let base = w.head().unwrap().as_str().to_owned();
+    let docs = w
+        .commit(
+            [("docs/index.md", Some("# Documentation\n"))],
+            "typo",
+            ALICE,
+            NOW as i64 + 1,
+        )
+        .unwrap();
+    let payments = w
+        .commit(
+            [(
+                "payments/src/lib.rs",
+                Some("pub fn charge() { /* fixed */ }\n"),
+            )],
+            "fix",
+            ALICE,
+            NOW as i64 + 2,
+        )
+        .unwrap();
+    let shop = w
+        .commit(
+            [("shop/index.html", Some("<html>shop</html>\n"))],
+            "shop",
+            ALICE,
+            NOW as i64 + 3,
+        )
+        .unwrap();
+    Repo {
+        path: dir.path().to_owned(),
+        _dir: dir,
+        base,
+        docs: docs.as_str().to_owned(),
+        payments: payments.as_str().to_owned(),
+        shop: shop.as_str().to_owned(),
+    }
+}
+
+enum Db {
+    #[allow(dead_code)] // The directory is held for its Drop.
+    Sqlite(tempfile::TempDir, String),
+    Postgres {
+        admin: sqlx::PgPool,
+        schema: String,
+        url: String,
+    },
+}
+
+impl Db {
+    fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("countersign.db").display()
+        );
+        Db::Sqlite(dir, url)
+    }
+
+    async fn postgres() -> Option<Db> {
+        let base = std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&base)
+            .await;
+        let admin = match admin {
+            Ok(admin) => admin,
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("PostgreSQL at {base} is unreachable and CI=true: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping PostgreSQL server test: {base} is unreachable: {e}");
+                return None;
+            }
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let schema = format!("srv_{}_{nanos:x}", std::process::id());
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        Some(Db::Postgres { admin, schema, url })
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Db::Sqlite(_, url) | Db::Postgres { url, .. } => url,
+        }
+    }
+
+    async fn cleanup(self) {
+        if let Db::Postgres { admin, schema, .. } = self {
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        }
+    }
+}
+
+/// A running server with its tokens.
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    store: Store,
+    repo: Repo,
+    tokens: BTreeMap<&'static str, String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(db: &Db) -> Server {
+    let store = Store::connect(db.url()).await.unwrap();
+    let repo = repo();
+    let mut tokens = BTreeMap::new();
+    let expires = NOW as i64 + 3600;
+    for (i, (name, principal, role, expires_at)) in [
+        ("fixbot", "agent:fixbot", Role::Proposer, expires),
+        ("alice-proposer", "human:alice", Role::Proposer, expires),
+        ("alice", "human:alice", Role::Approver, expires),
+        ("bob", "human:bob", Role::Approver, expires),
+        ("carol", "human:carol", Role::Approver, expires),
+        ("dave", "human:dave", Role::Approver, expires),
+        ("agent-approver", "agent:fixbot", Role::Approver, expires),
+        ("expired", "human:bob", Role::Approver, NOW as i64 - 1),
+        ("auditor", "human:erin", Role::Auditor, expires),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let principal: Principal = principal.parse().unwrap();
+        let mut secret = [0u8; 32];
+        secret[0] = u8::try_from(i).unwrap();
+        secret[1] = 0xA5;
+        let (text, _) = create_token(&store, &principal, role, expires_at, secret)
+            .await
+            .unwrap();
+        tokens.insert(name, text);
+    }
+    let repos = BTreeMap::from([("shop".to_owned(), repo.path.clone())]);
+    let state = AppState::new(store.clone(), repos, Clock::fixed(NOW));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(countersign_server::run(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    Server {
+        base,
+        client: reqwest::Client::new(),
+        store,
+        repo,
+        tokens,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Server {
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+        self.store.close().await;
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(&self.tokens[token]);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let problem = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("application/problem+json"));
+        let text = response.text().await.unwrap();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            assert!(problem, "{status} is not problem+json: {value}");
+            assert_eq!(value["status"], status.as_u16(), "{value}");
+        }
+        (status, value)
+    }
+
+    async fn propose(&self, token: &str, head: &str) -> (StatusCode, Value) {
+        let body =
+            json!({ "repo": "shop", "base": self.repo.base, "head": head, "title": "change" });
+        self.send(
+            reqwest::Method::POST,
+            "/v1/proposals",
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    async fn verdict(
+        &self,
+        token: &str,
+        id: &str,
+        head: &str,
+        verdict: &str,
+    ) -> (StatusCode, Value) {
+        let body = json!({ "head": head, "verdict": verdict, "comment": "" });
+        self.send(
+            reqwest::Method::POST,
+            &format!("/v1/proposals/{id}/approvals"),
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+}
+
+async fn health_and_documents(db: &Db) {
+    let server = start(db).await;
+    let get = |path: &'static str| server.client.get(format!("{}{path}", server.base)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    let openapi: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    assert!(
+        openapi["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{openapi}"
+    );
+    for path in [
+        "/v1/proposals",
+        "/v1/proposals/{id}",
+        "/v1/proposals/{id}/approvals",
+        "/v1/authorizations",
+    ] {
+        assert!(
+            openapi["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert_eq!(
+        openapi,
+        serde_json::to_value(countersign_server::openapi()).unwrap()
+    );
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(
+            r#"countersign_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("countersign_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+async fn refusals(db: &Db) {
+    let server = start(db).await;
+    let s = &server;
+    use reqwest::Method as M;
+    // 401: none, unknown, expired.
+    assert_eq!(s.send(M::GET, "/v1/proposals/p-1", None, None).await.0, 401);
+    let (status, problem) = s
+        .send(M::GET, "/v1/proposals/p-1", Some("expired"), None)
+        .await;
+    assert_eq!(
+        (status, problem["detail"].as_str().unwrap()),
+        (StatusCode::UNAUTHORIZED, "the token has expired")
+    );
+    let unknown = s
+        .client
+        .get(format!("{}/v1/proposals/p-1", s.base))
+        .bearer_auth("cst_00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+    // 404, 403 (an auditor cannot propose), 422 (bad body, unknown repo, bad revision).
+    assert_eq!(
+        s.send(M::GET, "/v1/proposals/p-1", Some("auditor"), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(s.propose("auditor", &s.repo.docs).await.0, 403);
+    assert_eq!(
+        s.send(
+            M::POST,
+            "/v1/proposals",
+            Some("fixbot"),
+            Some(json!({ "repo": "shop" }))
+        )
+        .await
+        .0,
+        422
+    );
+    let body = json!({ "repo": "nope", "base": "HEAD", "head": "HEAD", "title": "t" });
+    assert_eq!(
+        s.send(M::POST, "/v1/proposals", Some("fixbot"), Some(body))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(s.propose("fixbot", "no-such-revision").await.0, 422);
+    assert_eq!(
+        s.send(
+            M::GET,
+            "/v1/authorizations?repo=shop",
+            Some("auditor"),
+            None
+        )
+        .await
+        .0,
+        422
+    );
+    server.stop().await;
+}
+
+async fn automated_change_is_authorized_at_once(db: &Db) {
+    let server = start(db).await;
+    let (status, proposal) = server.propose("fixbot", &server.repo.docs).await;
+    assert_eq!(status, 201, "{proposal}");
+    assert_eq!(proposal["state"], "authorized", "{proposal}");
+    let (_, shown) = server
+        .send(
+            reqwest::Method::GET,
+            &format!("/v1/proposals/{}", proposal["id"].as_str().unwrap()),
+            Some("auditor"),
+            None,
+        )
+        .await;
+    assert_eq!(shown["state"], "authorized");
+    let path = format!("/v1/authorizations?repo=shop&commit={}", server.repo.docs);
+    let (_, auth) = server
+        .send(reqwest::Method::GET, &path, Some("auditor"), None)
+        .await;
+    assert_eq!(auth["authorized"], true, "{auth}");
+    let path = format!(
+        "/v1/authorizations?repo=shop&commit={}",
+        server.repo.payments
+    );
+    let (_, auth) = server
+        .send(reqwest::Method::GET, &path, Some("auditor"), None)
+        .await;
+    assert_eq!(auth["authorized"], false, "{auth}");
+    // proposed, decided, authorized: one transaction.
+    assert_eq!(server.store.log_size().await.unwrap(), 3);
+    server.stop().await;
+}
+
+async fn idempotent_creation(db: &Db) {
+    let server = start(db).await;
+    let send = || {
+        server
+            .client
+            .post(format!("{}/v1/proposals", server.base))
+            .bearer_auth(&server.tokens["fixbot"])
+            .header("Idempotency-Key", "k-1")
+            .json(&json!({ "repo": "shop", "base": server.repo.base, "head": server.repo.docs, "title": "t" }))
+            .send()
+    };
+    let first: Value = send().await.unwrap().json().await.unwrap();
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
+    assert_eq!(server.store.log_size().await.unwrap(), 3);
+    server.stop().await;
+}
+
+async fn change_control_needs_two_distinct_humans(db: &Db) {
+    let server = start(db).await;
+    let head = server.repo.payments.clone();
+    let (status, proposal) = server.propose("fixbot", &head).await;
+    assert_eq!(status, 201, "{proposal}");
+    assert_eq!(
+        (proposal["tier"].as_str(), proposal["state"].as_str()),
+        (Some("change_control"), Some("awaiting_approval")),
+        "{proposal}"
+    );
+    let id = proposal["id"].as_str().unwrap();
+    // An agent never approves, whatever its token's role; a stranger is not eligible.
+    assert_eq!(
+        server
+            .verdict("agent-approver", id, &head, "approve")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(server.verdict("fixbot", id, &head, "approve").await.0, 403);
+    assert_eq!(server.verdict("dave", id, &head, "approve").await.0, 403);
+    assert_eq!(
+        server
+            .verdict("alice", id, &server.repo.base, "approve")
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        server
+            .send(
+                reqwest::Method::POST,
+                &format!("/v1/proposals/{id}/approvals"),
+                Some("alice"),
+                Some(json!({ "head": head, "verdict": "maybe" }))
+            )
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        server.verdict("alice", "p-none", &head, "approve").await.0,
+        404
+    );
+    let (status, after) = server.verdict("alice", id, &head, "approve").await;
+    assert_eq!(
+        (
+            status,
+            after["state"].as_str(),
+            after["approvals_counted"].as_u64()
+        ),
+        (StatusCode::OK, Some("awaiting_approval"), Some(1))
+    );
+    // Alice again counts once.
+    let (_, after) = server.verdict("alice", id, &head, "approve").await;
+    assert_eq!(after["approvals_counted"], 1);
+    let (_, after) = server.verdict("bob", id, &head, "approve").await;
+    assert_eq!(
+        (after["state"].as_str(), after["approvals_counted"].as_u64()),
+        (Some("authorized"), Some(2)),
+        "{after}"
+    );
+    let path = format!("/v1/authorizations?repo=shop&commit={head}");
+    assert_eq!(
+        server
+            .send(reqwest::Method::GET, &path, Some("auditor"), None)
+            .await
+            .1["authorized"],
+        true
+    );
+    server.stop().await;
+}
+
+async fn author_cannot_approve_and_rejection_blocks(db: &Db) {
+    let server = start(db).await;
+    let head = server.repo.shop.clone();
+    let (status, proposal) = server.propose("alice-proposer", &head).await;
+    assert_eq!(status, 201, "{proposal}");
+    assert_ne!(proposal["state"], "authorized", "{proposal}");
+    let id = proposal["id"].as_str().unwrap();
+    let (status, problem) = server.verdict("alice", id, &head, "approve").await;
+    assert_eq!(status, 403, "{problem}");
+    assert_eq!(
+        server.verdict("bob", id, &head, "reject").await.1["state"],
+        "rejected"
+    );
+    assert_eq!(server.verdict("carol", id, &head, "approve").await.0, 409);
+    server.stop().await;
+}
+
+async fn concurrent_approvals_count_once(db: &Db) {
+    let server = start(db).await;
+    let head = server.repo.payments.clone();
+    let (_, proposal) = server.propose("fixbot", &head).await;
+    let id = proposal["id"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let request = server
+            .client
+            .post(format!("{}/v1/proposals/{id}/approvals", server.base))
+            .bearer_auth(&server.tokens["alice"])
+            .json(&json!({ "head": head, "verdict": "approve" }));
+        tasks.push(tokio::spawn(request.send()));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().status(), 200);
+    }
+    let approvals = server.store.approvals(&id).await.unwrap();
+    assert_eq!(approvals.len(), 1);
+    let (_, shown) = server
+        .send(
+            reqwest::Method::GET,
+            &format!("/v1/proposals/{id}"),
+            Some("auditor"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (shown["approvals_counted"].as_u64(), shown["state"].as_str()),
+        (Some(1), Some("awaiting_approval"))
+    );
+    // proposed, decided, one approved.
+    assert_eq!(server.store.log_size().await.unwrap(), 3);
+    server.stop().await;
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::Db::sqlite();
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::Db::postgres().await else { return };
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    health_and_documents,
+    refusals,
+    automated_change_is_authorized_at_once,
+    idempotent_creation,
+    change_control_needs_two_distinct_humans,
+    author_cannot_approve_and_rejection_blocks,
+    concurrent_approvals_count_once,
+);

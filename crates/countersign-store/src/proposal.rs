@@ -1,0 +1,314 @@
+//! [`Proposal`], [`Approval`] and idempotent responses as stored: the server's current state
+//! beside the log.
+//!
+//! States, verdicts and who may do what are the server's; this module stores strings the
+//! schema checks and never decides a transition. Writes go through [`Tx`], so each lands in
+//! the transaction that appends the event recording it.
+
+use sqlx::Row as _;
+
+use crate::backend::{Conn, dispatch, int, uint};
+use crate::error::{Error, db};
+use crate::store::Store;
+use crate::tx::Tx;
+
+/// A proposal row. `decision` is the id of the stored decision for the current head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    pub id: String,
+    pub repo: String,
+    pub base: String,
+    pub head: String,
+    pub title: String,
+    pub description: String,
+    pub author: String,
+    pub state: String,
+    pub tier: String,
+    pub decision: String,
+    /// RFC 3339, from the caller's clock.
+    pub created_at: String,
+}
+
+/// One verdict (`approve` or `reject`) by one approver on one head of a proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub proposal: String,
+    pub head: String,
+    pub approver: String,
+    pub verdict: String,
+    pub comment: String,
+    /// The log entry recording the verdict.
+    pub log_index: u64,
+}
+
+/// A stored response to a creating request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotent {
+    pub status: u16,
+    pub response: String,
+}
+
+const PROPOSAL_COLUMNS: &str =
+    "id, repo, base, head, title, description, author, state, tier, decision, created_at";
+
+fn proposal_from<R: sqlx::Row>(row: &R) -> Result<Proposal, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Proposal {
+        id: row.try_get(0)?,
+        repo: row.try_get(1)?,
+        base: row.try_get(2)?,
+        head: row.try_get(3)?,
+        title: row.try_get(4)?,
+        description: row.try_get(5)?,
+        author: row.try_get(6)?,
+        state: row.try_get(7)?,
+        tier: row.try_get(8)?,
+        decision: row.try_get(9)?,
+        created_at: row.try_get(10)?,
+    })
+}
+
+/// `Ok(false)` for a unique violation (the row exists), the error otherwise.
+fn unique(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Result<bool, Error> {
+    move |e| {
+        if e.as_database_error()
+            .is_some_and(|d| d.is_unique_violation())
+        {
+            Ok(false)
+        } else {
+            Err(db(operation)(e))
+        }
+    }
+}
+
+impl Conn<'_> {
+    async fn insert_proposal(&mut self, p: &Proposal) -> Result<(), Error> {
+        let sql = format!(
+            "INSERT INTO proposals ({PROPOSAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
+        let result = dispatch!(self, c => sqlx::query(&sql)
+            .bind(&p.id).bind(&p.repo).bind(&p.base).bind(&p.head).bind(&p.title)
+            .bind(&p.description).bind(&p.author).bind(&p.state).bind(&p.tier)
+            .bind(&p.decision).bind(&p.created_at)
+            .execute(&mut **c)
+            .await
+            .map(|done| done.rows_affected()));
+        match result.map_or_else(unique("inserting proposal"), |_| Ok(true))? {
+            true => Ok(()),
+            false => Err(Error::Duplicate {
+                table: "proposals",
+                key: p.id.clone(),
+            }),
+        }
+    }
+
+    /// `lock`: hold the row against other writers until the transaction ends (PostgreSQL;
+    /// a SQLite write transaction already excludes every other writer).
+    async fn proposal(&mut self, id: &str, lock: bool) -> Result<Option<Proposal>, Error> {
+        let mut sql = format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = $1");
+        if lock && matches!(self, Conn::Postgres(_)) {
+            sql.push_str(" FOR UPDATE");
+        }
+        Ok(dispatch!(self, c => sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&mut **c)
+            .await
+            .map_err(db("reading proposal"))?
+            .map(|row| proposal_from(&row))
+            .transpose()
+            .map_err(db("decoding proposal"))?))
+    }
+
+    async fn proposals_at(&mut self, repo: &str, head: &str) -> Result<Vec<Proposal>, Error> {
+        let sql = format!(
+            "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE repo = $1 AND head = $2 ORDER BY created_at, id"
+        );
+        Ok(dispatch!(self, c => sqlx::query(&sql)
+            .bind(repo)
+            .bind(head)
+            .fetch_all(&mut **c)
+            .await
+            .map_err(db("reading proposals"))?
+            .iter()
+            .map(proposal_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db("decoding proposals"))?))
+    }
+
+    async fn update_proposal_state(&mut self, id: &str, state: &str) -> Result<(), Error> {
+        dispatch!(self, c => sqlx::query("UPDATE proposals SET state = $1 WHERE id = $2")
+            .bind(state)
+            .bind(id)
+            .execute(&mut **c)
+            .await
+            .map_err(db("updating proposal state"))?
+            .rows_affected());
+        Ok(())
+    }
+
+    async fn insert_approval(&mut self, a: &Approval) -> Result<bool, Error> {
+        let log_index = int("log index", a.log_index)?;
+        let result = dispatch!(self, c => sqlx::query(
+            "INSERT INTO approvals (proposal, head, approver, verdict, comment, log_index) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(&a.proposal).bind(&a.head).bind(&a.approver).bind(&a.verdict).bind(&a.comment).bind(log_index)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()));
+        // ON CONFLICT rather than catching the violation: on PostgreSQL a failed statement
+        // aborts the whole transaction, and the caller wants to carry on.
+        Ok(result.map_err(db("inserting approval"))? == 1)
+    }
+
+    async fn approvals(&mut self, proposal: &str) -> Result<Vec<Approval>, Error> {
+        let rows = dispatch!(self, c => sqlx::query(
+            "SELECT proposal, head, approver, verdict, comment, log_index FROM approvals WHERE proposal = $1 ORDER BY log_index",
+        )
+        .bind(proposal)
+        .fetch_all(&mut **c)
+        .await
+        .map_err(db("reading approvals"))?
+        .iter()
+        .map(|row| Ok((
+            row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?,
+            row.try_get::<String, _>(3)?, row.try_get::<String, _>(4)?, row.try_get::<i64, _>(5)?,
+        )))
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(db("decoding approvals"))?);
+        rows.into_iter()
+            .map(|(proposal, head, approver, verdict, comment, index)| {
+                Ok(Approval {
+                    log_index: uint("approvals", &proposal, "log_index", index)?,
+                    proposal,
+                    head,
+                    approver,
+                    verdict,
+                    comment,
+                })
+            })
+            .collect()
+    }
+
+    async fn idempotent(
+        &mut self,
+        key: &str,
+        principal: &str,
+    ) -> Result<Option<Idempotent>, Error> {
+        let row = dispatch!(self, c => sqlx::query(
+            "SELECT status, response FROM idempotency WHERE key = $1 AND principal = $2",
+        )
+        .bind(key)
+        .bind(principal)
+        .fetch_optional(&mut **c)
+        .await
+        .map_err(db("reading idempotency key"))?
+        .map(|row| Ok::<_, sqlx::Error>((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
+        .transpose()
+        .map_err(db("decoding idempotency key"))?);
+        row.map(|(status, response)| {
+            let status = u16::try_from(status).map_err(|_| Error::Corrupt {
+                table: "idempotency",
+                key: key.to_owned(),
+                column: "status",
+                reason: format!("{status} is not an HTTP status"),
+            })?;
+            Ok(Idempotent { status, response })
+        })
+        .transpose()
+    }
+
+    async fn insert_idempotent(
+        &mut self,
+        key: &str,
+        principal: &str,
+        value: &Idempotent,
+    ) -> Result<bool, Error> {
+        let result = dispatch!(self, c => sqlx::query(
+            "INSERT INTO idempotency (key, principal, status, response) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(key).bind(principal).bind(i64::from(value.status)).bind(&value.response)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()));
+        Ok(result.map_err(db("inserting idempotency key"))? == 1)
+    }
+}
+
+impl Store {
+    pub async fn proposal(&self, id: &str) -> Result<Option<Proposal>, Error> {
+        self.pooled().await?.conn().proposal(id, false).await
+    }
+
+    /// The proposals of `repo` whose current head is `head`.
+    pub async fn proposals_at(&self, repo: &str, head: &str) -> Result<Vec<Proposal>, Error> {
+        self.pooled().await?.conn().proposals_at(repo, head).await
+    }
+
+    /// Every verdict on `proposal`, on any head, in log order.
+    pub async fn approvals(&self, proposal: &str) -> Result<Vec<Approval>, Error> {
+        self.pooled().await?.conn().approvals(proposal).await
+    }
+
+    /// The response stored for `key` sent by `principal`.
+    pub async fn idempotent(
+        &self,
+        key: &str,
+        principal: &str,
+    ) -> Result<Option<Idempotent>, Error> {
+        self.pooled().await?.conn().idempotent(key, principal).await
+    }
+
+    /// A cheap round trip, for readiness probes.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.log_size().await.map(|_| ())
+    }
+}
+
+impl Tx {
+    /// Stores a new proposal; [`Error::Duplicate`] when the id exists.
+    pub async fn put_proposal(&mut self, proposal: &Proposal) -> Result<(), Error> {
+        self.conn().insert_proposal(proposal).await
+    }
+
+    /// Reads proposal `id` and holds it until the transaction ends, so two transactions
+    /// changing one proposal run one after the other.
+    pub async fn lock_proposal(&mut self, id: &str) -> Result<Option<Proposal>, Error> {
+        self.conn().proposal(id, true).await
+    }
+
+    pub async fn set_proposal_state(&mut self, id: &str, state: &str) -> Result<(), Error> {
+        self.conn().update_proposal_state(id, state).await
+    }
+
+    /// Records a verdict; `false` (and nothing written) when this approver already gave one
+    /// on this head.
+    pub async fn put_approval(&mut self, approval: &Approval) -> Result<bool, Error> {
+        self.conn().insert_approval(approval).await
+    }
+
+    /// The verdicts on `proposal` as this transaction sees them.
+    pub async fn approvals(&mut self, proposal: &str) -> Result<Vec<Approval>, Error> {
+        self.conn().approvals(proposal).await
+    }
+
+    pub async fn idempotent(
+        &mut self,
+        key: &str,
+        principal: &str,
+    ) -> Result<Option<Idempotent>, Error> {
+        self.conn().idempotent(key, principal).await
+    }
+
+    /// Stores the response for `key`; `false` when one is stored already.
+    pub async fn put_idempotent(
+        &mut self,
+        key: &str,
+        principal: &str,
+        value: &Idempotent,
+    ) -> Result<bool, Error> {
+        self.conn().insert_idempotent(key, principal, value).await
+    }
+}

@@ -1,0 +1,105 @@
+//! [`Token`]: an API token as stored, found by the SHA-256 of its secret.
+//!
+//! Only the hash of a secret is ever stored or compared. What a role may do, and reading the
+//! clock to decide expiry, are the server's.
+
+use sqlx::Row as _;
+
+use crate::backend::{Conn, dispatch};
+use crate::error::{Error, db};
+use crate::store::Store;
+
+/// An API token. `role` is one of `proposer`, `runner`, `approver`, `auditor`, `admin`
+/// (the schema refuses others); `expires_at` is Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: String,
+    pub principal: String,
+    pub role: String,
+    pub expires_at: i64,
+    pub revoked: bool,
+}
+
+impl Conn<'_> {
+    async fn insert_token(&mut self, token: &Token, secret_sha256: &str) -> Result<(), Error> {
+        let result = dispatch!(self, c => sqlx::query(
+            "INSERT INTO tokens (id, secret_sha256, principal, role, expires_at, revoked) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.id)
+        .bind(secret_sha256)
+        .bind(&token.principal)
+        .bind(&token.role)
+        .bind(token.expires_at)
+        .bind(token.revoked)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()));
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                Err(Error::Duplicate {
+                    table: "tokens",
+                    key: token.id.clone(),
+                })
+            }
+            Err(e) => Err(db("inserting token")(e)),
+        }
+    }
+
+    async fn token_by_secret(&mut self, secret_sha256: &str) -> Result<Option<Token>, Error> {
+        Ok(dispatch!(self, c => {
+            let row = sqlx::query("SELECT id, principal, role, expires_at, revoked FROM tokens WHERE secret_sha256 = $1")
+                .bind(secret_sha256)
+                .fetch_optional(&mut **c)
+                .await
+                .map_err(db("reading token"))?;
+            row.map(|row| Ok::<_, sqlx::Error>(Token {
+                id: row.try_get(0)?,
+                principal: row.try_get(1)?,
+                role: row.try_get(2)?,
+                expires_at: row.try_get(3)?,
+                revoked: row.try_get(4)?,
+            }))
+            .transpose()
+            .map_err(db("decoding token"))?
+        }))
+    }
+
+    async fn revoke_token(&mut self, id: &str) -> Result<bool, Error> {
+        let done = dispatch!(self, c => sqlx::query("UPDATE tokens SET revoked = TRUE WHERE id = $1")
+            .bind(id)
+            .execute(&mut **c)
+            .await
+            .map_err(db("revoking token"))?
+            .rows_affected());
+        Ok(done == 1)
+    }
+}
+
+impl Store {
+    /// Stores `token` under the SHA-256 (lower-case hex) of its secret.
+    pub async fn put_token(&self, token: &Token, secret_sha256: &str) -> Result<(), Error> {
+        self.pooled()
+            .await?
+            .conn()
+            .insert_token(token, secret_sha256)
+            .await
+    }
+
+    /// The token whose secret hashes to `secret_sha256`, revoked or expired ones included.
+    pub async fn token_by_secret(&self, secret_sha256: &str) -> Result<Option<Token>, Error> {
+        self.pooled()
+            .await?
+            .conn()
+            .token_by_secret(secret_sha256)
+            .await
+    }
+
+    /// Revokes token `id`; `false` when there is no such token.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool, Error> {
+        self.pooled().await?.conn().revoke_token(id).await
+    }
+}
