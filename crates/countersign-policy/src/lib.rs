@@ -16,6 +16,7 @@ mod pack;
 mod principal;
 mod schema;
 mod tier;
+mod verify;
 
 pub use approval::{ApprovalRequirement, OwnerGroup};
 pub use check::{PolicyDiagnostic, Severity, check};
@@ -31,3 +32,8 @@ pub use pack::{PolicyError, PolicyPack, default_files};
 pub use principal::{Principal, PrincipalError};
 pub use schema::schema_text;
 pub use tier::{Tier, TierError};
+pub use verify::{
+    Counterexample, MIN_CVC5, Outcome, PackDiff, Property, PropertyResult, PropertySource,
+    SolverConfig, TierDifference, Verification, VerifyError, builtin_properties,
+    builtin_properties_text, diff, parse_properties, solver_version, verify,
+};

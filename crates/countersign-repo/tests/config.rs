@@ -103,7 +103,7 @@ fn errors_name_line_column_and_field() {
         ),
         (
             "[grpah]\n",
-            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`",
+            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`, `replay`",
         ),
         (
             "[never_automate]\nsurfaces = [\"auth\", \"payment\"]\n",
@@ -136,6 +136,10 @@ fn errors_name_line_column_and_field() {
         (
             "[policy]\ndir = \"../elsewhere\"\n",
             "error: countersign.toml:2:7: field `policy.dir`: `../elsewhere` is not a repository-relative path (use `/` separators, no leading `/`, no `..`)",
+        ),
+        (
+            "[replay]\nhuman_share_max = 150\n",
+            "error: countersign.toml:2:19: field `replay.human_share_max`: a share in percent, 0 to 100",
         ),
         (
             "[graph]\ncatalog = [\"a\"\n",
@@ -270,4 +274,11 @@ fn runner_errors_name_line_column_and_field() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_replay_share_is_read_and_defaults_to_none() {
+    assert_eq!(Config::default().replay.human_share_max, None);
+    let config = Config::parse("[replay]\nhuman_share_max = 40\n").unwrap();
+    assert_eq!(config.replay.human_share_max, Some(40));
 }

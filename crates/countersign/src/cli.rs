@@ -45,6 +45,48 @@ pub enum Command {
     /// Self-contained audit bundles: export one for a proposal, verify one offline.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Run the countersign server: proposals, approvals and authorizations over HTTP.
+    Serve(crate::server_cmd::ServeArgs),
+    /// API tokens of the server.
+    #[command(subcommand)]
+    Token(crate::server_cmd::TokenCommand),
+    /// Decide each first-parent commit of real history against its parent's graph and
+    /// policy (or a candidate policy): tier shares, approvals per team and week, calibration.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The repository whose history is replayed.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Replay the last N first-parent commits of HEAD.
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "since",
+        required_unless_present = "since"
+    )]
+    pub last: Option<usize>,
+    /// Replay the first-parent commits of HEAD after REV.
+    #[arg(long, value_name = "REV")]
+    pub since: Option<String>,
+    /// A candidate policy directory, decided for every commit instead of the commit's own.
+    #[arg(long, value_name = "DIR")]
+    pub policy: Option<PathBuf>,
+    /// The largest share (percent) of changes the human tiers may take before the report
+    /// flags a bottleneck (default: `[replay] human_share_max` of countersign.toml, else 30).
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub human_share_max: Option<u8>,
+    #[arg(long, value_enum, default_value_t = ReplayFormat::Text)]
+    pub format: ReplayFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReplayFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 /// Where the audit log lives.
@@ -306,6 +348,26 @@ pub enum PolicyCommand {
     },
     /// Print the Cedar schema policies are validated against.
     Schema,
+    /// Prove with the cvc5 SMT solver that the pack never automates what must never be
+    /// automated (and the team's own properties); exit 1 with a counterexample if not.
+    Verify {
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// A policy directory to verify instead of the repository's configured one.
+        #[arg(long, value_name = "DIR")]
+        policy: Option<PathBuf>,
+        /// A Cedar file of further properties the pack must imply (docs/policy.md).
+        #[arg(long, value_name = "FILE")]
+        properties: Option<PathBuf>,
+    },
+    /// Decide whether two policy directories route every change the same way; exit 1 with a
+    /// change per tier they route differently if not.
+    Diff {
+        /// The old policy directory.
+        old: PathBuf,
+        /// The new policy directory.
+        new: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -18,7 +18,10 @@ use crate::{audit, demo, render, report};
 pub fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Log(command) => log_cmd(command),
+        Command::Serve(args) => crate::server_cmd::serve(args),
+        Command::Token(command) => crate::server_cmd::token(command),
         Command::Bundle(command) => bundle_cmd(command),
+        Command::Replay(args) => replay_cmd(args),
         Command::Evaluate(args) => evaluate_cmd(args),
         Command::Graph(graph) => graph_cmd(graph),
         Command::Policy(policy) => policy_cmd(policy),
@@ -164,6 +167,12 @@ fn graph_cmd(command: GraphCommand) -> Result<ExitCode> {
 
 fn policy_cmd(command: PolicyCommand) -> Result<ExitCode> {
     match command {
+        PolicyCommand::Verify {
+            repo,
+            policy,
+            properties,
+        } => crate::assurance::verify_cmd(&repo.repo, policy.as_deref(), properties.as_deref()),
+        PolicyCommand::Diff { old, new } => crate::assurance::diff_cmd(&old, &new),
         PolicyCommand::Schema => {
             print!("{}", countersign_policy::schema_text());
             Ok(ExitCode::SUCCESS)
@@ -312,4 +321,34 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
+}
+
+fn replay_cmd(args: crate::cli::ReplayArgs) -> Result<ExitCode> {
+    use crate::replay::{self, Range, ReplayOptions};
+    let range = match (args.last, args.since) {
+        (Some(n), _) => Range::Last(n),
+        (None, Some(rev)) => Range::Since(rev),
+        (None, None) => bail!("give --last N or --since REV"),
+    };
+    let candidate = match &args.policy {
+        Some(dir) => Some(
+            countersign_policy::PolicyPack::from_files(read_policy_dir(dir)?)
+                .with_context(|| format!("loading the candidate policy {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let options = ReplayOptions {
+        repo: &args.repo,
+        range,
+        candidate,
+        human_share_max: args.human_share_max,
+    };
+    let mut progress = replay::Progress::new();
+    let report = replay::replay(&options, &mut |done, total| progress.update(done, total))?;
+    match args.format {
+        crate::cli::ReplayFormat::Text => print!("{}", replay::render_text(&report)),
+        crate::cli::ReplayFormat::Json => print_json(&report)?,
+        crate::cli::ReplayFormat::Csv => print!("{}", replay::render_csv(&report)),
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -72,7 +72,8 @@ pub fn evaluate_with_evidence(
             let recording = RecordingSource::new(&tree);
             let state = governed::load(&recording)
                 .with_context(|| format!("reading the governed state at base {base}"))?;
-            decide(
+            let changed = countersign_repo::changed_paths(&changes);
+            let mut evaluation = decide(
                 &state,
                 recording.into_reads(),
                 changes,
@@ -80,7 +81,16 @@ pub fn evaluate_with_evidence(
                 Some(base_id.as_str().to_string()),
                 Some(head_id.as_str().to_string()),
                 &evidence::read_all(evidence)?,
-            )
+            )?;
+            // Display only: approvers see what the head's policy would put in force.
+            evaluation.report.policy_change = crate::assurance::policy_change(
+                &git,
+                &head_id,
+                &state.pack,
+                &state.config.policy.dir,
+                &changed,
+            );
+            Ok(evaluation)
         }
         ChangeSource::Paths { paths, rev } => {
             let changes = listed_paths(paths)?;

@@ -2,6 +2,7 @@
 //!
 //! Nothing here decides anything; see ARCHITECTURE.md for where each concept lives.
 
+mod assurance;
 mod attest;
 mod audit;
 mod cli;
@@ -12,7 +13,9 @@ mod evidence;
 mod governed;
 mod record;
 mod render;
+mod replay;
 mod report;
+mod server_cmd;
 
 use std::process::ExitCode;
 

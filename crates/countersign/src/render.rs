@@ -49,6 +49,9 @@ pub fn evaluation(evaluation: &Evaluation) -> String {
         out.push('\n');
         out.push_str(&evidence_text(evidence));
     }
+    if let Some(policy_change) = &report.policy_change {
+        out.push_str(&crate::assurance::render_policy_change(policy_change));
+    }
     let _ = writeln!(
         out,
         "\ngraph {}  policy {}",

@@ -46,6 +46,11 @@ pub struct EvaluationReport {
     /// What signed evidence said; present only when `--evidence` was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<EvidenceReport>,
+    /// Present when the change edits the policy directory: the verification of the head's
+    /// policy and its diff against the base's, for approvers. Display only: the decision
+    /// above used the base's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_change: Option<crate::assurance::PolicyChangeReport>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]
@@ -247,6 +252,7 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
         policy_version: decision.policy_version.clone(),
         facts: decision.facts.clone(),
         evidence,
+        policy_change: None,
     }
 }
 

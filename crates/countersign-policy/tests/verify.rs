@@ -1,0 +1,240 @@
+//! Verification with cvc5: the default pack's properties hold, a planted hole is found with
+//! a counterexample in plain words, equivalent packs are proved equivalent, different ones
+//! are told apart per tier. Needs cvc5 (`CVC5` or `PATH`): skipped with a printed reason
+//! when it is absent locally, a failure under `CI=true`.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use countersign_policy::{
+    Outcome, PolicyPack, SolverConfig, Tier, VerifyError, default_files, diff, parse_properties,
+    solver_version, verify,
+};
+
+fn solver() -> Option<SolverConfig> {
+    let config = SolverConfig::new(std::env::var_os("CVC5").map(PathBuf::from));
+    match solver_version(&config) {
+        Ok(_) => Some(config),
+        Err(error) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipping: no usable cvc5 ({error}); CI runs this test");
+            None
+        }
+        Err(error) => panic!("CI=true and no usable cvc5: {error}"),
+    }
+}
+
+fn default_with(extra: &[(&str, &str)]) -> PolicyPack {
+    let mut files: Vec<(String, String)> = default_files()
+        .into_iter()
+        .map(|(p, t)| (p.to_owned(), t.to_owned()))
+        .collect();
+    files.extend(
+        extra
+            .iter()
+            .map(|(p, t)| ((*p).to_owned(), (*t).to_owned())),
+    );
+    PolicyPack::from_files(files).unwrap()
+}
+
+#[test]
+fn the_default_pack_satisfies_the_builtin_properties() {
+    let Some(solver) = solver() else { return };
+    let verification = verify(&PolicyPack::default_pack(), &[], &solver).unwrap();
+    assert!(verification.holds(), "{:#?}", verification.results);
+    assert_eq!(verification.results.len(), 4);
+    assert!(!verification.solver_version.is_empty());
+}
+
+/// A team pack whose permits are careful, plus a "fast lane" that lets a fully covered
+/// payments change auto-merge: the hole.
+const HOLED_PACK: &str = r#"
+@id("auto-merge-low")
+@reason("Low, mapped, safe changes auto-merge.")
+permit (principal, action == Countersign::Action::"auto_merge", resource)
+when {
+  context.max_criticality_reached <= 1 && context.never_automate_touched.isEmpty() &&
+  context.unmapped_files == 0 && context.reachable_vulnerabilities == 0 &&
+  !(context.evidence_considered && context.coverage_percent < 100)
+};
+
+@id("notify-moderate")
+@reason("Moderate safe changes notify.")
+permit (principal, action == Countersign::Action::"notify_and_proceed", resource)
+when {
+  context.max_criticality_reached <= 2 && context.never_automate_touched.isEmpty() &&
+  context.reachable_vulnerabilities == 0
+};
+
+@id("single-approver")
+@reason("Anything else may take one approver.")
+permit (principal, action == Countersign::Action::"single_approver", resource);
+
+@id("payments-fast-lane")
+@reason("Fully covered payments changes go through.")
+permit (principal, action == Countersign::Action::"auto_merge", resource)
+when {
+  context.surfaces_touched.contains("payments") && context.evidence_considered &&
+  context.coverage_percent == 100 && context.failed_suites == 0
+};
+"#;
+
+#[test]
+fn a_planted_hole_is_found_with_a_counterexample() {
+    let Some(solver) = solver() else { return };
+    let pack =
+        PolicyPack::from_files(vec![("team.cedar".to_owned(), HOLED_PACK.to_owned())]).unwrap();
+    let verification = verify(&pack, &[], &solver).unwrap();
+    assert!(!verification.holds());
+    let failed: Vec<&str> = verification
+        .results
+        .iter()
+        .filter(|r| r.outcome != Outcome::Holds)
+        .map(|r| r.id.as_str())
+        .collect();
+    // The fast lane also lets unmapped files and reachable vulnerabilities through.
+    assert_eq!(
+        failed,
+        [
+            "never-automate-touched-never-automated",
+            "unmapped-files-never-auto-merge",
+            "reachable-vulnerability-never-automated"
+        ]
+    );
+    let Outcome::Fails {
+        tier,
+        counterexample,
+    } = &verification.results[0].outcome
+    else {
+        panic!("the hole was not found: {:?}", verification.results[0]);
+    };
+    assert_eq!(*tier, Tier::AutoMerge);
+    let touched = counterexample.facts["never_automate_touched"]
+        .as_array()
+        .unwrap();
+    assert!(touched.contains(&"payments".into()), "{counterexample:?}");
+    assert_eq!(counterexample.facts["coverage_percent"], 100);
+    let words = counterexample.describe();
+    assert!(words.contains("payments"), "{words}");
+    assert!(words.contains("coverage 100%"), "{words}");
+    eprintln!("counterexample: {words}");
+}
+
+#[test]
+fn a_team_property_is_checked_and_its_violation_explained() {
+    let Some(solver) = solver() else { return };
+    // The team forbids automating changes that reach payments while payments is on the
+    // never-automate list: the default pack rules that out (never-automate-surface-reached).
+    // Without the list condition it would fail: the list is configurable.
+    let properties = parse_properties(
+        "team.cedar",
+        r#"
+@id("payments-reached-needs-a-human")
+@reason("Anything reaching payments is seen by a human.")
+forbid (principal, action in [Countersign::Action::"auto_merge", Countersign::Action::"notify_and_proceed"], resource)
+when { context.never_automate_reached.contains("payments") };
+
+@id("agents-never-auto-merge")
+@reason("Agent changes at least notify their owners.")
+forbid (principal, action == Countersign::Action::"auto_merge", resource)
+when { principal.kind == "agent" };
+"#,
+    )
+    .unwrap();
+    let verification = verify(&PolicyPack::default_pack(), &properties, &solver).unwrap();
+    let outcome = |id: &str| {
+        verification
+            .results
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .outcome
+            .clone()
+    };
+    assert_eq!(outcome("payments-reached-needs-a-human"), Outcome::Holds);
+    let Outcome::Fails {
+        tier,
+        counterexample,
+    } = outcome("agents-never-auto-merge")
+    else {
+        panic!("the default pack lets agents auto-merge low changes");
+    };
+    assert_eq!(tier, Tier::AutoMerge);
+    assert_eq!(counterexample.facts["author_kind"], "agent");
+    assert!(counterexample.describe().contains("by a agent author"));
+}
+
+#[test]
+fn differently_written_equivalent_packs_are_equivalent() {
+    let Some(solver) = solver() else { return };
+    // The same rules, one file, with `in` lists split into single-action policies and the
+    // negations moved around.
+    let rewritten = default_with(&[]);
+    let other = PolicyPack::from_files(vec![(
+        "all.cedar".to_owned(),
+        r#"
+@id("a") @reason("r") permit (principal, action == Countersign::Action::"auto_merge", resource) unless { context.max_criticality_reached > 1 };
+@id("b") @reason("r") permit (principal, action == Countersign::Action::"notify_and_proceed", resource) unless { context.max_criticality_reached >= 3 };
+@id("c") @reason("r") permit (principal, action == Countersign::Action::"single_approver", resource);
+@id("d") @reason("r") forbid (principal, action in [Countersign::Action::"auto_merge", Countersign::Action::"notify_and_proceed", Countersign::Action::"single_approver"], resource) when { context.never_automate_touched.isEmpty() == false || (context.governance_touched && principal.kind == "agent") || context.reachable_vulnerabilities >= 1 };
+@id("e") @reason("r") forbid (principal, action in [Countersign::Action::"auto_merge", Countersign::Action::"notify_and_proceed"], resource) when { !context.never_automate_reached.isEmpty() || context.critical_reached > 0 || context.revenue_path_reached > 0 || context.max_criticality_touched > 2 || context.data_stores_touched > 0 || (context.evidence_considered && !(context.coverage_percent >= 100)) || context.failed_suites > 0 || context.regressions > 0 };
+@id("f") @reason("r") forbid (principal, action == Countersign::Action::"auto_merge", resource) when { context.surfaces_reached.isEmpty() == false || context.unmapped_files > 0 };
+"#
+        .to_owned(),
+    )])
+    .unwrap();
+    let result = diff(&rewritten, &other, &solver).unwrap();
+    assert!(result.equivalent(), "{:#?}", result.differences);
+}
+
+#[test]
+fn different_packs_differ_on_the_tiers_they_route_differently() {
+    let Some(solver) = solver() else { return };
+    let stricter = default_with(&[(
+        "agents.cedar",
+        r#"
+@id("agents-notify-at-least")
+@reason("Changes written by agents always notify their owners.")
+forbid (principal, action == Countersign::Action::"auto_merge", resource)
+when { principal.kind == "agent" };
+"#,
+    )]);
+    let result = diff(&PolicyPack::default_pack(), &stricter, &solver).unwrap();
+    assert!(!result.equivalent());
+    let tiers: Vec<Tier> = result.differences.iter().map(|d| d.tier).collect();
+    assert_eq!(tiers, [Tier::AutoMerge]);
+    let difference = &result.differences[0];
+    assert!(difference.old_permits && !difference.new_permits);
+    assert_eq!(difference.counterexample.facts["author_kind"], "agent");
+}
+
+#[test]
+fn a_missing_solver_is_reported_not_hung() {
+    let solver = SolverConfig::new(Some(PathBuf::from("/nonexistent")));
+    let error = verify(&PolicyPack::default_pack(), &[], &solver).unwrap_err();
+    assert!(
+        matches!(error, VerifyError::SolverMissing { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("/nonexistent"), "{error}");
+}
+
+#[test]
+fn the_documented_properties_file_parses() {
+    let doc = include_str!("../../../docs/policy.md");
+    let block = doc
+        .split("### A team's properties file")
+        .nth(1)
+        .and_then(|rest| rest.split("```cedar\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .unwrap();
+    let properties = parse_properties("docs/policy.md", block).unwrap();
+    let ids: Vec<&str> = properties.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "payments-reached-needs-a-human",
+            "agents-never-auto-merge",
+            "auto-merge-needs-full-coverage"
+        ]
+    );
+}
