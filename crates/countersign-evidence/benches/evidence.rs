@@ -11,7 +11,7 @@ use countersign_evidence::dsse::SigningKey;
 use countersign_evidence::report::junit;
 use countersign_evidence::statement::{Statement, TEST_RESULT_V01};
 use countersign_evidence::verify::DEFAULT_MAX_ENVELOPE_BYTES;
-use countersign_evidence::{Expected, TrustedRunner, attest, verify};
+use countersign_evidence::{Expected, TrustedRunner, attest, verify, verify_many};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const REPO: &str = "github.com/acme/shop";
@@ -49,6 +49,30 @@ fn bench_verify(c: &mut Criterion) {
     group.bench_function("envelope_50_tests", |b| {
         b.iter(|| verify(black_box(&envelope), &runners, &expected).unwrap())
     });
+    // A batch, as `evaluate --evidence` and the server receive them: 64 envelopes of the
+    // runners' suites, checked with one Ed25519 batch equation.
+    let batch: Vec<Vec<u8>> = (0..64)
+        .map(|i| {
+            let statement = Statement::for_commit(
+                REPO,
+                HEAD,
+                "unit",
+                TEST_RESULT_V01,
+                serde_json::json!({"result": "PASSED", "configuration": [{"name": format!("junit-{i}.xml"), "digest": {"sha256": "ab"}}],
+                                   "passedTests": passed, "warnedTests": [], "failedTests": []}),
+            );
+            attest(&statement, &key).to_json()
+        })
+        .collect();
+    let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("verify_many_64", |b| {
+        b.iter(|| {
+            let results = verify_many(black_box(&refs), &runners, &expected);
+            assert!(results.iter().all(Result::is_ok));
+        })
+    });
+    group.throughput(Throughput::Elements(1));
     // The ed25519 check alone, to show how much of the above is the signature.
     let parsed = countersign_evidence::Envelope::parse(&envelope).unwrap();
     let keys = [key.public_key().clone()];

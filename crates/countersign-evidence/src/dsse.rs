@@ -371,6 +371,62 @@ impl Envelope {
     /// id is an unauthenticated hint and other producers may compute it differently. Refusal
     /// is `BadSignature` when a signature named one of our keys and did not verify, and
     /// `UnknownKey` when no signature named any of them and none verified.
+    /// Verifies many envelopes with one Ed25519 batch equation: for each envelope, its
+    /// first signature that names a trusted key. `Some` with every envelope verified and its
+    /// key when the whole batch holds; `None` when any envelope has no such signature, a
+    /// signature has a small-order `R`, or the batch equation fails, and then the caller
+    /// verifies one by one (with [`Envelope::verify`]) to learn which and why.
+    ///
+    /// Batch verification is about twice as fast per signature from a few dozen envelopes
+    /// up. It accepts what strict single verification accepts, except a valid signature
+    /// whose `R` was altered by a torsion component (a malleated copy of an authentic
+    /// signature over the same bytes); small-order `R`s are refused here as they are by
+    /// [`Envelope::verify`], and trusted keys are never small-order.
+    pub fn verify_batch<'k, K>(
+        envelopes: Vec<Envelope>,
+        keys: &'k [K],
+        public_key: impl Fn(&K) -> &PublicKey,
+    ) -> Option<Vec<(VerifiedEnvelope, &'k K)>> {
+        let mut messages = Vec::with_capacity(envelopes.len());
+        let mut signatures = Vec::with_capacity(envelopes.len());
+        let mut verifying = Vec::with_capacity(envelopes.len());
+        let mut chosen = Vec::with_capacity(envelopes.len());
+        for envelope in &envelopes {
+            let (signature, key) = envelope.signatures.iter().find_map(|s| {
+                let key = keys
+                    .iter()
+                    .find(|k| !s.keyid.is_empty() && public_key(k).key_id == s.keyid)?;
+                Some((s, key))
+            })?;
+            let signature = ed25519_dalek::Signature::from_slice(&signature.sig).ok()?;
+            if public_key(key).key.is_weak() || small_order_r(&signature) {
+                return None;
+            }
+            messages.push(pae(&envelope.payload_type, &envelope.payload));
+            signatures.push(signature);
+            verifying.push(public_key(key).key);
+            chosen.push(key);
+        }
+        let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        ed25519_dalek::verify_batch(&messages, &signatures, &verifying).ok()?;
+        Some(
+            envelopes
+                .into_iter()
+                .zip(chosen)
+                .map(|(envelope, key)| {
+                    (
+                        VerifiedEnvelope {
+                            payload_type: envelope.payload_type,
+                            payload: envelope.payload,
+                            key_id: public_key(key).key_id.clone(),
+                        },
+                        key,
+                    )
+                })
+                .collect(),
+        )
+    }
+
     pub fn verify<K>(
         self,
         keys: &[K],
@@ -597,5 +653,14 @@ mod tests {
         assert!(PublicKey::from_bytes(&[0; 31]).is_err());
         assert!(PublicKey::from_hex("zz").is_err());
         assert!(SigningKey::from_bytes(&[0; 33]).is_err());
+    }
+}
+
+/// Whether a signature's `R` decodes to a point of small order (or does not decode): what
+/// `verify_strict` refuses and the batch equation would not notice.
+fn small_order_r(signature: &ed25519_dalek::Signature) -> bool {
+    match curve25519_dalek::edwards::CompressedEdwardsY(*signature.r_bytes()).decompress() {
+        Some(r) => r.is_small_order(),
+        None => true,
     }
 }

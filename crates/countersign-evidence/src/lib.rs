@@ -19,7 +19,7 @@ pub use assess::{AssessInput, Assessment, Reachability, SuiteStatus, Vulnerabili
 pub use dsse::{Envelope, PublicKey, SigningKey, VerifiedEnvelope};
 pub use plan::{PlanReason, PlannedSuite, ValidationPlan, plan};
 pub use statement::{Predicate, Statement};
-pub use verify::{AcceptedEvidence, Expected, Refusal, TrustedRunner, verify};
+pub use verify::{AcceptedEvidence, Expected, Refusal, TrustedRunner, verify, verify_many};
 
 /// Signs `statement` as an in-toto DSSE envelope with a runner's key.
 pub fn attest(statement: &Statement, key: &SigningKey) -> Envelope {

@@ -275,3 +275,44 @@ mod properties {
         }
     }
 }
+
+/// `verify_many` gives exactly `verify`'s result for each envelope, whether the batch holds
+/// (all good) or fails (one bad signature among good ones, then each is checked alone).
+#[test]
+fn verify_many_agrees_with_verify_one_by_one() {
+    let expected = Expected {
+        repository: REPO,
+        commit: HEAD,
+        max_bytes: DEFAULT_MAX_ENVELOPE_BYTES,
+    };
+    let good: Vec<Vec<u8>> = (0..20)
+        .map(|i| {
+            let suite = if i % 2 == 0 { "unit" } else { "scan" };
+            attest(&statement(REPO, HEAD, suite), &runner_key()).to_json()
+        })
+        .collect();
+    // The same payload signed over different bytes: the signature does not verify.
+    let mut forged = Envelope::parse(&good[3]).unwrap();
+    forged.payload = statement(REPO, HEAD, "scan").to_json();
+    forged.payload.push(b' ');
+    let mut mixed = good.clone();
+    mixed[7] = forged.to_json();
+    mixed.push(attest(&statement(REPO, HEAD, "deploy"), &runner_key()).to_json());
+    for batch in [&good, &mixed] {
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let together = countersign_evidence::verify_many(&refs, &runners(), &expected);
+        let alone: Vec<_> = refs
+            .iter()
+            .map(|e| verify(e, &runners(), &expected))
+            .collect();
+        assert_eq!(format!("{together:?}"), format!("{alone:?}"));
+    }
+    let refs: Vec<&[u8]> = mixed.iter().map(Vec::as_slice).collect();
+    let results = countersign_evidence::verify_many(&refs, &runners(), &expected);
+    assert_eq!(results[7].as_ref().unwrap_err().reason(), "bad_signature");
+    assert_eq!(
+        results[20].as_ref().unwrap_err().reason(),
+        "suite_not_allowed"
+    );
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 19);
+}
