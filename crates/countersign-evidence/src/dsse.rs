@@ -382,11 +382,11 @@ impl Envelope {
     /// whose `R` was altered by a torsion component (a malleated copy of an authentic
     /// signature over the same bytes); small-order `R`s are refused here as they are by
     /// [`Envelope::verify`], and trusted keys are never small-order.
-    pub fn verify_batch<'k, K>(
+    pub fn verify_batch<K>(
         envelopes: Vec<Envelope>,
-        keys: &'k [K],
+        keys: &[K],
         public_key: impl Fn(&K) -> &PublicKey,
-    ) -> Option<Vec<(VerifiedEnvelope, &'k K)>> {
+    ) -> Option<Vec<(VerifiedEnvelope, &K)>> {
         let mut messages = Vec::with_capacity(envelopes.len());
         let mut signatures = Vec::with_capacity(envelopes.len());
         let mut verifying = Vec::with_capacity(envelopes.len());
@@ -498,6 +498,15 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
             u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()
         })
         .collect()
+}
+
+/// Whether a signature's `R` decodes to a point of small order (or does not decode): what
+/// `verify_strict` refuses and the batch equation would not notice.
+fn small_order_r(signature: &ed25519_dalek::Signature) -> bool {
+    match curve25519_dalek::edwards::CompressedEdwardsY(*signature.r_bytes()).decompress() {
+        Some(r) => r.is_small_order(),
+        None => true,
+    }
 }
 
 #[cfg(test)]
@@ -653,14 +662,5 @@ mod tests {
         assert!(PublicKey::from_bytes(&[0; 31]).is_err());
         assert!(PublicKey::from_hex("zz").is_err());
         assert!(SigningKey::from_bytes(&[0; 33]).is_err());
-    }
-}
-
-/// Whether a signature's `R` decodes to a point of small order (or does not decode): what
-/// `verify_strict` refuses and the batch equation would not notice.
-fn small_order_r(signature: &ed25519_dalek::Signature) -> bool {
-    match curve25519_dalek::edwards::CompressedEdwardsY(*signature.r_bytes()).decompress() {
-        Some(r) => r.is_small_order(),
-        None => true,
     }
 }
