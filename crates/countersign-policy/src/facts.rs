@@ -28,17 +28,10 @@ pub fn default_never_automate() -> BTreeSet<Surface> {
     ALL_SURFACES.into_iter().collect()
 }
 
-/// A surface's name as written in catalogs, configuration and Cedar facts.
+/// A surface's name as written in catalogs, configuration and Cedar facts (the graph's
+/// spelling).
 pub fn surface_name(surface: Surface) -> &'static str {
-    match surface {
-        Surface::Auth => "auth",
-        Surface::Authz => "authz",
-        Surface::Payments => "payments",
-        Surface::RegulatedData => "regulated-data",
-        Surface::Irreversible => "irreversible",
-        Surface::CiCd => "ci-cd",
-        Surface::Governance => "governance",
-    }
+    surface.as_str()
 }
 
 /// Criticality as the number policies compare: 0 none, 1 low, 2 moderate, 3 high, 4 critical.

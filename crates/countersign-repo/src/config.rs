@@ -18,37 +18,15 @@ pub const CONFIG_FILE: &str = "countersign.toml";
 /// The CODEOWNERS locations GitHub reads, in the order it reads them; the first that exists wins.
 pub const CODEOWNERS_LOCATIONS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"];
 
-/// Every surface with its spelling in configuration and annotations.
-const SURFACE_NAMES: [(Surface, &str); 7] = [
-    (Surface::Auth, "auth"),
-    (Surface::Authz, "authz"),
-    (Surface::Payments, "payments"),
-    (Surface::RegulatedData, "regulated-data"),
-    (Surface::Irreversible, "irreversible"),
-    (Surface::CiCd, "ci-cd"),
-    (Surface::Governance, "governance"),
-];
-
-/// The configuration spelling of a surface (`regulated-data`, `ci-cd`, ...).
+/// The configuration spelling of a surface (`regulated-data`, `ci-cd`, ...): the graph's,
+/// so catalogs, configuration and Cedar facts spell surfaces one way.
 pub fn surface_name(surface: Surface) -> &'static str {
-    // Exhaustive, so a new surface fails to compile here until it has a spelling.
-    match surface {
-        Surface::Auth => "auth",
-        Surface::Authz => "authz",
-        Surface::Payments => "payments",
-        Surface::RegulatedData => "regulated-data",
-        Surface::Irreversible => "irreversible",
-        Surface::CiCd => "ci-cd",
-        Surface::Governance => "governance",
-    }
+    surface.as_str()
 }
 
 /// Parses a surface from its configuration spelling.
 pub fn parse_surface(name: &str) -> Option<Surface> {
-    SURFACE_NAMES
-        .iter()
-        .find(|(_, n)| *n == name)
-        .map(|(s, _)| *s)
+    name.parse().ok()
 }
 
 /// A parsed, validated `countersign.toml`. Every field has a default, so an empty file (or no
@@ -163,7 +141,7 @@ impl Default for PolicyConfig {
 impl Default for NeverAutomateConfig {
     fn default() -> Self {
         NeverAutomateConfig {
-            surfaces: SURFACE_NAMES.iter().map(|(s, _)| *s).collect(),
+            surfaces: Surface::ALL.iter().copied().collect(),
             paths: BTreeMap::from([
                 (Surface::Irreversible, strings(&["**/migrations/**"])),
                 (
@@ -389,7 +367,7 @@ fn field_position(text: &str, key: &str) -> (usize, usize) {
 }
 
 fn unknown_surface(name: &str) -> String {
-    let known: Vec<&str> = SURFACE_NAMES.iter().map(|(_, n)| *n).collect();
+    let known: Vec<&str> = Surface::ALL.iter().map(|s| s.as_str()).collect();
     format!(
         "unknown surface `{name}`, expected one of: {}",
         known.join(", ")

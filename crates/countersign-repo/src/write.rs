@@ -102,13 +102,7 @@ impl RepoWriter {
         P: AsRef<[u8]>,
         B: Into<Vec<u8>>,
     {
-        let entries = files.into_iter().map(|(path, bytes)| {
-            let content = match bytes {
-                Some(bytes) => Content::File(bytes.into()),
-                None => Content::Absent,
-            };
-            (path, content)
-        });
+        let entries = files_to_entries(files);
         self.commit_entries(entries, message, author, time)
     }
 
@@ -141,13 +135,7 @@ impl RepoWriter {
         P: AsRef<[u8]>,
         B: Into<Vec<u8>>,
     {
-        let entries = files.into_iter().map(|(path, bytes)| {
-            let content = match bytes {
-                Some(bytes) => Content::File(bytes.into()),
-                None => Content::Absent,
-            };
-            (path, content)
-        });
+        let entries = files_to_entries(files);
         let parent = Some(parent.object_id()?);
         self.commit_to(branch, parent, entries, message, author, time)
     }
@@ -327,6 +315,19 @@ impl RepoWriter {
             dir = current.parent();
         }
     }
+}
+
+/// `Some(bytes)` is a regular file, `None` a deletion.
+fn files_to_entries<P, B: Into<Vec<u8>>>(
+    files: impl IntoIterator<Item = (P, Option<B>)>,
+) -> impl Iterator<Item = (P, Content)> {
+    files.into_iter().map(|(path, bytes)| {
+        let content = match bytes {
+            Some(bytes) => Content::File(bytes.into()),
+            None => Content::Absent,
+        };
+        (path, content)
+    })
 }
 
 fn write_file(path: &Path, kind: EntryKind, data: &[u8]) -> std::io::Result<()> {
