@@ -1,191 +1,132 @@
-//! From a configured repository and two commits to a decision: the diff from git objects,
-//! the governed state read from the base, impact, plan and tier.
+//! The server's use of `countersign_decide`: a proposed change between two commits of a
+//! configured repository decided by the same pipeline as `countersign evaluate`, and
+//! recorded in the same audit format, so `countersign bundle verify` re-derives a server
+//! decision exactly like a CLI one.
 //!
-//! FIXME(dedupe): this repeats the core of the binary's `evaluate.rs` and `governed.rs`
-//! (about 60 lines) because the server must not depend on the binary; both should move into
-//! one shared library crate. Evidence is not weighed here yet.
+//! What the server adds is kept here: its own proposal id as the record's subject, and
+//! the fields its approval rules read (eligible approvers, shortfall, validation plan) as
+//! annotations of the `decided` event, which re-derivation ignores. The server holds no
+//! log key (yet), so an automated decision is recorded without a signed verification
+//! summary (docs/server.md). Evidence is not weighed here yet.
 
 use std::path::Path;
 
-use countersign_graph::{FileSource, GraphSettings, RecordingSource};
-use countersign_policy::{DecisionInput, OwnerGroup, PolicyPack, Principal, Tier};
-use countersign_repo::{CONFIG_FILE, Config, Repo};
-use serde_json::{Value, json};
+use countersign_decide::DecideError;
+use countersign_decide::evaluate::{self, ChangeSource, Evaluation, Proposer};
+use countersign_decide::record::{self, Record};
+use countersign_policy::{Principal, Tier};
+use serde_json::{Map, Value, json};
 
-/// What the server keeps of a decision.
-#[derive(Debug, Clone)]
+/// A decided change, before it is recorded under a proposal id.
 pub struct Outcome {
     pub base: String,
     pub head: String,
     pub tier: Tier,
     pub automated: bool,
-    /// The decision record stored with the proposal and logged in the `decided` event.
-    pub record: Value,
-    /// The `proposed` event's data.
-    pub proposed: Value,
+    evaluation: Evaluation,
+    proposer: Proposer,
 }
 
-/// Why no decision could be made: a bad revision, an empty diff, a broken governed state.
-/// All are the proposer's input, so they are answered as 422.
+/// Why no decision could be made or recorded: a bad revision, an empty diff, a broken
+/// governed state. All are the proposer's input, so they are answered as 422.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct PipelineError(String);
 
-fn fail(context: &str) -> impl Fn(&dyn std::fmt::Display) -> PipelineError + '_ {
-    move |e| PipelineError(format!("{context}: {e}"))
+impl PipelineError {
+    fn from_error(error: &DecideError) -> PipelineError {
+        // The whole chain in one line, as the CLI prints it.
+        PipelineError(error.chain())
+    }
 }
 
 /// Decides the change `base..head` of the repository at `path` proposed by `author`. Blocking
 /// (git and Cedar): run it off the async workers.
 pub fn decide(
-    repository: &str,
     path: &Path,
     base: &str,
     head: &str,
     author: &Principal,
 ) -> Result<Outcome, PipelineError> {
-    let git = Repo::open(path).map_err(|e| fail("opening the repository")(&e))?;
-    let base_id = git.resolve(base).map_err(|e| fail("base")(&e))?;
-    let head_id = git.resolve(head).map_err(|e| fail("head")(&e))?;
-    let changes = git.diff(&base_id, &head_id).map_err(|e| fail("diff")(&e))?;
-    let tree = git
-        .commit_tree(&base_id)
-        .map_err(|e| fail("base tree")(&e))?;
-    let source = RecordingSource::new(&tree);
-    let context = "the governed state at the base";
-    let config = read_config(&source).map_err(|e| fail(context)(&e))?;
-    let build = countersign_graph::build(&source, &graph_settings(&config))
-        .map_err(|e| fail(context)(&e))?;
-    let pack = policy_pack(&source, &config.policy.dir)?;
-    let graph = &build.graph;
-
-    // A human name matching the configured agent patterns is the bot account it is.
-    let author = match author {
-        Principal::Human(name) if config.agents.is_agent(name) => Principal::Agent(name.clone()),
-        other => other.clone(),
+    let proposer = Proposer {
+        author: author.to_string(),
+        declared_tier: None,
     };
-    let paths = countersign_repo::changed_paths(&changes);
-    let impact = countersign_graph::impact(graph, &paths);
-    let plan = countersign_evidence::plan(
-        &impact,
-        |entity| {
-            graph
-                .find(entity)
-                .and_then(|id| graph.node(id))
-                .map(|node| node.suites.clone())
-                .unwrap_or_default()
-        },
-        config.plan.depth,
-    );
-    let mut input = DecisionInput::new(&impact, author.clone());
-    input.never_automate = config.never_automate.surfaces.clone();
-    input.approver_pool = impact
-        .owners
-        .iter()
-        .map(|owner| OwnerGroup {
-            owner: owner.clone(),
-            members: graph
-                .members(owner)
-                .into_iter()
-                .filter_map(|id| graph.node(id))
-                .map(|node| node.entity.clone())
-                .filter(|user| !config.agents.is_agent(&user.name))
-                .collect(),
-        })
-        .collect();
-    let decision = countersign_policy::decide(&pack, &input);
-    let tier = decision.tier;
-    let automated = matches!(tier, Tier::AutoMerge | Tier::NotifyAndProceed);
-    let eligible: Vec<String> = decision
-        .approvals
-        .eligible
-        .iter()
-        .map(|user| format!("human:{}", user.name))
-        .collect();
-    let reasons: Vec<Value> = decision
-        .reasons
-        .iter()
-        .map(|r| json!({ "tier": r.tier.map(Tier::as_str), "message": r.message }))
-        .collect();
-    let suites: Vec<String> = plan.suites.iter().map(|s| s.suite.clone()).collect();
-    let record = json!({
-        "tier": tier.as_str(),
-        "automated": automated,
-        "approvals_required": decision.approvals.required,
-        "eligible_approvers": eligible,
-        "shortfall": decision.approvals.shortfall,
-        "reasons": reasons,
-        "validation_plan": suites,
-        "graph_version": graph.version().to_string(),
-        "policy_version": decision.policy_version,
-    });
-    let proposed = json!({
-        "repository": repository,
-        "base": base_id.as_str(),
-        "head": head_id.as_str(),
-        "author": author.to_string(),
-        "changes": paths,
-    });
+    let change = ChangeSource::Commits {
+        base: base.to_owned(),
+        head: head.to_owned(),
+    };
+    let evaluation =
+        evaluate::evaluate(path, change, &proposer).map_err(|e| PipelineError::from_error(&e))?;
+    let (Some(base), Some(head)) = (
+        evaluation.report.change.base.clone(),
+        evaluation.report.change.head.clone(),
+    ) else {
+        return Err(PipelineError(
+            "the evaluation names no base and head commits".to_owned(),
+        ));
+    };
     Ok(Outcome {
-        base: base_id.as_str().to_owned(),
-        head: head_id.as_str().to_owned(),
-        tier,
-        automated,
-        record,
-        proposed,
+        base,
+        head,
+        tier: evaluation.decision.tier,
+        automated: evaluation.report.automated,
+        evaluation,
+        proposer,
     })
 }
 
-fn read_config(source: &dyn FileSource) -> Result<Config, PipelineError> {
-    match source
-        .read(CONFIG_FILE)
-        .map_err(|e| fail(CONFIG_FILE)(&e))?
-    {
-        None => Ok(Config::default()),
-        Some(bytes) => {
-            let text = String::from_utf8(bytes).map_err(|e| fail(CONFIG_FILE)(&e))?;
-            Config::parse(&text).map_err(|e| fail(CONFIG_FILE)(&e))
-        }
-    }
-}
-
-fn policy_pack(source: &dyn FileSource, dir: &str) -> Result<PolicyPack, PipelineError> {
-    let dir = dir.trim_end_matches('/');
-    let prefix = if dir.is_empty() {
-        String::new()
-    } else {
-        format!("{dir}/")
-    };
-    let mut files = Vec::new();
-    for path in source.paths() {
-        if !(path.starts_with(&prefix) && path.ends_with(".cedar")) {
-            continue;
-        }
-        if let Some(bytes) = source.read(path).map_err(|e| fail(path)(&e))? {
-            let text = String::from_utf8(bytes).map_err(|e| fail(path)(&e))?;
-            files.push((path.clone(), text));
-        }
-    }
-    if files.is_empty() {
-        Ok(PolicyPack::default_pack())
-    } else {
-        PolicyPack::from_files(files).map_err(|e| fail("policy")(&e))
-    }
-}
-
-fn graph_settings(config: &Config) -> GraphSettings {
-    let mut governance_globs = config.governance.paths.clone();
-    governance_globs.push(format!("{}/**", config.policy.dir.trim_end_matches('/')));
-    GraphSettings {
-        catalog_globs: config.graph.catalog.clone(),
-        codeowners: config.graph.codeowners.clone(),
-        governance_globs,
-        never_automate: config
-            .never_automate
-            .paths
+impl Outcome {
+    /// The audit record of this decision as proposal `subject` of `repository`, and the
+    /// `decided` event's data (what the server stores as the decision record).
+    pub fn record(
+        &self,
+        subject: &str,
+        repository: &str,
+        now: &str,
+    ) -> Result<(Record, Value), PipelineError> {
+        let decision = &self.evaluation.decision;
+        let mut annotations = Map::new();
+        annotations.insert(
+            "eligible_approvers".to_owned(),
+            json!(
+                decision
+                    .approvals
+                    .eligible
+                    .iter()
+                    .map(|user| format!("human:{}", user.name))
+                    .collect::<Vec<_>>()
+            ),
+        );
+        annotations.insert("shortfall".to_owned(), json!(decision.approvals.shortfall));
+        annotations.insert(
+            "validation_plan".to_owned(),
+            json!(
+                self.evaluation
+                    .report
+                    .validation_plan
+                    .suites
+                    .iter()
+                    .map(|s| s.suite.clone())
+                    .collect::<Vec<_>>()
+            ),
+        );
+        let record = record::record_as(
+            subject.to_owned(),
+            &self.evaluation,
+            &self.proposer,
+            repository,
+            now,
+            None,
+            annotations,
+        )
+        .map_err(|e| PipelineError::from_error(&e))?;
+        let decided = record
+            .events
             .iter()
-            .map(|(surface, globs)| (*surface, globs.clone()))
-            .collect(),
-        ..GraphSettings::default()
+            .find(|e| e.kind == countersign_audit::EventKind::Decided)
+            .map(|e| e.data.clone())
+            .ok_or_else(|| PipelineError("the record has no `decided` event".to_owned()))?;
+        Ok((record, decided))
     }
 }

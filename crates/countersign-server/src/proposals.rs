@@ -29,8 +29,8 @@ use crate::body::Body;
 use crate::error::{ApiError, Problem};
 use crate::pipeline;
 
-/// The actor of events the server itself causes.
-pub const SYSTEM_ACTOR: &str = "system:countersign";
+/// The actor of events the server itself causes: the same as in a CLI record.
+pub use countersign_decide::record::SYSTEM_ACTOR;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -187,18 +187,16 @@ async fn create(
             body.repo
         ))
     })?;
-    let (repo, base, head, principal) = (
-        body.repo.clone(),
+    let (base, head, principal) = (
         body.base.clone(),
         body.head.clone(),
         caller.principal.clone(),
     );
-    let outcome = tokio::task::spawn_blocking(move || {
-        pipeline::decide(&repo, &path, &base, &head, &principal)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("pipeline task: {e}")))?
-    .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let outcome =
+        tokio::task::spawn_blocking(move || pipeline::decide(&path, &base, &head, &principal))
+            .await
+            .map_err(|e| ApiError::Internal(format!("pipeline task: {e}")))?
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
 
     let now = state.clock.rfc3339();
     let nanos = state
@@ -207,6 +205,9 @@ async fn create(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let id = proposal_id(&body.repo, &outcome.head, &author, nanos);
+    let (record, decision_record) = outcome
+        .record(&id, &body.repo, &now)
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
     let proposal_state = if outcome.automated {
         ProposalState::Authorized
     } else {
@@ -233,43 +234,30 @@ async fn create(
             return Ok(replay(stored));
         }
     }
-    tx.append_event(&event(
-        EventKind::Proposed,
-        &now,
-        &id,
-        &author,
-        outcome.proposed.clone(),
-    )?)
-    .await?;
-    let decided = tx
-        .append_event(&event(
-            EventKind::Decided,
-            &now,
-            &id,
-            SYSTEM_ACTOR,
-            outcome.record.clone(),
-        )?)
-        .await?;
+    for blob in &record.blobs {
+        tx.put_blob(blob).await?;
+    }
+    // The events of `countersign_decide::record`, in log order: proposed, decided and, for
+    // an automated decision, authorized. The stored decision points at the `decided` one.
+    let mut decided = None;
+    for event in &record.events {
+        let index = tx.append_event(event).await?;
+        if event.kind == EventKind::Decided {
+            decided = Some(index);
+        }
+    }
+    let log_index =
+        decided.ok_or_else(|| ApiError::Internal("the record has no `decided` event".into()))?;
     tx.put_decision(&Decision {
         id: proposal.decision.clone(),
         subject: id.clone(),
         tier: proposal.tier.clone(),
-        record: outcome.record.clone(),
-        log_index: decided,
+        record: decision_record.clone(),
+        log_index,
     })
     .await?;
     tx.put_proposal(&proposal).await?;
-    if outcome.automated {
-        tx.append_event(&event(
-            EventKind::Authorized,
-            &now,
-            &id,
-            SYSTEM_ACTOR,
-            json!({ "commit": outcome.head, "tier": proposal.tier }),
-        )?)
-        .await?;
-    }
-    let view = view(&proposal, &outcome.record, Vec::new());
+    let view = view(&proposal, &decision_record, Vec::new());
     let response = serde_json::to_string(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(key) = &key {
         let stored = Idempotent {

@@ -618,6 +618,80 @@ async fn concurrent_approvals_count_once(db: &Db) {
     server.stop().await;
 }
 
+/// A server decision is recorded in the CLI's format: its `inputs` blobs are in the store and
+/// re-derive, with the same pipeline, to the recorded tier and versions.
+async fn a_server_decision_re_derives_from_its_record(db: &Db) {
+    let server = start(db).await;
+    for head in [server.repo.docs.clone(), server.repo.payments.clone()] {
+        let (status, proposal) = server.propose("fixbot", &head).await;
+        assert_eq!(status, 201, "{proposal}");
+        let id = proposal["id"].as_str().unwrap();
+        let events: Vec<countersign_audit::Event> = server
+            .store
+            .entries_about(id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event().unwrap())
+            .collect();
+        let find = |kind: countersign_audit::EventKind| {
+            events.iter().find(|e| e.kind == kind).unwrap().clone()
+        };
+        let proposed = find(countersign_audit::EventKind::Proposed);
+        let decided = find(countersign_audit::EventKind::Decided);
+        assert_eq!(proposal["decision"], decided.data);
+        let mut inputs = BTreeMap::new();
+        for (path, digest) in decided.data["inputs"].as_object().unwrap() {
+            let content = match digest.as_str() {
+                Some(d) => Some(server.store.blob(d).await.unwrap().unwrap()),
+                None => None,
+            };
+            inputs.insert(path.clone(), content);
+        }
+        assert!(inputs.contains_key("catalog-info.yaml"), "{inputs:?}");
+        let changes = proposed.data["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| countersign_repo::ChangedPath {
+                path: c["path"].as_str().unwrap().to_owned(),
+                kind: countersign_repo::ChangeKind::Modified,
+            })
+            .collect();
+        let proposer = countersign_decide::evaluate::Proposer {
+            author: proposed.data["author"].as_str().unwrap().to_owned(),
+            declared_tier: None,
+        };
+        let again = countersign_decide::evaluate::rederive(
+            inputs,
+            changes,
+            &proposer,
+            Some(server.repo.base.clone()),
+            Some(head.clone()),
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(again.report.tier).unwrap(),
+            decided.data["tier"]
+        );
+        assert_eq!(
+            again.report.policy_version,
+            decided.data["policy_version"].as_str().unwrap()
+        );
+        assert_eq!(
+            again.report.graph_version,
+            decided.data["graph_version"].as_str().unwrap()
+        );
+        if decided.data["automated"] == true {
+            let authorized = find(countersign_audit::EventKind::Authorized);
+            // No log key on the server: no signed verification summary (docs/server.md).
+            assert!(authorized.data.get("verification_summary").is_none());
+        }
+    }
+    server.stop().await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -651,4 +725,5 @@ on_both_backends!(
     change_control_needs_two_distinct_humans,
     author_cannot_approve_and_rejection_blocks,
     concurrent_approvals_count_once,
+    a_server_decision_re_derives_from_its_record,
 );

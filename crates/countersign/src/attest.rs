@@ -25,7 +25,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::cli::AttestArgs;
-use crate::{evidence, governed};
+use countersign_decide::{evidence, governed};
 
 /// `runner keygen`: NAME.key (PKCS#8 PEM, 0600) and NAME.pub (securesystemslib key JSON).
 pub fn keygen(name: &str, out: &Path) -> Result<ExitCode> {

@@ -17,8 +17,8 @@ use countersign_repo::{ChangeKind, ChangedPath};
 use countersign_store::Store;
 use serde_json::Value;
 
-use crate::evaluate::{self, Evaluation, Proposer};
-use crate::record;
+use countersign_decide::evaluate::{self, Evaluation, Proposer};
+use countersign_decide::record;
 
 /// The local state database: `<repo>/.countersign/state/countersign.db`, unless given.
 pub fn database_url(repo: &Path, explicit: Option<&str>) -> String {
@@ -507,8 +507,12 @@ fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<String>>
             differences.push(format!("reason re-derived but not recorded: {r}"));
         }
     }
-    if let Some(authorized) = last_event(bundle, EventKind::Authorized) {
-        let d = field(authorized, "verification_summary")?
+    // An authorization without a statement (a human approval on the server, or a server
+    // with no log key) has nothing to check beyond its inclusion in the log.
+    if let Some(summary) =
+        last_event(bundle, EventKind::Authorized).and_then(|a| a.data.get("verification_summary"))
+    {
+        let d = summary
             .as_str()
             .ok_or_else(|| anyhow!("`verification_summary` is not a digest"))?;
         check_summary(&blob(d)?, verifier, head.as_deref().unwrap_or_default())?;

@@ -11,9 +11,10 @@ use crate::cli::{
     BundleCommand, Command, DatabaseArgs, DemoArgs, EvaluateArgs, GraphCommand, GraphFormat,
     InitArgs, LogCommand, OutputFormat, PolicyCommand, RepoArgs,
 };
-use crate::evaluate::{self, ChangeSource, Proposer};
-use crate::governed::{self, GovernedState};
-use crate::{audit, demo, render, report};
+use crate::{audit, demo, render};
+use countersign_decide::evaluate::{self, ChangeSource, Proposer};
+use countersign_decide::governed::{self, GovernedState};
+use countersign_decide::report;
 
 pub fn run(command: Command) -> Result<ExitCode> {
     match command {

@@ -8,13 +8,9 @@ mod audit;
 mod cli;
 mod commands;
 mod demo;
-mod evaluate;
 mod evidence;
-mod governed;
-mod record;
 mod render;
 mod replay;
-mod report;
 mod server_cmd;
 
 use std::process::ExitCode;

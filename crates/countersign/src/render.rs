@@ -6,8 +6,8 @@ use countersign_graph::Impact;
 use countersign_graph::Severity;
 use countersign_graph::check::CheckReport;
 
-use crate::evaluate::Evaluation;
-use crate::report::{EvaluationReport, EvidenceReport};
+use countersign_decide::evaluate::Evaluation;
+use countersign_decide::report::{EvaluationReport, EvidenceReport};
 
 /// The full text of an evaluation: tier, why, impact, approvers, plan, versions.
 pub fn evaluation(evaluation: &Evaluation) -> String {

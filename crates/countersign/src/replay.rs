@@ -20,7 +20,7 @@ use countersign_policy::{
 use countersign_repo::{ChangedPath, CommitId, Repo, RepoError};
 use serde::{Serialize, Serializer};
 
-use crate::governed::{self, GovernedState};
+use countersign_decide::governed::{self, GovernedState};
 
 /// Default share of changes the human tiers may take before the report flags a bottleneck.
 pub const DEFAULT_HUMAN_SHARE_MAX: u8 = 30;

@@ -14,7 +14,7 @@ use countersign_policy::{Decision, ReasonEffect, ReasonSource, Tier};
 use countersign_repo::{CommitId, RepoWriter};
 use serde_json::json;
 
-use crate::evaluate::{self, ChangeSource, Evaluation, Proposer};
+use countersign_decide::evaluate::{self, ChangeSource, Evaluation, Proposer};
 use scenario::{BASE, CHANGES, DemoChange, Edit};
 
 /// The base commit's author: the platform team set the repository up.

@@ -1,10 +1,11 @@
-//! `countersign evaluate`: from a change to a decision, wiring graph, plan and policy.
+//! The evaluate pipeline (`countersign evaluate`, the demo, server proposals): from a change
+//! to a decision, wiring graph, plan and policy.
 //!
 //! The order matters and is the security rule of the product: the governed state is read
 //! from the base commit (or the working tree when paths are given), and only the list of
 //! changed paths comes from the head.
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -83,7 +84,7 @@ pub fn evaluate_with_evidence(
                 &evidence::read_all(evidence)?,
             )?;
             // Display only: approvers see what the head's policy would put in force.
-            evaluation.report.policy_change = crate::assurance::policy_change(
+            evaluation.report.policy_change = crate::policy_change::policy_change(
                 &git,
                 &head_id,
                 &state.pack,

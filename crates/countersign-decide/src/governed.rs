@@ -4,7 +4,7 @@
 //! change cannot rewrite the rules that judge it. This module only wires the crates
 //! together; it parses nothing itself.
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Result, bail};
 use countersign_graph::{BuildOutput, FileSource, GraphSettings, SystemGraph};
 use countersign_policy::{OwnerGroup, PolicyPack};
 use countersign_repo::{CONFIG_FILE, Config};

@@ -50,7 +50,7 @@ pub struct EvaluationReport {
     /// policy and its diff against the base's, for approvers. Display only: the decision
     /// above used the base's policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_change: Option<crate::assurance::PolicyChangeReport>,
+    pub policy_change: Option<crate::policy_change::PolicyChangeReport>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]

@@ -9,11 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result, bail};
 use countersign_audit::bundle::digest;
 use countersign_audit::{Event, EventKind, Signer};
 use countersign_evidence::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, SigningKey};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::evaluate::{Evaluation, Proposer};
@@ -39,9 +39,9 @@ pub fn proposal_id(base: &str, head: &str, author: &str) -> String {
     format!("p-{hex}")
 }
 
-/// Builds the record of `evaluation`. `now` is an RFC 3339 time from the caller's clock;
-/// `repository` is the name evidence and authorization statements use; `log_key` signs
-/// the authorization statement of an automated decision.
+/// Builds the record of `evaluation` under its [`proposal_id`]. `now` is an RFC 3339 time
+/// from the caller's clock; `repository` is the name evidence and authorization statements
+/// use; `log_key` signs the authorization statement of an automated decision.
 pub fn record(
     evaluation: &Evaluation,
     proposer: &Proposer,
@@ -51,9 +51,38 @@ pub fn record(
 ) -> Result<Record> {
     let report = &evaluation.report;
     let (Some(base), Some(head)) = (&report.change.base, &report.change.head) else {
-        anyhow::bail!("only a change between two commits (--base/--head) can be recorded");
+        bail!("only a change between two commits (--base/--head) can be recorded");
     };
     let subject = proposal_id(base, head, &report.author);
+    record_as(
+        subject,
+        evaluation,
+        proposer,
+        repository,
+        now,
+        Some(log_key),
+        Map::new(),
+    )
+}
+
+/// [`record`] under a caller-chosen `subject` (the server's proposal id), with `annotations`
+/// added to the `decided` event's data (fields re-derivation ignores, such as the server's
+/// eligible approvers). Without a `log_key`, an automated decision is still recorded as
+/// authorized, but its `authorized` event carries no signed verification summary: whoever
+/// has no log key cannot issue one, and re-derivation then has no statement to check.
+pub fn record_as(
+    subject: String,
+    evaluation: &Evaluation,
+    proposer: &Proposer,
+    repository: &str,
+    now: &str,
+    log_key: Option<&Signer>,
+    annotations: Map<String, Value>,
+) -> Result<Record> {
+    let report = &evaluation.report;
+    let (Some(base), Some(head)) = (&report.change.base, &report.change.head) else {
+        bail!("only a change between two commits (--base/--head) can be recorded");
+    };
     let mut blobs = Vec::new();
     let mut inputs = BTreeMap::new();
     for (path, bytes) in &evaluation.inputs {
@@ -96,6 +125,12 @@ pub fn record(
         "inputs": inputs,
         "evidence": evidence,
     });
+    if let Some(object) = decided.as_object_mut() {
+        for (name, value) in annotations {
+            // Never overwrite what re-derivation compares.
+            object.entry(name).or_insert(value);
+        }
+    }
     let actor = report.author.clone();
     let mut events = vec![event(EventKind::Proposed, now, &subject, &actor, proposed)?];
     if report.automated {
@@ -107,15 +142,18 @@ pub fn record(
             SYSTEM_ACTOR,
             decided,
         )?);
-        let vsa = summary(evaluation, repository, head, now, log_key)?;
-        let vsa_digest = digest(&vsa);
-        blobs.push(vsa);
+        let mut authorized = json!({ "commit": head, "tier": report.tier });
+        if let Some(log_key) = log_key {
+            let vsa = summary(evaluation, repository, head, now, log_key)?;
+            authorized["verification_summary"] = Value::from(digest(&vsa));
+            blobs.push(vsa);
+        }
         events.push(event(
             EventKind::Authorized,
             now,
             &subject,
             SYSTEM_ACTOR,
-            json!({ "commit": head, "tier": report.tier, "verification_summary": vsa_digest }),
+            authorized,
         )?);
     } else {
         events.push(event(
