@@ -49,9 +49,9 @@ fn bench_verify(c: &mut Criterion) {
     group.bench_function("envelope_50_tests", |b| {
         b.iter(|| verify(black_box(&envelope), &runners, &expected).unwrap())
     });
-    // A batch, as `evaluate --evidence` and the server receive them: 64 envelopes of the
+    // A batch, as the server and replay receive them: 256 envelopes of the
     // runners' suites, checked with one Ed25519 batch equation.
-    let batch: Vec<Vec<u8>> = (0..64)
+    let batch: Vec<Vec<u8>> = (0..256)
         .map(|i| {
             let statement = Statement::for_commit(
                 REPO,
@@ -65,8 +65,8 @@ fn bench_verify(c: &mut Criterion) {
         })
         .collect();
     let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-    group.throughput(Throughput::Elements(64));
-    group.bench_function("verify_many_64", |b| {
+    group.throughput(Throughput::Elements(256));
+    group.bench_function("verify_many_256", |b| {
         b.iter(|| {
             let results = verify_many(black_box(&refs), &runners, &expected);
             assert!(results.iter().all(Result::is_ok));
