@@ -68,22 +68,27 @@ fn benches(c: &mut Criterion) {
     }
     group.finish();
 
-    const LEAVES: u64 = 100_000;
+    // 100k by default to keep `cargo bench` short; COUNTERSIGN_BENCH_LEAVES=1000000 for
+    // the 1M-entry figures.
+    let leaves: u64 = std::env::var("COUNTERSIGN_BENCH_LEAVES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let (_dir, store) = rt.block_on(fresh());
-    rt.block_on(append(&store, 0..LEAVES, 5000));
+    rt.block_on(append(&store, 0..leaves, 5000));
     let signer = Signer::from_seed("bench.countersign/log", [1; 32]).unwrap();
     rt.block_on(store.sign_checkpoint(&signer)).unwrap();
 
-    let mut group = c.benchmark_group("sqlite_100k");
+    let mut group = c.benchmark_group(format!("sqlite_{leaves}"));
     let mut index = 0u64;
     group.bench_function("inclusion_proof", |b| {
         b.iter(|| {
-            index = (index + 7919) % LEAVES;
-            black_box(rt.block_on(store.inclusion_proof(index, LEAVES)).unwrap())
+            index = (index + 7919) % leaves;
+            black_box(rt.block_on(store.inclusion_proof(index, leaves)).unwrap())
         })
     });
     group.bench_function("tree_hash", |b| {
-        b.iter(|| black_box(rt.block_on(store.tree_hash(LEAVES)).unwrap()))
+        b.iter(|| black_box(rt.block_on(store.tree_hash(leaves)).unwrap()))
     });
     group.sample_size(10);
     group.bench_function("verify", |b| {
