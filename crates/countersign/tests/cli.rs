@@ -1,43 +1,14 @@
 //! Black-box tests: the real binary against repositories written with `RepoWriter`.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
-use std::io::Write;
+mod common;
+
+use common::*;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use countersign_repo::RepoWriter;
 use serde_json::Value;
-
-const TIME: i64 = 1_767_603_600;
-const ALICE: &str = "Alice <alice@example.com>";
-
-fn countersign(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_countersign"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn countersign_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_countersign"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json(output: &Output) -> Value {
-    assert!(output.status.success(), "failed: {}", stderr(output));
-    serde_json::from_slice(&output.stdout).expect("JSON output")
-}
 
 /// A small governed system: a low docs site, a critical payments service that the web
 /// shop depends on, and owners.

@@ -2,30 +2,16 @@
 //! `evaluate --evidence`, the real binary against repositories written with `RepoWriter`.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+mod common;
+
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use countersign_repo::{CommitId, RepoWriter};
 use serde_json::Value;
 
-const TIME: i64 = 1_767_603_600;
-const ALICE: &str = "Alice <alice@example.com>";
 const REPOSITORY: &str = "github.com/acme/shop";
-
-fn countersign(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_countersign"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// `lib` (low, two suites) is what changes; `web` (internet-exposed) depends on it, so a
 /// vulnerability in `lib` is reachable; `batch` stands alone, so one there is not.

@@ -4,43 +4,16 @@
 //! and fail under `CI=true`.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+mod common;
+
+use common::*;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use countersign_repo::{CommitId, RepoWriter};
-use serde_json::Value;
 
-const TIME: i64 = 1_767_603_600; // 2026-01-05, a Monday
-const ALICE: &str = "Alice <alice@example.com>";
 const BOT: &str = "dependabot[bot] <bot@example.com>";
-
-fn countersign(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_countersign"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn countersign_env(args: &[&str], key: &str, value: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_countersign"))
-        .args(args)
-        .env(key, value)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json(output: &Output) -> Value {
-    assert!(output.status.success(), "failed: {}", stderr(output));
-    serde_json::from_slice(&output.stdout).expect("JSON output")
-}
 
 fn have_cvc5() -> bool {
     let ok = Command::new(std::env::var("CVC5").unwrap_or_else(|_| "cvc5".to_owned()))

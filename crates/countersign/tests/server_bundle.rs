@@ -4,32 +4,17 @@
 //! local log; everything else is the real binary.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+mod common;
+
+use common::*;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use countersign_policy::Principal;
 use countersign_server::{AppState, Clock, Role, create_token};
 use countersign_store::Store;
 use serde_json::{Value, json};
-
-fn countersign(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_countersign"))
-        .args(args)
-        .env_remove("COUNTERSIGN_DATABASE")
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
