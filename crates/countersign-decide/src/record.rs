@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::evaluate::{Evaluation, Proposer};
+use crate::report::EvaluationReport;
 
 /// The principal countersign itself acts as when the system authorizes.
 pub const SYSTEM_ACTOR: &str = "system:countersign";
@@ -116,9 +117,7 @@ pub fn record_as(
     let mut decided = json!({
         "tier": report.tier,
         "automated": report.automated,
-        "reasons": report.reasons.iter().map(|r| json!({
-            "source": r.source, "id": r.id, "effect": r.effect, "tier": r.tier,
-        })).collect::<Vec<_>>(),
+        "reasons": recorded_reasons(report),
         "approvals_required": report.approvers.required,
         "graph_version": report.graph_version,
         "policy_version": report.policy_version,
@@ -169,6 +168,17 @@ pub fn record_as(
         events,
         blobs,
     })
+}
+
+/// The reasons as a `decided` event records them: what identifies each reason (source, id,
+/// effect, tier), not its wording, which may improve without changing the decision. Bundle
+/// verification compares re-derived reasons in this same shape.
+pub fn recorded_reasons(report: &EvaluationReport) -> Vec<Value> {
+    report
+        .reasons
+        .iter()
+        .map(|r| json!({"source": r.source, "id": r.id, "effect": r.effect, "tier": r.tier}))
+        .collect()
 }
 
 fn event(kind: EventKind, at: &str, subject: &str, actor: &str, data: Value) -> Result<Event> {

@@ -488,11 +488,7 @@ fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<String>>
             ));
         }
     }
-    let derived_reasons: Vec<Value> = report
-        .reasons
-        .iter()
-        .map(|r| serde_json::json!({"source": r.source, "id": r.id, "effect": r.effect, "tier": r.tier}))
-        .collect();
+    let derived_reasons = record::recorded_reasons(report);
     let recorded_reasons = decided.data["reasons"]
         .as_array()
         .cloned()
