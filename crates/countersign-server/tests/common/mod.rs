@@ -1,0 +1,368 @@
+//! The harness every server test file shares: a governed repository written with
+//! `RepoWriter`, a database (a SQLite file, or a fresh PostgreSQL schema when one is
+//! reachable: skipped with the reason printed, except under CI=true where it must run), and the
+//! real server on 127.0.0.1:0 with one token per test persona.
+#![allow(dead_code, clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use countersign_policy::Principal;
+use countersign_repo::RepoWriter;
+use countersign_server::{AppState, Clock, Role, create_token};
+use countersign_store::Store;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub const NOW: u64 = 1_767_603_600;
+pub const ALICE: &str = "Alice <alice@example.com>";
+
+pub const CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: team-shop
+spec:
+  type: team
+  children: []
+  members: [alice, bob, carol]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: alice
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: bob
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: carol
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: docs
+  annotations:
+    countersign.dev/criticality: low
+    countersign.dev/paths: /docs/**
+spec:
+  type: website
+  lifecycle: production
+  owner: team-shop
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments
+  annotations:
+    countersign.dev/criticality: critical
+    countersign.dev/surfaces: payments
+    countersign.dev/paths: /payments/**
+spec:
+  type: service
+  lifecycle: production
+  owner: team-shop
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: shop
+  annotations:
+    countersign.dev/criticality: moderate
+    countersign.dev/paths: /shop/**
+spec:
+  type: website
+  lifecycle: production
+  owner: team-shop
+"#;
+
+/// The governed repository and its commits.
+pub struct Repo {
+    pub _dir: tempfile::TempDir,
+    pub path: std::path::PathBuf,
+    pub base: String,
+    pub docs: String,
+    pub payments: String,
+    pub shop: String,
+}
+
+pub fn repo() -> Repo {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = RepoWriter::init(dir.path()).unwrap();
+    w.commit(
+        [
+            ("catalog-info.yaml", Some(CATALOG)),
+            ("docs/index.md", Some("# Docs\n")),
+            ("payments/src/lib.rs", Some("pub fn charge() {}\n")),
+            ("shop/index.html", Some("<html></html>\n")),
+        ],
+        "base",
+        ALICE,
+        NOW as i64,
+    )
+    .unwrap();
+    let base = w.head().unwrap().as_str().to_owned();
+    let docs = w
+        .commit(
+            [("docs/index.md", Some("# Documentation\n"))],
+            "typo",
+            ALICE,
+            NOW as i64 + 1,
+        )
+        .unwrap();
+    let payments = w
+        .commit(
+            [(
+                "payments/src/lib.rs",
+                Some("pub fn charge() { /* fixed */ }\n"),
+            )],
+            "fix",
+            ALICE,
+            NOW as i64 + 2,
+        )
+        .unwrap();
+    let shop = w
+        .commit(
+            [("shop/index.html", Some("<html>shop</html>\n"))],
+            "shop",
+            ALICE,
+            NOW as i64 + 3,
+        )
+        .unwrap();
+    Repo {
+        path: dir.path().to_owned(),
+        _dir: dir,
+        base,
+        docs: docs.as_str().to_owned(),
+        payments: payments.as_str().to_owned(),
+        shop: shop.as_str().to_owned(),
+    }
+}
+
+pub enum Db {
+    #[allow(dead_code)] // The directory is held for its Drop.
+    Sqlite(tempfile::TempDir, String),
+    Postgres {
+        admin: sqlx::PgPool,
+        schema: String,
+        url: String,
+    },
+}
+
+impl Db {
+    pub fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("countersign.db").display()
+        );
+        Db::Sqlite(dir, url)
+    }
+
+    pub async fn postgres() -> Option<Db> {
+        let base = std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&base)
+            .await;
+        let admin = match admin {
+            Ok(admin) => admin,
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("PostgreSQL at {base} is unreachable and CI=true: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping PostgreSQL server test: {base} is unreachable: {e}");
+                return None;
+            }
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let schema = format!("srv_{}_{nanos:x}", std::process::id());
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        Some(Db::Postgres { admin, schema, url })
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            Db::Sqlite(_, url) | Db::Postgres { url, .. } => url,
+        }
+    }
+
+    pub async fn cleanup(self) {
+        if let Db::Postgres { admin, schema, .. } = self {
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        }
+    }
+}
+
+/// A running server with its tokens.
+pub struct Server {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub repo: Repo,
+    pub tokens: BTreeMap<&'static str, String>,
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn start(db: &Db) -> Server {
+    let store = Store::connect(db.url()).await.unwrap();
+    let repo = repo();
+    let mut tokens = BTreeMap::new();
+    let expires = NOW as i64 + 3600;
+    for (i, (name, principal, role, expires_at)) in [
+        ("fixbot", "agent:fixbot", Role::Proposer, expires),
+        ("alice-proposer", "human:alice", Role::Proposer, expires),
+        ("alice", "human:alice", Role::Approver, expires),
+        ("bob", "human:bob", Role::Approver, expires),
+        ("carol", "human:carol", Role::Approver, expires),
+        ("dave", "human:dave", Role::Approver, expires),
+        ("agent-approver", "agent:fixbot", Role::Approver, expires),
+        ("expired", "human:bob", Role::Approver, NOW as i64 - 1),
+        ("auditor", "human:erin", Role::Auditor, expires),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let principal: Principal = principal.parse().unwrap();
+        let mut secret = [0u8; 32];
+        secret[0] = u8::try_from(i).unwrap();
+        secret[1] = 0xA5;
+        let (text, _) = create_token(&store, &principal, role, expires_at, secret)
+            .await
+            .unwrap();
+        tokens.insert(name, text);
+    }
+    let repos = BTreeMap::from([("shop".to_owned(), repo.path.clone())]);
+    let state = AppState::new(store.clone(), repos, Clock::fixed(NOW));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(countersign_server::run(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    Server {
+        base,
+        client: reqwest::Client::new(),
+        store,
+        repo,
+        tokens,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Server {
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+        self.store.close().await;
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(&self.tokens[token]);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let problem = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("application/problem+json"));
+        let text = response.text().await.unwrap();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            assert!(problem, "{status} is not problem+json: {value}");
+            assert_eq!(value["status"], status.as_u16(), "{value}");
+        }
+        (status, value)
+    }
+
+    pub async fn propose(&self, token: &str, head: &str) -> (StatusCode, Value) {
+        let body =
+            json!({ "repo": "shop", "base": self.repo.base, "head": head, "title": "change" });
+        self.send(
+            reqwest::Method::POST,
+            "/v1/proposals",
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn verdict(
+        &self,
+        token: &str,
+        id: &str,
+        head: &str,
+        verdict: &str,
+    ) -> (StatusCode, Value) {
+        let body = json!({ "head": head, "verdict": verdict, "comment": "" });
+        self.send(
+            reqwest::Method::POST,
+            &format!("/v1/proposals/{id}/approvals"),
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+}
+
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::common::Db::sqlite();
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = crate::common::Db::postgres().await else { return };
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
