@@ -348,7 +348,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = crate::common::Db::sqlite();
+                    let db = $crate::common::Db::sqlite();
                     super::$name(&db).await;
                     db.cleanup().await;
                 }
@@ -358,7 +358,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(db) = crate::common::Db::postgres().await else { return };
+                    let Some(db) = $crate::common::Db::postgres().await else { return };
                     super::$name(&db).await;
                     db.cleanup().await;
                 }
