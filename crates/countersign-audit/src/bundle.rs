@@ -99,6 +99,36 @@ pub fn digest(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The digests of the blobs `event` refers to, which a bundle must carry: the governed files
+/// a decision read (`inputs`, an object of path → digest or `null`), the accepted evidence
+/// envelopes (`evidence`, a list), the signed authorization statement
+/// (`verification_summary`), as countersign-decide records them, and the envelope of an
+/// `evidence_accepted` event (`envelope`; a refused envelope is not stored, its event only
+/// names its digest). Other fields never name blobs.
+pub fn referenced_blobs(event: &Event) -> Vec<String> {
+    use serde_json::Value;
+    let mut digests = Vec::new();
+    if event.kind == crate::event::EventKind::EvidenceAccepted
+        && let Some(d) = event.data.get("envelope").and_then(Value::as_str)
+    {
+        digests.push(d.to_owned());
+    }
+    if let Some(inputs) = event.data.get("inputs").and_then(Value::as_object) {
+        digests.extend(inputs.values().filter_map(Value::as_str).map(str::to_owned));
+    }
+    if let Some(d) = event
+        .data
+        .get("verification_summary")
+        .and_then(Value::as_str)
+    {
+        digests.push(d.to_owned());
+    }
+    if let Some(evidence) = event.data.get("evidence").and_then(Value::as_array) {
+        digests.extend(evidence.iter().filter_map(Value::as_str).map(str::to_owned));
+    }
+    digests
+}
+
 impl Bundle {
     /// Encodes `blobs` (raw contents) and assembles a bundle. Proofs are given as hashes.
     pub fn new(
@@ -284,6 +314,50 @@ mod tests {
 
     fn check(bundle: &Bundle, verifier: &Verifier) -> Result<VerifiedBundle, BundleError> {
         verify_bundle(&bundle.to_json(), std::slice::from_ref(verifier))
+    }
+
+    #[test]
+    fn the_blobs_an_event_refers_to() {
+        let refs = |kind, data| {
+            let e = Event::new(
+                kind,
+                "2026-11-27T10:00:00Z",
+                "p-1",
+                "system:countersign",
+                data,
+            )
+            .unwrap();
+            referenced_blobs(&e)
+        };
+        assert_eq!(
+            refs(
+                EventKind::Decided,
+                serde_json::json!({"inputs": {"a": "d1", "gone": null}, "evidence": ["d2"], "tier": "auto_merge"})
+            ),
+            ["d1", "d2"]
+        );
+        assert_eq!(
+            refs(
+                EventKind::Authorized,
+                serde_json::json!({"commit": "c", "verification_summary": "d3"})
+            ),
+            ["d3"]
+        );
+        assert_eq!(
+            refs(
+                EventKind::EvidenceAccepted,
+                serde_json::json!({"envelope": "d4"})
+            ),
+            ["d4"]
+        );
+        // Only the digest of a refused envelope is logged; nothing to carry.
+        assert!(
+            refs(
+                EventKind::EvidenceRefused,
+                serde_json::json!({"envelope": "d5"})
+            )
+            .is_empty()
+        );
     }
 
     #[test]

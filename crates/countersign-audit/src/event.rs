@@ -26,6 +26,10 @@ pub enum EventKind {
     Authorized,
     Merged,
     Verified,
+    /// A proposal's head moved: which verdicts lapsed and which a trivial rebase carried.
+    HeadMoved,
+    /// A proposal was closed (or closed as superseded) before being merged.
+    Closed,
 }
 
 /// One log entry, as it is canonicalized into a leaf.

@@ -3,7 +3,8 @@
 //!
 //! Pure: no file, network, clock or randomness. Callers pass times, key seeds and a
 //! [`TreeStore`] for stored hashes; persistence lives in countersign-store and the commands
-//! in the binary. Bundles (export and offline re-derivation) are not here yet.
+//! in the binary. The bundle format and its offline checks are here; assembling one from
+//! storage is countersign-store's, re-deriving its decision countersign-decide's.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::panic))]
 
 pub mod bundle;

@@ -152,6 +152,8 @@ fn every_kind_has_its_wire_name() {
         (EventKind::Authorized, "authorized"),
         (EventKind::Merged, "merged"),
         (EventKind::Verified, "verified"),
+        (EventKind::HeadMoved, "head_moved"),
+        (EventKind::Closed, "closed"),
     ];
     for (kind, name) in kinds {
         assert_eq!(serde_json::to_value(kind).unwrap(), json!(name));

@@ -6,6 +6,8 @@
 //! not shaped by a user's git configuration. This module does not interpret paths (mapping
 //! them to nodes is countersign-graph's work) and does not write (see `write`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -146,6 +148,24 @@ pub fn changed_paths(changes: &[ChangedPath]) -> Vec<String> {
     paths
 }
 
+/// One side of a changed file in [`Repo::diff_content`]: its mode (git's octal) and object id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Side {
+    pub mode: String,
+    pub id: String,
+}
+
+/// A changed file with the exact content of both sides: what makes two diffs the same diff
+/// whatever the commits around them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContentChange {
+    pub path: String,
+    /// `None` when the file is added.
+    pub old: Option<Side>,
+    /// `None` when the file is deleted.
+    pub new: Option<Side>,
+}
+
 /// Who made a commit, and when (seconds since the Unix epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
@@ -186,6 +206,29 @@ impl Repo {
         })
     }
 
+    /// [`Repo::open`], reusing what this thread opened at `path` before: gix opens a
+    /// repository by discovering it and reading its configuration, which costs more than
+    /// a diff. Per thread because gix's handles are single-threaded (`Rc`) in this build;
+    /// a server's blocking pool reuses its threads, so each opens a repository once.
+    /// Sharing is safe for repositories others push to: references are read from disk on
+    /// every lookup and the object database picks up new packs and objects when one is
+    /// missing; only a change of the repository's configuration needs a restart.
+    pub fn open_shared(path: impl AsRef<Path>) -> Result<Repo, RepoError> {
+        thread_local! {
+            static OPENED: RefCell<HashMap<PathBuf, gix::Repository>> = RefCell::default();
+        }
+        let path = path.as_ref();
+        if let Some(inner) = OPENED.with_borrow(|opened| opened.get(path).cloned()) {
+            return Ok(Repo {
+                inner,
+                path: path.to_owned(),
+            });
+        }
+        let opened = Repo::open(path)?;
+        OPENED.with_borrow_mut(|known| known.insert(path.to_owned(), opened.inner.clone()));
+        Ok(opened)
+    }
+
     /// The work tree root, `None` for a bare repository.
     pub fn work_dir(&self) -> Option<&Path> {
         self.inner.workdir()
@@ -204,6 +247,16 @@ impl Repo {
                 rev: rev.to_owned(),
                 message: "the revision is empty".to_owned(),
             });
+        }
+        // A full object id, as the server's callers send: looked up directly, as git does
+        // (a full id wins over a ref of the same name), without rev-parse's prefix search
+        // through every pack index. Anything else, or an id that is absent, takes the
+        // general path and its error messages.
+        if rev.len() == self.inner.object_hash().len_in_hex()
+            && let Ok(id) = gix::ObjectId::from_hex(rev.as_bytes())
+            && self.inner.has_object(id)
+        {
+            return self.peel_to_commit(rev, id);
         }
         if !self.has_commits()? {
             return Err(RepoError::EmptyRepository {
@@ -317,6 +370,51 @@ impl Repo {
             .map_err(|e| git_error(format!("reading the tree of commit {id}"), &e))
     }
 
+    /// gix's `diff_tree_to_tree` without the index: that builds the blob cache (used to
+    /// compare contents for rename detection) with `.gitattributes` taken from the index,
+    /// and a bare repository has none, so gix rebuilds one from the whole HEAD tree, object
+    /// by object, on every call: most of the cost of a server decision. Here no
+    /// `.gitattributes` apply (a diff of two commits should not depend on what the clone's
+    /// HEAD or index holds anyway); both sides are blobs from the object database, already
+    /// in git's form, so only rename similarity of files with diff attributes could differ.
+    fn tree_changes(
+        &self,
+        old: &gix::Tree<'_>,
+        new: &gix::Tree<'_>,
+        options: gix::diff::Options,
+    ) -> Result<Vec<ChangeDetached>, gix::Error> {
+        use gix::error::ResultExt as _;
+        let repo = &self.inner;
+        let no_index = gix::index::State::new(repo.object_hash());
+        let attributes = repo
+            .attributes_only(
+                &no_index,
+                gix::worktree::stack::state::attributes::Source::IdMapping,
+            )?
+            .detach();
+        let mut cache = gix::diff::resource_cache(
+            repo,
+            gix::diff::blob::pipeline::Mode::ToGit,
+            attributes,
+            gix::diff::blob::pipeline::WorktreeRoots::default(),
+        )?;
+        let mut out = Vec::new();
+        gix::diff::tree_with_rewrites(
+            gix::objs::TreeRefIter::from_bytes(&old.data, old.id.kind()),
+            gix::objs::TreeRefIter::from_bytes(&new.data, new.id.kind()),
+            &mut cache,
+            &mut Default::default(),
+            &repo.objects,
+            |change| {
+                out.push(change.into_owned());
+                Ok(std::ops::ControlFlow::Continue(()))
+            },
+            options.into(),
+        )
+        .or_error()?;
+        Ok(out)
+    }
+
     /// The snapshot of every file at `commit`.
     pub fn commit_tree(&self, commit: &CommitId) -> Result<CommitTree, RepoError> {
         let tree = self.tree_of(commit)?;
@@ -364,8 +462,7 @@ impl Repo {
         let options =
             gix::diff::Options::default().with_rewrites(Some(gix::diff::Rewrites::default()));
         let changes = self
-            .inner
-            .diff_tree_to_tree(&old, &new, options)
+            .tree_changes(&old, &new, options)
             .map_err(|e| git_error(format!("diffing {base}..{head}"), &e))?;
         let context = || format!("the diff {}..{}", base.short(), head.short());
         let utf8 = |location: &BStr| -> Result<String, RepoError> {
@@ -429,6 +526,102 @@ impl Repo {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// The content of the diff `base..head`: every file (not directory) whose mode or blob
+    /// differs, with both sides, sorted by path. No rename detection: a rename is a deletion
+    /// and an addition, so the result depends only on the two trees. Equal results mean the
+    /// two heads change the base identically (a trivial rebase), whatever their commit ids,
+    /// messages or committers. Non-UTF-8 paths are kept lossily: they still differ.
+    pub fn diff_content(
+        &self,
+        base: &CommitId,
+        head: &CommitId,
+    ) -> Result<Vec<ContentChange>, RepoError> {
+        let old = self.tree_of(base)?;
+        let new = self.tree_of(head)?;
+        let changes = self
+            .tree_changes(&old, &new, gix::diff::Options::default())
+            .map_err(|e| git_error(format!("diffing {base}..{head}"), &e))?;
+        let side = |mode: gix::objs::tree::EntryMode, id: gix::ObjectId| {
+            (!mode.is_tree()).then(|| Side {
+                mode: mode.kind().as_octal_str().to_str_lossy().into_owned(),
+                id: id.to_string(),
+            })
+        };
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            let (location, old, new) = match change {
+                ChangeDetached::Addition {
+                    location,
+                    entry_mode,
+                    id,
+                    ..
+                } => (location, None, side(entry_mode, id)),
+                ChangeDetached::Deletion {
+                    location,
+                    entry_mode,
+                    id,
+                    ..
+                } => (location, side(entry_mode, id), None),
+                ChangeDetached::Modification {
+                    location,
+                    previous_entry_mode,
+                    previous_id,
+                    entry_mode,
+                    id,
+                } => (
+                    location,
+                    side(previous_entry_mode, previous_id),
+                    side(entry_mode, id),
+                ),
+                // Not produced without rewrite tracking; kept as both sides for completeness.
+                ChangeDetached::Rewrite {
+                    location,
+                    source_entry_mode,
+                    source_id,
+                    entry_mode,
+                    id,
+                    ..
+                } => (
+                    location,
+                    side(source_entry_mode, source_id),
+                    side(entry_mode, id),
+                ),
+            };
+            if old.is_none() && new.is_none() {
+                continue;
+            }
+            out.push(ContentChange {
+                path: location.to_str_lossy().into_owned(),
+                old,
+                new,
+            });
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every commit reachable from `head` and not from `base` (git's `base..head`), in the
+    /// order the walk meets them, with author and committer: everyone whose hands were on
+    /// the change.
+    pub fn commits_between(
+        &self,
+        base: &CommitId,
+        head: &CommitId,
+    ) -> Result<Vec<CommitInfo>, RepoError> {
+        let walk = self
+            .inner
+            .rev_walk([head.object_id()?])
+            .with_hidden([base.object_id()?])
+            .all()
+            .map_err(|e| git_error(format!("walking {base}..{head}"), &e))?;
+        let mut commits = Vec::new();
+        for info in walk {
+            let info = info.map_err(|e| git_error(format!("walking {base}..{head}"), &e))?;
+            commits.push(self.commit_info(&CommitId::from_object_id(info.id))?);
+        }
+        Ok(commits)
     }
 
     /// Author, committer, summary and parents of a commit.

@@ -17,7 +17,7 @@ pub use config::{
     RunnerConfig, STARTER_CONFIG,
 };
 pub use git::{
-    ChangeKind, ChangedPath, CommitId, CommitInfo, CommitTree, Person, Repo, RepoError, WorkTree,
-    changed_paths,
+    ChangeKind, ChangedPath, CommitId, CommitInfo, CommitTree, ContentChange, Person, Repo,
+    RepoError, Side, WorkTree, changed_paths,
 };
 pub use write::{Content, MAIN_BRANCH, RepoWriter};

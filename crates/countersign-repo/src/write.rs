@@ -140,6 +140,28 @@ impl RepoWriter {
         self.commit_to(branch, parent, entries, message, author, time)
     }
 
+    /// [`RepoWriter::commit_on`] with a committer other than the author, as when a service
+    /// account rebases or applies someone else's commit.
+    #[allow(clippy::too_many_arguments)] // Each is one field of the commit; a struct would only rename them.
+    pub fn commit_on_as<P, B>(
+        &mut self,
+        branch: &str,
+        parent: &CommitId,
+        files: impl IntoIterator<Item = (P, Option<B>)>,
+        message: &str,
+        author: &str,
+        committer: &str,
+        time: i64,
+    ) -> Result<CommitId, RepoError>
+    where
+        P: AsRef<[u8]>,
+        B: Into<Vec<u8>>,
+    {
+        let entries = files_to_entries(files);
+        let parent = Some(parent.object_id()?);
+        self.commit_by(branch, parent, entries, message, author, committer, time)
+    }
+
     /// The commit `main` points at.
     pub fn head(&self) -> Result<CommitId, RepoError> {
         match self.tip(MAIN_BRANCH)? {
@@ -169,7 +191,33 @@ impl RepoWriter {
         author: &str,
         time: i64,
     ) -> Result<CommitId, RepoError> {
-        let (name, email) = parse_signature(author)?;
+        self.commit_by(branch, parent, entries, message, author, author, time)
+    }
+
+    #[allow(clippy::too_many_arguments)] // As `commit_on_as`.
+    fn commit_by<P: AsRef<[u8]>>(
+        &mut self,
+        branch: &str,
+        parent: Option<gix::ObjectId>,
+        entries: impl IntoIterator<Item = (P, Content)>,
+        message: &str,
+        author: &str,
+        committer: &str,
+        time: i64,
+    ) -> Result<CommitId, RepoError> {
+        let signature_of = |who: &str| -> Result<gix::actor::Signature, RepoError> {
+            let (name, email) = parse_signature(who)?;
+            Ok(gix::actor::Signature {
+                name: name.into(),
+                email: email.into(),
+                time: gix::date::Time {
+                    seconds: time,
+                    offset: 0,
+                },
+            })
+        };
+        let author = signature_of(author)?;
+        let committer = signature_of(committer)?;
         let base_tree = match parent {
             Some(parent) => self
                 .repo
@@ -206,19 +254,20 @@ impl RepoWriter {
             .write()
             .map_err(|e| git_error("writing the tree", &e))?
             .detach();
-        let signature = gix::actor::Signature {
-            name: name.into(),
-            email: email.into(),
-            time: gix::date::Time {
-                seconds: time,
-                offset: 0,
-            },
-        };
-        let mut time_buf = gix::date::parse::TimeBuf::default();
-        let signature_ref = signature.to_ref(&mut time_buf);
+        let (mut author_time, mut committer_time) = (
+            gix::date::parse::TimeBuf::default(),
+            gix::date::parse::TimeBuf::default(),
+        );
         let id = self
             .repo
-            .commit_as(signature_ref, signature_ref, branch, message, tree, parent)
+            .commit_as(
+                committer.to_ref(&mut committer_time),
+                author.to_ref(&mut author_time),
+                branch,
+                message,
+                tree,
+                parent,
+            )
             .map_err(|e| git_error(format!("committing {message:?}"), &e))?;
         Ok(CommitId::from_object_id(id.detach()))
     }

@@ -541,3 +541,97 @@ fn invalid_author_is_rejected() {
         );
     }
 }
+
+/// `base..head` is every commit reachable from the head and not from the base, each with its
+/// author and committer as written (here: one commit applied by a service account).
+#[test]
+fn commits_between_names_authors_and_committers() {
+    let (dir, mut writer, [c1, c2, c3]) = three_commits();
+    let applied = writer
+        .commit_on_as(
+            "refs/heads/topic",
+            &c3,
+            [("src/lib.rs", Some("pub fn b() {}\n"))],
+            "applied",
+            "Bob <bob@example.com>",
+            "CI <ci@example.com>",
+            T0 + 180,
+        )
+        .unwrap();
+    let repo = Repo::open(dir.path()).unwrap();
+    let ids = |base: &CommitId, head: &CommitId| -> Vec<CommitId> {
+        let commits = repo.commits_between(base, head).unwrap();
+        commits.into_iter().map(|c| c.id).collect()
+    };
+    assert_eq!(
+        ids(&c1, &applied),
+        [applied.clone(), c3.clone(), c2.clone()]
+    );
+    assert!(ids(&c3, &c3).is_empty());
+    assert!(ids(&c3, &c1).is_empty());
+    let info = &repo.commits_between(&c3, &applied).unwrap()[0];
+    assert_eq!(
+        (info.author.email.as_str(), info.committer.email.as_str()),
+        ("bob@example.com", "ci@example.com")
+    );
+}
+
+/// The content of a diff names both sides of each file and does not depend on commit ids:
+/// the same edit committed twice (another message, time and committer) is the same content.
+#[test]
+fn diff_content_is_the_same_for_the_same_change() {
+    let (dir, mut writer, [_, _, c3]) = three_commits();
+    let edit = [
+        ("README.md", Some("changed\n")),
+        ("docs/guide.md", None),
+        ("new.txt", Some("new\n")),
+    ];
+    let one = writer
+        .commit_on("refs/heads/a", &c3, edit, "one", ALICE, T0 + 200)
+        .unwrap();
+    let two = writer
+        .commit_on_as(
+            "refs/heads/b",
+            &c3,
+            edit,
+            "two",
+            ALICE,
+            "CI <ci@example.com>",
+            T0 + 300,
+        )
+        .unwrap();
+    let other = writer
+        .commit_on(
+            "refs/heads/c",
+            &c3,
+            [("README.md", Some("else\n"))],
+            "three",
+            ALICE,
+            T0 + 400,
+        )
+        .unwrap();
+    assert_ne!(one, two);
+    let repo = Repo::open(dir.path()).unwrap();
+    let content = repo.diff_content(&c3, &one).unwrap();
+    assert_eq!(content, repo.diff_content(&c3, &two).unwrap());
+    assert_ne!(content, repo.diff_content(&c3, &other).unwrap());
+    let summary: Vec<(&str, Option<&str>, Option<&str>)> = content
+        .iter()
+        .map(|c| {
+            (
+                c.path.as_str(),
+                c.old.as_ref().map(|s| s.mode.as_str()),
+                c.new.as_ref().map(|s| s.mode.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("README.md", Some("100644"), Some("100644")),
+            ("docs/guide.md", Some("100644"), None),
+            ("new.txt", None, Some("100644")),
+        ]
+    );
+    assert_ne!(content[0].old, content[0].new);
+}
