@@ -8,12 +8,14 @@
 use crate::error::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use countersign_evidence::{AssessInput, Assessment};
 use countersign_graph::{FileSource, Impact, MemorySource, RecordingSource};
 use countersign_policy::{Decision, DecisionInput, EvidenceFacts, Principal};
 use countersign_repo::{ChangeKind, ChangedPath, Repo, WorkTree};
 
+use crate::cache::{GovernedCache, Loaded};
 use crate::evidence::{self, Binding};
 use crate::governed::{self, GovernedState};
 use crate::report::{self, EvaluationReport, ReportInput};
@@ -63,36 +65,14 @@ pub fn evaluate_with_evidence(
         bail!("--evidence needs --base and --head: evidence is bound to commits");
     }
     match change {
-        ChangeSource::Commits { base, head } => {
-            let git = Repo::open(repo)?;
-            let base_id = git.resolve(&base)?;
-            let head_id = git.resolve(&head)?;
-            // An empty diff is an error of its own (RepoError::EmptyDiff): nothing to decide.
-            let changes = git.diff(&base_id, &head_id)?;
-            let tree = git.commit_tree(&base_id)?;
-            let recording = RecordingSource::new(&tree);
-            let state = governed::load(&recording)
-                .with_context(|| format!("reading the governed state at base {base}"))?;
-            let changed = countersign_repo::changed_paths(&changes);
-            let mut evaluation = decide(
-                &state,
-                recording.into_reads(),
-                changes,
-                proposer,
-                Some(base_id.as_str().to_string()),
-                Some(head_id.as_str().to_string()),
-                &evidence::read_all(evidence)?,
-            )?;
-            // Display only: approvers see what the head's policy would put in force.
-            evaluation.report.policy_change = crate::policy_change::policy_change(
-                &git,
-                &head_id,
-                &state.pack,
-                &state.config.policy.dir,
-                &changed,
-            );
-            Ok(evaluation)
-        }
+        ChangeSource::Commits { base, head } => evaluate_commits(
+            repo,
+            &base,
+            &head,
+            proposer,
+            &evidence::read_all(evidence)?,
+            None,
+        ),
         ChangeSource::Paths { paths, rev } => {
             let changes = listed_paths(paths)?;
             let state = match rev {
@@ -106,6 +86,87 @@ pub fn evaluate_with_evidence(
             decide(&state, BTreeMap::new(), changes, proposer, None, None, &[])
         }
     }
+}
+
+/// [`evaluate`] of the change `base..head` with the governed state of `base` taken from
+/// `cache` (loaded into it on a miss): the server's path, where many proposals share a base.
+/// The evaluation, its recorded inputs included, is the same as without the cache.
+pub fn evaluate_cached(
+    repo: &Path,
+    base: &str,
+    head: &str,
+    proposer: &Proposer,
+    cache: &GovernedCache,
+) -> Result<Evaluation> {
+    evaluate_commits(repo, base, head, proposer, &[], Some(cache))
+}
+
+/// [`evaluate_cached`] weighing evidence envelopes already in memory (the server's accepted
+/// evidence, each named for the report), verified exactly as `evaluate --evidence` verifies
+/// files: trusted runners and the repository name from the base, bound to the head or the
+/// base. With no envelopes, no evidence is considered, as [`evaluate_cached`].
+pub fn evaluate_cached_with_evidence(
+    repo: &Path,
+    base: &str,
+    head: &str,
+    proposer: &Proposer,
+    envelopes: &[evidence::EvidenceInput],
+    cache: &GovernedCache,
+) -> Result<Evaluation> {
+    evaluate_commits(repo, base, head, proposer, envelopes, Some(cache))
+}
+
+fn evaluate_commits(
+    repo: &Path,
+    base: &str,
+    head: &str,
+    proposer: &Proposer,
+    evidence_files: &[evidence::EvidenceInput],
+    cache: Option<&GovernedCache>,
+) -> Result<Evaluation> {
+    // The server (with a cache) opens each repository once per process.
+    let git = match cache {
+        Some(_) => Repo::open_shared(repo)?,
+        None => Repo::open(repo)?,
+    };
+    let base_id = git.resolve(base)?;
+    let head_id = git.resolve(head)?;
+    // An empty diff is an error of its own (RepoError::EmptyDiff): nothing to decide.
+    let changes = git.diff(&base_id, &head_id)?;
+    let load = || -> Result<Loaded> {
+        let tree = git.commit_tree(&base_id)?;
+        let recording = RecordingSource::new(&tree);
+        let state = governed::load(&recording)
+            .with_context(|| format!("reading the governed state at base {base}"))?;
+        Ok(Loaded {
+            state,
+            reads: recording.into_reads(),
+        })
+    };
+    let loaded = match cache {
+        Some(cache) => cache.get_or_load(repo, base_id.as_str(), load)?,
+        None => Arc::new(load()?),
+    };
+    let state = &loaded.state;
+    let changed = countersign_repo::changed_paths(&changes);
+    let mut evaluation = decide(
+        state,
+        loaded.reads.clone(),
+        changes,
+        proposer,
+        Some(base_id.as_str().to_string()),
+        Some(head_id.as_str().to_string()),
+        evidence_files,
+    )?;
+    // Display only: approvers see what the head's policy would put in force.
+    evaluation.report.policy_change = crate::policy_change::policy_change(
+        &git,
+        &head_id,
+        &state.pack,
+        &state.config.policy.dir,
+        &changed,
+    );
+    Ok(evaluation)
 }
 
 fn load_from(source: &dyn FileSource, what: &str) -> Result<GovernedState> {

@@ -185,8 +185,7 @@ fn event(kind: EventKind, at: &str, subject: &str, actor: &str, data: Value) -> 
     Event::new(kind, at, subject, actor, data).context("building an audit event")
 }
 
-/// The SLSA Verification Summary (v1) saying countersign authorized `head`, as a DSSE
-/// envelope signed with the log key.
+/// The SLSA Verification Summary of an automated decision, from its evaluation.
 fn summary(
     evaluation: &Evaluation,
     repository: &str,
@@ -196,7 +195,30 @@ fn summary(
 ) -> Result<Vec<u8>> {
     let report = &evaluation.report;
     let tier = serde_json::to_value(report.tier)?;
-    let tier = tier.as_str().unwrap_or("unknown").to_ascii_uppercase();
+    verification_summary(
+        repository,
+        head,
+        tier.as_str().unwrap_or("unknown"),
+        &report.policy_version,
+        now,
+        log_key,
+    )
+}
+
+/// The SLSA Verification Summary (v1) saying countersign authorized commit `head` of
+/// `repository` at `tier` (its recorded name, e.g. `single_approver`) under the policy
+/// version `policy_version`, as a DSSE envelope (JSON bytes) signed with the log key. The
+/// statement an `authorized` event names under `verification_summary`, whether the system
+/// authorized at once or enough people approved.
+pub fn verification_summary(
+    repository: &str,
+    head: &str,
+    tier: &str,
+    policy_version: &str,
+    now: &str,
+    log_key: &Signer,
+) -> Result<Vec<u8>> {
+    let tier = tier.to_ascii_uppercase();
     let statement = json!({
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{ "name": repository, "digest": { "gitCommit": head } }],
@@ -207,7 +229,7 @@ fn summary(
             "resourceUri": format!("git+{repository}@{head}"),
             "policy": {
                 "uri": "https://countersign.dev/policy",
-                "digest": { "sha256": report.policy_version },
+                "digest": { "sha256": policy_version },
             },
             "verificationResult": "PASSED",
             // Custom levels must not start with SLSA_ (VSA v1, verifiedLevels).
