@@ -23,13 +23,14 @@ fn event(n: u64) -> Event {
     .unwrap()
 }
 
-async fn fresh() -> (tempfile::TempDir, Store) {
+async fn fresh() -> (tempfile::TempDir, String, Store) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("bench.db").display()
     );
-    (dir, Store::connect(&url).await.unwrap())
+    let store = Store::connect(&url).await.unwrap();
+    (dir, url, store)
 }
 
 async fn append(store: &Store, range: std::ops::Range<u64>, per_tx: u64) {
@@ -56,7 +57,7 @@ fn benches(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let (_dir, store) = rt.block_on(fresh());
+                    let (_dir, _url, store) = rt.block_on(fresh());
                     let start = Instant::now();
                     rt.block_on(append(&store, 0..10_000, per_tx));
                     total += start.elapsed();
@@ -74,7 +75,7 @@ fn benches(c: &mut Criterion) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let (_dir, store) = rt.block_on(fresh());
+    let (_dir, url, store) = rt.block_on(fresh());
     rt.block_on(append(&store, 0..leaves, 5000));
     let signer = Signer::from_seed("bench.countersign/log", [1; 32]).unwrap();
     rt.block_on(store.sign_checkpoint(&signer)).unwrap();
@@ -89,6 +90,21 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("tree_hash", |b| {
         b.iter(|| black_box(rt.block_on(store.tree_hash(leaves)).unwrap()))
+    });
+    // The same store with its stored hashes mirrored in memory, as the server runs it.
+    let mirrored = rt.block_on(Store::connect(&url)).unwrap();
+    rt.block_on(mirrored.mirror_stored_hashes()).unwrap();
+    group.bench_function("inclusion_proof_mirrored", |b| {
+        b.iter(|| {
+            index = (index + 7919) % leaves;
+            black_box(
+                rt.block_on(mirrored.inclusion_proof(index, leaves))
+                    .unwrap(),
+            )
+        })
+    });
+    group.bench_function("tree_hash_mirrored", |b| {
+        b.iter(|| black_box(rt.block_on(mirrored.tree_hash(leaves)).unwrap()))
     });
     group.sample_size(10);
     group.bench_function("verify", |b| {

@@ -165,6 +165,35 @@ impl Conn<'_> {
         Ok(Hashes(map))
     }
 
+    /// The stored hashes from index `from` on, in index order, at most `limit` of them: how
+    /// the in-process mirror catches up with what other connections committed.
+    pub(crate) async fn hashes_from(&mut self, from: u64, limit: u64) -> Result<Vec<Hash>, Error> {
+        let (first, limit) = (int("stored hash index", from)?, int("limit", limit)?);
+        let rows = dispatch!(self, c => {
+            let rows = sqlx::query("SELECT idx, hash FROM log_hashes WHERE idx >= $1 ORDER BY idx LIMIT $2")
+                .bind(first)
+                .bind(limit)
+                .fetch_all(&mut **c)
+                .await
+                .map_err(db("reading stored hashes"))?;
+            rows.iter()
+                .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<Vec<u8>, _>(1)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(db("decoding stored hashes"))?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for (expected, (index, bytes)) in (from..).zip(rows) {
+            let index = uint("log_hashes", &index, "idx", index)?;
+            if index != expected {
+                // A gap: committed stored hashes always form a prefix, so this table was
+                // edited. Stop at the gap; the proof that needs it will name it missing.
+                break;
+            }
+            out.push(hash("log_hashes", index, "hash", &bytes)?);
+        }
+        Ok(out)
+    }
+
     pub(crate) async fn insert_leaf(
         &mut self,
         index: u64,

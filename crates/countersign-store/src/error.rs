@@ -63,6 +63,21 @@ pub enum Error {
     },
     #[error(transparent)]
     Prove(#[from] ProveError),
+    /// A bundle was asked for a subject no log entry is about.
+    #[error("no log entry is about proposal {subject:?}")]
+    NoEntries { subject: String },
+    /// A bundle needs a signed checkpoint covering entry `index`, there is none and no key
+    /// to sign one was given.
+    #[error("no signed checkpoint covers entry {index} yet")]
+    NoCheckpoint { index: u64 },
+    /// An event names a blob the store does not hold.
+    #[error("blob {digest} referenced by entry {index} is missing")]
+    MissingBlob { digest: String, index: u64 },
+    #[error("bundle: {0}")]
+    Bundle(#[from] countersign_audit::BundleError),
+    /// The group commit holding this transaction failed: nothing of it was written.
+    #[error("committing transaction: {0}")]
+    Batch(String),
     /// A numeric value outside what the database's signed 64-bit integers hold.
     #[error("{what} {value} does not fit a 64-bit signed database integer")]
     TooLarge { what: &'static str, value: u64 },

@@ -5,11 +5,19 @@
 //! * [`Store::connect`] opens either backend and applies the embedded migrations.
 //! * [`Store::begin`] gives a [`Tx`]: [`Tx::append_event`] and the state change the event
 //!   records ([`Tx::put_decision`]) commit together, so there is no decision without its log
-//!   entry; appenders are serialized so the log never forks.
+//!   entry; appenders are serialized so the log never forks. A process's concurrent
+//!   transactions are group-committed: savepoints of one database transaction, one durable
+//!   commit for the batch, each `commit` returning only once it is durable.
 //! * Reads: entries, tree hashes, inclusion and consistency proofs in `O(log n)` stored-hash
-//!   reads (one query), checkpoints, decisions.
+//!   reads (one query), checkpoints, decisions; with [`Store::mirror_stored_hashes`], from
+//!   an in-process copy of the immutable stored hashes instead (for the long-lived server).
 //! * The server's state: [`Token`]s (hashed secrets), [`Proposal`]s, [`Approval`]s (one
 //!   per approver and head, enforced by the schema) and [`Idempotent`] responses.
+//! * Evidence the server accepted ([`AcceptedEvidence`]), indexed by the head it was
+//!   accepted under, so a head's evidence never counts for another head.
+//! * Webhook notifications: an outbox written in the transaction of the state change it
+//!   announces ([`Tx::enqueue_notification`]), claimed under a lease by delivery workers,
+//!   and a log of every delivery [`Attempt`].
 //! * [`verify()`] recomputes the tree from storage and checks it against the latest signed
 //!   checkpoint, naming the first altered or missing entry.
 //!
@@ -18,8 +26,13 @@
 //! database's (for `created_at`) and holds no keys.
 
 mod backend;
+mod bundle;
 mod decision;
 mod error;
+mod evidence;
+mod group;
+mod mirror;
+mod outbox;
 mod proposal;
 mod store;
 mod token;
@@ -28,7 +41,9 @@ mod verify;
 
 pub use decision::Decision;
 pub use error::Error;
-pub use proposal::{Approval, Idempotent, Proposal};
+pub use evidence::AcceptedEvidence;
+pub use outbox::{Attempt, Claimed, Delivery, OutboxItem, OutboxRow, Outcome};
+pub use proposal::{Approval, HeadMove, Idempotent, Proposal};
 pub use store::{Entry, Store, StoredCheckpoint};
 pub use token::Token;
 pub use tx::Tx;

@@ -27,6 +27,27 @@ pub struct Proposal {
     pub decision: String,
     /// RFC 3339, from the caller's clock.
     pub created_at: String,
+    /// Everyone who authored or committed a commit in `base..head`, as principals
+    /// (`human:bob`) or, when the base's catalog knows no such email, `email:<addr>`.
+    pub authors: Vec<String>,
+    /// The digest of the diff's content (paths, modes and blob ids of both sides): equal
+    /// digests mean a trivial rebase. Empty for proposals stored before it was recorded.
+    pub diff_digest: String,
+    /// The proposal that replaces this one, when it was closed as superseded.
+    pub superseded_by: Option<String>,
+    /// Why it was closed, as the closer said.
+    pub closed_reason: Option<String>,
+}
+
+/// What a head move changes in a proposal row: everything derived from the head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadMove {
+    pub head: String,
+    pub state: String,
+    pub tier: String,
+    pub decision: String,
+    pub authors: Vec<String>,
+    pub diff_digest: String,
 }
 
 /// One verdict (`approve` or `reject`) by one approver on one head of a proposal.
@@ -37,8 +58,12 @@ pub struct Approval {
     pub approver: String,
     pub verdict: String,
     pub comment: String,
-    /// The log entry recording the verdict.
+    /// The log entry recording the verdict (for a carried-over verdict, the head move).
     pub log_index: u64,
+    /// The log entry of the head move that made this verdict lapse; `None` while it counts.
+    pub lapsed_by: Option<u64>,
+    /// The head this verdict was first given on, when a trivial rebase carried it over.
+    pub carried_from: Option<String>,
 }
 
 /// A stored response to a creating request.
@@ -48,15 +73,17 @@ pub struct Idempotent {
     pub response: String,
 }
 
-const PROPOSAL_COLUMNS: &str =
-    "id, repo, base, head, title, description, author, state, tier, decision, created_at";
+const PROPOSAL_COLUMNS: &str = "id, repo, base, head, title, description, author, state, tier, decision, created_at, authors, diff_digest, superseded_by, closed_reason";
 
-fn proposal_from<R: sqlx::Row>(row: &R) -> Result<Proposal, sqlx::Error>
+/// A proposal row, with `authors` still JSON text (decoded by [`decode_authors`]).
+fn proposal_from<R: sqlx::Row>(row: &R) -> Result<(Proposal, String), sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
     String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    Ok(Proposal {
+    let authors: String = row.try_get(11)?;
+    let proposal = Proposal {
         id: row.try_get(0)?,
         repo: row.try_get(1)?,
         base: row.try_get(2)?,
@@ -68,7 +95,27 @@ where
         tier: row.try_get(8)?,
         decision: row.try_get(9)?,
         created_at: row.try_get(10)?,
-    })
+        authors: Vec::new(),
+        diff_digest: row.try_get(12)?,
+        superseded_by: row.try_get(13)?,
+        closed_reason: row.try_get(14)?,
+    };
+    Ok((proposal, authors))
+}
+
+fn decode_authors((mut proposal, authors): (Proposal, String)) -> Result<Proposal, Error> {
+    proposal.authors = serde_json::from_str(&authors).map_err(|e| Error::Corrupt {
+        table: "proposals",
+        key: proposal.id.clone(),
+        column: "authors",
+        reason: format!("not a JSON array of strings: {e}"),
+    })?;
+    Ok(proposal)
+}
+
+fn encode_authors(authors: &[String]) -> String {
+    // A list of strings always serializes.
+    serde_json::to_string(authors).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// `Ok(false)` for a unique violation (the row exists), the error otherwise.
@@ -87,12 +134,14 @@ fn unique(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Result<bool, E
 impl Conn<'_> {
     async fn insert_proposal(&mut self, p: &Proposal) -> Result<(), Error> {
         let sql = format!(
-            "INSERT INTO proposals ({PROPOSAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO proposals ({PROPOSAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         );
+        let authors = encode_authors(&p.authors);
         let result = dispatch!(self, c => sqlx::query(&sql)
             .bind(&p.id).bind(&p.repo).bind(&p.base).bind(&p.head).bind(&p.title)
             .bind(&p.description).bind(&p.author).bind(&p.state).bind(&p.tier)
-            .bind(&p.decision).bind(&p.created_at)
+            .bind(&p.decision).bind(&p.created_at).bind(&authors).bind(&p.diff_digest)
+            .bind(&p.superseded_by).bind(&p.closed_reason)
             .execute(&mut **c)
             .await
             .map(|done| done.rows_affected()));
@@ -112,21 +161,23 @@ impl Conn<'_> {
         if lock && matches!(self, Conn::Postgres(_)) {
             sql.push_str(" FOR UPDATE");
         }
-        Ok(dispatch!(self, c => sqlx::query(&sql)
+        dispatch!(self, c => sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&mut **c)
             .await
             .map_err(db("reading proposal"))?
             .map(|row| proposal_from(&row))
             .transpose()
-            .map_err(db("decoding proposal"))?))
+            .map_err(db("decoding proposal"))?)
+        .map(decode_authors)
+        .transpose()
     }
 
     async fn proposals_at(&mut self, repo: &str, head: &str) -> Result<Vec<Proposal>, Error> {
         let sql = format!(
             "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE repo = $1 AND head = $2 ORDER BY created_at, id"
         );
-        Ok(dispatch!(self, c => sqlx::query(&sql)
+        dispatch!(self, c => sqlx::query(&sql)
             .bind(repo)
             .bind(head)
             .fetch_all(&mut **c)
@@ -135,7 +186,10 @@ impl Conn<'_> {
             .iter()
             .map(proposal_from)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(db("decoding proposals"))?))
+            .map_err(db("decoding proposals"))?)
+        .into_iter()
+        .map(decode_authors)
+        .collect()
     }
 
     async fn update_proposal_state(&mut self, id: &str, state: &str) -> Result<(), Error> {
@@ -151,10 +205,12 @@ impl Conn<'_> {
 
     async fn insert_approval(&mut self, a: &Approval) -> Result<bool, Error> {
         let log_index = int("log index", a.log_index)?;
+        let lapsed_by = a.lapsed_by.map(|i| int("log index", i)).transpose()?;
         let result = dispatch!(self, c => sqlx::query(
-            "INSERT INTO approvals (proposal, head, approver, verdict, comment, log_index) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "INSERT INTO approvals (proposal, head, approver, verdict, comment, log_index, lapsed_by, carried_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
         .bind(&a.proposal).bind(&a.head).bind(&a.approver).bind(&a.verdict).bind(&a.comment).bind(log_index)
+        .bind(lapsed_by).bind(&a.carried_from)
         .execute(&mut **c)
         .await
         .map(|done| done.rows_affected()));
@@ -165,7 +221,7 @@ impl Conn<'_> {
 
     async fn approvals(&mut self, proposal: &str) -> Result<Vec<Approval>, Error> {
         let rows = dispatch!(self, c => sqlx::query(
-            "SELECT proposal, head, approver, verdict, comment, log_index FROM approvals WHERE proposal = $1 ORDER BY log_index",
+            "SELECT proposal, head, approver, verdict, comment, log_index, lapsed_by, carried_from FROM approvals WHERE proposal = $1 ORDER BY log_index, approver",
         )
         .bind(proposal)
         .fetch_all(&mut **c)
@@ -175,21 +231,72 @@ impl Conn<'_> {
         .map(|row| Ok((
             row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?,
             row.try_get::<String, _>(3)?, row.try_get::<String, _>(4)?, row.try_get::<i64, _>(5)?,
+            row.try_get::<Option<i64>, _>(6)?, row.try_get::<Option<String>, _>(7)?,
         )))
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(db("decoding approvals"))?);
         rows.into_iter()
-            .map(|(proposal, head, approver, verdict, comment, index)| {
-                Ok(Approval {
-                    log_index: uint("approvals", &proposal, "log_index", index)?,
-                    proposal,
-                    head,
-                    approver,
-                    verdict,
-                    comment,
-                })
-            })
+            .map(
+                |(proposal, head, approver, verdict, comment, index, lapsed_by, carried_from)| {
+                    Ok(Approval {
+                        log_index: uint("approvals", &proposal, "log_index", index)?,
+                        lapsed_by: lapsed_by
+                            .map(|i| uint("approvals", &proposal, "lapsed_by", i))
+                            .transpose()?,
+                        carried_from,
+                        proposal,
+                        head,
+                        approver,
+                        verdict,
+                        comment,
+                    })
+                },
+            )
             .collect()
+    }
+
+    async fn update_proposal_head(&mut self, id: &str, m: &HeadMove) -> Result<(), Error> {
+        let authors = encode_authors(&m.authors);
+        dispatch!(self, c => sqlx::query(
+            "UPDATE proposals SET head = $1, state = $2, tier = $3, decision = $4, authors = $5, diff_digest = $6 WHERE id = $7",
+        )
+        .bind(&m.head).bind(&m.state).bind(&m.tier).bind(&m.decision).bind(&authors)
+        .bind(&m.diff_digest).bind(id)
+        .execute(&mut **c)
+        .await
+        .map_err(db("moving proposal head"))?
+        .rows_affected());
+        Ok(())
+    }
+
+    async fn update_proposal_closed(
+        &mut self,
+        id: &str,
+        state: &str,
+        reason: Option<&str>,
+        superseded_by: Option<&str>,
+    ) -> Result<(), Error> {
+        dispatch!(self, c => sqlx::query(
+            "UPDATE proposals SET state = $1, closed_reason = $2, superseded_by = $3 WHERE id = $4",
+        )
+        .bind(state).bind(reason).bind(superseded_by).bind(id)
+        .execute(&mut **c)
+        .await
+        .map_err(db("closing proposal"))?
+        .rows_affected());
+        Ok(())
+    }
+
+    async fn lapse_approvals(&mut self, proposal: &str, lapsed_by: u64) -> Result<u64, Error> {
+        let lapsed_by = int("log index", lapsed_by)?;
+        Ok(dispatch!(self, c => sqlx::query(
+            "UPDATE approvals SET lapsed_by = $1 WHERE proposal = $2 AND lapsed_by IS NULL",
+        )
+        .bind(lapsed_by).bind(proposal)
+        .execute(&mut **c)
+        .await
+        .map_err(db("lapsing approvals"))?
+        .rows_affected()))
     }
 
     async fn idempotent(
@@ -283,8 +390,34 @@ impl Tx {
         self.conn().update_proposal_state(id, state).await
     }
 
-    /// Records a verdict; `false` (and nothing written) when this approver already gave one
-    /// on this head.
+    /// Points proposal `id` at a new head with everything derived from it. The caller holds
+    /// the row ([`Tx::lock_proposal`]) and appends the event recording the move.
+    pub async fn move_head(&mut self, id: &str, change: &HeadMove) -> Result<(), Error> {
+        self.conn().update_proposal_head(id, change).await
+    }
+
+    /// Sets a final `state` (closed, superseded) with the closer's reason and, for a
+    /// superseded proposal, its successor.
+    pub async fn close_proposal(
+        &mut self,
+        id: &str,
+        state: &str,
+        reason: Option<&str>,
+        superseded_by: Option<&str>,
+    ) -> Result<(), Error> {
+        self.conn()
+            .update_proposal_closed(id, state, reason, superseded_by)
+            .await
+    }
+
+    /// Marks every live verdict on `proposal` lapsed by the log entry `lapsed_by` (a head
+    /// move); returns how many lapsed. The rows stay: they are the record of what was said.
+    pub async fn lapse_approvals(&mut self, proposal: &str, lapsed_by: u64) -> Result<u64, Error> {
+        self.conn().lapse_approvals(proposal, lapsed_by).await
+    }
+
+    /// Records a verdict; `false` (and nothing written) when this approver already gave a
+    /// live (not lapsed) one on this head.
     pub async fn put_approval(&mut self, approval: &Approval) -> Result<bool, Error> {
         self.conn().insert_approval(approval).await
     }

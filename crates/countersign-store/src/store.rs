@@ -8,6 +8,7 @@
 
 use std::ops::Range;
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_audit::merkle::{
@@ -20,9 +21,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-use crate::backend::{Conn, Hashes, Pooled};
+use crate::backend::{Hashes, Pooled};
 use crate::decision::Decision;
 use crate::error::{Error, db};
+use crate::group::Group;
+use crate::mirror::Mirror;
 use crate::tx::Tx;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -40,6 +43,10 @@ pub(crate) const LEAF_BATCH: u64 = 4096;
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) backend: Backend,
+    /// Stored hashes already read, once [`Store::mirror_stored_hashes`] turned it on.
+    pub(crate) mirror: Arc<Mirror>,
+    /// The batch that write transactions join (see the `group` module).
+    pub(crate) group: Arc<Group>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,7 +99,10 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                .synchronous(SqliteSynchronous::Full);
+                .synchronous(SqliteSynchronous::Full)
+                // Statement journals and sorts in memory, not a temporary file created and
+                // unlinked for each (which cost more than the statements themselves).
+                .pragma("temp_store", "memory");
             let path = options.get_filename();
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(|source| Error::CreateDir {
@@ -115,6 +125,8 @@ impl Store {
             tx.commit().await.map_err(db("committing migrations"))?;
             Ok(Store {
                 backend: Backend::Sqlite(pool),
+                mirror: Arc::default(),
+                group: Arc::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
@@ -126,6 +138,8 @@ impl Store {
             POSTGRES_MIGRATIONS.run(&pool).await?;
             Ok(Store {
                 backend: Backend::Postgres(pool),
+                mirror: Arc::default(),
+                group: Arc::default(),
             })
         } else {
             Err(bad(
@@ -151,6 +165,16 @@ impl Store {
                 Pooled::Postgres(pool.acquire().await.map_err(db("acquiring connection"))?)
             }
         })
+    }
+
+    /// Keeps an in-process copy of the log's stored hashes from now on, so proofs and tree
+    /// heads are served from memory (see the `mirror` module for why that is always
+    /// correct); reads the committed ones now and returns how many there are. Worth it for a
+    /// long-lived process serving many proofs; costs 32 bytes per stored hash.
+    pub async fn mirror_stored_hashes(&self) -> Result<u64, Error> {
+        self.mirror.enable();
+        let mut pooled = self.pooled().await?;
+        self.mirror.catch_up(&mut pooled.conn(), u64::MAX).await
     }
 
     /// Starts a write transaction; see [`Tx`].
@@ -194,25 +218,23 @@ impl Store {
 
     /// The root hash of the first `size` entries.
     pub async fn tree_hash(&self, size: u64) -> Result<Hash, Error> {
-        let mut pooled = self.pooled().await?;
-        let mut conn = pooled.conn();
-        let hashes = fetch_within_log(&mut conn, size, tree_hash_indexes(size)).await?;
+        let hashes = self.fetch_within_log(size, tree_hash_indexes(size)).await?;
         Ok(merkle::tree_hash(size, &hashes)?)
     }
 
     /// Proof that entry `index` is in the tree of the first `size` entries.
     pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, Error> {
-        let mut pooled = self.pooled().await?;
-        let mut conn = pooled.conn();
-        let hashes = fetch_within_log(&mut conn, size, inclusion_indexes(index, size)).await?;
+        let hashes = self
+            .fetch_within_log(size, inclusion_indexes(index, size))
+            .await?;
         Ok(merkle::prove_inclusion(index, size, &hashes)?)
     }
 
     /// Proof that the tree of `old` entries is a prefix of the tree of `new` entries.
     pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<ConsistencyProof, Error> {
-        let mut pooled = self.pooled().await?;
-        let mut conn = pooled.conn();
-        let hashes = fetch_within_log(&mut conn, new, consistency_indexes(old, new)).await?;
+        let hashes = self
+            .fetch_within_log(new, consistency_indexes(old, new))
+            .await?;
         Ok(merkle::prove_consistency(old, new, &hashes)?)
     }
 
@@ -281,7 +303,6 @@ impl Store {
         self.pooled().await?.conn().checkpoint(None).await
     }
 
-    /// The decision with this id, if recorded.
     /// A blob by digest.
     pub async fn blob(&self, digest: &str) -> Result<Option<Vec<u8>>, Error> {
         self.pooled().await?.conn().blob(digest).await
@@ -297,34 +318,47 @@ impl Store {
         Ok(entries)
     }
 
+    /// The decision with this id, if recorded.
     pub async fn decision(&self, id: &str) -> Result<Option<Decision>, Error> {
         self.pooled().await?.conn().decision(id).await
     }
-}
 
-/// Fetches `indexes` for an operation on the tree of `size` leaves, in one query, refusing
-/// sizes past the committed log with a precise error instead of a missing hash.
-///
-/// The check rides along in the same query: the leaf hash of entry `size - 1` is stored in
-/// the transaction that appends it, so it is present exactly when the log has `size`
-/// entries. Only when it is absent is the log size read, for the error message.
-async fn fetch_within_log(
-    conn: &mut Conn<'_>,
-    size: u64,
-    mut indexes: Vec<u64>,
-) -> Result<Hashes, Error> {
-    let Some(last) = size.checked_sub(1) else {
-        return Ok(Hashes::default());
-    };
-    let witness = stored_hash_index(0, last);
-    indexes.push(witness);
-    let hashes = conn.hashes(&indexes).await?;
-    if !hashes.0.contains_key(&witness) {
-        return Err(Error::BeyondLog {
-            what: "tree size",
-            requested: size,
-            size: conn.log_size().await?,
-        });
+    /// Fetches `indexes` for an operation on the tree of `size` leaves, in one query, refusing
+    /// sizes past the committed log with a precise error instead of a missing hash.
+    ///
+    /// The check rides along in the same query: the leaf hash of entry `size - 1` is stored
+    /// in the transaction that appends it, so it is present exactly when the log has `size`
+    /// entries. Only when it is absent is the log size read, for the error message.
+    ///
+    /// With the mirror on, the hashes come from memory when it covers them (no connection is
+    /// taken), after catching up with newer commits when it does not.
+    async fn fetch_within_log(&self, size: u64, mut indexes: Vec<u64>) -> Result<Hashes, Error> {
+        let Some(last) = size.checked_sub(1) else {
+            return Ok(Hashes::default());
+        };
+        let witness = stored_hash_index(0, last);
+        indexes.push(witness);
+        if let Some(hashes) = self.mirror.get(&indexes) {
+            return Ok(hashes);
+        }
+        let mut pooled = self.pooled().await?;
+        let mut conn = pooled.conn();
+        if self.mirror.enabled() {
+            self.mirror.catch_up(&mut conn, witness + 1).await?;
+            if let Some(hashes) = self.mirror.get(&indexes) {
+                return Ok(hashes);
+            }
+            // Still not covered: the size is past the log (or the table has a gap); the
+            // query below says which.
+        }
+        let hashes = conn.hashes(&indexes).await?;
+        if !hashes.0.contains_key(&witness) {
+            return Err(Error::BeyondLog {
+                what: "tree size",
+                requested: size,
+                size: conn.log_size().await?,
+            });
+        }
+        Ok(hashes)
     }
-    Ok(hashes)
 }

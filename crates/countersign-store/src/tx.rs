@@ -1,11 +1,15 @@
 //! [`Tx`]: a write transaction that appends audit events and records the state changes they
 //! describe, committed or rolled back together.
 //!
-//! One appender at a time: on SQLite the transaction begins `IMMEDIATE` (the database's
-//! single write lock, taken up front so two writers never both read the same log size); on
-//! PostgreSQL the first append locks the `log_head` row (`SELECT … FOR UPDATE`) until the
-//! transaction ends. Either way a second process appending to the same database waits, reads
+//! One appender at a time: on SQLite the database transaction begins `IMMEDIATE` (the
+//! database's single write lock, taken up front so two writers never both read the same log
+//! size); on PostgreSQL it locks the `log_head` row (`SELECT … FOR UPDATE`) first thing, until
+//! it ends. Either way a second process appending to the same database waits, reads
 //! the new size, and appends after: the log never forks. Dropping a `Tx` rolls it back.
+//!
+//! Within one process, transactions are group-committed (see the `group` module): each `Tx`
+//! is a savepoint of a shared database transaction, and [`Tx::commit`] returns once that
+//! transaction is durably committed, so one fsync acknowledges many writers.
 //!
 //! This module does not read the log for callers; [`crate::Store`] does.
 
@@ -13,16 +17,19 @@ use std::collections::HashMap;
 
 use countersign_audit::merkle::{Hash, stored_hash_index, stored_hashes, stored_hashes_indexes};
 use countersign_audit::{Event, leaf_bytes, leaf_hash};
-use sqlx::{Postgres, Sqlite, Transaction};
 
+use crate::backend::int;
 use crate::backend::{Conn, Hashes};
 use crate::decision::Decision;
 use crate::error::{Error, db};
-use crate::store::{Backend, Store};
+use crate::group::Member;
+use crate::store::Store;
 
 /// An open write transaction. See the module docs.
 pub struct Tx {
-    inner: Inner,
+    /// The batch this transaction is a savepoint of; `None` once finished. Dropping it
+    /// unfinished undoes the savepoint (see `group::Member`).
+    member: Option<Member>,
     /// The log size as this transaction will leave it, once the head is locked.
     head: Option<u64>,
     /// Whether `head` differs from the `log_head` row (written once, at commit).
@@ -30,11 +37,6 @@ pub struct Tx {
     /// Stored hashes written by this transaction: later appends read their siblings here
     /// instead of querying, which makes batch appends one round trip cheaper each.
     written: HashMap<u64, Hash>,
-}
-
-enum Inner {
-    Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
 }
 
 impl std::fmt::Debug for Tx {
@@ -47,29 +49,24 @@ impl std::fmt::Debug for Tx {
 
 impl Tx {
     pub(crate) async fn begin(store: &Store) -> Result<Tx, Error> {
-        let inner = match &store.backend {
-            Backend::Sqlite(pool) => Inner::Sqlite(
-                pool.begin_with("BEGIN IMMEDIATE")
-                    .await
-                    .map_err(db("beginning transaction"))?,
-            ),
-            Backend::Postgres(pool) => {
-                Inner::Postgres(pool.begin().await.map_err(db("beginning transaction"))?)
-            }
-        };
+        let mut member = store.group.join(&store.backend, &store.mirror).await?;
+        let batch = member.batch();
+        // The head was locked when the batch began; earlier members' appends are in it.
+        let (head, written) = (Some(batch.head), batch.written.clone());
         Ok(Tx {
-            inner,
-            head: None,
+            member: Some(member),
+            head,
             dirty: false,
-            written: HashMap::new(),
+            written,
         })
     }
 
     pub(crate) fn conn(&mut self) -> Conn<'_> {
-        match &mut self.inner {
-            Inner::Sqlite(tx) => Conn::Sqlite(tx),
-            Inner::Postgres(tx) => Conn::Postgres(tx),
-        }
+        self.member
+            .as_mut()
+            .expect("a Tx holds its batch until commit or rollback consumes it")
+            .batch()
+            .conn()
     }
 
     /// Appends `event` to the log; returns its index. Visible to others only after
@@ -103,9 +100,18 @@ impl Tx {
 
         let first = stored_hash_index(0, index);
         let mut conn = self.conn();
-        conn.insert_leaf(index, &leaf, &hash).await?;
-        conn.insert_subject(index, &event.subject).await?;
-        conn.insert_hashes(first, &new).await?;
+        match &mut conn {
+            // One round trip instead of three: appends are serialized, so on a network
+            // database their round trips are the log's throughput.
+            Conn::Postgres(c) => {
+                insert_entry_postgres(c, index, &leaf, &hash, &event.subject, first, &new).await?
+            }
+            Conn::Sqlite(_) => {
+                conn.insert_leaf(index, &leaf, &hash).await?;
+                conn.insert_subject(index, &event.subject).await?;
+                conn.insert_hashes(first, &new).await?;
+            }
+        }
         self.written.extend((first..).zip(new));
         self.head = Some(index + 1);
         self.dirty = true;
@@ -126,25 +132,72 @@ impl Tx {
         self.conn().insert_decision(decision).await
     }
 
-    /// Commits the appended events and everything else done in this transaction.
+    /// Commits the appended events and everything else done in this transaction; returns
+    /// once they are durable (the batch holding them committed).
     pub async fn commit(mut self) -> Result<(), Error> {
-        if let (true, Some(head)) = (self.dirty, self.head) {
-            self.conn().set_log_size(head).await?;
+        let Some(mut member) = self.member.take() else {
+            return Ok(());
+        };
+        let batch = member.batch();
+        if let Some(head) = self.head {
+            batch.head = head;
         }
-        match self.inner {
-            Inner::Sqlite(tx) => tx.commit().await,
-            Inner::Postgres(tx) => tx.commit().await,
-        }
-        .map_err(db("committing transaction"))
+        batch.dirty |= self.dirty;
+        batch.written = std::mem::take(&mut self.written);
+        member.commit().await
     }
 
     /// Rolls back; the same as dropping the `Tx`, but waits for the database and reports
     /// errors.
-    pub async fn rollback(self) -> Result<(), Error> {
-        match self.inner {
-            Inner::Sqlite(tx) => tx.rollback().await,
-            Inner::Postgres(tx) => tx.rollback().await,
+    pub async fn rollback(mut self) -> Result<(), Error> {
+        match self.member.take() {
+            Some(member) => member.rollback().await,
+            None => Ok(()),
         }
-        .map_err(db("rolling back transaction"))
     }
+}
+
+/// The leaf, its subject and its stored hashes in one PostgreSQL statement (data-modifying
+/// `WITH` clauses run in the same snapshot, all or nothing), as `insert_leaf`,
+/// `insert_subject` and `insert_hashes` do in three.
+async fn insert_entry_postgres(
+    c: &mut sqlx::PgConnection,
+    index: u64,
+    leaf: &[u8],
+    leaf_hash: &Hash,
+    subject: &str,
+    first: u64,
+    hashes: &[Hash],
+) -> Result<(), Error> {
+    use std::fmt::Write as _;
+    let index = int("leaf index", index)?;
+    let first = int("stored hash index", first)?;
+    let mut sql = String::from(
+        "WITH leaf AS (INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES ($1, $2, $3)), \
+         subject AS (INSERT INTO log_subjects (idx, subject) VALUES ($1, $4)) \
+         INSERT INTO log_hashes (idx, hash) VALUES ",
+    );
+    for i in 0..hashes.len() {
+        // Writing to a String cannot fail.
+        let _ = write!(
+            sql,
+            "{}(${}, ${})",
+            if i > 0 { ", " } else { "" },
+            5 + 2 * i,
+            6 + 2 * i
+        );
+    }
+    let mut query = sqlx::query(&sql)
+        .bind(index)
+        .bind(leaf)
+        .bind(&leaf_hash.0[..])
+        .bind(subject);
+    for (offset, hash) in (0i64..).zip(hashes) {
+        query = query.bind(first + offset).bind(&hash.0[..]);
+    }
+    query
+        .execute(&mut *c)
+        .await
+        .map_err(db("appending log entry"))?;
+    Ok(())
 }

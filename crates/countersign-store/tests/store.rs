@@ -375,8 +375,63 @@ async fn blobs_and_subjects(db: &Db) {
     assert!(store.entries_about("proposal-9").await.unwrap().is_empty());
 }
 
+/// With the mirror on, proofs and tree heads are the same as read from the database, also
+/// after another handle (another process) appended, after a rolled-back append, and past the
+/// log's end they are still refused.
+async fn mirrored_proofs(db: &Db) {
+    let (mirrored, other) = (db.store().await, db.store().await);
+    append(&mirrored, 0..10).await;
+    // 2n - popcount(n) stored hashes for n leaves.
+    assert_eq!(mirrored.mirror_stored_hashes().await.unwrap(), 2 * 10 - 2);
+    let mut reference = MemoryStore::new();
+    let check = async |size: u64, reference: &mut MemoryStore| {
+        while reference.size() < size {
+            let n = reference.size();
+            reference.append(&leaf_bytes(&event(n)).unwrap()).unwrap();
+        }
+        let root = countersign_audit::tree_hash(size, &*reference).unwrap();
+        assert_eq!(mirrored.tree_hash(size).await.unwrap(), root, "size {size}");
+        for index in 0..size {
+            let proof = mirrored.inclusion_proof(index, size).await.unwrap();
+            assert_eq!(proof, other.inclusion_proof(index, size).await.unwrap());
+            let leaf = leaf_bytes(&event(index)).unwrap();
+            proof.verify(&leaf_hash(&leaf), size, &root).unwrap();
+        }
+        for old in 0..=size {
+            let proof = mirrored.consistency_proof(old, size).await.unwrap();
+            assert_eq!(proof, other.consistency_proof(old, size).await.unwrap());
+        }
+    };
+    check(10, &mut reference).await;
+    // Appended through this handle: handed to the mirror at commit.
+    append(&mirrored, 10..13).await;
+    check(13, &mut reference).await;
+    // A rolled-back transaction hands nothing over; the index is reused by the next append.
+    let mut tx = mirrored.begin().await.unwrap();
+    tx.append_event(&event(999)).await.unwrap();
+    tx.rollback().await.unwrap();
+    // Appended through another handle: the mirror catches up on the first miss.
+    append(&other, 13..40).await;
+    check(40, &mut reference).await;
+    assert!(matches!(
+        mirrored.inclusion_proof(3, 41).await,
+        Err(Error::BeyondLog {
+            requested: 41,
+            size: 40,
+            ..
+        })
+    ));
+    assert!(matches!(
+        mirrored.tree_hash(41).await,
+        Err(Error::BeyondLog { .. })
+    ));
+    mirrored.close().await;
+    other.close().await;
+}
+
 on_both_backends!(
     blobs_and_subjects,
+    mirrored_proofs,
     proofs,
     checkpoints,
     decisions_commit_with_their_entry,
@@ -449,6 +504,10 @@ async fn server_state(db: &Db) {
         tier: "single_approver".into(),
         decision: "d-1".into(),
         created_at: "2026-01-02T03:04:05Z".into(),
+        authors: vec!["human:bob".into(), "email:ci@example.com".into()],
+        diff_digest: "e".repeat(64),
+        superseded_by: None,
+        closed_reason: None,
     };
     let mut tx = store.begin().await.unwrap();
     let index = tx.append_event(&event(1)).await.unwrap();
@@ -497,6 +556,8 @@ async fn server_state(db: &Db) {
         verdict: "approve".into(),
         comment: "ok".into(),
         log_index: index,
+        lapsed_by: None,
+        carried_from: None,
     };
     let mut tx = store.begin().await.unwrap();
     assert_eq!(

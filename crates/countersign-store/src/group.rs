@@ -1,0 +1,403 @@
+//! Group commit: the write transactions of one process share database transactions, so one
+//! durable commit (one fsync) acknowledges many of them.
+//!
+//! Every [`crate::Tx`] is a *member* of a batch: a database transaction opened by the first
+//! member (`BEGIN IMMEDIATE` on SQLite; on PostgreSQL the `log_head` row is locked first
+//! thing, so batches of different processes always take their locks in the same order and
+//! cannot deadlock), in which each member runs inside its own `SAVEPOINT`. Members run one
+//! at a time (a fair async mutex), exactly the serial order SQLite's single writer imposed
+//! anyway. A member that rolls back (or is dropped) undoes only its savepoint. When a member
+//! finishes, the batch is committed at once if no other transaction is waiting to join (or
+//! the batch is full); otherwise it stays open for the next member, and the finished members
+//! wait for its commit.
+//!
+//! Nothing is acknowledged before it is durable: [`crate::Tx::commit`] returns only after the
+//! database `COMMIT` of its batch succeeded, and if that commit fails every member of the
+//! batch gets the error (none of them is written). Under load the batch naturally grows
+//! with the requests that arrive during one commit's fsync; alone, a transaction commits
+//! immediately, as before.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
+
+use countersign_audit::merkle::{Hash, stored_hash_index, stored_hashes_indexes};
+use sqlx::{Postgres, Sqlite, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+
+use crate::backend::Conn;
+use crate::error::{Error, db};
+use crate::mirror::Mirror;
+use crate::store::Backend;
+
+/// Members committed per database transaction at most, so a batch's locks are held for a
+/// bounded time even under a steady stream of writers.
+const MAX_MEMBERS: usize = 128;
+const SAVEPOINT: &str = "SAVEPOINT countersign_member";
+const RELEASE: &str = "RELEASE SAVEPOINT countersign_member";
+/// Releases a member's savepoint and opens the next member's, in one round trip.
+const RELEASE_AND_REOPEN: &str =
+    "RELEASE SAVEPOINT countersign_member; SAVEPOINT countersign_member";
+const UNDO: &str = "ROLLBACK TO SAVEPOINT countersign_member; RELEASE SAVEPOINT countersign_member";
+
+/// The batching state of one [`crate::Store`] (shared by its clones).
+#[derive(Default)]
+pub(crate) struct Group {
+    batch: Arc<Mutex<Option<Batch>>>,
+    /// Transactions waiting for the mutex: while there are some, a finishing member leaves
+    /// the batch open for them.
+    waiting: Arc<AtomicUsize>,
+    /// Committed stored hashes the next append needs (the right edge of the tree as this
+    /// process last left it), so appends need not read them back. A stored hash never
+    /// changes once committed, so an entry is never wrong, at worst no longer needed (when
+    /// another process appended meanwhile): then the database is read as usual.
+    frontier: Arc<std::sync::Mutex<HashMap<u64, Hash>>>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("waiting", &self.waiting.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result every member of a batch waits for: `None` until the batch ends.
+type Done = Option<Result<(), Arc<str>>>;
+
+/// An open database transaction and the log state its members left.
+pub(crate) struct Batch {
+    inner: Inner,
+    /// The log size after the members so far (the head is locked at the batch's start).
+    pub(crate) head: u64,
+    /// Whether `head` differs from the `log_head` row (written once, at commit).
+    pub(crate) dirty: bool,
+    /// Stored hashes written by the members so far, and the committed ones of the frontier.
+    pub(crate) written: HashMap<u64, Hash>,
+    /// The first stored hash index this batch writes: `written` below it is the frontier.
+    first_new: u64,
+    /// Whether a savepoint is already open for the next member.
+    savepoint_open: bool,
+    members: usize,
+    frontier: Arc<std::sync::Mutex<HashMap<u64, Hash>>>,
+    done: watch::Sender<Done>,
+    mirror: Arc<Mirror>,
+}
+
+enum Inner {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Batch {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match &mut self.inner {
+            Inner::Sqlite(tx) => Conn::Sqlite(tx),
+            Inner::Postgres(tx) => Conn::Postgres(tx),
+        }
+    }
+
+    async fn begin(
+        backend: &Backend,
+        mirror: Arc<Mirror>,
+        frontier: &Arc<std::sync::Mutex<HashMap<u64, Hash>>>,
+    ) -> Result<Batch, Error> {
+        let inner = match backend {
+            Backend::Sqlite(pool) => Inner::Sqlite(
+                pool.begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(db("beginning transaction"))?,
+            ),
+            Backend::Postgres(pool) => {
+                Inner::Postgres(pool.begin().await.map_err(db("beginning transaction"))?)
+            }
+        };
+        let mut batch = Batch {
+            inner,
+            head: 0,
+            dirty: false,
+            written: HashMap::new(),
+            first_new: 0,
+            savepoint_open: false,
+            members: 0,
+            done: watch::channel(None).0,
+            mirror,
+            frontier: frontier.clone(),
+        };
+        batch.head = batch.conn().lock_head().await?;
+        batch.first_new = stored_hash_index(0, batch.head);
+        batch.written = frontier
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(index, _)| **index < batch.first_new)
+            .map(|(index, hash)| (*index, *hash))
+            .collect();
+        Ok(batch)
+    }
+
+    /// Runs `sql` (one or more statements without parameters) in one round trip.
+    async fn execute(&mut self, sql: &'static str, what: &'static str) -> Result<(), Error> {
+        use sqlx::Executor as _;
+        // Boxed: spawned futures (a dropped member's undo) must be `Send` for every lifetime,
+        // which sqlx's executor bounds do not let the compiler prove through an `async fn`.
+        let done: std::pin::Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + '_>> =
+            match &mut self.inner {
+                Inner::Sqlite(tx) => {
+                    Box::pin(async move { tx.execute(sqlx::raw_sql(sql)).await.map(drop) })
+                }
+                Inner::Postgres(tx) => {
+                    Box::pin(async move { tx.execute(sqlx::raw_sql(sql)).await.map(drop) })
+                }
+            };
+        done.await.map_err(db(what))
+    }
+
+    /// Commits (or, with no member, rolls back) and tells every member.
+    async fn end(mut self) {
+        if self.members == 0 {
+            // Nothing to keep: release the database's write lock. Nobody waits for this.
+            let _ = match self.inner {
+                Inner::Sqlite(tx) => tx.rollback().await,
+                Inner::Postgres(tx) => tx.rollback().await,
+            };
+            return;
+        }
+        let mut result = Ok(());
+        if self.dirty {
+            let head = self.head;
+            result = self.conn().set_log_size(head).await;
+        }
+        if result.is_ok() {
+            result = match self.inner {
+                Inner::Sqlite(tx) => tx.commit().await,
+                Inner::Postgres(tx) => tx.commit().await,
+            }
+            .map_err(db("committing transaction"));
+        }
+        if result.is_ok() {
+            // Committed: keep what the next append will need.
+            let needed = stored_hashes_indexes(self.head);
+            let mut frontier = self.frontier.lock().unwrap_or_else(PoisonError::into_inner);
+            *frontier = needed
+                .iter()
+                .filter_map(|index| Some((*index, *self.written.get(index)?)))
+                .collect();
+        }
+        let first_new = self.first_new;
+        self.written.retain(|index, _| *index >= first_new);
+        if result.is_ok() && self.mirror.enabled() && !self.written.is_empty() {
+            // Committed: what the batch wrote may now be served from the mirror.
+            let mut written: Vec<(u64, Hash)> = self.written.into_iter().collect();
+            written.sort_unstable_by_key(|(index, _)| *index);
+            let first = written.first().map_or(0, |(index, _)| *index);
+            let run: Vec<Hash> = written.into_iter().map(|(_, hash)| hash).collect();
+            self.mirror.extend(first, &run);
+        }
+        let _ = self
+            .done
+            .send(Some(result.map_err(|e| Arc::from(e.to_string()))));
+    }
+}
+
+/// A transaction's place in a batch: the batch itself, held exclusively until the member
+/// finishes. A member dropped unfinished (its `Tx` dropped, or a commit or rollback
+/// cancelled mid-way) is undone and the batch settled by a spawned task.
+pub(crate) struct Member {
+    /// `None` once finished.
+    guard: Option<OwnedMutexGuard<Option<Batch>>>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        if guard.is_none() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let waiting = self.waiting.clone();
+                runtime.spawn(async move {
+                    let undone = match guard.as_mut() {
+                        Some(batch) => batch.execute(UNDO, "rolling back a savepoint").await,
+                        None => Ok(()),
+                    };
+                    match undone {
+                        Ok(()) => settle(&mut guard, &waiting).await,
+                        Err(e) => abort(&mut guard, &e).await,
+                    }
+                });
+            }
+            // No runtime left to run SQL on: the connection goes with the batch and the
+            // database rolls all of it back; its waiting members are told so.
+            Err(_) => {
+                if let Some(batch) = guard.take() {
+                    let _ = batch
+                        .done
+                        .send(Some(Err(Arc::from("the batch was abandoned"))));
+                }
+            }
+        }
+    }
+}
+
+/// The batch cannot go on (a savepoint statement failed): roll all of it back and fail every
+/// member that waits for it.
+async fn abort(guard: &mut Option<Batch>, error: &Error) {
+    if let Some(batch) = guard.take() {
+        let _ = batch.done.send(Some(Err(Arc::from(format!(
+            "the batch was rolled back: {error}"
+        )))));
+        let _ = match batch.inner {
+            Inner::Sqlite(tx) => tx.rollback().await,
+            Inner::Postgres(tx) => tx.rollback().await,
+        };
+    }
+}
+
+/// Counts a transaction as waiting for the batch mutex until dropped.
+struct Waiting {
+    count: Arc<AtomicUsize>,
+    batch: Arc<Mutex<Option<Batch>>>,
+    acquired: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+        if !self.acquired {
+            // Cancelled while waiting: a member may have left the batch open for us. Whoever
+            // holds the mutex next settles it; make sure someone does.
+            let (batch, count) = (self.batch.clone(), self.count.clone());
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let mut guard = batch.lock_owned().await;
+                    settle(&mut guard, &count).await;
+                });
+            }
+        }
+    }
+}
+
+/// Ends the batch unless other transactions wait to join it (and it has room).
+async fn settle(guard: &mut Option<Batch>, waiting: &AtomicUsize) {
+    let full = guard.as_ref().is_some_and(|b| b.members >= MAX_MEMBERS);
+    if waiting.load(Ordering::SeqCst) > 0 && !full {
+        return;
+    }
+    if let Some(batch) = guard.take() {
+        batch.end().await;
+    }
+}
+
+impl Group {
+    /// Joins (or opens) the current batch and starts this member's savepoint.
+    pub(crate) async fn join(
+        &self,
+        backend: &Backend,
+        mirror: &Arc<Mirror>,
+    ) -> Result<Member, Error> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut waiting = Waiting {
+            count: self.waiting.clone(),
+            batch: self.batch.clone(),
+            acquired: false,
+        };
+        let mut guard = self.batch.clone().lock_owned().await;
+        waiting.acquired = true;
+        drop(waiting);
+        if guard.is_none() {
+            *guard = Some(Batch::begin(backend, mirror.clone(), &self.frontier).await?);
+        }
+        let mut member = Member {
+            guard: Some(guard),
+            waiting: self.waiting.clone(),
+        };
+        let batch = member.batch();
+        if std::mem::take(&mut batch.savepoint_open) {
+            return Ok(member);
+        }
+        if let Err(e) = batch.execute(SAVEPOINT, "starting a savepoint").await {
+            member.abort_batch(&e).await;
+            return Err(e);
+        }
+        Ok(member)
+    }
+}
+
+impl Member {
+    pub(crate) fn batch(&mut self) -> &mut Batch {
+        self.guard
+            .as_mut()
+            .and_then(|guard| guard.as_mut())
+            .expect("a member holds an open batch: only it ends the batch, when it finishes")
+    }
+
+    /// Keeps this member's work (already written into the batch's log state by the caller)
+    /// and waits until the batch is durably committed.
+    ///
+    /// The release and settling run in their own task, so a caller cancelled mid-commit (a
+    /// client gone) cannot leave the batch half-released: its work is committed with the
+    /// batch and simply not answered.
+    pub(crate) async fn commit(self) -> Result<(), Error> {
+        let release = self.release();
+        let mut done = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn(release)
+                .await
+                .map_err(|e| Error::Batch(format!("the committing task failed: {e}")))??,
+            Err(_) => release.await?,
+        };
+        let result = done
+            .wait_for(Option::is_some)
+            .await
+            .map(|done| done.clone())
+            .unwrap_or_else(|_| Some(Err(Arc::from("the batch was abandoned"))));
+        match result {
+            Some(Ok(())) => Ok(()),
+            Some(Err(reason)) => Err(Error::Batch(reason.to_string())),
+            None => Err(Error::Batch("the batch ended without a result".to_owned())),
+        }
+    }
+
+    /// Releases the savepoint into the batch and settles it; returns where the batch's
+    /// result will be announced.
+    async fn release(mut self) -> Result<watch::Receiver<Done>, Error> {
+        // Someone waits to join: open their savepoint in the same round trip.
+        let reopen = self.waiting.load(Ordering::SeqCst) > 0;
+        let sql = if reopen { RELEASE_AND_REOPEN } else { RELEASE };
+        if let Err(e) = self.batch().execute(sql, "releasing a savepoint").await {
+            self.abort_batch(&e).await;
+            return Err(e);
+        }
+        let batch = self.batch();
+        batch.savepoint_open = reopen;
+        batch.members += 1;
+        let done = batch.done.subscribe();
+        if let Some(mut guard) = self.guard.take() {
+            settle(&mut guard, &self.waiting).await;
+        }
+        Ok(done)
+    }
+
+    /// Undoes this member's work only; the batch goes on.
+    pub(crate) async fn rollback(mut self) -> Result<(), Error> {
+        if let Err(e) = self.batch().execute(UNDO, "rolling back a savepoint").await {
+            self.abort_batch(&e).await;
+            return Err(e);
+        }
+        if let Some(mut guard) = self.guard.take() {
+            settle(&mut guard, &self.waiting).await;
+        }
+        Ok(())
+    }
+
+    async fn abort_batch(&mut self, error: &Error) {
+        if let Some(mut guard) = self.guard.take() {
+            abort(&mut guard, error).await;
+        }
+    }
+}
