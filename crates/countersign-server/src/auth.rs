@@ -1,15 +1,18 @@
 //! Who is calling: bearer tokens, their [`Role`]s, and the [`Caller`] extractor.
 //!
 //! A token is `cst_` followed by 64 hex digits of secret; the store keeps only the SHA-256 of
-//! the whole token text. Expiry is checked against the clock in [`AppState`]. OIDC for people
-//! is not here yet. What a role may do on a given resource is decided by the handler.
+//! the whole token text. Expiry is checked against the clock in [`AppState`]. Any other bearer
+//! token is an OIDC ID token, verified and mapped to a person by [`crate::oidc`] when an
+//! issuer is configured. What a role may do on a given resource is decided by the handler,
+//! above a floor kept here for every route: runners only submit evidence (and read plans),
+//! auditors only read.
 
 use std::fmt;
 use std::str::FromStr;
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use countersign_policy::Principal;
 use countersign_store::{Store, Token};
 use serde::{Deserialize, Serialize};
@@ -136,31 +139,92 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
+        // The scheme is case-insensitive (RFC 9110 section 11.1).
         let text = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty())
             .ok_or_else(|| unauthorized("the Authorization header is not Bearer <token>"))?;
-        let token = state
-            .store
-            .token_by_secret(&token_hash(text))
-            .await?
-            .ok_or_else(|| unauthorized("unknown token"))?;
-        if token.revoked {
-            return Err(unauthorized("the token is revoked"));
-        }
-        if token.expires_at <= state.clock.unix_seconds() {
-            return Err(unauthorized("the token has expired"));
-        }
-        let principal = token
-            .principal
-            .parse()
-            .map_err(|e| ApiError::Internal(format!("token {}: {e}", token.id)))?;
-        let role = token
-            .role
-            .parse()
-            .map_err(|e| ApiError::Internal(format!("token {}: {e}", token.id)))?;
-        Ok(Caller { principal, role })
+        let caller = if text.starts_with(TOKEN_PREFIX) {
+            api_token(state, text).await?
+        } else if let Some(oidc) = &state.oidc {
+            let principal = oidc
+                .authenticate(text, state.clock.unix_seconds(), &state.repos)
+                .await?;
+            Caller {
+                principal,
+                role: oidc.config().role,
+            }
+        } else {
+            return Err(unauthorized(
+                "unknown token: API tokens start with cst_, and this server accepts no ID \
+                 tokens (no OIDC issuer is configured)",
+            ));
+        };
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_owned(), |m| m.as_str().to_owned());
+        caller.admit(&parts.method, &route)?;
+        Ok(caller)
     }
+}
+
+/// The routes a runner may call: it submits evidence and reads the plan it runs.
+const RUNNER_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/proposals/{id}/evidence"),
+    ("GET", "/v1/proposals/{id}/plan"),
+];
+
+impl Caller {
+    /// The checks that hold on every route, before any handler's own: a runner (by role or
+    /// by principal) reaches only [`RUNNER_ROUTES`], an auditor only reads. Handlers still
+    /// check their roles; this is the floor a forgotten check cannot go below.
+    fn admit(&self, method: &Method, route: &str) -> Result<(), ApiError> {
+        let runner = self.role == Role::Runner || matches!(self.principal, Principal::Runner(_));
+        if runner
+            && !RUNNER_ROUTES
+                .iter()
+                .any(|(m, r)| method.as_str() == *m && route == *r)
+        {
+            return Err(ApiError::Forbidden(format!(
+                "{} with a {} token may only submit evidence and read plans, not {method} {route}",
+                self.principal, self.role
+            )));
+        }
+        if self.role == Role::Auditor && !(method == Method::GET || method == Method::HEAD) {
+            return Err(ApiError::Forbidden(format!(
+                "an auditor token only reads: {method} {route} is refused"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The caller of an API token: known, not revoked, not expired.
+async fn api_token(state: &AppState, text: &str) -> Result<Caller, ApiError> {
+    let unauthorized = |why: &str| ApiError::Unauthorized(why.to_owned());
+    let token = state
+        .store
+        .token_by_secret(&token_hash(text))
+        .await?
+        .ok_or_else(|| unauthorized("unknown token"))?;
+    if token.revoked {
+        return Err(unauthorized("the token is revoked"));
+    }
+    if token.expires_at <= state.clock.unix_seconds() {
+        return Err(unauthorized("the token has expired"));
+    }
+    let principal = token
+        .principal
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("token {}: {e}", token.id)))?;
+    let role = token
+        .role
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("token {}: {e}", token.id)))?;
+    Ok(Caller { principal, role })
 }

@@ -4,7 +4,9 @@
 //! and answered with a bare 500, so no database or file detail leaves the server.
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -38,6 +40,12 @@ pub enum ApiError {
     /// A body or parameter that does not parse or does not make sense.
     #[error("{0}")]
     Invalid(String),
+    /// A request body over the limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A dependency the request needs does not answer (the database, the issuer's keys).
+    #[error("{0}")]
+    Unavailable(String),
     /// A failure of the server itself; logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -51,6 +59,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -62,6 +72,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not-found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Invalid(_) => "invalid-request",
+            ApiError::TooLarge(_) => "too-large",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -83,22 +95,89 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let problem = Problem {
-            kind: format!("https://countersign.dev/problems/{}", self.slug()),
-            title: status.canonical_reason().unwrap_or("error").to_owned(),
-            status: status.as_u16(),
-            detail,
-        };
-        let mut response = (status, Json(problem)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+        problem(status, self.slug(), detail)
     }
+}
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A problem+json response.
+fn problem(status: StatusCode, slug: &str, detail: String) -> Response {
+    let problem = Problem {
+        kind: format!("https://countersign.dev/problems/{slug}"),
+        title: status.canonical_reason().unwrap_or("error").to_owned(),
+        status: status.as_u16(),
+        detail,
+    };
+    let mut response = (status, Json(problem)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// Middleware: an error answered by the framework rather than a handler (no route, a wrong
+/// method, a body over the limit layer's size, an extractor's plain-text rejection) becomes
+/// problem+json like every other error, with the same status.
+pub async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path: String = request.uri().path().chars().take(200).collect();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    // A framework rejection is one short line; more than that is not worth echoing.
+    let text = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty());
+    let (slug, detail) = match status {
+        StatusCode::NOT_FOUND => ("not-found", format!("no route {method} {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            match allow.as_ref().and_then(|a| a.to_str().ok()) {
+                Some(allowed) => format!("{path} does not answer {method} (it answers {allowed})"),
+                None => format!("{path} does not answer {method}"),
+            },
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too-large", crate::body::TOO_LARGE.to_owned()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported-media-type",
+            text.unwrap_or_else(|| "the request body's content type is not accepted".into()),
+        ),
+        StatusCode::BAD_REQUEST => (
+            "bad-request",
+            text.unwrap_or_else(|| "the request is malformed".into()),
+        ),
+        other if other.is_server_error() => {
+            tracing::error!(status = %other, cause = text.as_deref().unwrap_or(""), "request failed");
+            (
+                "internal",
+                "the server could not complete the request; the cause is in its log".into(),
+            )
+        }
+        other => (
+            "http-error",
+            text.unwrap_or_else(|| other.canonical_reason().unwrap_or("error").to_owned()),
+        ),
+    };
+    let mut response = problem(status, slug, detail);
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
 }

@@ -27,13 +27,14 @@ pub fn router(openapi: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {
         )
 }
 
-/// Ready when the database answers.
+/// Ready when the database answers; 503 otherwise, so a load balancer stops sending work.
 async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|e| ApiError::Internal(format!("readiness: {e}")))?;
+    if let Err(cause) = state.store.ping().await {
+        tracing::warn!(%cause, "not ready: the database does not answer");
+        return Err(ApiError::Unavailable(
+            "the database does not answer; the cause is in the server's log".into(),
+        ));
+    }
     Ok("ready\n")
 }
 

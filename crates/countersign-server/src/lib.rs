@@ -6,17 +6,33 @@
 //! `router()`, merged in [`router`], which also generates the OpenAPI document from the
 //! handlers. Every state change is written in the transaction that appends its audit event.
 //!
-//! Not here yet: OIDC, evidence, head moves, webhooks, the log and bundle endpoints (see
-//! docs/server.md).
+//! Callers are API tokens or people's OIDC ID tokens (`oidc`), both resolved by the
+//! `Caller` extractor; every refusal, the framework's own included, is problem+json.
+//!
+//! With webhooks configured, [`run`] also runs the notification delivery worker
+//! (`webhooks`) and stops it with the server.
+//!
+//! With a log key ([`AppState::with_log_signer`]) the server signs checkpoints and the
+//! verification summary of every authorization; the log, its proofs and proposal bundles are
+//! served under `/v1/log` and `/v1/proposals/{id}/bundle` (`log`, `bundle`).
+//!
+//! Runners submit signed evidence and read the validation plan (`evidence`); the proposal
+//! lifecycle (head moves, closing, merged) is `proposals`'.
 
 mod auth;
 mod authorizations;
 mod body;
+mod bundle;
+mod change;
 mod error;
+mod evidence;
 mod health;
+mod log;
 mod metrics;
+pub mod oidc;
 mod pipeline;
 mod proposals;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -25,9 +41,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use countersign_audit::Signer;
 use countersign_store::Store;
 use tokio::net::TcpListener;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
@@ -35,9 +52,15 @@ use utoipa_axum::router::OpenApiRouter;
 pub use auth::{Caller, Role, TOKEN_PREFIX, create_token, token_hash};
 pub use error::{ApiError, Problem};
 pub use metrics::Metrics;
+pub use oidc::{JwksSource, OidcConfig};
+pub use webhooks::{
+    DeliverySettings, NotificationKind, Target, WebhookConfig, WebhookConfigError, signature,
+};
 
 /// The largest request body accepted; proposals and approvals are small.
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+pub use evidence::EVIDENCE_BODY_LIMIT;
 
 /// Where the server reads time. Tests set a fixed time; nothing sleeps on it.
 #[derive(Clone)]
@@ -87,6 +110,15 @@ pub struct AppState {
     pub repos: Arc<BTreeMap<String, PathBuf>>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    /// People's ID tokens, when an issuer is configured ([`AppState::with_oidc`]).
+    pub oidc: Option<Arc<oidc::Oidc>>,
+    /// The log key: signs checkpoints and the verification summaries of authorizations.
+    /// Without one, `/v1/log/checkpoint` and `/v1/log/key` answer 503 and authorizations are
+    /// recorded without a statement. See [`AppState::with_log_signer`].
+    pub log_signer: Option<Arc<Signer>>,
+    /// Webhook targets, when configured ([`AppState::with_webhooks`]): state changes queue
+    /// notifications in the outbox and [`run`] delivers them.
+    pub webhooks: Option<Arc<WebhookConfig>>,
 }
 
 impl AppState {
@@ -96,7 +128,32 @@ impl AppState {
             repos: Arc::new(repos),
             clock,
             metrics: Arc::new(Metrics::default()),
+            oidc: None,
+            log_signer: None,
+            webhooks: None,
         }
+    }
+
+    /// The server signs with `signer`: checkpoints of its log, and the SLSA verification
+    /// summary of every authorization (automated or by approvals), as `evaluate --record`
+    /// does with its `--log-key`.
+    pub fn with_log_signer(mut self, signer: Signer) -> AppState {
+        self.log_signer = Some(Arc::new(signer));
+        self
+    }
+
+    /// Accepts OIDC ID tokens from people besides API tokens. The issuer's keys load at the
+    /// first ID token, or now with `state.oidc.load_keys()`.
+    pub fn with_oidc(mut self, config: OidcConfig) -> AppState {
+        self.oidc = Some(Arc::new(oidc::Oidc::new(config)));
+        self
+    }
+
+    /// Notifies `config`'s targets of state changes: each change queues its notifications in
+    /// the outbox in its own transaction, and the worker [`run`] spawns delivers them.
+    pub fn with_webhooks(mut self, config: WebhookConfig) -> AppState {
+        self.webhooks = Some(Arc::new(config));
+        self
     }
 }
 
@@ -126,6 +183,10 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(proposals::router())
         .merge(authorizations::router())
+        .merge(webhooks::router())
+        .merge(log::router())
+        .merge(bundle::router())
+        .merge(evidence::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     api.merge(health::router(openapi))
@@ -133,7 +194,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::record,
         ))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // The limit every body extractor (`Body`, `Bytes`) applies, so an over-limit body is a
+        // 413 problem whether it is sent with a length or chunked; a route that takes more
+        // (evidence envelopes) raises it with its own inner `DefaultBodyLimit`, which a
+        // global `RequestBodyLimitLayer` would not let it do.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(error::problem_for_bare_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -143,6 +209,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .merge(proposals::router())
         .merge(authorizations::router())
+        .merge(webhooks::router())
+        .merge(log::router())
+        .merge(bundle::router())
+        .merge(evidence::router())
         .into_openapi()
 }
 
@@ -156,7 +226,31 @@ pub async fn run(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "countersign server listening");
     }
-    axum::serve(listener, router(state))
+    // Proofs are served from an in-process copy of the immutable stored hashes, filled beside
+    // serving (a proof asked during the first fill waits for it).
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        match store.mirror_stored_hashes().await {
+            Ok(count) => tracing::info!(count, "stored hashes mirrored in memory"),
+            Err(error) => {
+                tracing::warn!(%error, "stored hashes not mirrored; proofs read the database")
+            }
+        }
+    });
+    // The webhook worker stops with the server: on `shutdown`, or when `serve` fails and
+    // drops the sender.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = webhooks::spawn(&state, stopped);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    if let Some(worker) = worker {
+        // It finishes the deliveries in flight, each bounded by its timeout.
+        let _ = worker.await;
+    }
+    served
 }

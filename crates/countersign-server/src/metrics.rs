@@ -2,7 +2,8 @@
 //!
 //! Hand-rolled on purpose: a few counters behind one mutex need no exporter crate, and a
 //! process-global recorder (what the `metrics` crate installs) would mix the numbers of the
-//! several servers a test process starts. This module does not expose business metrics yet.
+//! several servers a test process starts. Besides requests, only webhook delivery attempts
+//! are counted (by target and outcome); no other business metrics yet.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,6 +22,8 @@ const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 #[derive(Debug, Default)]
 pub struct Metrics {
     series: Mutex<BTreeMap<(String, String, u16), Series>>,
+    /// Webhook delivery attempts by target and outcome (delivered, retry, dead).
+    webhooks: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -45,6 +48,12 @@ impl Metrics {
                 *bucket += 1;
             }
         }
+    }
+
+    /// Counts one webhook delivery attempt to `target` ending as `outcome`.
+    pub fn observe_delivery(&self, target: &str, outcome: &'static str) {
+        let mut counts = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        *counts.entry((target.to_owned(), outcome)).or_default() += 1;
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -81,6 +90,21 @@ impl Metrics {
                 "countersign_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\ncountersign_http_request_duration_seconds_sum{{{labels}}} {}\ncountersign_http_request_duration_seconds_count{{{labels}}} {}",
                 s.count, s.sum, s.count
             );
+        }
+        let webhooks = self
+            .webhooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !webhooks.is_empty() {
+            out.push_str("# HELP countersign_webhook_deliveries_total Webhook delivery attempts by target and outcome.\n");
+            out.push_str("# TYPE countersign_webhook_deliveries_total counter\n");
+            for ((target, outcome), count) in &webhooks {
+                let _ = writeln!(
+                    out,
+                    "countersign_webhook_deliveries_total{{target=\"{target}\",outcome=\"{outcome}\"}} {count}"
+                );
+            }
         }
         out
     }

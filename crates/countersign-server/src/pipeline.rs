@@ -5,17 +5,35 @@
 //!
 //! What the server adds is kept here: its own proposal id as the record's subject, and
 //! the fields its approval rules read (eligible approvers, shortfall, validation plan) as
-//! annotations of the `decided` event, which re-derivation ignores. The server holds no
-//! log key (yet), so an automated decision is recorded without a signed verification
-//! summary (docs/server.md). Evidence is not weighed here yet.
+//! annotations of the `decided` event, which re-derivation ignores. With the server's log
+//! key, an automated decision carries the signed verification summary `evaluate --record`
+//! issues (docs/server.md). Evidence envelopes the server accepted are weighed like
+//! `evaluate --evidence` files ([`decide_with_evidence`]); the suites a proposal waits for
+//! are the planned ones a runner trusted at the base may attest (`required_suites`, recorded
+//! with `missing_suites` as annotations). The governed state of a base is loaded once and
+//! cached (see [`GOVERNED`]): the record is the same as without it.
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::LazyLock;
 
+use countersign_audit::Signer;
 use countersign_decide::DecideError;
-use countersign_decide::evaluate::{self, ChangeSource, Evaluation, Proposer};
+use countersign_decide::cache::GovernedCache;
+use countersign_decide::evaluate::{self, Evaluation, Proposer};
+use countersign_decide::evidence::EvidenceInput;
 use countersign_decide::record::{self, Record};
+use countersign_decide::report::EvidenceReport;
+use countersign_evidence::SuiteStatus;
 use countersign_policy::{Principal, Tier};
+use countersign_repo::{CONFIG_FILE, Config};
 use serde_json::{Map, Value, json};
+
+/// The governed states of recent bases, shared by every request of the process. Keyed by
+/// repository and base commit id (immutable objects), so it is never stale, and shared
+/// between servers in one process (tests) without harm. Most proposals are against a few
+/// bases (the tips of protected branches), so a few dozen entries hold them.
+static GOVERNED: LazyLock<GovernedCache> = LazyLock::new(|| GovernedCache::new(64));
 
 /// A decided change, before it is recorded under a proposal id.
 pub struct Outcome {
@@ -23,8 +41,14 @@ pub struct Outcome {
     pub head: String,
     pub tier: Tier,
     pub automated: bool,
+    /// Planned suites some runner the base trusts may attest: what the proposal waits for.
+    pub required_suites: Vec<String>,
+    /// Required suites no accepted head evidence covers yet (passed or failed).
+    pub missing_suites: Vec<String>,
     evaluation: Evaluation,
     proposer: Proposer,
+    /// The change's authors and diff identity (the proposal lifecycle's rules).
+    pub change: crate::change::ChangeFacts,
 }
 
 /// Why no decision could be made or recorded: a bad revision, an empty diff, a broken
@@ -48,16 +72,31 @@ pub fn decide(
     head: &str,
     author: &Principal,
 ) -> Result<Outcome, PipelineError> {
+    decide_with_evidence(path, base, head, author, &[])
+}
+
+/// [`decide`], weighing evidence `envelopes` (name, bytes) as `evaluate --evidence` weighs
+/// files; the outcome's [`Outcome::evidence`] says which were accepted and which refused.
+/// With none, no evidence is considered.
+pub fn decide_with_evidence(
+    path: &Path,
+    base: &str,
+    head: &str,
+    author: &Principal,
+    envelopes: &[(String, Vec<u8>)],
+) -> Result<Outcome, PipelineError> {
     let proposer = Proposer {
         author: author.to_string(),
         declared_tier: None,
     };
-    let change = ChangeSource::Commits {
-        base: base.to_owned(),
-        head: head.to_owned(),
-    };
+    let envelopes: Vec<EvidenceInput> = envelopes
+        .iter()
+        .map(|(name, bytes)| (name.clone(), Ok(bytes.clone())))
+        .collect();
     let evaluation =
-        evaluate::evaluate(path, change, &proposer).map_err(|e| PipelineError::from_error(&e))?;
+        evaluate::evaluate_cached_with_evidence(path, base, head, &proposer, &envelopes, &GOVERNED)
+            .map_err(|e| PipelineError::from_error(&e))?;
+    let (required_suites, missing_suites) = required_and_missing(&evaluation)?;
     let (Some(base), Some(head)) = (
         evaluation.report.change.base.clone(),
         evaluation.report.change.head.clone(),
@@ -66,24 +105,82 @@ pub fn decide(
             "the evaluation names no base and head commits".to_owned(),
         ));
     };
+    let change = crate::change::ChangeFacts::read(path, &base, &head)
+        .map_err(|e| PipelineError(e.to_string()))?;
     Ok(Outcome {
+        change,
         base,
         head,
         tier: evaluation.decision.tier,
         automated: evaluation.report.automated,
+        required_suites,
+        missing_suites,
         evaluation,
         proposer,
     })
 }
 
+/// The planned suites a runner trusted at the base may attest, and those of them no accepted
+/// head evidence covers. A planned suite no trusted runner may attest is not waited for: no
+/// evidence of it can ever be accepted (it still counts against coverage once evidence is
+/// weighed, so the policy sees it).
+fn required_and_missing(
+    evaluation: &Evaluation,
+) -> Result<(Vec<String>, Vec<String>), PipelineError> {
+    let config = match evaluation.inputs.get(CONFIG_FILE) {
+        Some(Some(bytes)) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| PipelineError(format!("{CONFIG_FILE}: {e}")))?;
+            Config::parse(text).map_err(|e| PipelineError(format!("{CONFIG_FILE}: {e}")))?
+        }
+        _ => Config::default(),
+    };
+    let attestable: BTreeSet<&str> = config
+        .runners
+        .iter()
+        .flat_map(|r| r.suites.iter().map(String::as_str))
+        .collect();
+    let covered: BTreeSet<&str> = evaluation
+        .report
+        .evidence
+        .iter()
+        .flat_map(|e| &e.suites)
+        .filter(|s| s.status != SuiteStatus::Missing.as_str())
+        .map(|s| s.suite.as_str())
+        .collect();
+    let required: Vec<String> = evaluation
+        .report
+        .validation_plan
+        .suites
+        .iter()
+        .map(|s| s.suite.clone())
+        .filter(|s| attestable.contains(s.as_str()))
+        .collect();
+    let missing = required
+        .iter()
+        .filter(|s| !covered.contains(s.as_str()))
+        .cloned()
+        .collect();
+    Ok((required, missing))
+}
+
 impl Outcome {
+    /// The evidence weighed, when any was given: each envelope accepted (and bound to the
+    /// head or the base) or refused with its reason, and the suites' status.
+    pub fn evidence(&self) -> Option<&EvidenceReport> {
+        self.evaluation.report.evidence.as_ref()
+    }
+
     /// The audit record of this decision as proposal `subject` of `repository`, and the
-    /// `decided` event's data (what the server stores as the decision record).
+    /// `decided` event's data (what the server stores as the decision record). With the
+    /// server's `log_key`, an automated decision carries its signed verification summary,
+    /// exactly as `evaluate --record` records it.
     pub fn record(
         &self,
         subject: &str,
         repository: &str,
         now: &str,
+        log_key: Option<&Signer>,
     ) -> Result<(Record, Value), PipelineError> {
         let decision = &self.evaluation.decision;
         let mut annotations = Map::new();
@@ -99,6 +196,7 @@ impl Outcome {
             ),
         );
         annotations.insert("shortfall".to_owned(), json!(decision.approvals.shortfall));
+        annotations.insert("commit_authors".to_owned(), json!(self.change.authors));
         annotations.insert(
             "validation_plan".to_owned(),
             json!(
@@ -111,13 +209,23 @@ impl Outcome {
                     .collect::<Vec<_>>()
             ),
         );
+        annotations.insert("required_suites".to_owned(), json!(self.required_suites));
+        annotations.insert("missing_suites".to_owned(), json!(self.missing_suites));
+        // Who webhook notifications concern (webhooks.rs): the owners of the touched nodes
+        // (groups and users, as entity refs) and the touched nodes themselves.
+        let impact = &self.evaluation.report.impact;
+        annotations.insert("owners".to_owned(), json!(impact.owners));
+        annotations.insert(
+            "touched".to_owned(),
+            json!(impact.touched.iter().map(|t| &t.node).collect::<Vec<_>>()),
+        );
         let record = record::record_as(
             subject.to_owned(),
             &self.evaluation,
             &self.proposer,
             repository,
             now,
-            None,
+            log_key,
             annotations,
         )
         .map_err(|e| PipelineError::from_error(&e))?;

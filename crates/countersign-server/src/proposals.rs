@@ -1,11 +1,14 @@
 //! `/v1/proposals`: opening a proposal (diff, decision, stored and logged in one
-//! transaction), reading it, and approving or rejecting its head.
+//! transaction), reading it, approving or rejecting its head, and its lifecycle: moving the
+//! head, closing, superseding, merged.
 //!
 //! The approval rules enforced here, whatever the policy says: only a human principal with an
-//! approver token, never the author, only an eligible approver of the decision, only for the
-//! current head; one verdict per approver and head (the store's UNIQUE constraint, inside a
-//! transaction holding the proposal); a rejection blocks. Head moves, evidence and
-//! commit-author checks are not here yet.
+//! approver token, never the author nor an author or committer of a commit of the change
+//! (`change`), only an eligible approver of the decision, only for the current head; one live
+//! verdict per approver and head (the store's unique index, inside a transaction holding the
+//! proposal); a rejection blocks until a new head. A head move re-derives everything and
+//! lapses the verdicts, except that a trivial rebase (the same diff content) carries them.
+//! Evidence is `evidence`'s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use countersign_audit::{Event, EventKind};
 use countersign_policy::Principal;
-use countersign_store::{Approval, Decision, Idempotent, Proposal, Tx};
+use countersign_store::{Approval, Decision, HeadMove, Idempotent, Proposal, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -37,6 +40,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create))
         .routes(routes!(show))
         .routes(routes!(approve))
+        .routes(routes!(move_head))
+        .routes(routes!(close))
+        .routes(routes!(mark_merged))
 }
 
 /// Where a proposal stands.
@@ -44,19 +50,42 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "snake_case")]
 pub enum ProposalState {
     Open,
+    /// Required validation suites have no accepted evidence for the head yet.
+    AwaitingEvidence,
     AwaitingApproval,
     Authorized,
     Rejected,
+    /// The authorized head reached a protected branch. Final.
+    Merged,
+    /// Closed in favour of another proposal (`superseded_by`). Final.
+    Superseded,
+    /// Closed by its author or an admin. Final.
+    Closed,
 }
 
 impl ProposalState {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ProposalState::Open => "open",
+            ProposalState::AwaitingEvidence => "awaiting_evidence",
             ProposalState::AwaitingApproval => "awaiting_approval",
             ProposalState::Authorized => "authorized",
             ProposalState::Rejected => "rejected",
+            ProposalState::Merged => "merged",
+            ProposalState::Superseded => "superseded",
+            ProposalState::Closed => "closed",
         }
+    }
+
+    /// Whether `state` (as stored) ends the proposal: no head move, verdict or close after.
+    pub(crate) fn is_final(state: &str) -> bool {
+        [
+            ProposalState::Merged,
+            ProposalState::Superseded,
+            ProposalState::Closed,
+        ]
+        .iter()
+        .any(|s| s.as_str() == state)
     }
 }
 
@@ -98,6 +127,12 @@ pub struct ApprovalView {
     pub head: String,
     pub verdict: String,
     pub comment: String,
+    /// The head moved since: the verdict is kept as a record and no longer counts.
+    #[serde(default)]
+    pub lapsed: bool,
+    /// The head this verdict was given on, when a trivial rebase carried it to `head`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_from: Option<String>,
 }
 
 /// A proposal with its decision and verdicts.
@@ -110,7 +145,8 @@ pub struct ProposalView {
     pub title: String,
     pub description: String,
     pub author: String,
-    /// open, awaiting_approval, authorized or rejected.
+    /// open, awaiting_evidence, awaiting_approval, authorized, rejected, merged, superseded
+    /// or closed (docs/server.md).
     pub state: String,
     pub tier: String,
     /// Distinct humans needed on the current head.
@@ -121,6 +157,15 @@ pub struct ProposalView {
     pub decision: Value,
     pub approvals: Vec<ApprovalView>,
     pub created_at: String,
+    /// Everyone who authored or committed a commit of the change: none of them may approve.
+    #[serde(default)]
+    pub authors: Vec<String>,
+    /// The proposal that replaced this one, when it is superseded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    /// Why it was closed, when it is closed or superseded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_reason: Option<String>,
 }
 
 fn event(
@@ -206,13 +251,10 @@ async fn create(
         .map_or(0, |d| d.as_nanos());
     let id = proposal_id(&body.repo, &outcome.head, &author, nanos);
     let (record, decision_record) = outcome
-        .record(&id, &body.repo, &now)
+        .record(&id, &body.repo, &now, state.log_signer.as_deref())
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
-    let proposal_state = if outcome.automated {
-        ProposalState::Authorized
-    } else {
-        ProposalState::AwaitingApproval
-    };
+    // Awaiting evidence while a required suite has none, whatever the tier (evidence.rs).
+    let proposal_state = crate::evidence::initial_state(&outcome);
     let proposal = Proposal {
         id: id.clone(),
         repo: body.repo,
@@ -225,6 +267,10 @@ async fn create(
         tier: outcome.tier.as_str().to_owned(),
         decision: format!("{id}@{}", outcome.head),
         created_at: now.clone(),
+        authors: outcome.change.authors.clone(),
+        diff_digest: outcome.change.diff_digest.clone(),
+        superseded_by: None,
+        closed_reason: None,
     };
 
     let mut tx = state.store.begin().await?;
@@ -241,6 +287,10 @@ async fn create(
     // an automated decision, authorized. The stored decision points at the `decided` one.
     let mut decided = None;
     for event in &record.events {
+        if event.kind == EventKind::Authorized && proposal_state != ProposalState::Authorized {
+            // An automated tier still waits for its required evidence: no authorization yet.
+            continue;
+        }
         let index = tx.append_event(event).await?;
         if event.kind == EventKind::Decided {
             decided = Some(index);
@@ -257,6 +307,15 @@ async fn create(
     })
     .await?;
     tx.put_proposal(&proposal).await?;
+    // What the new proposal announces to webhook targets, queued in this transaction.
+    crate::webhooks::notify(
+        &state,
+        &mut tx,
+        &proposal,
+        &proposal.state,
+        &decision_record,
+    )
+    .await?;
     let view = view(&proposal, &decision_record, Vec::new());
     let response = serde_json::to_string(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(key) = &key {
@@ -297,7 +356,7 @@ fn replay(stored: Idempotent) -> Response {
 fn view(proposal: &Proposal, record: &Value, approvals: Vec<Approval>) -> ProposalView {
     let counted = approvals
         .iter()
-        .filter(|a| a.head == proposal.head && a.verdict == "approve")
+        .filter(|a| a.head == proposal.head && a.verdict == "approve" && a.lapsed_by.is_none())
         .count();
     ProposalView {
         id: proposal.id.clone(),
@@ -316,6 +375,8 @@ fn view(proposal: &Proposal, record: &Value, approvals: Vec<Approval>) -> Propos
         approvals: approvals
             .into_iter()
             .map(|a| ApprovalView {
+                lapsed: a.lapsed_by.is_some(),
+                carried_from: a.carried_from,
                 approver: a.approver,
                 head: a.head,
                 verdict: a.verdict,
@@ -323,6 +384,9 @@ fn view(proposal: &Proposal, record: &Value, approvals: Vec<Approval>) -> Propos
             })
             .collect(),
         created_at: proposal.created_at.clone(),
+        authors: proposal.authors.clone(),
+        superseded_by: proposal.superseded_by.clone(),
+        closed_reason: proposal.closed_reason.clone(),
     }
 }
 
@@ -337,7 +401,10 @@ fn eligible(record: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn load_view(state: &AppState, proposal: &Proposal) -> Result<ProposalView, ApiError> {
+pub(crate) async fn load_view(
+    state: &AppState,
+    proposal: &Proposal,
+) -> Result<ProposalView, ApiError> {
     let decision = state
         .store
         .decision(&proposal.decision)
@@ -412,6 +479,16 @@ async fn approve(
             "the author of a proposal cannot approve or reject it".into(),
         ));
     }
+    // Everyone whose hands were on a commit of the change (author or committer) is an
+    // author too: a rebase by a service account does not make one's own code approvable.
+    if crate::change::is_author(&proposal.authors, &caller.principal) {
+        return Err(ApiError::Forbidden(format!(
+            "{approver} authored or committed a commit of this change ({}..{}): the authors \
+             of a change cannot approve or reject it",
+            short(&proposal.base),
+            short(&proposal.head)
+        )));
+    }
     if body.head != proposal.head {
         return Err(ApiError::Conflict(format!(
             "head {} is not the proposal's current head {}",
@@ -432,10 +509,11 @@ async fn approve(
         )));
     }
     let previous = tx.approvals(&id).await?;
-    if previous
-        .iter()
-        .any(|a| a.head == proposal.head && a.approver.eq_ignore_ascii_case(&approver))
-    {
+    if previous.iter().any(|a| {
+        a.head == proposal.head
+            && a.lapsed_by.is_none()
+            && a.approver.eq_ignore_ascii_case(&approver)
+    }) {
         // The same person again: counted once, nothing new to record.
         drop(tx);
         return Ok(Json(load_view(&state, &proposal).await?));
@@ -467,6 +545,8 @@ async fn approve(
         verdict: verdict.to_owned(),
         comment: body.comment,
         log_index: index,
+        lapsed_by: None,
+        carried_from: None,
     };
     if !tx.put_approval(&approval).await? {
         // Unreachable while the proposal row is held; kept so a double count cannot happen.
@@ -481,15 +561,37 @@ async fn approve(
     if let Some(next) = next {
         tx.set_proposal_state(&id, next.as_str()).await?;
         if next == ProposalState::Authorized {
+            let mut authorized = json!({ "commit": proposal.head, "tier": proposal.tier });
+            // The signed statement deploy-time gates check, as for an automated decision:
+            // stored as a blob in this transaction, named by digest in the event.
+            if let Some(log_key) = &state.log_signer {
+                let policy_version =
+                    decision.record["policy_version"].as_str().ok_or_else(|| {
+                        ApiError::Internal(format!("decision of {id} has no policy_version"))
+                    })?;
+                let vsa = countersign_decide::record::verification_summary(
+                    &proposal.repo,
+                    &proposal.head,
+                    &proposal.tier,
+                    policy_version,
+                    &now,
+                    log_key,
+                )
+                .map_err(|e| ApiError::Internal(format!("verification summary: {}", e.chain())))?;
+                authorized["verification_summary"] = json!(tx.put_blob(&vsa).await?);
+            }
             tx.append_event(&event(
                 EventKind::Authorized,
                 &now,
                 &id,
                 SYSTEM_ACTOR,
-                json!({ "commit": proposal.head, "tier": proposal.tier }),
+                authorized,
             )?)
             .await?;
         }
+        // What the verdict announces to webhook targets, queued in this transaction.
+        crate::webhooks::notify(&state, &mut tx, &proposal, next.as_str(), &decision.record)
+            .await?;
     }
     tx.commit().await?;
     let proposal = state
@@ -515,11 +617,496 @@ async fn next_state(
         .approvals(&proposal.id)
         .await?
         .into_iter()
-        .filter(|a| a.head == proposal.head && a.verdict == "approve")
+        .filter(|a| a.head == proposal.head && a.verdict == "approve" && a.lapsed_by.is_none())
         .map(|a| a.approver.to_lowercase())
         .collect();
     approvers.sort();
     approvers.dedup();
     let counted = u64::try_from(approvers.len()).unwrap_or(u64::MAX);
     Ok((counted >= required).then_some(ProposalState::Authorized))
+}
+
+// Lifecycle: head moves and closing (docs/server.md, "Proposal states").
+
+/// `POST /v1/proposals/{id}/head`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHead {
+    /// The new head revision (a commit id, branch or tag of the proposal's repository).
+    pub head: String,
+}
+
+/// `POST /v1/proposals/{id}/close`; the body may be empty.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRequest {
+    /// Why, in the closer's words; recorded in the log.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The proposal of the same repository that replaces this one: the state becomes
+    /// `superseded` instead of `closed`.
+    #[serde(default)]
+    pub superseded_by: Option<String>,
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::Invalid("Idempotency-Key is not visible ASCII".into()))
+        })
+        .transpose()
+}
+
+/// The proposal's author or an admin may move its head or close it.
+fn may_manage(caller: &Caller, proposal: &Proposal, action: &str) -> Result<(), ApiError> {
+    if caller.role == Role::Admin || same_person(&caller.principal, &proposal.author) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "only the proposal's author ({}) or an admin may {action} it",
+        proposal.author
+    )))
+}
+
+fn refuse_final(proposal: &Proposal, action: &str) -> Result<(), ApiError> {
+    if ProposalState::is_final(&proposal.state) {
+        return Err(ApiError::Conflict(format!(
+            "proposal {} is {}: it cannot {action} any more",
+            proposal.id, proposal.state
+        )));
+    }
+    Ok(())
+}
+
+/// Stores `response` under `key` (when there is one) in `tx`; `false` when another request
+/// with the key committed first (then [`replay_or_conflict`] answers).
+async fn remember(
+    tx: &mut Tx,
+    key: Option<&str>,
+    principal: &str,
+    status: StatusCode,
+    response: &str,
+) -> Result<bool, ApiError> {
+    let Some(key) = key else { return Ok(true) };
+    let stored = Idempotent {
+        status: status.as_u16(),
+        response: response.to_owned(),
+    };
+    Ok(tx.put_idempotent(key, principal, &stored).await?)
+}
+
+async fn replay_or_conflict(
+    state: &AppState,
+    key: &str,
+    principal: &str,
+) -> Result<Response, ApiError> {
+    match state.store.idempotent(key, principal).await? {
+        Some(stored) => Ok(replay(stored)),
+        None => Err(ApiError::Conflict(
+            "a request with this Idempotency-Key is in flight".into(),
+        )),
+    }
+}
+
+/// Move the proposal's head: everything is re-derived from the base's governed state.
+/// Verdicts on the old head lapse (kept, marked), unless the new head has exactly the same
+/// diff against the base (a trivial rebase): then they carry over.
+#[utoipa::path(
+    post, path = "/v1/proposals/{id}/head", request_body = NewHead,
+    params(
+        ("id" = String, Path, description = "Proposal id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and principal")
+    ),
+    responses(
+        (status = 200, body = ProposalView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn move_head(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(body): Body<NewHead>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Proposer], "move a proposal's head")?;
+    let key = idempotency_key(&headers)?;
+    let actor = caller.principal.to_string();
+    if let Some(key) = &key
+        && let Some(stored) = state.store.idempotent(key, &actor).await?
+    {
+        return Ok(replay(stored));
+    }
+    let current = state
+        .store
+        .proposal(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
+    may_manage(&caller, &current, "move the head of")?;
+    refuse_final(&current, "move its head")?;
+    let path = state.repos.get(&current.repo).cloned().ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "repository {:?} is no longer configured on this server",
+            current.repo
+        ))
+    })?;
+    // Re-derived as the proposal's author proposed it, whoever moves the head.
+    let author: Principal = current
+        .author
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("proposal {id}: {e}")))?;
+    let (base, head) = (current.base.clone(), body.head.clone());
+    let outcome =
+        tokio::task::spawn_blocking(move || pipeline::decide(&path, &base, &head, &author))
+            .await
+            .map_err(|e| ApiError::Internal(format!("pipeline task: {e}")))?
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let now = state.clock.rfc3339();
+
+    let mut tx = state.store.begin().await?;
+    if let Some(key) = &key
+        && let Some(stored) = tx.idempotent(key, &actor).await?
+    {
+        return Ok(replay(stored));
+    }
+    let proposal = tx
+        .lock_proposal(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
+    refuse_final(&proposal, "move its head")?;
+    if proposal.head == outcome.head {
+        // Already there: nothing lapses, nothing is logged.
+        drop(tx);
+        let view = load_view(&state, &proposal).await?;
+        return Ok(Json(view).into_response());
+    }
+    let (record, decided) = outcome
+        .record(&id, &proposal.repo, &now, state.log_signer.as_deref())
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let live: Vec<Approval> = tx
+        .approvals(&id)
+        .await?
+        .into_iter()
+        .filter(|a| a.lapsed_by.is_none())
+        .collect();
+    let trivial =
+        !proposal.diff_digest.is_empty() && proposal.diff_digest == outcome.change.diff_digest;
+    // A trivial rebase carries every live verdict, rejections included (the same diff stays
+    // rejected), except those of people the new commits made authors (a rebase they did).
+    let (carried, lapsed): (Vec<Approval>, Vec<Approval>) = live.into_iter().partition(|a| {
+        trivial
+            && !outcome
+                .change
+                .authors
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(&a.approver))
+    });
+    let verdicts = |list: &[Approval]| -> Vec<Value> {
+        list.iter()
+            .map(|a| json!({ "approver": a.approver, "head": a.head, "verdict": a.verdict }))
+            .collect()
+    };
+    let moved = tx
+        .append_event(&event(
+            EventKind::HeadMoved,
+            &now,
+            &id,
+            &actor,
+            json!({
+                "from": proposal.head,
+                "to": outcome.head,
+                "diff_digest": { "from": proposal.diff_digest, "to": outcome.change.diff_digest },
+                "trivial_rebase": trivial,
+                "lapsed": verdicts(&lapsed),
+                "carried_over": verdicts(&carried),
+                "commit_authors": outcome.change.authors,
+            }),
+        )?)
+        .await?;
+    tx.lapse_approvals(&id, moved).await?;
+    // Evidence is about one head too: none of it counts for the new one (evidence.rs).
+    tx.lapse_evidence(&id, moved).await?;
+    for verdict in &carried {
+        tx.put_approval(&Approval {
+            head: outcome.head.clone(),
+            log_index: moved,
+            lapsed_by: None,
+            carried_from: Some(verdict.head.clone()),
+            ..verdict.clone()
+        })
+        .await?;
+    }
+
+    // The state as for a new proposal, then what the carried verdicts settle.
+    let mut next = crate::evidence::initial_state(&outcome);
+    let eligible = eligible(&decided);
+    let approvers: std::collections::BTreeSet<String> = carried
+        .iter()
+        .filter(|a| a.verdict == "approve")
+        .filter(|a| eligible.iter().any(|e| e.eq_ignore_ascii_case(&a.approver)))
+        .map(|a| a.approver.to_lowercase())
+        .collect();
+    let required = decided["approvals_required"].as_u64().unwrap_or(u64::MAX);
+    if carried.iter().any(|a| a.verdict == "reject") {
+        next = ProposalState::Rejected;
+    } else if next == ProposalState::AwaitingApproval
+        && u64::try_from(approvers.len()).unwrap_or(u64::MAX) >= required
+    {
+        next = ProposalState::Authorized;
+    }
+
+    for blob in &record.blobs {
+        tx.put_blob(blob).await?;
+    }
+    let mut decided_index = None;
+    let mut authorized = false;
+    for event in &record.events {
+        if event.kind == EventKind::Authorized {
+            if next != ProposalState::Authorized {
+                continue;
+            }
+            authorized = true;
+        }
+        let index = tx.append_event(event).await?;
+        if event.kind == EventKind::Decided {
+            decided_index = Some(index);
+        }
+    }
+    let decided_index = decided_index
+        .ok_or_else(|| ApiError::Internal("the record has no `decided` event".into()))?;
+    if next == ProposalState::Authorized && !authorized {
+        // The carried approvals reach the count: the people's authorization, as in `approve`.
+        let mut data = json!({ "commit": outcome.head, "tier": outcome.tier.as_str() });
+        if let Some(log_key) = &state.log_signer {
+            let policy_version = decided["policy_version"].as_str().unwrap_or_default();
+            let vsa = countersign_decide::record::verification_summary(
+                &proposal.repo,
+                &outcome.head,
+                outcome.tier.as_str(),
+                policy_version,
+                &now,
+                log_key,
+            )
+            .map_err(|e| ApiError::Internal(format!("verification summary: {}", e.chain())))?;
+            data["verification_summary"] = json!(tx.put_blob(&vsa).await?);
+        }
+        tx.append_event(&event(
+            EventKind::Authorized,
+            &now,
+            &id,
+            SYSTEM_ACTOR,
+            data,
+        )?)
+        .await?;
+    }
+    let decision_id = format!("{id}@{}+{decided_index}", outcome.head);
+    tx.put_decision(&Decision {
+        id: decision_id.clone(),
+        subject: id.clone(),
+        tier: outcome.tier.as_str().to_owned(),
+        record: decided.clone(),
+        log_index: decided_index,
+    })
+    .await?;
+    let change = HeadMove {
+        head: outcome.head.clone(),
+        state: next.as_str().to_owned(),
+        tier: outcome.tier.as_str().to_owned(),
+        decision: decision_id,
+        authors: outcome.change.authors.clone(),
+        diff_digest: outcome.change.diff_digest.clone(),
+    };
+    tx.move_head(&id, &change).await?;
+    let moved_proposal = Proposal {
+        head: change.head,
+        state: change.state,
+        tier: change.tier,
+        decision: change.decision,
+        authors: change.authors,
+        diff_digest: change.diff_digest,
+        ..proposal
+    };
+    crate::webhooks::notify(&state, &mut tx, &moved_proposal, next.as_str(), &decided).await?;
+    let approvals = tx.approvals(&id).await?;
+    let view = view(&moved_proposal, &decided, approvals);
+    let response = serde_json::to_string(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !remember(&mut tx, key.as_deref(), &actor, StatusCode::OK, &response).await? {
+        // Lost a race with the same key on another connection: drop ours, replay theirs.
+        tx.rollback().await?;
+        return replay_or_conflict(&state, key.as_deref().unwrap_or_default(), &actor).await;
+    }
+    tx.commit().await?;
+    Ok((
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        response,
+    )
+        .into_response())
+}
+
+/// Close the proposal (its author or an admin), or mark it superseded by another proposal
+/// of the same repository. Final: no head move, verdict or close after.
+#[utoipa::path(
+    post, path = "/v1/proposals/{id}/close", request_body(content = CloseRequest, description = "Optional: an empty body closes without a reason"),
+    params(("id" = String, Path, description = "Proposal id")),
+    responses(
+        (status = 200, body = ProposalView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn close(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<ProposalView>, ApiError> {
+    caller.require(&[Role::Proposer], "close proposals")?;
+    let body: CloseRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+        CloseRequest::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::Invalid(format!("the body is not a close request: {e}")))?
+    };
+    let reason = body.reason.filter(|r| !r.trim().is_empty());
+    let successor = match &body.superseded_by {
+        None => None,
+        Some(other) if *other == id => {
+            return Err(ApiError::Invalid(
+                "superseded_by: a proposal cannot supersede itself".into(),
+            ));
+        }
+        Some(other) => Some(state.store.proposal(other).await?.ok_or_else(|| {
+            ApiError::Invalid(format!("superseded_by: there is no proposal {other}"))
+        })?),
+    };
+    let mut tx = state.store.begin().await?;
+    let proposal = tx
+        .lock_proposal(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
+    may_manage(&caller, &proposal, "close")?;
+    refuse_final(&proposal, "be closed")?;
+    if let Some(successor) = &successor
+        && successor.repo != proposal.repo
+    {
+        return Err(ApiError::Invalid(format!(
+            "superseded_by: {} is a proposal of {}, not of {}",
+            successor.id, successor.repo, proposal.repo
+        )));
+    }
+    let next = if successor.is_some() {
+        ProposalState::Superseded
+    } else {
+        ProposalState::Closed
+    };
+    let superseded_by = successor.as_ref().map(|s| s.id.clone());
+    let now = state.clock.rfc3339();
+    tx.append_event(&event(
+        EventKind::Closed,
+        &now,
+        &id,
+        &caller.principal.to_string(),
+        json!({
+            "state": next.as_str(),
+            "head": proposal.head,
+            "reason": reason,
+            "superseded_by": superseded_by,
+        }),
+    )?)
+    .await?;
+    tx.close_proposal(
+        &id,
+        next.as_str(),
+        reason.as_deref(),
+        superseded_by.as_deref(),
+    )
+    .await?;
+    let decision = state
+        .store
+        .decision(&proposal.decision)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("proposal {id} has no decision")))?;
+    let closed = Proposal {
+        state: next.as_str().to_owned(),
+        superseded_by,
+        closed_reason: reason,
+        ..proposal
+    };
+    crate::webhooks::notify(&state, &mut tx, &closed, next.as_str(), &decision.record).await?;
+    tx.commit().await?;
+    Ok(Json(load_view(&state, &closed).await?))
+}
+
+/// `POST /v1/proposals/{id}/merged`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergedRequest {
+    /// The commit that reached the protected branch: must be the authorized head.
+    pub commit: String,
+}
+
+/// Record that the authorized head reached a protected branch (for a post-receive hook or a
+/// forge integration; admin only). Final.
+#[utoipa::path(
+    post, path = "/v1/proposals/{id}/merged", request_body = MergedRequest,
+    params(("id" = String, Path, description = "Proposal id")),
+    responses(
+        (status = 200, body = ProposalView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn mark_merged(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<MergedRequest>,
+) -> Result<Json<ProposalView>, ApiError> {
+    caller.require(&[Role::Admin], "mark proposals merged")?;
+    let mut tx = state.store.begin().await?;
+    let proposal = tx
+        .lock_proposal(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
+    if proposal.state != ProposalState::Authorized.as_str() {
+        return Err(ApiError::Conflict(format!(
+            "proposal {id} is {}: only an authorized proposal can be merged",
+            proposal.state
+        )));
+    }
+    if !body.commit.eq_ignore_ascii_case(&proposal.head) {
+        return Err(ApiError::Conflict(format!(
+            "commit {} is not the proposal's authorized head {}",
+            body.commit, proposal.head
+        )));
+    }
+    let now = state.clock.rfc3339();
+    tx.append_event(&event(
+        EventKind::Merged,
+        &now,
+        &id,
+        &caller.principal.to_string(),
+        json!({ "commit": proposal.head }),
+    )?)
+    .await?;
+    let merged = ProposalState::Merged.as_str();
+    tx.set_proposal_state(&id, merged).await?;
+    tx.commit().await?;
+    let proposal = Proposal {
+        state: merged.to_owned(),
+        ..proposal
+    };
+    Ok(Json(load_view(&state, &proposal).await?))
 }

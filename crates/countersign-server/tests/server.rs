@@ -292,7 +292,7 @@ async fn concurrent_approvals_count_once(db: &Db) {
 /// A server decision is recorded in the CLI's format: its `inputs` blobs are in the store and
 /// re-derive, with the same pipeline, to the recorded tier and versions.
 async fn a_server_decision_re_derives_from_its_record(db: &Db) {
-    let server = start(db).await;
+    let server = common::start_with(db, |state| state.with_log_signer(common::log_signer())).await;
     for head in [server.repo.docs.clone(), server.repo.payments.clone()] {
         let (status, proposal) = server.propose("fixbot", &head).await;
         assert_eq!(status, 201, "{proposal}");
@@ -356,8 +356,16 @@ async fn a_server_decision_re_derives_from_its_record(db: &Db) {
         );
         if decided.data["automated"] == true {
             let authorized = find(countersign_audit::EventKind::Authorized);
-            // No log key on the server: no signed verification summary (docs/server.md).
-            assert!(authorized.data.get("verification_summary").is_none());
+            // Recorded as `evaluate --record` does: the signed verification summary about
+            // the head, stored as a blob (docs/server.md).
+            let digest = authorized.data["verification_summary"].as_str().unwrap();
+            let envelope = server.store.blob(digest).await.unwrap().unwrap();
+            countersign_decide::bundle::check_summary(
+                &envelope,
+                &common::log_signer().verifier(),
+                &head,
+            )
+            .unwrap();
         }
     }
     server.stop().await;

@@ -228,7 +228,18 @@ pub struct Server {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// The log key of test servers that sign (`start_with(db, |s| s.with_log_signer(log_signer()))`).
+pub fn log_signer() -> countersign_audit::Signer {
+    countersign_audit::Signer::from_seed("countersign.test/server", [0x5C; 32]).unwrap()
+}
+
 pub async fn start(db: &Db) -> Server {
+    start_with(db, |state| state).await
+}
+
+/// [`start`] with the state changed before the server starts (an OIDC issuer, more
+/// repositories).
+pub async fn start_with(db: &Db, configure: impl FnOnce(AppState) -> AppState) -> Server {
     let store = Store::connect(db.url()).await.unwrap();
     let repo = repo();
     let mut tokens = BTreeMap::new();
@@ -257,7 +268,7 @@ pub async fn start(db: &Db) -> Server {
         tokens.insert(name, text);
     }
     let repos = BTreeMap::from([("shop".to_owned(), repo.path.clone())]);
-    let state = AppState::new(store.clone(), repos, Clock::fixed(NOW));
+    let state = configure(AppState::new(store.clone(), repos, Clock::fixed(NOW)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,0 +1,454 @@
+//! A bounded load generator for the countersign server: proposal decisions per second end to
+//! end, and their latency.
+//!
+//! It writes a governed repository with many independent changes against one base, starts the
+//! real server (`countersign_server::run`) on `127.0.0.1:0` over a fresh SQLite file or
+//! PostgreSQL schema, and has `--clients` concurrent HTTP clients POST `/v1/proposals` until
+//! `--requests` were sent or `--duration` elapsed, whichever comes first. Every request is a
+//! whole decision: auth, the diff from git objects, the governed state of the base, Cedar, the
+//! audit record and its log entries committed before the `201`. It only ever talks to the
+//! loopback server it started.
+//!
+//! ```text
+//! cargo run --release -p countersign-server --example load -- \
+//!     [--database sqlite|postgres|URL] [--clients 64] [--requests 20000] [--duration 20s] \
+//!     [--changes 512] [--components 40] [--warmup 256] [--loose] [--rate R]
+//! ```
+//!
+//! By default each client sends its next request as soon as the previous one is answered
+//! (a closed loop: the most decisions per second, and latency = clients / throughput). With
+//! `--rate R` the requests are due at R per second whatever the answers (an open loop), and
+//! each latency counts from when its request was due, so a stalled server shows as latency.
+//!
+//! The repository is packed with `git repack` (as a clone the server reads would be) unless
+//! `--loose` is given or `git` is missing; the result line says which.
+//!
+//! `--database postgres` uses `COUNTERSIGN_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) with a fresh schema, dropped at the end.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use countersign_policy::Principal;
+use countersign_repo::{CommitId, RepoWriter};
+use countersign_server::{AppState, Clock, Role, create_token};
+use countersign_store::Store;
+use serde_json::json;
+
+const AUTHOR: &str = "Alice <alice@example.com>";
+const TIME: i64 = 1_767_603_600;
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// Hard ceilings whatever the flags say: a load run stays bounded.
+const MAX_REQUESTS: u64 = 1_000_000;
+const MAX_DURATION: Duration = Duration::from_secs(600);
+const MAX_CLIENTS: usize = 1024;
+
+struct Args {
+    database: String,
+    clients: usize,
+    requests: u64,
+    duration: Duration,
+    changes: usize,
+    components: usize,
+    warmup: u64,
+    pack: bool,
+    rate: Option<f64>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        database: "sqlite".to_owned(),
+        clients: 64,
+        requests: 20_000,
+        duration: Duration::from_secs(20),
+        changes: 512,
+        components: 40,
+        warmup: 256,
+        pack: true,
+        rate: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |v: String| {
+            v.parse::<u64>()
+                .map_err(|e| format!("{flag} {v:?}: {e}"))
+                .and_then(|n| {
+                    if n == 0 {
+                        Err(format!("{flag} must be at least 1"))
+                    } else {
+                        Ok(n)
+                    }
+                })
+        };
+        match flag.as_str() {
+            "--database" => args.database = value()?,
+            "--clients" => args.clients = usize::try_from(number(value()?)?).unwrap_or(usize::MAX),
+            "--requests" => args.requests = number(value()?)?,
+            "--duration" => {
+                let v = value()?;
+                args.duration =
+                    humantime::parse_duration(&v).map_err(|e| format!("--duration {v:?}: {e}"))?;
+            }
+            "--changes" => args.changes = usize::try_from(number(value()?)?).unwrap_or(usize::MAX),
+            "--components" => {
+                args.components = usize::try_from(number(value()?)?).unwrap_or(usize::MAX)
+            }
+            "--loose" => args.pack = false,
+            "--rate" => {
+                let v = value()?;
+                let rate: f64 = v.parse().map_err(|e| format!("--rate {v:?}: {e}"))?;
+                if !(rate > 0.0 && rate <= 100_000.0) {
+                    return Err("--rate is between 0 and 100000 requests per second".into());
+                }
+                args.rate = Some(rate);
+            }
+            "--warmup" => args.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
+            "--help" | "-h" => {
+                println!(
+                    "load [--database sqlite|postgres|URL] [--clients N] [--requests N] \
+                     [--duration 20s] [--changes N] [--components N] [--warmup N] [--loose] [--rate R]"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown flag {other:?} (try --help)")),
+        }
+    }
+    if args.clients > MAX_CLIENTS {
+        return Err(format!("--clients is at most {MAX_CLIENTS}"));
+    }
+    if args.requests > MAX_REQUESTS {
+        return Err(format!("--requests is at most {MAX_REQUESTS}"));
+    }
+    if args.duration > MAX_DURATION {
+        return Err(format!("--duration is at most {}s", MAX_DURATION.as_secs()));
+    }
+    Ok(args)
+}
+
+/// A catalog of one team (three humans) owning `n` components, every fourth one critical.
+fn catalog(n: usize) -> String {
+    let mut text = String::from(
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-shop\n\
+         spec:\n  type: team\n  children: []\n  members: [alice, bob, carol]\n",
+    );
+    for user in ["alice", "bob", "carol"] {
+        text.push_str(&format!(
+            "---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: {user}\n\
+             spec:\n  memberOf: [team-shop]\n"
+        ));
+    }
+    for i in 0..n {
+        let criticality = if i % 4 == 0 { "critical" } else { "moderate" };
+        text.push_str(&format!(
+            "---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: svc-{i}\n  \
+             annotations:\n    countersign.dev/criticality: {criticality}\n    \
+             countersign.dev/paths: /svc-{i}/**\nspec:\n  type: service\n  lifecycle: production\n  \
+             owner: team-shop\n"
+        ));
+        if i > 0 {
+            text.push_str(&format!("  dependsOn: [component:svc-{}]\n", i - 1));
+        }
+    }
+    text
+}
+
+/// The repository: a base commit and `changes` independent one-file changes branching from it.
+fn repository(dir: &std::path::Path, components: usize, changes: usize) -> (String, Vec<String>) {
+    let mut w = RepoWriter::init(dir).unwrap();
+    let mut files: Vec<(String, Option<String>)> =
+        vec![("catalog-info.yaml".to_owned(), Some(catalog(components)))];
+    for i in 0..components {
+        files.push((format!("svc-{i}/src/lib.rs"), Some(format!("// svc {i}\n"))));
+    }
+    w.commit(files, "base", AUTHOR, TIME).unwrap();
+    let base: CommitId = w.head().unwrap();
+    let heads = (0..changes)
+        .map(|i| {
+            let path = format!("svc-{}/src/change_{i}.rs", i % components);
+            w.commit_on(
+                &format!("refs/heads/change-{i}"),
+                &base,
+                [(path, Some(format!("// change {i}\n")))],
+                &format!("change {i}"),
+                AUTHOR,
+                TIME + 1 + i64::try_from(i).unwrap(),
+            )
+            .unwrap()
+            .as_str()
+            .to_owned()
+        })
+        .collect();
+    (base.as_str().to_owned(), heads)
+}
+
+/// Packs the repository as a served clone is (`git clone` and `git gc` write packs; the
+/// writer leaves one loose file per object). Whether it could is printed with the results.
+fn pack(dir: &std::path::Path) -> bool {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["repack", "-a", "-d", "-q"])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+enum Database {
+    /// The directory is held for its `Drop`.
+    #[allow(dead_code)]
+    Sqlite(tempfile::TempDir, String),
+    Postgres {
+        admin: sqlx::PgPool,
+        schema: String,
+        url: String,
+    },
+}
+
+impl Database {
+    async fn open(spec: &str) -> Database {
+        if spec == "sqlite" {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display());
+            return Database::Sqlite(dir, url);
+        }
+        let base = if spec == "postgres" {
+            std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
+        } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            spec.to_owned()
+        } else {
+            panic!("--database {spec:?}: expected sqlite, postgres or a postgres:// URL");
+        };
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
+        let schema = format!("load_{}", std::process::id());
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        Database::Postgres { admin, schema, url }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Database::Sqlite(_, url) | Database::Postgres { url, .. } => url,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Database::Sqlite(..) => "sqlite",
+            Database::Postgres { .. } => "postgres",
+        }
+    }
+
+    async fn drop_schema(self) {
+        if let Database::Postgres { admin, schema, .. } = self {
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+struct Shared {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    base: String,
+    heads: Vec<String>,
+    next: AtomicU64,
+    limit: u64,
+    deadline: Instant,
+    /// Open loop: request `n` is due at `start + n / rate`, and its latency counts from then.
+    rate: Option<f64>,
+    start: Instant,
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    by_status: BTreeMap<u16, u64>,
+    first_error: Option<String>,
+}
+
+async fn client(shared: Arc<Shared>) -> Tally {
+    let mut tally = Tally::default();
+    loop {
+        let n = shared.next.fetch_add(1, Ordering::Relaxed);
+        if n >= shared.limit || Instant::now() >= shared.deadline {
+            return tally;
+        }
+        // Every head is proposed again and again with a distinct title: the same base, so
+        // the governed state is shared, and a distinct proposal every time.
+        let head = &shared.heads[usize::try_from(n).unwrap() % shared.heads.len()];
+        let body = json!({
+            "repo": "shop", "base": shared.base, "head": head,
+            "title": format!("load change {n}"),
+        });
+        let started = match shared.rate {
+            Some(rate) => {
+                let due = shared.start + Duration::from_secs_f64(n as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+            None => Instant::now(),
+        };
+        let response = shared
+            .client
+            .post(&shared.url)
+            .bearer_auth(&shared.token)
+            .json(&body)
+            .send()
+            .await;
+        let (status, text) = match response {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.text().await.unwrap_or_default())
+            }
+            Err(e) => (0, e.to_string()),
+        };
+        let elapsed = started.elapsed();
+        *tally.by_status.entry(status).or_default() += 1;
+        if status == 201 {
+            tally.latencies.push(elapsed);
+        } else if tally.first_error.is_none() {
+            tally.first_error = Some(format!("{status}: {text}"));
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+async fn run_phase(shared: &Arc<Shared>, clients: usize) -> (Tally, Duration) {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| tokio::spawn(client(shared.clone())))
+        .collect();
+    let mut total = Tally::default();
+    for task in tasks {
+        let tally = task.await.unwrap();
+        total.latencies.extend(tally.latencies);
+        for (status, count) in tally.by_status {
+            *total.by_status.entry(status).or_default() += count;
+        }
+        if total.first_error.is_none() {
+            total.first_error = tally.first_error;
+        }
+    }
+    (total, started.elapsed())
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("load: {e}");
+            std::process::exit(2);
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (base, heads) = repository(dir.path(), args.components, args.changes);
+    let packed = args.pack && pack(dir.path());
+    let database = Database::open(&args.database).await;
+    let store = Store::connect(database.url()).await.unwrap();
+    let principal: Principal = "agent:loadbot".parse().unwrap();
+    let (token, _) = create_token(&store, &principal, Role::Proposer, i64::MAX, [7u8; 32])
+        .await
+        .unwrap();
+    let repos = BTreeMap::from([("shop".to_owned(), dir.path().to_owned())]);
+    let state = AppState::new(store.clone(), repos, Clock::system());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/proposals", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(countersign_server::run(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()
+        .unwrap();
+
+    let phase = |limit: u64, duration: Duration, rate: Option<f64>| {
+        Arc::new(Shared {
+            rate,
+            start: Instant::now(),
+            client: client.clone(),
+            url: url.clone(),
+            token: token.clone(),
+            base: base.clone(),
+            heads: heads.clone(),
+            next: AtomicU64::new(0),
+            limit,
+            deadline: Instant::now() + duration,
+        })
+    };
+    if args.warmup > 0 {
+        // Opens the connections and fills the caches; not measured.
+        let (warm, _) = run_phase(&phase(args.warmup, MAX_DURATION, None), args.clients).await;
+        if let Some(error) = warm.first_error {
+            eprintln!("warm-up error: {error}");
+        }
+    }
+    let (mut tally, elapsed) = run_phase(
+        &phase(args.requests, args.duration, args.rate),
+        args.clients,
+    )
+    .await;
+    tally.latencies.sort();
+    let ok = tally.latencies.len();
+    let sent: u64 = tally.by_status.values().sum();
+    let rate = ok as f64 / elapsed.as_secs_f64();
+    let l = &tally.latencies;
+    println!(
+        "| backend | clients | offered/s | sent | 201 | other | seconds | decisions/s | p50 ms | p95 ms | p99 ms | max ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {sent} | {ok} | {} | {:.2} | {rate:.0} | {} | {} | {} | {} |",
+        database.name(),
+        args.clients,
+        args.rate.map_or("max".to_owned(), |r| format!("{r:.0}")),
+        sent - ok as u64,
+        elapsed.as_secs_f64(),
+        ms(percentile(l, 50.0)),
+        ms(percentile(l, 95.0)),
+        ms(percentile(l, 99.0)),
+        ms(l.last().copied().unwrap_or_default()),
+    );
+    if let Some(error) = &tally.first_error {
+        println!("statuses {:?}; first failure: {error}", tally.by_status);
+    }
+    let size = store.log_size().await.unwrap();
+    println!(
+        "log size after the run: {size} entries; repository: {} objects, {} changes, {} components",
+        if packed { "packed" } else { "loose" },
+        args.changes,
+        args.components
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    store.close().await;
+    database.drop_schema().await;
+}

@@ -1,0 +1,159 @@
+//! [`ChangeFacts`]: what the proposal lifecycle reads from a change besides its decision:
+//! everyone who authored or committed one of its commits, and the identity of its diff.
+//!
+//! Authors are mapped to principals through the *base*'s catalog (a User's
+//! `spec.profile.email`), strictly: no guessing from names or email local parts, so an
+//! identity the catalog does not know stays `email:<addr>`. The diff's identity is its
+//! content (paths, modes and blob ids of both sides), never commit ids, so a rebase that
+//! changes nothing reads as the same diff. This module decides nothing about approvals.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
+use countersign_graph::Kind;
+use countersign_policy::Principal;
+use countersign_repo::{CommitId, ContentChange, Repo, RepoError, Side};
+use sha2::{Digest, Sha256};
+
+/// See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeFacts {
+    /// Everyone who authored or committed a commit in `base..head`: `human:<user>` (or
+    /// `agent:<user>` for a bot account) for a catalog User of the base whose profile email
+    /// is the commit's, `email:<addr>` when no User has it. Sorted, unique.
+    pub authors: Vec<String>,
+    /// Lower-case hex SHA-256 of [`Repo::diff_content`]: equal digests, same diff.
+    pub diff_digest: String,
+}
+
+/// Why the facts could not be read: a git failure or an unreadable catalog at the base.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ChangeError(String);
+
+impl From<RepoError> for ChangeError {
+    fn from(error: RepoError) -> Self {
+        ChangeError(error.to_string())
+    }
+}
+
+impl ChangeFacts {
+    /// Reads the commits and the diff content of `base..head` (full commit ids) in the
+    /// repository at `path`. Blocking (git).
+    pub fn read(path: &Path, base: &str, head: &str) -> Result<ChangeFacts, ChangeError> {
+        let repo = Repo::open_shared(path)?;
+        let (base, head) = (CommitId::from_hex(base)?, CommitId::from_hex(head)?);
+        let mut emails = BTreeSet::new();
+        for commit in repo.commits_between(&base, &head)? {
+            for person in [commit.author, commit.committer] {
+                emails.insert(person.email.trim().to_ascii_lowercase());
+            }
+        }
+        let directory = directory(path, &repo, &base)?;
+        let mut authors = BTreeSet::new();
+        for email in emails {
+            match directory.get(&email) {
+                // An email several Users share makes each of them an author: strict.
+                Some(users) => authors.extend(users.iter().cloned()),
+                None => {
+                    authors.insert(format!("email:{email}"));
+                }
+            }
+        }
+        Ok(ChangeFacts {
+            authors: authors.into_iter().collect(),
+            diff_digest: diff_digest(&repo.diff_content(&base, &head)?),
+        })
+    }
+}
+
+/// Whether `principal` is one of `authors` (as [`ChangeFacts::authors`] names them).
+pub fn is_author(authors: &[String], principal: &Principal) -> bool {
+    let principal = principal.to_string();
+    authors.iter().any(|a| a.eq_ignore_ascii_case(&principal))
+}
+
+/// The digest of a diff's content: one line per changed file, its path then both sides.
+fn diff_digest(changes: &[ContentChange]) -> String {
+    let side = |s: &Option<Side>| {
+        s.as_ref()
+            .map_or_else(|| "-".to_owned(), |s| format!("{} {}", s.mode, s.id))
+    };
+    let mut hasher = Sha256::new();
+    for change in changes {
+        // NUL cannot occur in a git path, so the fields cannot run into each other.
+        hasher.update(format!(
+            "{}\0{}\0{}\n",
+            change.path,
+            side(&change.old),
+            side(&change.new)
+        ));
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Principals by lower-cased profile email.
+type Directory = BTreeMap<String, Vec<String>>;
+
+/// Directories by repository path and base commit id.
+type Directories = HashMap<(PathBuf, String), Arc<Directory>>;
+
+/// The catalog Users of `base` by profile email, cached by repository and base commit (an
+/// immutable object, so never stale).
+fn directory(path: &Path, repo: &Repo, base: &CommitId) -> Result<Arc<Directory>, ChangeError> {
+    static CACHE: LazyLock<Mutex<Directories>> = LazyLock::new(Mutex::default);
+    let key = (path.to_owned(), base.as_str().to_owned());
+    if let Some(found) = CACHE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return Ok(Arc::clone(found));
+    }
+    let tree = repo.commit_tree(base)?;
+    let config = countersign_decide::governed::read_config(&tree)
+        .map_err(|e| ChangeError(format!("reading the config at base {base}: {}", e.chain())))?;
+    let settings = countersign_decide::governed::graph_settings(&config);
+    let mut globs = globset::GlobSetBuilder::new();
+    for glob in &settings.catalog_globs {
+        globs.add(
+            countersign_graph::repo_path::glob(glob)
+                .map_err(|e| ChangeError(format!("catalog glob {glob:?}: {e}")))?,
+        );
+    }
+    let globs = globs
+        .build()
+        .map_err(|e| ChangeError(format!("catalog globs: {e}")))?;
+    let catalog =
+        countersign_graph::backstage::read_catalog(&tree, &globs, &settings.default_namespace)
+            .map_err(|e| ChangeError(format!("reading the catalog at base {base}: {e}")))?;
+    let mut directory = Directory::new();
+    for descriptor in catalog.descriptors {
+        let (Kind::User, Some(email)) = (&descriptor.entity.kind, &descriptor.email) else {
+            continue;
+        };
+        let name = &descriptor.entity.name;
+        let principal = if config.agents.is_agent(name) {
+            Principal::Agent(name.clone())
+        } else {
+            Principal::Human(name.clone())
+        };
+        directory
+            .entry(email.trim().to_ascii_lowercase())
+            .or_default()
+            .push(principal.to_string());
+    }
+    let directory = Arc::new(directory);
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    // Bases are few (the tips of protected branches); forget them all rather than track age.
+    if cache.len() >= 256 {
+        cache.clear();
+    }
+    cache.insert(key, Arc::clone(&directory));
+    Ok(directory)
+}

@@ -1,0 +1,653 @@
+//! `/v1/proposals/{id}/evidence` and `/v1/proposals/{id}/plan`: runners submit signed
+//! evidence for a proposal's current head and read which planned suites still need it.
+//!
+//! An envelope is weighed exactly as `countersign evaluate --evidence` weighs a file
+//! (countersign-decide): trusted runners and the repository name come from the base's
+//! `countersign.toml`, and it counts only when bound to the current head (or, for
+//! comparisons, the base). An accepted envelope is stored as a blob, logged
+//! (`evidence_accepted`), and the decision re-derived with every envelope accepted for the
+//! head, stored and logged (`decided`, `authorized` when it authorizes), with the proposal's
+//! new tier and state: all in one transaction. A refused one is logged (`evidence_refused`,
+//! with the reasons) in a transaction of its own and answered 422.
+//!
+//! The states this module owns: a proposal whose validation plan has a required suite (one a
+//! runner trusted at the base may attest) with no accepted head evidence is
+//! `awaiting_evidence`, whatever its tier; once every required suite has some, it is
+//! `authorized` for an automated tier and `awaiting_approval` otherwise. Evidence is read only
+//! through [`for_head`] (live rows of one head), and a head move lapses it
+//! (`Tx::lapse_evidence`), so what was accepted under an earlier head never counts again.
+//!
+//! Not here: running suites (runners do), approvals (`proposals`), head moves.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use countersign_audit::{Event, EventKind};
+use countersign_decide::record::SYSTEM_ACTOR;
+use countersign_policy::Principal;
+use countersign_store::{AcceptedEvidence, Decision, Proposal, Store, Tx};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::error::{ApiError, Problem};
+use crate::pipeline::{self, Outcome};
+use crate::proposals::{self, ProposalState, ProposalView};
+
+/// The largest evidence envelope accepted: a signed test-result or scan carries a report's
+/// worth of test names or findings, far more than a proposal, so this route raises the
+/// server's [`crate::BODY_LIMIT`] to 1 MiB.
+pub const EVIDENCE_BODY_LIMIT: usize = 1024 * 1024;
+
+/// How many times a submission is re-derived when other evidence for the same head lands
+/// in between (each attempt sees the set it decides with unchanged, or starts over).
+const ATTEMPTS: usize = 5;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit))
+        .routes(routes!(plan))
+        // Inner to the server-wide limit, so it wins for these routes only.
+        .layer(DefaultBodyLimit::max(EVIDENCE_BODY_LIMIT))
+}
+
+/// An envelope accepted for the proposal's current head.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EvidenceAccepted {
+    /// Always true: a refused envelope is a 422 problem.
+    pub accepted: bool,
+    /// Lower-case hex SHA-256 of the envelope as sent: its blob and log name.
+    pub digest: String,
+    /// `head`, or `base` for evidence about the base commit (used for regressions and
+    /// pre-existing vulnerabilities, never for coverage).
+    pub binds_to: String,
+    pub runner: String,
+    pub suite: String,
+    pub predicate_type: String,
+    /// False when this envelope was already accepted for this head: nothing new recorded.
+    pub recorded: bool,
+    pub proposal: ProposalView,
+}
+
+/// One accepted envelope, as the plan lists it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EvidenceView {
+    pub digest: String,
+    pub binds_to: String,
+    pub runner: String,
+    pub predicate_type: String,
+    /// The `evidence_accepted` log entry.
+    pub log_index: u64,
+}
+
+/// One suite of the validation plan and where its evidence stands.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PlannedSuite {
+    pub suite: String,
+    /// `satisfied` (accepted head evidence, passed or failed), `missing` (a trusted runner
+    /// may attest it, none has), or `unattestable` (no runner trusted at the base may).
+    pub status: String,
+    /// Evidence accepted for it under the current head.
+    pub evidence: Vec<EvidenceView>,
+}
+
+/// The validation plan of the current head, for runners to pick up.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PlanView {
+    pub proposal: String,
+    pub head: String,
+    pub state: String,
+    pub suites: Vec<PlannedSuite>,
+    /// Required suites with accepted head evidence.
+    pub satisfied: Vec<String>,
+    /// Required suites still without: what runners should run.
+    pub missing: Vec<String>,
+    /// Planned suites no trusted runner may attest: never waited for.
+    pub unattestable: Vec<String>,
+}
+
+/// The live evidence of `proposal` accepted under `head`, with the envelopes. Whoever
+/// re-derives a decision for a head reads its evidence here (and passes it through [`named`]
+/// to [`pipeline::decide_with_evidence`]): evidence accepted under another head, or lapsed by
+/// a head move (`Tx::lapse_evidence`), is not returned; its rows and events stay.
+pub async fn for_head(
+    store: &Store,
+    proposal: &str,
+    head: &str,
+) -> Result<Vec<(AcceptedEvidence, Vec<u8>)>, ApiError> {
+    Ok(store.evidence_for_head(proposal, head).await?)
+}
+
+/// Evidence rows as the pipeline takes envelopes: named by digest.
+pub fn named(rows: Vec<(AcceptedEvidence, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    rows.into_iter()
+        .map(|(row, bytes)| (name(&row.digest), bytes))
+        .collect()
+}
+
+fn name(digest: &str) -> String {
+    format!("sha256:{digest}")
+}
+
+/// The state a fresh decision leads to, before anyone approved (creation, a head move).
+pub fn initial_state(outcome: &Outcome) -> ProposalState {
+    state_after(outcome, 0, u64::MAX)
+}
+
+/// Awaiting evidence while a required suite has none, whatever the tier: an automated tier
+/// is not authorized on missing evidence, and people are not asked to approve before the
+/// evidence they would weigh is in. Then authorized for an automated tier, or once
+/// `approvals` distinct eligible humans reach `required`; else awaiting approval.
+fn state_after(outcome: &Outcome, approvals: u64, required: u64) -> ProposalState {
+    if !outcome.missing_suites.is_empty() {
+        ProposalState::AwaitingEvidence
+    } else if outcome.automated || approvals >= required {
+        ProposalState::Authorized
+    } else {
+        ProposalState::AwaitingApproval
+    }
+}
+
+/// States in which evidence may still change the decision. Once authorized, rejected or
+/// finished, the decision is final for this head.
+fn takes_evidence(state: &str) -> bool {
+    [
+        ProposalState::Open,
+        ProposalState::AwaitingEvidence,
+        ProposalState::AwaitingApproval,
+    ]
+    .iter()
+    .any(|s| s.as_str() == state)
+}
+
+fn event(
+    kind: EventKind,
+    at: &str,
+    subject: &str,
+    actor: &str,
+    data: Value,
+) -> Result<Event, ApiError> {
+    Event::new(kind, at, subject, actor, data)
+        .map_err(|e| ApiError::Internal(format!("event: {e}")))
+}
+
+fn strings(record: &Value, field: &str) -> Vec<String> {
+    record[field]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn proposal(state: &AppState, id: &str) -> Result<Proposal, ApiError> {
+    state
+        .store
+        .proposal(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))
+}
+
+async fn decision(state: &AppState, proposal: &Proposal) -> Result<Decision, ApiError> {
+    state
+        .store
+        .decision(&proposal.decision)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Internal(format!(
+                "proposal {} has no decision {}",
+                proposal.id, proposal.decision
+            ))
+        })
+}
+
+/// Why the submitted envelope did not count.
+struct Refused {
+    reasons: Vec<(String, String)>,
+}
+
+/// What weighing the submitted envelope with the head's accepted evidence gave.
+enum Weighed {
+    Accepted {
+        outcome: Box<Outcome>,
+        binds_to: String,
+        runner: String,
+        key_id: String,
+        suite: String,
+        predicate_type: String,
+        summary: String,
+    },
+    Refused(Refused),
+}
+
+/// Re-derives the decision of `proposal` with `accepted` and the submitted envelope, and
+/// says whether the submitted one counted.
+async fn weigh(
+    state: &AppState,
+    proposal: &Proposal,
+    accepted: Vec<(String, Vec<u8>)>,
+    digest: &str,
+    envelope: &Bytes,
+) -> Result<Weighed, ApiError> {
+    let path: PathBuf = state.repos.get(&proposal.repo).cloned().ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "repository {:?} of this proposal is no longer configured on this server",
+            proposal.repo
+        ))
+    })?;
+    let author: Principal = proposal
+        .author
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("proposal {}: author: {e}", proposal.id)))?;
+    let submitted = name(digest);
+    let mut envelopes = accepted;
+    envelopes.push((submitted.clone(), envelope.to_vec()));
+    let (base, head) = (proposal.base.clone(), proposal.head.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        pipeline::decide_with_evidence(&path, &base, &head, &author, &envelopes)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("pipeline task: {e}")))?;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        // The change decided when the proposal was opened; what is new is the evidence, so
+        // a failure here is its verification's (e.g. a base naming no repository).
+        Err(e) => {
+            return Ok(Weighed::Refused(Refused {
+                reasons: vec![("unverifiable".to_owned(), e.to_string())],
+            }));
+        }
+    };
+    let Some(report) = outcome.evidence() else {
+        return Err(ApiError::Internal(
+            "evidence was given but the decision weighed none".into(),
+        ));
+    };
+    let refused: Vec<(String, String)> = report
+        .refused
+        .iter()
+        .filter(|r| r.file == submitted)
+        .map(|r| (r.reason.clone(), r.message.clone()))
+        .collect();
+    if !refused.is_empty() {
+        return Ok(Weighed::Refused(Refused { reasons: refused }));
+    }
+    let Some(mine) = report.accepted.iter().find(|a| a.file == submitted) else {
+        return Err(ApiError::Internal(format!(
+            "envelope {digest} is neither accepted nor refused"
+        )));
+    };
+    Ok(Weighed::Accepted {
+        binds_to: mine.binds_to.clone(),
+        runner: mine.runner.clone(),
+        key_id: mine.key_id.clone(),
+        suite: mine.suite.clone(),
+        predicate_type: mine.predicate_type.clone(),
+        summary: mine.summary.clone(),
+        outcome: Box::new(outcome),
+    })
+}
+
+/// Submit one signed evidence envelope (DSSE, as `countersign attest` writes it) for the
+/// proposal's current head. Runner tokens only (and admin).
+#[utoipa::path(
+    post, path = "/v1/proposals/{id}/evidence",
+    params(("id" = String, Path, description = "Proposal id")),
+    request_body(content = String, content_type = "application/json", description = "One DSSE envelope, at most 1 MiB"),
+    responses(
+        (status = 201, body = EvidenceAccepted, description = "Accepted; the decision is re-derived"),
+        (status = 200, body = EvidenceAccepted, description = "Accepted for this head already; nothing new recorded"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem),
+        (status = 422, body = Problem, description = "Refused (logged): the detail lists each reason")
+    ),
+    security(("bearer" = []))
+)]
+async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    // Only runners sign what they ran; a proposer (agent or human) never vouches for its
+    // own change, and an approver's role is to weigh evidence, not to bring it.
+    caller.require(&[Role::Runner], "submit evidence")?;
+    let envelope = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "the evidence envelope is over the limit of {EVIDENCE_BODY_LIMIT} bytes"
+            ))
+        } else {
+            ApiError::Invalid(rejection.body_text())
+        }
+    })?;
+    if envelope.is_empty() {
+        return Err(ApiError::Invalid(
+            "the body is empty: send one DSSE envelope as `countersign attest` writes it".into(),
+        ));
+    }
+    let digest = countersign_audit::bundle::digest(&envelope);
+    let actor = caller.principal.to_string();
+    for _ in 0..ATTEMPTS {
+        let proposal = proposal(&state, &id).await?;
+        let stored = for_head(&state.store, &id, &proposal.head).await?;
+        // A runner retrying an upload that landed gets the same answer, whatever happened
+        // to the proposal since.
+        if let Some((row, _)) = stored.iter().find(|(row, _)| row.digest == digest) {
+            let view = proposals::load_view(&state, &proposal).await?;
+            return Ok((StatusCode::OK, Json(accepted_body(row, false, view))).into_response());
+        }
+        if !takes_evidence(&proposal.state) {
+            return Err(ApiError::Conflict(format!(
+                "the proposal is {}: evidence no longer changes its decision",
+                proposal.state
+            )));
+        }
+        let seen: Vec<String> = stored.iter().map(|(row, _)| row.digest.clone()).collect();
+        match weigh(&state, &proposal, named(stored), &digest, &envelope).await? {
+            Weighed::Refused(refused) => {
+                return refuse(&state, &proposal, &actor, &digest, envelope.len(), refused).await;
+            }
+            Weighed::Accepted {
+                outcome,
+                binds_to,
+                runner,
+                key_id,
+                suite,
+                predicate_type,
+                summary,
+            } => {
+                let now = state.clock.rfc3339();
+                let mut tx = state.store.begin().await?;
+                let current = tx
+                    .lock_proposal(&id)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
+                let again: Vec<String> = tx
+                    .evidence_for_head(&id, &proposal.head)
+                    .await?
+                    .into_iter()
+                    .map(|(row, _)| row.digest)
+                    .collect();
+                if current.head != proposal.head || current.state != proposal.state || again != seen
+                {
+                    // The head moved, the state changed or other evidence landed while this
+                    // was weighed: weigh again against what is there now.
+                    tx.rollback().await?;
+                    continue;
+                }
+                let bound_commit = if binds_to == "base" {
+                    proposal.base.clone()
+                } else {
+                    proposal.head.clone()
+                };
+                let data = json!({
+                    "envelope": digest,
+                    "head": proposal.head,
+                    "binds_to": binds_to,
+                    "commit": bound_commit,
+                    "runner": runner,
+                    "key_id": key_id,
+                    "suite": suite,
+                    "predicate_type": predicate_type,
+                    "summary": summary,
+                });
+                tx.put_blob(&envelope).await?;
+                let index = tx
+                    .append_event(&event(
+                        EventKind::EvidenceAccepted,
+                        &now,
+                        &id,
+                        &actor,
+                        data,
+                    )?)
+                    .await?;
+                let row = AcceptedEvidence {
+                    proposal: id.clone(),
+                    head: proposal.head.clone(),
+                    digest: digest.clone(),
+                    bound_commit,
+                    binding: binds_to,
+                    runner,
+                    suite,
+                    predicate_type,
+                    log_index: index,
+                };
+                tx.put_evidence(&row).await?;
+                rederive(&state, &mut tx, &proposal, &outcome, &now).await?;
+                tx.commit().await?;
+                let proposal = self::proposal(&state, &id).await?;
+                let view = proposals::load_view(&state, &proposal).await?;
+                return Ok(
+                    (StatusCode::CREATED, Json(accepted_body(&row, true, view))).into_response()
+                );
+            }
+        }
+    }
+    Err(ApiError::Conflict(
+        "other evidence for this proposal kept landing while this envelope was weighed; submit it again".into(),
+    ))
+}
+
+fn accepted_body(
+    row: &AcceptedEvidence,
+    recorded: bool,
+    proposal: ProposalView,
+) -> EvidenceAccepted {
+    EvidenceAccepted {
+        accepted: true,
+        digest: row.digest.clone(),
+        binds_to: row.binding.clone(),
+        runner: row.runner.clone(),
+        suite: row.suite.clone(),
+        predicate_type: row.predicate_type.clone(),
+        recorded,
+        proposal,
+    }
+}
+
+/// Logs the refusal in its own transaction and answers 422 with every reason.
+async fn refuse(
+    state: &AppState,
+    proposal: &Proposal,
+    actor: &str,
+    digest: &str,
+    size: usize,
+    refused: Refused,
+) -> Result<Response, ApiError> {
+    let now = state.clock.rfc3339();
+    let reasons: Vec<Value> = refused
+        .reasons
+        .iter()
+        .map(|(reason, message)| json!({ "reason": reason, "message": message }))
+        .collect();
+    // The envelope's digest and size, not its bytes: a refused body may be anything, and
+    // storing it would let any runner token fill the database.
+    let data = json!({
+        "envelope": digest,
+        "size": size,
+        "head": proposal.head,
+        "reasons": reasons,
+    });
+    let mut tx = state.store.begin().await?;
+    tx.append_event(&event(
+        EventKind::EvidenceRefused,
+        &now,
+        &proposal.id,
+        actor,
+        data,
+    )?)
+    .await?;
+    tx.commit().await?;
+    let detail = refused
+        .reasons
+        .iter()
+        .map(|(reason, message)| format!("{reason}: {message}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(ApiError::Invalid(format!(
+        "evidence refused for head {}: {detail}",
+        proposal.head
+    )))
+}
+
+/// Records the decision re-derived with the head's evidence (`decided`, and `authorized`
+/// when it authorizes) and points the proposal at it, in the caller's transaction.
+async fn rederive(
+    state: &AppState,
+    tx: &mut Tx,
+    proposal: &Proposal,
+    outcome: &Outcome,
+    now: &str,
+) -> Result<(), ApiError> {
+    let id = &proposal.id;
+    let (record, decided) = outcome
+        .record(id, &proposal.repo, now, state.log_signer.as_deref())
+        .map_err(|e| ApiError::Internal(format!("recording the re-derived decision: {e}")))?;
+    let required = decided["approvals_required"].as_u64().unwrap_or(u64::MAX);
+    let eligible = strings(&decided, "eligible_approvers");
+    // Verdicts already given on this head by people the new decision deems eligible.
+    let approvers: BTreeSet<String> = tx
+        .approvals(id)
+        .await?
+        .into_iter()
+        .filter(|a| a.head == proposal.head && a.verdict == "approve" && a.lapsed_by.is_none())
+        .filter(|a| eligible.iter().any(|e| e.eq_ignore_ascii_case(&a.approver)))
+        .map(|a| a.approver.to_lowercase())
+        .collect();
+    let counted = u64::try_from(approvers.len()).unwrap_or(u64::MAX);
+    let next = state_after(outcome, counted, required);
+
+    for blob in &record.blobs {
+        tx.put_blob(blob).await?;
+    }
+    let mut log_index = None;
+    let mut authorized = false;
+    for event in &record.events {
+        match event.kind {
+            // The proposal itself did not change: only its decision.
+            EventKind::Proposed => {}
+            EventKind::Decided => log_index = Some(tx.append_event(event).await?),
+            EventKind::Authorized if next == ProposalState::Authorized => {
+                tx.append_event(event).await?;
+                authorized = true;
+            }
+            _ => {}
+        }
+    }
+    let log_index =
+        log_index.ok_or_else(|| ApiError::Internal("the record has no `decided` event".into()))?;
+    if next == ProposalState::Authorized && !authorized {
+        // Enough people approved this head already and the new decision asks no more of
+        // them: the authorization is the people's, as in `proposals::approve`.
+        let mut data = json!({ "commit": proposal.head, "tier": outcome.tier.as_str() });
+        if let Some(log_key) = &state.log_signer {
+            let policy_version = decided["policy_version"].as_str().unwrap_or_default();
+            let vsa = countersign_decide::record::verification_summary(
+                &proposal.repo,
+                &proposal.head,
+                outcome.tier.as_str(),
+                policy_version,
+                now,
+                log_key,
+            )
+            .map_err(|e| ApiError::Internal(format!("verification summary: {}", e.chain())))?;
+            data["verification_summary"] = json!(tx.put_blob(&vsa).await?);
+        }
+        tx.append_event(&event(EventKind::Authorized, now, id, SYSTEM_ACTOR, data)?)
+            .await?;
+    }
+    let decision_id = format!("{id}@{}+{log_index}", proposal.head);
+    tx.put_decision(&Decision {
+        id: decision_id.clone(),
+        subject: id.clone(),
+        tier: outcome.tier.as_str().to_owned(),
+        record: decided.clone(),
+        log_index,
+    })
+    .await?;
+    tx.set_proposal_decision(id, &decision_id, outcome.tier.as_str(), next.as_str())
+        .await?;
+    if next.as_str() != proposal.state {
+        // What entering the new state announces (owners told, approvers asked), queued in
+        // this transaction like every other state change.
+        let updated = Proposal {
+            state: next.as_str().to_owned(),
+            tier: outcome.tier.as_str().to_owned(),
+            decision: decision_id,
+            ..proposal.clone()
+        };
+        crate::webhooks::notify(state, tx, &updated, next.as_str(), &decided).await?;
+    }
+    Ok(())
+}
+
+/// The validation plan of the current head: which suites runners should run, which have
+/// accepted evidence. Any valid token may read it.
+#[utoipa::path(
+    get, path = "/v1/proposals/{id}/plan",
+    params(("id" = String, Path, description = "Proposal id")),
+    responses((status = 200, body = PlanView), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+async fn plan(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PlanView>, ApiError> {
+    let proposal = proposal(&state, &id).await?;
+    let decision = decision(&state, &proposal).await?;
+    let record = &decision.record;
+    let required: BTreeSet<String> = strings(record, "required_suites").into_iter().collect();
+    let missing: BTreeSet<String> = strings(record, "missing_suites").into_iter().collect();
+    let evidence = for_head(&state.store, &id, &proposal.head).await?;
+    let mut view = PlanView {
+        proposal: proposal.id.clone(),
+        head: proposal.head.clone(),
+        state: proposal.state.clone(),
+        suites: Vec::new(),
+        satisfied: Vec::new(),
+        missing: Vec::new(),
+        unattestable: Vec::new(),
+    };
+    for suite in strings(record, "validation_plan") {
+        let status = if !required.contains(&suite) {
+            view.unattestable.push(suite.clone());
+            "unattestable"
+        } else if missing.contains(&suite) {
+            view.missing.push(suite.clone());
+            "missing"
+        } else {
+            view.satisfied.push(suite.clone());
+            "satisfied"
+        };
+        view.suites.push(PlannedSuite {
+            evidence: evidence
+                .iter()
+                .filter(|(row, _)| row.suite == suite)
+                .map(|(row, _)| EvidenceView {
+                    digest: row.digest.clone(),
+                    binds_to: row.binding.clone(),
+                    runner: row.runner.clone(),
+                    predicate_type: row.predicate_type.clone(),
+                    log_index: row.log_index,
+                })
+                .collect(),
+            suite,
+            status: status.to_owned(),
+        });
+    }
+    Ok(Json(view))
+}

@@ -1,0 +1,626 @@
+//! The proposal lifecycle on the real server: head moves (re-derivation, lapsing verdicts,
+//! trivial rebases carrying them), commit authors and committers as authors, rejection and
+//! its way out, closing and superseding. Every scenario on SQLite and PostgreSQL, against a
+//! repository of this file whose catalog gives each person a profile email.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::{CATALOG, Db, NOW, Server, start_with};
+use countersign_audit::{Event, EventKind};
+use countersign_policy::Principal;
+use countersign_repo::{CommitId, RepoWriter};
+use countersign_server::{Role, create_token};
+use reqwest::{Method as M, StatusCode};
+use serde_json::{Value, json};
+
+const FIXBOT: &str = "Fixbot <fixbot@bots.example.com>";
+const BOB: &str = "Bob <bob@example.com>";
+const CI: &str = "CI <ci@bots.example.com>";
+const PAYMENTS: &str = "payments/src/lib.rs";
+
+/// The shared catalog with a profile email for each person.
+fn catalog() -> String {
+    let mut catalog = CATALOG.to_owned();
+    for name in ["alice", "bob", "carol"] {
+        let plain = format!("  name: {name}\nspec:\n");
+        assert!(catalog.contains(&plain));
+        catalog = catalog.replace(
+            &plain,
+            &format!("{plain}  profile:\n    email: {name}@example.com\n"),
+        );
+    }
+    catalog
+}
+
+/// The governed repository: a base, and topic branches written by each test.
+struct Lab {
+    _dir: tempfile::TempDir,
+    writer: RepoWriter,
+    base: CommitId,
+    time: i64,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = RepoWriter::init(dir.path()).unwrap();
+        let catalog = catalog();
+        writer
+            .commit(
+                [
+                    ("catalog-info.yaml", Some(catalog.as_str())),
+                    ("docs/index.md", Some("# Docs\n")),
+                    (PAYMENTS, Some("pub fn charge() {}\n")),
+                    ("shop/index.html", Some("<html></html>\n")),
+                ],
+                "base",
+                common::ALICE,
+                NOW as i64,
+            )
+            .unwrap();
+        let base = writer.head().unwrap();
+        Lab {
+            _dir: dir,
+            writer,
+            base,
+            time: NOW as i64,
+        }
+    }
+
+    /// A commit on `branch` from the base changing `path` to `content`, by `author` and
+    /// committed by `committer`. Each call gets a new time, so the same change twice makes
+    /// two commits with different ids and the same diff.
+    fn change(&mut self, path: &str, content: &str, author: &str, committer: &str) -> String {
+        self.time += 1;
+        let branch = format!("refs/heads/topic-{}", self.time);
+        self.writer
+            .commit_on_as(
+                &branch,
+                &self.base,
+                [(path, Some(content))],
+                &format!("change {}", self.time),
+                author,
+                committer,
+                self.time,
+            )
+            .unwrap()
+            .as_str()
+            .to_owned()
+    }
+}
+
+async fn start(db: &Db, lab: &Lab) -> Server {
+    let path = lab.writer.dir().to_owned();
+    let mut server = start_with(db, move |mut state| {
+        state.repos = Arc::new(BTreeMap::from([("shop".to_owned(), path)]));
+        state
+    })
+    .await;
+    let admin: Principal = "human:root".parse().unwrap();
+    let (token, _) = create_token(
+        &server.store,
+        &admin,
+        Role::Admin,
+        NOW as i64 + 3600,
+        [7; 32],
+    )
+    .await
+    .unwrap();
+    server.tokens.insert("admin", token);
+    server
+}
+
+async fn propose(server: &Server, lab: &Lab, token: &str, head: &str) -> Value {
+    let body =
+        json!({ "repo": "shop", "base": lab.base.as_str(), "head": head, "title": "change" });
+    let (status, proposal) = server
+        .send(M::POST, "/v1/proposals", Some(token), Some(body))
+        .await;
+    assert_eq!(status, 201, "{proposal}");
+    proposal
+}
+
+async fn move_head(server: &Server, token: &str, id: &str, head: &str) -> (StatusCode, Value) {
+    server
+        .send(
+            M::POST,
+            &format!("/v1/proposals/{id}/head"),
+            Some(token),
+            Some(json!({ "head": head })),
+        )
+        .await
+}
+
+async fn show(server: &Server, id: &str) -> Value {
+    let (status, proposal) = server
+        .send(
+            M::GET,
+            &format!("/v1/proposals/{id}"),
+            Some("auditor"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{proposal}");
+    proposal
+}
+
+async fn events(server: &Server, id: &str) -> Vec<Event> {
+    server
+        .store
+        .entries_about(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event().unwrap())
+        .collect()
+}
+
+async fn authorized(server: &Server, commit: &str) -> bool {
+    let path = format!("/v1/authorizations?repo=shop&commit={commit}");
+    let (_, answer) = server.send(M::GET, &path, Some("auditor"), None).await;
+    answer["authorized"].as_bool().unwrap()
+}
+
+/// (approver, head, lapsed, carried_from) of each verdict, as the view lists them.
+fn verdicts(proposal: &Value) -> Vec<(String, String, bool, Option<String>)> {
+    proposal["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["approver"].as_str().unwrap().to_owned(),
+                a["head"].as_str().unwrap().to_owned(),
+                a["lapsed"].as_bool().unwrap(),
+                a["carried_from"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// A head move re-derives the decision (here from a payments change needing two people to
+/// a shop change the policy automates, and back), lapses the verdicts on the old head (kept
+/// and shown as lapsed), makes approvals of the old head stale (409) and its authorization
+/// void.
+async fn head_move_rederives_and_lapses(db: &Db) {
+    let mut lab = Lab::new();
+    let payments = lab.change(PAYMENTS, "pub fn charge() { /* v2 */ }\n", FIXBOT, FIXBOT);
+    let shop = lab.change("shop/index.html", "<html>v2</html>\n", FIXBOT, FIXBOT);
+    let server = start(db, &lab).await;
+    let proposal = propose(&server, &lab, "fixbot", &payments).await;
+    let id = proposal["id"].as_str().unwrap();
+    assert_eq!(proposal["tier"], "change_control", "{proposal}");
+    let (_, approved) = server.verdict("alice", id, &payments, "approve").await;
+    assert_eq!(approved["approvals_counted"], 1, "{approved}");
+
+    let (status, moved) = move_head(&server, "fixbot", id, &shop).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        (
+            moved["head"].as_str(),
+            moved["tier"].as_str(),
+            moved["state"].as_str(),
+            moved["approvals_counted"].as_u64(),
+        ),
+        (
+            Some(shop.as_str()),
+            Some("notify_and_proceed"),
+            Some("authorized"),
+            Some(0)
+        ),
+        "{moved}"
+    );
+    assert_eq!(
+        verdicts(&moved),
+        [("human:alice".to_owned(), payments.clone(), true, None)]
+    );
+    assert_eq!(moved["decision"]["tier"], "notify_and_proceed");
+    assert_eq!(show(&server, id).await["head"], shop.as_str());
+    assert!(authorized(&server, &shop).await);
+    // The old head is no longer the proposal's: verdicts on it are stale.
+    assert_eq!(server.verdict("bob", id, &payments, "approve").await.0, 409);
+
+    // Back to the payments head: judged afresh. Alice's verdict on it stays lapsed and no
+    // longer holds her slot; the shop head is no longer authorized.
+    let (status, back) = move_head(&server, "fixbot", id, &payments).await;
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(
+        (
+            back["state"].as_str(),
+            back["tier"].as_str(),
+            back["approvals_counted"].as_u64()
+        ),
+        (Some("awaiting_approval"), Some("change_control"), Some(0)),
+        "{back}"
+    );
+    assert!(!authorized(&server, &shop).await);
+    let (status, after) = server.verdict("alice", id, &payments, "approve").await;
+    assert_eq!(
+        (status, after["approvals_counted"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
+    assert_eq!(after["approvals"].as_array().unwrap().len(), 2, "{after}");
+
+    let log = events(&server, id).await;
+    let moved_event = log.iter().find(|e| e.kind == EventKind::HeadMoved).unwrap();
+    assert_eq!(moved_event.actor, "agent:fixbot");
+    assert_eq!(moved_event.data["from"], payments.as_str());
+    assert_eq!(moved_event.data["to"], shop.as_str());
+    assert_eq!(moved_event.data["trivial_rebase"], false);
+    assert_eq!(moved_event.data["lapsed"][0]["approver"], "human:alice");
+    // The re-derived decision is logged after the move, so a bundle re-derives the new head.
+    let kinds: Vec<EventKind> = log.iter().map(|e| e.kind).collect();
+    let at = kinds
+        .iter()
+        .position(|k| *k == EventKind::HeadMoved)
+        .unwrap();
+    assert_eq!(
+        &kinds[at + 1..at + 4],
+        [
+            EventKind::Proposed,
+            EventKind::Decided,
+            EventKind::Authorized
+        ]
+    );
+    let decided = log
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Decided)
+        .unwrap();
+    assert_eq!(decided.data["tier"], "change_control");
+    server.stop().await;
+}
+
+/// The same diff under a new commit id carries the verdicts over (and the move says so in
+/// the log); a head with a different diff lapses them.
+async fn trivial_rebase_carries_verdicts(db: &Db) {
+    let mut lab = Lab::new();
+    let fix = "pub fn charge() { /* fixed */ }\n";
+    let first = lab.change(PAYMENTS, fix, FIXBOT, FIXBOT);
+    let rebased = lab.change(PAYMENTS, fix, FIXBOT, FIXBOT);
+    let different = lab.change(
+        PAYMENTS,
+        "pub fn charge() { /* other */ }\n",
+        FIXBOT,
+        FIXBOT,
+    );
+    assert_ne!(first, rebased);
+    let server = start(db, &lab).await;
+    let proposal = propose(&server, &lab, "fixbot", &first).await;
+    let id = proposal["id"].as_str().unwrap();
+    assert_eq!(server.verdict("alice", id, &first, "approve").await.0, 200);
+
+    let (status, moved) = move_head(&server, "fixbot", id, &rebased).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        (moved["state"].as_str(), moved["approvals_counted"].as_u64()),
+        (Some("awaiting_approval"), Some(1)),
+        "{moved}"
+    );
+    assert_eq!(
+        verdicts(&moved),
+        [
+            ("human:alice".to_owned(), first.clone(), true, None),
+            (
+                "human:alice".to_owned(),
+                rebased.clone(),
+                false,
+                Some(first.clone())
+            ),
+        ]
+    );
+    // Alice again on the rebased head counts once; bob's approval completes the count.
+    let (_, again) = server.verdict("alice", id, &rebased, "approve").await;
+    assert_eq!(again["approvals_counted"], 1);
+    let log = events(&server, id).await;
+    let moved_event = log.iter().find(|e| e.kind == EventKind::HeadMoved).unwrap();
+    assert_eq!(moved_event.data["trivial_rebase"], true);
+    assert_eq!(
+        moved_event.data["carried_over"][0]["approver"],
+        "human:alice"
+    );
+    assert_eq!(
+        moved_event.data["diff_digest"]["from"],
+        moved_event.data["diff_digest"]["to"]
+    );
+
+    let (status, moved) = move_head(&server, "fixbot", id, &different).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["approvals_counted"], 0, "{moved}");
+    assert!(verdicts(&moved).iter().all(|(_, _, lapsed, _)| *lapsed));
+    assert_eq!(
+        server.verdict("alice", id, &different, "approve").await.0,
+        200
+    );
+    let (_, done) = server.verdict("bob", id, &different, "approve").await;
+    assert_eq!(done["state"], "authorized", "{done}");
+    assert!(authorized(&server, &different).await);
+    server.stop().await;
+}
+
+/// A rejection blocks the head; a trivial rebase keeps it rejected (the same diff), a new
+/// diff unblocks it.
+async fn rejection_then_new_head_unblocks(db: &Db) {
+    let mut lab = Lab::new();
+    let first = lab.change(PAYMENTS, "pub fn charge() { 1 }\n", FIXBOT, FIXBOT);
+    let rebased = lab.change(PAYMENTS, "pub fn charge() { 1 }\n", FIXBOT, FIXBOT);
+    let fixed = lab.change(PAYMENTS, "pub fn charge() { 2 }\n", FIXBOT, FIXBOT);
+    let server = start(db, &lab).await;
+    let proposal = propose(&server, &lab, "fixbot", &first).await;
+    let id = proposal["id"].as_str().unwrap();
+    let (_, rejected) = server.verdict("bob", id, &first, "reject").await;
+    assert_eq!(rejected["state"], "rejected", "{rejected}");
+    assert_eq!(server.verdict("carol", id, &first, "approve").await.0, 409);
+
+    let (status, moved) = move_head(&server, "fixbot", id, &rebased).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["state"], "rejected", "{moved}");
+    assert_eq!(
+        server.verdict("carol", id, &rebased, "approve").await.0,
+        409
+    );
+
+    let (status, moved) = move_head(&server, "fixbot", id, &fixed).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["state"], "awaiting_approval", "{moved}");
+    assert_eq!(server.verdict("carol", id, &fixed, "approve").await.0, 200);
+    let (status, done) = server.verdict("bob", id, &fixed, "approve").await;
+    assert_eq!(
+        (status, done["state"].as_str()),
+        (StatusCode::OK, Some("authorized"))
+    );
+    server.stop().await;
+}
+
+/// Everyone who authored or committed a commit of the change is an author: bob wrote the
+/// commit, a CI account committed it, fixbot proposed it. Bob cannot approve; the CI
+/// account, unknown to the catalog, is kept by email.
+async fn commit_authors_cannot_approve(db: &Db) {
+    let mut lab = Lab::new();
+    let head = lab.change(PAYMENTS, "pub fn charge() { /* bob */ }\n", BOB, CI);
+    let server = start(db, &lab).await;
+    let proposal = propose(&server, &lab, "fixbot", &head).await;
+    let id = proposal["id"].as_str().unwrap();
+    assert_eq!(
+        proposal["authors"],
+        json!(["email:ci@bots.example.com", "human:bob"]),
+        "{proposal}"
+    );
+    assert!(
+        proposal["eligible_approvers"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("human:bob"))
+    );
+    let (status, problem) = server.verdict("bob", id, &head, "approve").await;
+    assert_eq!(status, 403, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("human:bob authored or committed a commit"),
+        "{detail}"
+    );
+    assert_eq!(server.verdict("bob", id, &head, "reject").await.0, 403);
+    // Others may.
+    assert_eq!(server.verdict("alice", id, &head, "approve").await.0, 200);
+    // The decision records who the authors were.
+    let decided = events(&server, id)
+        .await
+        .into_iter()
+        .find(|e| e.kind == EventKind::Decided)
+        .unwrap();
+    assert_eq!(decided.data["commit_authors"], proposal["authors"]);
+    server.stop().await;
+}
+
+/// Closing is for the author or an admin, is final, and may name a successor.
+async fn close_and_supersede(db: &Db) {
+    let mut lab = Lab::new();
+    let one = lab.change("shop/index.html", "<html>1</html>\n", FIXBOT, FIXBOT);
+    let two = lab.change("shop/index.html", "<html>2</html>\n", FIXBOT, FIXBOT);
+    let server = start(db, &lab).await;
+    let first = propose(&server, &lab, "fixbot", &one).await;
+    let second = propose(&server, &lab, "alice-proposer", &two).await;
+    let (a, b) = (
+        first["id"].as_str().unwrap(),
+        second["id"].as_str().unwrap(),
+    );
+    let close = |token: &'static str, id: &str, body: Option<Value>| {
+        let path = format!("/v1/proposals/{id}/close");
+        let server = &server;
+        async move { server.send(M::POST, &path, Some(token), body).await }
+    };
+    // An approver token, and a proposer who is not the author, may not close it.
+    assert_eq!(close("carol", a, None).await.0, 403);
+    let (status, problem) = close("alice-proposer", a, None).await;
+    assert_eq!(status, 403, "{problem}");
+    assert_eq!(close("fixbot", "p-none", None).await.0, 404);
+    assert_eq!(
+        close("fixbot", a, Some(json!({ "superseded_by": "p-none" })))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        close("fixbot", a, Some(json!({ "superseded_by": a })))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(close("fixbot", a, Some(json!({ "why": "x" }))).await.0, 422);
+
+    let (status, closed) = close(
+        "fixbot",
+        a,
+        Some(json!({ "reason": "replaced", "superseded_by": b })),
+    )
+    .await;
+    assert_eq!(status, 200, "{closed}");
+    assert_eq!(
+        (
+            closed["state"].as_str(),
+            closed["superseded_by"].as_str(),
+            closed["closed_reason"].as_str()
+        ),
+        (Some("superseded"), Some(b), Some("replaced"))
+    );
+    // Final: no second close, no head move, no verdict.
+    assert_eq!(close("fixbot", a, None).await.0, 409);
+    assert_eq!(move_head(&server, "fixbot", a, &two).await.0, 409);
+    assert_eq!(server.verdict("carol", a, &one, "approve").await.0, 409);
+    let closed_event = events(&server, a)
+        .await
+        .into_iter()
+        .find(|e| e.kind == EventKind::Closed)
+        .unwrap();
+    assert_eq!(
+        (
+            closed_event.actor.as_str(),
+            &closed_event.data["superseded_by"]
+        ),
+        ("agent:fixbot", &json!(b))
+    );
+
+    // An admin may close anyone's proposal; an empty body closes without a reason.
+    let (status, closed) = close("admin", b, None).await;
+    assert_eq!(
+        (status, closed["state"].as_str()),
+        (StatusCode::OK, Some("closed"))
+    );
+    assert!(closed.get("closed_reason").is_none(), "{closed}");
+    server.stop().await;
+}
+
+/// Who may move a head, replays with an Idempotency-Key, a move to the current head is a
+/// no-op, and a bad revision is a 422.
+async fn idempotent_head_move(db: &Db) {
+    let mut lab = Lab::new();
+    let one = lab.change("shop/index.html", "<html>1</html>\n", FIXBOT, FIXBOT);
+    let two = lab.change("shop/index.html", "<html>2</html>\n", FIXBOT, FIXBOT);
+    let three = lab.change("shop/index.html", "<html>3</html>\n", FIXBOT, FIXBOT);
+    let server = start(db, &lab).await;
+    let proposal = propose(&server, &lab, "fixbot", &one).await;
+    let id = proposal["id"].as_str().unwrap();
+    assert_eq!(move_head(&server, "alice-proposer", id, &two).await.0, 403);
+    assert_eq!(move_head(&server, "carol", id, &two).await.0, 403);
+    assert_eq!(move_head(&server, "fixbot", "p-none", &two).await.0, 404);
+    assert_eq!(
+        move_head(&server, "fixbot", id, "no-such-revision").await.0,
+        422
+    );
+    assert_eq!(
+        server
+            .send(
+                M::POST,
+                &format!("/v1/proposals/{id}/head"),
+                Some("fixbot"),
+                Some(json!({}))
+            )
+            .await
+            .0,
+        422
+    );
+
+    let send = |head: String| {
+        server
+            .client
+            .post(format!("{}/v1/proposals/{id}/head", server.base))
+            .bearer_auth(&server.tokens["fixbot"])
+            .header("Idempotency-Key", "move-1")
+            .json(&json!({ "head": head }))
+            .send()
+    };
+    let first = send(two.clone()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let size = server.store.log_size().await.unwrap();
+    // The same key replays the first answer, even naming another head: nothing moves.
+    let again = send(three.clone()).await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(server.store.log_size().await.unwrap(), size);
+    assert_eq!(show(&server, id).await["head"], two.as_str());
+    // Moving to the current head changes and logs nothing.
+    let (status, same) = move_head(&server, "fixbot", id, &two).await;
+    assert_eq!(
+        (status, same["head"].as_str()),
+        (StatusCode::OK, Some(two.as_str()))
+    );
+    assert_eq!(server.store.log_size().await.unwrap(), size);
+    // An admin may move anyone's head; the decision stays the author's.
+    let (status, moved) = move_head(&server, "admin", id, &three).await;
+    assert_eq!(
+        (status, moved["head"].as_str()),
+        (StatusCode::OK, Some(three.as_str()))
+    );
+    let log = events(&server, id).await;
+    let last_move = log
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::HeadMoved)
+        .unwrap();
+    assert_eq!(last_move.actor, "human:root");
+    let proposed = log
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Proposed)
+        .unwrap();
+    assert_eq!(proposed.data["author"], "agent:fixbot");
+    server.stop().await;
+}
+
+/// Only an admin marks a proposal merged, only its authorized head, and merged is final.
+async fn merged_is_final(db: &Db) {
+    let mut lab = Lab::new();
+    let shop = lab.change("shop/index.html", "<html>m</html>\n", FIXBOT, FIXBOT);
+    let payments = lab.change(PAYMENTS, "pub fn charge() { m }\n", FIXBOT, FIXBOT);
+    let server = start(db, &lab).await;
+    let merge = |token: &'static str, id: String, commit: &str| {
+        let body = json!({ "commit": commit });
+        let server = &server;
+        async move {
+            let path = format!("/v1/proposals/{id}/merged");
+            server.send(M::POST, &path, Some(token), Some(body)).await
+        }
+    };
+    let waiting = propose(&server, &lab, "fixbot", &payments).await;
+    let waiting = waiting["id"].as_str().unwrap().to_owned();
+    assert_eq!(merge("admin", waiting, &payments).await.0, 409);
+    let proposal = propose(&server, &lab, "fixbot", &shop).await;
+    assert_eq!(proposal["state"], "authorized", "{proposal}");
+    let id = proposal["id"].as_str().unwrap().to_owned();
+    assert_eq!(merge("fixbot", id.clone(), &shop).await.0, 403);
+    assert_eq!(merge("admin", id.clone(), &payments).await.0, 409);
+    let (status, merged) = merge("admin", id.clone(), &shop).await;
+    assert_eq!(
+        (status, merged["state"].as_str()),
+        (StatusCode::OK, Some("merged"))
+    );
+    assert_eq!(merge("admin", id.clone(), &shop).await.0, 409);
+    assert_eq!(move_head(&server, "fixbot", &id, &payments).await.0, 409);
+    let path = format!("/v1/proposals/{id}/close");
+    assert_eq!(
+        server.send(M::POST, &path, Some("fixbot"), None).await.0,
+        409
+    );
+    let log = events(&server, &id).await;
+    let event = log.iter().find(|e| e.kind == EventKind::Merged).unwrap();
+    assert_eq!(
+        (event.actor.as_str(), &event.data["commit"]),
+        ("human:root", &json!(shop))
+    );
+    server.stop().await;
+}
+
+on_both_backends!(
+    merged_is_final,
+    head_move_rederives_and_lapses,
+    trivial_rebase_carries_verdicts,
+    rejection_then_new_head_unblocks,
+    commit_authors_cannot_approve,
+    close_and_supersede,
+    idempotent_head_move,
+);
