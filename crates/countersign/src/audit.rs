@@ -1,23 +1,21 @@
 //! The audit commands: `log keygen|checkpoint|verify|consistency|monitor`, `bundle
 //! export|verify`, and recording a decision (`evaluate --record`).
 //!
-//! Wiring only: the log math, notes and bundle checks live in countersign-audit, storage in
-//! countersign-store, the events of a decision in `record`. Re-derivation reuses
-//! `evaluate::rederive`, the same pipeline that made the decision.
+//! Wiring only: the log math, notes and bundle checks live in countersign-audit, storage and
+//! bundle assembly in countersign-store, the events of a decision in `record`.
+//! Re-derivation is `countersign_decide::bundle::rederive`, over the same pipeline that
+//! made the decision.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use countersign_audit::bundle::{Bundle, VerifiedBundle, verify_bundle};
-use countersign_audit::{Checkpoint, Event, EventKind, SignedCheckpoint, Signer, Verifier};
-use countersign_evidence::dsse::{Envelope, PublicKey};
-use countersign_repo::{ChangeKind, ChangedPath};
+use countersign_audit::bundle::verify_bundle;
+use countersign_audit::{Checkpoint, SignedCheckpoint, Signer, Verifier};
 use countersign_store::Store;
-use serde_json::Value;
 
-use countersign_decide::evaluate::{self, Evaluation, Proposer};
+use countersign_decide::bundle;
+use countersign_decide::evaluate::{Evaluation, Proposer};
 use countersign_decide::record;
 
 /// The local state database: `<repo>/.countersign/state/countersign.db`, unless given.
@@ -100,6 +98,20 @@ pub fn record_decision(
 
 /// `log keygen`: a new signing key for a log named `origin`.
 pub fn keygen(origin: &str, out: &Path) -> Result<ExitCode> {
+    let signer = generate_key(origin, out)?;
+    println!(
+        "wrote {} (secret) and {}",
+        out.display(),
+        out.with_extension("pub").display()
+    );
+    println!("verifier key: {}", signer.verifier());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a new signing key for a log named `origin` to `out` (created 0600, never
+/// overwritten) and its verifier key beside it as `.pub`; returns the key. What `log keygen`
+/// and `serve` (its default key) write.
+pub fn generate_key(origin: &str, out: &Path) -> Result<Signer> {
     if out.exists() {
         bail!("{} exists; refusing to overwrite a key", out.display());
     }
@@ -111,9 +123,7 @@ pub fn keygen(origin: &str, out: &Path) -> Result<ExitCode> {
     let public = out.with_extension("pub");
     std::fs::write(&public, format!("{}\n", signer.verifier()))
         .with_context(|| format!("writing {}", public.display()))?;
-    println!("wrote {} (secret) and {}", out.display(), public.display());
-    println!("verifier key: {}", signer.verifier());
-    Ok(ExitCode::SUCCESS)
+    Ok(signer)
 }
 
 /// Creates `path` readable by its owner only, failing if it exists.
@@ -270,88 +280,34 @@ pub fn monitor(url: &str, log_key: &Path, state: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Digests of the blobs an event refers to.
-fn referenced_blobs(event: &Event) -> Vec<String> {
-    let mut digests = Vec::new();
-    if let Some(inputs) = event.data.get("inputs").and_then(Value::as_object) {
-        digests.extend(
-            inputs
-                .values()
-                .filter_map(Value::as_str)
-                .map(str::to_string),
-        );
-    }
-    for field in ["verification_summary"] {
-        if let Some(d) = event.data.get(field).and_then(Value::as_str) {
-            digests.push(d.to_string());
-        }
-    }
-    if let Some(evidence) = event.data.get("evidence").and_then(Value::as_array) {
-        digests.extend(
-            evidence
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string),
-        );
-    }
-    digests
-}
-
 /// `bundle export ID`: the proposal's entries with inclusion proofs under a checkpoint
-/// covering them, and every blob they refer to.
+/// covering them, and every blob they refer to (countersign-store assembles it, as for the
+/// server's `GET /v1/proposals/{id}/bundle`).
 pub fn export(
     url: &str,
     id: &str,
     out: Option<&PathBuf>,
     log_key: Option<&Path>,
 ) -> Result<ExitCode> {
+    let signer = log_key.map(read_signer).transpose()?;
     let rt = runtime()?;
     let store = connect(&rt, url)?;
-    let entries = rt.block_on(store.entries_about(id))?;
-    let Some(last) = entries.last() else {
-        bail!("no log entry is about proposal {id:?}");
+    let bundle = match rt.block_on(store.export_bundle(id, signer.as_ref())) {
+        Ok(bundle) => bundle,
+        Err(countersign_store::Error::NoCheckpoint { index }) => bail!(
+            "no signed checkpoint covers entry {index} yet: run `countersign log checkpoint` or pass --log-key"
+        ),
+        Err(error) => return Err(error).context("exporting the bundle"),
     };
-    let mut checkpoint = rt.block_on(store.latest_checkpoint())?;
-    if checkpoint.as_ref().is_none_or(|c| c.size <= last.index) {
-        let Some(key) = log_key else {
-            bail!(
-                "no signed checkpoint covers entry {} yet: run `countersign log checkpoint` or pass --log-key",
-                last.index
-            );
-        };
-        checkpoint = Some(rt.block_on(store.sign_checkpoint(&read_signer(key)?))?);
-    }
-    let checkpoint = checkpoint.ok_or_else(|| anyhow!("no checkpoint"))?;
-    let mut parts = Vec::new();
-    let mut blobs = BTreeMap::new();
-    for entry in &entries {
-        let event = entry.event().context("a stored event does not parse")?;
-        for d in referenced_blobs(&event) {
-            if let std::collections::btree_map::Entry::Vacant(slot) = blobs.entry(d) {
-                let content = rt.block_on(store.blob(slot.key()))?.ok_or_else(|| {
-                    anyhow!(
-                        "blob {} referenced by entry {} is missing",
-                        slot.key(),
-                        entry.index
-                    )
-                })?;
-                slot.insert(content);
-            }
-        }
-        let proof = rt.block_on(store.inclusion_proof(entry.index, checkpoint.size))?;
-        parts.push((entry.index, entry.leaf.clone(), proof.path));
-    }
-    let bundle = Bundle::new(
-        id.to_string(),
-        checkpoint.signed_note,
-        parts,
-        blobs.into_values(),
-    )?;
     let json = bundle.to_json();
     match out {
         Some(path) => {
             std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
-            println!("wrote {} ({} entries)", path.display(), entries.len());
+            println!(
+                "wrote {} ({} entries)",
+                path.display(),
+                bundle.entries.len()
+            );
         }
         None => println!("{}", String::from_utf8_lossy(&json)),
     }
@@ -376,7 +332,7 @@ pub fn verify_file(file: &Path, log_key: &Path) -> Result<ExitCode> {
         bundle.events.len(),
         bundle.checkpoint.size()
     );
-    match rederive(&bundle, &verifier) {
+    match bundle::rederive(&bundle, &verifier) {
         Ok(differences) if differences.is_empty() => {
             println!("re-derived: same tier, reasons and versions as recorded");
             Ok(ExitCode::SUCCESS)
@@ -392,142 +348,4 @@ pub fn verify_file(file: &Path, log_key: &Path) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
-}
-
-fn last_event(bundle: &VerifiedBundle, kind: EventKind) -> Option<&Event> {
-    bundle
-        .events
-        .iter()
-        .rev()
-        .map(|(_, e)| e)
-        .find(|e| e.kind == kind)
-}
-
-fn field<'a>(event: &'a Event, name: &str) -> Result<&'a Value> {
-    event
-        .data
-        .get(name)
-        .ok_or_else(|| anyhow!("the {:?} event has no {name:?}", event.kind))
-}
-
-/// Re-derives the recorded decision and lists every difference from the record.
-fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<String>> {
-    let proposed = last_event(bundle, EventKind::Proposed)
-        .ok_or_else(|| anyhow!("the bundle has no `proposed` event"))?;
-    let decided = last_event(bundle, EventKind::Decided)
-        .ok_or_else(|| anyhow!("the bundle has no `decided` event"))?;
-    let blob = |d: &str| -> Result<Vec<u8>> {
-        bundle
-            .blobs
-            .get(d)
-            .cloned()
-            .ok_or_else(|| anyhow!("blob {d} is missing from the bundle"))
-    };
-    let mut inputs = BTreeMap::new();
-    let recorded_inputs = field(decided, "inputs")?
-        .as_object()
-        .ok_or_else(|| anyhow!("`inputs` is not an object"))?;
-    for (path, d) in recorded_inputs {
-        let content = match d.as_str() {
-            Some(d) => Some(blob(d)?),
-            None => None,
-        };
-        inputs.insert(path.clone(), content);
-    }
-    let changes = field(proposed, "changes")?
-        .as_array()
-        .ok_or_else(|| anyhow!("`changes` is not a list"))?
-        .iter()
-        .map(|c| {
-            let path = c["path"].as_str().unwrap_or_default().to_string();
-            let kind = match (c["status"].as_str(), c["from"].as_str()) {
-                (Some("added"), _) => ChangeKind::Added,
-                (Some("deleted"), _) => ChangeKind::Deleted,
-                (Some("renamed"), Some(from)) => ChangeKind::Renamed {
-                    from: from.to_string(),
-                },
-                _ => ChangeKind::Modified,
-            };
-            ChangedPath { path, kind }
-        })
-        .collect();
-    let proposer = Proposer {
-        author: field(proposed, "author")?
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        declared_tier: proposed.data["declared_tier"].as_str().map(str::to_string),
-    };
-    let base = proposed.data["base"].as_str().map(str::to_string);
-    let head = proposed.data["head"].as_str().map(str::to_string);
-    let envelopes = match decided.data.get("evidence").and_then(Value::as_array) {
-        Some(digests) => digests
-            .iter()
-            .map(|d| blob(d.as_str().unwrap_or_default()))
-            .collect::<Result<Vec<_>>>()?,
-        None => Vec::new(),
-    };
-    let again = evaluate::rederive(inputs, changes, &proposer, base, head.clone(), envelopes)?;
-    let report = &again.report;
-    let mut differences = Vec::new();
-    let recorded_tier = decided.data["tier"].clone();
-    let derived_tier = serde_json::to_value(report.tier)?;
-    if recorded_tier != derived_tier {
-        differences.push(format!(
-            "tier: recorded {recorded_tier}, re-derived {derived_tier}"
-        ));
-    }
-    for (name, derived) in [
-        ("graph_version", &report.graph_version),
-        ("policy_version", &report.policy_version),
-    ] {
-        if decided.data[name].as_str() != Some(derived.as_str()) {
-            differences.push(format!(
-                "{name}: recorded {}, re-derived {derived}",
-                decided.data[name]
-            ));
-        }
-    }
-    let derived_reasons = record::recorded_reasons(report);
-    let recorded_reasons = decided.data["reasons"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for r in &recorded_reasons {
-        if !derived_reasons.contains(r) {
-            differences.push(format!("reason recorded but not re-derived: {r}"));
-        }
-    }
-    for r in &derived_reasons {
-        if !recorded_reasons.contains(r) {
-            differences.push(format!("reason re-derived but not recorded: {r}"));
-        }
-    }
-    // An authorization without a statement (a human approval on the server, or a server
-    // with no log key) has nothing to check beyond its inclusion in the log.
-    if let Some(summary) =
-        last_event(bundle, EventKind::Authorized).and_then(|a| a.data.get("verification_summary"))
-    {
-        let d = summary
-            .as_str()
-            .ok_or_else(|| anyhow!("`verification_summary` is not a digest"))?;
-        check_summary(&blob(d)?, verifier, head.as_deref().unwrap_or_default())?;
-    }
-    Ok(differences)
-}
-
-/// The authorization statement must be signed by the log key and be about the head.
-fn check_summary(envelope: &[u8], verifier: &Verifier, head: &str) -> Result<()> {
-    let envelope =
-        Envelope::parse(envelope).context("the verification summary is not a DSSE envelope")?;
-    let key = PublicKey::from_bytes(&verifier.public_key())
-        .map_err(|e| anyhow!("the log key is not an Ed25519 key: {e}"))?;
-    let (verified, _) = envelope
-        .verify(std::slice::from_ref(&key), |k| k)
-        .context("the verification summary is not signed by the log key")?;
-    let statement: Value = serde_json::from_slice(verified.payload())?;
-    if statement["subject"][0]["digest"]["gitCommit"].as_str() != Some(head) {
-        bail!("the verification summary is about another commit than the proposal's head");
-    }
-    Ok(())
 }

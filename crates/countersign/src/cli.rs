@@ -26,7 +26,8 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Write a commented starter countersign.toml and the default policy pack.
     Init(InitArgs),
-    /// Materialize the built-in demo system as a git repository and decide its changes.
+    /// Materialize the built-in demo system as a git repository, decide its changes, replay
+    /// them through a server on SQLite (proposals and approvals over the API) and serve it.
     Demo(DemoArgs),
     /// Print the JSON schema of `evaluate --format json`.
     Schema,
@@ -36,13 +37,15 @@ pub enum Command {
     /// Sign evidence about a commit: a DSSE envelope holding an in-toto statement built from
     /// test or scan reports, or from running a command.
     Attest(AttestArgs),
-    /// Check signed evidence against the trusted runners and a commit.
+    /// Check signed evidence against the trusted runners and a commit, or push it to a
+    /// proposal on the server.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
     /// The append-only audit log: keys, signed checkpoints, verification, monitoring.
     #[command(subcommand)]
     Log(LogCommand),
-    /// Self-contained audit bundles: export one for a proposal, verify one offline.
+    /// Self-contained audit bundles: export one for a proposal (or fetch it from the server),
+    /// verify one offline.
     #[command(subcommand)]
     Bundle(BundleCommand),
     /// Run the countersign server: proposals, approvals and authorizations over HTTP.
@@ -53,6 +56,11 @@ pub enum Command {
     /// Decide each first-parent commit of real history against its parent's graph and
     /// policy (or a candidate policy): tier shares, approvals per team and week, calibration.
     Replay(ReplayArgs),
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
+    /// Git hooks that enforce the server's authorizations.
+    #[command(subcommand)]
+    Hook(crate::hook::HookCommand),
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +182,8 @@ pub enum BundleCommand {
         #[arg(long, value_name = "FILE")]
         log_key: PathBuf,
     },
+    /// Download the bundle of a proposal from the server (`--server`, COUNTERSIGN_TOKEN).
+    Fetch(crate::client::BundleFetchArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -299,6 +309,10 @@ pub enum EvidenceCommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Submit envelopes to a proposal on the server (`--server`, COUNTERSIGN_TOKEN of a
+    /// runner): ACCEPTED or REFUSED (with the server's reasons) per file; exits 1 if any is
+    /// refused.
+    Push(crate::client::EvidencePushArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -387,4 +401,11 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Where the demo server listens (default: 127.0.0.1:7878, the client's default, or a
+    /// free port if it is taken or with --no-serve).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Replay the demo through the server, print, and exit instead of serving (tests, CI).
+    #[arg(long)]
+    pub no_serve: bool,
 }

@@ -41,6 +41,13 @@ pub fn run(command: Command) -> Result<ExitCode> {
             commit,
             files,
         }) => crate::evidence::verify_cmd(&repo, &commit, &files),
+        Command::Evidence(crate::cli::EvidenceCommand::Push(args)) => {
+            crate::client::push_evidence(&args)
+        }
+        Command::Client(command) => crate::client::run(command),
+        Command::Hook(crate::hook::HookCommand::PreReceive(args)) => {
+            crate::hook::pre_receive(&args)
+        }
     }
 }
 
@@ -277,10 +284,19 @@ fn init(args: InitArgs) -> Result<ExitCode> {
 
 fn demo_cmd(args: DemoArgs) -> Result<ExitCode> {
     let outcome = demo::run(args.dir.as_deref())?;
+    let serve = !args.no_serve;
+    let live = demo::live::start(
+        &outcome,
+        &demo::live::LiveOptions {
+            listen: args.listen.as_deref(),
+            serve,
+        },
+    )?;
     match args.format {
-        OutputFormat::Json => print_json(&outcome.json())?,
-        OutputFormat::Text => print!("{}", outcome.table()),
+        OutputFormat::Json => print_json(&live.json(outcome.json()))?,
+        OutputFormat::Text => print!("{}{}", outcome.table(), live.text()),
     }
+    live.finish(serve)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -314,6 +330,7 @@ fn bundle_cmd(command: BundleCommand) -> Result<ExitCode> {
             log_key.as_deref(),
         ),
         BundleCommand::Verify { file, log_key } => audit::verify_file(&file, &log_key),
+        BundleCommand::Fetch(args) => crate::client::fetch_bundle(&args),
     }
 }
 

@@ -2,21 +2,33 @@
 //! hands a listener, a store and the configured repositories to countersign-server.
 //!
 //! The server itself (routes, auth, approvals) is countersign-server's; only this module
-//! reads the OS randomness for token secrets and installs the Ctrl-C handler.
+//! reads the OS randomness for token secrets (and, through `audit`, for the server's
+//! default log key), reads the log key file and installs the Ctrl-C handler.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
+use countersign_audit::Signer;
 use countersign_policy::Principal;
 use countersign_server::{AppState, Clock, Role};
 use countersign_store::Store;
 
+use crate::audit;
+
 /// The default database of `serve` and `token`: a SQLite file in the current directory's
 /// state directory, no setup needed.
 const DEFAULT_DATABASE: &str = "sqlite://.countersign/state/server.db?mode=rwc";
+
+/// The server's log signing key when `--log-key` is not given: beside the default database,
+/// created (0600, with its `.pub`) on first start.
+const DEFAULT_LOG_KEY: &str = ".countersign/state/server-log.key";
+
+/// The origin (log name) of a key `serve` creates itself. A log published to others should
+/// have a key made with `countersign log keygen --origin <your log's name>`.
+const DEFAULT_LOG_ORIGIN: &str = "countersign/server";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -29,6 +41,47 @@ pub struct ServeArgs {
     /// A repository the server reads, `NAME=PATH` (a clone or a bare repository). Repeatable.
     #[arg(long = "repo", value_name = "NAME=PATH", value_parser = parse_repo)]
     pub repos: Vec<(String, PathBuf)>,
+    /// The log signing key (as `countersign log keygen` writes it): signs checkpoints and
+    /// authorization statements. Default: .countersign/state/server-log.key, created on
+    /// first start.
+    #[arg(long, value_name = "FILE", env = "COUNTERSIGN_LOG_KEY")]
+    pub log_key: Option<PathBuf>,
+    /// Webhook targets and delivery settings, a TOML file (docs/server.md, "Notifications").
+    /// Secrets come from the files or environment variables it names, never from arguments.
+    #[arg(long, value_name = "FILE", env = "COUNTERSIGN_WEBHOOKS")]
+    pub webhooks: Option<PathBuf>,
+    /// Accept people's OIDC ID tokens from this issuer (the exact `iss`), besides API tokens.
+    #[arg(long, value_name = "URL", env = "COUNTERSIGN_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks"])]
+    pub oidc_issuer: Option<String>,
+    /// The audience ID tokens must name: the client id registered with the issuer.
+    #[arg(
+        long,
+        value_name = "AUD",
+        env = "COUNTERSIGN_OIDC_AUDIENCE",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_audience: Option<String>,
+    /// The issuer's keys: a JWKS file, or its https:// URL (fetched, cached, reloaded on an
+    /// unknown key id at most once a minute).
+    #[arg(
+        long,
+        value_name = "FILE_OR_URL",
+        env = "COUNTERSIGN_OIDC_JWKS",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_jwks: Option<String>,
+    /// The role of people signed in with an ID token. Approving still needs ownership.
+    #[arg(
+        long,
+        value_name = "ROLE",
+        default_value = "approver",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_role: String,
+    /// Accept ID tokens whose email the issuer did not mark verified (only for an issuer
+    /// that asserts nothing but its own addresses).
+    #[arg(long, requires = "oidc_issuer")]
+    pub oidc_allow_unverified_email: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +102,24 @@ pub enum TokenCommand {
     },
 }
 
+/// The OIDC settings of `serve`, checked before anything starts.
+fn oidc_config(args: &ServeArgs) -> Result<Option<countersign_server::OidcConfig>> {
+    let (Some(issuer), Some(audience), Some(jwks)) =
+        (&args.oidc_issuer, &args.oidc_audience, &args.oidc_jwks)
+    else {
+        return Ok(None);
+    };
+    let jwks: countersign_server::JwksSource =
+        jwks.parse().map_err(|e| anyhow!("--oidc-jwks: {e}"))?;
+    let mut config = countersign_server::OidcConfig::new(issuer, audience, jwks);
+    config.role = args
+        .oidc_role
+        .parse()
+        .map_err(|e| anyhow!("--oidc-role: {e}"))?;
+    config.require_email_verified = !args.oidc_allow_unverified_email;
+    Ok(Some(config))
+}
+
 fn parse_repo(arg: &str) -> Result<(String, PathBuf), String> {
     match arg.split_once('=') {
         Some((name, path)) if !name.is_empty() && !path.is_empty() => {
@@ -66,6 +137,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let oidc = oidc_config(&args)?;
     let mut repos = BTreeMap::new();
     for (name, path) in args.repos {
         if !path.exists() {
@@ -75,6 +147,13 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             bail!("--repo {name} is given twice");
         }
     }
+    let webhooks = args
+        .webhooks
+        .as_deref()
+        .map(countersign_server::WebhookConfig::load)
+        .transpose()
+        .context("--webhooks")?;
+    let signer = log_signer(args.log_key.as_deref())?;
     runtime()?.block_on(async {
         let store = Store::connect(&args.database)
             .await
@@ -83,7 +162,37 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         eprintln!("countersign serving on http://{}", listener.local_addr()?);
-        let state = AppState::new(store.clone(), repos, Clock::system());
+        let mut state =
+            AppState::new(store.clone(), repos, Clock::system()).with_log_signer(signer);
+        if let Some(webhooks) = webhooks {
+            eprintln!(
+                "webhooks: {}",
+                webhooks
+                    .targets
+                    .iter()
+                    .map(|t| format!("{} ({})", t.name, t.url.origin().ascii_serialization()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            state = state.with_webhooks(webhooks);
+        }
+        if let Some(config) = oidc {
+            let (issuer, jwks) = (config.issuer.clone(), config.jwks.clone());
+            state = state.with_oidc(config);
+            if let Some(oidc) = &state.oidc {
+                match (oidc.load_keys().await, &jwks) {
+                    (Ok(n), _) => eprintln!("oidc: ID tokens from {issuer}, {n} keys from {jwks}"),
+                    // The issuer may be down for a moment: API tokens still work, and the
+                    // keys are fetched again at the first ID token.
+                    (Err(why), countersign_server::JwksSource::Url(_)) => {
+                        eprintln!("warning: oidc: {why}; retrying at the first ID token");
+                    }
+                    (Err(why), countersign_server::JwksSource::File(_)) => {
+                        bail!("--oidc-jwks: {why}")
+                    }
+                }
+            }
+        }
         let shutdown = async {
             // If the handler cannot be installed the server runs until killed.
             if tokio::signal::ctrl_c().await.is_err() {
@@ -94,6 +203,40 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The key given with `--log-key`, or the default one, created if it does not exist yet.
+/// Prints which key is used and its verifier key, what auditors need to check checkpoints,
+/// bundles and authorization statements.
+fn log_signer(explicit: Option<&Path>) -> Result<Signer> {
+    let (path, signer) = match explicit {
+        Some(path) => (path.to_owned(), audit::read_signer(path)?),
+        None => {
+            let path = PathBuf::from(DEFAULT_LOG_KEY);
+            let signer = if path.exists() {
+                audit::read_signer(&path)?
+            } else {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                let signer = audit::generate_key(DEFAULT_LOG_ORIGIN, &path)?;
+                eprintln!(
+                    "created the log key {} (secret, 0600) and {}",
+                    path.display(),
+                    path.with_extension("pub").display()
+                );
+                signer
+            };
+            (path, signer)
+        }
+    };
+    eprintln!(
+        "log key {}; verifier key: {}",
+        path.display(),
+        signer.verifier()
+    );
+    Ok(signer)
 }
 
 pub fn token(command: TokenCommand) -> Result<ExitCode> {

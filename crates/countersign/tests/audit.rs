@@ -34,6 +34,7 @@ impl Fixture {
             s(&repo),
             "--format",
             "json",
+            "--no-serve",
         ]));
         let key = dir.path().join("log.key");
         ok(countersign(&[

@@ -478,6 +478,7 @@ fn the_demo_decides_every_change_as_the_product_table_says() {
         target.to_str().unwrap(),
         "--format",
         "json",
+        "--no-serve",
     ]);
     let demo = json(&out);
     let changes = demo["changes"].as_array().unwrap();
@@ -508,7 +509,53 @@ fn the_demo_decides_every_change_as_the_product_table_says() {
             "demo change {} is not decided as the product's tier table says",
             change["id"]
         );
+        // Replayed through the server: the same tier, and every change authorized, by the
+        // system or by as many eligible people (never the author) as the tier needs.
+        let proposal = &change["proposal"];
+        assert_eq!(
+            proposal["tier"], change["expected_tier"],
+            "{}",
+            change["id"]
+        );
+        assert_eq!(proposal["state"], "authorized", "{}", change["id"]);
+        let approvers: Vec<&str> = proposal["approved_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let needed = match change["expected_tier"].as_str().unwrap() {
+            "auto_merge" | "notify_and_proceed" => 0,
+            "single_approver" => 1,
+            _ => 2,
+        };
+        assert_eq!(approvers.len(), needed, "{}: {approvers:?}", change["id"]);
+        assert!(
+            !approvers.contains(&change["decision"]["author"].as_str().unwrap()),
+            "{}: {approvers:?}",
+            change["id"]
+        );
     }
+    let server = &demo["server"];
+    assert!(
+        server["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    let tokens = server["tokens"].as_array().unwrap();
+    assert!(
+        tokens
+            .iter()
+            .any(|t| t["principal"] == "agent:fixbot" && t["role"] == "proposer")
+            && tokens
+                .iter()
+                .any(|t| t["principal"] == "system:auditor" && t["role"] == "auditor")
+            && tokens
+                .iter()
+                .all(|t| t["token"].as_str().unwrap().starts_with("cst_")),
+        "{tokens:?}"
+    );
     // The demo repository is real: graph check runs on it and every decision's graph
     // version is the one of its base.
     let check = countersign(&["graph", "check", "--repo", target.to_str().unwrap()]);

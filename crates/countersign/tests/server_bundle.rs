@@ -30,6 +30,7 @@ async fn a_server_decision_exports_to_a_bundle_that_re_derives_offline() {
         s(&repo),
         "--format",
         "json",
+        "--no-serve",
     ]));
     let key = dir.path().join("log.key");
     ok(countersign(&[
@@ -56,7 +57,9 @@ async fn a_server_decision_exports_to_a_bundle_that_re_derives_offline() {
         .await
         .unwrap();
     let repos = BTreeMap::from([("shop".to_owned(), repo.clone())]);
-    let app = AppState::new(store.clone(), repos, Clock::fixed(now as u64));
+    let signer =
+        countersign_audit::Signer::parse(std::fs::read_to_string(&key).unwrap().trim()).unwrap();
+    let app = AppState::new(store.clone(), repos, Clock::fixed(now as u64)).with_log_signer(signer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -78,6 +81,18 @@ async fn a_server_decision_exports_to_a_bundle_that_re_derives_offline() {
         let proposal: Value = response.json().await.unwrap();
         ids.push(proposal["id"].as_str().unwrap().to_owned());
     }
+    // The same bundles over HTTP, as `GET /v1/proposals/{id}/bundle` serves them.
+    for id in &ids {
+        let response = client
+            .get(format!("{base}/v1/proposals/{id}/bundle"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let bytes = response.bytes().await.unwrap();
+        std::fs::write(dir.path().join(format!("{id}.server.bundle.json")), bytes).unwrap();
+    }
     let _ = stop.send(());
     task.await.unwrap().unwrap();
     store.close().await;
@@ -95,16 +110,19 @@ async fn a_server_decision_exports_to_a_bundle_that_re_derives_offline() {
             "--log-key",
             s(&key),
         ]));
-        let out = ok(countersign(&[
-            "bundle",
-            "verify",
-            s(&bundle),
-            "--log-key",
-            s(&public),
-        ]));
-        assert!(
-            out.contains("re-derived: same tier, reasons and versions"),
-            "{id}: {out}"
-        );
+        let served = dir.path().join(format!("{id}.server.bundle.json"));
+        for file in [&bundle, &served] {
+            let out = ok(countersign(&[
+                "bundle",
+                "verify",
+                s(file),
+                "--log-key",
+                s(&public),
+            ]));
+            assert!(
+                out.contains("re-derived: same tier, reasons and versions"),
+                "{id}: {out}"
+            );
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! `countersign demo`: materializes the embedded Acme Shop system as a git repository,
 //! proposes each demo change on its own branch and decides it through the same path as
-//! `countersign evaluate --base main --head demo/<id>`.
+//! `countersign evaluate --base main --head demo/<id>`; `live` then replays the same changes
+//! through a running server.
 //!
 //! The data lives in `scenario`; this module only writes commits and collects decisions.
 
+pub mod live;
 pub mod scenario;
 
 use std::fmt::Write;

@@ -1,0 +1,892 @@
+//! The command-line client of `countersign serve`: `propose`, `status`, `approve`, `reject`,
+//! `update` (a new head), `close`, `evidence push` and `bundle fetch`, and the [`Api`]
+//! connection the pre-receive hook and the demo share.
+//!
+//! The server is named by `--server URL` (or `COUNTERSIGN_SERVER`); the token only ever comes
+//! from the environment (`COUNTERSIGN_TOKEN`), never from a flag, so it stays out of shell
+//! history and process listings. A problem+json answer is printed as `error: <title>:
+//! <detail>` and exits 1; a problem with the command line itself (no token, an unreadable
+//! file, a malformed URL) exits 2 like every other usage error of the binary.
+//!
+//! This module decides nothing and keeps no state: what the server answers is printed, as
+//! text for people or verbatim (pretty-printed) with `--format json`.
+
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::cli::OutputFormat;
+
+/// Where the server listens unless `--server` or `COUNTERSIGN_SERVER` says otherwise: the
+/// default `--listen` of `countersign serve` and of `countersign demo`.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
+/// The environment variable holding the API token.
+pub const TOKEN_ENV: &str = "COUNTERSIGN_TOKEN";
+
+/// How long to wait for a TCP connection; a server that does not answer by then is down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one request may take; a proposal's decision reads git and runs the policy.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Which server to talk to.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The countersign server's base URL. The token is read from COUNTERSIGN_TOKEN.
+    #[arg(long, value_name = "URL", env = "COUNTERSIGN_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+}
+
+/// The server and how to print its answer.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ProposeArgs {
+    /// The repository's name on the server (as `serve --repo NAME=PATH` configured it).
+    #[arg(long, value_name = "NAME")]
+    pub repo: String,
+    /// The base revision; the server reads the rules from it.
+    #[arg(long, value_name = "REV")]
+    pub base: String,
+    /// The head revision; the server computes the diff from git objects.
+    #[arg(long, value_name = "REV")]
+    pub head: String,
+    #[arg(long)]
+    pub title: String,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Makes a retry safe: the same key from the same principal replays the first answer.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The proposal id.
+    pub id: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The proposal id.
+    pub id: String,
+    /// The head commit you reviewed; refused (409) if the proposal has moved on since.
+    #[arg(long, value_name = "SHA")]
+    pub head: String,
+    #[arg(long, default_value = "")]
+    pub comment: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The proposal id.
+    pub id: String,
+    /// The head commit you reviewed; refused (409) if the proposal has moved on since.
+    #[arg(long, value_name = "SHA")]
+    pub head: String,
+    /// Why: a rejection blocks the proposal until a new head, so it must say what to fix.
+    #[arg(long)]
+    pub comment: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The proposal id.
+    pub id: String,
+    /// The new head revision; everything is re-derived, and earlier verdicts and evidence
+    /// lapse unless the diff against the base is unchanged (a trivial rebase).
+    #[arg(long, value_name = "REV")]
+    pub head: String,
+    /// Makes a retry safe: the same key from the same principal replays the first answer.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CloseArgs {
+    /// The proposal id.
+    pub id: String,
+    /// Why, recorded in the log.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// The proposal that replaces this one: the state becomes `superseded`.
+    #[arg(long, value_name = "ID")]
+    pub superseded_by: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvidencePushArgs {
+    /// The proposal id.
+    pub id: String,
+    /// DSSE envelopes as `countersign attest` writes them, one request each.
+    #[arg(required = true, value_name = "ENVELOPE")]
+    pub envelopes: Vec<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleFetchArgs {
+    /// The proposal id.
+    pub id: String,
+    /// Output file (default: stdout).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// The client subcommands that live at the top level of the binary.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Open a proposal on the server: it computes the diff, decides the tier and logs both.
+    Propose(ProposeArgs),
+    /// Show a proposal: its state, tier, approvals and who may still approve.
+    Status(StatusArgs),
+    /// Approve the proposal's head (humans with an approver token only).
+    Approve(ApproveArgs),
+    /// Reject the proposal's head; it stays blocked until a new head.
+    Reject(RejectArgs),
+    /// Move a proposal to a new head (its author or an admin).
+    Update(UpdateArgs),
+    /// Close a proposal without merging it (its author or an admin).
+    Close(CloseArgs),
+}
+
+/// Why a request did not get the answer it asked for.
+#[derive(Debug)]
+pub enum Failure {
+    /// The server refused with an RFC 9457 problem document.
+    Problem {
+        status: StatusCode,
+        title: String,
+        detail: String,
+    },
+    /// No answer: connection refused, DNS, timeout, TLS.
+    Unreachable { server: String, cause: String },
+    /// An answer that is not what the API promises (a proxy's error page, a missing route).
+    Unexpected { title: String, detail: String },
+}
+
+impl Failure {
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Failure::Problem { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Problem { title, detail, .. } | Failure::Unexpected { title, detail } => {
+                write!(f, "{title}: {detail}")
+            }
+            Failure::Unreachable { server, cause } => {
+                write!(f, "server unreachable: no answer from {server}: {cause}")
+            }
+        }
+    }
+}
+
+/// An RFC 9457 problem document, as far as the client reads it.
+#[derive(Debug, Deserialize)]
+struct ProblemBody {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    detail: String,
+}
+
+/// A connection to one server with one token.
+#[derive(Debug, Clone)]
+pub struct Api {
+    base: Url,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// `server` is the base URL (`http://host:port`, optionally with a path prefix).
+    pub fn new(server: &str, token: &str) -> Result<Api> {
+        let mut base = Url::parse(server)
+            .with_context(|| format!("--server {server:?} is not a URL like {DEFAULT_SERVER}"))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            bail!("--server {server:?}: expected an http:// or https:// URL with a host");
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            bail!("--server {server:?}: a base URL has no query or fragment");
+        }
+        // Joined paths append to a base path only when it ends in a slash.
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let token = token.trim();
+        if token.is_empty() {
+            bail!("{TOKEN_ENV} is empty");
+        }
+        if token.chars().any(|c| c.is_control() || c == ' ') {
+            bail!("{TOKEN_ENV} holds whitespace or control characters; it is not a token");
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Api {
+            base,
+            token: token.to_owned(),
+            http,
+        })
+    }
+
+    /// A connection with the token from `COUNTERSIGN_TOKEN`.
+    pub fn from_env(server: &str) -> Result<Api> {
+        let token = token_from_env()?;
+        Api::new(server, &token)
+    }
+
+    /// The base URL, as printed to people.
+    pub fn server(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    /// The URL of `segments` under the base, each segment percent-encoded: an id can never
+    /// climb out of its path.
+    fn url(&self, segments: &[&str]) -> Result<Url, Failure> {
+        let mut url = self.base.clone();
+        {
+            let mut path = url.path_segments_mut().map_err(|()| Failure::Unexpected {
+                title: "bad server URL".to_owned(),
+                detail: format!("{} cannot be a base URL", self.base),
+            })?;
+            path.pop_if_empty();
+            for segment in segments {
+                path.push(segment);
+            }
+        }
+        Ok(url)
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Vec<u8>, Failure> {
+        let what = format!("{method} {}", url.path());
+        let mut request = self
+            .http
+            .request(method, url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let problem = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/problem+json"));
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.unreachable(&e))?
+            .to_vec();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let reason = status.canonical_reason().unwrap_or("error").to_owned();
+        if problem && let Ok(body) = serde_json::from_slice::<ProblemBody>(&bytes) {
+            return Err(Failure::Problem {
+                status,
+                title: if body.title.is_empty() {
+                    reason
+                } else {
+                    body.title
+                },
+                detail: body.detail,
+            });
+        }
+        // Not the server's problem+json: a route this server does not have (an older
+        // server), or something in between (a proxy). Say what answered, briefly.
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        let detail = if text.is_empty() {
+            format!(
+                "{what} answered HTTP {} without a problem document",
+                status.as_u16()
+            )
+        } else {
+            let clipped: String = text.chars().take(200).collect();
+            format!("{what} answered HTTP {}: {clipped}", status.as_u16())
+        };
+        Err(Failure::Unexpected {
+            title: reason,
+            detail,
+        })
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> Failure {
+        // reqwest's own message repeats the URL; its sources say what actually failed.
+        let mut causes = Vec::new();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            // hyper's wrapper ("client error (Connect)") only says which layer failed.
+            let wrapper = text.starts_with("client error (");
+            if !wrapper && !causes.iter().any(|c: &String| c.contains(&text)) {
+                causes.push(text);
+            }
+            source = cause.source();
+        }
+        let cause = if error.is_timeout() {
+            "timed out".to_owned()
+        } else if causes.is_empty() {
+            error.to_string()
+        } else {
+            causes.join(": ")
+        };
+        Failure::Unreachable {
+            server: self.server().to_owned(),
+            cause,
+        }
+    }
+
+    async fn json(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, Failure> {
+        let url = self.url(segments)?;
+        let body = body.map(|b| b.to_string().into_bytes());
+        let bytes = self.request(method, url, body, idempotency_key).await?;
+        parse_json(&bytes)
+    }
+
+    /// `POST /v1/proposals`.
+    pub async fn propose(
+        &self,
+        repo: &str,
+        base: &str,
+        head: &str,
+        title: &str,
+        description: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, Failure> {
+        let body = json!({
+            "repo": repo, "base": base, "head": head, "title": title, "description": description,
+        });
+        self.json(
+            Method::POST,
+            &["v1", "proposals"],
+            Some(&body),
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// `GET /v1/proposals/{id}`.
+    pub async fn proposal(&self, id: &str) -> Result<Value, Failure> {
+        self.json(Method::GET, &["v1", "proposals", id], None, None)
+            .await
+    }
+
+    /// `POST /v1/proposals/{id}/approvals` with `verdict` `approve` or `reject`.
+    pub async fn verdict(
+        &self,
+        id: &str,
+        head: &str,
+        verdict: &str,
+        comment: &str,
+    ) -> Result<Value, Failure> {
+        let body = json!({ "head": head, "verdict": verdict, "comment": comment });
+        self.json(
+            Method::POST,
+            &["v1", "proposals", id, "approvals"],
+            Some(&body),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /v1/proposals/{id}/head`.
+    pub async fn move_head(
+        &self,
+        id: &str,
+        head: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, Failure> {
+        let body = json!({ "head": head });
+        self.json(
+            Method::POST,
+            &["v1", "proposals", id, "head"],
+            Some(&body),
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// `POST /v1/proposals/{id}/close`.
+    pub async fn close(
+        &self,
+        id: &str,
+        reason: Option<&str>,
+        superseded_by: Option<&str>,
+    ) -> Result<Value, Failure> {
+        let mut body = serde_json::Map::new();
+        if let Some(reason) = reason {
+            body.insert("reason".to_owned(), json!(reason));
+        }
+        if let Some(other) = superseded_by {
+            body.insert("superseded_by".to_owned(), json!(other));
+        }
+        self.json(
+            Method::POST,
+            &["v1", "proposals", id, "close"],
+            Some(&Value::Object(body)),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /v1/proposals/{id}/evidence` with one envelope, byte for byte.
+    pub async fn push_evidence(&self, id: &str, envelope: Vec<u8>) -> Result<Value, Failure> {
+        let url = self.url(&["v1", "proposals", id, "evidence"])?;
+        let bytes = self
+            .request(Method::POST, url, Some(envelope), None)
+            .await?;
+        parse_json(&bytes)
+    }
+
+    /// `GET /v1/proposals/{id}/bundle`: the bundle file, checked to be JSON.
+    pub async fn bundle(&self, id: &str) -> Result<Vec<u8>, Failure> {
+        let url = self.url(&["v1", "proposals", id, "bundle"])?;
+        let bytes = self.request(Method::GET, url, None, None).await?;
+        parse_json(&bytes)?;
+        Ok(bytes)
+    }
+
+    /// `GET /v1/authorizations?repo=&commit=`.
+    pub async fn authorization(&self, repo: &str, commit: &str) -> Result<Authorization, Failure> {
+        let mut url = self.url(&["v1", "authorizations"])?;
+        url.query_pairs_mut()
+            .append_pair("repo", repo)
+            .append_pair("commit", commit);
+        let bytes = self.request(Method::GET, url, None, None).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Failure::Unexpected {
+            title: "unexpected answer".to_owned(),
+            detail: format!("GET /v1/authorizations: {e}"),
+        })
+    }
+}
+
+/// The answer of `GET /v1/authorizations`.
+#[derive(Debug, Deserialize)]
+pub struct Authorization {
+    pub authorized: bool,
+    #[serde(default)]
+    pub proposal: Option<String>,
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, Failure> {
+    serde_json::from_slice(bytes).map_err(|e| Failure::Unexpected {
+        title: "unexpected answer".to_owned(),
+        detail: format!("the server's answer is not JSON: {e}"),
+    })
+}
+
+/// The token from `COUNTERSIGN_TOKEN`; its absence is a usage error.
+pub fn token_from_env() -> Result<String> {
+    match std::env::var(TOKEN_ENV) {
+        Ok(token) if !token.trim().is_empty() => Ok(token),
+        Ok(_) => bail!("{TOKEN_ENV} is empty; set it to an API token (`countersign token create`)"),
+        Err(std::env::VarError::NotPresent) => {
+            bail!("{TOKEN_ENV} is not set; set it to an API token (`countersign token create`)")
+        }
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{TOKEN_ENV} is not valid UTF-8"),
+    }
+}
+
+/// A current-thread runtime: one command, one request at a time.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Prints `error: <title>: <detail>` and gives exit code 1.
+fn fail(failure: &Failure) -> ExitCode {
+    eprintln!("error: {failure}");
+    ExitCode::from(1)
+}
+
+/// `propose`, `status`, `approve`, `reject`, `update`, `close`.
+pub fn run(command: ClientCommand) -> Result<ExitCode> {
+    let (client, call): (&ClientArgs, Call) = match &command {
+        ClientCommand::Propose(args) => (&args.client, Call::Propose(args)),
+        ClientCommand::Status(args) => (&args.client, Call::Status(&args.id)),
+        ClientCommand::Approve(args) => (
+            &args.client,
+            Call::Verdict {
+                id: &args.id,
+                head: &args.head,
+                verdict: "approve",
+                comment: &args.comment,
+            },
+        ),
+        ClientCommand::Update(args) => (&args.client, Call::Update(args)),
+        ClientCommand::Close(args) => (&args.client, Call::Close(args)),
+        ClientCommand::Reject(args) => {
+            if args.comment.trim().is_empty() {
+                bail!("--comment must say why the head is rejected");
+            }
+            (
+                &args.client,
+                Call::Verdict {
+                    id: &args.id,
+                    head: &args.head,
+                    verdict: "reject",
+                    comment: &args.comment,
+                },
+            )
+        }
+    };
+    let api = Api::from_env(&client.server.server)?;
+    let answer = runtime()?.block_on(async {
+        match call {
+            Call::Propose(args) => {
+                api.propose(
+                    &args.repo,
+                    &args.base,
+                    &args.head,
+                    &args.title,
+                    &args.description,
+                    args.idempotency_key.as_deref(),
+                )
+                .await
+            }
+            Call::Status(id) => api.proposal(id).await,
+            Call::Update(args) => {
+                api.move_head(&args.id, &args.head, args.idempotency_key.as_deref())
+                    .await
+            }
+            Call::Close(args) => {
+                api.close(
+                    &args.id,
+                    args.reason.as_deref(),
+                    args.superseded_by.as_deref(),
+                )
+                .await
+            }
+            Call::Verdict {
+                id,
+                head,
+                verdict,
+                comment,
+            } => api.verdict(id, head, verdict, comment).await,
+        }
+    });
+    let proposal = match answer {
+        Ok(proposal) => proposal,
+        Err(failure) => return Ok(fail(&failure)),
+    };
+    match client.format {
+        OutputFormat::Json => print_json(&proposal)?,
+        OutputFormat::Text => match render_proposal(&proposal) {
+            Ok(text) => print!("{text}"),
+            Err(failure) => return Ok(fail(&failure)),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+enum Call<'a> {
+    Propose(&'a ProposeArgs),
+    Status(&'a str),
+    Update(&'a UpdateArgs),
+    Close(&'a CloseArgs),
+    Verdict {
+        id: &'a str,
+        head: &'a str,
+        verdict: &'static str,
+        comment: &'a str,
+    },
+}
+
+/// `evidence push`: one request per envelope, one ACCEPTED or REFUSED line each; exits 1 if
+/// the server refused any. Any other failure (a token, a missing proposal) stops at once.
+pub fn push_evidence(args: &EvidencePushArgs) -> Result<ExitCode> {
+    let mut envelopes = Vec::with_capacity(args.envelopes.len());
+    for path in &args.envelopes {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        // Catch a wrong file here, before it costs a request and a refusal in the log.
+        serde_json::from_slice::<Value>(&bytes).with_context(|| {
+            format!(
+                "{} is not JSON; expected a DSSE envelope from `countersign attest`",
+                path.display()
+            )
+        })?;
+        envelopes.push((path, bytes));
+    }
+    let api = Api::from_env(&args.client.server.server)?;
+    let rt = runtime()?;
+    let mut refused_any = false;
+    let mut results = Vec::new();
+    let mut last = None;
+    for (path, bytes) in envelopes {
+        match rt.block_on(api.push_evidence(&args.id, bytes)) {
+            Ok(answer) => {
+                if args.client.format == OutputFormat::Text {
+                    let digest = answer["digest"].as_str().unwrap_or("");
+                    println!("ACCEPTED {}: {digest}", path.display());
+                }
+                if answer.get("proposal").is_some_and(Value::is_object) {
+                    last = Some(answer["proposal"].clone());
+                }
+                results.push(json!({ "file": path.display().to_string(), "accepted": true, "answer": answer }));
+            }
+            Err(Failure::Problem {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                title,
+                detail,
+            }) => {
+                refused_any = true;
+                if args.client.format == OutputFormat::Text {
+                    println!("REFUSED  {}: {detail}", path.display());
+                }
+                results.push(json!({
+                    "file": path.display().to_string(), "accepted": false,
+                    "problem": { "title": title, "detail": detail },
+                }));
+            }
+            Err(failure) => return Ok(fail(&failure)),
+        }
+    }
+    match args.client.format {
+        OutputFormat::Json => print_json(&json!({ "results": results, "proposal": last }))?,
+        OutputFormat::Text => {
+            if let Some(proposal) = &last {
+                match render_proposal(proposal) {
+                    Ok(text) => print!("{text}"),
+                    Err(failure) => return Ok(fail(&failure)),
+                }
+            }
+        }
+    }
+    Ok(if refused_any {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `bundle fetch`: the proposal's bundle, as `bundle verify` reads it.
+pub fn fetch_bundle(args: &BundleFetchArgs) -> Result<ExitCode> {
+    let api = Api::from_env(&args.server.server)?;
+    let bytes = match runtime()?.block_on(api.bundle(&args.id)) {
+        Ok(bytes) => bytes,
+        Err(failure) => return Ok(fail(&failure)),
+    };
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "wrote the bundle of proposal {} to {} ({} bytes); check it offline with \
+                 `countersign bundle verify {} --log-key KEY`",
+                args.id,
+                path.display(),
+                bytes.len(),
+                path.display()
+            );
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)?;
+            if !bytes.ends_with(b"\n") {
+                writeln!(out)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_json(value: &Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// What the text output reads of a proposal; the rest is shown by `--format json`. Fields a
+/// newer server adds are ignored, fields an older one lacks default.
+#[derive(Debug, Deserialize)]
+struct ProposalText {
+    id: String,
+    #[serde(default)]
+    repo: String,
+    #[serde(default)]
+    base: String,
+    #[serde(default)]
+    head: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    author: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    tier: String,
+    #[serde(default)]
+    approvals_required: u64,
+    #[serde(default)]
+    approvals_counted: u64,
+    #[serde(default)]
+    eligible_approvers: Vec<String>,
+    #[serde(default)]
+    approvals: Vec<VerdictText>,
+    #[serde(default)]
+    decision: Value,
+    #[serde(default)]
+    authors: Vec<String>,
+    #[serde(default)]
+    superseded_by: Option<String>,
+    #[serde(default)]
+    closed_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct VerdictText {
+    approver: String,
+    head: String,
+    verdict: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    lapsed: bool,
+    #[serde(default)]
+    carried_from: Option<String>,
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// A proposal for people: what it is, where it stands, and who may move it.
+pub fn render_proposal(value: &Value) -> Result<String, Failure> {
+    let p: ProposalText =
+        serde_json::from_value(value.clone()).map_err(|e| Failure::Unexpected {
+            title: "unexpected answer".to_owned(),
+            detail: format!("the server's answer is not a proposal: {e}"),
+        })?;
+    let mut out = String::new();
+    let _ = writeln!(out, "proposal {}: {} ({} tier)", p.id, p.state, p.tier);
+    let _ = writeln!(out, "  title      {}", p.title);
+    let _ = writeln!(
+        out,
+        "  change     {} {}..{}",
+        p.repo,
+        short(&p.base),
+        short(&p.head)
+    );
+    let _ = writeln!(out, "  author     {}", p.author);
+    // Commit authors and committers other than the proposer: they may not approve either.
+    let others: Vec<&str> = p
+        .authors
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.eq_ignore_ascii_case(&p.author))
+        .collect();
+    if !others.is_empty() {
+        let _ = writeln!(out, "  commits by {}", others.join(", "));
+    }
+    if let Some(other) = &p.superseded_by {
+        let _ = writeln!(out, "  superseded by {other}");
+    }
+    if let Some(reason) = &p.closed_reason {
+        let _ = writeln!(out, "  closed     {reason}");
+    }
+    if p.approvals_required > 0 {
+        let _ = writeln!(
+            out,
+            "  approvals  {} of {} on head {}",
+            p.approvals_counted,
+            p.approvals_required,
+            short(&p.head)
+        );
+        let eligible = if p.eligible_approvers.is_empty() {
+            "nobody (no owner of the affected nodes is a known person)".to_owned()
+        } else {
+            p.eligible_approvers.join(", ")
+        };
+        let _ = writeln!(out, "  eligible   {eligible}");
+    }
+    let plan: Vec<&str> = p.decision["validation_plan"]
+        .as_array()
+        .map(|suites| suites.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !plan.is_empty() {
+        let _ = writeln!(out, "  plan       {}", plan.join(", "));
+    }
+    for v in &p.approvals {
+        let comment = if v.comment.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", v.comment)
+        };
+        let note = match (&v.carried_from, v.lapsed) {
+            (_, true) => " (lapsed: the head moved)".to_owned(),
+            (Some(from), false) => format!(" (carried over from {})", short(from)),
+            (None, false) => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<10} {} on {}{note}{comment}",
+            v.verdict,
+            v.approver,
+            short(&v.head)
+        );
+    }
+    Ok(out)
+}

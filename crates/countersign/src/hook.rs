@@ -1,0 +1,245 @@
+//! `countersign hook pre-receive`: the git hook that refuses pushes of unauthorized commits to
+//! protected branches, asking the server's `GET /v1/authorizations`.
+//!
+//! It reads `<old> <new> <ref>` lines from stdin as githooks(5) describes. An update of an
+//! unprotected ref passes untouched; the deletion of a protected ref is refused; an update of
+//! one passes only when the server says its new tip is authorized. Anything that keeps the
+//! hook from getting that answer (no token, an unreachable server, an error) refuses the
+//! protected updates: the hook fails closed. Every refusal names the ref, the commit and why,
+//! on stderr, which git relays to the pusher. The hook decides nothing itself.
+
+use std::io::Read as _;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::client::{Api, Failure, ServerArgs, TOKEN_ENV, runtime};
+
+/// The refs protected when no `--protect` is given.
+pub const DEFAULT_PROTECTED: &[&str] = &["refs/heads/main", "refs/heads/master"];
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// git pre-receive hook: refuse pushes to protected refs whose new tip the server has not
+    /// authorized. Reads `<old> <new> <ref>` lines on stdin; the token comes from
+    /// COUNTERSIGN_TOKEN (any role may read authorizations).
+    PreReceive(PreReceiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PreReceiveArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The repository's name on the server.
+    #[arg(long, value_name = "NAME")]
+    pub repo: String,
+    /// A protected ref or glob (`refs/heads/release/*`). Repeatable; default:
+    /// refs/heads/main and refs/heads/master.
+    #[arg(long = "protect", value_name = "REF")]
+    pub protect: Vec<String>,
+}
+
+/// One line of the hook's input.
+#[derive(Debug, PartialEq, Eq)]
+struct Update<'a> {
+    /// The new tip; all zeros for a deletion. (The old value is checked, not needed.)
+    new: &'a str,
+    name: &'a str,
+}
+
+fn is_object_id(text: &str) -> bool {
+    matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The all-zero id git uses for "no object": a created ref's old side, a deleted ref's new.
+fn is_zero(id: &str) -> bool {
+    id.bytes().all(|b| b == b'0')
+}
+
+/// Parses githooks(5) input: `<old-value> SP <new-value> SP <ref-name> LF` per ref.
+fn parse(input: &str) -> Result<Vec<Update<'_>>, String> {
+    let mut updates = Vec::new();
+    for (number, line) in input.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let mut fields = line.splitn(3, ' ');
+        let (Some(old), Some(new), Some(name)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(format!(
+                "line {}: expected `<old> <new> <ref>`, got {line:?}",
+                number + 1
+            ));
+        };
+        if !is_object_id(old) || !is_object_id(new) || name.is_empty() {
+            return Err(format!(
+                "line {}: expected `<old> <new> <ref>` with hex object ids, got {line:?}",
+                number + 1
+            ));
+        }
+        updates.push(Update { new, name });
+    }
+    Ok(updates)
+}
+
+fn protected_set(patterns: &[String]) -> Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    let defaults: Vec<String> = DEFAULT_PROTECTED.iter().map(|r| (*r).to_owned()).collect();
+    let patterns = if patterns.is_empty() {
+        &defaults
+    } else {
+        patterns
+    };
+    for pattern in patterns {
+        // `*` stays within one path component, as in git's own refspecs.
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .with_context(|| format!("--protect {pattern:?} is not a valid ref pattern"))?;
+        builder.add(glob);
+    }
+    builder.build().context("compiling --protect patterns")
+}
+
+/// `countersign hook pre-receive`.
+pub fn pre_receive(args: &PreReceiveArgs) -> Result<ExitCode> {
+    let protected = protected_set(&args.protect)?;
+    let mut input = String::new();
+    if let Err(error) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("countersign: refusing the push: cannot read the hook's input: {error}");
+        return Ok(ExitCode::from(1));
+    }
+    let updates = match parse(&input) {
+        Ok(updates) => updates,
+        Err(why) => {
+            eprintln!("countersign: refusing the push: malformed pre-receive input: {why}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let guarded: Vec<&Update<'_>> = updates
+        .iter()
+        .filter(|u| protected.is_match(u.name))
+        .collect();
+    if guarded.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Only now is the server needed: a push to unprotected refs works without it.
+    let api = std::env::var(TOKEN_ENV)
+        .map_err(|_| format!("{TOKEN_ENV} is not set in the hook's environment"))
+        .and_then(|token| Api::new(&args.server.server, &token).map_err(|e| format!("{e:#}")));
+    let rt = runtime()?;
+    let mut refused = 0usize;
+    for update in guarded {
+        let verdict = if is_zero(update.new) {
+            Err(format!(
+                "{} is protected by countersign and cannot be deleted",
+                update.name
+            ))
+        } else {
+            match &api {
+                Err(why) => Err(format!(
+                    "cannot ask the countersign server whether {} is authorized: {why}",
+                    update.new
+                )),
+                Ok(api) => check(&rt, api, &args.repo, update),
+            }
+        };
+        match verdict {
+            Ok(note) => eprintln!("countersign: {note}"),
+            Err(why) => {
+                refused += 1;
+                eprintln!("countersign: refusing {}: {why}", update.name);
+            }
+        }
+    }
+    if refused > 0 {
+        eprintln!(
+            "countersign: push refused ({refused} protected ref{} not authorized); open a \
+             proposal for the commit (`countersign propose`) and push once it is authorized",
+            if refused == 1 { "" } else { "s" }
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the server about one update's new tip: `Ok` with a note when authorized, `Err` with
+/// the refusal otherwise.
+fn check(
+    rt: &tokio::runtime::Runtime,
+    api: &Api,
+    repo: &str,
+    update: &Update<'_>,
+) -> Result<String, String> {
+    let answer = rt.block_on(api.authorization(repo, update.new));
+    match answer {
+        Ok(answer) if answer.authorized => Ok(format!(
+            "{} -> {} authorized by proposal {}",
+            update.name,
+            update.new,
+            answer.proposal.as_deref().unwrap_or("(unnamed)")
+        )),
+        Ok(answer) => {
+            let mut why = format!("commit {} is not authorized", update.new);
+            for reason in &answer.reasons {
+                why.push_str("\n  - ");
+                why.push_str(reason);
+            }
+            Err(why)
+        }
+        Err(failure @ Failure::Unreachable { .. }) => Err(format!(
+            "cannot check commit {}: {failure}; pushes to protected refs are refused until the \
+             server answers",
+            update.new
+        )),
+        Err(failure) => Err(format!(
+            "cannot check commit {}: the server answered {failure}",
+            update.new
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "1111111111111111111111111111111111111111";
+    const Z: &str = "0000000000000000000000000000000000000000";
+
+    #[test]
+    fn parses_githooks_lines_and_refuses_anything_else() {
+        let input = format!("{Z} {A} refs/heads/main\n{A} {Z} refs/tags/v1\n");
+        assert_eq!(
+            parse(&input).unwrap(),
+            vec![
+                Update {
+                    new: A,
+                    name: "refs/heads/main"
+                },
+                Update {
+                    new: Z,
+                    name: "refs/tags/v1"
+                },
+            ]
+        );
+        assert!(parse(&format!("{A} refs/heads/main\n")).is_err());
+        assert!(parse(&format!("{A} xyz refs/heads/main\n")).is_err());
+        assert!(parse(&format!("{A} {A} \n")).is_err());
+        assert!(is_zero(Z) && !is_zero(A));
+    }
+
+    #[test]
+    fn protects_main_and_master_by_default_and_globs_stay_in_one_component() {
+        let defaults = protected_set(&[]).unwrap();
+        assert!(defaults.is_match("refs/heads/main"));
+        assert!(defaults.is_match("refs/heads/master"));
+        assert!(!defaults.is_match("refs/heads/main2"));
+        assert!(!defaults.is_match("refs/heads/feature"));
+        let release = protected_set(&["refs/heads/release/*".to_owned()]).unwrap();
+        assert!(release.is_match("refs/heads/release/1.0"));
+        assert!(!release.is_match("refs/heads/release/1.0/hotfix"));
+        assert!(!release.is_match("refs/heads/main"));
+    }
+}

@@ -1,0 +1,361 @@
+//! `countersign hook pre-receive` in a real bare repository: a `hooks/pre-receive` script
+//! execs the built binary, the server runs in-process on 127.0.0.1:0 (SQLite) reading that
+//! same bare repository, and every push is a real `git push` from a clone. An authorized new
+//! tip of main passes; an unauthorized one, an unproposed one and a deletion are refused with
+//! the reason; unprotected branches pass; a server that does not answer refuses (fail closed).
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use countersign_repo::RepoWriter;
+use countersign_server::Role;
+
+/// `docs` is automated; `payments` (high criticality) waits for one of alice and bob.
+const CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: team-shop
+spec:
+  type: team
+  children: []
+  members: [alice, bob]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: alice
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: bob
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: docs
+  annotations:
+    countersign.dev/criticality: low
+    countersign.dev/paths: /docs/**
+spec:
+  type: documentation
+  lifecycle: production
+  owner: team-shop
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments
+  annotations:
+    countersign.dev/criticality: high
+    countersign.dev/paths: /payments/**
+spec:
+  type: service
+  lifecycle: production
+  owner: team-shop
+"#;
+
+/// `git` with no user or system configuration, a fixed identity and fixed dates.
+fn git(dir: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "fixbot")
+        .env("GIT_AUTHOR_EMAIL", "fixbot@agents.example.com")
+        .env("GIT_COMMITTER_NAME", "fixbot")
+        .env("GIT_COMMITTER_EMAIL", "fixbot@agents.example.com")
+        .env("GIT_AUTHOR_DATE", "2026-01-05T10:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-05T10:00:00Z")
+        .env_remove("COUNTERSIGN_TOKEN")
+        .env_remove("COUNTERSIGN_SERVER")
+        .output()
+        .expect("git runs")
+}
+
+fn git_ok(dir: &Path, args: &[&str]) -> String {
+    let out = git(dir, args);
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out).trim().to_owned()
+}
+
+struct Remote {
+    _dir: tempfile::TempDir,
+    origin: PathBuf,
+    clone: PathBuf,
+    server: TestServer,
+    /// A proposer token (agent:fixbot).
+    fixbot: String,
+}
+
+impl Remote {
+    /// Commits `contents` to `path` in the clone on the current branch; returns the commit id.
+    fn commit(&self, path: &str, contents: &str, message: &str) -> String {
+        let file = self.clone.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, contents).unwrap();
+        git_ok(&self.clone, &["add", path]);
+        git_ok(&self.clone, &["commit", "-q", "-m", message]);
+        git_ok(&self.clone, &["rev-parse", "HEAD"])
+    }
+
+    fn push(&self, refspec: &str) -> Output {
+        git(&self.clone, &["push", "origin", refspec])
+    }
+
+    fn origin_main(&self) -> String {
+        git_ok(&self.origin, &["rev-parse", "refs/heads/main"])
+    }
+
+    /// Opens a proposal for `branch` against main as fixbot; returns the proposal JSON.
+    fn propose(&self, branch: &str) -> serde_json::Value {
+        json(&client(
+            &self.server.url,
+            Some(&self.fixbot),
+            &[
+                "propose", "--repo", "shop", "--base", "main", "--head", branch, "--title", branch,
+                "--format", "json",
+            ],
+        ))
+    }
+}
+
+/// A bare `origin.git` seeded with the governed base on main, its pre-receive hook calling
+/// the binary, the server reading it as `shop`, and a clone to push from.
+fn remote() -> Remote {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed");
+    let mut writer = RepoWriter::init(&seed).unwrap();
+    writer
+        .commit(
+            [
+                ("countersign.toml", Some("[repository]\nname = \"shop\"\n")),
+                ("catalog-info.yaml", Some(CATALOG)),
+                ("docs/index.md", Some("# Shop\n")),
+                ("payments/capture.rs", Some("pub fn capture() {}\n")),
+            ],
+            "base",
+            ALICE,
+            TIME,
+        )
+        .unwrap();
+    let origin = dir.path().join("origin.git");
+    git_ok(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            seed.to_str().unwrap(),
+            origin.to_str().unwrap(),
+        ],
+    );
+    let server = TestServer::start(&[("shop", &origin)]);
+    let hook_token = server.token("system:pre-receive", Role::Auditor);
+    // The token is the hook's secret: in the script (0700), never on a command line.
+    let script = format!(
+        "#!/bin/sh\nCOUNTERSIGN_TOKEN='{hook_token}' exec '{}' hook pre-receive --server '{}' --repo shop\n",
+        env!("CARGO_BIN_EXE_countersign"),
+        server.url,
+    );
+    let hook = origin.join("hooks/pre-receive");
+    std::fs::write(&hook, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let clone = dir.path().join("clone");
+    git_ok(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            origin.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    let fixbot = server.token("agent:fixbot", Role::Proposer);
+    Remote {
+        _dir: dir,
+        origin,
+        clone,
+        server,
+        fixbot,
+    }
+}
+
+#[test]
+fn pushes_to_main_pass_only_when_the_new_tip_is_authorized() {
+    let mut r = remote();
+    let base = r.origin_main();
+
+    // An unprotected branch passes without any proposal.
+    git_ok(&r.clone, &["checkout", "-q", "-b", "docs"]);
+    let docs = r.commit("docs/index.md", "# The shop\n", "docs: title");
+    let out = r.push("docs");
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Not proposed yet: main refuses it, naming the ref, the commit and why.
+    let out = r.push("docs:main");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "countersign: refusing refs/heads/main: commit {docs} is not authorized"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("- no proposal has {docs} as its head")),
+        "{err}"
+    );
+    assert_eq!(r.origin_main(), base);
+
+    // An automated decision authorizes it: the same push now passes.
+    let proposal = r.propose("docs");
+    assert_eq!(proposal["state"], "authorized");
+    let out = r.push("docs:main");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "countersign: refs/heads/main -> {docs} authorized by proposal {}",
+            proposal["id"].as_str().unwrap()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(r.origin_main(), docs);
+
+    // A change that waits for a person is refused until one approves it.
+    git_ok(&r.clone, &["checkout", "-q", "-b", "payments"]);
+    let payments = r.commit(
+        "payments/capture.rs",
+        "pub fn capture() { retry(); }\n",
+        "payments: retry",
+    );
+    assert!(r.push("payments").status.success());
+    let proposal = r.propose("payments");
+    let id = proposal["id"].as_str().unwrap();
+    assert_eq!(proposal["state"], "awaiting_approval");
+    let out = r.push("payments:main");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "countersign: refusing refs/heads/main: commit {payments} is not authorized"
+        )) && err.contains(&format!(
+            "- proposal {id} (single_approver tier) is awaiting_approval"
+        )),
+        "{err}"
+    );
+    assert_eq!(r.origin_main(), docs);
+
+    let alice = r.server.token("human:alice", Role::Approver);
+    ok(client(
+        &r.server.url,
+        Some(&alice),
+        &["approve", id, "--head", &payments],
+    ));
+    let out = r.push("payments:main");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(r.origin_main(), payments);
+
+    // Deleting a protected branch is refused, whatever is authorized.
+    let out = r.push(":main");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "countersign: refusing refs/heads/main: refs/heads/main is protected by countersign and cannot be deleted"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(r.origin_main(), payments);
+
+    // Fail closed: with the server gone, main is refused and other branches still pass.
+    r.server.stop();
+    git_ok(&r.clone, &["checkout", "-q", "-b", "late"]);
+    let late = r.commit("docs/late.md", "late\n", "docs: late");
+    let out = r.push("late:main");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "countersign: refusing refs/heads/main: cannot check commit {late}: server unreachable"
+        )),
+        "{err}"
+    );
+    assert_eq!(r.origin_main(), payments);
+    let out = r.push("late");
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn the_hook_refuses_when_it_cannot_ask() {
+    // Straight on stdin, as git would feed it: no token in the environment.
+    let new = "1".repeat(40);
+    let old = "0".repeat(40);
+    let input = format!("{old} {new} refs/heads/main\n{old} {new} refs/heads/topic\n");
+    let out = countersign_stdin(
+        &[
+            "hook",
+            "pre-receive",
+            "--server",
+            "http://127.0.0.1:1",
+            "--repo",
+            "shop",
+        ],
+        input.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "countersign: refusing refs/heads/main: cannot ask the countersign server whether {new} is authorized: COUNTERSIGN_TOKEN is not set"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("refs/heads/topic"), "{err}");
+
+    // Only unprotected refs: nothing to ask, the push passes.
+    let out = countersign_stdin(
+        &[
+            "hook",
+            "pre-receive",
+            "--repo",
+            "shop",
+            "--protect",
+            "refs/heads/release/*",
+        ],
+        format!("{old} {new} refs/heads/main\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Input that is not githooks(5) refuses everything.
+    let out = countersign_stdin(
+        &["hook", "pre-receive", "--repo", "shop"],
+        b"main is the best branch\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("malformed pre-receive input"),
+        "{}",
+        stderr(&out)
+    );
+}
