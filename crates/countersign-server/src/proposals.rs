@@ -495,8 +495,8 @@ async fn approve(
             body.head, proposal.head
         )));
     }
-    let decision = state
-        .store
+    // Through the transaction: the decision may come from a head move earlier in the batch.
+    let decision = tx
         .decision(&proposal.decision)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("proposal {id} has no decision")))?;
@@ -514,8 +514,9 @@ async fn approve(
             && a.lapsed_by.is_none()
             && a.approver.eq_ignore_ascii_case(&approver)
     }) {
-        // The same person again: counted once, nothing new to record.
-        drop(tx);
+        // The same person again: counted once, nothing new to record. Committing the empty
+        // transaction waits for its batch, so the view below reads what it saw.
+        tx.commit().await?;
         return Ok(Json(load_view(&state, &proposal).await?));
     }
     if proposal.state != ProposalState::AwaitingApproval.as_str() {
@@ -784,8 +785,9 @@ async fn move_head(
         .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
     refuse_final(&proposal, "move its head")?;
     if proposal.head == outcome.head {
-        // Already there: nothing lapses, nothing is logged.
-        drop(tx);
+        // Already there: nothing lapses, nothing is logged. Committing the empty
+        // transaction waits for its batch, so the view below reads what it saw.
+        tx.commit().await?;
         let view = load_view(&state, &proposal).await?;
         return Ok(Json(view).into_response());
     }
@@ -1032,8 +1034,7 @@ async fn close(
         superseded_by.as_deref(),
     )
     .await?;
-    let decision = state
-        .store
+    let decision = tx
         .decision(&proposal.decision)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("proposal {id} has no decision")))?;

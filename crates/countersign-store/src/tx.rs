@@ -132,6 +132,14 @@ impl Tx {
         self.conn().insert_decision(decision).await
     }
 
+    /// The decision with this id as this transaction sees it. Read decisions a transaction
+    /// depends on here, not through [`crate::Store`]: under group commit a proposal row this
+    /// transaction locked may point at a decision an earlier member of the same batch wrote,
+    /// which other connections do not see until the batch commits.
+    pub async fn decision(&mut self, id: &str) -> Result<Option<Decision>, Error> {
+        self.conn().decision(id).await
+    }
+
     /// Commits the appended events and everything else done in this transaction; returns
     /// once they are durable (the batch holding them committed).
     pub async fn commit(mut self) -> Result<(), Error> {

@@ -119,11 +119,52 @@ async fn each_member_is_kept_or_undone_alone(db: &Db) {
     store.close().await;
 }
 
+/// A later member of a batch sees what an earlier one wrote before it is committed, and
+/// other connections do not: so what a transaction depends on is read through it
+/// (`Tx::decision`), and nobody is answered before the batch is durable.
+async fn a_batch_sees_its_own_writes_first(db: &Db) {
+    let store = db.store().await;
+    let mut first = store.begin().await.unwrap();
+    let index = first.append_event(&event(1)).await.unwrap();
+    first.put_decision(&decision("d-new", index)).await.unwrap();
+    // The second transaction waits to join the batch `first` holds.
+    let second = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let through_tx = tx.decision("d-new").await.unwrap();
+            let through_store = store.decision("d-new").await.unwrap();
+            tx.commit().await.unwrap();
+            (through_tx, through_store)
+        }
+    });
+    // Give it time to queue: with someone waiting, `first`'s commit leaves the batch open.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let committed = tokio::spawn(first.commit());
+    let (through_tx, through_store) = second.await.unwrap();
+    committed.await.unwrap().unwrap();
+    assert_eq!(through_tx.map(|d| d.log_index), Some(index));
+    assert!(
+        through_store.is_none(),
+        "another connection saw an uncommitted batch"
+    );
+    // Both answered only after the batch committed: now everyone sees it.
+    assert!(store.decision("d-new").await.unwrap().is_some());
+    store.close().await;
+}
+
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn each_member_is_kept_or_undone_alone() {
         let db = super::Db::sqlite().await;
         super::each_member_is_kept_or_undone_alone(&db).await;
+        db.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_sees_its_own_writes_first() {
+        let db = super::Db::sqlite().await;
+        super::a_batch_sees_its_own_writes_first(&db).await;
         db.cleanup().await;
     }
 }
@@ -135,6 +176,15 @@ mod postgres {
             return;
         };
         super::each_member_is_kept_or_undone_alone(&db).await;
+        db.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_sees_its_own_writes_first() {
+        let Some(db) = super::Db::postgres().await else {
+            return;
+        };
+        super::a_batch_sees_its_own_writes_first(&db).await;
         db.cleanup().await;
     }
 }
