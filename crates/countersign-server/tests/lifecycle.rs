@@ -600,6 +600,16 @@ async fn merged_is_final(db: &Db) {
         (StatusCode::OK, Some("merged"))
     );
     assert_eq!(merge("admin", id.clone(), &shop).await.0, 409);
+    // A merged head stays authorized for enforcement: the same commit pushed again (another
+    // protected branch, a restored ref) is not a new change.
+    let path = format!("/v1/authorizations?repo=shop&commit={shop}");
+    let (status, answer) = server.send(M::GET, &path, Some("fixbot"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&answer["authorized"], answer["proposal"].as_str()),
+        (&json!(true), Some(id.as_str())),
+        "{answer}"
+    );
     assert_eq!(move_head(&server, "fixbot", &id, &payments).await.0, 409);
     let path = format!("/v1/proposals/{id}/close");
     assert_eq!(

@@ -488,6 +488,18 @@ impl Api {
         .await
     }
 
+    /// `POST /v1/proposals/{id}/merged {commit}`: the authorized head reached a protected
+    /// branch (admin).
+    pub async fn mark_merged(&self, id: &str, commit: &str) -> Result<Value, Failure> {
+        self.json(
+            Method::POST,
+            &["v1", "proposals", id, "merged"],
+            Some(&json!({ "commit": commit })),
+            None,
+        )
+        .await
+    }
+
     /// `POST /v1/proposals/{id}/evidence` with one envelope, byte for byte.
     pub async fn push_evidence(&self, id: &str, envelope: Vec<u8>) -> Result<Value, Failure> {
         let url = self.url(&["v1", "proposals", id, "evidence"])?;

@@ -48,6 +48,9 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Hook(crate::hook::HookCommand::PreReceive(args)) => {
             crate::hook::pre_receive(&args)
         }
+        Command::Hook(crate::hook::HookCommand::PostReceive(args)) => {
+            crate::hook::post_receive(&args)
+        }
     }
 }
 

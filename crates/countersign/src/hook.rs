@@ -1,5 +1,6 @@
 //! `countersign hook pre-receive`: the git hook that refuses pushes of unauthorized commits to
-//! protected branches, asking the server's `GET /v1/authorizations`.
+//! protected branches, asking the server's `GET /v1/authorizations`; and `hook post-receive`,
+//! which records the proposal whose head landed on a protected branch as merged.
 //!
 //! It reads `<old> <new> <ref>` lines from stdin as githooks(5) describes. An update of an
 //! unprotected ref passes untouched; the deletion of a protected ref is refused; an update of
@@ -26,6 +27,10 @@ pub enum HookCommand {
     /// authorized. Reads `<old> <new> <ref>` lines on stdin; the token comes from
     /// COUNTERSIGN_TOKEN (any role may read authorizations).
     PreReceive(PreReceiveArgs),
+    /// git post-receive hook: record as merged the proposal whose authorized head now tips a
+    /// protected ref. Never fails the push (it has landed); problems are reported on stderr.
+    /// The token (COUNTERSIGN_TOKEN) needs the admin role.
+    PostReceive(PreReceiveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +166,73 @@ pub fn pre_receive(args: &PreReceiveArgs) -> Result<ExitCode> {
             if refused == 1 { "" } else { "s" }
         );
         return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `countersign hook post-receive`: for each protected ref that now points at a commit, marks
+/// the proposal that authorized it merged. The push already happened, so this only reports:
+/// exit 0 whatever the server says (git ignores a post-receive hook's status anyway).
+pub fn post_receive(args: &PreReceiveArgs) -> Result<ExitCode> {
+    let protected = protected_set(&args.protect)?;
+    let mut input = String::new();
+    if let Err(error) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("countersign: cannot read the hook's input: {error}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let updates = match parse(&input) {
+        Ok(updates) => updates,
+        Err(why) => {
+            eprintln!("countersign: malformed post-receive input: {why}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let landed: Vec<&Update<'_>> = updates
+        .iter()
+        .filter(|u| protected.is_match(u.name) && !is_zero(u.new))
+        .collect();
+    if landed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let api = match std::env::var(TOKEN_ENV) {
+        Ok(token) => Api::new(&args.server.server, &token)?,
+        Err(_) => {
+            eprintln!(
+                "countersign: {TOKEN_ENV} is not set in the hook's environment: nothing recorded"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let rt = runtime()?;
+    for update in landed {
+        let note = rt.block_on(async {
+            let answer = api.authorization(&args.repo, update.new).await?;
+            let Some(id) = answer.proposal.filter(|_| answer.authorized) else {
+                return Ok(format!(
+                    "{} -> {}: no authorizing proposal, nothing recorded",
+                    update.name, update.new
+                ));
+            };
+            let proposal = api.proposal(&id).await?;
+            if proposal["state"] == "merged" {
+                return Ok(format!(
+                    "{} -> {}: proposal {id} already merged",
+                    update.name, update.new
+                ));
+            }
+            api.mark_merged(&id, update.new).await?;
+            Ok::<_, Failure>(format!(
+                "{} -> {}: proposal {id} recorded as merged",
+                update.name, update.new
+            ))
+        });
+        match note {
+            Ok(note) => eprintln!("countersign: {note}"),
+            Err(failure) => eprintln!(
+                "countersign: {} -> {}: not recorded as merged: {failure}",
+                update.name, update.new
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

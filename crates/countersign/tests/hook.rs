@@ -3,6 +3,7 @@
 //! same bare repository, and every push is a real `git push` from a clone. An authorized new
 //! tip of main passes; an unauthorized one, an unproposed one and a deletion are refused with
 //! the reason; unprotected branches pass; a server that does not answer refuses (fail closed).
+//! A `hooks/post-receive` script records the landed proposals as merged.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 mod common;
@@ -173,12 +174,21 @@ fn remote() -> Remote {
         env!("CARGO_BIN_EXE_countersign"),
         server.url,
     );
-    let hook = origin.join("hooks/pre-receive");
-    std::fs::write(&hook, script).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // After the push, the proposal whose head landed is recorded as merged (an admin token).
+    let merge_token = server.token("system:post-receive", Role::Admin);
+    let post = format!(
+        "#!/bin/sh\nCOUNTERSIGN_TOKEN='{merge_token}' exec '{}' hook post-receive --server '{}' --repo shop\n",
+        env!("CARGO_BIN_EXE_countersign"),
+        server.url,
+    );
+    for (name, script) in [("pre-receive", script), ("post-receive", post)] {
+        let hook = origin.join("hooks").join(name);
+        std::fs::write(&hook, script).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
     }
     let clone = dir.path().join("clone");
     git_ok(
@@ -241,6 +251,29 @@ fn pushes_to_main_pass_only_when_the_new_tip_is_authorized() {
         stderr(&out)
     );
     assert_eq!(r.origin_main(), docs);
+    // The post-receive hook recorded it merged; a merged head stays authorized, so the same
+    // commit may go to another protected branch.
+    let docs_id = proposal["id"].as_str().unwrap();
+    assert!(
+        stderr(&out).contains(&format!(
+            "countersign: refs/heads/main -> {docs}: proposal {docs_id} recorded as merged"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let status = json(&client(
+        &r.server.url,
+        Some(&r.fixbot),
+        &["status", docs_id, "--format", "json"],
+    ));
+    assert_eq!(status["state"], "merged");
+    let out = r.push("docs:master");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("proposal {docs_id} already merged")),
+        "{}",
+        stderr(&out)
+    );
 
     // A change that waits for a person is refused until one approves it.
     git_ok(&r.clone, &["checkout", "-q", "-b", "payments"]);
@@ -275,6 +308,12 @@ fn pushes_to_main_pass_only_when_the_new_tip_is_authorized() {
     let out = r.push("payments:main");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(r.origin_main(), payments);
+    let status = json(&client(
+        &r.server.url,
+        Some(&r.fixbot),
+        &["status", id, "--format", "json"],
+    ));
+    assert_eq!(status["state"], "merged");
 
     // Deleting a protected branch is refused, whatever is authorized.
     let out = r.push(":main");
