@@ -43,6 +43,10 @@ pub enum JwksSource {
     File(PathBuf),
     /// An `https://` URL (or `http://` on a loopback address, for tests and sidecars).
     Url(String),
+    /// OpenID Connect Discovery: `jwks_uri` from the issuer's
+    /// `/.well-known/openid-configuration`, whose `issuer` must be exactly the configured one.
+    /// Looked up again at every key reload, so an issuer moving its keys is followed.
+    Discover,
 }
 
 impl FromStr for JwksSource {
@@ -96,6 +100,7 @@ impl fmt::Display for JwksSource {
         match self {
             JwksSource::File(path) => write!(f, "{}", path.display()),
             JwksSource::Url(url) => f.write_str(url),
+            JwksSource::Discover => f.write_str("the issuer's discovery document"),
         }
     }
 }
@@ -401,6 +406,10 @@ impl Oidc {
                     .map_err(|e| format!("reading {}: {e}", self.config.jwks))?
             }
             JwksSource::Url(url) => self.download(url).await?,
+            JwksSource::Discover => {
+                let url = self.discover().await?;
+                self.download(&url).await?
+            }
         };
         if bytes.len() > MAX_JWKS_BYTES {
             return Err(format!(
@@ -409,6 +418,46 @@ impl Oidc {
             ));
         }
         parse_jwks(&bytes).map_err(|e| format!("{}: {e}", self.config.jwks))
+    }
+
+    /// The `jwks_uri` of the issuer's OpenID Connect Discovery document (OpenID Connect
+    /// Discovery 1.0 §4): fetched from `{issuer}/.well-known/openid-configuration` under the
+    /// same transport rules as a JWKS URL, refused unless its `issuer` is exactly ours.
+    async fn discover(&self) -> Result<String, String> {
+        let issuer = &self.config.issuer;
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let parsed =
+            reqwest::Url::parse(&url).map_err(|e| format!("the issuer {issuer:?}: {e}"))?;
+        if !safe_jwks_url(&parsed) {
+            return Err(format!(
+                "{url}: discovery is fetched over https (plain http only from a loopback address)"
+            ));
+        }
+        #[derive(serde::Deserialize)]
+        struct Discovery {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let document: Discovery = serde_json::from_slice(&self.download(&url).await?)
+            .map_err(|e| format!("{url}: not a discovery document: {e}"))?;
+        if document.issuer != *issuer {
+            return Err(format!(
+                "{url}: names the issuer {:?}, not {issuer:?}",
+                document.issuer
+            ));
+        }
+        let jwks = reqwest::Url::parse(&document.jwks_uri)
+            .map_err(|e| format!("{url}: jwks_uri {:?}: {e}", document.jwks_uri))?;
+        if !safe_jwks_url(&jwks) {
+            return Err(format!(
+                "{url}: jwks_uri {:?} is not https (plain http only to a loopback address)",
+                document.jwks_uri
+            ));
+        }
+        Ok(document.jwks_uri)
     }
 
     async fn download(&self, url: &str) -> Result<Vec<u8>, String> {
@@ -730,6 +779,59 @@ mod tests {
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         // A token without kid uses the only key.
         assert!(oidc.key_for(None).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn keys_are_found_by_discovery_from_the_exact_issuer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let jwks = serde_json::json!({ "keys": [ed25519("k1")] }).to_string();
+        let (good, bad) = (
+            serde_json::json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/keys") })
+                .to_string(),
+            serde_json::json!({ "issuer": "https://evil.example", "jwks_uri": format!("{issuer}/keys") })
+                .to_string(),
+        );
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || async move { good }),
+            )
+            .route(
+                "/other/.well-known/openid-configuration",
+                axum::routing::get(move || async move { bad }),
+            )
+            .route("/keys", axum::routing::get(move || async move { jwks }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let oidc = Oidc::new(OidcConfig::new(
+            format!("{issuer}/"),
+            "a",
+            JwksSource::Discover,
+        ));
+        // The configured issuer must be the document's exactly: a trailing slash differs.
+        let error = oidc.load_keys().await.unwrap_err();
+        assert!(error.contains("names the issuer"), "{error}");
+        let oidc = Oidc::new(OidcConfig::new(&issuer, "a", JwksSource::Discover));
+        assert_eq!(oidc.load_keys().await.unwrap(), 1);
+        assert_eq!(
+            oidc.key_for(Some("k1")).await.unwrap().alg,
+            Algorithm::EdDSA
+        );
+        let other = format!("{issuer}/other");
+        let oidc = Oidc::new(OidcConfig::new(&other, "a", JwksSource::Discover));
+        let error = oidc.load_keys().await.unwrap_err();
+        assert!(
+            error.contains("names the issuer \"https://evil.example\""),
+            "{error}"
+        );
+        let remote = Oidc::new(OidcConfig::new(
+            "http://id.example.com",
+            "a",
+            JwksSource::Discover,
+        ));
+        let error = remote.load_keys().await.unwrap_err();
+        assert!(error.contains("over https"), "{error}");
     }
 
     #[tokio::test]

@@ -51,7 +51,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", env = "COUNTERSIGN_WEBHOOKS")]
     pub webhooks: Option<PathBuf>,
     /// Accept people's OIDC ID tokens from this issuer (the exact `iss`), besides API tokens.
-    #[arg(long, value_name = "URL", env = "COUNTERSIGN_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks"])]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "COUNTERSIGN_OIDC_ISSUER",
+        requires = "oidc_audience"
+    )]
     pub oidc_issuer: Option<String>,
     /// The audience ID tokens must name: the client id registered with the issuer.
     #[arg(
@@ -62,7 +67,8 @@ pub struct ServeArgs {
     )]
     pub oidc_audience: Option<String>,
     /// The issuer's keys: a JWKS file, or its https:// URL (fetched, cached, reloaded on an
-    /// unknown key id at most once a minute).
+    /// unknown key id at most once a minute). Without it, the `jwks_uri` of the issuer's
+    /// OpenID Connect discovery document (`/.well-known/openid-configuration`).
     #[arg(
         long,
         value_name = "FILE_OR_URL",
@@ -104,13 +110,13 @@ pub enum TokenCommand {
 
 /// The OIDC settings of `serve`, checked before anything starts.
 fn oidc_config(args: &ServeArgs) -> Result<Option<countersign_server::OidcConfig>> {
-    let (Some(issuer), Some(audience), Some(jwks)) =
-        (&args.oidc_issuer, &args.oidc_audience, &args.oidc_jwks)
-    else {
+    let (Some(issuer), Some(audience)) = (&args.oidc_issuer, &args.oidc_audience) else {
         return Ok(None);
     };
-    let jwks: countersign_server::JwksSource =
-        jwks.parse().map_err(|e| anyhow!("--oidc-jwks: {e}"))?;
+    let jwks: countersign_server::JwksSource = match &args.oidc_jwks {
+        Some(jwks) => jwks.parse().map_err(|e| anyhow!("--oidc-jwks: {e}"))?,
+        None => countersign_server::JwksSource::Discover,
+    };
     let mut config = countersign_server::OidcConfig::new(issuer, audience, jwks);
     config.role = args
         .oidc_role
@@ -184,7 +190,11 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
                     (Ok(n), _) => eprintln!("oidc: ID tokens from {issuer}, {n} keys from {jwks}"),
                     // The issuer may be down for a moment: API tokens still work, and the
                     // keys are fetched again at the first ID token.
-                    (Err(why), countersign_server::JwksSource::Url(_)) => {
+                    (
+                        Err(why),
+                        countersign_server::JwksSource::Url(_)
+                        | countersign_server::JwksSource::Discover,
+                    ) => {
                         eprintln!("warning: oidc: {why}; retrying at the first ID token");
                     }
                     (Err(why), countersign_server::JwksSource::File(_)) => {
