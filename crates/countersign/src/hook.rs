@@ -195,7 +195,13 @@ pub fn post_receive(args: &PreReceiveArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let api = match std::env::var(TOKEN_ENV) {
-        Ok(token) => Api::new(&args.server.server, &token)?,
+        Ok(token) => match Api::new(&args.server.server, &token) {
+            Ok(api) => api,
+            Err(error) => {
+                eprintln!("countersign: {error:#}: nothing recorded");
+                return Ok(ExitCode::SUCCESS);
+            }
+        },
         Err(_) => {
             eprintln!(
                 "countersign: {TOKEN_ENV} is not set in the hook's environment: nothing recorded"
