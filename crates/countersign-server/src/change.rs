@@ -103,6 +103,51 @@ type Directory = BTreeMap<String, Vec<String>>;
 /// Directories by repository path and base commit id.
 type Directories = HashMap<(PathBuf, String), Arc<Directory>>;
 
+/// A catalog User that has a profile email, as the catalog at one commit names it.
+#[derive(Debug, Clone)]
+pub(crate) struct CatalogUser {
+    pub name: String,
+    /// `spec.profile.email`, trimmed and lower-cased.
+    pub email: String,
+    /// The name matches the repository's agent patterns: a bot account, not a person.
+    pub agent: bool,
+}
+
+/// The catalog Users with a profile email at `commit`, read with the commit's own
+/// `countersign.toml` (catalog globs, agent patterns). The one reading of "who is this email"
+/// for both commit authors (here) and people signing in (`oidc`). Blocking (git).
+pub(crate) fn catalog_users(repo: &Repo, commit: &CommitId) -> Result<Vec<CatalogUser>, String> {
+    let tree = repo.commit_tree(commit).map_err(|e| e.to_string())?;
+    let config = countersign_decide::governed::read_config(&tree)
+        .map_err(|e| format!("reading the config at {commit}: {}", e.chain()))?;
+    let settings = countersign_decide::governed::graph_settings(&config);
+    let mut globs = globset::GlobSetBuilder::new();
+    for glob in &settings.catalog_globs {
+        globs.add(
+            countersign_graph::repo_path::glob(glob)
+                .map_err(|e| format!("catalog glob {glob:?}: {e}"))?,
+        );
+    }
+    let globs = globs.build().map_err(|e| format!("catalog globs: {e}"))?;
+    let catalog =
+        countersign_graph::backstage::read_catalog(&tree, &globs, &settings.default_namespace)
+            .map_err(|e| format!("reading the catalog at {commit}: {e}"))?;
+    Ok(catalog
+        .descriptors
+        .into_iter()
+        .filter_map(|descriptor| {
+            let (Kind::User, Some(email)) = (&descriptor.entity.kind, &descriptor.email) else {
+                return None;
+            };
+            Some(CatalogUser {
+                agent: config.agents.is_agent(&descriptor.entity.name),
+                email: email.trim().to_ascii_lowercase(),
+                name: descriptor.entity.name,
+            })
+        })
+        .collect())
+}
+
 /// The catalog Users of `base` by profile email, cached by repository and base commit (an
 /// immutable object, so never stale).
 fn directory(path: &Path, repo: &Repo, base: &CommitId) -> Result<Arc<Directory>, ChangeError> {
@@ -115,36 +160,15 @@ fn directory(path: &Path, repo: &Repo, base: &CommitId) -> Result<Arc<Directory>
     {
         return Ok(Arc::clone(found));
     }
-    let tree = repo.commit_tree(base)?;
-    let config = countersign_decide::governed::read_config(&tree)
-        .map_err(|e| ChangeError(format!("reading the config at base {base}: {}", e.chain())))?;
-    let settings = countersign_decide::governed::graph_settings(&config);
-    let mut globs = globset::GlobSetBuilder::new();
-    for glob in &settings.catalog_globs {
-        globs.add(
-            countersign_graph::repo_path::glob(glob)
-                .map_err(|e| ChangeError(format!("catalog glob {glob:?}: {e}")))?,
-        );
-    }
-    let globs = globs
-        .build()
-        .map_err(|e| ChangeError(format!("catalog globs: {e}")))?;
-    let catalog =
-        countersign_graph::backstage::read_catalog(&tree, &globs, &settings.default_namespace)
-            .map_err(|e| ChangeError(format!("reading the catalog at base {base}: {e}")))?;
     let mut directory = Directory::new();
-    for descriptor in catalog.descriptors {
-        let (Kind::User, Some(email)) = (&descriptor.entity.kind, &descriptor.email) else {
-            continue;
-        };
-        let name = &descriptor.entity.name;
-        let principal = if config.agents.is_agent(name) {
-            Principal::Agent(name.clone())
+    for user in catalog_users(repo, base).map_err(|e| ChangeError(format!("base: {e}")))? {
+        let principal = if user.agent {
+            Principal::Agent(user.name)
         } else {
-            Principal::Human(name.clone())
+            Principal::Human(user.name)
         };
         directory
-            .entry(email.trim().to_ascii_lowercase())
+            .entry(user.email)
             .or_default()
             .push(principal.to_string());
     }

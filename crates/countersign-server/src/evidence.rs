@@ -28,8 +28,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use countersign_audit::{Event, EventKind};
-use countersign_decide::record::SYSTEM_ACTOR;
+use countersign_audit::EventKind;
 use countersign_policy::Principal;
 use countersign_store::{AcceptedEvidence, Decision, Proposal, Store, Tx};
 use serde::{Deserialize, Serialize};
@@ -42,7 +41,7 @@ use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, Problem};
 use crate::pipeline::{self, Outcome};
-use crate::proposals::{self, ProposalState, ProposalView};
+use crate::proposals::{self, ProposalState, ProposalView, event};
 
 /// The largest evidence envelope accepted: a signed test-result or scan carries a report's
 /// worth of test names or findings, far more than a proposal, so this route raises the
@@ -168,17 +167,6 @@ fn takes_evidence(state: &str) -> bool {
     ]
     .iter()
     .any(|s| s.as_str() == state)
-}
-
-fn event(
-    kind: EventKind,
-    at: &str,
-    subject: &str,
-    actor: &str,
-    data: Value,
-) -> Result<Event, ApiError> {
-    Event::new(kind, at, subject, actor, data)
-        .map_err(|e| ApiError::Internal(format!("event: {e}")))
 }
 
 fn strings(record: &Value, field: &str) -> Vec<String> {
@@ -552,22 +540,17 @@ async fn rederive(
     if next == ProposalState::Authorized && !authorized {
         // Enough people approved this head already and the new decision asks no more of
         // them: the authorization is the people's, as in `proposals::approve`.
-        let mut data = json!({ "commit": proposal.head, "tier": outcome.tier.as_str() });
-        if let Some(log_key) = &state.log_signer {
-            let policy_version = decided["policy_version"].as_str().unwrap_or_default();
-            let vsa = countersign_decide::record::verification_summary(
-                &proposal.repo,
-                &proposal.head,
-                outcome.tier.as_str(),
-                policy_version,
-                now,
-                log_key,
-            )
-            .map_err(|e| ApiError::Internal(format!("verification summary: {}", e.chain())))?;
-            data["verification_summary"] = json!(tx.put_blob(&vsa).await?);
-        }
-        tx.append_event(&event(EventKind::Authorized, now, id, SYSTEM_ACTOR, data)?)
-            .await?;
+        proposals::authorize_by_people(
+            state,
+            tx,
+            id,
+            &proposal.repo,
+            &proposal.head,
+            outcome.tier.as_str(),
+            decided["policy_version"].as_str().unwrap_or_default(),
+            now,
+        )
+        .await?;
     }
     let decision_id = format!("{id}@{}+{log_index}", proposal.head);
     tx.put_decision(&Decision {

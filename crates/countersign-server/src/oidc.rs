@@ -20,8 +20,6 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::{Duration, Instant};
 
-use countersign_graph::Kind;
-use countersign_graph::backstage::read_catalog;
 use countersign_policy::Principal;
 use countersign_repo::Repo;
 use jsonwebtoken::errors::ErrorKind;
@@ -31,6 +29,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use crate::auth::Role;
+use crate::change::{CatalogUser, catalog_users};
 use crate::error::ApiError;
 
 /// The largest JWKS document read; real ones are a few kilobytes.
@@ -162,13 +161,6 @@ struct KeyCache {
 #[derive(Default)]
 struct Directory {
     users: HashMap<String, Vec<CatalogUser>>,
-}
-
-#[derive(Clone)]
-struct CatalogUser {
-    name: String,
-    /// The name matches the repository's agent patterns: a bot account, not a person.
-    agent: bool,
 }
 
 /// The verifier and the email directory, shared by all requests.
@@ -655,34 +647,13 @@ fn read_directory(
     {
         return Ok((commit.to_owned(), directory));
     }
-    let tree = repo.commit_tree(&head).map_err(|e| e.to_string())?;
-    let config = countersign_decide::governed::read_config(&tree).map_err(|e| e.chain())?;
-    let mut globs = globset::GlobSetBuilder::new();
-    for glob in &config.graph.catalog {
-        globs.add(
-            countersign_graph::repo_path::glob(glob)
-                .map_err(|e| format!("catalog glob {glob:?}: {e}"))?,
-        );
-    }
-    let globs = globs.build().map_err(|e| e.to_string())?;
-    let catalog = read_catalog(&tree, &globs, "default").map_err(|e| e.to_string())?;
     let mut directory = Directory::default();
-    for descriptor in catalog.descriptors {
-        if descriptor.entity.kind != Kind::User {
-            continue;
-        }
-        let Some(email) = descriptor.email else {
-            continue;
-        };
-        let name = descriptor.entity.name.clone();
+    for user in catalog_users(&repo, &head)? {
         directory
             .users
-            .entry(email.trim().to_ascii_lowercase())
+            .entry(user.email.clone())
             .or_default()
-            .push(CatalogUser {
-                agent: config.agents.is_agent(&name),
-                name,
-            });
+            .push(user);
     }
     Ok((head.as_str().to_owned(), Arc::new(directory)))
 }

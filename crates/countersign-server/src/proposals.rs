@@ -168,7 +168,7 @@ pub struct ProposalView {
     pub closed_reason: Option<String>,
 }
 
-fn event(
+pub(crate) fn event(
     kind: EventKind,
     at: &str,
     subject: &str,
@@ -177,6 +177,39 @@ fn event(
 ) -> Result<Event, ApiError> {
     Event::new(kind, at, subject, actor, data)
         .map_err(|e| ApiError::Internal(format!("event: {e}")))
+}
+
+/// Appends the `authorized` event of an authorization by people (enough approvals of
+/// `head`), in `tx`. With a log key, the signed SLSA verification summary deploy-time gates
+/// check is stored as a blob in the same transaction and named by digest in the event, as
+/// for an automated decision.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn authorize_by_people(
+    state: &AppState,
+    tx: &mut Tx,
+    id: &str,
+    repo: &str,
+    head: &str,
+    tier: &str,
+    policy_version: &str,
+    now: &str,
+) -> Result<(), ApiError> {
+    let mut data = json!({ "commit": head, "tier": tier });
+    if let Some(log_key) = &state.log_signer {
+        let vsa = countersign_decide::record::verification_summary(
+            repo,
+            head,
+            tier,
+            policy_version,
+            now,
+            log_key,
+        )
+        .map_err(|e| ApiError::Internal(format!("verification summary: {}", e.chain())))?;
+        data["verification_summary"] = json!(tx.put_blob(&vsa).await?);
+    }
+    tx.append_event(&event(EventKind::Authorized, now, id, SYSTEM_ACTOR, data)?)
+        .await?;
+    Ok(())
 }
 
 /// A fresh proposal id. Unique without randomness: the time, a process counter and the
@@ -562,32 +595,22 @@ async fn approve(
     if let Some(next) = next {
         tx.set_proposal_state(&id, next.as_str()).await?;
         if next == ProposalState::Authorized {
-            let mut authorized = json!({ "commit": proposal.head, "tier": proposal.tier });
-            // The signed statement deploy-time gates check, as for an automated decision:
-            // stored as a blob in this transaction, named by digest in the event.
-            if let Some(log_key) = &state.log_signer {
-                let policy_version =
-                    decision.record["policy_version"].as_str().ok_or_else(|| {
-                        ApiError::Internal(format!("decision of {id} has no policy_version"))
-                    })?;
-                let vsa = countersign_decide::record::verification_summary(
-                    &proposal.repo,
-                    &proposal.head,
-                    &proposal.tier,
-                    policy_version,
-                    &now,
-                    log_key,
-                )
-                .map_err(|e| ApiError::Internal(format!("verification summary: {}", e.chain())))?;
-                authorized["verification_summary"] = json!(tx.put_blob(&vsa).await?);
-            }
-            tx.append_event(&event(
-                EventKind::Authorized,
-                &now,
+            let policy_version = match &state.log_signer {
+                Some(_) => decision.record["policy_version"].as_str().ok_or_else(|| {
+                    ApiError::Internal(format!("decision of {id} has no policy_version"))
+                })?,
+                None => "",
+            };
+            authorize_by_people(
+                &state,
+                &mut tx,
                 &id,
-                SYSTEM_ACTOR,
-                authorized,
-            )?)
+                &proposal.repo,
+                &proposal.head,
+                &proposal.tier,
+                policy_version,
+                &now,
+            )
             .await?;
         }
         // What the verdict announces to webhook targets, queued in this transaction.
@@ -887,27 +910,16 @@ async fn move_head(
         .ok_or_else(|| ApiError::Internal("the record has no `decided` event".into()))?;
     if next == ProposalState::Authorized && !authorized {
         // The carried approvals reach the count: the people's authorization, as in `approve`.
-        let mut data = json!({ "commit": outcome.head, "tier": outcome.tier.as_str() });
-        if let Some(log_key) = &state.log_signer {
-            let policy_version = decided["policy_version"].as_str().unwrap_or_default();
-            let vsa = countersign_decide::record::verification_summary(
-                &proposal.repo,
-                &outcome.head,
-                outcome.tier.as_str(),
-                policy_version,
-                &now,
-                log_key,
-            )
-            .map_err(|e| ApiError::Internal(format!("verification summary: {}", e.chain())))?;
-            data["verification_summary"] = json!(tx.put_blob(&vsa).await?);
-        }
-        tx.append_event(&event(
-            EventKind::Authorized,
-            &now,
+        authorize_by_people(
+            &state,
+            &mut tx,
             &id,
-            SYSTEM_ACTOR,
-            data,
-        )?)
+            &proposal.repo,
+            &outcome.head,
+            outcome.tier.as_str(),
+            decided["policy_version"].as_str().unwrap_or_default(),
+            &now,
+        )
         .await?;
     }
     let decision_id = format!("{id}@{}+{decided_index}", outcome.head);
