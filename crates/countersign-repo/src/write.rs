@@ -135,9 +135,7 @@ impl RepoWriter {
         P: AsRef<[u8]>,
         B: Into<Vec<u8>>,
     {
-        let entries = files_to_entries(files);
-        let parent = Some(parent.object_id()?);
-        self.commit_to(branch, parent, entries, message, author, time)
+        self.commit_on_as(branch, parent, files, message, author, author, time)
     }
 
     /// [`RepoWriter::commit_on`] with a committer other than the author, as when a service
