@@ -95,7 +95,9 @@ impl Event {
         Ok(event)
     }
 
-    fn validate(&self) -> Result<(), EventError> {
+    /// Checks the fields a leaf must have valid (version, time, subject, actor): what
+    /// [`Event::new`] checks, for an event whose public fields were set directly.
+    pub fn validate(&self) -> Result<(), EventError> {
         if self.v != EVENT_VERSION {
             return Err(EventError::Invalid {
                 field: "v",

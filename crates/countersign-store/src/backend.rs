@@ -23,6 +23,91 @@ use crate::Entry;
 use crate::decision::Decision;
 use crate::error::{Error, db};
 use crate::store::StoredCheckpoint;
+use crate::tx::NewEntry;
+
+/// The rows of new log entries, as [`Conn::insert_entries`] writes them.
+pub(crate) struct EntryRows<'a, 'l> {
+    entries: &'a [NewEntry<'l>],
+    ints: Vec<i64>,
+    hashes: Vec<(i64, &'a [u8])>,
+}
+
+impl<'a, 'l> EntryRows<'a, 'l> {
+    pub(crate) fn new(entries: &'a [NewEntry<'l>]) -> Result<Self, Error> {
+        let mut ints = Vec::with_capacity(entries.len());
+        let mut hashes = Vec::new();
+        for entry in entries {
+            ints.push(int("leaf index", entry.index)?);
+            let first = int("stored hash index", entry.first)?;
+            for (offset, hash) in (0i64..).zip(&entry.hashes) {
+                hashes.push((first + offset, &hash.0[..]));
+            }
+        }
+        Ok(EntryRows {
+            entries,
+            ints,
+            hashes,
+        })
+    }
+
+    /// The SQL writing the rows with placeholders from `$(used + 1)`, and the placeholders
+    /// it uses. SQLite: three statements (one call runs them all); PostgreSQL: one
+    /// statement whose `WITH` clauses insert the leaves and subjects.
+    pub(crate) fn sql(&self, postgres: bool, used: usize) -> (String, usize) {
+        let mut n = used;
+        let mut sql = String::new();
+        let mut rows = |sql: &mut String, count: usize, width: usize| {
+            for i in 0..count {
+                sql.push_str(if i > 0 { ", (" } else { "(" });
+                placeholders(sql, n + 1, width);
+                n += width;
+                sql.push(')');
+            }
+        };
+        sql.push_str(if postgres {
+            "WITH leaf AS (INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES "
+        } else {
+            "INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES "
+        });
+        rows(&mut sql, self.entries.len(), 3);
+        sql.push_str(if postgres {
+            "), subject AS (INSERT INTO log_subjects (idx, subject) VALUES "
+        } else {
+            "; INSERT INTO log_subjects (idx, subject) VALUES "
+        });
+        rows(&mut sql, self.entries.len(), 2);
+        sql.push_str(if postgres { ") " } else { "; " });
+        if !self.hashes.is_empty() {
+            sql.push_str("INSERT INTO log_hashes (idx, hash) VALUES ");
+            rows(&mut sql, self.hashes.len(), 2);
+        } else if postgres {
+            // A `WITH` needs a main statement; every append stores its leaf hash, so this
+            // is not reached, but the statement stays valid.
+            sql.push_str("SELECT 1");
+        }
+        (sql, n - used)
+    }
+
+    /// Binds the rows, in the order of [`EntryRows::sql`], to a SQLite query.
+    pub(crate) fn bind<'q>(
+        &'q self,
+        mut query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+        for (index, entry) in self.ints.iter().zip(self.entries) {
+            query = query
+                .bind(*index)
+                .bind(entry.bytes())
+                .bind(&entry.leaf_hash().0[..]);
+        }
+        for (index, entry) in self.ints.iter().zip(self.entries) {
+            query = query.bind(*index).bind(entry.subject());
+        }
+        for (index, hash) in &self.hashes {
+            query = query.bind(*index).bind(*hash);
+        }
+        query
+    }
+}
 
 /// A connection to either backend, borrowed from a pool or a transaction.
 pub(crate) enum Conn<'a> {
@@ -194,34 +279,41 @@ impl Conn<'_> {
         Ok(out)
     }
 
-    pub(crate) async fn insert_leaf(
-        &mut self,
-        index: u64,
-        leaf: &[u8],
-        leaf_hash: &Hash,
-    ) -> Result<(), Error> {
-        let index = int("leaf index", index)?;
-        dispatch!(self, c => sqlx::query("INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES ($1, $2, $3)")
-            .bind(index)
-            .bind(leaf)
-            .bind(&leaf_hash.0[..])
-            .execute(&mut **c)
-            .await
-            .map_err(db("inserting log leaf"))?
-            .rows_affected());
-        Ok(())
-    }
-
-    /// Records which proposal the leaf at `index` is about.
-    pub(crate) async fn insert_subject(&mut self, index: u64, subject: &str) -> Result<(), Error> {
-        let index = int("leaf index", index)?;
-        dispatch!(self, c => sqlx::query("INSERT INTO log_subjects (idx, subject) VALUES ($1, $2)")
-            .bind(index)
-            .bind(subject)
-            .execute(&mut **c)
-            .await
-            .map_err(db("indexing log leaf subject"))?
-            .rows_affected());
+    /// Writes log entries (leaf, subject, stored hashes) in one round trip: three
+    /// statements in one SQLite call, one statement with data-modifying `WITH` clauses on
+    /// PostgreSQL (same snapshot, all or nothing). Appends are serialized, so their round
+    /// trips are the log's throughput.
+    pub(crate) async fn insert_entries(&mut self, entries: &[NewEntry<'_>]) -> Result<(), Error> {
+        let rows = EntryRows::new(entries)?;
+        match self {
+            Conn::Sqlite(c) => {
+                let (sql, _) = rows.sql(false, 0);
+                rows.bind(sqlx::query::<Sqlite>(&sql))
+                    .execute(&mut **c)
+                    .await
+                    .map_err(db("appending log entries"))?;
+            }
+            Conn::Postgres(c) => {
+                let (sql, _) = rows.sql(true, 0);
+                let mut query = sqlx::query::<Postgres>(&sql);
+                for (index, entry) in rows.ints.iter().zip(rows.entries) {
+                    query = query
+                        .bind(*index)
+                        .bind(entry.bytes())
+                        .bind(&entry.leaf_hash().0[..]);
+                }
+                for (index, entry) in rows.ints.iter().zip(rows.entries) {
+                    query = query.bind(*index).bind(entry.subject());
+                }
+                for (index, hash) in &rows.hashes {
+                    query = query.bind(*index).bind(*hash);
+                }
+                query
+                    .execute(&mut **c)
+                    .await
+                    .map_err(db("appending log entries"))?;
+            }
+        }
         Ok(())
     }
 
@@ -265,28 +357,6 @@ impl Conn<'_> {
             .into_iter()
             .filter_map(|i| u64::try_from(i).ok())
             .collect())
-    }
-
-    /// Inserts `hashes` at consecutive stored-hash indexes from `first`, in one statement.
-    pub(crate) async fn insert_hashes(&mut self, first: u64, hashes: &[Hash]) -> Result<(), Error> {
-        let mut sql = String::from("INSERT INTO log_hashes (idx, hash) VALUES ");
-        for i in 0..hashes.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            placeholders(&mut sql, 2 * i + 1, 2);
-            sql.push(')');
-        }
-        let first = int("stored hash index", first)?;
-        dispatch!(self, c => {
-            let mut query = sqlx::query(&sql);
-            for (offset, hash) in (0i64..).zip(hashes) {
-                query = query.bind(first + offset).bind(&hash.0[..]);
-            }
-            query.execute(&mut **c).await.map_err(db("inserting stored hashes"))?.rows_affected()
-        });
-        Ok(())
     }
 
     /// Leaves with `start <= idx < end`, at most `limit`, in index order. The `idx` column

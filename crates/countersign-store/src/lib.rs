@@ -46,5 +46,5 @@ pub use outbox::{Attempt, Claimed, Delivery, OutboxItem, OutboxRow, Outcome};
 pub use proposal::{Approval, HeadMove, Idempotent, Proposal};
 pub use store::{Entry, Store, StoredCheckpoint};
 pub use token::Token;
-pub use tx::Tx;
+pub use tx::{Leaf, Tx};
 pub use verify::{VerifyError, verify};

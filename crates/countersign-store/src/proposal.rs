@@ -375,6 +375,39 @@ impl Store {
 }
 
 impl Tx {
+    /// Appends `leaves`, then stores `decision` pointing at the entry of `leaves[decided]`
+    /// and the new `proposal`: what opening a proposal writes, in one round trip on SQLite
+    /// (statements of one call), where each round trip is time every other writer waits.
+    /// Returns the entries' indexes.
+    pub async fn append_decided(
+        &mut self,
+        leaves: &[crate::tx::Leaf],
+        decided: usize,
+        decision: &mut crate::Decision,
+        proposal: &Proposal,
+    ) -> Result<Vec<u64>, Error> {
+        let entries = self.entries(leaves).await?;
+        let Some(entry) = entries.get(decided) else {
+            let none = Err(Error::Batch(format!(
+                "no leaf {decided} among the {} appended",
+                entries.len()
+            )));
+            return self.appended(&entries, none);
+        };
+        decision.log_index = entry.index;
+        let written = match self.conn() {
+            Conn::Sqlite(c) => insert_decided_sqlite(c, &entries, decision, proposal).await,
+            Conn::Postgres(_) => match self.conn().insert_entries(&entries).await {
+                Ok(()) => match self.conn().insert_decision(decision).await {
+                    Ok(()) => self.conn().insert_proposal(proposal).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
+        };
+        self.appended(&entries, written)
+    }
+
     /// Stores a new proposal; [`Error::Duplicate`] when the id exists.
     pub async fn put_proposal(&mut self, proposal: &Proposal) -> Result<(), Error> {
         self.conn().insert_proposal(proposal).await
@@ -444,4 +477,64 @@ impl Tx {
     ) -> Result<bool, Error> {
         self.conn().insert_idempotent(key, principal, value).await
     }
+}
+
+/// [`Tx::append_decided`] on SQLite: the entries, the decision and the proposal as the
+/// statements of one call.
+async fn insert_decided_sqlite(
+    c: &mut sqlx::SqliteConnection,
+    entries: &[crate::tx::NewEntry<'_>],
+    decision: &crate::Decision,
+    p: &Proposal,
+) -> Result<(), Error> {
+    let rows = crate::backend::EntryRows::new(entries)?;
+    let (mut sql, used) = rows.sql(false, 0);
+    let mut next = used;
+    let mut params = |count: usize| {
+        let list: Vec<String> = (next + 1..=next + count).map(|i| format!("${i}")).collect();
+        next += count;
+        list.join(", ")
+    };
+    sql.push_str(&format!(
+        "; INSERT INTO decisions (id, subject, tier, record, log_index) VALUES ({})",
+        params(5)
+    ));
+    sql.push_str(&format!(
+        "; INSERT INTO proposals ({PROPOSAL_COLUMNS}) VALUES ({})",
+        params(15)
+    ));
+    let record = decision.record.to_string();
+    let log_index = int("log index", decision.log_index)?;
+    let authors = encode_authors(&p.authors);
+    rows.bind(sqlx::query(&sql))
+        .bind(&decision.id)
+        .bind(&decision.subject)
+        .bind(&decision.tier)
+        .bind(&record)
+        .bind(log_index)
+        .bind(&p.id)
+        .bind(&p.repo)
+        .bind(&p.base)
+        .bind(&p.head)
+        .bind(&p.title)
+        .bind(&p.description)
+        .bind(&p.author)
+        .bind(&p.state)
+        .bind(&p.tier)
+        .bind(&p.decision)
+        .bind(&p.created_at)
+        .bind(&authors)
+        .bind(&p.diff_digest)
+        .bind(&p.superseded_by)
+        .bind(&p.closed_reason)
+        .execute(&mut *c)
+        .await
+        .map_err(|e| match e.as_database_error() {
+            Some(d) if d.is_unique_violation() => Error::Duplicate {
+                table: "decisions or proposals",
+                key: format!("{} / {}", decision.id, p.id),
+            },
+            _ => db("recording a decided proposal")(e),
+        })?;
+    Ok(())
 }

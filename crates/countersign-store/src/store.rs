@@ -47,6 +47,8 @@ pub struct Store {
     pub(crate) mirror: Arc<Mirror>,
     /// The batch that write transactions join (see the `group` module).
     pub(crate) group: Arc<Group>,
+    /// Blobs committed by this process's transactions (see `tx::KnownBlobs`).
+    pub(crate) blobs: Arc<crate::tx::KnownBlobs>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +129,7 @@ impl Store {
                 backend: Backend::Sqlite(pool),
                 mirror: Arc::default(),
                 group: Arc::default(),
+                blobs: Arc::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
@@ -140,6 +143,7 @@ impl Store {
                 backend: Backend::Postgres(pool),
                 mirror: Arc::default(),
                 group: Arc::default(),
+                blobs: Arc::default(),
             })
         } else {
             Err(bad(

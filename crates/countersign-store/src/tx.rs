@@ -13,15 +13,15 @@
 //!
 //! This module does not read the log for callers; [`crate::Store`] does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use countersign_audit::merkle::{Hash, stored_hash_index, stored_hashes, stored_hashes_indexes};
 use countersign_audit::{Event, leaf_bytes, leaf_hash};
 
-use crate::backend::int;
 use crate::backend::{Conn, Hashes};
 use crate::decision::Decision;
-use crate::error::{Error, db};
+use crate::error::Error;
 use crate::group::Member;
 use crate::store::Store;
 
@@ -37,6 +37,35 @@ pub struct Tx {
     /// Stored hashes written by this transaction: later appends read their siblings here
     /// instead of querying, which makes batch appends one round trip cheaper each.
     written: HashMap<u64, Hash>,
+    /// Blobs committed before: not stored again.
+    blobs: Arc<KnownBlobs>,
+    /// Blobs this transaction stored: known once it commits.
+    new_blobs: Vec<String>,
+}
+
+/// Digests of the blobs this process's transactions committed (shared by a store's clones).
+/// Bounded: when full it forgets them all and relearns; storing a blob again is harmless.
+#[derive(Debug, Default)]
+pub(crate) struct KnownBlobs(Mutex<HashSet<String>>);
+
+/// Distinct blobs remembered at most (about 100 bytes each).
+const KNOWN_BLOBS: usize = 4096;
+
+impl KnownBlobs {
+    fn contains(&self, digest: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(digest)
+    }
+
+    fn extend(&self, digests: Vec<String>) {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.len() + digests.len() > KNOWN_BLOBS {
+            known.clear();
+        }
+        known.extend(digests);
+    }
 }
 
 impl std::fmt::Debug for Tx {
@@ -58,6 +87,8 @@ impl Tx {
             head,
             dirty: false,
             written,
+            blobs: store.blobs.clone(),
+            new_blobs: Vec::new(),
         })
     }
 
@@ -72,57 +103,106 @@ impl Tx {
     /// Appends `event` to the log; returns its index. Visible to others only after
     /// [`Tx::commit`].
     pub async fn append_event(&mut self, event: &Event) -> Result<u64, Error> {
-        let leaf = leaf_bytes(event)?;
-        // Refuse now what could not be read back: an event with invalid fields.
-        Event::from_leaf(&leaf)?;
-        let index = match self.head {
+        let indexes = self.append(&[Leaf::new(event)?]).await?;
+        Ok(indexes[0])
+    }
+
+    /// Appends `leaves` to the log in order, in one round trip; returns their indexes. The
+    /// leaves are encoded (and checked) by [`Leaf::new`] beforehand, so callers can do that
+    /// work before [`Store::begin`]: appenders are serialized, and only what happens
+    /// between `begin` and `commit` is.
+    pub async fn append(&mut self, leaves: &[Leaf]) -> Result<Vec<u64>, Error> {
+        let entries = self.entries(leaves).await?;
+        let written = self.conn().insert_entries(&entries).await;
+        self.appended(&entries, written)
+    }
+
+    /// The entries `leaves` make at the end of the log as this transaction leaves it,
+    /// with their stored hashes (remembered as written; see [`Tx::appended`]).
+    pub(crate) async fn entries<'l>(
+        &mut self,
+        leaves: &'l [Leaf],
+    ) -> Result<Vec<NewEntry<'l>>, Error> {
+        let mut index = match self.head {
             Some(head) => head,
             None => self.conn().lock_head().await?,
         };
-        let hash = leaf_hash(&leaf);
+        self.head = Some(index);
+        let mut entries = Vec::with_capacity(leaves.len());
+        for leaf in leaves {
+            let needed = stored_hashes_indexes(index);
+            let missing: Vec<u64> = needed
+                .iter()
+                .copied()
+                .filter(|i| !self.written.contains_key(i))
+                .collect();
+            let mut siblings = Hashes::default();
+            if !missing.is_empty() {
+                match self.conn().hashes(&missing).await {
+                    Ok(read) => siblings = read,
+                    Err(e) => {
+                        self.forget(&entries);
+                        return Err(e);
+                    }
+                }
+            }
+            for i in &needed {
+                if let Some(h) = self.written.get(i) {
+                    siblings.0.insert(*i, *h);
+                }
+            }
+            let new = stored_hashes(index, leaf.hash, &siblings)?;
+            let first = stored_hash_index(0, index);
+            // Later leaves of this call read these as siblings.
+            self.written.extend((first..).zip(new.iter().copied()));
+            entries.push(NewEntry {
+                index,
+                leaf,
+                first,
+                hashes: new,
+            });
+            index += 1;
+        }
+        Ok(entries)
+    }
 
-        let needed = stored_hashes_indexes(index);
-        let mut siblings = Hashes::default();
-        let missing: Vec<u64> = needed
-            .iter()
-            .copied()
-            .filter(|i| !self.written.contains_key(i))
-            .collect();
-        if !missing.is_empty() {
-            siblings = self.conn().hashes(&missing).await?;
+    /// Settles entries from [`Tx::entries`] once their write ended: on success the log grows
+    /// by them (their indexes are returned); on failure their hashes are forgotten.
+    pub(crate) fn appended(
+        &mut self,
+        entries: &[NewEntry<'_>],
+        written: Result<(), Error>,
+    ) -> Result<Vec<u64>, Error> {
+        if let Err(e) = written {
+            self.forget(entries);
+            return Err(e);
         }
-        for i in &needed {
-            if let Some(h) = self.written.get(i) {
-                siblings.0.insert(*i, *h);
-            }
+        if let Some(last) = entries.last() {
+            self.head = Some(last.index + 1);
+            self.dirty = true;
         }
-        let new = stored_hashes(index, hash, &siblings)?;
+        Ok(entries.iter().map(|e| e.index).collect())
+    }
 
-        let first = stored_hash_index(0, index);
-        let mut conn = self.conn();
-        match &mut conn {
-            // One round trip instead of three: appends are serialized, so on a network
-            // database their round trips are the log's throughput.
-            Conn::Postgres(c) => {
-                insert_entry_postgres(c, index, &leaf, &hash, &event.subject, first, &new).await?
-            }
-            Conn::Sqlite(_) => {
-                conn.insert_leaf(index, &leaf, &hash).await?;
-                conn.insert_subject(index, &event.subject).await?;
-                conn.insert_hashes(first, &new).await?;
+    /// Forgets the stored hashes of entries that were not written.
+    fn forget(&mut self, entries: &[NewEntry<'_>]) {
+        for entry in entries {
+            for i in (entry.first..).take(entry.hashes.len()) {
+                self.written.remove(&i);
             }
         }
-        self.written.extend((first..).zip(new));
-        self.head = Some(index + 1);
-        self.dirty = true;
-        Ok(index)
     }
 
     /// Stores `content` as a blob and returns its digest (lower-case hex SHA-256), the name
     /// events use to refer to it.
     pub async fn put_blob(&mut self, content: &[u8]) -> Result<String, Error> {
         let digest = countersign_audit::bundle::digest(content);
-        self.conn().insert_blob(&digest, content).await?;
+        // Content-addressed and never deleted: a blob a committed transaction of this
+        // process stored is there; the governed files most decisions record are.
+        if !self.blobs.contains(&digest) {
+            self.conn().insert_blob(&digest, content).await?;
+            self.new_blobs.push(digest.clone());
+        }
         Ok(digest)
     }
 
@@ -152,7 +232,9 @@ impl Tx {
         }
         batch.dirty |= self.dirty;
         batch.written = std::mem::take(&mut self.written);
-        member.commit().await
+        member.commit().await?;
+        self.blobs.extend(std::mem::take(&mut self.new_blobs));
+        Ok(())
     }
 
     /// Rolls back; the same as dropping the `Tx`, but waits for the database and reports
@@ -165,47 +247,46 @@ impl Tx {
     }
 }
 
-/// The leaf, its subject and its stored hashes in one PostgreSQL statement (data-modifying
-/// `WITH` clauses run in the same snapshot, all or nothing), as `insert_leaf`,
-/// `insert_subject` and `insert_hashes` do in three.
-async fn insert_entry_postgres(
-    c: &mut sqlx::PgConnection,
-    index: u64,
-    leaf: &[u8],
-    leaf_hash: &Hash,
-    subject: &str,
-    first: u64,
-    hashes: &[Hash],
-) -> Result<(), Error> {
-    use std::fmt::Write as _;
-    let index = int("leaf index", index)?;
-    let first = int("stored hash index", first)?;
-    let mut sql = String::from(
-        "WITH leaf AS (INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES ($1, $2, $3)), \
-         subject AS (INSERT INTO log_subjects (idx, subject) VALUES ($1, $4)) \
-         INSERT INTO log_hashes (idx, hash) VALUES ",
-    );
-    for i in 0..hashes.len() {
-        // Writing to a String cannot fail.
-        let _ = write!(
-            sql,
-            "{}(${}, ${})",
-            if i > 0 { ", " } else { "" },
-            5 + 2 * i,
-            6 + 2 * i
-        );
+/// An event encoded as a log leaf: its canonical bytes, leaf hash and subject.
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    bytes: Vec<u8>,
+    hash: Hash,
+    subject: String,
+}
+
+impl Leaf {
+    /// Encodes `event`, refusing one that could not be read back (invalid fields).
+    pub fn new(event: &Event) -> Result<Leaf, Error> {
+        event.validate()?;
+        let bytes = leaf_bytes(event)?;
+        Ok(Leaf {
+            hash: leaf_hash(&bytes),
+            bytes,
+            subject: event.subject.clone(),
+        })
     }
-    let mut query = sqlx::query(&sql)
-        .bind(index)
-        .bind(leaf)
-        .bind(&leaf_hash.0[..])
-        .bind(subject);
-    for (offset, hash) in (0i64..).zip(hashes) {
-        query = query.bind(first + offset).bind(&hash.0[..]);
+}
+
+/// A leaf about to be written at `index`, with the stored hashes it completes (from
+/// `first` on).
+pub(crate) struct NewEntry<'a> {
+    pub index: u64,
+    pub leaf: &'a Leaf,
+    pub first: u64,
+    pub hashes: Vec<Hash>,
+}
+
+impl NewEntry<'_> {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.leaf.bytes
     }
-    query
-        .execute(&mut *c)
-        .await
-        .map_err(db("appending log entry"))?;
-    Ok(())
+
+    pub(crate) fn leaf_hash(&self) -> &Hash {
+        &self.leaf.hash
+    }
+
+    pub(crate) fn subject(&self) -> &str {
+        &self.leaf.subject
+    }
 }

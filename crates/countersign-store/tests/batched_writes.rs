@@ -1,0 +1,207 @@
+//! Writes that share a round trip: several leaves appended by one `Tx::append`, a decided
+//! proposal's entries, decision and proposal by one `Tx::append_decided`, and blobs not sent
+//! again once a committed transaction stored them. Each must leave exactly what the one-by-one
+//! writes leave, and a failure must leave nothing behind.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+mod common;
+
+use common::{Db, event, signer};
+use countersign_store::{Decision, Error, Leaf, Proposal, verify};
+use serde_json::json;
+
+fn proposal(id: &str, decision: &str) -> Proposal {
+    Proposal {
+        id: id.to_owned(),
+        repo: "shop".to_owned(),
+        base: "a".repeat(40),
+        head: "b".repeat(40),
+        title: "a change".to_owned(),
+        description: String::new(),
+        author: "agent:fixbot".to_owned(),
+        state: "awaiting_approval".to_owned(),
+        tier: "single_approver".to_owned(),
+        decision: decision.to_owned(),
+        created_at: "2026-01-02T03:04:05Z".to_owned(),
+        authors: vec!["human:alice".to_owned()],
+        diff_digest: "d".repeat(64),
+        superseded_by: None,
+        closed_reason: None,
+    }
+}
+
+fn decision(id: &str, subject: &str) -> Decision {
+    Decision {
+        id: id.to_owned(),
+        subject: subject.to_owned(),
+        tier: "single_approver".to_owned(),
+        record: json!({ "tier": "single_approver", "reasons": ["r"] }),
+        // Set by `append_decided`.
+        log_index: u64::MAX,
+    }
+}
+
+async fn append_in_chunks_is_append_one_by_one(one: &Db, chunked: &Db) {
+    let (a, b) = (one.store().await, chunked.store().await);
+    let total = 41u64;
+    for n in 0..total {
+        let mut tx = a.begin().await.unwrap();
+        assert_eq!(tx.append_event(&event(n)).await.unwrap(), n);
+        tx.commit().await.unwrap();
+    }
+    // Chunks of 1, 2, 3, 4, 5, 1, 2, …: every position of a chunk meets every tree shape.
+    let mut n = 0u64;
+    let mut size = 1u64;
+    while n < total {
+        let chunk: Vec<Leaf> = (n..(n + size).min(total))
+            .map(|i| Leaf::new(&event(i)).unwrap())
+            .collect();
+        let mut tx = b.begin().await.unwrap();
+        let indexes = tx.append(&chunk).await.unwrap();
+        assert_eq!(indexes, (n..n + chunk.len() as u64).collect::<Vec<_>>());
+        tx.commit().await.unwrap();
+        n += chunk.len() as u64;
+        size = size % 5 + 1;
+    }
+    assert_eq!(b.log_size().await.unwrap(), total);
+    for size in [1, 2, 7, 8, 9, 32, total] {
+        assert_eq!(
+            a.tree_hash(size).await.unwrap(),
+            b.tree_hash(size).await.unwrap(),
+            "tree hash at size {size}"
+        );
+    }
+    assert_eq!(
+        a.entries(0..total).await.unwrap(),
+        b.entries(0..total).await.unwrap()
+    );
+    b.sign_checkpoint(&signer()).await.unwrap();
+    verify(&b, &[signer().verifier()]).await.unwrap();
+    a.close().await;
+    b.close().await;
+}
+
+async fn append_decided_writes_all_or_nothing(db: &Db) {
+    let store = db.store().await;
+    let mut tx = store.begin().await.unwrap();
+    tx.append_event(&event(0)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let leaves: Vec<Leaf> = (1..=3).map(|n| Leaf::new(&event(n)).unwrap()).collect();
+    let mut tx = store.begin().await.unwrap();
+    let mut d = decision("p-1@b", "p-1");
+    let indexes = tx
+        .append_decided(&leaves, 1, &mut d, &proposal("p-1", "p-1@b"))
+        .await
+        .unwrap();
+    assert_eq!(indexes, vec![1, 2, 3]);
+    assert_eq!(d.log_index, 2, "the decision points at leaves[1]");
+    tx.commit().await.unwrap();
+    assert_eq!(store.decision("p-1@b").await.unwrap(), Some(d.clone()));
+    assert_eq!(
+        store.proposal("p-1").await.unwrap(),
+        Some(proposal("p-1", "p-1@b"))
+    );
+    assert_eq!(store.log_size().await.unwrap(), 4);
+
+    // A proposal id that exists: refused, and nothing of it is left, the log included.
+    let mut tx = store.begin().await.unwrap();
+    let mut again = decision("p-1@c", "p-1");
+    let more: Vec<Leaf> = (4..=5).map(|n| Leaf::new(&event(n)).unwrap()).collect();
+    let refused = tx
+        .append_decided(&more, 0, &mut again, &proposal("p-1", "p-1@c"))
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Duplicate { .. })),
+        "{refused:?}"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(store.decision("p-1@c").await.unwrap(), None);
+    assert_eq!(store.log_size().await.unwrap(), 4);
+
+    // An index past the leaves: refused before anything is written.
+    let mut tx = store.begin().await.unwrap();
+    let mut none = decision("p-2@b", "p-2");
+    let refused = tx
+        .append_decided(&more, 2, &mut none, &proposal("p-2", "p-2@b"))
+        .await;
+    assert!(refused.is_err());
+    // The same transaction goes on: the failed call left no entry behind.
+    assert_eq!(tx.append(&more).await.unwrap(), vec![4, 5]);
+    tx.commit().await.unwrap();
+    assert_eq!(store.log_size().await.unwrap(), 6);
+    store.sign_checkpoint(&signer()).await.unwrap();
+    verify(&store, &[signer().verifier()]).await.unwrap();
+    store.close().await;
+}
+
+async fn a_blob_of_a_rolled_back_transaction_is_stored_again(db: &Db) {
+    let store = db.store().await;
+    let content = b"catalog-info.yaml contents".to_vec();
+    let mut tx = store.begin().await.unwrap();
+    let digest = tx.put_blob(&content).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(store.blob(&digest).await.unwrap(), None);
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.put_blob(&content).await.unwrap(), digest);
+    tx.commit().await.unwrap();
+    assert_eq!(store.blob(&digest).await.unwrap(), Some(content.clone()));
+    // Known now: a later transaction names it without storing it, and it is still there.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.put_blob(&content).await.unwrap(), digest);
+    tx.commit().await.unwrap();
+    assert_eq!(store.blob(&digest).await.unwrap(), Some(content));
+    store.close().await;
+}
+
+mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn append_in_chunks_is_append_one_by_one() {
+        let (one, chunked) = (super::Db::sqlite().await, super::Db::sqlite().await);
+        super::append_in_chunks_is_append_one_by_one(&one, &chunked).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn append_decided_writes_all_or_nothing() {
+        let db = super::Db::sqlite().await;
+        super::append_decided_writes_all_or_nothing(&db).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blob_of_a_rolled_back_transaction_is_stored_again() {
+        let db = super::Db::sqlite().await;
+        super::a_blob_of_a_rolled_back_transaction_is_stored_again(&db).await;
+    }
+}
+
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn append_in_chunks_is_append_one_by_one() {
+        let (Some(one), Some(chunked)) = (super::Db::postgres().await, super::Db::postgres().await)
+        else {
+            return;
+        };
+        super::append_in_chunks_is_append_one_by_one(&one, &chunked).await;
+        one.cleanup().await;
+        chunked.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn append_decided_writes_all_or_nothing() {
+        let Some(db) = super::Db::postgres().await else {
+            return;
+        };
+        super::append_decided_writes_all_or_nothing(&db).await;
+        db.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blob_of_a_rolled_back_transaction_is_stored_again() {
+        let Some(db) = super::Db::postgres().await else {
+            return;
+        };
+        super::a_blob_of_a_rolled_back_transaction_is_stored_again(&db).await;
+        db.cleanup().await;
+    }
+}
