@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use countersign_graph::{FileSource, SourceError};
 use gix::bstr::{BStr, ByteSlice};
@@ -100,9 +101,14 @@ pub(crate) fn git_error(context: impl Into<String>, error: &gix::Error) -> RepoE
     }
 }
 
+/// Decoded objects a repository handle keeps (per thread, see [`Repo::open_shared`]).
+const OBJECT_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
 /// An opened git repository.
 pub struct Repo {
-    inner: gix::Repository,
+    /// Shared (not cloned) by [`Repo::open_shared`]: a clone of a gix handle starts with
+    /// empty object caches.
+    inner: Rc<gix::Repository>,
     path: PathBuf,
 }
 
@@ -196,12 +202,16 @@ impl Repo {
                 message: "no such directory".to_owned(),
             });
         }
-        let inner = gix::discover(path).map_err(|e| RepoError::NotARepository {
+        let mut inner = gix::discover(path).map_err(|e| RepoError::NotARepository {
             path: path.to_owned(),
             message: format!("{e}"),
         })?;
+        // Decoded objects, most recently used first: a decision reads the base's commit and
+        // trees several times (diff, governed files, authors, diff identity), and a server
+        // decides many changes against the same few bases.
+        inner.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
         Ok(Repo {
-            inner,
+            inner: Rc::new(inner),
             path: path.to_owned(),
         })
     }
@@ -215,7 +225,7 @@ impl Repo {
     /// missing; only a change of the repository's configuration needs a restart.
     pub fn open_shared(path: impl AsRef<Path>) -> Result<Repo, RepoError> {
         thread_local! {
-            static OPENED: RefCell<HashMap<PathBuf, gix::Repository>> = RefCell::default();
+            static OPENED: RefCell<HashMap<PathBuf, Rc<gix::Repository>>> = RefCell::default();
         }
         let path = path.as_ref();
         if let Some(inner) = OPENED.with_borrow(|opened| opened.get(path).cloned()) {
@@ -706,7 +716,7 @@ impl Repo {
 /// path is never judged without it. Submodule entries are not files and are not listed;
 /// symbolic links are listed and read as their target path.
 pub struct CommitTree {
-    repo: gix::Repository,
+    repo: Rc<gix::Repository>,
     commit: CommitId,
     paths: Vec<String>,
     entries: Vec<(String, gix::ObjectId)>,
