@@ -359,8 +359,7 @@ async fn run_phase(shared: &Arc<Shared>, clients: usize) -> (Tally, Duration) {
     (total, started.elapsed())
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {
@@ -368,23 +367,50 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    // The server gets a runtime of its own, as `countersign serve` builds it; the clients
+    // share another. Both still share the machine's cores, as on one host they would.
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("server")
+        .build()
+        .unwrap();
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("client")
+        .build()
+        .unwrap();
+    client_runtime.block_on(run(args, server_runtime.handle().clone()));
+}
+
+async fn run(args: Args, server_runtime: tokio::runtime::Handle) {
     let dir = tempfile::tempdir().unwrap();
     let (base, heads) = repository(dir.path(), args.components, args.changes);
     let packed = args.pack && pack(dir.path());
     let database = Database::open(&args.database).await;
-    let store = Store::connect(database.url()).await.unwrap();
+    let url = database.url().to_owned();
+    // The server's store lives in the server's runtime (its connections' I/O with it).
+    let handle = server_runtime.clone();
+    // (sqlx's connect future is not `Send`: it runs on a thread of its own, once.)
+    let store = std::thread::spawn(move || handle.block_on(Store::connect(&url)).unwrap())
+        .join()
+        .unwrap();
     let principal: Principal = "agent:loadbot".parse().unwrap();
     let (token, _) = create_token(&store, &principal, Role::Proposer, i64::MAX, [7u8; 32])
         .await
         .unwrap();
     let repos = BTreeMap::from([("shop".to_owned(), dir.path().to_owned())]);
     let state = AppState::new(store.clone(), repos, Clock::system());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/v1/proposals", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(countersign_server::run(listener, state, async move {
-        let _ = stopped.await;
-    }));
+    let server = server_runtime.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        countersign_server::run(listener, state, async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
         .build()

@@ -35,6 +35,24 @@ use serde_json::{Map, Value, json};
 /// bases (the tips of protected branches), so a few dozen entries hold them.
 static GOVERNED: LazyLock<GovernedCache> = LazyLock::new(|| GovernedCache::new(64));
 
+/// Decisions computed at once, at most: one per core. They are CPU work (git, Cedar); more
+/// threads than cores only slice the CPU finer, and starve the threads that hold the log's
+/// write order (the database connection, the committing task) of the CPU they need to
+/// hand their turn on, which is what every other writer waits for.
+static DECIDING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
+/// Runs blocking decision work `f` off the async workers, at most one per core at a time.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    // The semaphore is never closed, so acquiring cannot fail; without a permit the work
+    // still runs.
+    let _permit = DECIDING.acquire().await.ok();
+    tokio::task::spawn_blocking(f).await
+}
+
 /// A decided change, before it is recorded under a proposal id.
 pub struct Outcome {
     pub base: String,

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use countersign_audit::{Event, EventKind};
 use countersign_policy::Principal;
-use countersign_store::{Approval, Decision, HeadMove, Idempotent, Proposal, Tx};
+use countersign_store::{Approval, Decision, HeadMove, Idempotent, Leaf, Proposal, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -225,6 +225,96 @@ fn proposal_id(repo: &str, head: &str, author: &str, at_nanos: u128) -> String {
     format!("p-{hex}")
 }
 
+/// A decided proposal ready to be written: what `create` does between `begin` and `commit`
+/// needs nothing else.
+struct Prepared {
+    proposal: Proposal,
+    /// Its `log_index` is set once the `decided` event is appended.
+    decision: Decision,
+    blobs: Vec<Vec<u8>>,
+    leaves: Vec<Leaf>,
+    /// The position of the `decided` event in `leaves`.
+    decided: usize,
+    /// The `201` body.
+    response: String,
+}
+
+/// Decides `body`'s change for `author` and prepares its proposal, audit entries and
+/// response. Blocking (git, Cedar, encoding).
+fn prepare(
+    path: &std::path::Path,
+    body: NewProposal,
+    author: &Principal,
+    clock: &crate::Clock,
+    signer: Option<std::sync::Arc<countersign_audit::Signer>>,
+) -> Result<Prepared, ApiError> {
+    let outcome = pipeline::decide(path, &body.base, &body.head, author)
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let author = author.to_string();
+    let now = clock.rfc3339();
+    let nanos = clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let id = proposal_id(&body.repo, &outcome.head, &author, nanos);
+    let (record, decision_record) = outcome
+        .record(&id, &body.repo, &now, signer.as_deref())
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    // Awaiting evidence while a required suite has none, whatever the tier (evidence.rs).
+    let proposal_state = crate::evidence::initial_state(&outcome);
+    let proposal = Proposal {
+        id: id.clone(),
+        repo: body.repo,
+        base: outcome.base.clone(),
+        head: outcome.head.clone(),
+        title: body.title,
+        description: body.description,
+        author,
+        state: proposal_state.as_str().to_owned(),
+        tier: outcome.tier.as_str().to_owned(),
+        decision: format!("{id}@{}", outcome.head),
+        created_at: now,
+        authors: outcome.change.authors.clone(),
+        diff_digest: outcome.change.diff_digest.clone(),
+        superseded_by: None,
+        closed_reason: None,
+    };
+    // The events of `countersign_decide::record`, in log order: proposed, decided and, for
+    // an automated decision, authorized. Encoded here: appenders are serialized, so only the
+    // writes themselves should happen inside the transaction.
+    let mut leaves = Vec::with_capacity(record.events.len());
+    let mut decided = None;
+    for event in &record.events {
+        if event.kind == EventKind::Authorized && proposal_state != ProposalState::Authorized {
+            // An automated tier still waits for its required evidence: no authorization yet.
+            continue;
+        }
+        if event.kind == EventKind::Decided {
+            decided = Some(leaves.len());
+        }
+        leaves.push(Leaf::new(event).map_err(|e| ApiError::Internal(e.to_string()))?);
+    }
+    let decided =
+        decided.ok_or_else(|| ApiError::Internal("the record has no `decided` event".into()))?;
+    let view = view(&proposal, &decision_record, Vec::new());
+    let response = serde_json::to_string(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let decision = Decision {
+        id: proposal.decision.clone(),
+        subject: id,
+        tier: proposal.tier.clone(),
+        record: decision_record,
+        log_index: 0,
+    };
+    Ok(Prepared {
+        proposal,
+        decision,
+        blobs: record.blobs,
+        leaves,
+        decided,
+        response,
+    })
+}
+
 /// Open a proposal: the server computes the diff and decides it.
 #[utoipa::path(
     post, path = "/v1/proposals", request_body = NewProposal,
@@ -265,47 +355,25 @@ async fn create(
             body.repo
         ))
     })?;
-    let (base, head, principal) = (
-        body.base.clone(),
-        body.head.clone(),
+    // Everything but the writes is CPU work and runs off the async workers: those also run
+    // the transactions that hold the log's write order, which should never queue behind a
+    // decision being computed, recorded, encoded or freed.
+    let (clock, signer, principal) = (
+        state.clock.clone(),
+        state.log_signer.clone(),
         caller.principal.clone(),
     );
-    let outcome =
-        tokio::task::spawn_blocking(move || pipeline::decide(&path, &base, &head, &principal))
-            .await
-            .map_err(|e| ApiError::Internal(format!("pipeline task: {e}")))?
-            .map_err(|e| ApiError::Invalid(e.to_string()))?;
-
-    let now = state.clock.rfc3339();
-    let nanos = state
-        .clock
-        .now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let id = proposal_id(&body.repo, &outcome.head, &author, nanos);
-    let (record, decision_record) = outcome
-        .record(&id, &body.repo, &now, state.log_signer.as_deref())
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
-    // Awaiting evidence while a required suite has none, whatever the tier (evidence.rs).
-    let proposal_state = crate::evidence::initial_state(&outcome);
-    let proposal = Proposal {
-        id: id.clone(),
-        repo: body.repo,
-        base: outcome.base.clone(),
-        head: outcome.head.clone(),
-        title: body.title,
-        description: body.description,
-        author: author.clone(),
-        state: proposal_state.as_str().to_owned(),
-        tier: outcome.tier.as_str().to_owned(),
-        decision: format!("{id}@{}", outcome.head),
-        created_at: now.clone(),
-        authors: outcome.change.authors.clone(),
-        diff_digest: outcome.change.diff_digest.clone(),
-        superseded_by: None,
-        closed_reason: None,
-    };
-
+    let prepared = pipeline::blocking(move || prepare(&path, body, &principal, &clock, signer))
+        .await
+        .map_err(|e| ApiError::Internal(format!("pipeline task: {e}")))??;
+    let Prepared {
+        proposal,
+        mut decision,
+        blobs,
+        leaves,
+        decided,
+        response,
+    } = prepared;
     let mut tx = state.store.begin().await?;
     if let Some(key) = &key {
         // Another request with this key committed while the pipeline ran.
@@ -313,44 +381,21 @@ async fn create(
             return Ok(replay(stored));
         }
     }
-    for blob in &record.blobs {
+    for blob in &blobs {
         tx.put_blob(blob).await?;
     }
-    // The events of `countersign_decide::record`, in log order: proposed, decided and, for
-    // an automated decision, authorized. The stored decision points at the `decided` one.
-    let mut decided = None;
-    for event in &record.events {
-        if event.kind == EventKind::Authorized && proposal_state != ProposalState::Authorized {
-            // An automated tier still waits for its required evidence: no authorization yet.
-            continue;
-        }
-        let index = tx.append_event(event).await?;
-        if event.kind == EventKind::Decided {
-            decided = Some(index);
-        }
-    }
-    let log_index =
-        decided.ok_or_else(|| ApiError::Internal("the record has no `decided` event".into()))?;
-    tx.put_decision(&Decision {
-        id: proposal.decision.clone(),
-        subject: id.clone(),
-        tier: proposal.tier.clone(),
-        record: decision_record.clone(),
-        log_index,
-    })
-    .await?;
-    tx.put_proposal(&proposal).await?;
+    // The entries, the decision (pointing at the `decided` entry) and the proposal.
+    tx.append_decided(&leaves, decided, &mut decision, &proposal)
+        .await?;
     // What the new proposal announces to webhook targets, queued in this transaction.
     crate::webhooks::notify(
         &state,
         &mut tx,
         &proposal,
         &proposal.state,
-        &decision_record,
+        &decision.record,
     )
     .await?;
-    let view = view(&proposal, &decision_record, Vec::new());
-    let response = serde_json::to_string(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(key) = &key {
         let stored = Idempotent {
             status: StatusCode::CREATED.as_u16(),
@@ -789,11 +834,10 @@ async fn move_head(
         .parse()
         .map_err(|e| ApiError::Internal(format!("proposal {id}: {e}")))?;
     let (base, head) = (current.base.clone(), body.head.clone());
-    let outcome =
-        tokio::task::spawn_blocking(move || pipeline::decide(&path, &base, &head, &author))
-            .await
-            .map_err(|e| ApiError::Internal(format!("pipeline task: {e}")))?
-            .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let outcome = pipeline::blocking(move || pipeline::decide(&path, &base, &head, &author))
+        .await
+        .map_err(|e| ApiError::Internal(format!("pipeline task: {e}")))?
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
     let now = state.clock.rfc3339();
 
     let mut tx = state.store.begin().await?;
