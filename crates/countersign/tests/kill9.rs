@@ -61,8 +61,9 @@ impl Drop for Serving {
     }
 }
 
-/// The serving child and the address it printed.
-fn serve(database: &str, repo: &Path) -> (Serving, String) {
+/// The serving child and the address it printed. Its log key is `key` (by default it
+/// would be written under the working directory: the source tree).
+fn serve(database: &str, repo: &Path, key: &Path) -> (Serving, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_countersign"))
         .args([
             "serve",
@@ -72,6 +73,8 @@ fn serve(database: &str, repo: &Path) -> (Serving, String) {
             database,
             "--repo",
             &format!("shop={}", repo.display()),
+            "--log-key",
+            s(key),
         ])
         .env_remove("COUNTERSIGN_DATABASE")
         .stdout(Stdio::null())
@@ -156,7 +159,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_proposal() {
     ]));
     let public = dir.path().join("log.pub");
 
-    let (mut server, address) = serve(&database, &repo);
+    let (mut server, address) = serve(&database, &repo, &key);
     let client = reqwest::Client::new();
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -232,7 +235,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_proposal() {
     );
 
     // Restarted on the same file: every acknowledged proposal is there, with its decision.
-    let (restarted, address) = serve(&database, &repo);
+    let (restarted, address) = serve(&database, &repo, &key);
     for id in &acknowledged {
         let response = client
             .get(format!("{address}/v1/proposals/{id}"))
