@@ -88,11 +88,17 @@ impl<'a, 'l> EntryRows<'a, 'l> {
         (sql, n - used)
     }
 
-    /// Binds the rows, in the order of [`EntryRows::sql`], to a SQLite query.
-    pub(crate) fn bind<'q>(
+    /// Binds the rows, in the order of [`EntryRows::sql`], to a query of either backend.
+    pub(crate) fn bind<'q, DB>(
         &'q self,
-        mut query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+        mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
         for (index, entry) in self.ints.iter().zip(self.entries) {
             query = query
                 .bind(*index)
@@ -285,35 +291,13 @@ impl Conn<'_> {
     /// trips are the log's throughput.
     pub(crate) async fn insert_entries(&mut self, entries: &[NewEntry<'_>]) -> Result<(), Error> {
         let rows = EntryRows::new(entries)?;
-        match self {
-            Conn::Sqlite(c) => {
-                let (sql, _) = rows.sql(false, 0);
-                rows.bind(sqlx::query::<Sqlite>(&sql))
-                    .execute(&mut **c)
-                    .await
-                    .map_err(db("appending log entries"))?;
-            }
-            Conn::Postgres(c) => {
-                let (sql, _) = rows.sql(true, 0);
-                let mut query = sqlx::query::<Postgres>(&sql);
-                for (index, entry) in rows.ints.iter().zip(rows.entries) {
-                    query = query
-                        .bind(*index)
-                        .bind(entry.bytes())
-                        .bind(&entry.leaf_hash().0[..]);
-                }
-                for (index, entry) in rows.ints.iter().zip(rows.entries) {
-                    query = query.bind(*index).bind(entry.subject());
-                }
-                for (index, hash) in &rows.hashes {
-                    query = query.bind(*index).bind(*hash);
-                }
-                query
-                    .execute(&mut **c)
-                    .await
-                    .map_err(db("appending log entries"))?;
-            }
-        }
+        let (sql, _) = rows.sql(matches!(self, Conn::Postgres(_)), 0);
+        dispatch!(self, c => rows
+            .bind(sqlx::query(&sql))
+            .execute(&mut **c)
+            .await
+            .map_err(db("appending log entries"))?
+            .rows_affected());
         Ok(())
     }
 
