@@ -104,7 +104,10 @@ impl Tx {
     /// [`Tx::commit`].
     pub async fn append_event(&mut self, event: &Event) -> Result<u64, Error> {
         let indexes = self.append(&[Leaf::new(event)?]).await?;
-        Ok(indexes[0])
+        indexes
+            .first()
+            .copied()
+            .ok_or_else(|| Error::Batch("appending one leaf gave no index".to_owned()))
     }
 
     /// Appends `leaves` to the log in order, in one round trip; returns their indexes. The
