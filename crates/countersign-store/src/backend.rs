@@ -115,6 +115,50 @@ impl<'a, 'l> EntryRows<'a, 'l> {
     }
 }
 
+/// A decision as its `decisions` row binds it.
+pub(crate) struct DecisionRow<'a> {
+    decision: &'a Decision,
+    record: String,
+    log_index: i64,
+}
+
+impl<'a> DecisionRow<'a> {
+    pub(crate) fn new(decision: &'a Decision) -> Result<Self, Error> {
+        Ok(DecisionRow {
+            decision,
+            record: decision.record.to_string(),
+            log_index: int("log index", decision.log_index)?,
+        })
+    }
+
+    /// The `INSERT`, its placeholders numbered after the first `used`.
+    pub(crate) fn insert(used: usize) -> String {
+        let mut sql =
+            String::from("INSERT INTO decisions (id, subject, tier, record, log_index) VALUES (");
+        placeholders(&mut sql, used + 1, 5);
+        sql.push(')');
+        sql
+    }
+
+    /// Binds the row in the order of [`DecisionRow::insert`].
+    pub(crate) fn bind<'q, DB>(
+        &'q self,
+        query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        query
+            .bind(self.decision.id.as_str())
+            .bind(self.decision.subject.as_str())
+            .bind(self.decision.tier.as_str())
+            .bind(self.record.as_str())
+            .bind(self.log_index)
+    }
+}
+
 /// A connection to either backend, borrowed from a pool or a transaction.
 pub(crate) enum Conn<'a> {
     Sqlite(&'a mut SqliteConnection),
@@ -179,7 +223,7 @@ fn hash(table: &'static str, key: u64, column: &'static str, bytes: &[u8]) -> Re
 }
 
 /// `$first, $first+1, …` for `count` parameters.
-fn placeholders(out: &mut String, first: usize, count: usize) {
+pub(crate) fn placeholders(out: &mut String, first: usize, count: usize) {
     for i in 0..count {
         if i > 0 {
             out.push_str(", ");
@@ -426,16 +470,9 @@ impl Conn<'_> {
     }
 
     pub(crate) async fn insert_decision(&mut self, decision: &Decision) -> Result<(), Error> {
-        let log_index = int("log index", decision.log_index)?;
-        let record = decision.record.to_string();
-        let result = dispatch!(self, c => sqlx::query(
-            "INSERT INTO decisions (id, subject, tier, record, log_index) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&decision.id)
-        .bind(&decision.subject)
-        .bind(&decision.tier)
-        .bind(&record)
-        .bind(log_index)
+        let row = DecisionRow::new(decision)?;
+        let sql = DecisionRow::insert(0);
+        let result = dispatch!(self, c => row.bind(sqlx::query(&sql))
         .execute(&mut **c)
         .await
         .map(|done| done.rows_affected()));

@@ -7,7 +7,7 @@
 
 use sqlx::Row as _;
 
-use crate::backend::{Conn, dispatch, int, uint};
+use crate::backend::{Conn, DecisionRow, dispatch, int, placeholders, uint};
 use crate::error::{Error, db};
 use crate::store::Store;
 use crate::tx::Tx;
@@ -131,17 +131,63 @@ fn unique(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Result<bool, E
     }
 }
 
+/// A proposal as its `proposals` row binds it.
+struct ProposalRow<'a> {
+    p: &'a Proposal,
+    authors: String,
+}
+
+impl<'a> ProposalRow<'a> {
+    fn new(p: &'a Proposal) -> Self {
+        ProposalRow {
+            p,
+            authors: encode_authors(&p.authors),
+        }
+    }
+
+    /// The `INSERT`, its placeholders numbered after the first `used`.
+    fn insert(used: usize) -> String {
+        let mut sql = format!("INSERT INTO proposals ({PROPOSAL_COLUMNS}) VALUES (");
+        placeholders(&mut sql, used + 1, 15);
+        sql.push(')');
+        sql
+    }
+
+    /// Binds the row in the order of `PROPOSAL_COLUMNS`.
+    fn bind<'q, DB>(
+        &'q self,
+        query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        let p = self.p;
+        query
+            .bind(p.id.as_str())
+            .bind(p.repo.as_str())
+            .bind(p.base.as_str())
+            .bind(p.head.as_str())
+            .bind(p.title.as_str())
+            .bind(p.description.as_str())
+            .bind(p.author.as_str())
+            .bind(p.state.as_str())
+            .bind(p.tier.as_str())
+            .bind(p.decision.as_str())
+            .bind(p.created_at.as_str())
+            .bind(self.authors.as_str())
+            .bind(p.diff_digest.as_str())
+            .bind(p.superseded_by.as_deref())
+            .bind(p.closed_reason.as_deref())
+    }
+}
+
 impl Conn<'_> {
     async fn insert_proposal(&mut self, p: &Proposal) -> Result<(), Error> {
-        let sql = format!(
-            "INSERT INTO proposals ({PROPOSAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-        );
-        let authors = encode_authors(&p.authors);
-        let result = dispatch!(self, c => sqlx::query(&sql)
-            .bind(&p.id).bind(&p.repo).bind(&p.base).bind(&p.head).bind(&p.title)
-            .bind(&p.description).bind(&p.author).bind(&p.state).bind(&p.tier)
-            .bind(&p.decision).bind(&p.created_at).bind(&authors).bind(&p.diff_digest)
-            .bind(&p.superseded_by).bind(&p.closed_reason)
+        let row = ProposalRow::new(p);
+        let sql = ProposalRow::insert(0);
+        let result = dispatch!(self, c => row.bind(sqlx::query(&sql))
             .execute(&mut **c)
             .await
             .map(|done| done.rows_affected()));
@@ -488,45 +534,17 @@ async fn insert_decided_sqlite(
     p: &Proposal,
 ) -> Result<(), Error> {
     let rows = crate::backend::EntryRows::new(entries)?;
-    let (mut sql, used) = rows.sql(false, 0);
-    let mut next = used;
-    let mut params = |count: usize| {
-        let list: Vec<String> = (next + 1..=next + count).map(|i| format!("${i}")).collect();
-        next += count;
-        list.join(", ")
-    };
-    sql.push_str(&format!(
-        "; INSERT INTO decisions (id, subject, tier, record, log_index) VALUES ({})",
-        params(5)
-    ));
-    sql.push_str(&format!(
-        "; INSERT INTO proposals ({PROPOSAL_COLUMNS}) VALUES ({})",
-        params(15)
-    ));
-    let record = decision.record.to_string();
-    let log_index = int("log index", decision.log_index)?;
-    let authors = encode_authors(&p.authors);
-    rows.bind(sqlx::query(&sql))
-        .bind(&decision.id)
-        .bind(&decision.subject)
-        .bind(&decision.tier)
-        .bind(&record)
-        .bind(log_index)
-        .bind(&p.id)
-        .bind(&p.repo)
-        .bind(&p.base)
-        .bind(&p.head)
-        .bind(&p.title)
-        .bind(&p.description)
-        .bind(&p.author)
-        .bind(&p.state)
-        .bind(&p.tier)
-        .bind(&p.decision)
-        .bind(&p.created_at)
-        .bind(&authors)
-        .bind(&p.diff_digest)
-        .bind(&p.superseded_by)
-        .bind(&p.closed_reason)
+    let (entries_sql, used) = rows.sql(false, 0);
+    let decision_row = DecisionRow::new(decision)?;
+    let proposal_row = ProposalRow::new(p);
+    let sql = format!(
+        "{}; {}; {}",
+        entries_sql,
+        DecisionRow::insert(used),
+        ProposalRow::insert(used + 5)
+    );
+    proposal_row
+        .bind(decision_row.bind(rows.bind(sqlx::query(&sql))))
         .execute(&mut *c)
         .await
         .map_err(|e| match e.as_database_error() {
