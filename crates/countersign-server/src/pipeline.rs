@@ -44,13 +44,16 @@ static DECIDING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
 });
 
 /// Runs blocking decision work `f` off the async workers, at most one per core at a time.
+/// A task that panicked is an internal error.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, tokio::task::JoinError> {
+) -> Result<T, crate::error::ApiError> {
     // The semaphore is never closed, so acquiring cannot fail; without a permit the work
     // still runs.
     let _permit = DECIDING.acquire().await.ok();
-    tokio::task::spawn_blocking(f).await
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::error::ApiError::Internal(format!("pipeline task: {e}")))
 }
 
 /// A decided change, before it is recorded under a proposal id.

@@ -363,9 +363,8 @@ async fn create(
         state.log_signer.clone(),
         caller.principal.clone(),
     );
-    let prepared = pipeline::blocking(move || prepare(&path, body, &principal, &clock, signer))
-        .await
-        .map_err(|e| ApiError::Internal(format!("pipeline task: {e}")))??;
+    let prepared =
+        pipeline::blocking(move || prepare(&path, body, &principal, &clock, signer)).await??;
     let Prepared {
         proposal,
         mut decision,
@@ -835,10 +834,14 @@ async fn move_head(
         .map_err(|e| ApiError::Internal(format!("proposal {id}: {e}")))?;
     let (base, head) = (current.base.clone(), body.head.clone());
     let outcome = pipeline::blocking(move || pipeline::decide(&path, &base, &head, &author))
-        .await
-        .map_err(|e| ApiError::Internal(format!("pipeline task: {e}")))?
+        .await?
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
     let now = state.clock.rfc3339();
+    // Built before the transaction (appenders are serialized); a proposal's repository
+    // never changes, so the row read above names the same one the locked row will.
+    let (record, decided) = outcome
+        .record(&id, &current.repo, &now, state.log_signer.as_deref())
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
 
     let mut tx = state.store.begin().await?;
     if let Some(key) = &key
@@ -858,9 +861,6 @@ async fn move_head(
         let view = load_view(&state, &proposal).await?;
         return Ok(Json(view).into_response());
     }
-    let (record, decided) = outcome
-        .record(&id, &proposal.repo, &now, state.log_signer.as_deref())
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
     let live: Vec<Approval> = tx
         .approvals(&id)
         .await?
