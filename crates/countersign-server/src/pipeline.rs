@@ -39,8 +39,9 @@ static GOVERNED: LazyLock<GovernedCache> = LazyLock::new(|| GovernedCache::new(6
 /// threads than cores only slice the CPU finer, and starve the threads that hold the log's
 /// write order (the database connection, the committing task) of the CPU they need to
 /// hand their turn on, which is what every other writer waits for.
-static DECIDING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
-    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+static DECIDING: LazyLock<std::sync::Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::sync::Arc::new(tokio::sync::Semaphore::new(cores))
 });
 
 /// Runs blocking decision work `f` off the async workers, at most one per core at a time.
@@ -49,11 +50,15 @@ pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, crate::error::ApiError> {
     // The semaphore is never closed, so acquiring cannot fail; without a permit the work
-    // still runs.
-    let _permit = DECIDING.acquire().await.ok();
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| crate::error::ApiError::Internal(format!("pipeline task: {e}")))
+    // still runs. The permit goes with the work, so a caller that gives up (a client gone)
+    // does not free a core that is still busy.
+    let permit = DECIDING.clone().acquire_owned().await.ok();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f()
+    })
+    .await
+    .map_err(|e| crate::error::ApiError::Internal(format!("pipeline task: {e}")))
 }
 
 /// A decided change, before it is recorded under a proposal id.
