@@ -16,6 +16,12 @@
 //! batch gets the error (none of them is written). Under load the batch naturally grows
 //! with the requests that arrive during one commit's fsync; alone, a transaction commits
 //! immediately, as before.
+//!
+//! Every round trip a member makes while it holds the batch is time every other writer of
+//! the process waits, so a member whose last write can carry the release of its savepoint
+//! does ([`Member::release_sql`], used by `Tx::commit_decided`: one round trip per opened
+//! proposal). On SQLite the batches also checkpoint the write-ahead log, after their members
+//! were answered (see `checkpoint_if_due`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,6 +58,8 @@ pub(crate) struct Group {
     /// changes once committed, so an entry is never wrong, at worst no longer needed (when
     /// another process appended meanwhile): then the database is read as usual.
     frontier: Arc<std::sync::Mutex<HashMap<u64, Hash>>>,
+    /// Members committed since the last checkpoint (see [`CHECKPOINT_AFTER`]).
+    since_checkpoint: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Group {
@@ -82,7 +90,15 @@ pub(crate) struct Batch {
     frontier: Arc<std::sync::Mutex<HashMap<u64, Hash>>>,
     done: watch::Sender<Done>,
     mirror: Arc<Mirror>,
+    /// The database, for the checkpoint after the commit.
+    backend: Backend,
+    since_checkpoint: Arc<AtomicUsize>,
 }
+
+/// Members committed since the last WAL checkpoint after which the batch that crosses the
+/// mark checkpoints (SQLite). Opening a proposal writes about a dozen pages, so this is a
+/// few MiB of WAL, about what SQLite's own automatic checkpoint lets accumulate.
+const CHECKPOINT_AFTER: usize = 128;
 
 enum Inner {
     Sqlite(Transaction<'static, Sqlite>),
@@ -101,6 +117,7 @@ impl Batch {
         backend: &Backend,
         mirror: Arc<Mirror>,
         frontier: &Arc<std::sync::Mutex<HashMap<u64, Hash>>>,
+        since_checkpoint: &Arc<AtomicUsize>,
     ) -> Result<Batch, Error> {
         let inner = match backend {
             Backend::Sqlite(pool) => Inner::Sqlite(
@@ -122,6 +139,8 @@ impl Batch {
             members: 0,
             done: watch::channel(None).0,
             mirror,
+            backend: backend.clone(),
+            since_checkpoint: since_checkpoint.clone(),
             frontier: frontier.clone(),
         };
         batch.head = batch.conn().lock_head().await?;
@@ -153,6 +172,18 @@ impl Batch {
         done.await.map_err(db(what))
     }
 
+    /// Undoes the current member's savepoint. Tried twice: a member dropped with a statement
+    /// in flight leaves that statement's answer on the connection, and the PostgreSQL driver
+    /// reports it, if it was an error, to the next use of the connection, which is this
+    /// one. Undoing cannot undo too much: a second attempt after a first that did roll back
+    /// finds no savepoint, fails, and the batch is rolled back as a whole.
+    async fn undo(&mut self) -> Result<(), Error> {
+        match self.execute(UNDO, "rolling back a savepoint").await {
+            Ok(()) => Ok(()),
+            Err(_) => self.execute(UNDO, "rolling back a savepoint").await,
+        }
+    }
+
     /// Commits (or, with no member, rolls back) and tells every member.
     async fn end(mut self) {
         if self.members == 0 {
@@ -175,7 +206,8 @@ impl Batch {
             }
             .map_err(db("committing transaction"));
         }
-        if result.is_ok() {
+        let committed = result.is_ok();
+        if committed {
             // Committed: keep what the next append will need.
             let needed = stored_hashes_indexes(self.head);
             let mut frontier = self.frontier.lock().unwrap_or_else(PoisonError::into_inner);
@@ -197,6 +229,35 @@ impl Batch {
         let _ = self
             .done
             .send(Some(result.map_err(|e| Arc::from(e.to_string()))));
+        if committed {
+            checkpoint_if_due(&self.backend, &self.since_checkpoint, self.members).await;
+        }
+    }
+}
+
+/// SQLite: copies the WAL into the database file once [`CHECKPOINT_AFTER`] members were
+/// committed since the last time. The connections do not checkpoint on their own
+/// (`wal_autocheckpoint=0`, see `Store::connect`), because SQLite's automatic
+/// checkpoint runs inside the `COMMIT` that crosses its mark, and every member of that
+/// batch would wait for it. Here the members were answered already; the next batch
+/// still waits, which is what keeps the WAL short: with every frame copied and no
+/// writer in between, the next `BEGIN` starts the WAL over from its beginning (a
+/// checkpoint running beside the writers never catches up with them, and the WAL grows
+/// without bound). A failed checkpoint is logged and tried again at the next mark.
+async fn checkpoint_if_due(backend: &Backend, since_checkpoint: &AtomicUsize, members: usize) {
+    let Backend::Sqlite(pool) = backend else {
+        return;
+    };
+    let since = since_checkpoint.fetch_add(members, Ordering::SeqCst);
+    if since + members < CHECKPOINT_AFTER {
+        return;
+    }
+    since_checkpoint.store(0, Ordering::SeqCst);
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(pool)
+        .await
+    {
+        tracing::warn!(error = %e, "checkpointing the SQLite write-ahead log");
     }
 }
 
@@ -222,7 +283,7 @@ impl Drop for Member {
                 let waiting = self.waiting.clone();
                 runtime.spawn(async move {
                     let undone = match guard.as_mut() {
-                        Some(batch) => batch.execute(UNDO, "rolling back a savepoint").await,
+                        Some(batch) => batch.undo().await,
                         None => Ok(()),
                     };
                     match undone {
@@ -282,6 +343,20 @@ impl Drop for Waiting {
     }
 }
 
+/// Waits for the result of the batch a released member belongs to.
+async fn committed(mut done: watch::Receiver<Done>) -> Result<(), Error> {
+    let result = done
+        .wait_for(Option::is_some)
+        .await
+        .map(|done| done.clone())
+        .unwrap_or_else(|_| Some(Err(Arc::from("the batch was abandoned"))));
+    match result {
+        Some(Ok(())) => Ok(()),
+        Some(Err(reason)) => Err(Error::Batch(reason.to_string())),
+        None => Err(Error::Batch("the batch ended without a result".to_owned())),
+    }
+}
+
 /// Ends the batch unless other transactions wait to join it (and it has room).
 async fn settle(guard: &mut Option<Batch>, waiting: &AtomicUsize) {
     let full = guard.as_ref().is_some_and(|b| b.members >= MAX_MEMBERS);
@@ -310,7 +385,15 @@ impl Group {
         waiting.acquired = true;
         drop(waiting);
         if guard.is_none() {
-            *guard = Some(Batch::begin(backend, mirror.clone(), &self.frontier).await?);
+            *guard = Some(
+                Batch::begin(
+                    backend,
+                    mirror.clone(),
+                    &self.frontier,
+                    &self.since_checkpoint,
+                )
+                .await?,
+            );
         }
         let mut member = Member {
             guard: Some(guard),
@@ -344,35 +427,50 @@ impl Member {
     /// batch and simply not answered.
     pub(crate) async fn commit(self) -> Result<(), Error> {
         let release = self.release();
-        let mut done = match tokio::runtime::Handle::try_current() {
+        let done = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime
                 .spawn(release)
                 .await
                 .map_err(|e| Error::Batch(format!("the committing task failed: {e}")))??,
             Err(_) => release.await?,
         };
-        let result = done
-            .wait_for(Option::is_some)
-            .await
-            .map(|done| done.clone())
-            .unwrap_or_else(|_| Some(Err(Arc::from("the batch was abandoned"))));
-        match result {
-            Some(Ok(())) => Ok(()),
-            Some(Err(reason)) => Err(Error::Batch(reason.to_string())),
-            None => Err(Error::Batch("the batch ended without a result".to_owned())),
-        }
+        committed(done).await
+    }
+
+    /// The statements that release this member's savepoint into the batch (and, when
+    /// another transaction waits to join, open its savepoint), and whether they reopen.
+    /// A member may run them at the end of its last write (see [`Member::commit_released`]).
+    pub(crate) fn release_sql(&self) -> (&'static str, bool) {
+        // Someone waits to join: open their savepoint in the same round trip.
+        let reopen = self.waiting.load(Ordering::SeqCst) > 0;
+        (if reopen { RELEASE_AND_REOPEN } else { RELEASE }, reopen)
+    }
+
+    /// Commits a member whose last write ran [`Member::release_sql`] successfully: its
+    /// savepoint is released already; settles the batch and waits for its commit.
+    ///
+    /// The caller must not be cancellable between that write and this call (run both in a
+    /// task of their own): a member released in the database but not here would leave its
+    /// writes in the batch without the batch knowing of them.
+    pub(crate) async fn commit_released(mut self, reopen: bool) -> Result<(), Error> {
+        let done = self.released(reopen).await;
+        committed(done).await
     }
 
     /// Releases the savepoint into the batch and settles it; returns where the batch's
     /// result will be announced.
     async fn release(mut self) -> Result<watch::Receiver<Done>, Error> {
-        // Someone waits to join: open their savepoint in the same round trip.
-        let reopen = self.waiting.load(Ordering::SeqCst) > 0;
-        let sql = if reopen { RELEASE_AND_REOPEN } else { RELEASE };
+        let (sql, reopen) = self.release_sql();
         if let Err(e) = self.batch().execute(sql, "releasing a savepoint").await {
             self.abort_batch(&e).await;
             return Err(e);
         }
+        Ok(self.released(reopen).await)
+    }
+
+    /// Counts this member (its savepoint released, the next one open if `reopen`) and
+    /// settles the batch.
+    async fn released(&mut self, reopen: bool) -> watch::Receiver<Done> {
         let batch = self.batch();
         batch.savepoint_open = reopen;
         batch.members += 1;
@@ -380,12 +478,12 @@ impl Member {
         if let Some(mut guard) = self.guard.take() {
             settle(&mut guard, &self.waiting).await;
         }
-        Ok(done)
+        done
     }
 
     /// Undoes this member's work only; the batch goes on.
     pub(crate) async fn rollback(mut self) -> Result<(), Error> {
-        if let Err(e) = self.batch().execute(UNDO, "rolling back a savepoint").await {
+        if let Err(e) = self.batch().undo().await {
             self.abort_batch(&e).await;
             return Err(e);
         }

@@ -104,7 +104,10 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 // Statement journals and sorts in memory, not a temporary file created and
                 // unlinked for each (which cost more than the statements themselves).
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                // Checkpoints are the group commit's, after a batch was answered (see the
+                // `group` module), not inside the commit that crosses SQLite's mark.
+                .pragma("wal_autocheckpoint", "0");
             let path = options.get_filename();
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(|source| Error::CreateDir {

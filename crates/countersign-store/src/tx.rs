@@ -92,6 +92,13 @@ impl Tx {
         })
     }
 
+    /// This transaction's place in its batch.
+    pub(crate) fn member(&self) -> &Member {
+        self.member
+            .as_ref()
+            .expect("a Tx holds its batch until commit or rollback consumes it")
+    }
+
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         self.member
             .as_mut()
@@ -226,18 +233,30 @@ impl Tx {
     /// Commits the appended events and everything else done in this transaction; returns
     /// once they are durable (the batch holding them committed).
     pub async fn commit(mut self) -> Result<(), Error> {
-        let Some(mut member) = self.member.take() else {
+        let Some(member) = self.hand_over() else {
             return Ok(());
         };
+        member.commit().await?;
+        self.committed_blobs();
+        Ok(())
+    }
+
+    /// Leaves this transaction's log state to its batch, and the batch to the caller, who
+    /// ends the membership.
+    pub(crate) fn hand_over(&mut self) -> Option<Member> {
+        let mut member = self.member.take()?;
         let batch = member.batch();
         if let Some(head) = self.head {
             batch.head = head;
         }
         batch.dirty |= self.dirty;
         batch.written = std::mem::take(&mut self.written);
-        member.commit().await?;
+        Some(member)
+    }
+
+    /// Blobs this transaction stored, known to the store once it committed.
+    pub(crate) fn committed_blobs(&mut self) {
         self.blobs.extend(std::mem::take(&mut self.new_blobs));
-        Ok(())
     }
 
     /// Rolls back; the same as dropping the `Tx`, but waits for the database and reports

@@ -1,7 +1,9 @@
 //! Writes that share a round trip: several leaves appended by one `Tx::append`, a decided
-//! proposal's entries, decision and proposal by one `Tx::append_decided`, and blobs not sent
-//! again once a committed transaction stored them. Each must leave exactly what the one-by-one
-//! writes leave, and a failure must leave nothing behind.
+//! proposal's entries, decision and proposal by one `Tx::append_decided` (and, with the
+//! transaction's commit, by `Tx::commit_decided`), and blobs not sent again once a committed
+//! transaction stored them. Each must leave exactly what the one-by-one writes leave, and a
+//! failure must leave nothing behind. Also: SQLite's write-ahead log stays short, checkpointed
+//! by the batches rather than by the commits.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 mod common;
@@ -135,6 +137,108 @@ async fn append_decided_writes_all_or_nothing(db: &Db) {
     store.close().await;
 }
 
+/// `future`, dropped unfinished once it was polled `polls` times.
+async fn give_up_after<F: std::future::Future>(polls: usize, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut left = polls;
+    std::future::poll_fn(|cx| {
+        if left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        left -= 1;
+        future.as_mut().poll(cx).map(Some)
+    })
+    .await
+}
+
+/// Many proposals opened at once by `commit_decided` (so batches of many members form), some
+/// with an id taken already (refused), some abandoned by their caller mid-way (a client
+/// gone): every proposal is there with its three entries and its decision, or nothing of it
+/// is; the log is exactly the entries of the proposals that are there, and it verifies.
+async fn commit_decided_in_concurrent_batches(db: &Db) {
+    use std::sync::Arc;
+    let store = Arc::new(db.store().await);
+    let writers = 96u64;
+    let mut tasks = Vec::new();
+    for n in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every eighth writer reuses the id of the writer before it: one of the two
+            // is refused, whichever comes second.
+            let id = if n % 8 == 7 { n - 1 } else { n };
+            let leaves: Vec<Leaf> = (0..3)
+                .map(|k| Leaf::new(&event(1000 * n + k)).unwrap())
+                .collect();
+            let write = async {
+                let tx = store.begin().await.unwrap();
+                tx.commit_decided(
+                    leaves,
+                    1,
+                    decision(&format!("p-{n}@b"), &format!("p-{id}")),
+                    proposal(&format!("p-{id}"), &format!("p-{n}@b")),
+                )
+                .await
+            };
+            // Some callers give up (a client gone), each after a different number of
+            // polls: before they began, while waiting for their batch, with their write
+            // sent but not answered, while their batch commits.
+            if n % 3 == 1 {
+                give_up_after(n as usize % 9, write).await
+            } else {
+                Some(write.await)
+            }
+        }));
+    }
+    let mut answered = std::collections::BTreeMap::new();
+    let mut refused = 0;
+    for (n, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Some(Ok(indexes)) => {
+                answered.insert(n as u64, indexes);
+            }
+            Some(Err(Error::Duplicate { .. })) => refused += 1,
+            Some(Err(e)) => panic!("writer {n}: {e}"),
+            None => {}
+        }
+    }
+    assert!(answered.len() > writers as usize / 3, "{answered:?}");
+    assert!(refused >= 1, "a reused id is refused");
+    // The abandoned ones may or may not be there: each is whole or absent.
+    let mut present = 0u64;
+    for n in 0..writers {
+        let Some(d) = store.decision(&format!("p-{n}@b")).await.unwrap() else {
+            assert!(!answered.contains_key(&n), "writer {n} answered but absent");
+            continue;
+        };
+        present += 1;
+        let id = if n % 8 == 7 { n - 1 } else { n };
+        let stored = store.proposal(&format!("p-{id}")).await.unwrap().unwrap();
+        assert_eq!(stored.decision, format!("p-{n}@b"));
+        // The decision points at the middle one of its three consecutive entries.
+        let entries = store
+            .entries(d.log_index - 1..d.log_index + 2)
+            .await
+            .unwrap();
+        for (k, entry) in entries.iter().enumerate() {
+            assert_eq!(
+                entry.event().unwrap(),
+                event(1000 * n + k as u64),
+                "writer {n}"
+            );
+        }
+        if let Some(indexes) = answered.get(&n) {
+            assert_eq!(
+                indexes,
+                &vec![d.log_index - 1, d.log_index, d.log_index + 1]
+            );
+        }
+    }
+    assert_eq!(store.log_size().await.unwrap(), 3 * present);
+    store.sign_checkpoint(&signer()).await.unwrap();
+    verify(&store, &[signer().verifier()]).await.unwrap();
+    store.close().await;
+}
+
 async fn a_blob_of_a_rolled_back_transaction_is_stored_again(db: &Db) {
     let store = db.store().await;
     let content = b"catalog-info.yaml contents".to_vec();
@@ -173,6 +277,31 @@ mod sqlite {
         let db = super::Db::sqlite().await;
         super::a_blob_of_a_rolled_back_transaction_is_stored_again(&db).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commit_decided_in_concurrent_batches() {
+        let db = super::Db::sqlite().await;
+        super::commit_decided_in_concurrent_batches(&db).await;
+    }
+
+    /// The connections never checkpoint (`wal_autocheckpoint=0`); the batches do, every
+    /// so many members. Without that the WAL of 600 commits of ~6 pages each would be
+    /// about 15 MB; with it, it restarts from its beginning after each checkpoint.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_write_ahead_log_stays_short() {
+        let db = super::Db::sqlite().await;
+        let store = db.store().await;
+        for n in 0..600 {
+            let mut tx = store.begin().await.unwrap();
+            tx.append_event(&super::event(n)).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let wal = db.sqlite_path().unwrap().with_extension("db-wal");
+        let size = std::fs::metadata(&wal).unwrap().len();
+        assert!(size < 6 << 20, "{} is {size} bytes", wal.display());
+        assert_eq!(store.log_size().await.unwrap(), 600);
+        store.close().await;
+    }
 }
 
 mod postgres {
@@ -202,6 +331,15 @@ mod postgres {
             return;
         };
         super::a_blob_of_a_rolled_back_transaction_is_stored_again(&db).await;
+        db.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commit_decided_in_concurrent_batches() {
+        let Some(db) = super::Db::postgres().await else {
+            return;
+        };
+        super::commit_decided_in_concurrent_batches(&db).await;
         db.cleanup().await;
     }
 }

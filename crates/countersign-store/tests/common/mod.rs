@@ -63,6 +63,14 @@ impl Db {
         Db::Sqlite { _dir: dir, url }
     }
 
+    /// The SQLite database file; `None` for PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        match self {
+            Db::Sqlite { _dir: dir, .. } => Some(dir.path().join("state/countersign.db")),
+            Db::Postgres { .. } => None,
+        }
+    }
+
     /// `None` (after printing why) when the server is unreachable, except on CI.
     pub async fn postgres() -> Option<Db> {
         let base = std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
