@@ -212,8 +212,11 @@ pub(crate) async fn authorize_by_people(
     Ok(())
 }
 
-/// A fresh proposal id. Unique without randomness: the time, a process counter and the
-/// change itself are hashed; the primary key refuses the (unreachable) collision.
+/// A fresh proposal id: `p-`, the creation time in Unix milliseconds (12 hex digits), then
+/// 12 hex digits of a hash of the time, a process counter and the change. Unique without
+/// randomness (the primary key refuses the unreachable collision). Ids sort by creation, so
+/// a new proposal's rows land at the end of every index keyed by it instead of on a random
+/// page each: fewer pages written per commit, and per checkpoint.
 fn proposal_id(repo: &str, head: &str, author: &str, at_nanos: u128) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -221,8 +224,8 @@ fn proposal_id(repo: &str, head: &str, author: &str, at_nanos: u128) -> String {
         "{repo}\n{head}\n{author}\n{at_nanos}\n{n}\n{}",
         std::process::id()
     ));
-    let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("p-{hex}")
+    let hex: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("p-{:012x}{hex}", (at_nanos / 1_000_000) & 0xffff_ffff_ffff)
 }
 
 /// A decided proposal ready to be written: what `create` does between `begin` and `commit`
@@ -383,6 +386,15 @@ async fn create(
     for blob in &blobs {
         tx.put_blob(blob).await?;
     }
+    if key.is_none()
+        && !crate::webhooks::announces(&state, &proposal, &proposal.state, &decision.record)
+    {
+        // The common case: nothing is written after the decided proposal, so that write is
+        // the transaction's last and carries its commit.
+        tx.commit_decided(leaves, decided, decision, proposal)
+            .await?;
+        return Ok(created(response));
+    }
     // The entries, the decision (pointing at the `decided` entry) and the proposal.
     tx.append_decided(&leaves, decided, &mut decision, &proposal)
         .await?;
@@ -412,12 +424,16 @@ async fn create(
         }
     }
     tx.commit().await?;
-    Ok((
+    Ok(created(response))
+}
+
+fn created(response: String) -> Response {
+    (
         StatusCode::CREATED,
         [("content-type", "application/json")],
         response,
     )
-        .into_response())
+        .into_response()
 }
 
 fn replay(stored: Idempotent) -> Response {
@@ -1166,4 +1182,34 @@ async fn mark_merged(
         ..proposal
     };
     Ok(Json(load_view(&state, &proposal).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proposal_id;
+
+    #[test]
+    fn proposal_ids_sort_by_creation_and_differ_within_a_millisecond() {
+        let ms = 1_000_000u128;
+        let at = 1_767_603_600_000 * ms;
+        let first = proposal_id("shop", "h", "agent:fixbot", at);
+        let same_ms = proposal_id("shop", "h", "agent:fixbot", at + 1);
+        let later = proposal_id("shop", "h", "agent:fixbot", at + ms);
+        let much_later = proposal_id("shop", "a", "agent:a", at + 86_400_000 * ms);
+        assert_eq!(first.len(), 2 + 24, "{first}");
+        assert!(first.starts_with("p-019b8d627a80"), "{first}");
+        assert!(
+            first[2..]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_ne!(first, same_ms);
+        assert_eq!(first[..14], same_ms[..14], "same millisecond, same prefix");
+        assert!(
+            first < later && later < much_later,
+            "{first} {later} {much_later}"
+        );
+        // The same inputs twice still differ (the process counter).
+        assert_ne!(first, proposal_id("shop", "h", "agent:fixbot", at));
+    }
 }

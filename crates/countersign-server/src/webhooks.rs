@@ -581,6 +581,35 @@ fn strings(value: &Value) -> Vec<String> {
 /// `notified` event naming the targets (the notification id derives from its log index).
 /// Does nothing without webhooks, for a state that announces nothing, or when no target
 /// wants it. `record` is the proposal's decision (the `decided` event's data).
+/// Whether [`notify`] would announce anything (and so write in the transaction).
+pub(crate) fn announces(
+    state: &AppState,
+    proposal: &Proposal,
+    new_state: &str,
+    record: &Value,
+) -> bool {
+    audience(state, proposal, new_state, record).is_some()
+}
+
+/// What a proposal entering `new_state` announces, the owners it concerns and the targets
+/// that want it; `None` when nobody is told.
+fn audience<'s>(
+    state: &'s AppState,
+    proposal: &Proposal,
+    new_state: &str,
+    record: &Value,
+) -> Option<(NotificationKind, Vec<String>, Vec<&'s Target>)> {
+    let config = state.webhooks.as_ref()?;
+    let kind = NotificationKind::of(new_state, &proposal.tier)?;
+    let owners = strings(&record["owners"]);
+    let targets: Vec<&Target> = config
+        .targets
+        .iter()
+        .filter(|t| t.wants(kind, &owners))
+        .collect();
+    (!targets.is_empty()).then_some((kind, owners, targets))
+}
+
 pub(crate) async fn notify(
     state: &AppState,
     tx: &mut Tx,
@@ -588,21 +617,9 @@ pub(crate) async fn notify(
     new_state: &str,
     record: &Value,
 ) -> Result<(), ApiError> {
-    let Some(config) = &state.webhooks else {
+    let Some((kind, owners, targets)) = audience(state, proposal, new_state, record) else {
         return Ok(());
     };
-    let Some(kind) = NotificationKind::of(new_state, &proposal.tier) else {
-        return Ok(());
-    };
-    let owners = strings(&record["owners"]);
-    let targets: Vec<&Target> = config
-        .targets
-        .iter()
-        .filter(|t| t.wants(kind, &owners))
-        .collect();
-    if targets.is_empty() {
-        return Ok(());
-    }
     let approvers = if kind == NotificationKind::AwaitingApproval {
         strings(&record["eligible_approvers"])
     } else {
