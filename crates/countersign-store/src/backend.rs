@@ -25,6 +25,14 @@ use crate::error::{Error, db};
 use crate::store::StoredCheckpoint;
 use crate::tx::NewEntry;
 
+/// The kinds of row a new log entry writes.
+#[derive(Clone, Copy)]
+enum Rows {
+    Leaves,
+    Subjects,
+    Hashes,
+}
+
 /// The rows of new log entries, as [`Conn::insert_entries`] writes them.
 pub(crate) struct EntryRows<'a, 'l> {
     entries: &'a [NewEntry<'l>],
@@ -54,38 +62,55 @@ impl<'a, 'l> EntryRows<'a, 'l> {
     /// it uses. SQLite: three statements (one call runs them all); PostgreSQL: one
     /// statement whose `WITH` clauses insert the leaves and subjects.
     pub(crate) fn sql(&self, postgres: bool, used: usize) -> (String, usize) {
+        if postgres {
+            let (mut sql, n) = self.with_clauses(used);
+            // A `WITH` needs a main statement.
+            sql.push_str(" SELECT 1");
+            return (sql, n);
+        }
         let mut n = used;
-        let mut sql = String::new();
-        let mut rows = |sql: &mut String, count: usize, width: usize| {
-            for i in 0..count {
-                sql.push_str(if i > 0 { ", (" } else { "(" });
-                placeholders(sql, n + 1, width);
-                n += width;
-                sql.push(')');
-            }
-        };
-        sql.push_str(if postgres {
-            "WITH leaf AS (INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES "
-        } else {
-            "INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES "
-        });
-        rows(&mut sql, self.entries.len(), 3);
-        sql.push_str(if postgres {
-            "), subject AS (INSERT INTO log_subjects (idx, subject) VALUES "
-        } else {
-            "; INSERT INTO log_subjects (idx, subject) VALUES "
-        });
-        rows(&mut sql, self.entries.len(), 2);
-        sql.push_str(if postgres { ") " } else { "; " });
+        let mut sql = String::from("INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES ");
+        self.rows(&mut sql, &mut n, Rows::Leaves);
+        sql.push_str("; INSERT INTO log_subjects (idx, subject) VALUES ");
+        self.rows(&mut sql, &mut n, Rows::Subjects);
         if !self.hashes.is_empty() {
-            sql.push_str("INSERT INTO log_hashes (idx, hash) VALUES ");
-            rows(&mut sql, self.hashes.len(), 2);
-        } else if postgres {
-            // A `WITH` needs a main statement; every append stores its leaf hash, so this
-            // is not reached, but the statement stays valid.
-            sql.push_str("SELECT 1");
+            sql.push_str("; INSERT INTO log_hashes (idx, hash) VALUES ");
+            self.rows(&mut sql, &mut n, Rows::Hashes);
         }
         (sql, n - used)
+    }
+
+    /// PostgreSQL: `WITH` clauses inserting the rows (placeholders from `$(used + 1)`), to
+    /// be followed by more clauses or a main statement; and the placeholders they use.
+    pub(crate) fn with_clauses(&self, used: usize) -> (String, usize) {
+        let mut n = used;
+        let mut sql =
+            String::from("WITH leaf AS (INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES ");
+        self.rows(&mut sql, &mut n, Rows::Leaves);
+        sql.push_str("), subject AS (INSERT INTO log_subjects (idx, subject) VALUES ");
+        self.rows(&mut sql, &mut n, Rows::Subjects);
+        sql.push(')');
+        if !self.hashes.is_empty() {
+            sql.push_str(", hash AS (INSERT INTO log_hashes (idx, hash) VALUES ");
+            self.rows(&mut sql, &mut n, Rows::Hashes);
+            sql.push(')');
+        }
+        (sql, n - used)
+    }
+
+    /// The value lists of one kind of row, numbering placeholders on from `n`.
+    fn rows(&self, sql: &mut String, n: &mut usize, rows: Rows) {
+        let (count, width) = match rows {
+            Rows::Leaves => (self.entries.len(), 3),
+            Rows::Subjects => (self.entries.len(), 2),
+            Rows::Hashes => (self.hashes.len(), 2),
+        };
+        for i in 0..count {
+            sql.push_str(if i > 0 { ", (" } else { "(" });
+            placeholders(sql, *n + 1, width);
+            *n += width;
+            sql.push(')');
+        }
     }
 
     /// Binds the rows, in the order of [`EntryRows::sql`], to a query of either backend.

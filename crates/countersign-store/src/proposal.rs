@@ -422,9 +422,9 @@ impl Store {
 
 impl Tx {
     /// Appends `leaves`, then stores `decision` pointing at the entry of `leaves[decided]`
-    /// and the new `proposal`: what opening a proposal writes, in one round trip on SQLite
-    /// (statements of one call), where each round trip is time every other writer waits.
-    /// Returns the entries' indexes.
+    /// and the new `proposal`: what opening a proposal writes, in one round trip (SQLite:
+    /// statements of one call; PostgreSQL: one statement), where each round trip is time
+    /// every other writer waits. Returns the entries' indexes.
     pub async fn append_decided(
         &mut self,
         leaves: &[crate::tx::Leaf],
@@ -497,16 +497,7 @@ impl Tx {
             return self.appended(&entries, none);
         };
         decision.log_index = entry.index;
-        let written = match self.conn() {
-            Conn::Sqlite(c) => insert_decided_sqlite(c, &entries, decision, proposal, tail).await,
-            Conn::Postgres(_) => match self.conn().insert_entries(&entries).await {
-                Ok(()) => match self.conn().insert_decision(decision).await {
-                    Ok(()) => self.conn().insert_proposal(proposal).await,
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            },
-        };
+        let written = insert_decided(self.conn(), &entries, decision, proposal, tail).await;
         self.appended(&entries, written)
     }
 
@@ -581,39 +572,58 @@ impl Tx {
     }
 }
 
-/// [`Tx::append_decided`] on SQLite: the entries, the decision and the proposal as the
-/// statements of one call.
-async fn insert_decided_sqlite(
-    c: &mut sqlx::SqliteConnection,
+/// Writes a decided proposal: its entries, then its decision and the proposal, in one call.
+/// SQLite: statements of one call, then the statements `tail`; PostgreSQL: one statement of
+/// `WITH` clauses (foreign keys are checked at its end, when every row is there), and
+/// `tail` must be empty (a parameterized statement cannot carry others).
+async fn insert_decided(
+    conn: Conn<'_>,
     entries: &[crate::tx::NewEntry<'_>],
     decision: &crate::Decision,
     p: &Proposal,
     tail: &str,
 ) -> Result<(), Error> {
     let rows = crate::backend::EntryRows::new(entries)?;
-    let (entries_sql, used) = rows.sql(false, 0);
     let decision_row = DecisionRow::new(decision)?;
     let proposal_row = ProposalRow::new(p);
-    let mut sql = format!(
-        "{}; {}; {}",
-        entries_sql,
-        DecisionRow::insert(used),
-        ProposalRow::insert(used + 5)
-    );
-    if !tail.is_empty() {
-        sql.push_str("; ");
-        sql.push_str(tail);
-    }
-    proposal_row
+    let sql = match conn {
+        Conn::Sqlite(_) => {
+            let (entries_sql, used) = rows.sql(false, 0);
+            let mut sql = format!(
+                "{entries_sql}; {}; {}",
+                DecisionRow::insert(used),
+                ProposalRow::insert(used + 5)
+            );
+            if !tail.is_empty() {
+                sql.push_str("; ");
+                sql.push_str(tail);
+            }
+            sql
+        }
+        Conn::Postgres(_) => {
+            if !tail.is_empty() {
+                return Err(Error::Batch(
+                    "PostgreSQL runs no statements after a parameterized one".to_owned(),
+                ));
+            }
+            let (with, used) = rows.with_clauses(0);
+            format!(
+                "{with}, decision AS ({}) {}",
+                DecisionRow::insert(used),
+                ProposalRow::insert(used + 5)
+            )
+        }
+    };
+    dispatch!(conn, c => proposal_row
         .bind(decision_row.bind(rows.bind(sqlx::query(&sql))))
         .execute(&mut *c)
         .await
-        .map_err(|e| match e.as_database_error() {
-            Some(d) if d.is_unique_violation() => Error::Duplicate {
-                table: "decisions or proposals",
-                key: format!("{} / {}", decision.id, p.id),
-            },
-            _ => db("recording a decided proposal")(e),
-        })?;
-    Ok(())
+        .map(drop))
+    .map_err(|e| match e.as_database_error() {
+        Some(d) if d.is_unique_violation() => Error::Duplicate {
+            table: "decisions or proposals",
+            key: format!("{} / {}", decision.id, p.id),
+        },
+        _ => db("recording a decided proposal")(e),
+    })
 }
