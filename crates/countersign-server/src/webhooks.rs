@@ -576,11 +576,6 @@ fn strings(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Queues what `proposal` entering `new_state` announces, for every target that wants it,
-/// in `tx`: the transaction that changes the state and appends its event. Appends a
-/// `notified` event naming the targets (the notification id derives from its log index).
-/// Does nothing without webhooks, for a state that announces nothing, or when no target
-/// wants it. `record` is the proposal's decision (the `decided` event's data).
 /// Whether [`notify`] would announce anything (and so write in the transaction).
 pub(crate) fn announces(
     state: &AppState,
@@ -610,6 +605,11 @@ fn audience<'s>(
     (!targets.is_empty()).then_some((kind, owners, targets))
 }
 
+/// Queues what `proposal` entering `new_state` announces, for every target that wants it,
+/// in `tx`: the transaction that changes the state and appends its event. Appends a
+/// `notified` event naming the targets (the notification id derives from its log index).
+/// Does nothing without webhooks, for a state that announces nothing, or when no target
+/// wants it. `record` is the proposal's decision (the `decided` event's data).
 pub(crate) async fn notify(
     state: &AppState,
     tx: &mut Tx,

@@ -457,11 +457,12 @@ impl Tx {
         }
         let work = async move {
             let (release, reopen) = self.member().release_sql();
+            // A failed write stopped before its release, so the savepoint is still open and
+            // dropping `self` undoes it (or it stopped after, at the reopening: then undoing
+            // finds no savepoint and rolls the whole batch back).
             let indexes = self
                 .write_decided(&leaves, decided, &mut decision, &proposal, release)
                 .await?;
-            // The write failed before its release (or at it): the savepoint is still open
-            // (or gone, and undoing it fails the batch), and dropping `self` undoes it.
             let Some(member) = self.hand_over() else {
                 return Err(Error::Batch("the transaction had ended".to_owned()));
             };

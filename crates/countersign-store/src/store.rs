@@ -87,7 +87,9 @@ impl Store {
     ///
     /// * `sqlite://PATH?mode=rwc` creates the file and its parent directories; the
     ///   connections use WAL, foreign keys, a 30 s busy timeout and `synchronous=FULL`
-    ///   (an acknowledged commit survives power loss, not only a crash).
+    ///   (an acknowledged commit survives power loss, not only a crash); they do not
+    ///   checkpoint the WAL on their own, this store's write batches do (the `group`
+    ///   module).
     /// * `postgres://…` (or `postgresql://…`); `?options=-c search_path=SCHEMA` selects a
     ///   schema.
     pub async fn connect(url: &str) -> Result<Store, Error> {
