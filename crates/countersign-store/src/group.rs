@@ -58,8 +58,16 @@ pub(crate) struct Group {
     /// changes once committed, so an entry is never wrong, at worst no longer needed (when
     /// another process appended meanwhile): then the database is read as usual.
     frontier: Arc<std::sync::Mutex<HashMap<u64, Hash>>>,
-    /// Members committed since the last checkpoint (see [`CHECKPOINT_AFTER`]).
-    since_checkpoint: Arc<AtomicUsize>,
+    /// What was committed since the last checkpoint (see [`checkpoint_if_due`]).
+    since_checkpoint: Arc<SinceCheckpoint>,
+}
+
+/// Members and blob bytes committed since the last checkpoint; only the batch holder
+/// touches them.
+#[derive(Debug, Default)]
+pub(crate) struct SinceCheckpoint {
+    members: AtomicUsize,
+    blob_bytes: AtomicUsize,
 }
 
 impl std::fmt::Debug for Group {
@@ -90,15 +98,19 @@ pub(crate) struct Batch {
     frontier: Arc<std::sync::Mutex<HashMap<u64, Hash>>>,
     done: watch::Sender<Done>,
     mirror: Arc<Mirror>,
+    /// Bytes of blobs the members stored (they may be large: evidence envelopes).
+    pub(crate) blob_bytes: usize,
     /// The database, for the checkpoint after the commit.
     backend: Backend,
-    since_checkpoint: Arc<AtomicUsize>,
+    since_checkpoint: Arc<SinceCheckpoint>,
 }
 
 /// Members committed since the last WAL checkpoint after which the batch that crosses the
 /// mark checkpoints (SQLite). Opening a proposal writes about a dozen pages, so this is a
 /// few MiB of WAL, about what SQLite's own automatic checkpoint lets accumulate.
 const CHECKPOINT_AFTER: usize = 128;
+/// The same mark in bytes of blobs, so a few large evidence envelopes checkpoint too.
+const CHECKPOINT_AFTER_BLOB_BYTES: usize = 4 << 20;
 
 enum Inner {
     Sqlite(Transaction<'static, Sqlite>),
@@ -117,7 +129,7 @@ impl Batch {
         backend: &Backend,
         mirror: Arc<Mirror>,
         frontier: &Arc<std::sync::Mutex<HashMap<u64, Hash>>>,
-        since_checkpoint: &Arc<AtomicUsize>,
+        since_checkpoint: &Arc<SinceCheckpoint>,
     ) -> Result<Batch, Error> {
         let inner = match backend {
             Backend::Sqlite(pool) => Inner::Sqlite(
@@ -139,6 +151,7 @@ impl Batch {
             members: 0,
             done: watch::channel(None).0,
             mirror,
+            blob_bytes: 0,
             backend: backend.clone(),
             since_checkpoint: since_checkpoint.clone(),
             frontier: frontier.clone(),
@@ -230,13 +243,19 @@ impl Batch {
             .done
             .send(Some(result.map_err(|e| Arc::from(e.to_string()))));
         if committed {
-            checkpoint_if_due(&self.backend, &self.since_checkpoint, self.members).await;
+            checkpoint_if_due(
+                &self.backend,
+                &self.since_checkpoint,
+                self.members,
+                self.blob_bytes,
+            )
+            .await;
         }
     }
 }
 
-/// SQLite: copies the WAL into the database file once [`CHECKPOINT_AFTER`] members were
-/// committed since the last time. The connections do not checkpoint on their own
+/// SQLite: copies the WAL into the database file once [`CHECKPOINT_AFTER`] members (or
+/// [`CHECKPOINT_AFTER_BLOB_BYTES`] of blobs) were committed since the last time. The connections do not checkpoint on their own
 /// (`wal_autocheckpoint=0`, see `Store::connect`), because SQLite's automatic
 /// checkpoint runs inside the `COMMIT` that crosses its mark, and every member of that
 /// batch would wait for it. Here the members were answered already; the next batch
@@ -244,15 +263,22 @@ impl Batch {
 /// writer in between, the next `BEGIN` starts the WAL over from its beginning (a
 /// checkpoint running beside the writers never catches up with them, and the WAL grows
 /// without bound). A failed checkpoint is logged and tried again at the next mark.
-async fn checkpoint_if_due(backend: &Backend, since_checkpoint: &AtomicUsize, members: usize) {
+async fn checkpoint_if_due(
+    backend: &Backend,
+    since: &SinceCheckpoint,
+    members: usize,
+    blob_bytes: usize,
+) {
     let Backend::Sqlite(pool) = backend else {
         return;
     };
-    let since = since_checkpoint.fetch_add(members, Ordering::SeqCst);
-    if since + members < CHECKPOINT_AFTER {
+    let members = since.members.fetch_add(members, Ordering::SeqCst) + members;
+    let blob_bytes = since.blob_bytes.fetch_add(blob_bytes, Ordering::SeqCst) + blob_bytes;
+    if members < CHECKPOINT_AFTER && blob_bytes < CHECKPOINT_AFTER_BLOB_BYTES {
         return;
     }
-    since_checkpoint.store(0, Ordering::SeqCst);
+    since.members.store(0, Ordering::SeqCst);
+    since.blob_bytes.store(0, Ordering::SeqCst);
     if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
         .execute(pool)
         .await

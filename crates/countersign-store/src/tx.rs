@@ -212,6 +212,9 @@ impl Tx {
         if !self.blobs.contains(&digest) {
             self.conn().insert_blob(&digest, content).await?;
             self.new_blobs.push(digest.clone());
+            if let Some(member) = self.member.as_mut() {
+                member.batch().blob_bytes += content.len();
+            }
         }
         Ok(digest)
     }
