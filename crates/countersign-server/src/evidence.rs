@@ -243,11 +243,10 @@ async fn weigh(
     let mut envelopes = accepted;
     envelopes.push((submitted.clone(), envelope.to_vec()));
     let (base, head) = (proposal.base.clone(), proposal.head.clone());
-    let result = tokio::task::spawn_blocking(move || {
+    let result = pipeline::blocking(move || {
         pipeline::decide_with_evidence(&path, &base, &head, &author, &envelopes)
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("pipeline task: {e}")))?;
+    .await?;
     let outcome = match result {
         Ok(outcome) => outcome,
         // The change decided when the proposal was opened; what is new is the evidence, so

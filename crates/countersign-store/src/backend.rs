@@ -58,17 +58,17 @@ impl<'a, 'l> EntryRows<'a, 'l> {
         })
     }
 
-    /// The SQL writing the rows with placeholders from `$(used + 1)`, and the placeholders
-    /// it uses. SQLite: three statements (one call runs them all); PostgreSQL: one
-    /// statement whose `WITH` clauses insert the leaves and subjects.
-    pub(crate) fn sql(&self, postgres: bool, used: usize) -> (String, usize) {
+    /// The SQL writing the rows with placeholders from `$1`, and the placeholders it uses.
+    /// SQLite: three statements (one call runs them all); PostgreSQL: one statement whose
+    /// `WITH` clauses insert the rows.
+    pub(crate) fn sql(&self, postgres: bool) -> (String, usize) {
         if postgres {
-            let (mut sql, n) = self.with_clauses(used);
+            let (mut sql, n) = self.with_clauses();
             // A `WITH` needs a main statement.
             sql.push_str(" SELECT 1");
             return (sql, n);
         }
-        let mut n = used;
+        let mut n = 0;
         let mut sql = String::from("INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES ");
         self.rows(&mut sql, &mut n, Rows::Leaves);
         sql.push_str("; INSERT INTO log_subjects (idx, subject) VALUES ");
@@ -77,13 +77,13 @@ impl<'a, 'l> EntryRows<'a, 'l> {
             sql.push_str("; INSERT INTO log_hashes (idx, hash) VALUES ");
             self.rows(&mut sql, &mut n, Rows::Hashes);
         }
-        (sql, n - used)
+        (sql, n)
     }
 
-    /// PostgreSQL: `WITH` clauses inserting the rows (placeholders from `$(used + 1)`), to
-    /// be followed by more clauses or a main statement; and the placeholders they use.
-    pub(crate) fn with_clauses(&self, used: usize) -> (String, usize) {
-        let mut n = used;
+    /// PostgreSQL: `WITH` clauses inserting the rows (placeholders from `$1`), to be
+    /// followed by more clauses or a main statement; and the placeholders they use.
+    pub(crate) fn with_clauses(&self) -> (String, usize) {
+        let mut n = 0;
         let mut sql =
             String::from("WITH leaf AS (INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES ");
         self.rows(&mut sql, &mut n, Rows::Leaves);
@@ -95,7 +95,7 @@ impl<'a, 'l> EntryRows<'a, 'l> {
             self.rows(&mut sql, &mut n, Rows::Hashes);
             sql.push(')');
         }
-        (sql, n - used)
+        (sql, n)
     }
 
     /// The value lists of one kind of row, numbering placeholders on from `n`.
@@ -156,11 +156,14 @@ impl<'a> DecisionRow<'a> {
         })
     }
 
+    /// The placeholders of [`DecisionRow::insert`].
+    pub(crate) const PLACEHOLDERS: usize = 5;
+
     /// The `INSERT`, its placeholders numbered after the first `used`.
     pub(crate) fn insert(used: usize) -> String {
         let mut sql =
             String::from("INSERT INTO decisions (id, subject, tier, record, log_index) VALUES (");
-        placeholders(&mut sql, used + 1, 5);
+        placeholders(&mut sql, used + 1, Self::PLACEHOLDERS);
         sql.push(')');
         sql
     }
@@ -360,7 +363,7 @@ impl Conn<'_> {
     /// trips are the log's throughput.
     pub(crate) async fn insert_entries(&mut self, entries: &[NewEntry<'_>]) -> Result<(), Error> {
         let rows = EntryRows::new(entries)?;
-        let (sql, _) = rows.sql(matches!(self, Conn::Postgres(_)), 0);
+        let (sql, _) = rows.sql(matches!(self, Conn::Postgres(_)));
         dispatch!(self, c => rows
             .bind(sqlx::query(&sql))
             .execute(&mut **c)

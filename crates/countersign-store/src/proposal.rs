@@ -589,11 +589,11 @@ async fn insert_decided(
     let proposal_row = ProposalRow::new(p);
     let sql = match conn {
         Conn::Sqlite(_) => {
-            let (entries_sql, used) = rows.sql(false, 0);
+            let (entries_sql, used) = rows.sql(false);
             let mut sql = format!(
                 "{entries_sql}; {}; {}",
                 DecisionRow::insert(used),
-                ProposalRow::insert(used + 5)
+                ProposalRow::insert(used + DecisionRow::PLACEHOLDERS)
             );
             if !tail.is_empty() {
                 sql.push_str("; ");
@@ -607,11 +607,11 @@ async fn insert_decided(
                     "PostgreSQL runs no statements after a parameterized one".to_owned(),
                 ));
             }
-            let (with, used) = rows.with_clauses(0);
+            let (with, used) = rows.with_clauses();
             format!(
                 "{with}, decision AS ({}) {}",
                 DecisionRow::insert(used),
-                ProposalRow::insert(used + 5)
+                ProposalRow::insert(used + DecisionRow::PLACEHOLDERS)
             )
         }
     };
