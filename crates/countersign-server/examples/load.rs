@@ -359,6 +359,10 @@ async fn run_phase(shared: &Arc<Shared>, clients: usize) -> (Tally, Duration) {
     (total, started.elapsed())
 }
 
+/// The allocator of the `countersign` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args = match parse_args() {
         Ok(args) => args,

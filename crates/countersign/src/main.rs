@@ -19,6 +19,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Decisions allocate many small, short-lived objects on every thread of the server; mimalloc
+/// serves them with far less CPU than the system allocator (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
