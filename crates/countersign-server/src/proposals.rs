@@ -376,6 +376,17 @@ async fn create(
         decided,
         response,
     } = prepared;
+    if key.is_none()
+        && !crate::webhooks::announces(&state, &proposal, &proposal.state, &decision.record)
+    {
+        // The common case: nothing is written but the decided proposal, in a transaction of
+        // its own that needs one round trip in the log's write order.
+        state
+            .store
+            .commit_decided(blobs, leaves, decided, decision, proposal)
+            .await?;
+        return Ok(created(response));
+    }
     let mut tx = state.store.begin().await?;
     if let Some(key) = &key {
         // Another request with this key committed while the pipeline ran.
@@ -385,15 +396,6 @@ async fn create(
     }
     for blob in &blobs {
         tx.put_blob(blob).await?;
-    }
-    if key.is_none()
-        && !crate::webhooks::announces(&state, &proposal, &proposal.state, &decision.record)
-    {
-        // The common case: nothing is written after the decided proposal, so that write is
-        // the transaction's last and carries its commit.
-        tx.commit_decided(leaves, decided, decision, proposal)
-            .await?;
-        return Ok(created(response));
     }
     // The entries, the decision (pointing at the `decided` entry) and the proposal.
     tx.append_decided(&leaves, decided, &mut decision, &proposal)

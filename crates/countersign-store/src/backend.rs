@@ -63,10 +63,9 @@ impl<'a, 'l> EntryRows<'a, 'l> {
     /// `WITH` clauses insert the rows.
     pub(crate) fn sql(&self, postgres: bool) -> (String, usize) {
         if postgres {
-            let (mut sql, n) = self.with_clauses();
+            let (clauses, n) = self.with_clauses(None);
             // A `WITH` needs a main statement.
-            sql.push_str(" SELECT 1");
-            return (sql, n);
+            return (format!("WITH {clauses} SELECT 1"), n);
         }
         let mut n = 0;
         let mut sql = String::from("INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES ");
@@ -80,20 +79,44 @@ impl<'a, 'l> EntryRows<'a, 'l> {
         (sql, n)
     }
 
-    /// PostgreSQL: `WITH` clauses inserting the rows (placeholders from `$1`), to be
-    /// followed by more clauses or a main statement; and the placeholders they use.
-    pub(crate) fn with_clauses(&self) -> (String, usize) {
+    /// PostgreSQL: the clauses of a `WITH` (without the keyword) inserting the rows
+    /// (placeholders from `$1`), and the placeholders they use. With `only_if`, a condition,
+    /// each inserts its rows only where the condition holds.
+    pub(crate) fn with_clauses(&self, only_if: Option<&str>) -> (String, usize) {
         let mut n = 0;
-        let mut sql =
-            String::from("WITH leaf AS (INSERT INTO log_leaves (idx, leaf, leaf_hash) VALUES ");
-        self.rows(&mut sql, &mut n, Rows::Leaves);
-        sql.push_str("), subject AS (INSERT INTO log_subjects (idx, subject) VALUES ");
-        self.rows(&mut sql, &mut n, Rows::Subjects);
-        sql.push(')');
-        if !self.hashes.is_empty() {
-            sql.push_str(", hash AS (INSERT INTO log_hashes (idx, hash) VALUES ");
-            self.rows(&mut sql, &mut n, Rows::Hashes);
+        let mut sql = String::new();
+        let mut clause = |sql: &mut String, name: &str, into: &str, rows: Rows| {
+            if !sql.is_empty() {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "{name} AS (INSERT INTO {into} ");
+            match only_if {
+                None => {
+                    sql.push_str("VALUES ");
+                    self.rows(sql, &mut n, rows);
+                }
+                Some(condition) => {
+                    sql.push_str("SELECT * FROM (VALUES ");
+                    self.rows(sql, &mut n, rows);
+                    let _ = write!(sql, ") AS v WHERE {condition}");
+                }
+            }
             sql.push(')');
+        };
+        clause(
+            &mut sql,
+            "leaf",
+            "log_leaves (idx, leaf, leaf_hash)",
+            Rows::Leaves,
+        );
+        clause(
+            &mut sql,
+            "subject",
+            "log_subjects (idx, subject)",
+            Rows::Subjects,
+        );
+        if !self.hashes.is_empty() {
+            clause(&mut sql, "hash", "log_hashes (idx, hash)", Rows::Hashes);
         }
         (sql, n)
     }
@@ -159,12 +182,22 @@ impl<'a> DecisionRow<'a> {
     /// The placeholders of [`DecisionRow::insert`].
     pub(crate) const PLACEHOLDERS: usize = 5;
 
-    /// The `INSERT`, its placeholders numbered after the first `used`.
-    pub(crate) fn insert(used: usize) -> String {
-        let mut sql =
-            String::from("INSERT INTO decisions (id, subject, tier, record, log_index) VALUES (");
+    /// The `INSERT`, its placeholders numbered after the first `used`; with `only_if`, a
+    /// condition, it inserts the row only where the condition holds.
+    pub(crate) fn insert(used: usize, only_if: Option<&str>) -> String {
+        let mut sql = String::from("INSERT INTO decisions (id, subject, tier, record, log_index) ");
+        sql.push_str(if only_if.is_some() {
+            "SELECT "
+        } else {
+            "VALUES ("
+        });
         placeholders(&mut sql, used + 1, Self::PLACEHOLDERS);
-        sql.push(')');
+        match only_if {
+            Some(condition) => {
+                let _ = write!(sql, " WHERE {condition}");
+            }
+            None => sql.push(')'),
+        }
         sql
     }
 
@@ -499,7 +532,7 @@ impl Conn<'_> {
 
     pub(crate) async fn insert_decision(&mut self, decision: &Decision) -> Result<(), Error> {
         let row = DecisionRow::new(decision)?;
-        let sql = DecisionRow::insert(0);
+        let sql = DecisionRow::insert(0, None);
         let result = dispatch!(self, c => row.bind(sqlx::query(&sql))
         .execute(&mut **c)
         .await

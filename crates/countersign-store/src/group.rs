@@ -18,10 +18,16 @@
 //! immediately, as before.
 //!
 //! Every round trip a member makes while it holds the batch is time every other writer of
-//! the process waits, so a member whose last write can carry the release of its savepoint
-//! does ([`Member::release_sql`], used by `Tx::commit_decided`: one round trip per opened
-//! proposal). On SQLite the batches also checkpoint the write-ahead log, after their members
-//! were answered (see `checkpoint_if_due`).
+//! the process waits. Opening a proposal (`Store::commit_decided`) is one round trip: on
+//! SQLite its write carries the release of its savepoint ([`Member::release_sql`]); on
+//! PostgreSQL it runs without a savepoint at all ([`Group::join`] with `savepoint: false`),
+//! its one statement written so that the expected refusal (a taken id) changes nothing
+//! instead of failing, and any other failure of it rolls its whole batch back (every member
+//! is told; none was acknowledged). That also keeps PostgreSQL's batches free of
+//! subtransactions: each savepoint that writes takes a transaction id of its own, and past
+//! 64 of them in one transaction every snapshot taken anywhere in the database has to look
+//! them up on disk. On SQLite the batches also checkpoint the write-ahead log, after their
+//! members were answered (see `checkpoint_if_due`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -92,7 +98,8 @@ pub(crate) struct Batch {
     pub(crate) written: HashMap<u64, Hash>,
     /// The first stored hash index this batch writes: `written` below it is the frontier.
     first_new: u64,
-    /// Whether a savepoint is already open for the next member.
+    /// Whether a savepoint is already open for the next member (SQLite only: there a member
+    /// releasing its savepoint opens the next one in the same round trip).
     savepoint_open: bool,
     members: usize,
     frontier: Arc<std::sync::Mutex<HashMap<u64, Hash>>>,
@@ -208,7 +215,12 @@ impl Batch {
             return;
         }
         let mut result = Ok(());
-        if self.dirty {
+        // PostgreSQL answers the `COMMIT` of a transaction that a failed statement aborted
+        // with a rollback, not an error; writing `log_head` fails instead, so on PostgreSQL
+        // it is written even unchanged: a member without a savepoint whose write failed
+        // (see `Group::join`) can never leave its batch reported as committed.
+        let postgres = matches!(self.inner, Inner::Postgres(_));
+        if self.dirty || postgres {
             let head = self.head;
             result = self.conn().set_log_size(head).await;
         }
@@ -294,6 +306,13 @@ pub(crate) struct Member {
     /// `None` once finished.
     guard: Option<OwnedMutexGuard<Option<Batch>>>,
     waiting: Arc<AtomicUsize>,
+    /// Whether the member runs in a savepoint of its own (see [`Group::join`]).
+    savepoint: bool,
+}
+
+/// Why the batch of a member without a savepoint was rolled back.
+fn unprotected() -> Error {
+    Error::Batch("a write without a savepoint of its own did not finish".to_owned())
 }
 
 impl Drop for Member {
@@ -307,9 +326,11 @@ impl Drop for Member {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let waiting = self.waiting.clone();
+                let savepoint = self.savepoint;
                 runtime.spawn(async move {
                     let undone = match guard.as_mut() {
-                        Some(batch) => batch.undo().await,
+                        Some(batch) if savepoint => batch.undo().await,
+                        Some(_) => Err(unprotected()),
                         None => Ok(()),
                     };
                     match undone {
@@ -331,8 +352,8 @@ impl Drop for Member {
     }
 }
 
-/// The batch cannot go on (a savepoint statement failed): roll all of it back and fail every
-/// member that waits for it.
+/// The batch cannot go on (a savepoint statement failed, or a member without a savepoint did
+/// not finish): roll all of it back and fail every member that waits for it.
 async fn abort(guard: &mut Option<Batch>, error: &Error) {
     if let Some(batch) = guard.take() {
         let _ = batch.done.send(Some(Err(Arc::from(format!(
@@ -395,11 +416,16 @@ async fn settle(guard: &mut Option<Batch>, waiting: &AtomicUsize) {
 }
 
 impl Group {
-    /// Joins (or opens) the current batch and starts this member's savepoint.
+    /// Joins (or opens) the current batch and starts this member's savepoint. Without
+    /// `savepoint` (and none left open for it), the member cannot be undone alone: if it
+    /// fails, is rolled back or dropped unfinished, its whole batch is rolled back and
+    /// every member of it fails. Only for a member whose writes fail solely when
+    /// something is broken (see `Store::commit_decided`).
     pub(crate) async fn join(
         &self,
         backend: &Backend,
         mirror: &Arc<Mirror>,
+        savepoint: bool,
     ) -> Result<Member, Error> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut waiting = Waiting {
@@ -424,9 +450,14 @@ impl Group {
         let mut member = Member {
             guard: Some(guard),
             waiting: self.waiting.clone(),
+            savepoint: true,
         };
         let batch = member.batch();
         if std::mem::take(&mut batch.savepoint_open) {
+            return Ok(member);
+        }
+        if !savepoint {
+            member.savepoint = false;
             return Ok(member);
         }
         if let Err(e) = batch.execute(SAVEPOINT, "starting a savepoint").await {
@@ -467,8 +498,14 @@ impl Member {
     /// another transaction waits to join, open its savepoint), and whether they reopen.
     /// A member may run them at the end of its last write (see [`Member::commit_released`]).
     pub(crate) fn release_sql(&self) -> (&'static str, bool) {
-        // Someone waits to join: open their savepoint in the same round trip.
-        let reopen = self.waiting.load(Ordering::SeqCst) > 0;
+        // Someone waits to join: open their savepoint in the same round trip. Not on
+        // PostgreSQL, where the next member most likely opens a proposal, which needs none.
+        let sqlite = self
+            .guard
+            .as_ref()
+            .and_then(|guard| guard.as_ref())
+            .is_some_and(|batch| matches!(batch.inner, Inner::Sqlite(_)));
+        let reopen = sqlite && self.waiting.load(Ordering::SeqCst) > 0;
         (if reopen { RELEASE_AND_REOPEN } else { RELEASE }, reopen)
     }
 
@@ -486,6 +523,9 @@ impl Member {
     /// Releases the savepoint into the batch and settles it; returns where the batch's
     /// result will be announced.
     async fn release(mut self) -> Result<watch::Receiver<Done>, Error> {
+        if !self.savepoint {
+            return Ok(self.released(false).await);
+        }
         let (sql, reopen) = self.release_sql();
         if let Err(e) = self.batch().execute(sql, "releasing a savepoint").await {
             self.abort_batch(&e).await;
@@ -507,8 +547,13 @@ impl Member {
         done
     }
 
-    /// Undoes this member's work only; the batch goes on.
+    /// Undoes this member's work only; the batch goes on. Without a savepoint, the whole
+    /// batch is rolled back.
     pub(crate) async fn rollback(mut self) -> Result<(), Error> {
+        if !self.savepoint {
+            self.abort_batch(&unprotected()).await;
+            return Ok(());
+        }
         if let Err(e) = self.batch().undo().await {
             self.abort_batch(&e).await;
             return Err(e);

@@ -9,7 +9,7 @@ use sqlx::Row as _;
 
 use crate::backend::{Conn, DecisionRow, dispatch, int, placeholders, uint};
 use crate::error::{Error, db};
-use crate::store::Store;
+use crate::store::{Backend, Store};
 use crate::tx::Tx;
 
 /// A proposal row. `decision` is the id of the stored decision for the current head.
@@ -435,39 +435,64 @@ impl Tx {
         self.write_decided(leaves, decided, decision, proposal, "")
             .await
     }
+}
 
-    /// [`Tx::append_decided`] as this transaction's last write, then [`Tx::commit`]. On
-    /// SQLite the write also releases the transaction's savepoint into its batch: one round
-    /// trip fewer in the section every writer of the process waits for, which is what
-    /// opening a proposal mostly is. Runs in a task of its own, so a caller cancelled
-    /// half-way (a client gone) cannot separate the release from the batch's bookkeeping.
+impl Store {
+    /// Opens a decided proposal in a transaction of its own: stores `blobs`, appends
+    /// `leaves`, records `decision` (pointing at the entry of `leaves[decided]`) and the new
+    /// `proposal`, and commits; returns the entries' indexes once durable. What
+    /// [`Tx::append_decided`] then [`Tx::commit`] do, with one round trip in the section
+    /// every writer of the process waits for (blobs this process committed before are not
+    /// sent again), which is what opening a proposal mostly is:
+    ///
+    /// - SQLite: the write also releases the transaction's savepoint into its batch;
+    /// - PostgreSQL: no savepoint at all. The statement inserts the proposal only if its id
+    ///   is free, and everything else only if it did, so a taken id is
+    ///   [`Error::Duplicate`] with nothing written; any other failure rolls back the whole
+    ///   batch (see the `group` module).
+    ///
+    /// Runs in a task of its own, so a caller cancelled half-way (a client gone) cannot
+    /// separate the write from the batch's bookkeeping: once called, the proposal is
+    /// committed or refused whether or not anyone still waits for the answer.
     pub async fn commit_decided(
-        mut self,
+        &self,
+        blobs: Vec<Vec<u8>>,
         leaves: Vec<crate::tx::Leaf>,
         decided: usize,
         mut decision: crate::Decision,
         proposal: Proposal,
     ) -> Result<Vec<u64>, Error> {
-        if matches!(self.conn(), Conn::Postgres(_)) {
-            let indexes = self
-                .append_decided(&leaves, decided, &mut decision, &proposal)
-                .await?;
-            self.commit().await?;
-            return Ok(indexes);
-        }
+        let store = self.clone();
         let work = async move {
-            let (release, reopen) = self.member().release_sql();
+            let postgres = matches!(store.backend, Backend::Postgres(_));
+            let mut tx = Tx::begin_in(&store, !postgres).await?;
+            for blob in &blobs {
+                tx.put_blob(blob).await?;
+            }
+            if postgres {
+                let written = tx
+                    .append_decided(&leaves, decided, &mut decision, &proposal)
+                    .await;
+                // Refused, the member wrote nothing (but content-addressed blobs) and ends
+                // normally too: dropping it would roll back its batch. Any other failure
+                // does, as PostgreSQL has aborted the batch's transaction.
+                if matches!(written, Ok(_) | Err(Error::Duplicate { .. })) {
+                    tx.commit().await?;
+                }
+                return written;
+            }
+            let (release, reopen) = tx.member().release_sql();
             // A failed write stopped before its release, so the savepoint is still open and
-            // dropping `self` undoes it (or it stopped after, at the reopening: then undoing
+            // dropping `tx` undoes it (or it stopped after, at the reopening: then undoing
             // finds no savepoint and rolls the whole batch back).
-            let indexes = self
+            let indexes = tx
                 .write_decided(&leaves, decided, &mut decision, &proposal, release)
                 .await?;
-            let Some(member) = self.hand_over() else {
+            let Some(member) = tx.hand_over() else {
                 return Err(Error::Batch("the transaction had ended".to_owned()));
             };
             member.commit_released(reopen).await?;
-            self.committed_blobs();
+            tx.committed_blobs();
             Ok(indexes)
         };
         match tokio::runtime::Handle::try_current() {
@@ -478,7 +503,9 @@ impl Tx {
             Err(_) => work.await,
         }
     }
+}
 
+impl Tx {
     /// The write of [`Tx::append_decided`]; on SQLite the statements `tail` run after it
     /// in the same call.
     async fn write_decided(
@@ -573,10 +600,16 @@ impl Tx {
     }
 }
 
-/// Writes a decided proposal: its entries, then its decision and the proposal, in one call.
-/// SQLite: statements of one call, then the statements `tail`; PostgreSQL: one statement of
-/// `WITH` clauses (foreign keys are checked at its end, when every row is there), and
-/// `tail` must be empty (a parameterized statement cannot carry others).
+/// Writes a decided proposal: its entries, then its decision and the proposal, in one call;
+/// [`Error::Duplicate`] when the proposal's id (or the decision's) is taken.
+///
+/// SQLite: statements of one call, then the statements `tail`; a taken id fails the call
+/// part-way (the caller's savepoint undoes the rest). PostgreSQL: one statement of `WITH`
+/// clauses (foreign keys are checked at its end, when every row is there), and `tail` must
+/// be empty (a parameterized statement cannot carry others). It inserts the proposal only if
+/// its id is free and the other rows only if it did, so a taken proposal id writes nothing
+/// and fails nothing: the statement needs no savepoint (see `Store::commit_decided`). A taken
+/// decision id alone (no caller makes one) fails the statement, and is not `Duplicate`.
 async fn insert_decided(
     conn: Conn<'_>,
     entries: &[crate::tx::NewEntry<'_>],
@@ -587,44 +620,59 @@ async fn insert_decided(
     let rows = crate::backend::EntryRows::new(entries)?;
     let decision_row = DecisionRow::new(decision)?;
     let proposal_row = ProposalRow::new(p);
-    let sql = match conn {
-        Conn::Sqlite(_) => {
+    let duplicate = || Error::Duplicate {
+        table: "decisions or proposals",
+        key: format!("{} / {}", decision.id, p.id),
+    };
+    match conn {
+        Conn::Sqlite(c) => {
             let (entries_sql, used) = rows.sql(false);
             let mut sql = format!(
                 "{entries_sql}; {}; {}",
-                DecisionRow::insert(used),
+                DecisionRow::insert(used, None),
                 ProposalRow::insert(used + DecisionRow::PLACEHOLDERS)
             );
             if !tail.is_empty() {
                 sql.push_str("; ");
                 sql.push_str(tail);
             }
-            sql
+            proposal_row
+                .bind(decision_row.bind(rows.bind(sqlx::query(&sql))))
+                .execute(&mut *c)
+                .await
+                .map_err(|e| match e.as_database_error() {
+                    Some(d) if d.is_unique_violation() => duplicate(),
+                    _ => db("recording a decided proposal")(e),
+                })?;
+            Ok(())
         }
-        Conn::Postgres(_) => {
+        Conn::Postgres(c) => {
             if !tail.is_empty() {
                 return Err(Error::Batch(
                     "PostgreSQL runs no statements after a parameterized one".to_owned(),
                 ));
             }
-            let (with, used) = rows.with_clauses();
-            format!(
-                "{with}, decision AS ({}) {}",
-                DecisionRow::insert(used),
-                ProposalRow::insert(used + DecisionRow::PLACEHOLDERS)
-            )
+            // The proposal's placeholders come last, as they are bound; its clause first.
+            const OPENED: &str = "EXISTS (SELECT FROM opened)";
+            let (clauses, used) = rows.with_clauses(Some(OPENED));
+            let sql = format!(
+                "WITH opened AS ({} ON CONFLICT (id) DO NOTHING RETURNING id), {clauses}, \
+                 decision AS ({}) SELECT count(*) FROM opened",
+                ProposalRow::insert(used + DecisionRow::PLACEHOLDERS),
+                DecisionRow::insert(used, Some(OPENED)),
+            );
+            // A failure here is never `Duplicate`, which tells the caller that nothing was
+            // written and the transaction goes on: here it was aborted.
+            let opened: i64 = proposal_row
+                .bind(decision_row.bind(rows.bind(sqlx::query(&sql))))
+                .fetch_one(&mut *c)
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(db("recording a decided proposal"))?;
+            if opened == 0 {
+                return Err(duplicate());
+            }
+            Ok(())
         }
-    };
-    dispatch!(conn, c => proposal_row
-        .bind(decision_row.bind(rows.bind(sqlx::query(&sql))))
-        .execute(&mut *c)
-        .await
-        .map(drop))
-    .map_err(|e| match e.as_database_error() {
-        Some(d) if d.is_unique_violation() => Error::Duplicate {
-            table: "decisions or proposals",
-            key: format!("{} / {}", decision.id, p.id),
-        },
-        _ => db("recording a decided proposal")(e),
-    })
+    }
 }

@@ -78,7 +78,16 @@ impl std::fmt::Debug for Tx {
 
 impl Tx {
     pub(crate) async fn begin(store: &Store) -> Result<Tx, Error> {
-        let mut member = store.group.join(&store.backend, &store.mirror).await?;
+        Tx::begin_in(store, true).await
+    }
+
+    /// A transaction whose member of the batch has a savepoint only if `savepoint` (see
+    /// `group::Group::join`).
+    pub(crate) async fn begin_in(store: &Store, savepoint: bool) -> Result<Tx, Error> {
+        let mut member = store
+            .group
+            .join(&store.backend, &store.mirror, savepoint)
+            .await?;
         let batch = member.batch();
         // The head was locked when the batch began; earlier members' appends are in it.
         let (head, written) = (Some(batch.head), batch.written.clone());

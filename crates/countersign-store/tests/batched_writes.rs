@@ -1,6 +1,6 @@
 //! Writes that share a round trip: several leaves appended by one `Tx::append`, a decided
 //! proposal's entries, decision and proposal by one `Tx::append_decided` (and, with the
-//! transaction's commit, by `Tx::commit_decided`), and blobs not sent again once a committed
+//! transaction's commit, by `Store::commit_decided`), and blobs not sent again once a committed
 //! transaction stored them. Each must leave exactly what the one-by-one writes leave, and a
 //! failure must leave nothing behind. Also: SQLite's write-ahead log stays short, checkpointed
 //! by the batches rather than by the commits.
@@ -169,16 +169,13 @@ async fn commit_decided_in_concurrent_batches(db: &Db) {
             let leaves: Vec<Leaf> = (0..3)
                 .map(|k| Leaf::new(&event(1000 * n + k)).unwrap())
                 .collect();
-            let write = async {
-                let tx = store.begin().await.unwrap();
-                tx.commit_decided(
-                    leaves,
-                    1,
-                    decision(&format!("p-{n}@b"), &format!("p-{id}")),
-                    proposal(&format!("p-{id}"), &format!("p-{n}@b")),
-                )
-                .await
-            };
+            let write = store.commit_decided(
+                Vec::new(),
+                leaves,
+                1,
+                decision(&format!("p-{n}@b"), &format!("p-{id}")),
+                proposal(&format!("p-{id}"), &format!("p-{n}@b")),
+            );
             // Some callers give up (a client gone), each after a different number of
             // polls: before they began, while waiting for their batch, with their write
             // sent but not answered, while their batch commits.
@@ -239,6 +236,80 @@ async fn commit_decided_in_concurrent_batches(db: &Db) {
     store.close().await;
 }
 
+/// A decided proposal whose write fails for a reason other than a taken proposal id (here a
+/// taken decision id, which no caller makes) while an earlier transaction waits for their
+/// shared batch to commit. On SQLite the write had a savepoint and only it is refused; on
+/// PostgreSQL it had none, so the batch is rolled back and the earlier transaction is told
+/// so, never told it committed. Either way nothing of a refused write is stored, and the
+/// log verifies.
+async fn a_failed_write_without_savepoint_fails_its_batch(db: &Db, postgres: bool) {
+    let store = db.store().await;
+    let leaves = |n: u64| -> Vec<Leaf> { vec![Leaf::new(&event(n)).unwrap()] };
+    store
+        .commit_decided(
+            Vec::new(),
+            leaves(0),
+            0,
+            decision("d-taken", "p-0"),
+            proposal("p-0", "d-taken"),
+        )
+        .await
+        .unwrap();
+    // The earlier transaction holds the batch while the failing write queues behind it.
+    let mut earlier = store.begin().await.unwrap();
+    earlier.append_event(&event(1)).await.unwrap();
+    let failing = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .commit_decided(
+                    Vec::new(),
+                    leaves(2),
+                    0,
+                    decision("d-taken", "p-2"),
+                    proposal("p-2", "d-taken"),
+                )
+                .await
+        }
+    });
+    // Until it waits for the batch (it cannot finish before `earlier` does).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!failing.is_finished());
+    let earlier = earlier.commit().await;
+    let failed = failing.await.unwrap();
+    if postgres {
+        let Err(Error::Batch(reason)) = &earlier else {
+            panic!("the earlier member of the batch: {earlier:?}");
+        };
+        assert!(reason.contains("rolled back"), "{reason}");
+        assert!(
+            matches!(failed, Err(Error::Database { .. })),
+            "a taken decision id aborts the statement: {failed:?}"
+        );
+    } else {
+        earlier.unwrap();
+        assert!(matches!(failed, Err(Error::Duplicate { .. })), "{failed:?}");
+    }
+    assert_eq!(store.proposal("p-2").await.unwrap(), None);
+    let size = store.log_size().await.unwrap();
+    assert_eq!(size, if postgres { 1 } else { 2 });
+    // The store goes on: the next proposal is opened after what was kept.
+    let indexes = store
+        .commit_decided(
+            Vec::new(),
+            leaves(3),
+            0,
+            decision("d-3", "p-3"),
+            proposal("p-3", "d-3"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(indexes, vec![size]);
+    store.sign_checkpoint(&signer()).await.unwrap();
+    verify(&store, &[signer().verifier()]).await.unwrap();
+    store.close().await;
+}
+
 async fn a_blob_of_a_rolled_back_transaction_is_stored_again(db: &Db) {
     let store = db.store().await;
     let content = b"catalog-info.yaml contents".to_vec();
@@ -282,6 +353,12 @@ mod sqlite {
     async fn commit_decided_in_concurrent_batches() {
         let db = super::Db::sqlite().await;
         super::commit_decided_in_concurrent_batches(&db).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_without_savepoint_fails_its_batch() {
+        let db = super::Db::sqlite().await;
+        super::a_failed_write_without_savepoint_fails_its_batch(&db, false).await;
     }
 
     /// The connections never checkpoint (`wal_autocheckpoint=0`); the batches do, every
@@ -357,6 +434,15 @@ mod postgres {
             return;
         };
         super::commit_decided_in_concurrent_batches(&db).await;
+        db.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_without_savepoint_fails_its_batch() {
+        let Some(db) = super::Db::postgres().await else {
+            return;
+        };
+        super::a_failed_write_without_savepoint_fails_its_batch(&db, true).await;
         db.cleanup().await;
     }
 }
