@@ -109,6 +109,9 @@ pub struct Repo {
     /// Shared (not cloned) by [`Repo::open_shared`]: a clone of a gix handle starts with
     /// empty object caches.
     inner: Rc<gix::Repository>,
+    /// The blob resource cache of tree diffs (rename detection), made once: making one reads
+    /// the global and the repository's attribute files. Shared like `inner`.
+    diff_cache: Rc<RefCell<Option<gix::diff::blob::Platform>>>,
     path: PathBuf,
 }
 
@@ -212,6 +215,7 @@ impl Repo {
         inner.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
         Ok(Repo {
             inner: Rc::new(inner),
+            diff_cache: Rc::default(),
             path: path.to_owned(),
         })
     }
@@ -225,18 +229,24 @@ impl Repo {
     /// missing; only a change of the repository's configuration needs a restart.
     pub fn open_shared(path: impl AsRef<Path>) -> Result<Repo, RepoError> {
         thread_local! {
-            static OPENED: RefCell<HashMap<PathBuf, Rc<gix::Repository>>> = RefCell::default();
+            static OPENED: RefCell<HashMap<PathBuf, Repo>> = RefCell::default();
         }
         let path = path.as_ref();
-        if let Some(inner) = OPENED.with_borrow(|opened| opened.get(path).cloned()) {
-            return Ok(Repo {
-                inner,
-                path: path.to_owned(),
-            });
+        if let Some(opened) = OPENED.with_borrow(|opened| opened.get(path).map(Repo::share)) {
+            return Ok(opened);
         }
         let opened = Repo::open(path)?;
-        OPENED.with_borrow_mut(|known| known.insert(path.to_owned(), opened.inner.clone()));
+        OPENED.with_borrow_mut(|known| known.insert(path.to_owned(), opened.share()));
         Ok(opened)
+    }
+
+    /// Another handle on the same gix repository and caches (same thread).
+    fn share(&self) -> Repo {
+        Repo {
+            inner: self.inner.clone(),
+            diff_cache: self.diff_cache.clone(),
+            path: self.path.clone(),
+        }
     }
 
     /// The work tree root, `None` for a bare repository.
@@ -395,24 +405,30 @@ impl Repo {
     ) -> Result<Vec<ChangeDetached>, gix::Error> {
         use gix::error::ResultExt as _;
         let repo = &self.inner;
-        let no_index = gix::index::State::new(repo.object_hash());
-        let attributes = repo
-            .attributes_only(
-                &no_index,
-                gix::worktree::stack::state::attributes::Source::IdMapping,
-            )?
-            .detach();
-        let mut cache = gix::diff::resource_cache(
-            repo,
-            gix::diff::blob::pipeline::Mode::ToGit,
-            attributes,
-            gix::diff::blob::pipeline::WorktreeRoots::default(),
-        )?;
+        let mut cached = self.diff_cache.borrow_mut();
+        let cache = match cached.as_mut() {
+            Some(cache) => cache,
+            None => {
+                let no_index = gix::index::State::new(repo.object_hash());
+                let attributes = repo
+                    .attributes_only(
+                        &no_index,
+                        gix::worktree::stack::state::attributes::Source::IdMapping,
+                    )?
+                    .detach();
+                cached.insert(gix::diff::resource_cache(
+                    repo,
+                    gix::diff::blob::pipeline::Mode::ToGit,
+                    attributes,
+                    gix::diff::blob::pipeline::WorktreeRoots::default(),
+                )?)
+            }
+        };
         let mut out = Vec::new();
-        gix::diff::tree_with_rewrites(
+        let diffed = gix::diff::tree_with_rewrites(
             gix::objs::TreeRefIter::from_bytes(&old.data, old.id.kind()),
             gix::objs::TreeRefIter::from_bytes(&new.data, new.id.kind()),
-            &mut cache,
+            &mut *cache,
             &mut Default::default(),
             &repo.objects,
             |change| {
@@ -421,7 +437,10 @@ impl Repo {
             },
             options.into(),
         )
-        .or_error()?;
+        .or_error();
+        // The blobs read to detect renames are not needed again.
+        cache.clear_resource_cache();
+        diffed?;
         Ok(out)
     }
 
@@ -624,6 +643,10 @@ impl Repo {
             .inner
             .rev_walk([head.object_id()?])
             .with_hidden([base.object_id()?])
+            // Every commit of the change is decoded anyway (`commit_info`), so a
+            // commit-graph file would save nothing, and looking for one costs more file
+            // opens and stats per walk than the walk of a typical change.
+            .use_commit_graph(false)
             .all()
             .map_err(|e| git_error(format!("walking {base}..{head}"), &e))?;
         let mut commits = Vec::new();

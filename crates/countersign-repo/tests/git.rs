@@ -332,6 +332,66 @@ fn diff_kinds() {
     );
 }
 
+/// A handle from `open_shared` keeps its rename-detection cache between diffs; every diff
+/// must still be what a fresh handle computes.
+#[test]
+fn a_shared_handle_diffs_like_a_fresh_one() {
+    let long = long_text();
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = RepoWriter::init(dir.path()).unwrap();
+    let c1 = writer
+        .commit_entries(
+            vec![
+                ("a/one.rs", file(&long)),
+                ("b/two.rs", file(&long.repeat(2))),
+            ],
+            "base",
+            ALICE,
+            T0,
+        )
+        .unwrap();
+    let c2 = writer
+        .commit_entries(
+            vec![
+                ("a/one.rs", Content::Absent),
+                ("c/one.rs", file(&format!("{long}more\n"))),
+            ],
+            "move one",
+            ALICE,
+            T0 + 1,
+        )
+        .unwrap();
+    let c3 = writer
+        .commit_entries(
+            vec![
+                ("b/two.rs", Content::Absent),
+                ("d/two.rs", file(&long.repeat(2))),
+            ],
+            "move two",
+            ALICE,
+            T0 + 2,
+        )
+        .unwrap();
+    let shared = Repo::open_shared(dir.path()).unwrap();
+    let pairs = [(&c1, &c2), (&c2, &c3), (&c1, &c3), (&c1, &c2)];
+    for (base, head) in pairs {
+        let fresh = Repo::open(dir.path()).unwrap().diff(base, head).unwrap();
+        assert_eq!(shared.diff(base, head).unwrap(), fresh, "{base}..{head}");
+        assert!(
+            fresh
+                .iter()
+                .all(|c| matches!(c.kind, ChangeKind::Renamed { .. })),
+            "{fresh:?}"
+        );
+    }
+    // Another handle of this thread on the same path shares them.
+    let again = Repo::open_shared(dir.path()).unwrap();
+    assert_eq!(
+        again.diff(&c1, &c3).unwrap(),
+        Repo::open(dir.path()).unwrap().diff(&c1, &c3).unwrap()
+    );
+}
+
 #[test]
 fn mode_only_change_counts() {
     let changes = diff_of(
