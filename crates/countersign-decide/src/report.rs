@@ -280,7 +280,7 @@ pub fn impact_report(impact: &Impact) -> ImpactReport {
             .touched
             .iter()
             .map(|t| TouchedReport {
-                node: t.entity.to_string(),
+                node: t.entity.to_text(),
                 criticality: t.criticality.as_str().to_string(),
                 paths: t.paths.clone(),
             })
@@ -289,7 +289,7 @@ pub fn impact_report(impact: &Impact) -> ImpactReport {
             .blast_radius
             .iter()
             .map(|r| ReachedReport {
-                node: r.entity.to_string(),
+                node: r.entity.to_text(),
                 criticality: r.criticality.as_str().to_string(),
                 distance: r.distance,
                 via: refs(&r.via),
@@ -352,7 +352,7 @@ fn plan_reason(reason: &PlanReason) -> String {
 }
 
 fn refs(entities: &[EntityRef]) -> Vec<String> {
-    entities.iter().map(ToString::to_string).collect()
+    entities.iter().map(EntityRef::to_text).collect()
 }
 
 /// Signed evidence weighed for a change: which envelopes counted, and what they say.

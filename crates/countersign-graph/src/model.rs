@@ -217,7 +217,27 @@ impl EntityRef {
 /// `kind:namespace/name`, all lower-case: Backstage's `stringifyEntityRef`.
 impl fmt::Display for EntityRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}/{}", self.kind, self.namespace, self.name)
+        // Pieces, not `write!`: decision reports format thousands of these per decision.
+        f.write_str(self.kind.as_str())?;
+        f.write_str(":")?;
+        f.write_str(&self.namespace)?;
+        f.write_str("/")?;
+        f.write_str(&self.name)
+    }
+}
+
+impl EntityRef {
+    /// The string form (see `Display`), allocated once at its final size.
+    pub fn to_text(&self) -> String {
+        let kind = self.kind.as_str();
+        let mut text =
+            String::with_capacity(kind.len() + self.namespace.len() + self.name.len() + 2);
+        text.push_str(kind);
+        text.push(':');
+        text.push_str(&self.namespace);
+        text.push('/');
+        text.push_str(&self.name);
+        text
     }
 }
 
@@ -247,5 +267,22 @@ impl serde::Serialize for SourceLocation {
         st.serialize_field("file", &self.file)?;
         st.serialize_field("line", &self.line)?;
         st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EntityRef, Kind};
+
+    #[test]
+    fn to_text_is_the_display_form() {
+        for kind in Kind::ALL {
+            let entity = EntityRef::new(*kind, "Default", "Payments-API");
+            assert_eq!(entity.to_text(), entity.to_string());
+            assert_eq!(
+                entity.to_text(),
+                format!("{}:default/payments-api", kind.as_str())
+            );
+        }
     }
 }
