@@ -1,10 +1,11 @@
-//! Durability of the real `countersign serve` on SQLite: a `kill -9` in the middle of a load
-//! run loses no acknowledged proposal and leaves `countersign log verify` green.
+//! Durability of the real `countersign serve`, on SQLite and on PostgreSQL: a `kill -9` in
+//! the middle of a load run loses no acknowledged proposal and leaves `countersign log
+//! verify` green.
 //!
 //! The server is the binary as shipped, a child process on 127.0.0.1:0. Clients POST
 //! proposals concurrently and keep the id of every `201`; while they run, the CLI signs a
 //! checkpoint over the same database (a second process); then the server is killed with
-//! SIGKILL, no shutdown of any kind. A restarted server on the same file must show every
+//! SIGKILL, no shutdown of any kind. A restarted server on the same database must show every
 //! acknowledged proposal, and the log must verify against the checkpoint signed before the
 //! crash and against a fresh one. Bounded: a few hundred requests or a few seconds.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
@@ -97,8 +98,58 @@ fn serve(database: &str, repo: &Path, key: &Path) -> (Serving, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_load_loses_no_acknowledged_proposal() {
+async fn kill_9_mid_load_loses_no_acknowledged_proposal_sqlite() {
     let dir = tempfile::tempdir().unwrap();
+    let database = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("server.db").display()
+    );
+    kill_9_mid_load(&dir, &database).await;
+}
+
+/// On PostgreSQL a new proposal's write runs without a savepoint, in batches of many: the
+/// connections of the killed process die with their open batch, which PostgreSQL rolls
+/// back whole, and nothing it rolls back was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_load_loses_no_acknowledged_proposal_postgres() {
+    let base = std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&base)
+        .await;
+    let admin = match admin {
+        Ok(admin) => admin,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("PostgreSQL at {base} is unreachable and CI=true: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping the PostgreSQL kill -9 test: {base} is unreachable: {e}");
+            return;
+        }
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let schema = format!("kill9_{}_{nanos:x}", std::process::id());
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let database = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    let dir = tempfile::tempdir().unwrap();
+    kill_9_mid_load(&dir, &database).await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+}
+
+async fn kill_9_mid_load(dir: &tempfile::TempDir, database: &str) {
     let repo = dir.path().join("shop");
     let mut w = RepoWriter::init(&repo).unwrap();
     w.commit(
@@ -129,10 +180,6 @@ async fn kill_9_mid_load_loses_no_acknowledged_proposal() {
         .collect();
     let base = base.as_str().to_owned();
 
-    let database = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("server.db").display()
-    );
     let token = ok(countersign(&[
         "token",
         "create",
@@ -141,7 +188,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_proposal() {
         "--role",
         "proposer",
         "--database",
-        &database,
+        database,
     ]));
     let token = token
         .split_whitespace()
@@ -159,7 +206,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_proposal() {
     ]));
     let public = dir.path().join("log.pub");
 
-    let (mut server, address) = serve(&database, &repo, &key);
+    let (mut server, address) = serve(database, &repo, &key);
     let client = reqwest::Client::new();
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -214,7 +261,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_proposal() {
         "log",
         "checkpoint",
         "--database",
-        &database,
+        database,
         "--key",
         s(&key),
     ]));
@@ -234,8 +281,8 @@ async fn kill_9_mid_load_loses_no_acknowledged_proposal() {
         acknowledged.len()
     );
 
-    // Restarted on the same file: every acknowledged proposal is there, with its decision.
-    let (restarted, address) = serve(&database, &repo, &key);
+    // Restarted on the same database: every acknowledged proposal is there, with its decision.
+    let (restarted, address) = serve(database, &repo, &key);
     for id in &acknowledged {
         let response = client
             .get(format!("{address}/v1/proposals/{id}"))
@@ -255,7 +302,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_proposal() {
         "log",
         "verify",
         "--database",
-        &database,
+        database,
         "--log-key",
         s(&public),
     ]));
@@ -264,7 +311,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_proposal() {
         "log",
         "checkpoint",
         "--database",
-        &database,
+        database,
         "--key",
         s(&key),
     ]));
@@ -272,7 +319,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_proposal() {
         "log",
         "verify",
         "--database",
-        &database,
+        database,
         "--log-key",
         s(&public),
     ]));
