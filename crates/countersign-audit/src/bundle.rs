@@ -93,10 +93,7 @@ pub enum BundleError {
 
 /// Lower-case hex SHA-256: how blobs are addressed.
 pub fn digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The digests of the blobs `event` refers to, which a bundle must carry: the governed files

@@ -41,18 +41,13 @@ impl Hash {
 
     /// Lower-case hexadecimal, the form RFC test vectors use.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.0)
     }
 
     /// Parses 64 hexadecimal digits.
     pub fn from_hex(text: &str) -> Option<Hash> {
-        if text.len() != 64 || !text.is_ascii() {
-            return None;
-        }
         let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-        }
+        hex::decode_to_slice(text, &mut out).ok()?;
         Some(Hash(out))
     }
 }

@@ -36,8 +36,7 @@ pub struct Record {
 /// A stable proposal id for a change: the same base, head and author give the same id.
 pub fn proposal_id(base: &str, head: &str, author: &str) -> String {
     let hash = Sha256::digest(format!("{base}..{head} by {author}").as_bytes());
-    let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("p-{hex}")
+    format!("p-{}", hex::encode(&hash[..8]))
 }
 
 /// Builds the record of `evaluation` under its [`proposal_id`]. `now` is an RFC 3339 time

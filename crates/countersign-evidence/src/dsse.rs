@@ -94,7 +94,7 @@ impl PublicKey {
 
     /// From the 64 hex digits securesystemslib writes in `keyval.public`.
     pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        let bytes = decode_hex(text.trim()).ok_or_else(|| KeyError {
+        let bytes = hex::decode(text.trim()).map_err(|_| KeyError {
             which: "public",
             what: "not hex".to_owned(),
         })?;
@@ -117,7 +117,7 @@ impl PublicKey {
 
     /// Lowercase hex of the raw key, as securesystemslib stores it.
     pub fn to_hex(&self) -> String {
-        encode_hex(self.key.as_bytes())
+        hex::encode(self.key.as_bytes())
     }
 
     fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
@@ -140,9 +140,9 @@ impl fmt::Debug for PublicKey {
 pub fn key_id_of(public: &[u8; 32]) -> String {
     let canonical = format!(
         r#"{{"keytype":"ed25519","keyval":{{"public":"{}"}},"scheme":"ed25519"}}"#,
-        encode_hex(public)
+        hex::encode(public)
     );
-    encode_hex(&Sha256::digest(canonical.as_bytes()))
+    hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
 /// An ed25519 signing key of a runner. The seed comes from the caller: this crate makes no
@@ -477,29 +477,6 @@ impl Envelope {
     }
 }
 
-fn encode_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let digit = |c: u8| char::from(c).to_digit(16);
-            u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()
-        })
-        .collect()
-}
-
 /// Whether a signature's `R` is the canonical encoding of one of the eight small-order
 /// points, which `verify_strict` refuses and the batch equation would not notice. Compared
 /// as bytes (as libsodium does) rather than by decompressing `R`, which would cost a field
@@ -647,7 +624,7 @@ mod tests {
         let openssl = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
         let k = SigningKey::from_pkcs8_pem(openssl).unwrap();
         assert_eq!(
-            encode_hex(&k.seed()),
+            hex::encode(k.seed()),
             "d4ee72dbf913584ad5b6d8f1f769f8ad3afe7c28cbf1d4fbe097a88f44755842"
         );
         assert_eq!(k.to_pkcs8_pem(), openssl);

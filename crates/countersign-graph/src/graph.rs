@@ -19,7 +19,6 @@
 //! looked up once per ancestor directory of the path; the rest compile into one `GlobSet`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::fmt::Write as _;
 
 use globset::{GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
@@ -759,12 +758,7 @@ impl SystemGraph {
         }
         line(&"governance_files");
         line(&self.governance_files);
-        let digest = hasher.0.finalize();
-        let mut hex = String::with_capacity(64);
-        for b in digest.iter() {
-            let _ = write!(hex, "{b:02x}");
-        }
-        hex
+        hex::encode(hasher.0.finalize())
     }
 }
 

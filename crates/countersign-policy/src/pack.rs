@@ -153,9 +153,5 @@ fn version_of(sorted_files: &[(String, String)]) -> String {
             hasher.update(part);
         }
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }

@@ -100,11 +100,7 @@ impl Caller {
 
 /// Lower-case hex SHA-256 of a token's text: the only form the store holds.
 pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Creates a token for `principal` with `role`, valid until `expires_at` (Unix seconds),
@@ -117,7 +113,7 @@ pub async fn create_token(
     expires_at: i64,
     secret: [u8; 32],
 ) -> Result<(String, Token), countersign_store::Error> {
-    let text = format!("{TOKEN_PREFIX}{}", hex(&secret));
+    let text = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
     let hash = token_hash(&text);
     let token = Token {
         id: format!("t-{}", &hash[..16]),

@@ -90,11 +90,7 @@ fn diff_digest(changes: &[ContentChange]) -> String {
             side(&change.new)
         ));
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }
 
 /// Principals by lower-cased profile email.

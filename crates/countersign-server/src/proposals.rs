@@ -224,8 +224,11 @@ fn proposal_id(repo: &str, head: &str, author: &str, at_nanos: u128) -> String {
         "{repo}\n{head}\n{author}\n{at_nanos}\n{n}\n{}",
         std::process::id()
     ));
-    let hex: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("p-{:012x}{hex}", (at_nanos / 1_000_000) & 0xffff_ffff_ffff)
+    format!(
+        "p-{:012x}{}",
+        (at_nanos / 1_000_000) & 0xffff_ffff_ffff,
+        hex::encode(&hash[..6])
+    )
 }
 
 /// A decided proposal ready to be written: what `create` does between `begin` and `commit`

@@ -558,11 +558,7 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex(&mac.finalize().into_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -637,7 +633,7 @@ pub(crate) async fn notify(
     .map_err(|e| ApiError::Internal(format!("event: {e}")))?;
     let log_index = tx.append_event(&event).await?;
     let digest = Sha256::digest(format!("{}\n{kind}\n{log_index}", proposal.id).as_bytes());
-    let id = format!("ntf-{}", hex(&digest[..16]));
+    let id = format!("ntf-{}", hex::encode(&digest[..16]));
     let payload = json!({
         "id": id,
         "type": kind,

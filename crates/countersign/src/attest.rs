@@ -183,15 +183,11 @@ pub fn attest(args: AttestArgs) -> Result<ExitCode> {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A configuration entry naming a report file by path and sha256.
 fn file_descriptor(path: &Path, bytes: &[u8]) -> ResourceDescriptor {
     ResourceDescriptor {
         name: Some(path.display().to_string()),
-        digest: BTreeMap::from([("sha256".to_owned(), hex(&Sha256::digest(bytes)))]),
+        digest: BTreeMap::from([("sha256".to_owned(), hex::encode(Sha256::digest(bytes)))]),
         ..ResourceDescriptor::default()
     }
 }
@@ -366,7 +362,7 @@ fn from_vex(files: &[PathBuf]) -> Result<Attestation> {
             statements.extend(list);
         }
     }
-    let id = format!("urn:countersign:vex:{}", hex(&inputs.finalize()));
+    let id = format!("urn:countersign:vex:{}", hex::encode(inputs.finalize()));
     let summary = format!("{} VEX statement(s)", statements.len());
     let predicate = serde_json::json!({
         "@context": OPENVEX_V020,
