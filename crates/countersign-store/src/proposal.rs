@@ -601,7 +601,7 @@ impl Tx {
 }
 
 /// Writes a decided proposal: its entries, then its decision and the proposal, in one call;
-/// [`Error::Duplicate`] when the proposal's id (or the decision's) is taken.
+/// [`Error::Duplicate`] when the proposal's id is taken (on SQLite, the decision's too).
 ///
 /// SQLite: statements of one call, then the statements `tail`; a taken id fails the call
 /// part-way (the caller's savepoint undoes the rest). PostgreSQL: one statement of `WITH`
