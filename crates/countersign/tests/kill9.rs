@@ -112,41 +112,12 @@ async fn kill_9_mid_load_loses_no_acknowledged_proposal_sqlite() {
 /// back whole, and nothing it rolls back was acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_load_loses_no_acknowledged_proposal_postgres() {
-    let base = std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(&base)
-        .await;
-    let admin = match admin {
-        Ok(admin) => admin,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL at {base} is unreachable and CI=true: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping the PostgreSQL kill -9 test: {base} is unreachable: {e}");
-            return;
-        }
+    let Some(schema) = countersign_testdb::PgSchema::create("kill9").await else {
+        return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let schema = format!("kill9_{}_{nanos:x}", std::process::id());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let database = format!("{base}{separator}options=-c%20search_path%3D{schema}");
     let dir = tempfile::tempdir().unwrap();
-    kill_9_mid_load(&dir, &database).await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
+    kill_9_mid_load(&dir, &schema.url).await;
+    schema.drop_schema().await;
 }
 
 async fn kill_9_mid_load(dir: &tempfile::TempDir, database: &str) {

@@ -5,7 +5,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use countersign_policy::Principal;
 use countersign_repo::RepoWriter;
@@ -151,11 +150,7 @@ pub fn repo() -> Repo {
 pub enum Db {
     #[allow(dead_code)] // The directory is held for its Drop.
     Sqlite(tempfile::TempDir, String),
-    Postgres {
-        admin: sqlx::PgPool,
-        schema: String,
-        url: String,
-    },
+    Postgres(countersign_testdb::PgSchema),
 }
 
 impl Db {
@@ -169,50 +164,20 @@ impl Db {
     }
 
     pub async fn postgres() -> Option<Db> {
-        let base = std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let admin = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&base)
-            .await;
-        let admin = match admin {
-            Ok(admin) => admin,
-            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("PostgreSQL at {base} is unreachable and CI=true: {e}")
-            }
-            Err(e) => {
-                eprintln!("skipping PostgreSQL server test: {base} is unreachable: {e}");
-                return None;
-            }
-        };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let schema = format!("srv_{}_{nanos:x}", std::process::id());
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&admin)
+        countersign_testdb::PgSchema::create("srv")
             .await
-            .unwrap();
-        let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-        Some(Db::Postgres { admin, schema, url })
+            .map(Db::Postgres)
     }
 
     pub fn url(&self) -> &str {
         match self {
-            Db::Sqlite(_, url) | Db::Postgres { url, .. } => url,
+            Db::Sqlite(_, url) | Db::Postgres(countersign_testdb::PgSchema { url, .. }) => url,
         }
     }
 
     pub async fn cleanup(self) {
-        if let Db::Postgres { admin, schema, .. } = self {
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            admin.close().await;
+        if let Db::Postgres(schema) = self {
+            schema.drop_schema().await;
         }
     }
 }

@@ -2,26 +2,16 @@
 //! PostgreSQL server named by COUNTERSIGN_TEST_DATABASE_URL; plus raw SQL for tampering.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, dead_code)]
 
-use std::hash::{BuildHasher as _, Hasher as _};
-use std::time::Duration;
-
 use countersign_audit::{Event, EventKind, Signer};
 use countersign_store::Store;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection as _, PgPool};
-
-pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+use sqlx::Connection as _;
 
 pub enum Db {
     Sqlite {
         _dir: tempfile::TempDir,
         url: String,
     },
-    Postgres {
-        admin: PgPool,
-        schema: String,
-        url: String,
-    },
+    Postgres(countersign_testdb::PgSchema),
 }
 
 /// An event unique to `n`, so duplicates or losses show.
@@ -40,18 +30,6 @@ pub fn signer() -> Signer {
     Signer::from_seed("countersign.test/log", [7u8; 32]).unwrap()
 }
 
-fn unique_name() -> String {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    format!("t_{:016x}", hasher.finish())
-}
-
 impl Db {
     pub async fn sqlite() -> Db {
         let dir = tempfile::tempdir().unwrap();
@@ -67,42 +45,20 @@ impl Db {
     pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
         match self {
             Db::Sqlite { _dir: dir, .. } => Some(dir.path().join("state/countersign.db")),
-            Db::Postgres { .. } => None,
+            Db::Postgres(_) => None,
         }
     }
 
     /// `None` (after printing why) when the server is unreachable, except on CI.
     pub async fn postgres() -> Option<Db> {
-        let base = std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
-        let admin = PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&base)
-            .await;
-        let admin = match admin {
-            Ok(admin) => admin,
-            Err(e) => {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("PostgreSQL at {base} is unreachable and CI=true: {e}");
-                }
-                eprintln!("skipping PostgreSQL test: {base} is unreachable: {e}");
-                return None;
-            }
-        };
-        let schema = unique_name();
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&admin)
+        countersign_testdb::PgSchema::create("t")
             .await
-            .unwrap();
-        let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-        Some(Db::Postgres { admin, schema, url })
+            .map(Db::Postgres)
     }
 
     pub fn url(&self) -> &str {
         match self {
-            Db::Sqlite { url, .. } | Db::Postgres { url, .. } => url,
+            Db::Sqlite { url, .. } | Db::Postgres(countersign_testdb::PgSchema { url, .. }) => url,
         }
     }
 
@@ -124,7 +80,7 @@ impl Db {
                 sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
                 conn.close().await.unwrap();
             }
-            Db::Postgres { url, .. } => {
+            Db::Postgres(countersign_testdb::PgSchema { url, .. }) => {
                 let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
                 let sql = format!(
                     "DROP TRIGGER IF EXISTS log_leaves_append_only ON log_leaves; {postgres}"
@@ -142,7 +98,7 @@ impl Db {
                 let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
                 sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
             }
-            Db::Postgres { url, .. } => {
+            Db::Postgres(countersign_testdb::PgSchema { url, .. }) => {
                 let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
                 sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
             }
@@ -156,7 +112,7 @@ impl Db {
                 let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
                 sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
             }
-            Db::Postgres { url, .. } => {
+            Db::Postgres(countersign_testdb::PgSchema { url, .. }) => {
                 let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
                 sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
             }
@@ -165,12 +121,8 @@ impl Db {
     }
 
     pub async fn cleanup(self) {
-        if let Db::Postgres { admin, schema, .. } = self {
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            admin.close().await;
+        if let Db::Postgres(schema) = self {
+            schema.drop_schema().await;
         }
     }
 }
