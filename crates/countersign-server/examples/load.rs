@@ -40,7 +40,6 @@ use serde_json::json;
 
 const AUTHOR: &str = "Alice <alice@example.com>";
 const TIME: i64 = 1_767_603_600;
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// Hard ceilings whatever the flags say: a load run stays bounded.
 const MAX_REQUESTS: u64 = 1_000_000;
 const MAX_DURATION: Duration = Duration::from_secs(600);
@@ -200,11 +199,7 @@ enum Database {
     /// The directory is held for its `Drop`.
     #[allow(dead_code)]
     Sqlite(tempfile::TempDir, String),
-    Postgres {
-        admin: sqlx::PgPool,
-        schema: String,
-        url: String,
-    },
+    Postgres(countersign_testdb::PgSchema),
 }
 
 impl Database {
@@ -216,47 +211,35 @@ impl Database {
         }
         let base = if spec == "postgres" {
             std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
+                .unwrap_or_else(|_| countersign_testdb::DEFAULT_URL.to_owned())
         } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
             spec.to_owned()
         } else {
             panic!("--database {spec:?}: expected sqlite, postgres or a postgres:// URL");
         };
-        let admin = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&base)
+        let schema = countersign_testdb::PgSchema::create_on(&base, "load")
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
-        let schema = format!("load_{}", std::process::id());
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-        Database::Postgres { admin, schema, url }
+        Database::Postgres(schema)
     }
 
     fn url(&self) -> &str {
         match self {
-            Database::Sqlite(_, url) | Database::Postgres { url, .. } => url,
+            Database::Sqlite(_, url)
+            | Database::Postgres(countersign_testdb::PgSchema { url, .. }) => url,
         }
     }
 
     fn name(&self) -> &'static str {
         match self {
             Database::Sqlite(..) => "sqlite",
-            Database::Postgres { .. } => "postgres",
+            Database::Postgres(_) => "postgres",
         }
     }
 
     async fn drop_schema(self) {
-        if let Database::Postgres { admin, schema, .. } = self {
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&admin)
-                .await
-                .unwrap();
+        if let Database::Postgres(schema) = self {
+            schema.drop_schema().await;
         }
     }
 }

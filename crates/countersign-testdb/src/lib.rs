@@ -31,29 +31,33 @@ impl PgSchema {
     pub async fn create(prefix: &str) -> Option<PgSchema> {
         let base = std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
             .unwrap_or_else(|_| DEFAULT_URL.to_owned());
-        let admin = PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&base)
-            .await;
-        let admin = match admin {
-            Ok(admin) => admin,
+        match PgSchema::create_on(&base, prefix).await {
+            Ok(schema) => Some(schema),
             Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
                 panic!("PostgreSQL at {base} is unreachable and CI=true: {e}")
             }
             Err(e) => {
                 eprintln!("skipping the PostgreSQL test: {base} is unreachable: {e}");
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// A schema named `<prefix>_<unique hex>` on the server at `base`, whatever the
+    /// environment says (the load generator's `--database postgres://…`).
+    pub async fn create_on(base: &str, prefix: &str) -> Result<PgSchema, sqlx::Error> {
+        let admin = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(base)
+            .await?;
         let schema = format!("{prefix}_{}", unique_hex());
         sqlx::query(&format!("CREATE SCHEMA {schema}"))
             .execute(&admin)
-            .await
-            .unwrap();
+            .await?;
         let separator = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-        Some(PgSchema { admin, schema, url })
+        Ok(PgSchema { admin, schema, url })
     }
 
     /// Drops the schema and everything in it, and closes the admin pool.
