@@ -35,6 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Caller, Role};
+use crate::body::Body;
 use crate::error::{ApiError, Problem};
 use crate::{AppState, Metrics};
 
@@ -922,7 +923,9 @@ pub(crate) fn spawn(
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(deliveries))
+    OpenApiRouter::new()
+        .routes(routes!(deliveries))
+        .routes(routes!(redeliver))
 }
 
 /// The most attempts one page lists.
@@ -1015,6 +1018,82 @@ async fn deliveries(
         deliveries,
         next_before,
     }))
+}
+
+/// What to send again: the dead notifications of one target, or one of them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeliverRequest {
+    /// A configured target's name.
+    pub target: String,
+    /// Only this notification (its id, `ntf-…`); every dead one of the target when absent.
+    pub notification: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RedeliverView {
+    /// The outbox rows queued again (`<notification>/<target>`), sorted; empty when the target
+    /// had no dead notification.
+    pub requeued: Vec<String>,
+}
+
+/// Queue dead notifications again (admin): after a receiver's outage outlasted the retries.
+/// They are due at once and get a fresh `max_attempts`, their attempts counted from 1 again
+/// (`X-Countersign-Attempt`); receivers deduplicate on the notification id as always.
+#[utoipa::path(
+    post, path = "/v1/webhooks/redeliver", request_body = RedeliverRequest,
+    responses(
+        (status = 200, body = RedeliverView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn redeliver(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<RedeliverRequest>,
+) -> Result<Json<RedeliverView>, ApiError> {
+    caller.require(&[], "redeliver webhook notifications")?;
+    let configured = state
+        .webhooks
+        .as_ref()
+        .is_some_and(|config| config.targets.iter().any(|t| t.name == body.target));
+    if !configured {
+        // Its notifications would only die again: the worker dead-letters a row whose
+        // target is gone.
+        return Err(ApiError::Invalid(format!(
+            "target: {:?} is not a configured webhook target",
+            body.target
+        )));
+    }
+    let notification = body.notification.as_deref();
+    let requeued = state.store.redeliver(&body.target, notification).await?;
+    if let (Some(notification), true) = (notification, requeued.is_empty()) {
+        return Err(
+            match state
+                .store
+                .notification_state(notification, &body.target)
+                .await?
+            {
+                None => ApiError::NotFound(format!(
+                    "no notification {notification} for target {:?}",
+                    body.target
+                )),
+                Some(other) => ApiError::Conflict(format!(
+                    "notification {notification} for target {:?} is {other}, not dead",
+                    body.target
+                )),
+            },
+        );
+    }
+    tracing::info!(
+        principal = %caller.principal,
+        target = %body.target,
+        count = requeued.len(),
+        "dead webhook notifications queued again"
+    );
+    Ok(Json(RedeliverView { requeued }))
 }
 
 #[cfg(test)]

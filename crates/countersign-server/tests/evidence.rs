@@ -175,8 +175,8 @@ fn lab() -> Lab {
     }
 }
 
-/// The shared server with the lab repository configured as `lab`, and runner and admin
-/// tokens besides the harness's personas.
+/// The shared server with the lab repository configured as `lab`, and a runner token
+/// besides the harness's personas.
 async fn start_lab(db: &Db) -> (Server, Lab) {
     let lab = lab();
     let path = lab.path.clone();
@@ -185,21 +185,17 @@ async fn start_lab(db: &Db) -> (Server, Lab) {
         state.with_log_signer(log_signer())
     })
     .await;
-    for (i, (name, principal, role)) in [
-        ("runner", "runner:ci", Role::Runner),
-        ("admin", "human:root", Role::Admin),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let principal: Principal = principal.parse().unwrap();
-        let mut secret = [0xE5; 32];
-        secret[0] = u8::try_from(i).unwrap();
-        let (text, _) = create_token(&server.store, &principal, role, NOW as i64 + 3600, secret)
-            .await
-            .unwrap();
-        server.tokens.insert(name, text);
-    }
+    let runner: Principal = "runner:ci".parse().unwrap();
+    let (text, _) = create_token(
+        &server.store,
+        &runner,
+        Role::Runner,
+        NOW as i64 + 3600,
+        [0xE5; 32],
+    )
+    .await
+    .unwrap();
+    server.tokens.insert("runner", text);
     (server, lab)
 }
 

@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use common::{CATALOG, Db, NOW, Server, start_with};
 use countersign_audit::{Event, EventKind};
-use countersign_policy::Principal;
 use countersign_repo::{CommitId, RepoWriter};
-use countersign_server::{Role, create_token};
 use reqwest::{Method as M, StatusCode};
 use serde_json::{Value, json};
 
@@ -95,23 +93,11 @@ impl Lab {
 
 async fn start(db: &Db, lab: &Lab) -> Server {
     let path = lab.writer.dir().to_owned();
-    let mut server = start_with(db, move |mut state| {
+    start_with(db, move |mut state| {
         state.repos = Arc::new(BTreeMap::from([("shop".to_owned(), path)]));
         state
     })
-    .await;
-    let admin: Principal = "human:root".parse().unwrap();
-    let (token, _) = create_token(
-        &server.store,
-        &admin,
-        Role::Admin,
-        NOW as i64 + 3600,
-        [7; 32],
-    )
     .await
-    .unwrap();
-    server.tokens.insert("admin", token);
-    server
 }
 
 async fn propose(server: &Server, lab: &Lab, token: &str, head: &str) -> Value {

@@ -77,6 +77,11 @@ fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/v1/log/proofs/inclusion?index=0&size=1", None),
         e(Method::GET, "/v1/log/proofs/consistency?old=1&new=1", None),
         e(Method::GET, "/v1/webhooks/deliveries", None),
+        e(
+            Method::POST,
+            "/v1/webhooks/redeliver",
+            Some(json!({ "target": "nope" })),
+        ),
     ]
 }
 
@@ -107,6 +112,10 @@ fn admitted(endpoint: &Endpoint, role: Role, kind: &str) -> bool {
     }
     if is(Method::POST, "/merged") {
         // What a post-receive hook reports: the server's operator, not a proposer.
+        return role == Role::Admin;
+    }
+    if is(Method::POST, "/v1/webhooks/redeliver") {
+        // Operating the delivery worker: the server's operator.
         return role == Role::Admin;
     }
     if route == "/v1/webhooks/deliveries" {

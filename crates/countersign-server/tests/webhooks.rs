@@ -17,7 +17,7 @@ use countersign_repo::RepoWriter;
 use countersign_server::{DeliverySettings, Target, WebhookConfig};
 use countersign_store::{Attempt, OutboxItem, Outcome, Store};
 use hmac::{Hmac, KeyInit, Mac};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::Sha256;
 
 const SECRET: &str = "test-secret-0123456789abcdef";
@@ -609,6 +609,84 @@ async fn a_dead_receiver_dead_letters_after_the_last_attempt(db: &Db) {
     server.stop().await;
 }
 
+/// After the receiver's outage, an admin queues the dead notification again: it is sent
+/// at once, with its attempts counted from 1 again, and delivered. Only an admin may, only
+/// for a configured target, and only what is dead.
+async fn an_admin_redelivers_dead_notifications(db: &Db) {
+    let hooks = receiver([503, 503]).await;
+    let targets = vec![Target::new("down", &hooks.url, SECRET).unwrap()];
+    let delivery = DeliverySettings {
+        max_attempts: 2,
+        ..fast()
+    };
+    let server = start_with(db, |state| state.with_webhooks(config(targets, delivery))).await;
+    server.propose("fixbot", &server.repo.docs.clone()).await;
+    let dead = until("dead letter", async || {
+        let rows = server.store.outbox(10).await.unwrap();
+        rows.into_iter().find(|r| r.state == "dead")
+    })
+    .await;
+    let redeliver = |token: &'static str, body: Value| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    reqwest::Method::POST,
+                    "/v1/webhooks/redeliver",
+                    Some(token),
+                    Some(body),
+                )
+                .await
+        }
+    };
+    // Refused: not an admin; a target that is not configured; a notification never sent.
+    let (status, _) = redeliver("auditor", json!({ "target": "down" })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, problem) = redeliver("admin", json!({ "target": "gone" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("\"gone\""));
+    let (status, _) = redeliver(
+        "admin",
+        json!({ "target": "down", "notification": "ntf-nothing" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = redeliver("admin", json!({ "target": "down", "extra": 1 })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, body) = redeliver(
+        "admin",
+        json!({ "target": "down", "notification": dead.item.notification }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["requeued"], json!([dead.item.id]));
+    let delivered = until("redelivery", async || {
+        let rows = server.store.outbox(10).await.unwrap();
+        rows.into_iter().find(|r| r.state == "delivered")
+    })
+    .await;
+    assert_eq!(delivered.item.id, dead.item.id);
+    assert_eq!(delivered.attempts, 1, "counted from 1 again");
+    let received = hooks.received();
+    let attempts: Vec<&str> = received.iter().map(|r| r.attempt.as_str()).collect();
+    assert_eq!(attempts, ["1", "2", "1"]);
+    assert!(received.iter().all(|r| r.id == dead.item.notification));
+    // Delivered now: nothing left to redeliver.
+    let (status, problem) = redeliver(
+        "admin",
+        json!({ "target": "down", "notification": dead.item.notification }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let (status, body) = redeliver("admin", json!({ "target": "down" })).await;
+    assert_eq!(
+        (status, body["requeued"].clone()),
+        (StatusCode::OK, json!([]))
+    );
+    server.stop().await;
+}
+
 fn item(n: usize) -> OutboxItem {
     OutboxItem {
         id: format!("ntf-{n}/t"),
@@ -775,6 +853,7 @@ on_both_backends!(
     approvers_are_told_when_a_proposal_waits,
     a_failing_receiver_gets_it_on_the_third_attempt,
     a_dead_receiver_dead_letters_after_the_last_attempt,
+    an_admin_redelivers_dead_notifications,
     a_rolled_back_transaction_leaves_no_outbox_row,
     concurrent_claims_never_share_a_row,
     settled_notifications_are_pruned_after_retention,

@@ -290,6 +290,42 @@ impl Conn<'_> {
         }))
     }
 
+    async fn requeue_dead(
+        &mut self,
+        target: &str,
+        notification: Option<&str>,
+    ) -> Result<Vec<String>, Error> {
+        let now = now_ms(self);
+        let sql = format!(
+            "UPDATE webhook_outbox SET state = 'pending', attempts = 0, next_attempt_at = {now}, \
+             lease_owner = NULL, lease_until = NULL \
+             WHERE state = 'dead' AND target = $1 AND ($2 IS NULL OR notification = $2) \
+             RETURNING id"
+        );
+        let mut ids = dispatch!(self, c => sqlx::query_scalar::<_, String>(&sql)
+            .bind(target)
+            .bind(notification)
+            .fetch_all(&mut **c)
+            .await
+            .map_err(db("requeueing dead notifications"))?);
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn notification_state(
+        &mut self,
+        notification: &str,
+        target: &str,
+    ) -> Result<Option<String>, Error> {
+        let sql = "SELECT state FROM webhook_outbox WHERE notification = $1 AND target = $2";
+        Ok(dispatch!(self, c => sqlx::query_scalar::<_, String>(sql)
+            .bind(notification)
+            .bind(target)
+            .fetch_optional(&mut **c)
+            .await
+            .map_err(db("reading a notification's state"))?))
+    }
+
     async fn outbox(&mut self, limit: i64) -> Result<Vec<OutboxRow>, Error> {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS}, state, attempts, next_attempt_at, last_error FROM webhook_outbox \
@@ -440,6 +476,33 @@ impl Store {
         let pruned = tx.conn().prune(int("retention", age_ms)?).await?;
         tx.commit().await?;
         Ok(pruned)
+    }
+
+    /// Queues the dead notifications of `target` again (only `notification`'s, when given):
+    /// pending, due now, attempts counted from 1 again. Delivered and pending rows are not
+    /// touched. Returns the outbox ids requeued, sorted.
+    pub async fn redeliver(
+        &self,
+        target: &str,
+        notification: Option<&str>,
+    ) -> Result<Vec<String>, Error> {
+        let mut tx = self.begin().await?;
+        let ids = tx.conn().requeue_dead(target, notification).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// The state (`pending`, `delivered`, `dead`) of `notification` for `target`, if queued.
+    pub async fn notification_state(
+        &self,
+        notification: &str,
+        target: &str,
+    ) -> Result<Option<String>, Error> {
+        self.pooled()
+            .await?
+            .conn()
+            .notification_state(notification, target)
+            .await
     }
 
     /// The `limit` most recently queued outbox rows, newest first.

@@ -219,6 +219,7 @@ pub async fn start_with(db: &Db, configure: impl FnOnce(AppState) -> AppState) -
         ("agent-approver", "agent:fixbot", Role::Approver, expires),
         ("expired", "human:bob", Role::Approver, NOW as i64 - 1),
         ("auditor", "human:erin", Role::Auditor, expires),
+        ("admin", "human:root", Role::Admin, expires),
     ]
     .into_iter()
     .enumerate()
