@@ -559,8 +559,14 @@ async fn a_failing_receiver_gets_it_on_the_third_attempt(db: &Db) {
     server.stop().await;
 }
 
-async fn a_dead_receiver_dead_letters_after_the_last_attempt(db: &Db) {
-    let hooks = receiver([503, 503, 503, 503]).await;
+/// A server whose one target, `down`, answers `script` (then 200) and gets two attempts; a
+/// proposal is made, and its notification has settled (dead, with a script of two or more
+/// failures).
+async fn settled_after_two_attempts(
+    db: &Db,
+    script: impl IntoIterator<Item = u16>,
+) -> (Server, Receiver, countersign_store::OutboxRow) {
+    let hooks = receiver(script).await;
     let targets = vec![Target::new("down", &hooks.url, SECRET).unwrap()];
     let delivery = DeliverySettings {
         max_attempts: 2,
@@ -568,11 +574,16 @@ async fn a_dead_receiver_dead_letters_after_the_last_attempt(db: &Db) {
     };
     let server = start_with(db, |state| state.with_webhooks(config(targets, delivery))).await;
     server.propose("fixbot", &server.repo.docs.clone()).await;
-    let row = until("dead letter", async || {
+    let row = until("a settled notification", async || {
         let rows = server.store.outbox(10).await.unwrap();
         rows.into_iter().find(|r| r.state != "pending")
     })
     .await;
+    (server, hooks, row)
+}
+
+async fn a_dead_receiver_dead_letters_after_the_last_attempt(db: &Db) {
+    let (server, hooks, row) = settled_after_two_attempts(db, [503, 503, 503, 503]).await;
     assert_eq!((row.state.as_str(), row.attempts), ("dead", 2), "{row:?}");
     assert_eq!(
         row.last_error.as_deref(),
@@ -613,19 +624,8 @@ async fn a_dead_receiver_dead_letters_after_the_last_attempt(db: &Db) {
 /// at once, with its attempts counted from 1 again, and delivered. Only an admin may, only
 /// for a configured target, and only what is dead.
 async fn an_admin_redelivers_dead_notifications(db: &Db) {
-    let hooks = receiver([503, 503]).await;
-    let targets = vec![Target::new("down", &hooks.url, SECRET).unwrap()];
-    let delivery = DeliverySettings {
-        max_attempts: 2,
-        ..fast()
-    };
-    let server = start_with(db, |state| state.with_webhooks(config(targets, delivery))).await;
-    server.propose("fixbot", &server.repo.docs.clone()).await;
-    let dead = until("dead letter", async || {
-        let rows = server.store.outbox(10).await.unwrap();
-        rows.into_iter().find(|r| r.state == "dead")
-    })
-    .await;
+    let (server, hooks, dead) = settled_after_two_attempts(db, [503, 503]).await;
+    assert_eq!(dead.state, "dead");
     let redeliver = |token: &'static str, body: Value| {
         let server = &server;
         async move {
