@@ -43,6 +43,9 @@ pub enum ApiError {
     /// A request body over the limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The caller did this too often to be heard again (refused evidence for one head).
+    #[error("{0}")]
+    TooMany(String),
     /// A dependency the request needs does not answer (the database, the issuer's keys).
     #[error("{0}")]
     Unavailable(String),
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -73,6 +77,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::Invalid(_) => "invalid-request",
             ApiError::TooLarge(_) => "too-large",
+            ApiError::TooMany(_) => "too-many-requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }

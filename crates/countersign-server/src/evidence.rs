@@ -51,6 +51,10 @@ pub const EVIDENCE_BODY_LIMIT: usize = 1024 * 1024;
 /// How many times a submission is re-derived when other evidence for the same head lands
 /// in between (each attempt sees the set it decides with unchanged, or starts over).
 const ATTEMPTS: usize = 5;
+/// Refused envelopes logged per proposal head at most: each refusal is an audit entry, and
+/// a runner token (or whoever stole one) must not be able to grow the log without bound.
+/// Beyond it refusals are answered `429` and not logged; a new head starts over.
+pub const MAX_REFUSED_PER_HEAD: usize = 64;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -298,7 +302,8 @@ async fn weigh(
         (status = 200, body = EvidenceAccepted, description = "Accepted for this head already; nothing new recorded"),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 413, body = Problem),
-        (status = 422, body = Problem, description = "Refused (logged): the detail lists each reason")
+        (status = 422, body = Problem, description = "Refused (logged): the detail lists each reason"),
+        (status = 429, body = Problem, description = "Refused, not logged: this head has MAX_REFUSED_PER_HEAD refusals logged")
     ),
     security(("bearer" = []))
 )]
@@ -445,7 +450,11 @@ fn accepted_body(
     }
 }
 
-/// Logs the refusal in its own transaction and answers 422 with every reason.
+/// Logs the refusal in its own transaction and answers 422 with every reason. The same
+/// envelope refused again for the same head is answered alike but not logged again; past
+/// [`MAX_REFUSED_PER_HEAD`] logged refusals for the head, a new one is `429`, not logged.
+/// (Counted before the refusal's transaction, so concurrent refusals may pass the bound by
+/// as many as run at once.)
 async fn refuse(
     state: &AppState,
     proposal: &Proposal,
@@ -454,6 +463,36 @@ async fn refuse(
     size: usize,
     refused: Refused,
 ) -> Result<Response, ApiError> {
+    let detail = refused
+        .reasons
+        .iter()
+        .map(|(reason, message)| format!("{reason}: {message}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let answer = ApiError::Invalid(format!(
+        "evidence refused for head {}: {detail}",
+        proposal.head
+    ));
+    let mut logged = 0;
+    for entry in state.store.entries_about(&proposal.id).await? {
+        let event = entry
+            .event()
+            .map_err(|e| ApiError::Internal(format!("log entry {}: {e}", entry.index)))?;
+        if event.kind != EventKind::EvidenceRefused || event.data["head"] != proposal.head {
+            continue;
+        }
+        if event.data["envelope"] == digest {
+            return Err(answer);
+        }
+        logged += 1;
+    }
+    if logged >= MAX_REFUSED_PER_HEAD {
+        return Err(ApiError::TooMany(format!(
+            "{logged} refused envelopes are logged for head {} already; this one is refused \
+             too ({detail}) and not logged: fix the runner, or move the proposal's head",
+            proposal.head
+        )));
+    }
     let now = state.clock.rfc3339();
     let reasons: Vec<Value> = refused
         .reasons
@@ -478,16 +517,7 @@ async fn refuse(
     )?)
     .await?;
     tx.commit().await?;
-    let detail = refused
-        .reasons
-        .iter()
-        .map(|(reason, message)| format!("{reason}: {message}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Err(ApiError::Invalid(format!(
-        "evidence refused for head {}: {detail}",
-        proposal.head
-    )))
+    Err(answer)
 }
 
 /// Records the decision re-derived with the head's evidence (`decided`, and `authorized`

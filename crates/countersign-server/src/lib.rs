@@ -60,7 +60,7 @@ pub use webhooks::{
 /// The largest request body accepted; proposals and approvals are small.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-pub use evidence::EVIDENCE_BODY_LIMIT;
+pub use evidence::{EVIDENCE_BODY_LIMIT, MAX_REFUSED_PER_HEAD};
 
 /// Where the server reads time. Tests set a fixed time; nothing sleeps on it.
 #[derive(Clone)]

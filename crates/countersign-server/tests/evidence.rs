@@ -16,7 +16,7 @@ use countersign_evidence::dsse::SigningKey;
 use countersign_evidence::statement::{Statement, TEST_RESULT_V01};
 use countersign_policy::Principal;
 use countersign_repo::{CommitId, RepoWriter};
-use countersign_server::{EVIDENCE_BODY_LIMIT, Role, create_token};
+use countersign_server::{EVIDENCE_BODY_LIMIT, MAX_REFUSED_PER_HEAD, Role, create_token};
 use reqwest::{Method as M, StatusCode};
 use serde_json::{Value, json};
 
@@ -580,6 +580,55 @@ async fn refused_evidence_is_logged_and_explained(db: &Db) {
     server.stop().await;
 }
 
+/// Refusals cannot grow the log without bound: the same envelope refused again for the same
+/// head is answered alike and not logged again, and past `MAX_REFUSED_PER_HEAD` logged
+/// refusals for a head a new one is `429`, not logged; accepted evidence still counts.
+async fn refusals_are_bounded_per_head(db: &Db) {
+    let (server, lab) = start_lab(db).await;
+    let proposal = propose(&server, &lab, &lab.lib).await;
+    let id = proposal["id"].as_str().unwrap();
+    let refusals = async || {
+        events(&server, id)
+            .await
+            .iter()
+            .filter(|e| e.kind == EventKind::EvidenceRefused)
+            .count()
+    };
+    // Malformed bodies, each different (so each is a new refusal).
+    let junk = |n: usize| format!("not an envelope {n}").into_bytes();
+    let (status, first) = submit(&server, "runner", id, junk(0)).await;
+    assert_eq!(status, 422, "{first}");
+    for _ in 0..3 {
+        let (status, again) = submit(&server, "runner", id, junk(0)).await;
+        assert_eq!(status, 422, "{again}");
+        assert_eq!(again["detail"], first["detail"]);
+    }
+    assert_eq!(refusals().await, 1, "a repeated refusal is logged once");
+    for n in 1..MAX_REFUSED_PER_HEAD {
+        let (status, problem) = submit(&server, "runner", id, junk(n)).await;
+        assert_eq!(status, 422, "{n}: {problem}");
+    }
+    assert_eq!(refusals().await, MAX_REFUSED_PER_HEAD);
+    let (status, problem) = submit(&server, "runner", id, junk(MAX_REFUSED_PER_HEAD)).await;
+    assert_eq!(status, 429, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("malformed") && detail.contains("not logged"),
+        "{detail}"
+    );
+    assert_eq!(refusals().await, MAX_REFUSED_PER_HEAD, "not logged");
+    // Evidence that verifies is still weighed and recorded.
+    let (status, accepted) = submit(
+        &server,
+        "runner",
+        id,
+        envelope(&runner_key(), &lab.lib, "lib-unit", "PASSED"),
+    )
+    .await;
+    assert_eq!(status, 201, "{accepted}");
+    server.stop().await;
+}
+
 async fn concurrent_evidence_all_counts(db: &Db) {
     let (server, lab) = start_lab(db).await;
     let proposal = propose(&server, &lab, &lab.tool).await;
@@ -771,6 +820,7 @@ on_both_backends!(
     failing_or_partial_evidence_goes_to_people,
     base_evidence_does_not_satisfy_the_plan,
     refused_evidence_is_logged_and_explained,
+    refusals_are_bounded_per_head,
     only_runners_submit_evidence,
     oversize_bodies_are_413_problems,
     evidence_lapses_when_the_head_moves,

@@ -220,6 +220,18 @@ impl<'a> DecisionRow<'a> {
     }
 }
 
+/// `(idx, leaf)` rows as entries, refusing a negative index.
+fn entries_from(rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<Entry>, Error> {
+    rows.into_iter()
+        .map(|(index, leaf)| {
+            Ok(Entry {
+                index: uint("log_leaves", &index, "idx", index)?,
+                leaf,
+            })
+        })
+        .collect()
+}
+
 /// A connection to either backend, borrowed from a pool or a transaction.
 pub(crate) enum Conn<'a> {
     Sqlite(&'a mut SqliteConnection),
@@ -431,21 +443,23 @@ impl Conn<'_> {
         )
     }
 
-    /// The indexes of the entries about `subject`, in log order.
-    pub(crate) async fn subject_indexes(&mut self, subject: &str) -> Result<Vec<u64>, Error> {
-        let rows: Vec<i64> = dispatch!(self, c => sqlx::query("SELECT idx FROM log_subjects WHERE subject = $1 ORDER BY idx")
+    /// The entries about `subject`, in index order, in one query.
+    pub(crate) async fn leaves_about(&mut self, subject: &str) -> Result<Vec<Entry>, Error> {
+        let rows = dispatch!(self, c => {
+            let rows = sqlx::query(
+                "SELECT l.idx, l.leaf FROM log_subjects s JOIN log_leaves l ON l.idx = s.idx \
+                 WHERE s.subject = $1 ORDER BY l.idx",
+            )
             .bind(subject)
             .fetch_all(&mut **c)
             .await
-            .map_err(db("reading log subjects"))?
-            .iter()
-            .map(|row| row.try_get::<i64, _>(0))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db("decoding log subjects"))?);
-        Ok(rows
-            .into_iter()
-            .filter_map(|i| u64::try_from(i).ok())
-            .collect())
+            .map_err(db("reading the entries about a subject"))?;
+            rows.iter()
+                .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<Vec<u8>, _>(1)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(db("decoding log leaves"))?
+        });
+        entries_from(rows)
     }
 
     /// Leaves with `start <= idx < end`, at most `limit`, in index order. The `idx` column
@@ -474,14 +488,7 @@ impl Conn<'_> {
                 .collect::<Result<Vec<_>, sqlx::Error>>()
                 .map_err(db("decoding log leaves"))?
         });
-        rows.into_iter()
-            .map(|(index, leaf)| {
-                Ok(Entry {
-                    index: uint("log_leaves", &index, "idx", index)?,
-                    leaf,
-                })
-            })
-            .collect()
+        entries_from(rows)
     }
 
     /// Inserts a checkpoint row; `Ok(false)` when one exists for `size` already.

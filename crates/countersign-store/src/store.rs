@@ -319,12 +319,7 @@ impl Store {
 
     /// The entries about `subject` (a proposal id), in log order.
     pub async fn entries_about(&self, subject: &str) -> Result<Vec<Entry>, Error> {
-        let indexes = self.pooled().await?.conn().subject_indexes(subject).await?;
-        let mut entries = Vec::with_capacity(indexes.len());
-        for index in indexes {
-            entries.push(self.entry(index).await?);
-        }
-        Ok(entries)
+        self.pooled().await?.conn().leaves_about(subject).await
     }
 
     /// The decision with this id, if recorded.
