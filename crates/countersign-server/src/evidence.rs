@@ -453,8 +453,8 @@ fn accepted_body(
 /// Logs the refusal in its own transaction and answers 422 with every reason. The same
 /// envelope refused again for the same head is answered alike but not logged again; past
 /// [`MAX_REFUSED_PER_HEAD`] logged refusals for the head, a new one is `429`, not logged.
-/// (Counted before the refusal's transaction, so concurrent refusals may pass the bound by
-/// as many as run at once.)
+/// Counted in the refusal's transaction with the proposal locked, so concurrent refusals
+/// (on any replica) count each other exactly.
 async fn refuse(
     state: &AppState,
     proposal: &Proposal,
@@ -473,8 +473,10 @@ async fn refuse(
         "evidence refused for head {}: {detail}",
         proposal.head
     ));
+    let mut tx = state.store.begin().await?;
+    tx.lock_proposal(&proposal.id).await?;
     let mut logged = 0;
-    for entry in state.store.entries_about(&proposal.id).await? {
+    for entry in tx.entries_about(&proposal.id).await? {
         let event = entry
             .event()
             .map_err(|e| ApiError::Internal(format!("log entry {}: {e}", entry.index)))?;
@@ -482,11 +484,13 @@ async fn refuse(
             continue;
         }
         if event.data["envelope"] == digest {
+            tx.rollback().await?;
             return Err(answer);
         }
         logged += 1;
     }
     if logged >= MAX_REFUSED_PER_HEAD {
+        tx.rollback().await?;
         return Err(ApiError::TooMany(format!(
             "{logged} refused envelopes are logged for head {} already; this one is refused \
              too ({detail}) and not logged: fix the runner, or move the proposal's head",
@@ -507,7 +511,6 @@ async fn refuse(
         "head": proposal.head,
         "reasons": reasons,
     });
-    let mut tx = state.store.begin().await?;
     tx.append_event(&event(
         EventKind::EvidenceRefused,
         &now,

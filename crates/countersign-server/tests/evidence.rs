@@ -604,12 +604,26 @@ async fn refusals_are_bounded_per_head(db: &Db) {
         assert_eq!(again["detail"], first["detail"]);
     }
     assert_eq!(refusals().await, 1, "a repeated refusal is logged once");
-    for n in 1..MAX_REFUSED_PER_HEAD {
+    for n in 1..MAX_REFUSED_PER_HEAD - 4 {
         let (status, problem) = submit(&server, "runner", id, junk(n)).await;
         assert_eq!(status, 422, "{n}: {problem}");
     }
+    // The last four places go to four of twelve concurrent refusals, exactly.
+    let mut racing = tokio::task::JoinSet::new();
+    for n in MAX_REFUSED_PER_HEAD - 4..MAX_REFUSED_PER_HEAD + 8 {
+        let request = server
+            .client
+            .post(format!("{}/v1/proposals/{id}/evidence", server.base))
+            .bearer_auth(&server.tokens["runner"])
+            .header("content-type", "application/json")
+            .body(junk(n));
+        racing.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let mut statuses = racing.join_all().await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [[422; 4].as_slice(), &[429; 8]].concat());
     assert_eq!(refusals().await, MAX_REFUSED_PER_HEAD);
-    let (status, problem) = submit(&server, "runner", id, junk(MAX_REFUSED_PER_HEAD)).await;
+    let (status, problem) = submit(&server, "runner", id, junk(MAX_REFUSED_PER_HEAD + 100)).await;
     assert_eq!(status, 429, "{problem}");
     let detail = problem["detail"].as_str().unwrap();
     assert!(

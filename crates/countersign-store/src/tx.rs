@@ -242,6 +242,12 @@ impl Tx {
         self.conn().decision(id).await
     }
 
+    /// The entries about `subject` as this transaction sees them (those earlier members of
+    /// its batch appended included), in log order.
+    pub async fn entries_about(&mut self, subject: &str) -> Result<Vec<crate::Entry>, Error> {
+        self.conn().leaves_about(subject).await
+    }
+
     /// Commits the appended events and everything else done in this transaction; returns
     /// once they are durable (the batch holding them committed).
     pub async fn commit(mut self) -> Result<(), Error> {
