@@ -220,13 +220,20 @@ impl<'a> DecisionRow<'a> {
     }
 }
 
-/// `(idx, leaf)` rows as entries, refusing a negative index.
-fn entries_from(rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<Entry>, Error> {
-    rows.into_iter()
-        .map(|(index, leaf)| {
+/// `(idx, leaf)` rows of either backend as entries, refusing a negative index.
+fn entries_from<R: sqlx::Row>(rows: &[R]) -> Result<Vec<Entry>, Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|row| {
+            let (index, leaf) = (row.try_get::<i64, _>(0), row.try_get::<Vec<u8>, _>(1));
+            let index = index.map_err(db("decoding log leaves"))?;
             Ok(Entry {
                 index: uint("log_leaves", &index, "idx", index)?,
-                leaf,
+                leaf: leaf.map_err(db("decoding log leaves"))?,
             })
         })
         .collect()
@@ -445,7 +452,7 @@ impl Conn<'_> {
 
     /// The entries about `subject`, in index order, in one query.
     pub(crate) async fn leaves_about(&mut self, subject: &str) -> Result<Vec<Entry>, Error> {
-        let rows = dispatch!(self, c => {
+        let entries = dispatch!(self, c => {
             let rows = sqlx::query(
                 "SELECT l.idx, l.leaf FROM log_subjects s JOIN log_leaves l ON l.idx = s.idx \
                  WHERE s.subject = $1 ORDER BY l.idx",
@@ -454,12 +461,9 @@ impl Conn<'_> {
             .fetch_all(&mut **c)
             .await
             .map_err(db("reading the entries about a subject"))?;
-            rows.iter()
-                .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<Vec<u8>, _>(1)?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(db("decoding log leaves"))?
+            entries_from(&rows)?
         });
-        entries_from(rows)
+        Ok(entries)
     }
 
     /// Leaves with `start <= idx < end`, at most `limit`, in index order. The `idx` column
@@ -475,7 +479,7 @@ impl Conn<'_> {
             int("entry index", end)?,
             int("limit", limit)?,
         );
-        let rows = dispatch!(self, c => {
+        let entries = dispatch!(self, c => {
             let rows = sqlx::query("SELECT idx, leaf FROM log_leaves WHERE idx >= $1 AND idx < $2 ORDER BY idx LIMIT $3")
                 .bind(start)
                 .bind(end)
@@ -483,12 +487,9 @@ impl Conn<'_> {
                 .fetch_all(&mut **c)
                 .await
                 .map_err(db("reading log leaves"))?;
-            rows.iter()
-                .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<Vec<u8>, _>(1)?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(db("decoding log leaves"))?
+            entries_from(&rows)?
         });
-        entries_from(rows)
+        Ok(entries)
     }
 
     /// Inserts a checkpoint row; `Ok(false)` when one exists for `size` already.

@@ -390,6 +390,20 @@ impl Drop for Waiting {
     }
 }
 
+/// Runs `work` in a task of its own (inline without a runtime), so a caller dropped while
+/// waiting cannot stop it half-way: what it does to a batch it finishes.
+pub(crate) async fn uncancellable<T: Send + 'static>(
+    work: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime
+            .spawn(work)
+            .await
+            .map_err(|e| Error::Batch(format!("the committing task failed: {e}")))?,
+        Err(_) => work.await,
+    }
+}
+
 /// Waits for the result of the batch a released member belongs to.
 async fn committed(mut done: watch::Receiver<Done>) -> Result<(), Error> {
     let result = done
@@ -483,14 +497,7 @@ impl Member {
     /// client gone) cannot leave the batch half-released: its work is committed with the
     /// batch and simply not answered.
     pub(crate) async fn commit(self) -> Result<(), Error> {
-        let release = self.release();
-        let done = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => runtime
-                .spawn(release)
-                .await
-                .map_err(|e| Error::Batch(format!("the committing task failed: {e}")))??,
-            Err(_) => release.await?,
-        };
+        let done = uncancellable(self.release()).await?;
         committed(done).await
     }
 

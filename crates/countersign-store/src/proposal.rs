@@ -418,26 +418,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), Error> {
         self.log_size().await.map(|_| ())
     }
-}
 
-impl Tx {
-    /// Appends `leaves`, then stores `decision` pointing at the entry of `leaves[decided]`
-    /// and the new `proposal`: what opening a proposal writes, in one round trip (SQLite:
-    /// statements of one call; PostgreSQL: one statement), where each round trip is time
-    /// every other writer waits. Returns the entries' indexes.
-    pub async fn append_decided(
-        &mut self,
-        leaves: &[crate::tx::Leaf],
-        decided: usize,
-        decision: &mut crate::Decision,
-        proposal: &Proposal,
-    ) -> Result<Vec<u64>, Error> {
-        self.write_decided(leaves, decided, decision, proposal, "")
-            .await
-    }
-}
-
-impl Store {
     /// Opens a decided proposal in a transaction of its own: stores `blobs`, appends
     /// `leaves`, records `decision` (pointing at the entry of `leaves[decided]`) and the new
     /// `proposal`, and commits; returns the entries' indexes once durable. What
@@ -495,17 +476,26 @@ impl Store {
             tx.committed_blobs();
             Ok(indexes)
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => runtime
-                .spawn(work)
-                .await
-                .map_err(|e| Error::Batch(format!("the committing task failed: {e}")))?,
-            Err(_) => work.await,
-        }
+        crate::group::uncancellable(work).await
     }
 }
 
 impl Tx {
+    /// Appends `leaves`, then stores `decision` pointing at the entry of `leaves[decided]`
+    /// and the new `proposal`: what opening a proposal writes, in one round trip (SQLite:
+    /// statements of one call; PostgreSQL: one statement), where each round trip is time
+    /// every other writer waits. Returns the entries' indexes.
+    pub async fn append_decided(
+        &mut self,
+        leaves: &[crate::tx::Leaf],
+        decided: usize,
+        decision: &mut crate::Decision,
+        proposal: &Proposal,
+    ) -> Result<Vec<u64>, Error> {
+        self.write_decided(leaves, decided, decision, proposal, "")
+            .await
+    }
+
     /// The write of [`Tx::append_decided`]; on SQLite the statements `tail` run after it
     /// in the same call.
     async fn write_decided(
