@@ -250,7 +250,12 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
         validation_plan: plan_report(plan),
         graph_version,
         policy_version: decision.policy_version.clone(),
-        facts: decision.facts.clone(),
+        facts: decision
+            .facts
+            .to_cedar_context()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect(),
         evidence,
         policy_change: None,
     }

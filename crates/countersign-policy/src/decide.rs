@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::approval::{ApprovalRequirement, OwnerGroup, requirement};
 use crate::check::PolicyEffect;
-use crate::facts::{EvidenceFacts, default_never_automate, derive};
+use crate::facts::{EvidenceFacts, Facts, default_never_automate};
 use crate::invariant;
 use crate::pack::PolicyPack;
 use crate::principal::Principal;
@@ -119,8 +119,8 @@ pub struct Decision {
     pub reasons: Vec<Reason>,
     pub approvals: ApprovalRequirement,
     pub declared_tier: Option<DeclaredTier>,
-    /// Every context attribute Cedar saw.
-    pub facts: BTreeMap<String, Value>,
+    /// Every fact Cedar saw (its context is [`Facts::to_cedar_context`]).
+    pub facts: Facts,
     pub policy_version: String,
 }
 
@@ -146,13 +146,14 @@ impl Verdict {
 
 /// Derive the tier of a change.
 pub fn decide(pack: &PolicyPack, input: &DecisionInput<'_>) -> Decision {
-    let facts = derive(
+    let facts = Facts::derive(
         input.impact,
         &input.author,
         &input.never_automate,
         input.evidence.as_ref(),
     );
-    let verdicts = evaluate(pack, &input.author, &facts);
+    let context = facts.to_cedar_context();
+    let verdicts = evaluate(pack, &input.author, &context);
 
     let cedar_tier = least_permitted(&verdicts, Tier::AutoMerge);
     let hits = invariant::check(&facts);
@@ -168,7 +169,7 @@ pub fn decide(pack: &PolicyPack, input: &DecisionInput<'_>) -> Decision {
     let pick = |names: &[&str]| -> BTreeMap<String, Value> {
         names
             .iter()
-            .filter_map(|name| facts.get(*name).map(|v| ((*name).to_owned(), v.clone())))
+            .filter_map(|name| context.get(name).map(|v| ((*name).to_owned(), v.clone())))
             .collect()
     };
     let policy_reason = |id: &str, effect: ReasonEffect, tier: Tier| -> Reason {
@@ -292,7 +293,7 @@ fn least_permitted(verdicts: &[Verdict; 4], from: Tier) -> Tier {
 fn evaluate(
     pack: &PolicyPack,
     author: &Principal,
-    facts: &BTreeMap<String, Value>,
+    facts: &BTreeMap<&'static str, Value>,
 ) -> [Verdict; 4] {
     let prepared = prepare(pack, author, facts);
     Tier::ALL.map(|tier| match &prepared {
@@ -349,7 +350,7 @@ type Prepared = (EntityUid, Entities, Context);
 fn prepare(
     pack: &PolicyPack,
     author: &Principal,
-    facts: &BTreeMap<String, Value>,
+    facts: &BTreeMap<&'static str, Value>,
 ) -> Result<Prepared, String> {
     let principal = EntityUid::from_type_name_and_id(
         pack.author_type.clone(),
@@ -367,7 +368,7 @@ fn prepare(
     let context = Context::from_pairs(
         facts
             .iter()
-            .map(|(name, value)| Ok((name.clone(), expression(value)?)))
+            .map(|(name, value)| Ok(((*name).to_owned(), expression(value)?)))
             .collect::<Result<Vec<_>, String>>()?,
     )
     .map_err(|e| e.to_string())?;
@@ -396,10 +397,9 @@ fn expression(value: &Value) -> Result<RestrictedExpression, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::FACT_NAMES;
 
-    /// One source of truth: the facts `derive` produces are exactly the schema's context
-    /// record, with the right types, for every action.
+    /// One source of truth: the facts' Cedar context is exactly the schema's `Facts`
+    /// record (every attribute produced, nothing extra, the right types for every action).
     #[test]
     fn facts_agree_with_the_schema() {
         let pack = PolicyPack::default_pack();
@@ -407,16 +407,16 @@ mod tests {
         let impact = Impact::default();
         let author = Principal::Agent("fixbot".to_owned());
         for evidence in [None, Some(EvidenceFacts::default())] {
-            let facts = derive(
+            let facts = Facts::derive(
                 &impact,
                 &author,
                 &default_never_automate(),
                 evidence.as_ref(),
             );
-            let names: BTreeSet<&str> = facts.keys().map(String::as_str).collect();
-            assert_eq!(names, FACT_NAMES.into_iter().collect::<BTreeSet<_>>());
-            let (principal, _entities, context) = prepare(&pack, &author, &facts).unwrap();
+            let context = facts.to_cedar_context();
+            let (principal, _entities, context) = prepare(&pack, &author, &context).unwrap();
             for action in &pack.actions {
+                // Validated against the schema: a missing, extra or mistyped attribute fails.
                 Request::new(
                     principal.clone(),
                     action.clone(),
@@ -427,9 +427,16 @@ mod tests {
                 .unwrap();
             }
         }
-        let schema_text = crate::schema::schema_text();
-        for name in FACT_NAMES {
-            assert!(schema_text.contains(&format!("    {name}: ")), "{name}");
-        }
+        // The attribute names of the schema's `type Facts = { ... };` record.
+        let text = crate::schema::schema_text();
+        let record = &text[text.find("type Facts = {").unwrap()..];
+        let record = &record[..record.find("};").unwrap()];
+        let declared: BTreeSet<&str> = record
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.starts_with("//"))
+            .filter_map(|line| line.split_once(": ").map(|(name, _)| name))
+            .collect();
+        assert_eq!(declared, Facts::names());
     }
 }

@@ -1,16 +1,17 @@
-//! Decision facts: the Cedar request context derived from a change's impact, its author
-//! and its evidence, plus the never-automate list they are judged against.
+//! Decision facts: what the engine knows about a change (its impact, its author and its
+//! evidence) as one typed [`Facts`], plus the never-automate list they are judged against.
 //!
-//! Facts are plain values; this module does not judge them. Every attribute here is
-//! declared in `schema.cedarschema` (a test checks they agree) and documented in
-//! docs/policy.md.
+//! Facts are plain values; this module does not judge them. The invariants match on the
+//! struct's fields, never on names. [`Facts::to_cedar_context`] is the one place a fact
+//! gets its name: the Cedar request context, explanations and records all read that view,
+//! and a test checks that it is exactly the schema's `Facts` record (`schema.cedarschema`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use countersign_graph::{Criticality, Impact, Surface};
 use serde_json::Value;
 
-use crate::principal::Principal;
+use crate::principal::{Principal, PrincipalKind};
 
 /// Every surface, in order: the default never-automate list.
 pub const ALL_SURFACES: [Surface; 7] = [
@@ -58,124 +59,184 @@ pub struct EvidenceFacts {
     pub reachable_vulnerabilities: u32,
 }
 
-/// The names of every context attribute, in schema order. Kept next to `derive` so the
-/// two are edited together; a test compares both with the schema.
-pub const FACT_NAMES: [&str; 20] = [
-    "surfaces_touched",
-    "surfaces_reached",
-    "never_automate_touched",
-    "never_automate_reached",
-    "max_criticality_touched",
-    "max_criticality_reached",
-    "critical_reached",
-    "revenue_path_reached",
-    "data_stores_touched",
-    "unmapped_files",
-    "touched_nodes",
-    "reached_nodes",
-    "governance_touched",
-    "author_kind",
-    "evidence_considered",
-    "coverage_percent",
-    "planned_suites",
-    "failed_suites",
-    "regressions",
-    "reachable_vulnerabilities",
-];
+/// Every fact the engine derives about one change. Counts are counts of distinct things
+/// in the impact; sets are surfaces. Built only by [`Facts::derive`] in production (tests
+/// and the verifier may build one by hand), so a fact cannot be missing: there is no
+/// default to fall back on, and a renamed field is a compile error wherever it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub surfaces_touched: BTreeSet<Surface>,
+    pub surfaces_reached: BTreeSet<Surface>,
+    pub never_automate_touched: BTreeSet<Surface>,
+    pub never_automate_reached: BTreeSet<Surface>,
+    pub max_criticality_touched: Option<Criticality>,
+    pub max_criticality_reached: Option<Criticality>,
+    pub critical_reached: u64,
+    pub revenue_path_reached: u64,
+    pub data_stores_touched: u64,
+    pub unmapped_files: u64,
+    pub touched_nodes: u64,
+    pub reached_nodes: u64,
+    pub governance_touched: bool,
+    pub author_kind: PrincipalKind,
+    /// `None` when no evidence was considered (`evidence_considered` is false).
+    pub evidence: Option<EvidenceFacts>,
+}
 
-/// Derive the context attributes. Defensive about the impact's own bookkeeping: touched
-/// surfaces and criticality are folded into the "reached" facts even if the impact left
-/// them out, and governance paths count as the `governance` surface even when no node
-/// carries it, so a sloppy impact can only make facts stricter.
-pub(crate) fn derive(
-    impact: &Impact,
-    author: &Principal,
-    never_automate: &BTreeSet<Surface>,
-    evidence: Option<&EvidenceFacts>,
-) -> BTreeMap<String, Value> {
-    let governance_touched = !impact.governance_paths.is_empty()
-        || impact.surfaces_touched.contains(&Surface::Governance);
-
-    let mut touched: BTreeSet<Surface> = impact.surfaces_touched.clone();
-    if governance_touched {
-        touched.insert(Surface::Governance);
+impl Facts {
+    /// Derive the facts of a change. Defensive about the impact's own bookkeeping: touched
+    /// surfaces and criticality are folded into the "reached" facts even if the impact left
+    /// them out, and governance paths count as the `governance` surface even when no node
+    /// carries it, so a sloppy impact can only make facts stricter.
+    pub fn derive(
+        impact: &Impact,
+        author: &Principal,
+        never_automate: &BTreeSet<Surface>,
+        evidence: Option<&EvidenceFacts>,
+    ) -> Facts {
+        let governance_touched = !impact.governance_paths.is_empty()
+            || impact.surfaces_touched.contains(&Surface::Governance);
+        let mut touched: BTreeSet<Surface> = impact.surfaces_touched.clone();
+        if governance_touched {
+            touched.insert(Surface::Governance);
+        }
+        let reached: BTreeSet<Surface> = impact
+            .surfaces_reached
+            .iter()
+            .chain(touched.iter())
+            .copied()
+            .collect();
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        Facts {
+            never_automate_touched: touched.intersection(never_automate).copied().collect(),
+            never_automate_reached: reached.intersection(never_automate).copied().collect(),
+            surfaces_touched: touched,
+            surfaces_reached: reached,
+            max_criticality_touched: impact.max_criticality_touched,
+            max_criticality_reached: impact
+                .max_criticality_reached
+                .max(impact.max_criticality_touched),
+            critical_reached: count(impact.critical_reached.len()),
+            revenue_path_reached: count(impact.revenue_path_reached.len()),
+            data_stores_touched: count(impact.data_stores_touched.len()),
+            unmapped_files: count(impact.unmapped.len()),
+            touched_nodes: count(impact.touched.len()),
+            reached_nodes: count(impact.blast_radius.len()),
+            governance_touched,
+            author_kind: author.kind_of(),
+            evidence: evidence.copied(),
+        }
     }
-    let reached: BTreeSet<Surface> = impact
-        .surfaces_reached
-        .iter()
-        .chain(touched.iter())
-        .copied()
-        .collect();
-    let never_touched: BTreeSet<Surface> = touched.intersection(never_automate).copied().collect();
-    let never_reached: BTreeSet<Surface> = reached.intersection(never_automate).copied().collect();
 
-    let max_touched = impact.max_criticality_touched;
-    let max_reached = impact.max_criticality_reached.max(max_touched);
+    /// The facts as the Cedar request context: every attribute of the schema's `Facts`
+    /// record by its name. The only place a fact gets a name; explanations and records use
+    /// this view too.
+    pub fn to_cedar_context(&self) -> BTreeMap<&'static str, Value> {
+        // Destructured without `..`: a new field that is not given a name here does not
+        // compile, so no fact can be derived and then silently not reach the policies.
+        let Facts {
+            surfaces_touched,
+            surfaces_reached,
+            never_automate_touched,
+            never_automate_reached,
+            max_criticality_touched,
+            max_criticality_reached,
+            critical_reached,
+            revenue_path_reached,
+            data_stores_touched,
+            unmapped_files,
+            touched_nodes,
+            reached_nodes,
+            governance_touched,
+            author_kind,
+            evidence,
+        } = self;
+        let set = |surfaces: &BTreeSet<Surface>| {
+            Value::Array(
+                surfaces
+                    .iter()
+                    .map(|s| Value::from(surface_name(*s)))
+                    .collect(),
+            )
+        };
+        // Cedar's integers are i64; a count beyond it cannot be written, so it saturates
+        // (only ever upwards, the strict direction for every count a policy compares).
+        let long = |n: u64| Value::from(i64::try_from(n).unwrap_or(i64::MAX));
+        // No evidence considered: coverage reads 0, the pessimistic value, so a policy that
+        // forgets the `evidence_considered` guard fails closed; counts read 0 because
+        // nothing was observed. `evidence_considered` tells the two apart.
+        let observed = evidence.unwrap_or_default();
+        BTreeMap::from([
+            ("surfaces_touched", set(surfaces_touched)),
+            ("surfaces_reached", set(surfaces_reached)),
+            ("never_automate_touched", set(never_automate_touched)),
+            ("never_automate_reached", set(never_automate_reached)),
+            (
+                "max_criticality_touched",
+                Value::from(criticality_level(*max_criticality_touched)),
+            ),
+            (
+                "max_criticality_reached",
+                Value::from(criticality_level(*max_criticality_reached)),
+            ),
+            ("critical_reached", long(*critical_reached)),
+            ("revenue_path_reached", long(*revenue_path_reached)),
+            ("data_stores_touched", long(*data_stores_touched)),
+            ("unmapped_files", long(*unmapped_files)),
+            ("touched_nodes", long(*touched_nodes)),
+            ("reached_nodes", long(*reached_nodes)),
+            ("governance_touched", Value::Bool(*governance_touched)),
+            ("author_kind", Value::from(author_kind.as_str())),
+            ("evidence_considered", Value::Bool(evidence.is_some())),
+            (
+                "coverage_percent",
+                Value::from(i64::from(observed.coverage_percent.min(100))),
+            ),
+            (
+                "planned_suites",
+                Value::from(i64::from(observed.planned_suites)),
+            ),
+            (
+                "failed_suites",
+                Value::from(i64::from(observed.failed_suites)),
+            ),
+            ("regressions", Value::from(i64::from(observed.regressions))),
+            (
+                "reachable_vulnerabilities",
+                Value::from(i64::from(observed.reachable_vulnerabilities)),
+            ),
+        ])
+    }
 
-    let count = |n: usize| Value::from(i64::try_from(n).unwrap_or(i64::MAX));
-    let set = |surfaces: &BTreeSet<Surface>| {
-        Value::Array(
-            surfaces
-                .iter()
-                .map(|s| Value::from(surface_name(*s)))
-                .collect(),
+    /// The facts' names, as policies write them (`context.<name>`).
+    pub fn names() -> BTreeSet<&'static str> {
+        Facts::derive(
+            &Impact::default(),
+            &Principal::System("names".to_owned()),
+            &BTreeSet::new(),
+            None,
         )
-    };
+        .to_cedar_context()
+        .into_keys()
+        .collect()
+    }
 
-    let mut facts = BTreeMap::new();
-    let mut put = |name: &str, value: Value| {
-        facts.insert(name.to_owned(), value);
-    };
-    put("surfaces_touched", set(&touched));
-    put("surfaces_reached", set(&reached));
-    put("never_automate_touched", set(&never_touched));
-    put("never_automate_reached", set(&never_reached));
-    put(
-        "max_criticality_touched",
-        Value::from(criticality_level(max_touched)),
-    );
-    put(
-        "max_criticality_reached",
-        Value::from(criticality_level(max_reached)),
-    );
-    put("critical_reached", count(impact.critical_reached.len()));
-    put(
-        "revenue_path_reached",
-        count(impact.revenue_path_reached.len()),
-    );
-    put(
-        "data_stores_touched",
-        count(impact.data_stores_touched.len()),
-    );
-    put("unmapped_files", count(impact.unmapped.len()));
-    put("touched_nodes", count(impact.touched.len()));
-    put("reached_nodes", count(impact.blast_radius.len()));
-    put("governance_touched", Value::Bool(governance_touched));
-    put("author_kind", Value::from(author.kind()));
-
-    // No evidence considered: coverage reads 0, the pessimistic value, so a policy that
-    // forgets the `evidence_considered` guard fails closed; counts read 0 because
-    // nothing was observed. `evidence_considered` tells the two apart.
-    let evidence_considered = evidence.is_some();
-    let e = evidence.copied().unwrap_or_default();
-    put("evidence_considered", Value::Bool(evidence_considered));
-    put(
-        "coverage_percent",
-        Value::from(i64::from(e.coverage_percent.min(100))),
-    );
-    put("planned_suites", Value::from(i64::from(e.planned_suites)));
-    put("failed_suites", Value::from(i64::from(e.failed_suites)));
-    put("regressions", Value::from(i64::from(e.regressions)));
-    put(
-        "reachable_vulnerabilities",
-        Value::from(i64::from(e.reachable_vulnerabilities)),
-    );
-    facts
+    /// The named values of `names`, for an explanation; a name that is not a fact is left out
+    /// (the callers' names are the invariants' and the pack's, both checked against
+    /// [`Facts::names`] by tests).
+    pub fn pick(&self, names: &[&str]) -> BTreeMap<String, Value> {
+        let context = self.to_cedar_context();
+        names
+            .iter()
+            .filter_map(|name| context.get(name).map(|v| ((*name).to_owned(), v.clone())))
+            .collect()
+    }
 }
 
 /// The context attributes a policy's text refers to, as `context.name`, `context["name"]`
 /// or `principal.kind` (reported as `author_kind`). Known names only, sorted, unique.
 pub(crate) fn referenced_facts(policy_text: &str) -> Vec<String> {
+    let known = Facts::names();
     let mut found = BTreeSet::new();
     let bytes = policy_text.as_bytes();
     let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
@@ -201,7 +262,7 @@ pub(crate) fn referenced_facts(policy_text: &str) -> Vec<String> {
         } else {
             continue;
         };
-        if FACT_NAMES.contains(&name) {
+        if known.contains(name) {
             found.insert(name.to_owned());
         }
     }
@@ -230,5 +291,163 @@ mod tests {
                 "unmapped_files"
             ]
         );
+    }
+
+    /// Every field reaches the context with its own value: changing one field changes
+    /// exactly its attribute (so no two fields share a name, and none is dropped).
+    #[test]
+    fn every_field_reaches_its_own_attribute() {
+        let base = Facts::derive(
+            &Impact::default(),
+            &Principal::Human("h".into()),
+            &BTreeSet::new(),
+            None,
+        );
+        let base_context = base.to_cedar_context();
+        let evidence = EvidenceFacts {
+            coverage_percent: 50,
+            planned_suites: 2,
+            failed_suites: 1,
+            regressions: 3,
+            reachable_vulnerabilities: 4,
+        };
+        let variants: Vec<(Vec<&str>, Facts)> = vec![
+            (
+                vec!["surfaces_touched"],
+                Facts {
+                    surfaces_touched: [Surface::Auth].into(),
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["surfaces_reached"],
+                Facts {
+                    surfaces_reached: [Surface::Auth].into(),
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["never_automate_touched"],
+                Facts {
+                    never_automate_touched: [Surface::Auth].into(),
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["never_automate_reached"],
+                Facts {
+                    never_automate_reached: [Surface::Auth].into(),
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["max_criticality_touched"],
+                Facts {
+                    max_criticality_touched: Some(Criticality::High),
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["max_criticality_reached"],
+                Facts {
+                    max_criticality_reached: Some(Criticality::High),
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["critical_reached"],
+                Facts {
+                    critical_reached: 1,
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["revenue_path_reached"],
+                Facts {
+                    revenue_path_reached: 1,
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["data_stores_touched"],
+                Facts {
+                    data_stores_touched: 1,
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["unmapped_files"],
+                Facts {
+                    unmapped_files: 1,
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["touched_nodes"],
+                Facts {
+                    touched_nodes: 1,
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["reached_nodes"],
+                Facts {
+                    reached_nodes: 1,
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["governance_touched"],
+                Facts {
+                    governance_touched: true,
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["author_kind"],
+                Facts {
+                    author_kind: PrincipalKind::Agent,
+                    ..base.clone()
+                },
+            ),
+            (
+                vec![
+                    "evidence_considered",
+                    "coverage_percent",
+                    "planned_suites",
+                    "failed_suites",
+                    "regressions",
+                    "reachable_vulnerabilities",
+                ],
+                Facts {
+                    evidence: Some(evidence),
+                    ..base.clone()
+                },
+            ),
+        ];
+        let mut covered = BTreeSet::new();
+        for (names, facts) in variants {
+            let context = facts.to_cedar_context();
+            let changed: BTreeSet<&str> = context
+                .iter()
+                .filter(|(name, value)| base_context.get(*name) != Some(*value))
+                .map(|(name, _)| *name)
+                .collect();
+            assert_eq!(changed, names.iter().copied().collect::<BTreeSet<_>>());
+            covered.extend(names);
+        }
+        assert_eq!(covered, Facts::names(), "a fact no variant changes");
+    }
+
+    #[test]
+    fn counts_saturate_upwards_in_cedar() {
+        let mut facts = Facts::derive(
+            &Impact::default(),
+            &Principal::Human("h".into()),
+            &BTreeSet::new(),
+            None,
+        );
+        facts.unmapped_files = u64::MAX;
+        assert_eq!(facts.to_cedar_context()["unmapped_files"], i64::MAX);
     }
 }

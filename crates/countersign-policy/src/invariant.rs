@@ -2,12 +2,12 @@
 //!
 //! Each invariant names the least restrictive tier it allows. Approval-time invariants
 //! (an agent never approves, an author never approves its own change, two distinct humans
-//! for change control) live with approvals: here only the tier.
+//! for change control) live with approvals (countersign-lifecycle): here only the tier. The
+//! invariants read the typed [`Facts`], never a fact by name, so renaming a fact cannot
+//! switch one off.
 
-use std::collections::BTreeMap;
-
-use serde_json::Value;
-
+use crate::facts::Facts;
+use crate::principal::PrincipalKind;
 use crate::tier::Tier;
 
 pub(crate) struct InvariantHit {
@@ -15,22 +15,14 @@ pub(crate) struct InvariantHit {
     /// The tier the change may take at least.
     pub minimum: Tier,
     pub message: &'static str,
+    /// The facts the invariant reads, by name, for the explanation.
     pub facts: &'static [&'static str],
 }
 
 /// The invariants that hold for these facts, in a fixed order.
-pub(crate) fn check(facts: &BTreeMap<String, Value>) -> Vec<InvariantHit> {
-    let non_empty = |name: &str| {
-        facts
-            .get(name)
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-    };
-    let positive = |name: &str| facts.get(name).and_then(Value::as_i64).unwrap_or(0) > 0;
-    let is_true = |name: &str| facts.get(name).and_then(Value::as_bool).unwrap_or(false);
-
+pub(crate) fn check(facts: &Facts) -> Vec<InvariantHit> {
     let mut hits = Vec::new();
-    if non_empty("never_automate_touched") {
+    if !facts.never_automate_touched.is_empty() {
         hits.push(InvariantHit {
             name: "never-automate-surface",
             minimum: Tier::SingleApprover,
@@ -38,9 +30,7 @@ pub(crate) fn check(facts: &BTreeMap<String, Value>) -> Vec<InvariantHit> {
             facts: &["never_automate_touched"],
         });
     }
-    if is_true("governance_touched")
-        && facts.get("author_kind").and_then(Value::as_str) == Some("agent")
-    {
+    if facts.governance_touched && facts.author_kind == PrincipalKind::Agent {
         hits.push(InvariantHit {
             name: "agent-edits-governance",
             minimum: Tier::ChangeControl,
@@ -48,7 +38,7 @@ pub(crate) fn check(facts: &BTreeMap<String, Value>) -> Vec<InvariantHit> {
             facts: &["governance_touched", "author_kind"],
         });
     }
-    if positive("unmapped_files") {
+    if facts.unmapped_files > 0 {
         hits.push(InvariantHit {
             name: "unmapped-never-auto-merge",
             minimum: Tier::NotifyAndProceed,
@@ -57,4 +47,50 @@ pub(crate) fn check(facts: &BTreeMap<String, Value>) -> Vec<InvariantHit> {
         });
     }
     hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use countersign_graph::{Impact, Surface};
+    use std::collections::BTreeSet;
+
+    use crate::principal::Principal;
+
+    #[test]
+    fn every_invariant_holds_and_names_only_real_facts() {
+        let mut facts = Facts::derive(
+            &Impact::default(),
+            &Principal::Agent("a".into()),
+            &BTreeSet::new(),
+            None,
+        );
+        assert!(check(&facts).is_empty());
+        facts.never_automate_touched = [Surface::Payments].into();
+        facts.governance_touched = true;
+        facts.unmapped_files = 1;
+        let hits = check(&facts);
+        let names: Vec<&str> = hits.iter().map(|h| h.name).collect();
+        assert_eq!(
+            names,
+            [
+                "never-automate-surface",
+                "agent-edits-governance",
+                "unmapped-never-auto-merge"
+            ]
+        );
+        let known = Facts::names();
+        for hit in &hits {
+            for name in hit.facts {
+                assert!(known.contains(name), "{}: {name}", hit.name);
+            }
+        }
+        facts.author_kind = crate::principal::PrincipalKind::Human;
+        assert_eq!(
+            check(&facts).len(),
+            2,
+            "only agents trip the governance rule"
+        );
+    }
 }

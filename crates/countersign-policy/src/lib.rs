@@ -25,11 +25,10 @@ pub use decide::{
 };
 pub use explain::explain_text;
 pub use facts::{
-    ALL_SURFACES, EvidenceFacts, FACT_NAMES, criticality_level, default_never_automate,
-    surface_name,
+    ALL_SURFACES, EvidenceFacts, Facts, criticality_level, default_never_automate, surface_name,
 };
 pub use pack::{PolicyError, PolicyPack, default_files};
-pub use principal::{Principal, PrincipalError};
+pub use principal::{Principal, PrincipalError, PrincipalKind};
 pub use schema::schema_text;
 pub use tier::{Tier, TierError};
 pub use verify::{

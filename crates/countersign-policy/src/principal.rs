@@ -15,14 +15,39 @@ pub enum Principal {
     System(String),
 }
 
+/// What kind of principal: the part of `kind:name` before the colon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PrincipalKind {
+    Human,
+    Agent,
+    Runner,
+    System,
+}
+
+impl PrincipalKind {
+    /// As written before the colon, and as Cedar sees it in `author_kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Human => "human",
+            PrincipalKind::Agent => "agent",
+            PrincipalKind::Runner => "runner",
+            PrincipalKind::System => "system",
+        }
+    }
+}
+
 impl Principal {
     /// The kind as written before the colon, and as Cedar sees it in `author_kind`.
     pub fn kind(&self) -> &'static str {
+        self.kind_of().as_str()
+    }
+
+    pub fn kind_of(&self) -> PrincipalKind {
         match self {
-            Principal::Human(_) => "human",
-            Principal::Agent(_) => "agent",
-            Principal::Runner(_) => "runner",
-            Principal::System(_) => "system",
+            Principal::Human(_) => PrincipalKind::Human,
+            Principal::Agent(_) => PrincipalKind::Agent,
+            Principal::Runner(_) => PrincipalKind::Runner,
+            Principal::System(_) => PrincipalKind::System,
         }
     }
 

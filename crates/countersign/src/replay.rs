@@ -236,14 +236,10 @@ pub fn replay(
             required_approvals: decision.approvals.required,
             surfaces_reached: decision
                 .facts
-                .get("surfaces_reached")
-                .and_then(|v| v.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
+                .surfaces_reached
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
         });
         progress(done + 1, total);
     }
