@@ -1,0 +1,117 @@
+//! [`DecidedRecord`]: the fields of a stored decision (the `decided` event's data) the
+//! lifecycle reads, parsed strictly. A missing or mistyped field is an error: a record that
+//! cannot say how many approvals it needs never reads as "none".
+
+use countersign_policy::Tier;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// What a decision requires of the proposal's current head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecidedRecord {
+    pub tier: Tier,
+    /// The system authorizes the change without people (an automated tier).
+    pub automated: bool,
+    /// Distinct eligible humans who must approve.
+    pub approvals_required: u32,
+    /// Who may approve, as principals (`human:dave`). Never an author (the decision already
+    /// excluded the proposer; the tally also excludes every commit author).
+    pub eligible_approvers: Vec<String>,
+    /// Required suites with no accepted evidence for the head yet.
+    pub missing_suites: Vec<String>,
+    pub policy_version: String,
+}
+
+/// A stored decision the lifecycle cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("the decision record is unreadable: {0}")]
+pub struct RecordError(String);
+
+/// The record as stored. Every field is required: no `#[serde(default)]` here.
+#[derive(Deserialize)]
+struct Stored {
+    tier: String,
+    automated: bool,
+    approvals_required: u32,
+    eligible_approvers: Vec<String>,
+    missing_suites: Vec<String>,
+    policy_version: String,
+}
+
+impl DecidedRecord {
+    /// Reads the `decided` event's data as the server stored it.
+    pub fn from_json(record: &Value) -> Result<DecidedRecord, RecordError> {
+        let stored = Stored::deserialize(record).map_err(|e| RecordError(e.to_string()))?;
+        let tier: Tier = stored
+            .tier
+            .parse()
+            .map_err(|e: countersign_policy::TierError| RecordError(e.to_string()))?;
+        if stored.automated != tier.is_automated() {
+            return Err(RecordError(format!(
+                "`automated` is {} for tier {tier}",
+                stored.automated
+            )));
+        }
+        if stored.automated && stored.approvals_required > 0 {
+            return Err(RecordError(format!(
+                "an automated decision requires {} approvals",
+                stored.approvals_required
+            )));
+        }
+        Ok(DecidedRecord {
+            tier,
+            automated: stored.automated,
+            approvals_required: stored.approvals_required,
+            eligible_approvers: stored.eligible_approvers,
+            missing_suites: stored.missing_suites,
+            policy_version: stored.policy_version,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record() -> Value {
+        json!({
+            "tier": "single_approver",
+            "automated": false,
+            "approvals_required": 1,
+            "eligible_approvers": ["human:dave"],
+            "missing_suites": [],
+            "policy_version": "sha256:abc",
+            "reasons": [],
+        })
+    }
+
+    #[test]
+    fn reads_a_record_and_refuses_a_missing_or_inconsistent_field() {
+        let read = DecidedRecord::from_json(&record()).unwrap();
+        assert_eq!(read.tier, Tier::SingleApprover);
+        assert_eq!(read.approvals_required, 1);
+        for field in [
+            "tier",
+            "automated",
+            "approvals_required",
+            "eligible_approvers",
+            "missing_suites",
+            "policy_version",
+        ] {
+            let mut broken = record();
+            broken.as_object_mut().unwrap().remove(field);
+            let error = DecidedRecord::from_json(&broken).unwrap_err().to_string();
+            assert!(error.contains(field), "{field}: {error}");
+        }
+        let mut wrong = record();
+        wrong["approvals_required"] = json!("1");
+        assert!(DecidedRecord::from_json(&wrong).is_err());
+        let mut inconsistent = record();
+        inconsistent["automated"] = json!(true);
+        assert!(DecidedRecord::from_json(&inconsistent).is_err());
+        let mut unknown = record();
+        unknown["tier"] = json!("yolo");
+        assert!(DecidedRecord::from_json(&unknown).is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! One scenario per case: a proposal, an event, and what the lifecycle answers, as a snapshot.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use countersign_lifecycle::{
+    Approval, DecidedRecord, Event, Proposal, ProposalState, Verdict, VerdictChange, transition,
+};
+use countersign_policy::{Principal, Tier};
+use insta::assert_snapshot;
+
+fn record(tier: Tier) -> DecidedRecord {
+    DecidedRecord {
+        tier,
+        automated: tier.is_automated(),
+        approvals_required: tier.required_approvals(),
+        eligible_approvers: vec!["human:dave".into(), "human:erin".into(), "agent:bot".into()],
+        missing_suites: vec![],
+        policy_version: "v".into(),
+    }
+}
+
+fn verdict(who: &str, head: &str, verdict: Verdict, index: u64) -> Approval {
+    Approval {
+        proposal: "p".into(),
+        head: head.into(),
+        approver: who.into(),
+        verdict,
+        comment: "c".into(),
+        log_index: index,
+        lapsed_by: None,
+        carried_from: None,
+    }
+}
+
+/// `verdicts` already given on head `h1` of a proposal in `state` at `tier`; then `event`.
+fn check(state: ProposalState, tier: Tier, verdicts: &[Approval], event: Event<'_>) -> String {
+    let record = record(tier);
+    let authors = vec!["human:carol".to_owned()];
+    let proposal = Proposal {
+        state,
+        head: "h1",
+        proposer: "agent:fixbot",
+        authors: &authors,
+        diff_digest: "d1",
+        record: &record,
+        verdicts,
+    };
+    let answer = match transition(&proposal, event) {
+        Err(refusal) => format!("refused ({:?}): {refusal}", refusal.kind()),
+        Ok(t) => {
+            let verdict = match &t.verdict {
+                VerdictChange::None => "none".to_owned(),
+                VerdictChange::Record { supersedes: None } => "record".to_owned(),
+                VerdictChange::Record {
+                    supersedes: Some(old),
+                } => {
+                    format!("record, superseding {}'s {}", old.approver, old.verdict)
+                }
+            };
+            format!(
+                "{} -> {}{}; verdict: {verdict}; counted {}/{} {:?}; rejecters {:?}{}",
+                state,
+                t.next,
+                if t.unchanged { " (unchanged)" } else { "" },
+                t.tally.counted(),
+                t.tally.required,
+                t.tally.approvers,
+                t.tally.rejecters,
+                if t.authorized_by_people {
+                    "; authorized by people"
+                } else {
+                    ""
+                },
+            )
+        }
+    };
+    answer
+}
+
+fn by(who: &str) -> Principal {
+    who.parse().unwrap()
+}
+
+#[test]
+fn verdicts() {
+    use ProposalState::*;
+    use Tier::*;
+    use Verdict::*;
+    let dave = by("human:dave");
+    let erin = by("human:erin");
+    let (upper_dave, bot, carol, mallory) = (
+        by("human:Dave"),
+        by("agent:bot"),
+        by("human:carol"),
+        by("human:mallory"),
+    );
+    let on = |who, verdict, comment| Event::Verdict {
+        by: who,
+        head: "h1",
+        verdict,
+        comment,
+    };
+
+    assert_snapshot!(check(AwaitingApproval, SingleApprover, &[], on(&dave, Approve, "")), @r#"awaiting_approval -> authorized; verdict: record; counted 1/1 ["human:dave"]; rejecters []; authorized by people"#);
+    assert_snapshot!(check(AwaitingApproval, ChangeControl, &[], on(&dave, Approve, "")), @r#"awaiting_approval -> awaiting_approval; verdict: record; counted 1/2 ["human:dave"]; rejecters []"#);
+    // The same person twice counts once and records nothing.
+    let dave_approved = [verdict("human:dave", "h1", Approve, 5)];
+    assert_snapshot!(check(AwaitingApproval, ChangeControl, &dave_approved, on(&upper_dave, Approve, "")), @r#"awaiting_approval -> awaiting_approval (unchanged); verdict: none; counted 1/2 ["human:dave"]; rejecters []"#);
+    assert_snapshot!(check(AwaitingApproval, ChangeControl, &dave_approved, on(&erin, Approve, "")), @r#"awaiting_approval -> authorized; verdict: record; counted 2/2 ["human:dave", "human:erin"]; rejecters []; authorized by people"#);
+    // Approve, then reject: the rejection supersedes the approval, never dropped.
+    assert_snapshot!(check(AwaitingApproval, ChangeControl, &dave_approved, on(&dave, Reject, "on second thought")), @r#"awaiting_approval -> rejected; verdict: record, superseding human:dave's approve; counted 0/2 []; rejecters ["human:dave"]"#);
+    // Reject, then approve by the rejecter: the rejection is withdrawn.
+    let dave_rejected = [verdict("human:dave", "h1", Reject, 5)];
+    assert_snapshot!(check(Rejected, SingleApprover, &dave_rejected, on(&dave, Approve, "")), @r#"rejected -> authorized; verdict: record, superseding human:dave's reject; counted 1/1 ["human:dave"]; rejecters []; authorized by people"#);
+    // Someone else's approval does not lift it.
+    assert_snapshot!(check(Rejected, SingleApprover, &dave_rejected, on(&erin, Approve, "")), @r#"rejected -> rejected; verdict: record; counted 1/1 ["human:erin"]; rejecters ["human:dave"]"#);
+    // A rejection revokes an authorization that has not merged.
+    assert_snapshot!(check(Authorized, SingleApprover, &[verdict("human:erin", "h1", Approve, 5)], on(&dave, Reject, "no")), @r#"authorized -> rejected; verdict: record; counted 1/1 ["human:erin"]; rejecters ["human:dave"]"#);
+    assert_snapshot!(check(AwaitingApproval, SingleApprover, &[], on(&dave, Reject, "  ")), @r#"refused (Invalid): a rejection needs a comment saying why"#);
+    assert_snapshot!(check(AwaitingApproval, SingleApprover, &[], Event::Verdict { by: &dave, head: "h0", verdict: Approve, comment: "" }), @r#"refused (Conflict): head h0 is not the proposal's current head h1"#);
+    assert_snapshot!(check(AwaitingEvidence, SingleApprover, &[], on(&dave, Approve, "")), @r#"refused (Conflict): the proposal is awaiting_evidence: approvals are taken once it awaits approval"#);
+    assert_snapshot!(check(AwaitingApproval, SingleApprover, &[], on(&bot, Approve, "")), @r#"refused (Forbidden): agent:bot is not a human: only humans approve or reject"#);
+    assert_snapshot!(check(AwaitingApproval, SingleApprover, &[], on(&carol, Approve, "")), @r#"refused (Forbidden): human:carol authored or committed a commit of this change: the authors of a change cannot approve or reject it"#);
+    assert_snapshot!(check(AwaitingApproval, SingleApprover, &[], on(&mallory, Approve, "")), @r#"refused (Forbidden): human:mallory is not an eligible approver of this change (owners of the affected nodes)"#);
+    assert_snapshot!(check(Merged, SingleApprover, &[], on(&dave, Reject, "late")), @r#"refused (Conflict): the proposal is merged: it is final: nothing changes it any more"#);
+}
+
+#[test]
+fn head_moves_and_endings() {
+    use ProposalState::*;
+    use Tier::*;
+    use Verdict::*;
+    let standing = [
+        verdict("human:dave", "h1", Approve, 5),
+        verdict("human:erin", "h1", Reject, 6),
+    ];
+    let cc = record(ChangeControl);
+    let authors = vec!["human:dave".to_owned()];
+    // The same diff: both verdicts carried; dave, now named as a commit author, does not
+    // count, and erin's rejection stands whatever the new commits say.
+    assert_snapshot!(check(Rejected, ChangeControl, &standing, Event::HeadMoved { head: "h2", record: &cc, authors: &authors, diff_digest: "d1" }), @r#"rejected -> rejected; verdict: none; counted 0/2 []; rejecters ["human:erin"]"#);
+    // Another diff: everything lapses.
+    assert_snapshot!(check(Rejected, ChangeControl, &standing, Event::HeadMoved { head: "h2", record: &cc, authors: &authors, diff_digest: "d2" }), @r#"rejected -> awaiting_approval; verdict: none; counted 0/2 []; rejecters []"#);
+    assert_snapshot!(check(Rejected, ChangeControl, &standing, Event::HeadMoved { head: "h1", record: &cc, authors: &authors, diff_digest: "d2" }), @r#"rejected -> rejected (unchanged); verdict: none; counted 1/2 ["human:dave"]; rejecters ["human:erin"]"#);
+    assert_snapshot!(check(Authorized, AutoMerge, &[], Event::Merged { commit: "H1" }), @r#"authorized -> merged; verdict: none; counted 0/0 []; rejecters []"#);
+    assert_snapshot!(check(AwaitingApproval, SingleApprover, &[], Event::Merged { commit: "h1" }), @r#"refused (Conflict): the proposal is awaiting_approval: only an authorized proposal can be merged"#);
+    assert_snapshot!(check(Authorized, AutoMerge, &[], Event::Merged { commit: "h0" }), @r#"refused (Conflict): commit h0 is not the proposal's authorized head h1"#);
+    assert_snapshot!(check(AwaitingApproval, SingleApprover, &[], Event::Closed { superseded: true }), @r#"awaiting_approval -> superseded; verdict: none; counted 0/1 []; rejecters []"#);
+    assert_snapshot!(check(Closed, SingleApprover, &[], Event::Closed { superseded: false }), @r#"refused (Conflict): the proposal is closed: it is final: nothing changes it any more"#);
+    let evidence_in = record(SingleApprover);
+    assert_snapshot!(check(AwaitingEvidence, SingleApprover, &[], Event::Redecided { record: &evidence_in }), @r#"awaiting_evidence -> awaiting_approval; verdict: none; counted 0/1 []; rejecters []"#);
+    assert_snapshot!(check(Authorized, SingleApprover, &[], Event::Redecided { record: &evidence_in }), @r#"refused (Conflict): the proposal is authorized: evidence no longer changes its decision"#);
+}
