@@ -18,5 +18,5 @@ pub use record::{DecidedRecord, RecordError};
 pub use state::{ProposalState, UnknownValue, Verdict};
 pub use tally::{Approval, Ineligible, Tally, eligibility, same_principal, tally};
 pub use transition::{
-    Event, Proposal, Refusal, RefusalKind, Transition, VerdictChange, settle, transition,
+    Event, Proposal, Refusal, RefusalKind, Transition, VerdictChange, opened, settle, transition,
 };

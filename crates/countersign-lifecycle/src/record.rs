@@ -17,6 +17,10 @@ pub struct DecidedRecord {
     /// Who may approve, as principals (`human:dave`). Never an author (the decision already
     /// excluded the proposer; the tally also excludes every commit author).
     pub eligible_approvers: Vec<String>,
+    /// Every suite the validation plan names.
+    pub validation_plan: Vec<String>,
+    /// Planned suites some runner trusted at the base may attest: what the proposal waits for.
+    pub required_suites: Vec<String>,
     /// Required suites with no accepted evidence for the head yet.
     pub missing_suites: Vec<String>,
     pub policy_version: String,
@@ -34,6 +38,8 @@ struct Stored {
     automated: bool,
     approvals_required: u32,
     eligible_approvers: Vec<String>,
+    validation_plan: Vec<String>,
+    required_suites: Vec<String>,
     missing_suites: Vec<String>,
     policy_version: String,
 }
@@ -63,6 +69,8 @@ impl DecidedRecord {
             automated: stored.automated,
             approvals_required: stored.approvals_required,
             eligible_approvers: stored.eligible_approvers,
+            validation_plan: stored.validation_plan,
+            required_suites: stored.required_suites,
             missing_suites: stored.missing_suites,
             policy_version: stored.policy_version,
         })
@@ -80,6 +88,8 @@ mod tests {
             "automated": false,
             "approvals_required": 1,
             "eligible_approvers": ["human:dave"],
+            "validation_plan": ["unit"],
+            "required_suites": ["unit"],
             "missing_suites": [],
             "policy_version": "sha256:abc",
             "reasons": [],
@@ -96,6 +106,8 @@ mod tests {
             "automated",
             "approvals_required",
             "eligible_approvers",
+            "validation_plan",
+            "required_suites",
             "missing_suites",
             "policy_version",
         ] {

@@ -147,6 +147,11 @@ pub fn settle(record: &DecidedRecord, tally: &Tally) -> ProposalState {
     }
 }
 
+/// The state a fresh decision leads to before anyone gave a verdict: a new proposal's.
+pub fn opened(record: &DecidedRecord) -> ProposalState {
+    settle(record, &tally(record, "", "", &[], &[]))
+}
+
 /// What `event` does to `proposal`.
 pub fn transition(proposal: &Proposal<'_>, event: Event<'_>) -> Result<Transition, Refusal> {
     if proposal.state.is_final() {
@@ -254,24 +259,6 @@ fn on_verdict(
     if verdict == Verdict::Reject && comment.trim().is_empty() {
         return Err(Refusal::RejectionWithoutComment);
     }
-    // A rejection may come at any time before the proposal is final, an authorization
-    // included (it is revoked until a new head); an approval only once the evidence is in.
-    let accepts = match verdict {
-        Verdict::Reject => !matches!(proposal.state, ProposalState::Open),
-        Verdict::Approve => matches!(
-            proposal.state,
-            ProposalState::AwaitingApproval | ProposalState::Rejected
-        ),
-    };
-    if !accepts {
-        return Err(Refusal::WrongState(
-            proposal.state,
-            match verdict {
-                Verdict::Approve => "approvals are taken once it awaits approval",
-                Verdict::Reject => "it has not been decided yet",
-            },
-        ));
-    }
     let standing = proposal
         .verdicts
         .iter()
@@ -279,8 +266,28 @@ fn on_verdict(
     if let Some(standing) = standing
         && standing.verdict == verdict
     {
-        // The same person, the same verdict, the same head: counted once, nothing new.
+        // The same person, the same verdict, the same head: counted once, nothing new,
+        // whatever the state became since (a retry after the authorization it completed).
         return Ok(unchanged_from(proposal));
+    }
+    // A rejection may come at any time before the proposal is final, an authorization
+    // included (it is revoked until a new head). An approval only once the evidence is in,
+    // and while a rejection stands only from the person who gave it (withdrawing it):
+    // anyone else is told the head is blocked rather than have an approval recorded that
+    // cannot count.
+    let withdraws = standing.is_some_and(|v| v.verdict == Verdict::Reject);
+    let refusal = match (verdict, proposal.state) {
+        (Verdict::Reject, ProposalState::Open) => Some("it has not been decided yet"),
+        (Verdict::Reject, _) => None,
+        (Verdict::Approve, ProposalState::AwaitingApproval) => None,
+        (Verdict::Approve, ProposalState::Rejected) if withdraws => None,
+        (Verdict::Approve, ProposalState::Rejected) => {
+            Some("a rejection stands on this head until its giver withdraws it or the diff changes")
+        }
+        (Verdict::Approve, _) => Some("approvals are taken once it awaits approval"),
+    };
+    if let Some(why) = refusal {
+        return Err(Refusal::WrongState(proposal.state, why));
     }
     let supersedes = standing.cloned();
     // The verdicts after this one is recorded: the same person's earlier one ended.

@@ -39,6 +39,8 @@ fn record(tier: Tier, missing: bool) -> DecidedRecord {
             .chain(["agent:fixbot"].iter())
             .map(|s| (*s).to_owned())
             .collect(),
+        validation_plan: vec!["unit".to_owned()],
+        required_suites: vec!["unit".to_owned()],
         missing_suites: if missing {
             vec!["unit".to_owned()]
         } else {

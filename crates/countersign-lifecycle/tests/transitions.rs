@@ -13,6 +13,8 @@ fn record(tier: Tier) -> DecidedRecord {
         automated: tier.is_automated(),
         approvals_required: tier.required_approvals(),
         eligible_approvers: vec!["human:dave".into(), "human:erin".into(), "agent:bot".into()],
+        validation_plan: vec![],
+        required_suites: vec![],
         missing_suites: vec![],
         policy_version: "v".into(),
     }
@@ -112,7 +114,7 @@ fn verdicts() {
     let dave_rejected = [verdict("human:dave", "h1", Reject, 5)];
     assert_snapshot!(check(Rejected, SingleApprover, &dave_rejected, on(&dave, Approve, "")), @r#"rejected -> authorized; verdict: record, superseding human:dave's reject; counted 1/1 ["human:dave"]; rejecters []; authorized by people"#);
     // Someone else's approval does not lift it.
-    assert_snapshot!(check(Rejected, SingleApprover, &dave_rejected, on(&erin, Approve, "")), @r#"rejected -> rejected; verdict: record; counted 1/1 ["human:erin"]; rejecters ["human:dave"]"#);
+    assert_snapshot!(check(Rejected, SingleApprover, &dave_rejected, on(&erin, Approve, "")), @r#"refused (Conflict): the proposal is rejected: a rejection stands on this head until its giver withdraws it or the diff changes"#);
     // A rejection revokes an authorization that has not merged.
     assert_snapshot!(check(Authorized, SingleApprover, &[verdict("human:erin", "h1", Approve, 5)], on(&dave, Reject, "no")), @r#"authorized -> rejected; verdict: record; counted 1/1 ["human:erin"]; rejecters ["human:dave"]"#);
     assert_snapshot!(check(AwaitingApproval, SingleApprover, &[], on(&dave, Reject, "  ")), @r#"refused (Invalid): a rejection needs a comment saying why"#);

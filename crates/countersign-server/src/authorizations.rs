@@ -56,9 +56,13 @@ async fn check(
     let proposals = state.store.proposals_at(&query.repo, &query.commit).await?;
     // A merged proposal's head was authorized and stays so: pushing the same commit again
     // (to another protected branch, or restoring a branch) is not a new change.
-    let authorized = proposals
-        .iter()
-        .find(|p| p.state == "authorized" || p.state == "merged");
+    let authorized = proposals.iter().find(|p| {
+        matches!(
+            p.state,
+            countersign_lifecycle::ProposalState::Authorized
+                | countersign_lifecycle::ProposalState::Merged
+        )
+    });
     let reasons = if proposals.is_empty() {
         vec![format!("no proposal has {} as its head", query.commit)]
     } else {

@@ -68,12 +68,6 @@ impl ChangeFacts {
     }
 }
 
-/// Whether `principal` is one of `authors` (as [`ChangeFacts::authors`] names them).
-pub fn is_author(authors: &[String], principal: &Principal) -> bool {
-    let principal = principal.to_string();
-    authors.iter().any(|a| a.eq_ignore_ascii_case(&principal))
-}
-
 /// The digest of a diff's content: one line per changed file, its path then both sides.
 fn diff_digest(changes: &[ContentChange]) -> String {
     let side = |s: &Option<Side>| {

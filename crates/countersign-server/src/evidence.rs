@@ -19,7 +19,6 @@
 //!
 //! Not here: running suites (runners do), approvals (`proposals`), head moves.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use axum::Json;
@@ -29,8 +28,9 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use countersign_audit::EventKind;
+use countersign_lifecycle::{Event, transition};
 use countersign_policy::Principal;
-use countersign_store::{AcceptedEvidence, Decision, Proposal, Store, Tx};
+use countersign_store::{AcceptedEvidence, Proposal, Store, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -41,7 +41,8 @@ use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, Problem};
 use crate::pipeline::{self, Outcome};
-use crate::proposals::{self, ProposalState, ProposalView, event};
+use crate::proposals::persist::{self, event, refused, typed};
+use crate::proposals::{Loaded, ProposalView, load_view, load_view_of};
 
 /// The largest evidence envelope accepted: a signed test-result or scan carries a report's
 /// worth of test names or findings, far more than a proposal, so this route raises the
@@ -142,67 +143,12 @@ fn name(digest: &str) -> String {
     format!("sha256:{digest}")
 }
 
-/// The state a fresh decision leads to, before anyone approved (creation, a head move).
-pub fn initial_state(outcome: &Outcome) -> ProposalState {
-    state_after(outcome, 0, u64::MAX)
-}
-
-/// Awaiting evidence while a required suite has none, whatever the tier: an automated tier
-/// is not authorized on missing evidence, and people are not asked to approve before the
-/// evidence they would weigh is in. Then authorized for an automated tier, or once
-/// `approvals` distinct eligible humans reach `required`; else awaiting approval.
-fn state_after(outcome: &Outcome, approvals: u64, required: u64) -> ProposalState {
-    if !outcome.missing_suites.is_empty() {
-        ProposalState::AwaitingEvidence
-    } else if outcome.automated || approvals >= required {
-        ProposalState::Authorized
-    } else {
-        ProposalState::AwaitingApproval
-    }
-}
-
-/// States in which evidence may still change the decision. Once authorized, rejected or
-/// finished, the decision is final for this head.
-fn takes_evidence(state: &str) -> bool {
-    [
-        ProposalState::Open,
-        ProposalState::AwaitingEvidence,
-        ProposalState::AwaitingApproval,
-    ]
-    .iter()
-    .any(|s| s.as_str() == state)
-}
-
-fn strings(record: &Value, field: &str) -> Vec<String> {
-    record[field]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 async fn proposal(state: &AppState, id: &str) -> Result<Proposal, ApiError> {
     state
         .store
         .proposal(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))
-}
-
-async fn decision(state: &AppState, proposal: &Proposal) -> Result<Decision, ApiError> {
-    state
-        .store
-        .decision(&proposal.decision)
-        .await?
-        .ok_or_else(|| {
-            ApiError::Internal(format!(
-                "proposal {} has no decision {}",
-                proposal.id, proposal.decision
-            ))
-        })
 }
 
 /// Why the submitted envelope did not count.
@@ -338,10 +284,10 @@ async fn submit(
         // A runner retrying an upload that landed gets the same answer, whatever happened
         // to the proposal since.
         if let Some((row, _)) = stored.iter().find(|(row, _)| row.digest == digest) {
-            let view = proposals::load_view(&state, &proposal).await?;
+            let view = load_view(&state.store, &proposal).await?;
             return Ok((StatusCode::OK, Json(accepted_body(row, false, view))).into_response());
         }
-        if !takes_evidence(&proposal.state) {
+        if !proposal.state.takes_evidence() {
             return Err(ApiError::Conflict(format!(
                 "the proposal is {}: evidence no longer changes its decision",
                 proposal.state
@@ -363,10 +309,8 @@ async fn submit(
             } => {
                 let now = state.clock.rfc3339();
                 let mut tx = state.store.begin().await?;
-                let current = tx
-                    .lock_proposal(&id)
-                    .await?
-                    .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
+                let loaded = Loaded::lock(&mut tx, &id).await?;
+                let current = &loaded.proposal;
                 let again: Vec<String> = tx
                     .evidence_for_head(&id, &proposal.head)
                     .await?
@@ -418,10 +362,9 @@ async fn submit(
                     log_index: index,
                 };
                 tx.put_evidence(&row).await?;
-                rederive(&state, &mut tx, &proposal, &outcome, &now).await?;
+                rederive(&state, &mut tx, &loaded, &outcome, &now).await?;
                 tx.commit().await?;
-                let proposal = self::proposal(&state, &id).await?;
-                let view = proposals::load_view(&state, &proposal).await?;
+                let view = load_view_of(&state.store, &id).await?;
                 return Ok(
                     (StatusCode::CREATED, Json(accepted_body(&row, true, view))).into_response()
                 );
@@ -524,87 +467,54 @@ async fn refuse(
 }
 
 /// Records the decision re-derived with the head's evidence (`decided`, and `authorized`
-/// when it authorizes) and points the proposal at it, in the caller's transaction.
+/// when it authorizes) and points the proposal at it, in the caller's transaction. What the
+/// new decision does to the proposal (the verdicts already given count again under it, or
+/// not) is the lifecycle's.
 async fn rederive(
     state: &AppState,
     tx: &mut Tx,
-    proposal: &Proposal,
+    loaded: &Loaded,
     outcome: &Outcome,
     now: &str,
 ) -> Result<(), ApiError> {
+    let proposal = &loaded.proposal;
     let id = &proposal.id;
     let (record, decided) = outcome
         .record(id, &proposal.repo, now, state.log_signer.as_deref())
         .map_err(|e| ApiError::Internal(format!("recording the re-derived decision: {e}")))?;
-    let required = decided["approvals_required"].as_u64().unwrap_or(u64::MAX);
-    let eligible = strings(&decided, "eligible_approvers");
-    // Verdicts already given on this head by people the new decision deems eligible.
-    let approvers: BTreeSet<String> = tx
-        .approvals(id)
-        .await?
-        .into_iter()
-        .filter(|a| a.head == proposal.head && a.verdict == "approve" && a.lapsed_by.is_none())
-        .filter(|a| eligible.iter().any(|e| e.eq_ignore_ascii_case(&a.approver)))
-        .map(|a| a.approver.to_lowercase())
-        .collect();
-    let counted = u64::try_from(approvers.len()).unwrap_or(u64::MAX);
-    let next = state_after(outcome, counted, required);
-
-    for blob in &record.blobs {
-        tx.put_blob(blob).await?;
-    }
-    let mut log_index = None;
-    let mut authorized = false;
-    for event in &record.events {
-        match event.kind {
-            // The proposal itself did not change: only its decision.
-            EventKind::Proposed => {}
-            EventKind::Decided => log_index = Some(tx.append_event(event).await?),
-            EventKind::Authorized if next == ProposalState::Authorized => {
-                tx.append_event(event).await?;
-                authorized = true;
-            }
-            _ => {}
-        }
-    }
-    let log_index =
-        log_index.ok_or_else(|| ApiError::Internal("the record has no `decided` event".into()))?;
-    if next == ProposalState::Authorized && !authorized {
-        // Enough people approved this head already and the new decision asks no more of
-        // them: the authorization is the people's, as in `proposals::approve`.
-        proposals::authorize_by_people(
-            state,
-            tx,
-            id,
-            &proposal.repo,
-            &proposal.head,
-            outcome.tier.as_str(),
-            decided["policy_version"].as_str().unwrap_or_default(),
-            now,
-        )
-        .await?;
-    }
-    let decision_id = format!("{id}@{}+{log_index}", proposal.head);
-    tx.put_decision(&Decision {
-        id: decision_id.clone(),
-        subject: id.clone(),
-        tier: outcome.tier.as_str().to_owned(),
-        record: decided.clone(),
-        log_index,
-    })
+    let decided_record = typed(&decided)?;
+    let t = transition(
+        &loaded.lifecycle(),
+        Event::Redecided {
+            record: &decided_record,
+        },
+    )
+    .map_err(refused)?;
+    let decision_id = persist::decision(
+        state,
+        tx,
+        proposal,
+        &proposal.head,
+        &record,
+        &decided,
+        &decided_record,
+        &t,
+        false,
+        now,
+    )
     .await?;
-    tx.set_proposal_decision(id, &decision_id, outcome.tier.as_str(), next.as_str())
+    tx.set_proposal_decision(id, &decision_id, decided_record.tier, t.next)
         .await?;
-    if next.as_str() != proposal.state {
+    if t.next != proposal.state {
         // What entering the new state announces (owners told, approvers asked), queued in
         // this transaction like every other state change.
         let updated = Proposal {
-            state: next.as_str().to_owned(),
-            tier: outcome.tier.as_str().to_owned(),
+            state: t.next,
+            tier: decided_record.tier,
             decision: decision_id,
             ..proposal.clone()
         };
-        crate::webhooks::notify(state, tx, &updated, next.as_str(), &decided).await?;
+        crate::webhooks::notify(state, tx, &updated, t.next.as_str(), &decided).await?;
     }
     Ok(())
 }
@@ -623,25 +533,32 @@ async fn plan(
     Path(id): Path<String>,
 ) -> Result<Json<PlanView>, ApiError> {
     let proposal = proposal(&state, &id).await?;
-    let decision = decision(&state, &proposal).await?;
-    let record = &decision.record;
-    let required: BTreeSet<String> = strings(record, "required_suites").into_iter().collect();
-    let missing: BTreeSet<String> = strings(record, "missing_suites").into_iter().collect();
+    let decision = state
+        .store
+        .decision(&proposal.decision)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Internal(format!(
+                "proposal {id} has no decision {}",
+                proposal.decision
+            ))
+        })?;
+    let record = crate::proposals::view::decided_record(&decision)?;
     let evidence = for_head(&state.store, &id, &proposal.head).await?;
     let mut view = PlanView {
         proposal: proposal.id.clone(),
         head: proposal.head.clone(),
-        state: proposal.state.clone(),
+        state: proposal.state.as_str().to_owned(),
         suites: Vec::new(),
         satisfied: Vec::new(),
         missing: Vec::new(),
         unattestable: Vec::new(),
     };
-    for suite in strings(record, "validation_plan") {
-        let status = if !required.contains(&suite) {
+    for suite in record.validation_plan {
+        let status = if !record.required_suites.contains(&suite) {
             view.unattestable.push(suite.clone());
             "unattestable"
-        } else if missing.contains(&suite) {
+        } else if record.missing_suites.contains(&suite) {
             view.missing.push(suite.clone());
             "missing"
         } else {

@@ -27,6 +27,7 @@ mod change;
 mod error;
 mod evidence;
 mod health;
+mod idempotency;
 mod log;
 mod metrics;
 pub mod oidc;

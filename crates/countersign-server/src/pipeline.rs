@@ -66,7 +66,6 @@ pub struct Outcome {
     pub base: String,
     pub head: String,
     pub tier: Tier,
-    pub automated: bool,
     /// Planned suites some runner the base trusts may attest: what the proposal waits for.
     pub required_suites: Vec<String>,
     /// Required suites no accepted head evidence covers yet (passed or failed).
@@ -138,7 +137,6 @@ pub fn decide_with_evidence(
         base,
         head,
         tier: evaluation.decision.tier,
-        automated: evaluation.report.automated,
         required_suites,
         missing_suites,
         evaluation,

@@ -592,7 +592,7 @@ fn audience<'s>(
     record: &Value,
 ) -> Option<(NotificationKind, Vec<String>, Vec<&'s Target>)> {
     let config = state.webhooks.as_ref()?;
-    let kind = NotificationKind::of(new_state, &proposal.tier)?;
+    let kind = NotificationKind::of(new_state, proposal.tier.as_str())?;
     let owners = strings(&record["owners"]);
     let targets: Vec<&Target> = config
         .targets
@@ -648,7 +648,7 @@ pub(crate) async fn notify(
             "title": proposal.title,
             "author": proposal.author,
             "state": new_state,
-            "tier": proposal.tier,
+            "tier": proposal.tier.as_str(),
         },
         "approvals_required": record["approvals_required"],
         "owners": owners,

@@ -523,10 +523,22 @@ async fn idempotent_head_move(db: &Db) {
     assert_eq!(first.status(), 200);
     let first: Value = first.json().await.unwrap();
     let size = server.store.log_size().await.unwrap();
-    // The same key replays the first answer, even naming another head: nothing moves.
-    let again = send(three.clone()).await.unwrap();
+    // The same key with the same request replays the first answer: nothing moves again.
+    let again = send(two.clone()).await.unwrap();
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.unwrap(), first);
+    // The same key naming another head is another request: refused, not answered with the
+    // first response (which would say the head moved to `three`).
+    let other = send(three.clone()).await.unwrap();
+    assert_eq!(other.status(), 422);
+    let problem: Value = other.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another request"),
+        "{problem}"
+    );
     assert_eq!(server.store.log_size().await.unwrap(), size);
     assert_eq!(show(&server, id).await["head"], two.as_str());
     // Moving to the current head changes and logs nothing.

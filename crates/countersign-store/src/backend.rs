@@ -587,6 +587,14 @@ impl Conn<'_> {
             source,
         })?;
         let log_index = uint("decisions", &id, "log_index", log_index)?;
+        let tier = tier
+            .parse()
+            .map_err(|e: countersign_policy::TierError| Error::Corrupt {
+                table: "decisions",
+                key: id.clone(),
+                column: "tier",
+                reason: e.to_string(),
+            })?;
         Ok(Some(Decision {
             id,
             subject,

@@ -13,8 +13,8 @@ pub struct Decision {
     pub id: String,
     /// The proposal the decision is about (the event's `subject`).
     pub subject: String,
-    /// The approval tier, as the policy crate spells it (`auto_merge`, …).
-    pub tier: String,
+    /// The approval tier.
+    pub tier: countersign_policy::Tier,
     /// The full decision record.
     pub record: Value,
     /// Index of the log entry recording this decision.

@@ -140,15 +140,15 @@ impl Conn<'_> {
         &mut self,
         id: &str,
         decision: &str,
-        tier: &str,
-        state: &str,
+        tier: countersign_policy::Tier,
+        state: countersign_lifecycle::ProposalState,
     ) -> Result<(), Error> {
         dispatch!(self, c => sqlx::query(
             "UPDATE proposals SET decision = $1, tier = $2, state = $3 WHERE id = $4",
         )
         .bind(decision)
-        .bind(tier)
-        .bind(state)
+        .bind(tier.as_str())
+        .bind(state.as_str())
         .bind(id)
         .execute(&mut **c)
         .await
@@ -202,8 +202,8 @@ impl Tx {
         &mut self,
         id: &str,
         decision: &str,
-        tier: &str,
-        state: &str,
+        tier: countersign_policy::Tier,
+        state: countersign_lifecycle::ProposalState,
     ) -> Result<(), Error> {
         self.conn()
             .update_proposal_decision(id, decision, tier, state)

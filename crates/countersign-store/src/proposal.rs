@@ -1,11 +1,15 @@
 //! [`Proposal`], [`Approval`] and idempotent responses as stored: the server's current state
 //! beside the log.
 //!
-//! States, verdicts and who may do what are the server's; this module stores strings the
-//! schema checks and never decides a transition. Writes go through [`Tx`], so each lands in
-//! the transaction that appends the event recording it.
+//! States and verdicts are countersign-lifecycle's types, parsed here where rows are read (an
+//! unknown value is [`Error::Corrupt`]); this module never decides a transition. Writes go
+//! through [`Tx`], so each lands in the transaction that appends the event recording it.
 
+use countersign_lifecycle::{ProposalState, Verdict};
+use countersign_policy::Tier;
 use sqlx::Row as _;
+
+pub use countersign_lifecycle::Approval;
 
 use crate::backend::{Conn, DecisionRow, dispatch, int, placeholders, uint};
 use crate::error::{Error, db};
@@ -22,8 +26,8 @@ pub struct Proposal {
     pub title: String,
     pub description: String,
     pub author: String,
-    pub state: String,
-    pub tier: String,
+    pub state: ProposalState,
+    pub tier: Tier,
     pub decision: String,
     /// RFC 3339, from the caller's clock.
     pub created_at: String,
@@ -43,27 +47,11 @@ pub struct Proposal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadMove {
     pub head: String,
-    pub state: String,
-    pub tier: String,
+    pub state: ProposalState,
+    pub tier: Tier,
     pub decision: String,
     pub authors: Vec<String>,
     pub diff_digest: String,
-}
-
-/// One verdict (`approve` or `reject`) by one approver on one head of a proposal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Approval {
-    pub proposal: String,
-    pub head: String,
-    pub approver: String,
-    pub verdict: String,
-    pub comment: String,
-    /// The log entry recording the verdict (for a carried-over verdict, the head move).
-    pub log_index: u64,
-    /// The log entry of the head move that made this verdict lapse; `None` while it counts.
-    pub lapsed_by: Option<u64>,
-    /// The head this verdict was first given on, when a trivial rebase carried it over.
-    pub carried_from: Option<String>,
 }
 
 /// A stored response to a creating request.
@@ -71,18 +59,27 @@ pub struct Approval {
 pub struct Idempotent {
     pub status: u16,
     pub response: String,
+    /// What the key was first sent with: the route and a digest of the request body. The
+    /// caller compares it before replaying `response`.
+    pub scope: String,
 }
 
 const PROPOSAL_COLUMNS: &str = "id, repo, base, head, title, description, author, state, tier, decision, created_at, authors, diff_digest, superseded_by, closed_reason";
 
-/// A proposal row, with `authors` still JSON text (decoded by [`decode_authors`]).
-fn proposal_from<R: sqlx::Row>(row: &R) -> Result<(Proposal, String), sqlx::Error>
+/// A proposal row as read: its typed columns still text (parsed by [`decode_proposal`]).
+struct RawProposal {
+    proposal: Proposal,
+    state: String,
+    tier: String,
+    authors: String,
+}
+
+fn proposal_from<R: sqlx::Row>(row: &R) -> Result<RawProposal, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
     String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let authors: String = row.try_get(11)?;
     let proposal = Proposal {
         id: row.try_get(0)?,
         repo: row.try_get(1)?,
@@ -91,8 +88,8 @@ where
         title: row.try_get(4)?,
         description: row.try_get(5)?,
         author: row.try_get(6)?,
-        state: row.try_get(7)?,
-        tier: row.try_get(8)?,
+        state: ProposalState::Open,
+        tier: Tier::ChangeControl,
         decision: row.try_get(9)?,
         created_at: row.try_get(10)?,
         authors: Vec::new(),
@@ -100,16 +97,35 @@ where
         superseded_by: row.try_get(13)?,
         closed_reason: row.try_get(14)?,
     };
-    Ok((proposal, authors))
+    Ok(RawProposal {
+        proposal,
+        state: row.try_get(7)?,
+        tier: row.try_get(8)?,
+        authors: row.try_get(11)?,
+    })
 }
 
-fn decode_authors((mut proposal, authors): (Proposal, String)) -> Result<Proposal, Error> {
-    proposal.authors = serde_json::from_str(&authors).map_err(|e| Error::Corrupt {
+fn decode_proposal(raw: RawProposal) -> Result<Proposal, Error> {
+    let RawProposal {
+        mut proposal,
+        state,
+        tier,
+        authors,
+    } = raw;
+    let corrupt = |column: &'static str, reason: String| Error::Corrupt {
         table: "proposals",
         key: proposal.id.clone(),
-        column: "authors",
-        reason: format!("not a JSON array of strings: {e}"),
-    })?;
+        column,
+        reason,
+    };
+    proposal.state = state
+        .parse()
+        .map_err(|e| corrupt("state", format!("{e}")))?;
+    proposal.tier = tier
+        .parse()
+        .map_err(|e: countersign_policy::TierError| corrupt("tier", e.to_string()))?;
+    proposal.authors = serde_json::from_str(&authors)
+        .map_err(|e| corrupt("authors", format!("not a JSON array of strings: {e}")))?;
     Ok(proposal)
 }
 
@@ -215,7 +231,7 @@ impl Conn<'_> {
             .map(|row| proposal_from(&row))
             .transpose()
             .map_err(db("decoding proposal"))?)
-        .map(decode_authors)
+        .map(decode_proposal)
         .transpose()
     }
 
@@ -234,13 +250,13 @@ impl Conn<'_> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(db("decoding proposals"))?)
         .into_iter()
-        .map(decode_authors)
+        .map(decode_proposal)
         .collect()
     }
 
-    async fn update_proposal_state(&mut self, id: &str, state: &str) -> Result<(), Error> {
+    async fn update_proposal_state(&mut self, id: &str, state: ProposalState) -> Result<(), Error> {
         dispatch!(self, c => sqlx::query("UPDATE proposals SET state = $1 WHERE id = $2")
-            .bind(state)
+            .bind(state.as_str())
             .bind(id)
             .execute(&mut **c)
             .await
@@ -255,7 +271,7 @@ impl Conn<'_> {
         let result = dispatch!(self, c => sqlx::query(
             "INSERT INTO approvals (proposal, head, approver, verdict, comment, log_index, lapsed_by, carried_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
-        .bind(&a.proposal).bind(&a.head).bind(&a.approver).bind(&a.verdict).bind(&a.comment).bind(log_index)
+        .bind(&a.proposal).bind(&a.head).bind(&a.approver).bind(a.verdict.as_str()).bind(&a.comment).bind(log_index)
         .bind(lapsed_by).bind(&a.carried_from)
         .execute(&mut **c)
         .await
@@ -284,6 +300,12 @@ impl Conn<'_> {
         rows.into_iter()
             .map(
                 |(proposal, head, approver, verdict, comment, index, lapsed_by, carried_from)| {
+                    let verdict: Verdict = verdict.parse().map_err(|e| Error::Corrupt {
+                        table: "approvals",
+                        key: format!("{proposal}/{head}/{approver}"),
+                        column: "verdict",
+                        reason: format!("{e}"),
+                    })?;
                     Ok(Approval {
                         log_index: uint("approvals", &proposal, "log_index", index)?,
                         lapsed_by: lapsed_by
@@ -306,7 +328,7 @@ impl Conn<'_> {
         dispatch!(self, c => sqlx::query(
             "UPDATE proposals SET head = $1, state = $2, tier = $3, decision = $4, authors = $5, diff_digest = $6 WHERE id = $7",
         )
-        .bind(&m.head).bind(&m.state).bind(&m.tier).bind(&m.decision).bind(&authors)
+        .bind(&m.head).bind(m.state.as_str()).bind(m.tier.as_str()).bind(&m.decision).bind(&authors)
         .bind(&m.diff_digest).bind(id)
         .execute(&mut **c)
         .await
@@ -318,14 +340,14 @@ impl Conn<'_> {
     async fn update_proposal_closed(
         &mut self,
         id: &str,
-        state: &str,
+        state: ProposalState,
         reason: Option<&str>,
         superseded_by: Option<&str>,
     ) -> Result<(), Error> {
         dispatch!(self, c => sqlx::query(
             "UPDATE proposals SET state = $1, closed_reason = $2, superseded_by = $3 WHERE id = $4",
         )
-        .bind(state).bind(reason).bind(superseded_by).bind(id)
+        .bind(state.as_str()).bind(reason).bind(superseded_by).bind(id)
         .execute(&mut **c)
         .await
         .map_err(db("closing proposal"))?
@@ -345,30 +367,52 @@ impl Conn<'_> {
         .rows_affected()))
     }
 
+    async fn supersede_approval(
+        &mut self,
+        proposal: &str,
+        head: &str,
+        approver: &str,
+        by: u64,
+    ) -> Result<u64, Error> {
+        let by = int("log index", by)?;
+        Ok(dispatch!(self, c => sqlx::query(
+            "UPDATE approvals SET lapsed_by = $1 WHERE proposal = $2 AND head = $3 AND lower(approver) = lower($4) AND lapsed_by IS NULL",
+        )
+        .bind(by).bind(proposal).bind(head).bind(approver)
+        .execute(&mut **c)
+        .await
+        .map_err(db("superseding a verdict"))?
+        .rows_affected()))
+    }
+
     async fn idempotent(
         &mut self,
         key: &str,
         principal: &str,
     ) -> Result<Option<Idempotent>, Error> {
         let row = dispatch!(self, c => sqlx::query(
-            "SELECT status, response FROM idempotency WHERE key = $1 AND principal = $2",
+            "SELECT status, response, scope FROM idempotency WHERE key = $1 AND principal = $2",
         )
         .bind(key)
         .bind(principal)
         .fetch_optional(&mut **c)
         .await
         .map_err(db("reading idempotency key"))?
-        .map(|row| Ok::<_, sqlx::Error>((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
+        .map(|row| Ok::<_, sqlx::Error>((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?)))
         .transpose()
         .map_err(db("decoding idempotency key"))?);
-        row.map(|(status, response)| {
+        row.map(|(status, response, scope)| {
             let status = u16::try_from(status).map_err(|_| Error::Corrupt {
                 table: "idempotency",
                 key: key.to_owned(),
                 column: "status",
                 reason: format!("{status} is not an HTTP status"),
             })?;
-            Ok(Idempotent { status, response })
+            Ok(Idempotent {
+                status,
+                response,
+                scope,
+            })
         })
         .transpose()
     }
@@ -380,9 +424,9 @@ impl Conn<'_> {
         value: &Idempotent,
     ) -> Result<bool, Error> {
         let result = dispatch!(self, c => sqlx::query(
-            "INSERT INTO idempotency (key, principal, status, response) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            "INSERT INTO idempotency (key, principal, status, response, scope) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
-        .bind(key).bind(principal).bind(i64::from(value.status)).bind(&value.response)
+        .bind(key).bind(principal).bind(i64::from(value.status)).bind(&value.response).bind(&value.scope)
         .execute(&mut **c)
         .await
         .map(|done| done.rows_affected()));
@@ -530,7 +574,11 @@ impl Tx {
         self.conn().proposal(id, true).await
     }
 
-    pub async fn set_proposal_state(&mut self, id: &str, state: &str) -> Result<(), Error> {
+    pub async fn set_proposal_state(
+        &mut self,
+        id: &str,
+        state: ProposalState,
+    ) -> Result<(), Error> {
         self.conn().update_proposal_state(id, state).await
     }
 
@@ -545,7 +593,7 @@ impl Tx {
     pub async fn close_proposal(
         &mut self,
         id: &str,
-        state: &str,
+        state: ProposalState,
         reason: Option<&str>,
         superseded_by: Option<&str>,
     ) -> Result<(), Error> {
@@ -558,6 +606,21 @@ impl Tx {
     /// move); returns how many lapsed. The rows stay: they are the record of what was said.
     pub async fn lapse_approvals(&mut self, proposal: &str, lapsed_by: u64) -> Result<u64, Error> {
         self.conn().lapse_approvals(proposal, lapsed_by).await
+    }
+
+    /// Ends `approver`'s standing verdict on `head` of `proposal`, lapsed by the log entry
+    /// `by` (the same person's new verdict on the same head); returns how many rows ended
+    /// (0 or 1: one standing verdict per person and head). The row stays, marked.
+    pub async fn supersede_approval(
+        &mut self,
+        proposal: &str,
+        head: &str,
+        approver: &str,
+        by: u64,
+    ) -> Result<u64, Error> {
+        self.conn()
+            .supersede_approval(proposal, head, approver, by)
+            .await
     }
 
     /// Records a verdict; `false` (and nothing written) when this approver already gave a

@@ -21,8 +21,8 @@ fn proposal(id: &str, decision: &str) -> Proposal {
         title: "a change".to_owned(),
         description: String::new(),
         author: "agent:fixbot".to_owned(),
-        state: "awaiting_approval".to_owned(),
-        tier: "single_approver".to_owned(),
+        state: "awaiting_approval".parse().unwrap(),
+        tier: "single_approver".parse().unwrap(),
         decision: decision.to_owned(),
         created_at: "2026-01-02T03:04:05Z".to_owned(),
         authors: vec!["human:alice".to_owned()],
@@ -36,7 +36,7 @@ fn decision(id: &str, subject: &str) -> Decision {
     Decision {
         id: id.to_owned(),
         subject: subject.to_owned(),
-        tier: "single_approver".to_owned(),
+        tier: "single_approver".parse().unwrap(),
         record: json!({ "tier": "single_approver", "reasons": ["r"] }),
         // Set by `append_decided`.
         log_index: u64::MAX,

@@ -17,7 +17,7 @@ fn decision(id: &str, log_index: u64) -> Decision {
     Decision {
         id: id.to_owned(),
         subject: "p-1".to_owned(),
-        tier: "auto_merge".to_owned(),
+        tier: "auto_merge".parse().unwrap(),
         record: json!({}),
         log_index,
     }

@@ -155,7 +155,7 @@ async fn decisions_commit_with_their_entry(db: &Db) {
     let decision = Decision {
         id: "dec-1".into(),
         subject: "proposal-0".into(),
-        tier: "single_approver".into(),
+        tier: "single_approver".parse().unwrap(),
         record: serde_json::json!({"reasons": ["touches payments"], "n": 1.5}),
         log_index: index,
     };
@@ -500,8 +500,8 @@ async fn server_state(db: &Db) {
         title: "Fix".into(),
         description: String::new(),
         author: "agent:fixbot".into(),
-        state: "awaiting_approval".into(),
-        tier: "single_approver".into(),
+        state: "awaiting_approval".parse().unwrap(),
+        tier: "single_approver".parse().unwrap(),
         decision: "d-1".into(),
         created_at: "2026-01-02T03:04:05Z".into(),
         authors: vec!["human:bob".into(), "email:ci@example.com".into()],
@@ -514,7 +514,7 @@ async fn server_state(db: &Db) {
     let decision = Decision {
         id: "d-1".into(),
         subject: "proposal-1".into(),
-        tier: "single_approver".into(),
+        tier: "single_approver".parse().unwrap(),
         record: serde_json::json!({}),
         log_index: index,
     };
@@ -523,6 +523,7 @@ async fn server_state(db: &Db) {
     let response = Idempotent {
         status: 201,
         response: "{}".into(),
+        scope: "POST /v1/proposals sha256:0".into(),
     };
     assert!(
         tx.put_idempotent("key-1", "agent:fixbot", &response)
@@ -553,7 +554,7 @@ async fn server_state(db: &Db) {
         proposal: "proposal-1".into(),
         head: proposal.head.clone(),
         approver: "human:bob".into(),
-        verdict: "approve".into(),
+        verdict: "approve".parse().unwrap(),
         comment: "ok".into(),
         log_index: index,
         lapsed_by: None,
@@ -567,13 +568,13 @@ async fn server_state(db: &Db) {
     assert!(tx.put_approval(&approval).await.unwrap());
     assert!(
         !tx.put_approval(&Approval {
-            verdict: "reject".into(),
+            verdict: "reject".parse().unwrap(),
             ..approval.clone()
         })
         .await
         .unwrap()
     );
-    tx.set_proposal_state("proposal-1", "authorized")
+    tx.set_proposal_state("proposal-1", "authorized".parse().unwrap())
         .await
         .unwrap();
     assert_eq!(
@@ -581,19 +582,65 @@ async fn server_state(db: &Db) {
         std::slice::from_ref(&approval)
     );
     tx.commit().await.unwrap();
-    assert_eq!(store.approvals("proposal-1").await.unwrap(), [approval]);
+    assert_eq!(
+        store.approvals("proposal-1").await.unwrap(),
+        [approval.clone()]
+    );
     assert_eq!(
         store.proposal("proposal-1").await.unwrap().unwrap().state,
-        "authorized"
+        "authorized".parse().unwrap()
     );
 
     let mut tx = store.begin().await.unwrap();
-    tx.set_proposal_state("proposal-1", "closed").await.unwrap();
+    tx.set_proposal_state("proposal-1", "closed".parse().unwrap())
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
     assert_eq!(
         store.proposal("proposal-1").await.unwrap().unwrap().state,
-        "authorized"
+        "authorized".parse().unwrap()
     );
+
+    // The same person changes their verdict: the earlier one is superseded (kept, marked),
+    // and a second standing verdict of theirs on the head is possible again.
+    let mut tx = store.begin().await.unwrap();
+    let by = tx.append_event(&event(2)).await.unwrap();
+    assert_eq!(
+        tx.supersede_approval("proposal-1", &proposal.head, "HUMAN:Bob", by)
+            .await
+            .unwrap(),
+        1
+    );
+    let rejection = Approval {
+        verdict: "reject".parse().unwrap(),
+        log_index: by,
+        ..approval.clone()
+    };
+    assert!(tx.put_approval(&rejection).await.unwrap());
+    tx.commit().await.unwrap();
+    let verdicts = store.approvals("proposal-1").await.unwrap();
+    assert_eq!(verdicts.len(), 2);
+    assert_eq!(verdicts[0].lapsed_by, Some(by));
+    assert_eq!(verdicts[1], rejection);
+
+    // A value the lifecycle does not know is a corrupt row, never a default (verdicts have
+    // a CHECK constraint in the schema as well).
+    for (sql, column, value) in [
+        (
+            "UPDATE proposals SET state = 'Authorised'",
+            "column state",
+            "Authorised",
+        ),
+        (
+            "UPDATE proposals SET state = 'authorized', tier = 'yolo'",
+            "column tier",
+            "yolo",
+        ),
+    ] {
+        db.tamper(sql, sql).await;
+        let error = store.proposal("proposal-1").await.unwrap_err().to_string();
+        assert!(error.contains(column) && error.contains(value), "{error}");
+    }
     store.ping().await.unwrap();
     store.close().await;
 }

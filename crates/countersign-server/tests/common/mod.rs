@@ -307,7 +307,13 @@ impl Server {
         head: &str,
         verdict: &str,
     ) -> (StatusCode, Value) {
-        let body = json!({ "head": head, "verdict": verdict, "comment": "" });
+        // Rejections need a comment; approvals may have one.
+        let comment = if verdict == "reject" {
+            "not like this"
+        } else {
+            ""
+        };
+        let body = json!({ "head": head, "verdict": verdict, "comment": comment });
         self.send(
             reqwest::Method::POST,
             &format!("/v1/proposals/{id}/approvals"),

@@ -1,0 +1,639 @@
+//! `/v1/proposals`: opening a proposal (diff, decision, stored and logged in one
+//! transaction), reading it, approving or rejecting its head, and its lifecycle: moving the
+//! head, closing, superseding, merged.
+//!
+//! Every handler that changes a proposal is load → transition → persist: it locks the
+//! proposal ([`view::Loaded`]), asks countersign-lifecycle what the event does (the rules no
+//! policy can lift live there: only humans, never an author, only eligible approvers, only
+//! the current head, a person counts once, a rejection stands until its giver withdraws it
+//! or the diff changes) and writes the answer ([`persist`]) in the transaction that appends
+//! its events. Evidence is `evidence`'s; idempotency keys are `idempotency`'s.
+
+mod open;
+pub(crate) mod persist;
+pub(crate) mod view;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use countersign_audit::EventKind;
+use countersign_lifecycle::{Event, Verdict, transition};
+use countersign_policy::Principal;
+use countersign_store::{HeadMove, Proposal};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::body::Body;
+use crate::error::{ApiError, Problem};
+use crate::idempotency::Key;
+use crate::pipeline;
+pub use persist::SYSTEM_ACTOR;
+use persist::{event, refused, typed};
+pub use view::ProposalView;
+pub(crate) use view::{Loaded, load_view, load_view_of};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(show))
+        .routes(routes!(approve))
+        .routes(routes!(move_head))
+        .routes(routes!(close))
+        .routes(routes!(mark_merged))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProposal {
+    /// A repository name configured on the server.
+    pub repo: String,
+    /// The base revision: its governed state judges the change.
+    pub base: String,
+    /// The head revision.
+    pub head: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn verdict_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["approve", "reject"]))
+        .build()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApproval {
+    /// The head commit approved: must be the proposal's current head.
+    pub head: String,
+    #[schema(schema_with = verdict_schema)]
+    pub verdict: Verdict,
+    /// Why; required for a rejection.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// Open a proposal: the server computes the diff and decides it.
+#[utoipa::path(
+    post, path = "/v1/proposals", request_body = NewProposal,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to the same request (principal, route and body); the same key with another request is a 422")),
+    responses(
+        (status = 201, body = ProposalView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(body): Body<NewProposal>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Proposer], "open proposals")?;
+    let author = caller.principal.to_string();
+    let request = json!({
+        "repo": body.repo, "base": body.base, "head": body.head,
+        "title": body.title, "description": body.description,
+    });
+    let key = Key::from_headers(&headers, &author, "POST /v1/proposals", &request)?;
+    if let Some(key) = &key
+        && let Some(replayed) = key.replay(&state.store).await?
+    {
+        return Ok(replayed);
+    }
+    if body.title.trim().is_empty() {
+        return Err(ApiError::Invalid("title: must not be empty".into()));
+    }
+    let path = state.repos.get(&body.repo).cloned().ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "repo: {:?} is not configured on this server",
+            body.repo
+        ))
+    })?;
+    // Everything but the writes is CPU work and runs off the async workers: those also run
+    // the transactions that hold the log's write order, which should never queue behind a
+    // decision being computed, recorded, encoded or freed.
+    let (clock, signer, principal) = (
+        state.clock.clone(),
+        state.log_signer.clone(),
+        caller.principal.clone(),
+    );
+    let open::Prepared {
+        proposal,
+        mut decision,
+        blobs,
+        leaves,
+        decided,
+        response,
+    } = pipeline::blocking(move || open::prepare(&path, body, &principal, &clock, signer))
+        .await??;
+    if key.is_none()
+        && !crate::webhooks::announces(&state, &proposal, proposal.state.as_str(), &decision.record)
+    {
+        // The common case: nothing is written but the decided proposal, in a transaction of
+        // its own that needs one round trip in the log's write order.
+        state
+            .store
+            .commit_decided(blobs, leaves, decided, decision, proposal)
+            .await?;
+        return Ok(created(response));
+    }
+    let mut tx = state.store.begin().await?;
+    if let Some(key) = &key
+        && let Some(replayed) = key.replay_in(&mut tx).await?
+    {
+        // Another request with this key committed while the pipeline ran.
+        return Ok(replayed);
+    }
+    for blob in &blobs {
+        tx.put_blob(blob).await?;
+    }
+    // The entries, the decision (pointing at the `decided` entry) and the proposal.
+    tx.append_decided(&leaves, decided, &mut decision, &proposal)
+        .await?;
+    // What the new proposal announces to webhook targets, queued in this transaction.
+    crate::webhooks::notify(
+        &state,
+        &mut tx,
+        &proposal,
+        proposal.state.as_str(),
+        &decision.record,
+    )
+    .await?;
+    if let Some(key) = &key
+        && !key
+            .remember(&mut tx, StatusCode::CREATED, &response)
+            .await?
+    {
+        // Lost a race with the same key on another connection: drop ours, replay theirs.
+        tx.rollback().await?;
+        return key.after_race(&state.store).await;
+    }
+    tx.commit().await?;
+    Ok(created(response))
+}
+
+fn created(response: String) -> Response {
+    (
+        StatusCode::CREATED,
+        [("content-type", "application/json")],
+        response,
+    )
+        .into_response()
+}
+
+/// A proposal, its decision and its verdicts.
+#[utoipa::path(
+    get, path = "/v1/proposals/{id}",
+    params(("id" = String, Path, description = "Proposal id")),
+    responses((status = 200, body = ProposalView), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+async fn show(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ProposalView>, ApiError> {
+    Ok(Json(load_view_of(&state.store, &id).await?))
+}
+
+/// Approve or reject the proposal's current head. A person's later verdict on the same head
+/// supersedes their earlier one (both stay in the log); a rejection needs a comment, stands
+/// until its giver withdraws it or the diff changes, and revokes an authorization that has
+/// not merged.
+#[utoipa::path(
+    post, path = "/v1/proposals/{id}/approvals", request_body = NewApproval,
+    params(("id" = String, Path, description = "Proposal id")),
+    responses(
+        (status = 200, body = ProposalView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<NewApproval>,
+) -> Result<Json<ProposalView>, ApiError> {
+    caller.require(&[Role::Approver], "approve or reject")?;
+    // Whatever the policy or the catalog says: only people approve (the lifecycle says so
+    // too; refusing before the proposal is read tells an agent nothing about it).
+    if !caller.principal.is_human() {
+        return Err(ApiError::Forbidden(format!(
+            "{} is not a human: only humans approve or reject",
+            caller.principal
+        )));
+    }
+    let mut tx = state.store.begin().await?;
+    let loaded = Loaded::lock(&mut tx, &id).await?;
+    let t = transition(
+        &loaded.lifecycle(),
+        Event::Verdict {
+            by: &caller.principal,
+            head: &body.head,
+            verdict: body.verdict,
+            comment: &body.comment,
+        },
+    )
+    .map_err(refused)?;
+    if !t.unchanged {
+        let now = state.clock.rfc3339();
+        persist::verdict(
+            &state,
+            &mut tx,
+            &loaded,
+            &caller.principal,
+            body.verdict,
+            &body.comment,
+            &t,
+            &now,
+        )
+        .await?;
+    }
+    // Committing even an unchanged transaction waits for its batch, so the view below reads
+    // what it saw.
+    tx.commit().await?;
+    Ok(Json(load_view_of(&state.store, &id).await?))
+}
+
+// Lifecycle: head moves and closing (docs/server.md, "Proposal states").
+
+/// `POST /v1/proposals/{id}/head`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHead {
+    /// The new head revision (a commit id, branch or tag of the proposal's repository).
+    pub head: String,
+}
+
+/// `POST /v1/proposals/{id}/close`; the body may be empty.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRequest {
+    /// Why, in the closer's words; recorded in the log.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The proposal of the same repository that replaces this one: the state becomes
+    /// `superseded` instead of `closed`.
+    #[serde(default)]
+    pub superseded_by: Option<String>,
+}
+
+/// The proposal's author or an admin may move its head or close it.
+fn may_manage(caller: &Caller, proposal: &Proposal, action: &str) -> Result<(), ApiError> {
+    if caller.role == Role::Admin
+        || countersign_lifecycle::same_principal(&caller.principal.to_string(), &proposal.author)
+    {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "only the proposal's author ({}) or an admin may {action} it",
+        proposal.author
+    )))
+}
+
+fn refuse_final(proposal: &Proposal, action: &str) -> Result<(), ApiError> {
+    if proposal.state.is_final() {
+        return Err(ApiError::Conflict(format!(
+            "proposal {} is {}: it cannot {action} any more",
+            proposal.id, proposal.state
+        )));
+    }
+    Ok(())
+}
+
+/// Move the proposal's head: everything is re-derived from the base's governed state.
+/// Verdicts on the old head lapse (kept, marked), unless the new head has exactly the same
+/// diff against the base (a trivial rebase): then they carry over, rejections included.
+#[utoipa::path(
+    post, path = "/v1/proposals/{id}/head", request_body = NewHead,
+    params(
+        ("id" = String, Path, description = "Proposal id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to the same request (principal, route and body); the same key with another request is a 422")
+    ),
+    responses(
+        (status = 200, body = ProposalView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn move_head(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(body): Body<NewHead>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Proposer], "move a proposal's head")?;
+    let actor = caller.principal.to_string();
+    let route = format!("POST /v1/proposals/{id}/head");
+    let key = Key::from_headers(&headers, &actor, &route, &json!({ "head": body.head }))?;
+    if let Some(key) = &key
+        && let Some(replayed) = key.replay(&state.store).await?
+    {
+        return Ok(replayed);
+    }
+    let current = state
+        .store
+        .proposal(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
+    may_manage(&caller, &current, "move the head of")?;
+    refuse_final(&current, "move its head")?;
+    let path = state.repos.get(&current.repo).cloned().ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "repository {:?} is no longer configured on this server",
+            current.repo
+        ))
+    })?;
+    // Re-derived as the proposal's author proposed it, whoever moves the head.
+    let author: Principal = current
+        .author
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("proposal {id}: {e}")))?;
+    let (base, head) = (current.base.clone(), body.head.clone());
+    let outcome = pipeline::blocking(move || pipeline::decide(&path, &base, &head, &author))
+        .await?
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let now = state.clock.rfc3339();
+    // Built before the transaction (appenders are serialized); a proposal's repository
+    // never changes, so the row read above names the same one the locked row will.
+    let (record, decided) = outcome
+        .record(&id, &current.repo, &now, state.log_signer.as_deref())
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let decided_record = typed(&decided)?;
+
+    let mut tx = state.store.begin().await?;
+    if let Some(key) = &key
+        && let Some(replayed) = key.replay_in(&mut tx).await?
+    {
+        return Ok(replayed);
+    }
+    let loaded = Loaded::lock(&mut tx, &id).await?;
+    refuse_final(&loaded.proposal, "move its head")?;
+    let t = transition(
+        &loaded.lifecycle(),
+        Event::HeadMoved {
+            head: &outcome.head,
+            record: &decided_record,
+            authors: &outcome.change.authors,
+            diff_digest: &outcome.change.diff_digest,
+        },
+    )
+    .map_err(refused)?;
+    if t.unchanged {
+        // Already there: nothing lapses, nothing is logged. Committing the empty
+        // transaction waits for its batch, so the view below reads what it saw.
+        tx.commit().await?;
+        let view = load_view(&state.store, &loaded.proposal).await?;
+        return Ok(Json(view).into_response());
+    }
+    let proposal = &loaded.proposal;
+    let moved = tx
+        .append_event(&event(
+            EventKind::HeadMoved,
+            &now,
+            &id,
+            &actor,
+            json!({
+                "from": proposal.head,
+                "to": outcome.head,
+                "diff_digest": { "from": proposal.diff_digest, "to": outcome.change.diff_digest },
+                "trivial_rebase": t.trivial_rebase,
+                "lapsed": persist::verdicts(&t.lapsed),
+                "carried_over": persist::verdicts(&t.carried),
+                "commit_authors": outcome.change.authors,
+            }),
+        )?)
+        .await?;
+    tx.lapse_approvals(&id, moved).await?;
+    // Evidence is about one head too: none of it counts for the new one (evidence.rs).
+    tx.lapse_evidence(&id, moved).await?;
+    for verdict in &t.carried {
+        tx.put_approval(&countersign_store::Approval {
+            head: outcome.head.clone(),
+            log_index: moved,
+            lapsed_by: None,
+            carried_from: Some(verdict.head.clone()),
+            ..verdict.clone()
+        })
+        .await?;
+    }
+    let moved_proposal = Proposal {
+        head: outcome.head.clone(),
+        state: t.next,
+        tier: outcome.tier,
+        authors: outcome.change.authors.clone(),
+        diff_digest: outcome.change.diff_digest.clone(),
+        ..proposal.clone()
+    };
+    let decision_id = persist::decision(
+        &state,
+        &mut tx,
+        &moved_proposal,
+        &outcome.head,
+        &record,
+        &decided,
+        &decided_record,
+        &t,
+        true,
+        &now,
+    )
+    .await?;
+    let change = HeadMove {
+        head: outcome.head.clone(),
+        state: t.next,
+        tier: outcome.tier,
+        decision: decision_id.clone(),
+        authors: outcome.change.authors.clone(),
+        diff_digest: outcome.change.diff_digest.clone(),
+    };
+    tx.move_head(&id, &change).await?;
+    let moved_proposal = Proposal {
+        decision: decision_id,
+        ..moved_proposal
+    };
+    crate::webhooks::notify(&state, &mut tx, &moved_proposal, t.next.as_str(), &decided).await?;
+    let approvals = tx.approvals(&id).await?;
+    let stored = countersign_store::Decision {
+        id: moved_proposal.decision.clone(),
+        subject: id.clone(),
+        tier: outcome.tier,
+        record: decided.clone(),
+        log_index: 0,
+    };
+    let view = view::view(&moved_proposal, &stored, &decided_record, approvals);
+    let response = serde_json::to_string(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(key) = &key
+        && !key.remember(&mut tx, StatusCode::OK, &response).await?
+    {
+        // Lost a race with the same key on another connection: drop ours, replay theirs.
+        tx.rollback().await?;
+        return key.after_race(&state.store).await;
+    }
+    tx.commit().await?;
+    Ok((
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        response,
+    )
+        .into_response())
+}
+
+/// Close the proposal (its author or an admin), or mark it superseded by another proposal
+/// of the same repository. Final: no head move, verdict or close after.
+#[utoipa::path(
+    post, path = "/v1/proposals/{id}/close", request_body(content = CloseRequest, description = "Optional: an empty body closes without a reason"),
+    params(("id" = String, Path, description = "Proposal id")),
+    responses(
+        (status = 200, body = ProposalView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn close(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<ProposalView>, ApiError> {
+    caller.require(&[Role::Proposer], "close proposals")?;
+    let body: CloseRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+        CloseRequest::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::Invalid(format!("the body is not a close request: {e}")))?
+    };
+    let reason = body.reason.filter(|r| !r.trim().is_empty());
+    let successor = match &body.superseded_by {
+        None => None,
+        Some(other) if *other == id => {
+            return Err(ApiError::Invalid(
+                "superseded_by: a proposal cannot supersede itself".into(),
+            ));
+        }
+        Some(other) => Some(state.store.proposal(other).await?.ok_or_else(|| {
+            ApiError::Invalid(format!("superseded_by: there is no proposal {other}"))
+        })?),
+    };
+    let mut tx = state.store.begin().await?;
+    let loaded = Loaded::lock(&mut tx, &id).await?;
+    let proposal = &loaded.proposal;
+    may_manage(&caller, proposal, "close")?;
+    refuse_final(proposal, "be closed")?;
+    if let Some(successor) = &successor
+        && successor.repo != proposal.repo
+    {
+        return Err(ApiError::Invalid(format!(
+            "superseded_by: {} is a proposal of {}, not of {}",
+            successor.id, successor.repo, proposal.repo
+        )));
+    }
+    let t = transition(
+        &loaded.lifecycle(),
+        Event::Closed {
+            superseded: successor.is_some(),
+        },
+    )
+    .map_err(refused)?;
+    let superseded_by = successor.as_ref().map(|s| s.id.clone());
+    let now = state.clock.rfc3339();
+    tx.append_event(&event(
+        EventKind::Closed,
+        &now,
+        &id,
+        &caller.principal.to_string(),
+        json!({
+            "state": t.next.as_str(),
+            "head": proposal.head,
+            "reason": reason,
+            "superseded_by": superseded_by,
+        }),
+    )?)
+    .await?;
+    tx.close_proposal(&id, t.next, reason.as_deref(), superseded_by.as_deref())
+        .await?;
+    let closed = Proposal {
+        state: t.next,
+        superseded_by,
+        closed_reason: reason,
+        ..proposal.clone()
+    };
+    crate::webhooks::notify(
+        &state,
+        &mut tx,
+        &closed,
+        t.next.as_str(),
+        &loaded.decision.record,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(load_view(&state.store, &closed).await?))
+}
+
+/// `POST /v1/proposals/{id}/merged`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergedRequest {
+    /// The commit that reached the protected branch: must be the authorized head.
+    pub commit: String,
+}
+
+/// Record that the authorized head reached a protected branch (for a post-receive hook or a
+/// forge integration; admin only). Final.
+#[utoipa::path(
+    post, path = "/v1/proposals/{id}/merged", request_body = MergedRequest,
+    params(("id" = String, Path, description = "Proposal id")),
+    responses(
+        (status = 200, body = ProposalView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn mark_merged(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<MergedRequest>,
+) -> Result<Json<ProposalView>, ApiError> {
+    caller.require(&[Role::Admin], "mark proposals merged")?;
+    let mut tx = state.store.begin().await?;
+    let loaded = Loaded::lock(&mut tx, &id).await?;
+    let t = transition(
+        &loaded.lifecycle(),
+        Event::Merged {
+            commit: &body.commit,
+        },
+    )
+    .map_err(refused)?;
+    let now = state.clock.rfc3339();
+    tx.append_event(&event(
+        EventKind::Merged,
+        &now,
+        &id,
+        &caller.principal.to_string(),
+        json!({ "commit": loaded.proposal.head }),
+    )?)
+    .await?;
+    tx.set_proposal_state(&id, t.next).await?;
+    tx.commit().await?;
+    let proposal = Proposal {
+        state: t.next,
+        ..loaded.proposal
+    };
+    Ok(Json(load_view(&state.store, &proposal).await?))
+}
