@@ -32,7 +32,7 @@
 
 use std::fmt;
 
-use globset::{Candidate, Glob, GlobSet};
+use globset::{Candidate, GlobSet};
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode, Severity};
 use crate::model::SourceLocation;
@@ -52,7 +52,7 @@ pub const MAX_PATTERN_BYTES: usize = 4096;
 /// answer by a lookup, so that each costs a share of a regex automaton (`/src/*.rs`, `pay*`,
 /// `a/**/b`; not `/apps/`, `docs`, `*.js` or `**/logs`). Each costs about 5 KB and its part of
 /// every lookup; a file of the shortest such lines under GitHub's size limit would hold
-/// 250,000 of them and take 1.4 GB and 18 s to compile. Over the limit the file is not
+/// 250,000 of them and take 1.1 GB and 22 s to compile. Over the limit the file is not
 /// applied at all, with an error naming the line, rather than applied in part.
 pub const MAX_WILDCARD_RULES: usize = 10_000;
 
@@ -178,7 +178,9 @@ impl Codeowners {
         let mut diagnostics = Vec::new();
         let mut wildcard_rules = 0;
         let mut rules = Vec::new();
-        let mut globs: [Vec<(Glob, usize)>; 3] = Default::default();
+        // Glob strings, not compiled globs: a compiled glob is ten times its text, and the set
+        // keeps its own copy (this is most of the memory of a file of many short lines).
+        let mut globs: [Vec<(String, usize)>; 3] = Default::default();
         for (i, raw) in text.lines().enumerate() {
             let line = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let at = || {
@@ -200,10 +202,10 @@ impl Codeowners {
             };
             let compiled = translate(pattern).and_then(|t| {
                 repo_path::glob(&t.glob)
-                    .map(|g| (t, g))
+                    .map(|_| t)
                     .map_err(|e| Unsupported::DoesNotCompile(e.kind().to_string()))
             });
-            let (translated, compiled) = match compiled {
+            let translated = match compiled {
                 Ok(c) => c,
                 Err(why) => {
                     warn(&mut diagnostics, &why);
@@ -241,7 +243,7 @@ impl Codeowners {
                     )),
                 }
             }
-            globs[translated.reach as usize].push((compiled, rules.len()));
+            globs[translated.reach as usize].push((translated.glob, rules.len()));
             rules.push(Rule {
                 pattern: pattern.to_string(),
                 owners,
@@ -346,22 +348,38 @@ impl Codeowners {
 /// list if it builds, otherwise each half, recursively. A single glob that does not build is
 /// handed to `failed` with its rule index.
 fn build_sets(
-    globs: &[(Glob, usize)],
+    globs: &[(String, usize)],
     out: &mut Vec<RuleSet>,
     failed: &mut dyn FnMut(usize, String),
 ) {
     if globs.is_empty() {
         return;
     }
-    // `GlobSet::new` takes the globs by reference: no builder holding a second copy.
-    let built = GlobSet::new(globs.iter().map(|(glob, _)| glob));
+    // Each glob is compiled as the set takes it, so only the set's copy is ever held. They
+    // all compiled once already; should one not, the iteration stops there and the set is
+    // discarded rather than built with its indexes shifted.
+    let mut broken = None;
+    let mut compiled = globs.iter().map(|(g, _)| repo_path::glob(g));
+    let built = GlobSet::new(std::iter::from_fn(|| match compiled.next()? {
+        Ok(glob) => Some(glob),
+        Err(e) => {
+            broken = Some(e.kind().to_string());
+            None
+        }
+    }));
+    let built = match (built, broken) {
+        (Ok(set), None) if set.len() == globs.len() => Ok(set),
+        (Ok(_), Some(why)) | (Err(_), Some(why)) => Err(why),
+        (Ok(_), None) => Err("glob set built short".to_string()),
+        (Err(e), None) => Err(e.kind().to_string()),
+    };
     match built {
         Ok(set) => out.push(RuleSet {
             set,
             rule: globs.iter().map(|(_, r)| *r).collect(),
         }),
-        Err(e) => match globs {
-            [(_, rule)] => failed(*rule, e.kind().to_string()),
+        Err(why) => match globs {
+            [(_, rule)] => failed(*rule, why),
             _ => {
                 let (first, second) = globs.split_at(globs.len() / 2);
                 build_sets(first, out, failed);
