@@ -2,7 +2,12 @@
 //! memory: `cargo run --release --example codeowners_scale -- SHAPE RULES`, where SHAPE is
 //! one of the line shapes below. A file of 3 MiB or more is ignored, so RULES past that size
 //! measure nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::time::Instant;
 

@@ -8,8 +8,8 @@
 //! - `*` and `?` do not cross `/`, `**` does;
 //! - whatever a pattern matches, it also owns everything below it, as in gitignore: `apps`,
 //!   `/build/logs`, `pay*` and `services/*/src` own the files inside the directories they
-//!   name. The one exception is a last segment that is a lone `*` (or `**`): `docs/*` owns
-//!   `docs/a.md` but not `docs/x/b.md`, as GitHub documents;
+//!   match. The one exception is a lone `*` as the last segment: `docs/*` owns `docs/a.md`
+//!   but not `docs/x/b.md`, as GitHub documents;
 //! - a trailing `/` matches only what is below a directory (`apps/` owns `apps/a`, not a file
 //!   named `apps`);
 //! - `\` escapes the next character, so `a\ b` is a pattern with a space;
@@ -19,8 +19,10 @@
 //!   literal characters (Next.js routes such as `app/[id]/page.tsx`), and reported.
 //!
 //! Limits: a file of [`MAX_FILE_BYTES`] or more is ignored, as GitHub ignores it; a pattern
-//! longer than [`MAX_PATTERN_BYTES`] is skipped and reported. Both are checked before any glob
-//! is built, so an oversized file costs one pass over its text.
+//! longer than [`MAX_PATTERN_BYTES`] is skipped and reported; a file with more than
+//! [`MAX_WILDCARD_RULES`] rules that need a regex is not applied, with an error. All three
+//! are checked before any glob set is built, so an oversized file costs one pass over its
+//! text.
 //!
 //! Owners are kept as written ([`Owner`]); matching them to catalog Groups and Users is
 //! [`crate::graph`]'s job. Each pattern compiles to one glob that names what it matches
