@@ -28,12 +28,16 @@ pub enum DiagnosticCode {
     DuplicateEntity,
     /// A CODEOWNERS owner that names no Group or User of the catalog.
     UnknownOwner,
-    /// A CODEOWNERS pattern GitHub does not support (`!`, `[ ]`) or cannot compile.
+    /// A CODEOWNERS pattern GitHub does not support (`!`, `\#`, `[ ]`), over the length limit,
+    /// or that cannot compile.
     UnsupportedPattern,
     /// A Location target that is a URL, absolute, outside the repository or missing.
     LocationTarget,
     /// The configured CODEOWNERS file does not exist.
     MissingCodeowners,
+    /// The CODEOWNERS file is not applied at all: at or over GitHub's size limit (as GitHub
+    /// does), or over countersign's limit of wildcard rules.
+    CodeownersIgnored,
     /// A workspace member or dependency that cannot be resolved.
     Workspace,
     /// A cycle of dependencies.
