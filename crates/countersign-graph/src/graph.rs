@@ -277,10 +277,10 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
     }
     let never_automate = glob_set("never_automate", &never_globs)?;
 
-    let catalog = backstage::read_catalog(source, &catalog_globs, ns)?;
+    let catalog = backstage::read_catalog(source, &catalog_globs, ns, &settings.limits)?;
     let mut diagnostics = catalog.diagnostics;
     let mut descriptors = catalog.descriptors;
-    let (packages, ws_diagnostics) = workspace::discover(source)?;
+    let (packages, ws_diagnostics) = workspace::discover(source, &settings.limits)?;
     diagnostics.extend(ws_diagnostics);
 
     // Duplicates: keep the first by (file, line), which does not depend on input order.
@@ -451,7 +451,7 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
     // CODEOWNERS: the configured file, or GitHub's lookup order.
     let codeowners_file = match &settings.codeowners {
         Some(file) => {
-            if source.read(file)?.is_none() {
+            if source.paths().binary_search(file).is_err() {
                 diagnostics.push(Diagnostic::new(
                     Severity::Warning,
                     DiagnosticCode::MissingCodeowners,
@@ -475,7 +475,7 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
     let mut codeowner_refs = Vec::new();
     let mut governance_files: BTreeSet<String> = catalog.files.into_iter().collect();
     if let Some(file) = codeowners_file {
-        if let Some(bytes) = source.read(&file)? {
+        if let Some(bytes) = source.read(&file, settings.limits.file_bytes)? {
             let text =
                 String::from_utf8(bytes).map_err(|_| GraphError::NotUtf8 { file: file.clone() })?;
             let (co, co_diagnostics) = Codeowners::parse(&file, &text);
