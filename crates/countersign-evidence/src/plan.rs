@@ -162,10 +162,7 @@ mod tests {
                     paths: vec!["tool/x".into()],
                 },
             ],
-            blast_radius: vec![
-                reached("api", 1, "lib"),
-                reached("web", 2, "api"),
-            ],
+            blast_radius: vec![reached("api", 1, "lib"), reached("web", 2, "api")],
             ..Impact::default()
         }
     }

@@ -9,7 +9,11 @@ use countersign_graph::{GraphSettings, build, impact, synthetic};
 fn peak_rss() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_string))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "VmHWM: unknown".into())
 }
 
@@ -25,8 +29,18 @@ fn main() {
     println!("build: {:?}, {}", t.elapsed(), peak_rss());
     let t = Instant::now();
     let i = impact(&out.graph, &["services/c0/main.rs"]);
-    println!("impact: {:?}, {} reached, {}", t.elapsed(), i.blast_radius.len(), peak_rss());
+    println!(
+        "impact: {:?}, {} reached, {}",
+        t.elapsed(),
+        i.blast_radius.len(),
+        peak_rss()
+    );
     let t = Instant::now();
     let chains = i.chains(countersign_graph::impact::CHAIN_SHOWN);
-    println!("chains: {:?}, {} chains, {}", t.elapsed(), chains.len(), peak_rss());
+    println!(
+        "chains: {:?}, {} chains, {}",
+        t.elapsed(),
+        chains.len(),
+        peak_rss()
+    );
 }

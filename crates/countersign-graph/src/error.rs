@@ -14,8 +14,13 @@ pub enum GraphError {
     Source(#[from] SourceError),
     #[error("{file}: not valid UTF-8")]
     NotUtf8 { file: String },
-    #[error("{file}: encoded as {encoding}; countersign reads rule files as UTF-8 (re-save it as UTF-8)")]
-    Encoding { file: String, encoding: &'static str },
+    #[error(
+        "{file}: encoded as {encoding}; countersign reads rule files as UTF-8 (re-save it as UTF-8)"
+    )]
+    Encoding {
+        file: String,
+        encoding: &'static str,
+    },
     #[error("{file}:{line}:{column}: malformed YAML: {message}")]
     Yaml {
         file: String,

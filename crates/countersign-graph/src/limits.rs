@@ -54,4 +54,5 @@ impl Default for Limits {
 }
 
 /// The hint every limit error ends with.
-pub const RAISE_HINT: &str = "raise it under [limits] in countersign.toml if the input is legitimate";
+pub const RAISE_HINT: &str =
+    "raise it under [limits] in countersign.toml if the input is legitimate";

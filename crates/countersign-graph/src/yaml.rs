@@ -154,13 +154,7 @@ pub fn documents(file: &str, text: &str, limits: &Limits) -> Result<Vec<Document
                 None
             }
             // Events a later parser version may add carry no data a catalog reads.
-            _ if !matches!(
-                event,
-                Event::SequenceEnd | Event::MappingEnd
-            ) =>
-            {
-                None
-            }
+            _ if !matches!(event, Event::SequenceEnd | Event::MappingEnd) => None,
             _ => match stack.pop() {
                 Some(Frame::Seq {
                     items,
@@ -259,7 +253,6 @@ fn resolve_plain(text: &str) -> Value {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,17 +272,32 @@ mod tests {
     fn table() {
         let cases = [
             ("a: 1\nb: [x, 'y']\n", r#"{"a":"1","b":["x","y"]}@1"#),
-            ("---\na: ~\n---\n\n# c\nb: true\n", r#"{"a":null}@2 | {"b":true}@6"#),
+            (
+                "---\na: ~\n---\n\n# c\nb: true\n",
+                r#"{"a":null}@2 | {"b":true}@6"#,
+            ),
             ("\u{feff}a: b\n", r#"{"a":"b"}@1"#),
-            ("name: 12345678901234567890123456789\n", r#"{"name":"12345678901234567890123456789"}@1"#),
-            ("a: &x [1, 2]\nb: *x\n", r#"{"a":["1","2"],"b":["1","2"]}@1"#),
+            (
+                "name: 12345678901234567890123456789\n",
+                r#"{"name":"12345678901234567890123456789"}@1"#,
+            ),
+            (
+                "a: &x [1, 2]\nb: *x\n",
+                r#"{"a":["1","2"],"b":["1","2"]}@1"#,
+            ),
             ("---\n---\na: 1\n", r#"{"a":"1"}@3"#),
             (
                 "base: &b {k: v}\nm:\n  <<: *b\n",
                 "f.yaml:3: field `<<`: YAML merge keys (`<<`) are not supported: Backstage does not apply them either; write the keys out",
             ),
-            ("a: 1\na: 2\n", "f.yaml:1: field `a`: duplicate key in one mapping"),
-            ("a: [b\n", "f.yaml:1:4: malformed YAML: unclosed bracket '['"),
+            (
+                "a: 1\na: 2\n",
+                "f.yaml:1: field `a`: duplicate key in one mapping",
+            ),
+            (
+                "a: [b\n",
+                "f.yaml:1:4: malformed YAML: unclosed bracket '['",
+            ),
         ];
         for (text, expect) in cases {
             assert_eq!(check(text), expect, "{text:?}");
@@ -299,19 +307,31 @@ mod tests {
     #[test]
     fn depth_and_aliases_are_bounded() {
         let deep = "[".repeat(200_000);
-        assert!(check(&deep).contains("limit `yaml_depth`"), "{}", check(&deep));
+        assert!(
+            check(&deep).contains("limit `yaml_depth`"),
+            "{}",
+            check(&deep)
+        );
         let mut block = String::new();
         for i in 0..100 {
             block.push_str(&" ".repeat(i));
             block.push_str("a:\n");
         }
-        assert!(check(&block).contains("limit `yaml_depth`"), "{}", check(&block));
+        assert!(
+            check(&block).contains("limit `yaml_depth`"),
+            "{}",
+            check(&block)
+        );
         let big = "x".repeat(1_000_000);
         let mut bomb = format!("a: &a {big}\nb: [");
         for _ in 0..3_000 {
             bomb.push_str("*a, ");
         }
         bomb.push_str("]\n");
-        assert!(check(&bomb).contains("limit `yaml_alias_bytes`"), "{}", check(&bomb));
+        assert!(
+            check(&bomb).contains("limit `yaml_alias_bytes`"),
+            "{}",
+            check(&bomb)
+        );
     }
 }

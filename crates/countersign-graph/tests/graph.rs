@@ -450,7 +450,10 @@ fn long_chains_stay_linear_and_bounded() {
         assert_eq!(names.len(), countersign_graph::impact::CHAIN_SHOWN);
         assert_eq!(&names[..2], ["c0", "c1"]);
         assert_eq!(names.last(), Some(&last.entity.name.as_str()));
-        assert_eq!(c.omitted as usize, n - countersign_graph::impact::CHAIN_SHOWN);
+        assert_eq!(
+            c.omitted as usize,
+            n - countersign_graph::impact::CHAIN_SHOWN
+        );
         // Short chains are whole.
         assert_eq!(chains[0].omitted, 0);
         assert_eq!(chains[0].head.len(), 2);

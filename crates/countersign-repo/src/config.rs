@@ -463,21 +463,22 @@ struct RawLimits {
 impl RawLimits {
     fn into_limits(self, text: &str) -> Result<Limits, ConfigError> {
         let mut limits = Limits::default();
-        let value = |name: &str, v: Option<Spanned<u64>>, max: u64| -> Result<Option<u64>, ConfigError> {
-            let Some(v) = v else { return Ok(None) };
-            let n = *v.get_ref();
-            if n == 0 || n > max {
-                let (line, column) = position(text, v.span().start);
-                return Err(ConfigError {
-                    file: CONFIG_FILE.to_owned(),
-                    line,
-                    column,
-                    field: Some(format!("limits.{name}")),
-                    message: format!("a limit is a whole number from 1 to {max}, got {n}"),
-                });
-            }
-            Ok(Some(n))
-        };
+        let value =
+            |name: &str, v: Option<Spanned<u64>>, max: u64| -> Result<Option<u64>, ConfigError> {
+                let Some(v) = v else { return Ok(None) };
+                let n = *v.get_ref();
+                if n == 0 || n > max {
+                    let (line, column) = position(text, v.span().start);
+                    return Err(ConfigError {
+                        file: CONFIG_FILE.to_owned(),
+                        line,
+                        column,
+                        field: Some(format!("limits.{name}")),
+                        message: format!("a limit is a whole number from 1 to {max}, got {n}"),
+                    });
+                }
+                Ok(Some(n))
+            };
         let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         if let Some(n) = value("file_bytes", self.file_bytes, u64::MAX)? {
             limits.file_bytes = n;

@@ -493,7 +493,10 @@ fn commit_tree_lists_and_reads_files() {
     let tree = repo.commit_tree(&c3).unwrap();
     assert_eq!(tree.commit(), &c3);
     assert_eq!(tree.paths(), ["README.md", "docs/guide.md", "src/lib.rs"]);
-    assert_eq!(tree.read("README.md", 1 << 20).unwrap().unwrap(), b"hello, world\n");
+    assert_eq!(
+        tree.read("README.md", 1 << 20).unwrap().unwrap(),
+        b"hello, world\n"
+    );
     assert_eq!(
         tree.read("src/lib.rs", 1 << 20).unwrap().unwrap(),
         b"pub fn a() {}\n"
@@ -559,7 +562,10 @@ fn worktree_written_from_a_commit_is_readable() {
     std::fs::write(dir.path().join("untracked.txt"), "x").unwrap();
     let work = WorkTree::open(dir.path()).unwrap();
     assert_eq!(work.paths(), ["README.md", "src/lib.rs"]);
-    assert_eq!(work.read("README.md", 1 << 20).unwrap().unwrap(), b"hello, world\n");
+    assert_eq!(
+        work.read("README.md", 1 << 20).unwrap().unwrap(),
+        b"hello, world\n"
+    );
     assert_eq!(work.read("untracked.txt", 1 << 20).unwrap(), None);
     assert_eq!(work.read("../escape", 1 << 20).unwrap(), None);
 }
@@ -706,7 +712,10 @@ fn hostile_links() -> (tempfile::TempDir, RepoWriter, CommitId) {
             [
                 ("CODEOWNERS", Content::Symlink("/etc/passwd".into())),
                 ("catalog-info.yaml", Content::Symlink("/dev/zero".into())),
-                ("svc/catalog-info.yaml", Content::File(b"kind: x\n".to_vec())),
+                (
+                    "svc/catalog-info.yaml",
+                    Content::File(b"kind: x\n".to_vec()),
+                ),
             ],
             "links",
             ALICE,
@@ -738,7 +747,10 @@ fn symlinked_rule_files_are_refused_at_a_revision_and_in_the_work_tree() {
             read_error(source, "catalog-info.yaml", 1 << 20),
             "catalog-info.yaml is a symlink (to `/dev/zero`); rule files must be regular files"
         );
-        assert_eq!(read_error(source, "svc/catalog-info.yaml", 1 << 20), "read Some(8)");
+        assert_eq!(
+            read_error(source, "svc/catalog-info.yaml", 1 << 20),
+            "read Some(8)"
+        );
         assert_eq!(
             read_error(source, "svc/catalog-info.yaml", 7),
             "svc/catalog-info.yaml: larger than 7 bytes, the limit `file_bytes` (raise it under [limits] in countersign.toml if the input is legitimate)"

@@ -14,12 +14,12 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
 use countersign_evidence::report::junit::{self, Outcome, TestCase};
-use countersign_evidence::verify::DEFAULT_MAX_ENVELOPE_BYTES;
 use countersign_evidence::report::{sarif, vex};
 use countersign_evidence::statement::{
     OPENVEX_V020, ResourceDescriptor, TEST_RESULT_V01, TestResult, TestResultOutcome, VULNS_V02,
     Vulns,
 };
+use countersign_evidence::verify::DEFAULT_MAX_ENVELOPE_BYTES;
 use countersign_evidence::{SigningKey, Statement};
 use countersign_repo::Repo;
 use serde_json::Value;
@@ -233,8 +233,8 @@ fn stream_report<T>(
     hasher: Sha256,
     read: impl FnOnce(&mut dyn BufRead) -> Result<T>,
 ) -> Result<(T, Sha256)> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("reading {what} {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("reading {what} {}", path.display()))?;
     let mut reader = BufReader::new(Hashing {
         inner: file,
         hasher,

@@ -194,7 +194,11 @@ fn policy_cmd(command: PolicyCommand) -> Result<ExitCode> {
                 None => {
                     let source = WorkTree::open(&repo.repo)?;
                     let config = governed::read_config(&source)?;
-                    governed::read_policy_files(&source, &config.policy.dir, config.limits.file_bytes)?
+                    governed::read_policy_files(
+                        &source,
+                        &config.policy.dir,
+                        config.limits.file_bytes,
+                    )?
                 }
             };
             let (files, what) = if files.is_empty() {

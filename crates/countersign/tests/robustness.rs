@@ -65,8 +65,7 @@ fn component(name: &str, extra: &str) -> String {
     )
 }
 
-const TEAM: &str =
-    "---\napiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team\nspec:\n  type: team\n";
+const TEAM: &str = "---\napiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team\nspec:\n  type: team\n";
 
 /// `graph check` in working-tree mode and at `--rev HEAD`.
 fn check_both(dir: &Path) -> [Output; 2] {
@@ -155,7 +154,11 @@ fn a_100k_node_chain_and_cycle_stay_linear_and_bounded() {
 #[test]
 fn symlinked_rule_files_are_refused_in_the_work_tree_and_at_a_revision() {
     let cases: [(&str, &str, &str); 3] = [
-        ("CODEOWNERS", "/etc/passwd", "CODEOWNERS is a symlink (to `/etc/passwd`)"),
+        (
+            "CODEOWNERS",
+            "/etc/passwd",
+            "CODEOWNERS is a symlink (to `/etc/passwd`)",
+        ),
         (
             "catalog-info.yaml",
             "/dev/zero",
@@ -251,7 +254,10 @@ fn every_limit_is_a_clear_error_naming_the_limit_and_the_file() {
         ),
         (
             "200,000 nested flow sequences",
-            vec![file("catalog-info.yaml", format!("a: {}", "[".repeat(200_000)))],
+            vec![file(
+                "catalog-info.yaml",
+                format!("a: {}", "[".repeat(200_000)),
+            )],
             "catalog-info.yaml:1: YAML nested deeper than 64 levels: over the limit `yaml_depth` = 64",
         ),
         (
@@ -263,7 +269,10 @@ fn every_limit_is_a_clear_error_naming_the_limit_and_the_file() {
             "100,000 globs in one entity",
             vec![file(
                 "catalog-info.yaml",
-                component("a", &format!("  annotations:\n    countersign.dev/paths: \"{many_globs}\"\n")),
+                component(
+                    "a",
+                    &format!("  annotations:\n    countersign.dev/paths: \"{many_globs}\"\n"),
+                ),
             )],
             "catalog-info.yaml:1: annotation `countersign.dev/paths` of component:default/a lists 100000 globs: over the limit `globs_per_entity` = 1000",
         ),
@@ -282,7 +291,10 @@ fn every_limit_is_a_clear_error_naming_the_limit_and_the_file() {
                 "catalog-info.yaml",
                 component(
                     "a",
-                    &format!("  annotations:\n    countersign.dev/paths: {}*\n", "a".repeat(50_000)),
+                    &format!(
+                        "  annotations:\n    countersign.dev/paths: {}*\n",
+                        "a".repeat(50_000)
+                    ),
                 ),
             )],
             "has a glob of 50001 bytes: over the limit `glob_bytes` = 1024",
@@ -301,7 +313,10 @@ fn every_limit_is_a_clear_error_naming_the_limit_and_the_file() {
         for output in check_both(dir.path()) {
             let err = stderr(&output);
             assert_eq!(output.status.code(), Some(2), "{what}: {err}");
-            assert!(err.contains(expect), "{what}: expected {expect:?} in:\n{err}");
+            assert!(
+                err.contains(expect),
+                "{what}: expected {expect:?} in:\n{err}"
+            );
         }
     }
 }
@@ -315,7 +330,10 @@ fn odd_inputs_read_right_or_say_what_is_wrong() {
         dir.path(),
         vec![
             // A byte order mark is allowed; a 29-digit name is a name.
-            file("bom/catalog-info.yaml", format!("\u{feff}{}", component("bom", ""))),
+            file(
+                "bom/catalog-info.yaml",
+                format!("\u{feff}{}", component("bom", "")),
+            ),
             file(
                 "digits/catalog-info.yaml",
                 component("12345678901234567890123456789", ""),
@@ -323,13 +341,18 @@ fn odd_inputs_read_right_or_say_what_is_wrong() {
             // A comma inside `{…}` belongs to the glob.
             file(
                 "alt/catalog-info.yaml",
-                component("alt", "  annotations:\n    countersign.dev/paths: \"src/{a,b}/**, docs/\"\n"),
+                component(
+                    "alt",
+                    "  annotations:\n    countersign.dev/paths: \"src/{a,b}/**, docs/\"\n",
+                ),
             ),
             file("teams/catalog-info.yaml", TEAM),
         ],
     );
     let repo_arg = dir.path().to_str().unwrap();
-    let shown = ok_json(&capped(&["graph", "show", "--repo", repo_arg, "--rev", "HEAD"]));
+    let shown = ok_json(&capped(&[
+        "graph", "show", "--repo", repo_arg, "--rev", "HEAD",
+    ]));
     let refs: Vec<&str> = shown["nodes"]
         .as_array()
         .unwrap()
@@ -342,7 +365,14 @@ fn odd_inputs_read_right_or_say_what_is_wrong() {
         "{refs:?}"
     );
     let impact = ok_json(&capped(&[
-        "graph", "impact", "--repo", repo_arg, "--format", "json", "alt/src/b/x.rs", "alt/docs/y",
+        "graph",
+        "impact",
+        "--repo",
+        repo_arg,
+        "--format",
+        "json",
+        "alt/src/b/x.rs",
+        "alt/docs/y",
     ]));
     let touched: Vec<&str> = impact["touched"]
         .as_array()
@@ -371,7 +401,10 @@ fn odd_inputs_read_right_or_say_what_is_wrong() {
     repo(
         dir.path(),
         vec![
-            file("Cargo.toml", "[workspace]\nmembers = [\"crates/*\"]\nexclude = \"x\"\n"),
+            file(
+                "Cargo.toml",
+                "[workspace]\nmembers = [\"crates/*\"]\nexclude = \"x\"\n",
+            ),
             file(
                 "crates/a/Cargo.toml",
                 "[package]\nname = \"a\"\n[dependencies]\netc = { path = \"/etc\" }\nup = { path = \"../../..\" }\nodd = 3\nb = { path = \"../b\" }\n",
@@ -401,20 +434,38 @@ fn attest_refuses_what_verifiers_would_refuse_before_writing() {
     let dir = tempfile::tempdir().unwrap();
     repo(
         dir.path(),
-        vec![file("countersign.toml", "[repository]\nname = \"acme/shop\"\n")],
+        vec![file(
+            "countersign.toml",
+            "[repository]\nname = \"acme/shop\"\n",
+        )],
     );
     let repo_arg = dir.path().to_str().unwrap();
     let keys = tempfile::tempdir().unwrap();
     let keygen = capped(&[
-        "runner", "keygen", "--name", "ci", "--out", keys.path().to_str().unwrap(),
+        "runner",
+        "keygen",
+        "--name",
+        "ci",
+        "--out",
+        keys.path().to_str().unwrap(),
     ]);
     assert!(keygen.status.success(), "{}", stderr(&keygen));
     let key = keys.path().join("ci.key");
     let out = keys.path().join("envelope.json");
     let attest = |report: &Path| {
         capped(&[
-            "attest", "--repo", repo_arg, "--key", key.to_str().unwrap(), "--commit", "HEAD",
-            "--suite", "unit", "--junit", report.to_str().unwrap(), "--out",
+            "attest",
+            "--repo",
+            repo_arg,
+            "--key",
+            key.to_str().unwrap(),
+            "--commit",
+            "HEAD",
+            "--suite",
+            "unit",
+            "--junit",
+            report.to_str().unwrap(),
+            "--out",
             out.to_str().unwrap(),
         ])
     };
@@ -433,7 +484,10 @@ fn attest_refuses_what_verifiers_would_refuse_before_writing() {
         "<?xml version='1.0'?>\n<!DOCTYPE t [\n<!ENTITY a 'a'>\n<!ENTITY b 'b'>\n]>\n<testsuite/>\n",
     )
     .unwrap();
-    refused(&attest(&doctype), "doctype.xml:2: XML with entity expansion is refused");
+    refused(
+        &attest(&doctype),
+        "doctype.xml:2: XML with entity expansion is refused",
+    );
 
     // ~130,000 cases with 200-character names: an envelope of about 36 MB.
     let huge = keys.path().join("huge.xml");

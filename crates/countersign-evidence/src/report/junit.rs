@@ -352,8 +352,16 @@ mod tests {
             .collect();
         let err = parse("t.xml", &utf16[..]).unwrap_err().to_string();
         insta::assert_snapshot!(err, @"t.xml: encoding: the report is UTF-16; countersign reads UTF-8 reports (convert it, e.g. `iconv -f UTF-16 -t UTF-8`)");
-        let no_bom: Vec<u8> = "<testsuite/>".encode_utf16().flat_map(u16::to_be_bytes).collect();
-        assert!(parse("t.xml", &no_bom[..]).unwrap_err().to_string().contains("UTF-16"));
+        let no_bom: Vec<u8> = "<testsuite/>"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert!(
+            parse("t.xml", &no_bom[..])
+                .unwrap_err()
+                .to_string()
+                .contains("UTF-16")
+        );
     }
 
     #[test]
