@@ -159,13 +159,19 @@ pub fn read_catalog(
             });
         }
         for d in &descriptors {
-            total_globs += d.paths.len();
+            // Only pattern globs cost matching memory; a literal path or `dir/**` is a
+            // lookup in an index.
+            total_globs += d
+                .paths
+                .iter()
+                .filter(|g| repo_path::literal_dir(g).is_none())
+                .count();
             if total_globs > limits.globs {
                 return Err(GraphError::Limit {
                     file: d.source.file.clone(),
                     line: d.source.line,
                     what: format!(
-                        "the catalog's `countersign.dev/paths` hold more than {} globs",
+                        "the catalog's `countersign.dev/paths` hold more than {} pattern globs",
                         limits.globs
                     ),
                     limit: "globs",

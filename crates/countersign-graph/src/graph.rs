@@ -132,19 +132,7 @@ impl PathMap {
         for (i, rule) in rules.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
             let g = rule.glob.as_str();
-            let literal_dir = if g == "**" {
-                Some("")
-            } else if let Some(dir) = g
-                .strip_suffix("/**")
-                .filter(|d| !repo_path::has_glob_meta(d))
-            {
-                Some(dir)
-            } else if !repo_path::has_glob_meta(g) {
-                Some(g)
-            } else {
-                None
-            };
-            match literal_dir {
+            match repo_path::literal_dir(g) {
                 Some(dir) => {
                     let len =
                         u32::try_from(dir.len() + usize::from(!dir.is_empty())).unwrap_or(u32::MAX);

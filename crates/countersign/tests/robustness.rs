@@ -277,13 +277,22 @@ fn every_limit_is_a_clear_error_naming_the_limit_and_the_file() {
             "catalog-info.yaml:1: annotation `countersign.dev/paths` of component:default/a lists 100000 globs: over the limit `globs_per_entity` = 1000",
         ),
         (
-            "globs over the total",
+            "pattern globs over the total",
             vec![
                 file("countersign.toml", "[limits]\nglobs = 1\n"),
-                file("a/catalog-info.yaml", component("a", "")),
-                file("b/catalog-info.yaml", component("b", "")),
+                file(
+                    "a/catalog-info.yaml",
+                    component(
+                        "a",
+                        "  annotations:\n    countersign.dev/paths: \"*.rs, x/**\"\n",
+                    ),
+                ),
+                file(
+                    "b/catalog-info.yaml",
+                    component("b", "  annotations:\n    countersign.dev/paths: \"*.md\"\n"),
+                ),
             ],
-            "b/catalog-info.yaml:1: the catalog's `countersign.dev/paths` hold more than 1 globs: over the limit `globs` = 1",
+            "b/catalog-info.yaml:1: the catalog's `countersign.dev/paths` hold more than 1 pattern globs: over the limit `globs` = 1",
         ),
         (
             "a 50,000-byte glob",
