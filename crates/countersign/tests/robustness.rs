@@ -49,11 +49,14 @@ fn ok_json(output: &Output) -> Value {
 }
 
 /// A repository with one commit of `files` (path, content), also written to the work tree.
-fn repo(dir: &Path, files: Vec<(String, Content)>) {
+fn repo(dir: &Path, files: Files) {
     let mut writer = RepoWriter::init(dir).unwrap();
     let commit = writer.commit_entries(files, "init", ALICE, TIME).unwrap();
     writer.write_worktree(&commit).unwrap();
 }
+
+/// A repository's files: path and content.
+type Files = Vec<(String, Content)>;
 
 fn file(path: &str, text: impl Into<String>) -> (String, Content) {
     (path.to_string(), Content::File(text.into().into_bytes()))
@@ -226,7 +229,7 @@ fn every_limit_is_a_clear_error_naming_the_limit_and_the_file() {
     for i in 0..11 {
         many_entities.push_str(&format!("---\n{}", component(&format!("e{i}"), "")));
     }
-    let cases: Vec<(&str, Vec<(String, Content)>, &str)> = vec![
+    let cases: Vec<(&str, Files, &str)> = vec![
         (
             "a catalog file over file_bytes",
             vec![file(
