@@ -26,7 +26,7 @@ impl GovernedState {
 pub fn load(source: &dyn FileSource) -> Result<GovernedState> {
     let config = read_config(source)?;
     let build = countersign_graph::build(source, &graph_settings(&config))?;
-    let policy_files = read_policy_files(source, &config.policy.dir)?;
+    let policy_files = read_policy_files(source, &config.policy.dir, config.limits.file_bytes)?;
     let pack = if policy_files.is_empty() {
         PolicyPack::default_pack()
     } else {
@@ -39,8 +39,10 @@ pub fn load(source: &dyn FileSource) -> Result<GovernedState> {
     })
 }
 
+/// Reads `countersign.toml`, bounded by the default `file_bytes` (the file cannot raise
+/// its own limit).
 pub fn read_config(source: &dyn FileSource) -> Result<Config> {
-    match source.read(CONFIG_FILE)? {
+    match source.read(CONFIG_FILE, countersign_graph::Limits::default().file_bytes)? {
         None => Ok(Config::default()),
         Some(bytes) => {
             let text = String::from_utf8(bytes)
@@ -50,8 +52,12 @@ pub fn read_config(source: &dyn FileSource) -> Result<Config> {
     }
 }
 
-/// The `.cedar` files under the policy directory, sorted by path.
-pub fn read_policy_files(source: &dyn FileSource, dir: &str) -> Result<Vec<(String, String)>> {
+/// The `.cedar` files under the policy directory, sorted by path, each at most `max_bytes`.
+pub fn read_policy_files(
+    source: &dyn FileSource,
+    dir: &str,
+    max_bytes: u64,
+) -> Result<Vec<(String, String)>> {
     let dir = dir.trim_end_matches('/');
     let prefix = if dir.is_empty() {
         String::new()
@@ -63,7 +69,7 @@ pub fn read_policy_files(source: &dyn FileSource, dir: &str) -> Result<Vec<(Stri
         if !(path.starts_with(&prefix) && path.ends_with(".cedar")) {
             continue;
         }
-        let Some(bytes) = source.read(path)? else {
+        let Some(bytes) = source.read(path, max_bytes)? else {
             continue;
         };
         match String::from_utf8(bytes) {
@@ -87,6 +93,7 @@ pub fn graph_settings(config: &Config) -> GraphSettings {
             .iter()
             .map(|(surface, globs)| (*surface, globs.clone()))
             .collect(),
+        limits: config.limits,
         ..GraphSettings::default()
     }
 }

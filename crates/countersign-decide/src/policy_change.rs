@@ -133,7 +133,8 @@ pub fn policy_change(
 
 fn head_pack(git: &Repo, head: &CommitId, dir: &str) -> Result<PolicyPack> {
     let tree = git.commit_tree(head)?;
-    let files = governed::read_policy_files(&tree, dir)?;
+    let files =
+        governed::read_policy_files(&tree, dir, countersign_graph::Limits::default().file_bytes)?;
     if files.is_empty() {
         return Ok(PolicyPack::default_pack());
     }

@@ -150,8 +150,16 @@ pub struct ReachedReport {
     pub node: String,
     pub criticality: String,
     pub distance: u32,
-    /// From a touched node to this one.
+    /// From a touched node to this one. A chain longer than 8 nodes keeps its first 4 and
+    /// last 4 here, and `via_omitted` counts the nodes left out between them.
     pub via: Vec<String>,
+    /// Nodes of the chain left out after the fourth entry of `via` (absent when none are).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub via_omitted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -293,11 +301,13 @@ pub fn impact_report(impact: &Impact) -> ImpactReport {
         blast_radius: impact
             .blast_radius
             .iter()
-            .map(|r| ReachedReport {
+            .zip(impact.chains(countersign_graph::impact::CHAIN_SHOWN))
+            .map(|(r, chain)| ReachedReport {
                 node: r.entity.to_text(),
                 criticality: r.criticality.as_str().to_string(),
                 distance: r.distance,
-                via: refs(&r.via),
+                via: chain.shown().map(EntityRef::to_text).collect(),
+                via_omitted: chain.omitted,
             })
             .collect(),
         touched_count: impact.touched.len(),
@@ -351,9 +361,22 @@ fn plan_reason(reason: &PlanReason) -> String {
             via,
         } => format!(
             "exercises {node}, a dependent {distance} hop(s) away ({})",
-            refs(via).join(" -> ")
+            chain_text(via, EntityRef::to_text)
         ),
     }
+}
+
+/// A chain as `a -> b -> c`, with the gap of a bounded chain shown as `… (N more)`.
+pub fn chain_text(
+    chain: &countersign_graph::impact::Chain,
+    name: impl Fn(&EntityRef) -> String,
+) -> String {
+    let mut parts: Vec<String> = chain.head.iter().map(&name).collect();
+    if chain.omitted > 0 {
+        parts.push(format!("… ({} more)", chain.omitted));
+    }
+    parts.extend(chain.tail.iter().map(&name));
+    parts.join(" -> ")
 }
 
 fn refs(entities: &[EntityRef]) -> Vec<String> {

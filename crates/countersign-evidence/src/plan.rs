@@ -4,8 +4,9 @@
 //! dependent of a touched node no further away than the configured depth. The plan never
 //! shrinks because a suite is slow or flaky: that is a policy question, not a planning one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use countersign_graph::impact::{CHAIN_SHOWN, Chain};
 use countersign_graph::{EntityRef, Impact, Kind};
 
 /// Why a suite is in the plan.
@@ -14,11 +15,12 @@ pub enum PlanReason {
     /// The suite exercises a node whose files the change edits.
     Touched { node: EntityRef },
     /// The suite exercises a dependent of a touched node, `distance` dependents away (API
-    /// nodes on the way are not counted), reached through `via` (touched node first).
+    /// nodes on the way are not counted), reached through `via` (touched node first,
+    /// bounded as [`Impact::chains`] bounds it).
     Dependent {
         node: EntityRef,
         distance: u32,
-        via: Vec<EntityRef>,
+        via: Chain,
     },
 }
 
@@ -62,19 +64,32 @@ pub fn plan(
                 });
         }
     }
-    for reached in &impact.blast_radius {
-        let hops = dependent_hops(&reached.via);
+    // Hops follow the predecessor tree: a node's `previous` is nearer a touched node, so in
+    // distance order it is counted first (a touched `previous` counts 0).
+    let mut order: Vec<usize> = (0..impact.blast_radius.len()).collect();
+    order.sort_by_key(|&i| impact.blast_radius[i].distance);
+    let mut hops_to: HashMap<&EntityRef, u32> = HashMap::with_capacity(order.len());
+    let mut chains: Option<Vec<Chain>> = None;
+    for i in order {
+        let reached = &impact.blast_radius[i];
+        let hops = hops_to
+            .get(&reached.previous)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(dependent_hop(&reached.entity));
+        hops_to.insert(&reached.entity, hops);
         if hops > depth {
             continue;
         }
         for suite in suites_of(&reached.entity) {
+            let chains = chains.get_or_insert_with(|| impact.chains(CHAIN_SHOWN));
             by_suite
                 .entry(suite)
                 .or_default()
                 .push(PlanReason::Dependent {
                     node: reached.entity.clone(),
                     distance: hops,
-                    via: reached.via.clone(),
+                    via: chains[i].clone(),
                 });
         }
     }
@@ -98,9 +113,8 @@ pub fn plan(
 /// Hops from the touched node counted in dependents, not in graph edges: an API is the
 /// conduit between its provider and its consumers, so passing through one costs nothing.
 /// Otherwise depth 1 would plan the contract suite of the API but never its consumers.
-fn dependent_hops(via: &[EntityRef]) -> u32 {
-    let hops = via.iter().skip(1).filter(|e| e.kind != Kind::Api).count();
-    u32::try_from(hops).unwrap_or(u32::MAX)
+fn dependent_hop(node: &EntityRef) -> u32 {
+    u32::from(node.kind != Kind::Api)
 }
 
 #[cfg(test)]
@@ -116,12 +130,12 @@ mod tests {
         }
     }
 
-    fn reached(name: &str, distance: u32, via: &[&str]) -> ReachedNode {
+    fn reached(name: &str, distance: u32, previous: &str) -> ReachedNode {
         ReachedNode {
             entity: component(name),
             criticality: Criticality::Low,
             distance,
-            via: via.iter().map(|n| component(n)).collect(),
+            previous: component(previous),
         }
     }
 
@@ -148,10 +162,7 @@ mod tests {
                     paths: vec!["tool/x".into()],
                 },
             ],
-            blast_radius: vec![
-                reached("api", 1, &["lib", "api"]),
-                reached("web", 2, &["lib", "api", "web"]),
-            ],
+            blast_radius: vec![reached("api", 1, "lib"), reached("web", 2, "api")],
             ..Impact::default()
         }
     }
@@ -190,11 +201,12 @@ mod tests {
                 criticality: Criticality::Low,
                 paths: vec!["lib/a.rs".into()],
             }],
+            // The API itself has no suite here, so only its consumer is planned.
             blast_radius: vec![ReachedNode {
                 entity: component("web"),
                 criticality: Criticality::Low,
                 distance: 2,
-                via: vec![component("lib"), api, component("web")],
+                previous: api,
             }],
             ..Impact::default()
         };

@@ -32,5 +32,28 @@ fn impact_of_change(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, import, impact_of_change);
+/// The adversarial shapes of issue 24: a 100k-node chain and cycle, a change at one end
+/// reaching every node. Impact alone, and impact plus its rendered (bounded) chains.
+fn impact_of_long_chain(c: &mut Criterion) {
+    let settings = GraphSettings::default();
+    let mut group = c.benchmark_group("impact 100k chain");
+    group.sample_size(10);
+    for (name, cycle) in [("chain", false), ("cycle", true)] {
+        let source = synthetic::chain(100_000, cycle);
+        let graph = build(&source, &settings).unwrap().graph;
+        let changed = ["services/c0/main.rs"];
+        group.bench_function(format!("{name} impact"), |b| {
+            b.iter(|| impact(&graph, &changed))
+        });
+        group.bench_function(format!("{name} impact + chains"), |b| {
+            b.iter(|| {
+                let i = impact(&graph, &changed);
+                i.chains(countersign_graph::impact::CHAIN_SHOWN).len()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, import, impact_of_change, impact_of_long_chain);
 criterion_main!(benches);

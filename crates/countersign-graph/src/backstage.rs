@@ -12,7 +12,7 @@
 //! |---|---|
 //! | `countersign.dev/criticality` | `low` \| `moderate` \| `high` \| `critical` (default `low`) |
 //! | `countersign.dev/surfaces` | comma-separated: `auth, authz, payments, regulated-data, irreversible, ci-cd, governance` |
-//! | `countersign.dev/paths` | globs of the files the entity owns, separated by commas or newlines |
+//! | `countersign.dev/paths` | globs of the files the entity owns, separated by commas or newlines (a comma inside `{…}` belongs to the glob) |
 //! | `countersign.dev/suites` | comma-separated validation suite names |
 //! | `countersign.dev/revenue-path` | `true` \| `false` (default `false`) |
 //! | `countersign.dev/exposure` | `internet` \| `internal` (default `internal`) |
@@ -33,14 +33,16 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
-use serde_norway::Value;
+use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode, Severity};
 use crate::entity_ref::{self, RefContext};
 use crate::error::GraphError;
+use crate::limits::Limits;
 use crate::model::{Criticality, EntityRef, Exposure, Kind, SourceLocation, Surface};
 use crate::repo_path;
 use crate::source::FileSource;
+use crate::yaml;
 
 /// The annotation prefix countersign owns.
 pub const ANNOTATION_PREFIX: &str = "countersign.dev/";
@@ -109,11 +111,13 @@ pub struct Catalog {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Reads every file matching `globs`, then every file their Locations point to, once each.
+/// Reads every file matching `globs`, then every file their Locations point to, once each,
+/// within `limits` (bytes per file and in total, entities, globs).
 pub fn read_catalog(
     source: &dyn FileSource,
     globs: &globset::GlobSet,
     default_namespace: &str,
+    limits: &Limits,
 ) -> Result<Catalog, GraphError> {
     let mut catalog = Catalog::default();
     let mut seen: HashSet<String> = HashSet::new();
@@ -124,14 +128,56 @@ pub fn read_catalog(
         .cloned()
         .collect();
     seen.extend(queue.iter().cloned());
+    let mut total_bytes: u64 = 0;
+    let mut total_globs: usize = 0;
     while let Some(file) = queue.pop_front() {
-        let Some(bytes) = source.read(&file)? else {
+        let Some(bytes) = source.read(&file, limits.file_bytes)? else {
             continue;
         };
-        let text =
-            String::from_utf8(bytes).map_err(|_| GraphError::NotUtf8 { file: file.clone() })?;
-        let descriptors = parse_file(&file, &text, default_namespace)?;
+        total_bytes = total_bytes.saturating_add(bytes.len() as u64);
+        if total_bytes > limits.catalog_bytes {
+            return Err(GraphError::Limit {
+                file,
+                line: 1,
+                what: format!(
+                    "the catalog files read so far total more than {} bytes",
+                    limits.catalog_bytes
+                ),
+                limit: "catalog_bytes",
+                max: limits.catalog_bytes,
+            });
+        }
+        let text = catalog_text(&file, bytes)?;
+        let descriptors = parse_file_within(&file, &text, default_namespace, limits)?;
+        if catalog.descriptors.len() + descriptors.len() > limits.entities {
+            return Err(GraphError::Limit {
+                line: descriptors.last().map_or(1, |d| d.source.line),
+                file,
+                what: format!("the catalog has more than {} entities", limits.entities),
+                limit: "entities",
+                max: limits.entities as u64,
+            });
+        }
         for d in &descriptors {
+            // Only pattern globs cost matching memory; a literal path or `dir/**` is a
+            // lookup in an index.
+            total_globs += d
+                .paths
+                .iter()
+                .filter(|g| repo_path::literal_dir(g).is_none())
+                .count();
+            if total_globs > limits.globs {
+                return Err(GraphError::Limit {
+                    file: d.source.file.clone(),
+                    line: d.source.line,
+                    what: format!(
+                        "the catalog's `countersign.dev/paths` hold more than {} pattern globs",
+                        limits.globs
+                    ),
+                    limit: "globs",
+                    max: limits.globs as u64,
+                });
+            }
             for target in &d.targets {
                 for next in resolve_target(source, &file, d, target, &mut catalog.diagnostics) {
                     // The seen set makes Location cycles (a → b → a) terminate.
@@ -146,6 +192,24 @@ pub fn read_catalog(
     }
     catalog.files.sort();
     Ok(catalog)
+}
+
+/// A catalog file's bytes as text. A UTF-8 byte order mark is allowed (YAML allows one);
+/// UTF-16 and other encodings are named, not reported as mere invalid UTF-8.
+fn catalog_text(file: &str, bytes: Vec<u8>) -> Result<String, GraphError> {
+    let encoding = match bytes.as_slice() {
+        [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] => Some("UTF-16"),
+        _ => None,
+    };
+    String::from_utf8(bytes).map_err(|_| match encoding {
+        Some(encoding) => GraphError::Encoding {
+            file: file.to_string(),
+            encoding,
+        },
+        None => GraphError::NotUtf8 {
+            file: file.to_string(),
+        },
+    })
 }
 
 /// The repository files a Location target names; URLs, absolute paths and paths
@@ -201,107 +265,32 @@ fn resolve_target(
     }
 }
 
-/// Parses one multi-document descriptor file.
+/// Parses one multi-document descriptor file, within the default [`Limits`].
 pub fn parse_file(
     file: &str,
     text: &str,
     default_namespace: &str,
 ) -> Result<Vec<Descriptor>, GraphError> {
+    parse_file_within(file, text, default_namespace, &Limits::default())
+}
+
+/// Parses one multi-document descriptor file within `limits` (YAML depth and aliases,
+/// globs per entity and their length).
+pub fn parse_file_within(
+    file: &str,
+    text: &str,
+    default_namespace: &str,
+    limits: &Limits,
+) -> Result<Vec<Descriptor>, GraphError> {
     let mut out = Vec::new();
-    for doc in split_documents(text) {
-        let value: Value = serde_norway::from_str(&doc.text).map_err(|e| {
-            let (line, column) = e.location().map_or((doc.first_line, 1), |l| {
-                (
-                    doc.first_line + u32::try_from(l.line()).unwrap_or(1) - 1,
-                    u32::try_from(l.column()).unwrap_or(1),
-                )
-            });
-            // The library's message embeds positions relative to the document; drop them,
-            // ours are relative to the file.
-            let message = e.to_string();
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_string();
-            GraphError::Yaml {
-                file: file.to_string(),
-                line,
-                column,
-                message,
-            }
-        })?;
-        if value.is_null() {
-            continue;
-        }
+    for doc in yaml::documents(file, text, limits)? {
         let at = SourceLocation {
             file: file.to_string(),
-            line: doc.start_line,
+            line: doc.line,
         };
-        out.push(descriptor(&value, at, default_namespace)?);
+        out.push(descriptor(&doc.value, at, default_namespace, limits)?);
     }
     Ok(out)
-}
-
-/// One YAML document of a file and where it starts. Line `k` of `text` is line
-/// `first_line + k - 1` of the file (the marker line is kept, blanked).
-struct Document {
-    text: String,
-    /// First line of the chunk (the `---` marker or line 1).
-    first_line: u32,
-    /// First line with content: where the entity "is" for messages.
-    start_line: u32,
-}
-
-/// Splits on `---` document markers ourselves, because the YAML library does not expose
-/// where each document starts. A `---` at column 0 always starts a document in YAML,
-/// even inside a block scalar, so this split agrees with the parser. `...` ends one.
-fn split_documents(text: &str) -> Vec<Document> {
-    let mut docs = Vec::new();
-    let mut current = String::new();
-    let mut first_line = 1u32;
-    let mut start_line: Option<u32> = None;
-    for (i, line) in text.lines().enumerate() {
-        let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        let is_marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
-        if is_marker || line == "..." {
-            if start_line.is_some() {
-                docs.push(Document {
-                    text: std::mem::take(&mut current),
-                    first_line,
-                    start_line: start_line.unwrap_or(first_line),
-                });
-            }
-            current.clear();
-            start_line = None;
-            first_line = n;
-            if is_marker {
-                // Keep what follows the marker on its line (`--- {a: 1}`), blanking the
-                // marker itself so columns stay right.
-                current.push_str("   ");
-                current.push_str(&line[3..]);
-                if !line[3..].trim().is_empty() && !line[3..].trim_start().starts_with('#') {
-                    start_line = Some(n);
-                }
-            }
-            current.push('\n');
-            continue;
-        }
-        let trimmed = line.trim();
-        if start_line.is_none() && !trimmed.is_empty() && !trimmed.starts_with('#') {
-            start_line = Some(n);
-        }
-        current.push_str(line);
-        current.push('\n');
-    }
-    if let Some(start_line) = start_line {
-        docs.push(Document {
-            text: current,
-            first_line,
-            start_line,
-        });
-    }
-    docs
 }
 
 /// Field access with errors that name the file, line and field.
@@ -342,7 +331,7 @@ impl Doc<'_> {
     fn strings(&self, value: Option<&Value>, field: &str) -> Result<Vec<String>, GraphError> {
         match value {
             None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Sequence(items)) => items
+            Some(Value::Array(items)) => items
                 .iter()
                 .map(|v| {
                     scalar(v).ok_or_else(|| self.field_error(field, "must be a list of strings"))
@@ -382,9 +371,10 @@ fn descriptor(
     value: &Value,
     at: SourceLocation,
     default_namespace: &str,
+    limits: &Limits,
 ) -> Result<Descriptor, GraphError> {
     let doc = Doc { at: &at };
-    if !value.is_mapping() {
+    if !value.is_object() {
         return Err(doc.field_error("(document)", "a descriptor must be a mapping"));
     }
     let api_version = doc
@@ -519,17 +509,16 @@ fn descriptor(
 
     let mut paths_declared = false;
     if let Some(annotations) = metadata.get("annotations") {
-        let Value::Mapping(map) = annotations else {
+        let Value::Object(map) = annotations else {
             return Err(doc.field_error("metadata.annotations", "must be a mapping"));
         };
         for (key, value) in map {
-            let Some(key) = key.as_str() else { continue };
             let Some(short) = key.strip_prefix(ANNOTATION_PREFIX) else {
                 continue;
             };
             let value =
                 scalar(value).ok_or_else(|| doc.annotation_error(key, "must be a string"))?;
-            apply_annotation(&doc, &mut d, key, short, &value)?;
+            apply_annotation(&doc, &mut d, key, short, &value, limits)?;
             paths_declared |= short == "paths";
         }
     }
@@ -542,6 +531,38 @@ fn descriptor(
         });
     }
     Ok(d)
+}
+
+/// The globs of `countersign.dev/paths`: separated by commas or newlines, except a comma
+/// inside `{…}`, which is the glob's own alternation (`src/{a,b}/**`).
+fn glob_list(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(&value[start..i]);
+                start = i + 1;
+            }
+            '\n' => {
+                out.push(&value[start..i]);
+                start = i + 1;
+                depth = 0;
+            }
+            _ => {}
+        }
+    }
+    out.push(&value[start..]);
+    out.into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn list<'a>(value: &'a str, separators: &'a [char]) -> impl Iterator<Item = &'a str> {
@@ -557,6 +578,7 @@ fn apply_annotation(
     key: &str,
     short: &str,
     value: &str,
+    limits: &Limits,
 ) -> Result<(), GraphError> {
     match short {
         "criticality" => {
@@ -592,7 +614,34 @@ fn apply_annotation(
         "data-classes" => d.data_classes = list(value, &[',']).map(str::to_string).collect(),
         "paths" => {
             let dir = repo_path::dir_of(&d.source.file);
-            for item in list(value, &[',', '\n']) {
+            let items = glob_list(value);
+            if items.len() > limits.globs_per_entity {
+                return Err(GraphError::Limit {
+                    file: d.source.file.clone(),
+                    line: d.source.line,
+                    what: format!(
+                        "annotation `{key}` of {} lists {} globs",
+                        d.entity,
+                        items.len()
+                    ),
+                    limit: "globs_per_entity",
+                    max: limits.globs_per_entity as u64,
+                });
+            }
+            for item in items {
+                if item.len() > limits.glob_bytes {
+                    return Err(GraphError::Limit {
+                        file: d.source.file.clone(),
+                        line: d.source.line,
+                        what: format!(
+                            "annotation `{key}` of {} has a glob of {} bytes",
+                            d.entity,
+                            item.len()
+                        ),
+                        limit: "glob_bytes",
+                        max: limits.glob_bytes as u64,
+                    });
+                }
                 let joined = match item.strip_prefix('/') {
                     Some(rooted) => repo_path::join("", rooted),
                     None => repo_path::join(dir, item),

@@ -14,6 +14,13 @@ pub enum GraphError {
     Source(#[from] SourceError),
     #[error("{file}: not valid UTF-8")]
     NotUtf8 { file: String },
+    #[error(
+        "{file}: encoded as {encoding}; countersign reads rule files as UTF-8 (re-save it as UTF-8)"
+    )]
+    Encoding {
+        file: String,
+        encoding: &'static str,
+    },
     #[error("{file}:{line}:{column}: malformed YAML: {message}")]
     Yaml {
         file: String,
@@ -75,6 +82,18 @@ pub enum GraphError {
         line: u32,
         annotation: String,
         message: String,
+    },
+    /// An input over one of the documented [`crate::Limits`], named by its key.
+    #[error(
+        "{file}:{line}: {what}: over the limit `{limit}` = {max} ({})",
+        crate::limits::RAISE_HINT
+    )]
+    Limit {
+        file: String,
+        line: u32,
+        what: String,
+        limit: &'static str,
+        max: u64,
     },
     #[error("settings `{field}`: invalid glob `{glob}`: {message}")]
     SettingsGlob {

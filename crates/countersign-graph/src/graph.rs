@@ -132,19 +132,7 @@ impl PathMap {
         for (i, rule) in rules.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
             let g = rule.glob.as_str();
-            let literal_dir = if g == "**" {
-                Some("")
-            } else if let Some(dir) = g
-                .strip_suffix("/**")
-                .filter(|d| !repo_path::has_glob_meta(d))
-            {
-                Some(dir)
-            } else if !repo_path::has_glob_meta(g) {
-                Some(g)
-            } else {
-                None
-            };
-            match literal_dir {
+            match repo_path::literal_dir(g) {
                 Some(dir) => {
                     let len =
                         u32::try_from(dir.len() + usize::from(!dir.is_empty())).unwrap_or(u32::MAX);
@@ -277,10 +265,10 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
     }
     let never_automate = glob_set("never_automate", &never_globs)?;
 
-    let catalog = backstage::read_catalog(source, &catalog_globs, ns)?;
+    let catalog = backstage::read_catalog(source, &catalog_globs, ns, &settings.limits)?;
     let mut diagnostics = catalog.diagnostics;
     let mut descriptors = catalog.descriptors;
-    let (packages, ws_diagnostics) = workspace::discover(source)?;
+    let (packages, ws_diagnostics) = workspace::discover(source, &settings.limits)?;
     diagnostics.extend(ws_diagnostics);
 
     // Duplicates: keep the first by (file, line), which does not depend on input order.
@@ -451,7 +439,7 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
     // CODEOWNERS: the configured file, or GitHub's lookup order.
     let codeowners_file = match &settings.codeowners {
         Some(file) => {
-            if source.read(file)?.is_none() {
+            if source.paths().binary_search(file).is_err() {
                 diagnostics.push(Diagnostic::new(
                     Severity::Warning,
                     DiagnosticCode::MissingCodeowners,
@@ -475,7 +463,7 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
     let mut codeowner_refs = Vec::new();
     let mut governance_files: BTreeSet<String> = catalog.files.into_iter().collect();
     if let Some(file) = codeowners_file {
-        if let Some(bytes) = source.read(&file)? {
+        if let Some(bytes) = source.read(&file, settings.limits.file_bytes)? {
             let text =
                 String::from_utf8(bytes).map_err(|_| GraphError::NotUtf8 { file: file.clone() })?;
             let (co, co_diagnostics) = Codeowners::parse(&file, &text);

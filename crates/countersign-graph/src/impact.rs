@@ -3,7 +3,7 @@
 //!
 //! Impact only reports facts; what they mean for approval is countersign-policy's business.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::graph::SystemGraph;
 use crate::model::{Criticality, EntityRef, Kind, NodeId, Surface};
@@ -24,9 +24,35 @@ pub struct ReachedNode {
     pub criticality: Criticality,
     /// Hops from the nearest touched node (1 = a direct dependent).
     pub distance: u32,
-    /// The chain from a touched node to this one, touched node first.
-    pub via: Vec<EntityRef>,
+    /// The node before this one on a shortest chain from a touched node (that touched node
+    /// itself when `distance` is 1): one edge of the walk's predecessor tree. Whole chains
+    /// would make an impact quadratic in a long dependency chain; [`Impact::chains`]
+    /// renders them, bounded, when they are shown.
+    pub previous: EntityRef,
 }
+
+/// A shortest chain from a touched node to a reached one, bounded for display: `head`
+/// starts at the touched node, `tail` ends at the reached node, and the `omitted` nodes
+/// between them are left out. When `omitted` is 0, `head` is the whole chain and `tail`
+/// is empty.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Chain {
+    pub head: Vec<EntityRef>,
+    pub omitted: u32,
+    pub tail: Vec<EntityRef>,
+}
+
+impl Chain {
+    /// The nodes shown, touched node first (the gap, if any, is after `head`).
+    pub fn shown(&self) -> impl Iterator<Item = &EntityRef> {
+        self.head.iter().chain(&self.tail)
+    }
+}
+
+/// How many nodes of a chain are shown at most ([`Impact::chains`]): half from the touched
+/// end, half from the reached end. Real chains are a handful of nodes; a longer one is a
+/// generated or hostile catalog, whose output must stay linear in its size.
+pub const CHAIN_SHOWN: usize = 8;
 
 /// Everything the decision needs to know about where a change lands.
 /// Serializes with refs as strings (`component:default/payments-api`) and enums in
@@ -66,8 +92,8 @@ const UNSEEN: u32 = u32::MAX;
 /// Where a change lands: maps `changed_paths` onto `graph` and walks the dependents.
 ///
 /// Blast radius is a breadth-first walk of [`SystemGraph::dependents`] from every touched
-/// node at once (so `distance` is to the nearest touched node and `via` is a shortest
-/// chain). Surfaces touched are those of touched nodes, plus `governance` for governance
+/// node at once (so `distance` is to the nearest touched node and `previous` is on a
+/// shortest chain). Time and memory are linear in the nodes and edges reached. Surfaces touched are those of touched nodes, plus `governance` for governance
 /// paths, plus any never-automate glob's surface. Owners are the owners of touched nodes
 /// and the CODEOWNERS owners of the changed paths.
 pub fn impact<S: AsRef<str>>(graph: &SystemGraph, changed_paths: &[S]) -> Impact {
@@ -100,7 +126,7 @@ pub fn impact<S: AsRef<str>>(graph: &SystemGraph, changed_paths: &[S]) -> Impact
         owners.extend(graph.owners_of_path(path));
     }
 
-    // Breadth-first from all touched nodes; `parent` rebuilds each shortest `via` chain.
+    // Breadth-first from all touched nodes; `parent` is the predecessor tree.
     // Dense arrays indexed by node id: a blast radius can be thousands of nodes and this
     // is the hot path of every decision, so no hashing per visit.
     let n = graph.nodes().len();
@@ -140,23 +166,21 @@ pub fn impact<S: AsRef<str>>(graph: &SystemGraph, changed_paths: &[S]) -> Impact
             paths: node_paths.clone(),
         });
     }
+    // The walk met nodes in distance order; within a distance, sort by id, which is entity
+    // order (ids are assigned in sorted entity order), so no entity is compared.
+    for level in reached.chunk_by_mut(|a, b| distance[a.0 as usize] == distance[b.0 as usize]) {
+        level.sort_unstable();
+    }
     for &id in &reached {
         let Some(n) = graph.node(id) else { continue };
-        let d = distance[id.0 as usize];
-        let mut via = Vec::with_capacity(d as usize + 1);
-        let mut cur = id.0;
-        while cur != UNSEEN {
-            if let Some(c) = graph.node(NodeId(cur)) {
-                via.push(c.entity.clone());
-            }
-            cur = parent[cur as usize];
-        }
-        via.reverse();
+        let Some(previous) = graph.node(NodeId(parent[id.0 as usize])) else {
+            continue;
+        };
         out.blast_radius.push(ReachedNode {
             entity: n.entity.clone(),
             criticality: n.criticality,
-            distance: d,
-            via,
+            distance: distance[id.0 as usize],
+            previous: previous.entity.clone(),
         });
     }
     out.surfaces_reached = out.surfaces_touched.clone();
@@ -171,8 +195,6 @@ pub fn impact<S: AsRef<str>>(graph: &SystemGraph, changed_paths: &[S]) -> Impact
             revenue.insert(n.entity.clone());
         }
     }
-    out.blast_radius
-        .sort_by(|a, b| (a.distance, &a.entity).cmp(&(b.distance, &b.entity)));
     out.touched.sort_by(|a, b| a.entity.cmp(&b.entity));
     out.data_stores_touched.sort();
     out.critical_reached = critical.into_iter().collect();
@@ -180,4 +202,94 @@ pub fn impact<S: AsRef<str>>(graph: &SystemGraph, changed_paths: &[S]) -> Impact
     out.owners = owners.into_iter().collect();
     out.changed_paths = paths;
     out
+}
+
+impl Impact {
+    /// The shortest chain to each node of [`Impact::blast_radius`], in the same order, each
+    /// bounded to `max_shown` nodes (at least 4: two from each end).
+    ///
+    /// Follows the predecessor tree (`previous`) once for all nodes, parents before
+    /// children, so the whole rendering is O(reached × `max_shown`) however long the
+    /// chains are. A node whose `previous` names neither a touched nor a reached node
+    /// (only possible in a hand-built `Impact`) gets a chain of itself after that name.
+    pub fn chains(&self, max_shown: usize) -> Vec<Chain> {
+        let max_shown = max_shown.max(4);
+        let head_len = max_shown / 2;
+        let tail_len = max_shown - head_len;
+        let n = self.blast_radius.len();
+        let index: HashMap<&EntityRef, usize> = self
+            .blast_radius
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (&r.entity, i))
+            .collect();
+        // parent[i]: the reached node before i, or None when i hangs off a touched node.
+        let parent: Vec<Option<usize>> = self
+            .blast_radius
+            .iter()
+            .map(|r| index.get(&r.previous).copied())
+            .collect();
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut queue: VecDeque<usize> = VecDeque::new();
+        for (i, p) in parent.iter().enumerate() {
+            match p {
+                Some(p) => children[*p].push(i),
+                None => queue.push_back(i),
+            }
+        }
+        // Per node, in tree order: its chain's length in nodes (touched node included) and
+        // its ancestor at the end of the head (the chain's node number `head_len`, the node
+        // itself when its chain is no longer).
+        let mut length = vec![0usize; n];
+        let mut anchor = vec![usize::MAX; n];
+        while let Some(i) = queue.pop_front() {
+            length[i] = parent[i].map_or(2, |p| length[p] + 1);
+            anchor[i] = match parent[i] {
+                Some(p) if length[i] > head_len => anchor[p],
+                _ => i,
+            };
+            queue.extend(children[i].iter().copied());
+        }
+        // Up to `count` nodes ending at `from`, walking `previous`, touched node included
+        // when reached; returned in chain order.
+        let walk = |from: usize, count: usize| -> Vec<EntityRef> {
+            let mut out = Vec::with_capacity(count);
+            let mut cur = Some(from);
+            while out.len() < count {
+                let Some(i) = cur else { break };
+                out.push(self.blast_radius[i].entity.clone());
+                cur = parent[i];
+                if cur.is_none() && out.len() < count {
+                    out.push(self.blast_radius[i].previous.clone());
+                }
+            }
+            out.reverse();
+            out
+        };
+        (0..n)
+            .map(|i| {
+                let len = length[i];
+                if len == 0 {
+                    // Not reachable from a touched node through `previous`: a cycle or a
+                    // dangling name in a hand-built impact.
+                    let r = &self.blast_radius[i];
+                    return Chain {
+                        head: vec![r.previous.clone(), r.entity.clone()],
+                        ..Chain::default()
+                    };
+                }
+                if len <= max_shown {
+                    return Chain {
+                        head: walk(i, len),
+                        ..Chain::default()
+                    };
+                }
+                Chain {
+                    head: walk(anchor[i], head_len),
+                    omitted: u32::try_from(len - max_shown).unwrap_or(u32::MAX),
+                    tail: walk(i, tail_len),
+                }
+            })
+            .collect()
+    }
 }

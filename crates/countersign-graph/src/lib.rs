@@ -13,6 +13,7 @@ pub mod entity_ref;
 pub mod error;
 pub mod graph;
 pub mod impact;
+pub mod limits;
 pub mod model;
 pub mod render;
 pub mod repo_path;
@@ -20,12 +21,14 @@ pub mod settings;
 pub mod source;
 pub mod synthetic;
 pub mod workspace;
+pub mod yaml;
 
 pub use diagnostic::{Diagnostic, DiagnosticCode, Severity};
 pub use error::GraphError;
 pub use graph::{BuildOutput, Edge, EdgeKind, SystemGraph, build};
 pub use impact::impact;
-pub use impact::{Impact, ReachedNode, TouchedNode};
+pub use impact::{Chain, Impact, ReachedNode, TouchedNode};
+pub use limits::Limits;
 pub use model::{
     Criticality, EntityRef, Exposure, Kind, Node, NodeId, SourceLocation, Surface, UnknownKeyword,
 };

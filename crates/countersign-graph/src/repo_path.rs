@@ -36,6 +36,21 @@ pub fn has_glob_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', ']', '{', '}', '\\'])
 }
 
+/// The directory (or file) a glob owns when it is a literal path or `<literal dir>/**`
+/// (`""` for `**`): such globs are looked up in an index, the rest are compiled into a
+/// pattern set, whose cost grows with their number.
+pub fn literal_dir(g: &str) -> Option<&str> {
+    if g == "**" {
+        Some("")
+    } else if let Some(dir) = g.strip_suffix("/**").filter(|d| !has_glob_meta(d)) {
+        Some(dir)
+    } else if !has_glob_meta(g) {
+        Some(g)
+    } else {
+        None
+    }
+}
+
 /// The characters of a glob before its first wildcard.
 pub fn literal_prefix(s: &str) -> &str {
     s.find(['*', '?', '[', '{', '\\']).map_or(s, |i| &s[..i])

@@ -4,6 +4,7 @@
 //! This module only holds values and their defaults; reading `countersign.toml` into a
 //! [`GraphSettings`] is the binary's job.
 
+use crate::limits::Limits;
 use crate::model::Surface;
 
 /// Inputs of [`crate::graph::build`] besides the files themselves.
@@ -21,6 +22,8 @@ pub struct GraphSettings {
     pub never_automate: Vec<(Surface, Vec<String>)>,
     /// Namespace of references that name none (Backstage's `default`).
     pub default_namespace: String,
+    /// How much the build reads and keeps before it refuses the input.
+    pub limits: Limits,
 }
 
 /// Where GitHub looks for CODEOWNERS, in its order.
@@ -37,6 +40,7 @@ impl Default for GraphSettings {
             governance_globs: Vec::new(),
             never_automate: Vec::new(),
             default_namespace: "default".into(),
+            limits: Limits::default(),
         }
     }
 }

@@ -6,6 +6,9 @@
 //! real services are), and one in ten on a shared platform cluster, the first 100 nodes.
 //! So a change to a platform node has a wide blast radius and most changes a narrow one.
 //! Pure: the seed fixes everything; no clock, no randomness from outside.
+//!
+//! [`chain`] is the adversarial shape instead: one long dependency chain (or cycle), the
+//! worst case for a blast radius walk and for rendering its paths.
 
 use crate::source::MemorySource;
 
@@ -72,5 +75,29 @@ pub fn catalog(n_nodes: usize, edges_per_node: usize, seed: u64) -> MemorySource
             "fn main() {}\n".into(),
         ));
     }
+    MemorySource::new(files)
+}
+
+/// `n` components where `c<i+1>` depends on `c<i>` (so a change to `c0` reaches all of
+/// them, `c<n-1>` at distance `n - 1`), one descriptor each at
+/// `services/c<i>/catalog-info.yaml` (so each owns its directory); with `cycle`, `c0` also
+/// depends on `c<n-1>`.
+pub fn chain(n: usize, cycle: bool) -> MemorySource {
+    let mut files: Vec<(String, String)> = Vec::with_capacity(n + 1);
+    for i in 0..n {
+        let mut doc = format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: c{i}\nspec:\n  type: service\n  owner: team\n"
+        );
+        if i > 0 {
+            doc.push_str(&format!("  dependsOn: [component:c{}]\n", i - 1));
+        } else if cycle && n > 1 {
+            doc.push_str(&format!("  dependsOn: [component:c{}]\n", n - 1));
+        }
+        files.push((component_file(i), doc));
+    }
+    files.push((
+        "teams/catalog-info.yaml".into(),
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team\nspec:\n  type: team\n".into(),
+    ));
     MemorySource::new(files)
 }

@@ -11,6 +11,7 @@ use globset::GlobSetBuilder;
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode, Severity};
 use crate::error::{GraphError, line_col};
+use crate::limits::Limits;
 use crate::model::SourceLocation;
 use crate::repo_path;
 use crate::source::FileSource;
@@ -36,17 +37,39 @@ pub struct WorkspacePackage {
 }
 
 /// Every member of the repository's Cargo and npm/pnpm workspaces.
+///
+/// A manifest field of the wrong type, or a path dependency that leaves the repository, is
+/// an error diagnostic naming the file and field (Cargo and npm would refuse the manifest;
+/// skipping it silently would drop edges and shrink blast radii).
 pub fn discover(
     source: &dyn FileSource,
+    limits: &Limits,
 ) -> Result<(Vec<WorkspacePackage>, Vec<Diagnostic>), GraphError> {
     let mut diagnostics = Vec::new();
-    let mut packages = cargo(source, &mut diagnostics)?;
-    packages.extend(npm(source, &mut diagnostics)?);
+    let mut packages = cargo(source, limits, &mut diagnostics)?;
+    packages.extend(npm(source, limits, &mut diagnostics)?);
     Ok((packages, diagnostics))
 }
 
-fn read_text(source: &dyn FileSource, file: &str) -> Result<Option<String>, GraphError> {
-    match source.read(file)? {
+/// An error diagnostic about a manifest (line 1: TOML and JSON values keep no position).
+fn manifest_error(file: &str, message: String) -> Diagnostic {
+    Diagnostic::new(
+        Severity::Error,
+        DiagnosticCode::Workspace,
+        message,
+        Some(SourceLocation {
+            file: file.to_string(),
+            line: 1,
+        }),
+    )
+}
+
+fn read_text(
+    source: &dyn FileSource,
+    file: &str,
+    limits: &Limits,
+) -> Result<Option<String>, GraphError> {
+    match source.read(file, limits.file_bytes)? {
         None => Ok(None),
         Some(bytes) => String::from_utf8(bytes)
             .map(Some)
@@ -129,32 +152,102 @@ fn members<'a>(
         .collect())
 }
 
-fn string_list(v: Option<&toml::Value>) -> Vec<String> {
-    v.and_then(toml::Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+/// An array of strings; anything else is reported and read as empty.
+fn string_list(
+    v: Option<&toml::Value>,
+    file: &str,
+    field: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<String> {
+    let Some(v) = v else { return Vec::new() };
+    match v.as_array() {
+        Some(a) if a.iter().all(toml::Value::is_str) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => {
+            diagnostics.push(manifest_error(
+                file,
+                format!("`{field}` must be an array of strings; ignored"),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// A table field, `None` when absent; another type is reported and read as absent.
+fn table<'a>(
+    parent: &'a toml::Table,
+    key: &str,
+    file: &str,
+    field: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<&'a toml::Table> {
+    let v = parent.get(key)?;
+    if v.as_table().is_none() {
+        diagnostics.push(manifest_error(
+            file,
+            format!("`{field}` must be a table; ignored"),
+        ));
+    }
+    v.as_table()
+}
+
+/// A path dependency resolved against its manifest's directory; one that is absolute or
+/// climbs above the root leaves the repository and is reported, never followed.
+fn dependency_path(
+    dir: &str,
+    path: &str,
+    file: &str,
+    field: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    let joined = if path.starts_with('/') || path.contains('\\') || path.contains(':') {
+        None
+    } else {
+        repo_path::join(dir, path)
+    };
+    if joined.is_none() {
+        diagnostics.push(manifest_error(
+            file,
+            format!(
+                "`{field}` path `{path}` leaves the repository; countersign maps only the \
+                 repository's own packages"
+            ),
+        ));
+    }
+    joined
 }
 
 fn cargo(
     source: &dyn FileSource,
+    limits: &Limits,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Result<Vec<WorkspacePackage>, GraphError> {
     let root_file = "Cargo.toml";
-    let Some(text) = read_text(source, root_file)? else {
+    let Some(text) = read_text(source, root_file, limits)? else {
         return Ok(Vec::new());
     };
     let root = parse_toml(root_file, &text)?;
-    let Some(ws) = root.get("workspace").and_then(toml::Value::as_table) else {
+    let Some(ws) = table(&root, "workspace", root_file, "workspace", diagnostics) else {
         return Ok(Vec::new());
     };
+    let includes = string_list(
+        ws.get("members"),
+        root_file,
+        "workspace.members",
+        diagnostics,
+    );
+    let excludes = string_list(
+        ws.get("exclude"),
+        root_file,
+        "workspace.exclude",
+        diagnostics,
+    );
     let mut dirs = members(
         manifest_dirs(source, "Cargo.toml"),
-        &string_list(ws.get("members")),
-        &string_list(ws.get("exclude")),
+        &includes,
+        &excludes,
         root_file,
         "workspace.members",
     )?;
@@ -162,17 +255,23 @@ fn cargo(
         dirs.push(String::new());
     }
     // `workspace = true` dependencies inherit their path from [workspace.dependencies].
-    let inherited: BTreeMap<String, String> = ws
-        .get("dependencies")
-        .and_then(toml::Value::as_table)
-        .map(|t| {
-            t.iter()
-                .filter_map(|(k, v)| {
-                    Some((k.clone(), repo_path::join("", v.get("path")?.as_str()?)?))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut inherited: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(t) = table(
+        ws,
+        "dependencies",
+        root_file,
+        "workspace.dependencies",
+        diagnostics,
+    ) {
+        for (k, v) in t {
+            let field = format!("workspace.dependencies.{k}");
+            if let Some(path) = dependency_spec_path(v, root_file, &field, diagnostics)
+                && let Some(p) = dependency_path("", path, root_file, &field, diagnostics)
+            {
+                inherited.insert(k.clone(), p);
+            }
+        }
+    }
 
     let mut raw = Vec::new();
     for dir in dirs {
@@ -181,15 +280,19 @@ fn cargo(
         } else {
             format!("{dir}/Cargo.toml")
         };
-        let Some(text) = read_text(source, &file)? else {
+        let Some(text) = read_text(source, &file, limits)? else {
             continue;
         };
         let manifest = parse_toml(&file, &text)?;
-        let Some(name) = manifest
-            .get("package")
-            .and_then(|p| p.get("name"))
-            .and_then(toml::Value::as_str)
-        else {
+        let name_value = manifest.get("package").and_then(|p| p.get("name"));
+        if name_value.is_some_and(|n| !n.is_str()) {
+            diagnostics.push(manifest_error(
+                &file,
+                "`package.name` must be a string; the member is skipped".into(),
+            ));
+            continue;
+        }
+        let Some(name) = name_value.and_then(toml::Value::as_str) else {
             diagnostics.push(Diagnostic::new(
                 Severity::Warning,
                 DiagnosticCode::Workspace,
@@ -202,17 +305,25 @@ fn cargo(
             continue;
         };
         let mut dep_dirs = BTreeSet::new();
-        for table in ["dependencies", "dev-dependencies", "build-dependencies"] {
-            let Some(deps) = manifest.get(table).and_then(toml::Value::as_table) else {
+        for kind in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            let Some(deps) = table(&manifest, kind, &file, kind, diagnostics) else {
                 continue;
             };
             for (key, spec) in deps {
-                let path = match spec.get("path").and_then(toml::Value::as_str) {
-                    Some(p) => repo_path::join(&dir, p),
-                    None if spec.get("workspace").and_then(toml::Value::as_bool) == Some(true) => {
-                        inherited.get(key).cloned()
-                    }
-                    None => None,
+                let field = format!("{kind}.{key}");
+                let path = match dependency_spec_path(spec, &file, &field, diagnostics) {
+                    Some(p) => dependency_path(&dir, p, &file, &field, diagnostics),
+                    None => match spec.get("workspace") {
+                        Some(toml::Value::Boolean(true)) => inherited.get(key).cloned(),
+                        Some(toml::Value::Boolean(false)) | None => None,
+                        Some(_) => {
+                            diagnostics.push(manifest_error(
+                                &file,
+                                format!("`{field}.workspace` must be a boolean; ignored"),
+                            ));
+                            None
+                        }
+                    },
                 };
                 dep_dirs.extend(path.map(|p| p.trim_end_matches('/').to_string()));
             }
@@ -258,13 +369,45 @@ fn cargo(
     Ok(out)
 }
 
+/// The `path` of a dependency spec: a version string has none; a table may have one, which
+/// must be a string; any other spec is reported.
+fn dependency_spec_path<'a>(
+    spec: &'a toml::Value,
+    file: &str,
+    field: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<&'a str> {
+    match spec {
+        toml::Value::String(_) => None,
+        toml::Value::Table(t) => match t.get("path") {
+            None => None,
+            Some(toml::Value::String(p)) => Some(p),
+            Some(_) => {
+                diagnostics.push(manifest_error(
+                    file,
+                    format!("`{field}.path` must be a string; ignored"),
+                ));
+                None
+            }
+        },
+        _ => {
+            diagnostics.push(manifest_error(
+                file,
+                format!("`{field}` must be a version string or a table; ignored"),
+            ));
+            None
+        }
+    }
+}
+
 fn npm(
     source: &dyn FileSource,
+    limits: &Limits,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Result<Vec<WorkspacePackage>, GraphError> {
     let mut globs: Vec<String> = Vec::new();
     let mut declared_in = "package.json";
-    if let Some(text) = read_text(source, "package.json")? {
+    if let Some(text) = read_text(source, "package.json", limits)? {
         let root = parse_json("package.json", &text)?;
         let ws = root.get("workspaces");
         let list = ws.and_then(|w| w.as_array().or_else(|| w.get("packages")?.as_array()));
@@ -274,23 +417,14 @@ fn npm(
                 .filter_map(|v| v.as_str().map(str::to_string)),
         );
     }
-    if let Some(text) = read_text(source, "pnpm-workspace.yaml")? {
+    if let Some(text) = read_text(source, "pnpm-workspace.yaml", limits)? {
         declared_in = "pnpm-workspace.yaml";
-        let doc: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| {
-            let (line, column) = e.location().map_or((1, 1), |l| {
-                (
-                    u32::try_from(l.line()).unwrap_or(1),
-                    u32::try_from(l.column()).unwrap_or(1),
-                )
-            });
-            GraphError::Yaml {
-                file: "pnpm-workspace.yaml".into(),
-                line,
-                column,
-                message: e.to_string(),
-            }
-        })?;
-        if let Some(list) = doc.get("packages").and_then(|p| p.as_sequence()) {
+        let docs = crate::yaml::documents(declared_in, &text, limits)?;
+        if let Some(list) = docs
+            .first()
+            .and_then(|d| d.value.get("packages"))
+            .and_then(|p| p.as_array())
+        {
             globs.extend(list.iter().filter_map(|v| v.as_str().map(str::to_string)));
         }
     }
@@ -315,7 +449,7 @@ fn npm(
         } else {
             format!("{dir}/package.json")
         };
-        let Some(text) = read_text(source, &file)? else {
+        let Some(text) = read_text(source, &file, limits)? else {
             continue;
         };
         let manifest = parse_json(&file, &text)?;
@@ -338,7 +472,14 @@ fn npm(
             "peerDependencies",
             "optionalDependencies",
         ] {
-            if let Some(map) = manifest.get(table).and_then(|t| t.as_object()) {
+            let field = manifest.get(table);
+            if field.is_some_and(|t| !t.is_object()) {
+                diagnostics.push(manifest_error(
+                    &file,
+                    format!("`{table}` must be an object; ignored"),
+                ));
+            }
+            if let Some(map) = field.and_then(|t| t.as_object()) {
                 for (dep, spec) in map {
                     let workspace_protocol =
                         spec.as_str().is_some_and(|s| s.starts_with("workspace:"));

@@ -278,7 +278,7 @@ fn bad_inputs() {
     let cases: Vec<(String, &str)> = vec![
         (
             "# header\n---\napiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: ok\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: [unclosed\n".into(),
-            "svc/catalog-info.yaml:12:1: malformed YAML: did not find expected ',' or ']'",
+            "svc/catalog-info.yaml:11:9: malformed YAML: unclosed bracket '['",
         ),
         (
             "apiVersion: backstage.io/v1alpha1\nkind: Template\nmetadata:\n  name: t\n".into(),
@@ -423,11 +423,41 @@ fn synthetic_catalog_builds() {
     );
     let i = impact(&out.graph, &["services/c150/src/main.rs"]);
     assert_eq!(i.touched.len(), 1);
+    let chains = i.chains(usize::MAX);
     assert!(
         i.blast_radius
             .iter()
-            .all(|r| r.via.len() == r.distance as usize + 1)
+            .zip(&chains)
+            .all(|(r, c)| c.omitted == 0 && c.head.len() == r.distance as usize + 1)
     );
+}
+
+/// A 100k-node dependency chain and cycle: the walk is linear, and each rendered chain is
+/// bounded, its two ends right and the gap counted.
+#[test]
+fn long_chains_stay_linear_and_bounded() {
+    for cycle in [false, true] {
+        let n = 100_000;
+        let src = countersign_graph::synthetic::chain(n, cycle);
+        let out = build(&src, &GraphSettings::default()).unwrap();
+        let i = impact(&out.graph, &["services/c0/main.rs"]);
+        assert_eq!(i.blast_radius.len(), n - 1, "cycle: {cycle}");
+        let last = i.blast_radius.last().unwrap();
+        assert_eq!(last.distance as usize, n - 1);
+        let chains = i.chains(countersign_graph::impact::CHAIN_SHOWN);
+        let c = chains.last().unwrap();
+        let names: Vec<&str> = c.shown().map(|e| e.name.as_str()).collect();
+        assert_eq!(names.len(), countersign_graph::impact::CHAIN_SHOWN);
+        assert_eq!(&names[..2], ["c0", "c1"]);
+        assert_eq!(names.last(), Some(&last.entity.name.as_str()));
+        assert_eq!(
+            c.omitted as usize,
+            n - countersign_graph::impact::CHAIN_SHOWN
+        );
+        // Short chains are whole.
+        assert_eq!(chains[0].omitted, 0);
+        assert_eq!(chains[0].head.len(), 2);
+    }
 }
 
 /// Splits the demo's multi-document files, shuffles documents and the Location's

@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use countersign_graph::Surface;
+use countersign_graph::limits::MAX_YAML_DEPTH;
+use countersign_graph::{Limits, Surface};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -44,6 +45,8 @@ pub struct Config {
     pub runners: Vec<RunnerConfig>,
     /// `[replay]`: calibration thresholds of `countersign replay`.
     pub replay: ReplayConfig,
+    /// `[limits]`: how large the governed state may be (docs/config.md, "Limits").
+    pub limits: Limits,
 }
 
 /// `[replay]`: when `countersign replay` flags the tiering.
@@ -439,6 +442,73 @@ struct RawConfig {
     repository: RawRepository,
     runners: Vec<RawRunner>,
     replay: RawReplay,
+    limits: RawLimits,
+}
+
+/// `[limits]`: each key is a field of [`Limits`], a positive integer.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    file_bytes: Option<Spanned<u64>>,
+    catalog_bytes: Option<Spanned<u64>>,
+    entities: Option<Spanned<u64>>,
+    yaml_depth: Option<Spanned<u64>>,
+    yaml_alias_bytes: Option<Spanned<u64>>,
+    globs_per_entity: Option<Spanned<u64>>,
+    globs: Option<Spanned<u64>>,
+    glob_bytes: Option<Spanned<u64>>,
+    runners: Option<Spanned<u64>>,
+}
+
+impl RawLimits {
+    fn into_limits(self, text: &str) -> Result<Limits, ConfigError> {
+        let mut limits = Limits::default();
+        let value =
+            |name: &str, v: Option<Spanned<u64>>, max: u64| -> Result<Option<u64>, ConfigError> {
+                let Some(v) = v else { return Ok(None) };
+                let n = *v.get_ref();
+                if n == 0 || n > max {
+                    let (line, column) = position(text, v.span().start);
+                    return Err(ConfigError {
+                        file: CONFIG_FILE.to_owned(),
+                        line,
+                        column,
+                        field: Some(format!("limits.{name}")),
+                        message: format!("a limit is a whole number from 1 to {max}, got {n}"),
+                    });
+                }
+                Ok(Some(n))
+            };
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        if let Some(n) = value("file_bytes", self.file_bytes, u64::MAX)? {
+            limits.file_bytes = n;
+        }
+        if let Some(n) = value("catalog_bytes", self.catalog_bytes, u64::MAX)? {
+            limits.catalog_bytes = n;
+        }
+        if let Some(n) = value("entities", self.entities, u64::MAX)? {
+            limits.entities = size(n);
+        }
+        if let Some(n) = value("yaml_depth", self.yaml_depth, MAX_YAML_DEPTH as u64)? {
+            limits.yaml_depth = size(n);
+        }
+        if let Some(n) = value("yaml_alias_bytes", self.yaml_alias_bytes, u64::MAX)? {
+            limits.yaml_alias_bytes = n;
+        }
+        if let Some(n) = value("globs_per_entity", self.globs_per_entity, u64::MAX)? {
+            limits.globs_per_entity = size(n);
+        }
+        if let Some(n) = value("globs", self.globs, u64::MAX)? {
+            limits.globs = size(n);
+        }
+        if let Some(n) = value("glob_bytes", self.glob_bytes, u64::MAX)? {
+            limits.glob_bytes = size(n);
+        }
+        if let Some(n) = value("runners", self.runners, u64::MAX)? {
+            limits.runners = size(n);
+        }
+        Ok(limits)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -503,6 +573,7 @@ impl RawConfig {
     fn into_config(self, text: &str) -> Result<Config, ConfigError> {
         let defaults = Config::default();
         let repository_declared = self.repository.name.is_some();
+        let limits = self.limits.into_limits(text)?;
         let mut paths = defaults.never_automate.paths;
         // Per-surface merge: naming one surface's paths must not silently drop the CI/CD or
         // migration defaults. `ci-cd = []` removes them explicitly.
@@ -544,7 +615,7 @@ impl RawConfig {
                     .map(|name| repository_name(text, name))
                     .transpose()?,
             },
-            runners: runners(text, self.runners, repository_declared)?,
+            runners: runners(text, self.runners, repository_declared, limits.runners)?,
             replay: ReplayConfig {
                 human_share_max: match self.replay.human_share_max {
                     Some(share) if *share.get_ref() > 100 => {
@@ -560,6 +631,7 @@ impl RawConfig {
                     share => share.map(|s| *s.get_ref()),
                 },
             },
+            limits,
         })
     }
 }
@@ -582,12 +654,28 @@ fn repository_name(text: &str, name: Spanned<String>) -> Result<String, ConfigEr
 /// Validates `[[runners]]`: names are unique identifiers, keys are 64 hex digits and
 /// unique (one key naming two runners would make its suite permissions ambiguous), every
 /// runner may attest at least one suite, and a repository name exists for evidence to name.
+/// At most `max` runners (the `runners` limit); names and keys are checked for duplicates
+/// through sets, so the check is linear in the runners.
 fn runners(
     text: &str,
     raw: Vec<RawRunner>,
     repository_declared: bool,
+    max: usize,
 ) -> Result<Vec<RunnerConfig>, ConfigError> {
+    if let Some(extra) = raw.get(max) {
+        return Err(invalid_value(
+            text,
+            "runners",
+            &extra.name,
+            format!(
+                "more than {max} [[runners]]: over the limit `runners` = {max} ({})",
+                countersign_graph::limits::RAISE_HINT
+            ),
+        ));
+    }
     let mut out: Vec<RunnerConfig> = Vec::with_capacity(raw.len());
+    let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut keys: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for runner in raw {
         let name = runner.name.get_ref();
         let valid_name = !name.is_empty()
@@ -602,7 +690,7 @@ fn runners(
                 format!("`{name}` is not a runner name (letters, digits, `-`, `_`, `.`)"),
             ));
         }
-        if out.iter().any(|r| r.name == *name) {
+        if !names.insert(name.clone()) {
             return Err(invalid_value(
                 text,
                 "runners.name",
@@ -631,7 +719,7 @@ fn runners(
                 ),
             ));
         }
-        if let Some(other) = out.iter().find(|r| r.public_key == key) {
+        if let Some(other) = keys.get(&key).and_then(|&i| out.get(i)) {
             return Err(invalid_value(
                 text,
                 "runners.public_key",
@@ -665,6 +753,7 @@ fn runners(
             }
             suites.insert(suite.into_inner());
         }
+        keys.insert(key.clone(), out.len());
         out.push(RunnerConfig {
             name: name.clone(),
             public_key: key,

@@ -452,7 +452,7 @@ impl Repo {
             .breadthfirst
             .files()
             .map_err(|e| git_error(format!("walking the tree of commit {commit}"), &e))?;
-        let mut entries: Vec<(String, gix::ObjectId)> = Vec::with_capacity(files.len());
+        let mut entries: Vec<(String, gix::ObjectId, bool)> = Vec::with_capacity(files.len());
         let mut non_utf8_paths = Vec::new();
         for file in files {
             // Submodules (commit entries) have no content in this repository; trees are walked.
@@ -460,7 +460,7 @@ impl Repo {
                 continue;
             }
             match file.filepath.to_str() {
-                Ok(path) => entries.push((path.to_owned(), file.oid)),
+                Ok(path) => entries.push((path.to_owned(), file.oid, file.mode.is_link())),
                 Err(_) => non_utf8_paths.push(file.filepath.to_str_lossy().into_owned()),
             }
         }
@@ -468,7 +468,7 @@ impl Repo {
         // FileSource contract is plain byte order.
         entries.sort();
         non_utf8_paths.sort();
-        let paths = entries.iter().map(|(p, _)| p.clone()).collect();
+        let paths = entries.iter().map(|(p, _, _)| p.clone()).collect();
         Ok(CommitTree {
             repo: self.inner.clone(),
             commit: commit.clone(),
@@ -737,12 +737,14 @@ impl Repo {
 /// caller to report: one odd legacy file name must not make a repository's governed state
 /// unreadable, and the diff (which does error on them) guarantees a change touching such a
 /// path is never judged without it. Submodule entries are not files and are not listed;
-/// symbolic links are listed and read as their target path.
+/// symbolic links are listed, and reading one is [`SourceError::Symlink`] with its target
+/// path (what git stores), never what it points to.
 pub struct CommitTree {
     repo: Rc<gix::Repository>,
     commit: CommitId,
     paths: Vec<String>,
-    entries: Vec<(String, gix::ObjectId)>,
+    /// Path, blob id, and whether the entry is a symbolic link; sorted by path.
+    entries: Vec<(String, gix::ObjectId, bool)>,
     non_utf8_paths: Vec<String>,
 }
 
@@ -772,15 +774,41 @@ impl FileSource for CommitTree {
         &self.paths
     }
 
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
-        let Ok(index) = self.entries.binary_search_by(|(p, _)| p.as_str().cmp(path)) else {
+    fn read(&self, path: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, SourceError> {
+        let Ok(index) = self
+            .entries
+            .binary_search_by(|(p, _, _)| p.as_str().cmp(path))
+        else {
             return Ok(None);
         };
-        let id = self.entries[index].1;
-        let object = self.repo.find_object(id).map_err(|e| SourceError {
+        let (_, id, symlink) = self.entries[index];
+        let unreadable = |e: &dyn std::fmt::Display| SourceError::Unreadable {
             path: path.to_owned(),
             message: format!("blob {id} of commit {}: {e:#}", self.commit.short()),
-        })?;
+        };
+        // The header gives the size without inflating the blob: a huge one is refused
+        // before it is in memory.
+        let header = self.repo.find_header(id).map_err(|e| unreadable(&e))?;
+        if symlink {
+            // A link's blob is its target path, short by nature; bound it all the same.
+            let target = if header.size() <= 4096 {
+                let object = self.repo.find_object(id).map_err(|e| unreadable(&e))?;
+                object.data.to_str_lossy().into_owned()
+            } else {
+                "(a target path longer than 4096 bytes)".to_owned()
+            };
+            return Err(SourceError::Symlink {
+                path: path.to_owned(),
+                target,
+            });
+        }
+        if header.size() > max_bytes {
+            return Err(SourceError::TooLarge {
+                path: path.to_owned(),
+                max: max_bytes,
+            });
+        }
+        let object = self.repo.find_object(id).map_err(|e| unreadable(&e))?;
         Ok(Some(object.detach().data))
     }
 }
@@ -793,13 +821,22 @@ const SKIPPED_DIRS: [&str; 3] = [".git", "target", "node_modules"];
 ///
 /// When `root` is a git work tree root (it has a `.git`), the files are the index's tracked
 /// files (as `git ls-files`): untracked files are not part of the governed repository.
-/// Otherwise every regular file below `root` is listed, skipping `.git`, `target` and
-/// `node_modules`. Non-UTF-8 paths are skipped and reported as for [`CommitTree`].
-/// Only listed paths can be read, so a path with `..` cannot escape `root`.
+/// Otherwise every regular file and symbolic link below `root` is listed, skipping `.git`,
+/// `target` and `node_modules`. Non-UTF-8 paths are skipped and reported as for
+/// [`CommitTree`].
+///
+/// Reads never leave `root`: only listed paths can be read, each is opened one component
+/// at a time without following symbolic links (a linked directory or file is refused, not
+/// followed), only a regular file is read, and never more than the caller's limit. A
+/// symbolic link, tracked as one or found on disk, reads as [`SourceError::Symlink`] with
+/// its target path, as git stores it.
 #[derive(Debug)]
 pub struct WorkTree {
     root: PathBuf,
     paths: Vec<String>,
+    /// Paths the index records as symbolic links (on disk they may be plain files holding
+    /// the target, as git writes them where links are not supported).
+    symlinks: std::collections::HashSet<String>,
     non_utf8_paths: Vec<String>,
 }
 
@@ -813,6 +850,7 @@ impl WorkTree {
             });
         }
         let mut paths = Vec::new();
+        let mut symlinks = std::collections::HashSet::new();
         let mut non_utf8_paths = Vec::new();
         if root.join(".git").exists() {
             let repo = gix::open(&root).map_err(|e| RepoError::NotARepository {
@@ -831,7 +869,12 @@ impl WorkTree {
                 }
                 let path = entry.path(&index);
                 match path.to_str() {
-                    Ok(path) => paths.push(path.to_owned()),
+                    Ok(path) => {
+                        if mode == gix::index::entry::Mode::SYMLINK {
+                            symlinks.insert(path.to_owned());
+                        }
+                        paths.push(path.to_owned());
+                    }
                     Err(_) => non_utf8_paths.push(path.to_str_lossy().into_owned()),
                 }
             }
@@ -846,6 +889,7 @@ impl WorkTree {
         Ok(WorkTree {
             root,
             paths,
+            symlinks,
             non_utf8_paths,
         })
     }
@@ -879,12 +923,14 @@ fn walk(
         };
         let relative = format!("{prefix}{name}");
         // `file_type` does not follow symlinks, so a linked directory cannot loop the walk.
+        // Links are listed as git would track them, whatever they point to; devices and
+        // pipes are not files git tracks.
         let file_type = entry.file_type().map_err(io)?;
         if file_type.is_dir() {
             if !SKIPPED_DIRS.contains(&name) {
                 walk(&entry.path(), &format!("{relative}/"), paths, non_utf8)?;
             }
-        } else if file_type.is_file() || (file_type.is_symlink() && entry.path().is_file()) {
+        } else if file_type.is_file() || file_type.is_symlink() {
             paths.push(relative);
         }
     }
@@ -896,7 +942,7 @@ impl FileSource for WorkTree {
         &self.paths
     }
 
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+    fn read(&self, path: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, SourceError> {
         if self
             .paths
             .binary_search_by(|p| p.as_str().cmp(path))
@@ -904,14 +950,194 @@ impl FileSource for WorkTree {
         {
             return Ok(None);
         }
-        match std::fs::read(self.root.join(path)) {
-            Ok(bytes) => Ok(Some(bytes)),
+        let tracked_link = self.symlinks.contains(path);
+        match beneath::read(&self.root, path, max_bytes, tracked_link)? {
             // Tracked in the index but deleted on disk: the snapshot has no such file.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(SourceError {
-                path: path.to_owned(),
-                message: e.to_string(),
-            }),
+            beneath::Read::Missing => Ok(None),
+            beneath::Read::File(bytes) => Ok(Some(bytes)),
         }
+    }
+}
+
+/// Reading a file below a root without ever leaving it (see [`WorkTree`]).
+mod beneath {
+    use std::io::Read as _;
+    use std::path::Path;
+
+    use countersign_graph::SourceError;
+    use gix::bstr::ByteSlice;
+
+    pub(super) enum Read {
+        File(Vec<u8>),
+        Missing,
+    }
+
+    fn unreadable(path: &str, message: impl std::fmt::Display) -> SourceError {
+        SourceError::Unreadable {
+            path: path.to_owned(),
+            message: message.to_string(),
+        }
+    }
+
+    /// A file's bytes, read through `file` (already opened without following links):
+    /// regular files only, at most `max_bytes`.
+    fn bounded(path: &str, file: std::fs::File, max_bytes: u64) -> Result<Vec<u8>, SourceError> {
+        let meta = file.metadata().map_err(|e| unreadable(path, e))?;
+        if !meta.is_file() {
+            return Err(unreadable(
+                path,
+                "not a regular file; rule files must be regular files",
+            ));
+        }
+        if meta.len() > max_bytes {
+            return Err(SourceError::TooLarge {
+                path: path.to_owned(),
+                max: max_bytes,
+            });
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        // The file may grow between the stat and the read; `take` keeps the bound.
+        file.take(max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| unreadable(path, e))?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(SourceError::TooLarge {
+                path: path.to_owned(),
+                max: max_bytes,
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn symlink(path: &str, target: &[u8]) -> SourceError {
+        SourceError::Symlink {
+            path: path.to_owned(),
+            target: target.to_str_lossy().into_owned(),
+        }
+    }
+
+    /// Opens `rel` below `root` one component at a time with `O_NOFOLLOW`, so no link, in
+    /// the file's name or in a directory above it, is followed; race-free, since each step
+    /// opens relative to the directory the previous one opened.
+    #[cfg(unix)]
+    pub(super) fn read(
+        root: &Path,
+        rel: &str,
+        max_bytes: u64,
+        tracked_link: bool,
+    ) -> Result<Read, SourceError> {
+        use rustix::fs::{Mode, OFlags};
+        use rustix::io::Errno;
+
+        let open_dir = |dir: &rustix::fd::OwnedFd, name: &str| {
+            rustix::fs::openat(
+                dir,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let mut dir = rustix::fs::open(
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| unreadable(rel, e))?;
+        let mut parts = rel.split('/').peekable();
+        let mut walked = String::new();
+        while let Some(part) = parts.next() {
+            if part.is_empty() || part == "." || part == ".." {
+                return Err(unreadable(rel, "not a repository-relative path"));
+            }
+            if !walked.is_empty() {
+                walked.push('/');
+            }
+            walked.push_str(part);
+            if parts.peek().is_some() {
+                dir = match open_dir(&dir, part) {
+                    Ok(next) => next,
+                    Err(Errno::NOENT) => return Ok(Read::Missing),
+                    // ELOOP (a link, refused by O_NOFOLLOW) or ENOTDIR (a link or a file
+                    // where a directory should be).
+                    Err(Errno::LOOP | Errno::NOTDIR) => {
+                        let target = rustix::fs::readlinkat(&dir, part, Vec::new())
+                            .map(|t| t.into_bytes())
+                            .unwrap_or_default();
+                        return Err(unreadable(
+                            rel,
+                            format!(
+                                "directory `{walked}` is a symlink (to `{}`) or not a directory; \
+                                 countersign never follows links",
+                                target.to_str_lossy()
+                            ),
+                        ));
+                    }
+                    Err(e) => return Err(unreadable(rel, e)),
+                };
+                continue;
+            }
+            // The file itself. NONBLOCK: opening a FIFO must not wait for a writer (it is
+            // refused as not a regular file right after).
+            let opened = rustix::fs::openat(
+                &dir,
+                part,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+                Mode::empty(),
+            );
+            return match opened {
+                Err(Errno::NOENT) => Ok(Read::Missing),
+                Err(Errno::LOOP) => {
+                    let target = rustix::fs::readlinkat(&dir, part, Vec::new())
+                        .map_err(|e| unreadable(rel, e))?;
+                    Err(symlink(rel, target.as_bytes()))
+                }
+                Err(e) => Err(unreadable(rel, e)),
+                Ok(fd) => {
+                    let file = std::fs::File::from(fd);
+                    if tracked_link {
+                        // Git wrote the link as a plain file holding its target (links
+                        // unsupported here); it is still a link.
+                        let target = bounded(rel, file, 4096).unwrap_or_default();
+                        return Err(symlink(rel, &target));
+                    }
+                    bounded(rel, file, max_bytes).map(Read::File)
+                }
+            };
+        }
+        Err(unreadable(rel, "empty path"))
+    }
+
+    /// Without `openat`: every component checked with `symlink_metadata` before the open.
+    /// Weaker than the Unix path (a link swapped in between the check and the open is
+    /// followed), which is why countersign's supported platforms are Unix.
+    #[cfg(not(unix))]
+    pub(super) fn read(
+        root: &Path,
+        rel: &str,
+        max_bytes: u64,
+        tracked_link: bool,
+    ) -> Result<Read, SourceError> {
+        let mut at = root.to_path_buf();
+        for part in rel.split('/') {
+            if part.is_empty() || part == "." || part == ".." {
+                return Err(unreadable(rel, "not a repository-relative path"));
+            }
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Read::Missing),
+                Err(e) => return Err(unreadable(rel, e)),
+                Ok(m) if m.file_type().is_symlink() => {
+                    let target = std::fs::read_link(&at).unwrap_or_default();
+                    return Err(symlink(rel, target.to_string_lossy().as_bytes()));
+                }
+                Ok(_) => {}
+            }
+        }
+        let file = std::fs::File::open(&at).map_err(|e| unreadable(rel, e))?;
+        if tracked_link {
+            let target = bounded(rel, file, 4096).unwrap_or_default();
+            return Err(symlink(rel, &target));
+        }
+        bounded(rel, file, max_bytes).map(Read::File)
     }
 }

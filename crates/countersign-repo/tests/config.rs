@@ -103,7 +103,7 @@ fn errors_name_line_column_and_field() {
         ),
         (
             "[grpah]\n",
-            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`, `replay`",
+            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`, `replay`, `limits`",
         ),
         (
             "[never_automate]\nsurfaces = [\"auth\", \"payment\"]\n",
@@ -140,6 +140,22 @@ fn errors_name_line_column_and_field() {
         (
             "[replay]\nhuman_share_max = 150\n",
             "error: countersign.toml:2:19: field `replay.human_share_max`: a share in percent, 0 to 100",
+        ),
+        (
+            "[limits]\nyaml_depth = 5000\n",
+            "error: countersign.toml:2:14: field `limits.yaml_depth`: a limit is a whole number from 1 to 1024, got 5000",
+        ),
+        (
+            "[limits]\nentities = 0\n",
+            "error: countersign.toml:2:12: field `limits.entities`: a limit is a whole number from 1 to 18446744073709551615, got 0",
+        ),
+        (
+            "[limits]\nglobs_per_entity = 1\nentitis = 3\n",
+            "error: countersign.toml:3:1: field `limits.entitis`: unknown field `entitis`, expected one of `file_bytes`, `catalog_bytes`, `entities`, `yaml_depth`, `yaml_alias_bytes`, `globs_per_entity`, `globs`, `glob_bytes`, `runners`",
+        ),
+        (
+            "[repository]\nname = \"r\"\n[limits]\nrunners = 1\n[[runners]]\nname = \"a\"\npublic_key = \"0000000000000000000000000000000000000000000000000000000000000000\"\nsuites = [\"s\"]\n[[runners]]\nname = \"b\"\npublic_key = \"1111111111111111111111111111111111111111111111111111111111111111\"\nsuites = [\"s\"]\n",
+            "error: countersign.toml:10:8: field `runners`: more than 1 [[runners]]: over the limit `runners` = 1 (raise it under [limits] in countersign.toml if the input is legitimate)",
         ),
         (
             "[graph]\ncatalog = [\"a\"\n",
@@ -281,4 +297,30 @@ fn the_replay_share_is_read_and_defaults_to_none() {
     assert_eq!(Config::default().replay.human_share_max, None);
     let config = Config::parse("[replay]\nhuman_share_max = 40\n").unwrap();
     assert_eq!(config.replay.human_share_max, Some(40));
+}
+
+/// `[[runners]]` is checked in linear time: 20,000 runners parse, and duplicate keys are
+/// still found (the check used to compare every runner with every other).
+#[test]
+fn many_runners_are_linear_and_bounded() {
+    let mut text = String::from("[repository]\nname = \"r\"\n[limits]\nrunners = 20000\n");
+    for i in 0..20_000u32 {
+        text.push_str(&format!(
+            "[[runners]]\nname = \"r{i}\"\npublic_key = \"{i:064x}\"\nsuites = [\"s\"]\n"
+        ));
+    }
+    assert_eq!(Config::parse(&text).unwrap().runners.len(), 20_000);
+    text.push_str(&format!(
+        "[[runners]]\nname = \"dup\"\npublic_key = \"{:064x}\"\nsuites = [\"s\"]\n",
+        7
+    ));
+    let err = Config::parse(&text).unwrap_err().to_string();
+    assert!(err.contains("over the limit `runners` = 20000"), "{err}");
+    let default_limit = Config::parse(&text.replace("runners = 20000", "runners = 30000"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        default_limit.contains("runner `dup` has the same public key as runner `r7`"),
+        "{default_limit}"
+    );
 }

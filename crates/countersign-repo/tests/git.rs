@@ -493,20 +493,23 @@ fn commit_tree_lists_and_reads_files() {
     let tree = repo.commit_tree(&c3).unwrap();
     assert_eq!(tree.commit(), &c3);
     assert_eq!(tree.paths(), ["README.md", "docs/guide.md", "src/lib.rs"]);
-    assert_eq!(tree.read("README.md").unwrap().unwrap(), b"hello, world\n");
     assert_eq!(
-        tree.read("src/lib.rs").unwrap().unwrap(),
+        tree.read("README.md", 1 << 20).unwrap().unwrap(),
+        b"hello, world\n"
+    );
+    assert_eq!(
+        tree.read("src/lib.rs", 1 << 20).unwrap().unwrap(),
         b"pub fn a() {}\n"
     );
-    assert_eq!(tree.read("missing.md").unwrap(), None);
+    assert_eq!(tree.read("missing.md", 1 << 20).unwrap(), None);
     assert_eq!(
-        tree.read("docs").unwrap(),
+        tree.read("docs", 1 << 20).unwrap(),
         None,
         "directories are not files"
     );
 
     let old = repo.commit_tree(&c1).unwrap();
-    assert_eq!(old.read("README.md").unwrap().unwrap(), b"hello\n");
+    assert_eq!(old.read("README.md", 1 << 20).unwrap().unwrap(), b"hello\n");
     assert_eq!(
         repo.diff(&c1, &c2).unwrap(),
         [ChangedPath {
@@ -559,9 +562,12 @@ fn worktree_written_from_a_commit_is_readable() {
     std::fs::write(dir.path().join("untracked.txt"), "x").unwrap();
     let work = WorkTree::open(dir.path()).unwrap();
     assert_eq!(work.paths(), ["README.md", "src/lib.rs"]);
-    assert_eq!(work.read("README.md").unwrap().unwrap(), b"hello, world\n");
-    assert_eq!(work.read("untracked.txt").unwrap(), None);
-    assert_eq!(work.read("../escape").unwrap(), None);
+    assert_eq!(
+        work.read("README.md", 1 << 20).unwrap().unwrap(),
+        b"hello, world\n"
+    );
+    assert_eq!(work.read("untracked.txt", 1 << 20).unwrap(), None);
+    assert_eq!(work.read("../escape", 1 << 20).unwrap(), None);
 }
 
 #[test]
@@ -583,7 +589,7 @@ fn worktree_of_a_plain_directory_lists_everything_but_build_outputs() {
         work.paths(),
         ["catalog-info.yaml", "svc/a.rs", "web/index.js"]
     );
-    assert_eq!(work.read("svc/a.rs").unwrap().unwrap(), b"a");
+    assert_eq!(work.read("svc/a.rs", 1 << 20).unwrap().unwrap(), b"a");
     assert!(work.non_utf8_paths().is_empty());
 }
 
@@ -694,4 +700,107 @@ fn diff_content_is_the_same_for_the_same_change() {
         ]
     );
     assert_ne!(content[0].old, content[0].new);
+}
+
+/// A repository whose rule files are symlinks out of it: `CODEOWNERS -> /etc/passwd`,
+/// `catalog-info.yaml -> /dev/zero`, plus a regular file.
+fn hostile_links() -> (tempfile::TempDir, RepoWriter, CommitId) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = RepoWriter::init(dir.path()).unwrap();
+    let c = writer
+        .commit_entries(
+            [
+                ("CODEOWNERS", Content::Symlink("/etc/passwd".into())),
+                ("catalog-info.yaml", Content::Symlink("/dev/zero".into())),
+                (
+                    "svc/catalog-info.yaml",
+                    Content::File(b"kind: x\n".to_vec()),
+                ),
+            ],
+            "links",
+            ALICE,
+            T0,
+        )
+        .unwrap();
+    (dir, writer, c)
+}
+
+fn read_error(source: &dyn FileSource, path: &str, max: u64) -> String {
+    match source.read(path, max) {
+        Ok(bytes) => format!("read {:?}", bytes.map(|b| b.len())),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn symlinked_rule_files_are_refused_at_a_revision_and_in_the_work_tree() {
+    let (dir, mut writer, c) = hostile_links();
+    let tree = Repo::open(dir.path()).unwrap().commit_tree(&c).unwrap();
+    writer.write_worktree(&c).unwrap();
+    let work = WorkTree::open(dir.path()).unwrap();
+    for source in [&tree as &dyn FileSource, &work] {
+        assert_eq!(
+            read_error(source, "CODEOWNERS", 1 << 20),
+            "CODEOWNERS is a symlink (to `/etc/passwd`); rule files must be regular files"
+        );
+        assert_eq!(
+            read_error(source, "catalog-info.yaml", 1 << 20),
+            "catalog-info.yaml is a symlink (to `/dev/zero`); rule files must be regular files"
+        );
+        assert_eq!(
+            read_error(source, "svc/catalog-info.yaml", 1 << 20),
+            "read Some(8)"
+        );
+        assert_eq!(
+            read_error(source, "svc/catalog-info.yaml", 7),
+            "svc/catalog-info.yaml: larger than 7 bytes, the limit `file_bytes` (raise it under [limits] in countersign.toml if the input is legitimate)"
+        );
+    }
+}
+
+#[test]
+fn a_work_tree_never_follows_a_link_on_disk() {
+    let (dir, mut writer, c) = hostile_links();
+    writer.write_worktree(&c).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("catalog-info.yaml"), "secret").unwrap();
+    // The index says `svc/catalog-info.yaml` is a file, but on disk `svc` became a link
+    // out of the repository: the read is refused, not followed.
+    std::fs::remove_dir_all(dir.path().join("svc")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("svc")).unwrap();
+    let work = WorkTree::open(dir.path()).unwrap();
+    let err = read_error(&work, "svc/catalog-info.yaml", 1 << 20);
+    assert!(
+        err.starts_with("cannot read svc/catalog-info.yaml: directory `svc` is a symlink (to `"),
+        "{err}"
+    );
+    // Same for the file itself replaced by a link.
+    std::fs::remove_file(dir.path().join("svc")).unwrap();
+    std::fs::create_dir(dir.path().join("svc")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("catalog-info.yaml"),
+        dir.path().join("svc/catalog-info.yaml"),
+    )
+    .unwrap();
+    let err = read_error(&work, "svc/catalog-info.yaml", 1 << 20);
+    assert!(err.contains("is a symlink (to `"), "{err}");
+}
+
+#[test]
+fn a_plain_directory_lists_links_and_refuses_to_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("catalog-info.yaml")).unwrap();
+    std::os::unix::fs::symlink("/etc", dir.path().join("etc")).unwrap();
+    std::fs::write(dir.path().join("big.yaml"), vec![b'a'; 100]).unwrap();
+    let work = WorkTree::open(dir.path()).unwrap();
+    assert_eq!(work.paths(), ["big.yaml", "catalog-info.yaml", "etc"]);
+    assert_eq!(
+        read_error(&work, "catalog-info.yaml", 1 << 20),
+        "catalog-info.yaml is a symlink (to `/dev/zero`); rule files must be regular files"
+    );
+    assert_eq!(
+        read_error(&work, "etc", 1 << 20),
+        "etc is a symlink (to `/etc`); rule files must be regular files"
+    );
+    assert!(read_error(&work, "big.yaml", 99).contains("larger than 99 bytes"));
 }

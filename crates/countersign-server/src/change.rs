@@ -119,9 +119,13 @@ pub(crate) fn catalog_users(repo: &Repo, commit: &CommitId) -> Result<Vec<Catalo
         );
     }
     let globs = globs.build().map_err(|e| format!("catalog globs: {e}"))?;
-    let catalog =
-        countersign_graph::backstage::read_catalog(&tree, &globs, &settings.default_namespace)
-            .map_err(|e| format!("reading the catalog at {commit}: {e}"))?;
+    let catalog = countersign_graph::backstage::read_catalog(
+        &tree,
+        &globs,
+        &settings.default_namespace,
+        &settings.limits,
+    )
+    .map_err(|e| format!("reading the catalog at {commit}: {e}"))?;
     Ok(catalog
         .descriptors
         .into_iter()

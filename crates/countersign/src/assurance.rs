@@ -65,7 +65,7 @@ fn load_pack(repo: &Path, policy: Option<&Path>) -> Result<(PolicyPack, String)>
     }
     let source = WorkTree::open(repo)?;
     let config = governed::read_config(&source)?;
-    let files = governed::read_policy_files(&source, &config.policy.dir)?;
+    let files = governed::read_policy_files(&source, &config.policy.dir, config.limits.file_bytes)?;
     if files.is_empty() {
         return Ok((
             PolicyPack::default_pack(),
@@ -76,7 +76,11 @@ fn load_pack(repo: &Path, policy: Option<&Path>) -> Result<(PolicyPack, String)>
 }
 
 fn pack_from_dir(dir: &Path) -> Result<PolicyPack> {
-    let files = governed::read_policy_files(&WorkTree::open(dir)?, "")?;
+    let files = governed::read_policy_files(
+        &WorkTree::open(dir)?,
+        "",
+        countersign_graph::Limits::default().file_bytes,
+    )?;
     if files.is_empty() {
         anyhow::bail!(
             "{}: no .cedar files in this policy directory",

@@ -7,18 +7,19 @@
 //! `evidence`'s job.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::io::{BufRead, BufReader, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
-use countersign_evidence::report::junit::{self, TestCase};
+use countersign_evidence::report::junit::{self, Outcome, TestCase};
 use countersign_evidence::report::{sarif, vex};
 use countersign_evidence::statement::{
     OPENVEX_V020, ResourceDescriptor, TEST_RESULT_V01, TestResult, TestResultOutcome, VULNS_V02,
     Vulns,
 };
+use countersign_evidence::verify::DEFAULT_MAX_ENVELOPE_BYTES;
 use countersign_evidence::{SigningKey, Statement};
 use countersign_repo::Repo;
 use serde_json::Value;
@@ -159,6 +160,13 @@ pub fn attest(args: AttestArgs) -> Result<ExitCode> {
         attestation.predicate,
     );
     let envelope = countersign_evidence::attest(&statement, &key).to_json();
+    // Refused here rather than by every verifier later; nothing is written.
+    if envelope.len() > DEFAULT_MAX_ENVELOPE_BYTES {
+        bail!(too_large(&format!(
+            "the envelope is {} bytes",
+            envelope.len()
+        )));
+    }
     match &args.out {
         Some(path) => std::fs::write(path, &envelope)
             .with_context(|| format!("writing {}", path.display()))?,
@@ -183,26 +191,98 @@ pub fn attest(args: AttestArgs) -> Result<ExitCode> {
     })
 }
 
+/// Why an envelope is refused at attest time, with what to do about it.
+fn too_large(what: &str) -> String {
+    format!(
+        "{what}, over the {DEFAULT_MAX_ENVELOPE_BYTES} bytes verifiers accept \
+         (countersign_evidence::verify::DEFAULT_MAX_ENVELOPE_BYTES); nothing was written. \
+         Split the reports by suite: attest each suite's reports in its own envelope \
+         (one `countersign attest --suite NAME` per suite)"
+    )
+}
+
 /// A configuration entry naming a report file by path and sha256.
-fn file_descriptor(path: &Path, bytes: &[u8]) -> ResourceDescriptor {
+fn file_descriptor(path: &Path, sha256: String) -> ResourceDescriptor {
     ResourceDescriptor {
         name: Some(path.display().to_string()),
-        digest: BTreeMap::from([("sha256".to_owned(), hex::encode(Sha256::digest(bytes)))]),
+        digest: BTreeMap::from([("sha256".to_owned(), sha256)]),
         ..ResourceDescriptor::default()
     }
 }
 
-/// Reads JUnit reports into test cases and configuration entries.
+/// Passes a file's bytes through while hashing them, so a report is read once, streamed,
+/// and still named by its digest.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Streams the report at `path` through `read` (which sees a `BufRead`), feeding every byte
+/// of the file to `hasher`; returns what `read` returned and the hasher.
+fn stream_report<T>(
+    path: &Path,
+    what: &str,
+    hasher: Sha256,
+    read: impl FnOnce(&mut dyn BufRead) -> Result<T>,
+) -> Result<(T, Sha256)> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    let mut reader = BufReader::new(Hashing {
+        inner: file,
+        hasher,
+    });
+    let value = read(&mut reader)?;
+    // A reader may stop before the end (after the root element); the digest is the file's.
+    std::io::copy(&mut reader, &mut std::io::sink())
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    Ok((value, reader.into_inner().hasher))
+}
+
+/// Bytes a test id adds to the envelope: quoted and separated in the JSON predicate, then
+/// base64 in the envelope (4/3), rounded up.
+fn envelope_bytes_of(id: &str) -> usize {
+    (id.len() + 3) * 4 / 3 + 1
+}
+
+/// Reads JUnit reports into test cases and configuration entries, streaming each report and
+/// stopping as soon as the test ids alone would make an envelope verifiers refuse, so a
+/// 10-million-case report costs neither the memory nor the time of a 200 MB envelope.
 fn read_junit(files: &[PathBuf]) -> Result<(Vec<TestCase>, Vec<ResourceDescriptor>)> {
     let mut cases = Vec::new();
     let mut configuration = Vec::new();
+    let mut estimate = 0usize;
     for path in files {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading JUnit {}", path.display()))?;
-        junit::read(&path.display().to_string(), bytes.as_slice(), |case| {
-            cases.push(case)
+        let name = path.display().to_string();
+        let (_, digest) = stream_report(path, "JUnit", Sha256::new(), |reader| {
+            let mut over = false;
+            junit::read(&name, reader, |case| {
+                if over || case.outcome == Outcome::Skipped {
+                    return;
+                }
+                estimate += envelope_bytes_of(&case.id);
+                if estimate > DEFAULT_MAX_ENVELOPE_BYTES {
+                    over = true;
+                } else {
+                    cases.push(case);
+                }
+            })?;
+            if over {
+                bail!(too_large(&format!(
+                    "the test ids of {name} and the reports before it alone make an envelope \
+                     of more than {DEFAULT_MAX_ENVELOPE_BYTES} bytes"
+                )));
+            }
+            Ok(())
         })?;
-        configuration.push(file_descriptor(path, &bytes));
+        configuration.push(file_descriptor(path, hex::encode(digest.finalize())));
     }
     Ok((cases, configuration))
 }
@@ -322,9 +402,10 @@ fn run_command(argv: &[String], junit_patterns: &[String]) -> Result<Attestation
 fn from_sarif(files: &[PathBuf]) -> Result<Attestation> {
     let mut merged = sarif::SarifReport::default();
     for path in files {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading SARIF {}", path.display()))?;
-        let report = sarif::parse(&path.display().to_string(), bytes.as_slice())?;
+        let name = path.display().to_string();
+        let (report, _) = stream_report(path, "SARIF", Sha256::new(), |reader| {
+            Ok(sarif::parse(&name, reader)?)
+        })?;
         // Results name their run by index: shift them past the runs of earlier files.
         let offset = merged.summary.runs.len();
         merged.summary.runs.extend(report.summary.runs);
@@ -354,10 +435,11 @@ fn from_vex(files: &[PathBuf]) -> Result<Attestation> {
     let mut statements: Vec<Value> = Vec::new();
     let timestamp = rfc3339(SystemTime::now());
     for path in files {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading VEX {}", path.display()))?;
-        inputs.update(&bytes);
-        let doc = vex::parse(&path.display().to_string(), bytes.as_slice())?;
+        let name = path.display().to_string();
+        // The id is the digest of the inputs' bytes, concatenated.
+        let (doc, hashed) =
+            stream_report(path, "VEX", inputs, |reader| Ok(vex::parse(&name, reader)?))?;
+        inputs = hashed;
         if let Value::Array(list) = doc.to_openvex("", "", "")["statements"].take() {
             statements.extend(list);
         }

@@ -194,7 +194,11 @@ fn policy_cmd(command: PolicyCommand) -> Result<ExitCode> {
                 None => {
                     let source = WorkTree::open(&repo.repo)?;
                     let config = governed::read_config(&source)?;
-                    governed::read_policy_files(&source, &config.policy.dir)?
+                    governed::read_policy_files(
+                        &source,
+                        &config.policy.dir,
+                        config.limits.file_bytes,
+                    )?
                 }
             };
             let (files, what) = if files.is_empty() {
@@ -237,7 +241,11 @@ fn policy_cmd(command: PolicyCommand) -> Result<ExitCode> {
 
 /// Reads every `.cedar` file under `dir` (recursively), paths relative to `dir`.
 fn read_policy_dir(dir: &Path) -> Result<Vec<(String, String)>> {
-    let files = governed::read_policy_files(&WorkTree::open(dir)?, "")?;
+    let files = governed::read_policy_files(
+        &WorkTree::open(dir)?,
+        "",
+        countersign_graph::Limits::default().file_bytes,
+    )?;
     if files.is_empty() {
         bail!(
             "{}: no .cedar files in this policy directory",

@@ -174,14 +174,14 @@ pub fn impact(impact: &Impact) -> String {
             touched.paths.join(", ")
         );
     }
-    for reached in &impact.blast_radius {
-        let via: Vec<String> = reached.via.iter().map(|e| e.name.clone()).collect();
+    let chains = impact.chains(countersign_graph::impact::CHAIN_SHOWN);
+    for (reached, chain) in impact.blast_radius.iter().zip(&chains) {
         let _ = writeln!(
             out,
             "  reached  {} ({})  via {}",
             reached.entity,
             reached.criticality.as_str(),
-            via.join(" -> ")
+            countersign_decide::report::chain_text(chain, |e| e.name.clone())
         );
     }
     let list = |items: Vec<String>| items.join(", ");

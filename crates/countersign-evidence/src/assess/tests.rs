@@ -76,7 +76,10 @@ fn plan() -> ValidationPlan {
                 reasons: vec![PlanReason::Dependent {
                     node: component("api"),
                     distance: 1,
-                    via: vec![component("lib"), component("api")],
+                    via: countersign_graph::impact::Chain {
+                        head: vec![component("lib"), component("api")],
+                        ..Default::default()
+                    },
                 }],
             },
             PlannedSuite {

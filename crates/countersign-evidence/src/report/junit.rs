@@ -87,9 +87,10 @@ pub fn parse(file: &str, reader: impl BufRead) -> Result<JunitReport, ReportErro
 /// Streams a report: `on_case` sees each test case as its element closes.
 pub fn read(
     file: &str,
-    reader: impl BufRead,
+    mut reader: impl BufRead,
     mut on_case: impl FnMut(TestCase),
 ) -> Result<JunitSummary, ReportError> {
+    super::refuse_utf16(file, &mut reader)?;
     let mut xml = Reader::from_reader(Bounded::new(reader, MAX_ITEM_BYTES));
     let config = xml.config_mut();
     config.check_end_names = true;
@@ -106,6 +107,9 @@ pub fn read(
     loop {
         buf.clear();
         xml.get_mut().reset();
+        // Where the event starts (whitespace before it is an event of its own): a DOCTYPE is
+        // reported where it opens, not on the line its internal subset ends.
+        let start = xml.get_ref().line();
         let event = match xml.read_event_into(&mut buf) {
             Ok(event) => event,
             Err(e) => return Err(xml_error(file, &xml, &e)),
@@ -115,7 +119,7 @@ pub fn read(
             Event::DocType(_) => {
                 return Err(ReportError::EntityExpansion {
                     file: file.to_owned(),
-                    line,
+                    line: start,
                 });
             }
             Event::Start(ref element) | Event::Empty(ref element) => {
@@ -336,6 +340,28 @@ mod tests {
         insta::assert_snapshot!(check("<testsuite><testcase/></testsuite>"), @"error: t.xml: line 1: <testcase> without a name attribute");
         insta::assert_snapshot!(check("<testsuite><testcase name='a'></testsuite>"), @"error: t.xml:1: ill-formed document: expected `</testcase>`, but `</testsuite>` was found");
         insta::assert_snapshot!(check("<testsuite><testcase name='&bogus;'/></testsuite>"), @"error: t.xml: line 1: testcase attribute: at 1..6: unrecognized entity `bogus`");
+    }
+
+    #[test]
+    fn doctype_is_reported_where_it_opens_and_utf16_is_named() {
+        let long = "<?xml version='1.0'?>\n<!DOCTYPE t [\n<!ENTITY a 'a'>\n<!ENTITY b 'b'>\n]>\n<testsuite/>";
+        insta::assert_snapshot!(check(long), @"error: t.xml:2: XML with entity expansion is refused (DOCTYPE declaration)");
+        let utf16: Vec<u8> = "\u{feff}<testsuite/>"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let err = parse("t.xml", &utf16[..]).unwrap_err().to_string();
+        insta::assert_snapshot!(err, @"t.xml: encoding: the report is UTF-16; countersign reads UTF-8 reports (convert it, e.g. `iconv -f UTF-16 -t UTF-8`)");
+        let no_bom: Vec<u8> = "<testsuite/>"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert!(
+            parse("t.xml", &no_bom[..])
+                .unwrap_err()
+                .to_string()
+                .contains("UTF-16")
+        );
     }
 
     #[test]

@@ -66,6 +66,29 @@ fn column_suffix(column: u64) -> String {
     }
 }
 
+/// Refuses a UTF-16 report by name (a byte order mark, or `<` as a UTF-16 code unit),
+/// before a parser reports it as mere garbage. Peeks; consumes nothing.
+pub(crate) fn refuse_utf16(file: &str, reader: &mut impl BufRead) -> Result<(), ReportError> {
+    let head = reader.fill_buf().map_err(|source| ReportError::Io {
+        file: file.to_owned(),
+        source,
+    })?;
+    let utf16 = matches!(
+        head,
+        [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] | [b'<', 0, ..] | [0, b'<', ..]
+    );
+    if utf16 {
+        return Err(ReportError::Invalid {
+            file: file.to_owned(),
+            field: "encoding".to_owned(),
+            what: "the report is UTF-16; countersign reads UTF-8 reports (convert it, e.g. \
+                   `iconv -f UTF-16 -t UTF-8`)"
+                .to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// serde_json appends " at line L column C" to its messages; `ReportError::Malformed`
 /// carries both as fields already.
 pub(crate) fn strip_position(message: &str) -> String {

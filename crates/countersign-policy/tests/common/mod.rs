@@ -125,12 +125,11 @@ impl Change {
                     entity: n.entity.clone(),
                     criticality: n.criticality,
                     distance: 1,
-                    via: self
+                    previous: self
                         .touched
                         .first()
                         .map(|t| t.entity.clone())
-                        .into_iter()
-                        .collect(),
+                        .unwrap_or_else(|| n.entity.clone()),
                 })
                 .collect(),
             max_criticality_touched: self.touched.iter().map(|n| n.criticality).max(),
