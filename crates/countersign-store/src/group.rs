@@ -37,10 +37,9 @@ use countersign_audit::merkle::{Hash, stored_hash_index, stored_hashes_indexes};
 use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
-use crate::backend::Conn;
+use crate::backend::{Backend, Conn};
 use crate::error::{Error, db};
 use crate::mirror::Mirror;
-use crate::store::Backend;
 
 /// Members committed per database transaction at most, so a batch's locks are held for a
 /// bounded time even under a steady stream of writers.

@@ -7,9 +7,10 @@
 
 use sqlx::Row as _;
 
-use crate::backend::{Conn, DecisionRow, dispatch, int, placeholders, uint};
+use crate::backend::{Backend, Conn, DecisionRow, dispatch, int, placeholders, uint};
 use crate::error::{Error, db};
-use crate::store::{Backend, Store};
+use crate::log::{Leaf, NewEntry};
+use crate::store::Store;
 use crate::tx::Tx;
 
 /// A proposal row. `decision` is the id of the stored decision for the current head.
@@ -438,7 +439,7 @@ impl Store {
     pub async fn commit_decided(
         &self,
         blobs: Vec<Vec<u8>>,
-        leaves: Vec<crate::tx::Leaf>,
+        leaves: Vec<Leaf>,
         decided: usize,
         mut decision: crate::Decision,
         proposal: Proposal,
@@ -446,7 +447,7 @@ impl Store {
         let store = self.clone();
         let work = async move {
             let postgres = matches!(store.backend, Backend::Postgres(_));
-            let mut tx = Tx::begin_in(&store, !postgres).await?;
+            let mut tx = store.begin_in(!postgres).await?;
             for blob in &blobs {
                 tx.put_blob(blob).await?;
             }
@@ -487,7 +488,7 @@ impl Tx {
     /// every other writer waits. Returns the entries' indexes.
     pub async fn append_decided(
         &mut self,
-        leaves: &[crate::tx::Leaf],
+        leaves: &[Leaf],
         decided: usize,
         decision: &mut crate::Decision,
         proposal: &Proposal,
@@ -500,7 +501,7 @@ impl Tx {
     /// in the same call.
     async fn write_decided(
         &mut self,
-        leaves: &[crate::tx::Leaf],
+        leaves: &[Leaf],
         decided: usize,
         decision: &mut crate::Decision,
         proposal: &Proposal,
@@ -602,7 +603,7 @@ impl Tx {
 /// decision id alone (no caller makes one) fails the statement, and is not `Duplicate`.
 async fn insert_decided(
     conn: Conn<'_>,
-    entries: &[crate::tx::NewEntry<'_>],
+    entries: &[NewEntry<'_>],
     decision: &crate::Decision,
     p: &Proposal,
     tail: &str,
