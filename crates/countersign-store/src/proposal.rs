@@ -428,10 +428,14 @@ impl Store {
     /// sent again), which is what opening a proposal mostly is:
     ///
     /// - SQLite: the write also releases the transaction's savepoint into its batch;
-    /// - PostgreSQL: no savepoint at all. The statement inserts the proposal only if its id
-    ///   is free, and everything else only if it did, so a taken id is
-    ///   [`Error::Duplicate`] with nothing written; any other failure rolls back the whole
-    ///   batch (see the `group` module).
+    /// - PostgreSQL: no savepoint, when the batch allows it (see the `group` module). The
+    ///   statement inserts the proposal only if its id is free, and everything else only if
+    ///   it did, so a taken id is [`Error::Duplicate`] with nothing written; any other
+    ///   failure rolls back the batch, whose earlier members then write again.
+    ///
+    /// Told its batch was rolled back because another member failed ([`Error::RolledBack`]:
+    /// nothing was written), it writes again, then with a savepoint, so another's failure
+    /// costs it a retry, never its write.
     ///
     /// Runs in a task of its own, so a caller cancelled half-way (a client gone) cannot
     /// separate the write from the batch's bookkeeping: once called, the proposal is
@@ -447,39 +451,75 @@ impl Store {
         let store = self.clone();
         let work = async move {
             let postgres = matches!(store.backend, Backend::Postgres(_));
-            let mut tx = store.begin_in(!postgres).await?;
-            for blob in &blobs {
-                tx.put_blob(blob).await?;
-            }
-            if postgres {
-                let written = tx
-                    .append_decided(&leaves, decided, &mut decision, &proposal)
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                // The first time on PostgreSQL without a savepoint; after a rollback caused
+                // by another member, with one (which no later failure can then undo).
+                let savepoint = !postgres || attempt > 1;
+                let written = store
+                    .write_decided(
+                        &blobs,
+                        &leaves,
+                        decided,
+                        &mut decision,
+                        &proposal,
+                        savepoint,
+                    )
                     .await;
-                // Refused, the member wrote nothing (but content-addressed blobs) and ends
-                // normally too: dropping it would roll back its batch. Any other failure
-                // does, as PostgreSQL has aborted the batch's transaction.
-                if matches!(written, Ok(_) | Err(Error::Duplicate { .. })) {
-                    tx.commit().await?;
+                match written {
+                    Err(Error::RolledBack(_)) if attempt < MAX_ATTEMPTS => continue,
+                    other => return other,
                 }
-                return written;
             }
-            let (release, reopen) = tx.member().release_sql();
-            // A failed write stopped before its release, so the savepoint is still open and
-            // dropping `tx` undoes it (or it stopped after, at the reopening: then undoing
-            // finds no savepoint and rolls the whole batch back).
-            let indexes = tx
-                .write_decided(&leaves, decided, &mut decision, &proposal, release)
-                .await?;
-            let Some(member) = tx.hand_over() else {
-                return Err(Error::Batch("the transaction had ended".to_owned()));
-            };
-            member.commit_released(reopen).await?;
-            tx.committed_blobs();
-            Ok(indexes)
         };
         crate::group::uncancellable(work).await
     }
+
+    /// One attempt of [`Store::commit_decided`].
+    async fn write_decided(
+        &self,
+        blobs: &[Vec<u8>],
+        leaves: &[Leaf],
+        decided: usize,
+        decision: &mut crate::Decision,
+        proposal: &Proposal,
+        savepoint: bool,
+    ) -> Result<Vec<u64>, Error> {
+        let mut tx = self.begin_in(savepoint).await?;
+        for blob in blobs {
+            tx.put_blob(blob).await?;
+        }
+        if matches!(self.backend, Backend::Postgres(_)) {
+            let written = tx.append_decided(leaves, decided, decision, proposal).await;
+            // Refused, the member wrote nothing (but content-addressed blobs) and ends
+            // normally too. On any other failure `tx` is dropped: with a savepoint that
+            // undoes only it; without one, PostgreSQL has aborted the batch's transaction,
+            // and dropping it rolls the batch back (see `group::Group::join`).
+            if matches!(written, Ok(_) | Err(Error::Duplicate { .. })) {
+                tx.commit().await?;
+            }
+            return written;
+        }
+        let (release, reopen) = tx.member().release_sql();
+        // A failed write stopped before its release, so the savepoint is still open and
+        // dropping `tx` undoes it (or it stopped after, at the reopening: then undoing
+        // finds no savepoint and rolls the whole batch back).
+        let indexes = tx
+            .write_decided(leaves, decided, decision, proposal, release)
+            .await?;
+        let Some(member) = tx.hand_over() else {
+            return Err(Error::Batch("the transaction had ended".to_owned()));
+        };
+        member.commit_released(reopen).await?;
+        tx.committed_blobs();
+        Ok(indexes)
+    }
 }
+
+/// Attempts of [`Store::commit_decided`] at most: the second has a savepoint, so only
+/// something broken (a savepoint that cannot be undone) rolls it back again.
+const MAX_ATTEMPTS: u32 = 3;
 
 impl Tx {
     /// Appends `leaves`, then stores `decision` pointing at the entry of `leaves[decided]`
