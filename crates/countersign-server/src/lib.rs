@@ -190,6 +190,8 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi = Arc::new(openapi);
     api.merge(health::router(openapi))
+        // Inside the metrics, so its refusals are counted like every other answer.
+        .layer(axum::middleware::from_fn(body::refuse_unstorable_uri))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::record,

@@ -168,9 +168,70 @@ async fn unknown_routes_and_methods(db: &Db) {
     server.stop().await;
 }
 
+/// Text a database cannot store (U+0000) is a 422 problem at the edge, wherever it is: a
+/// body field, a path id, a query value. Sent together with valid proposals, none of which
+/// may fail for it: on PostgreSQL a NUL reaching a statement was a 500 and rolled back
+/// the group commit holding the valid proposals beside it.
+async fn unstorable_text_is_422_and_fails_no_other_request(db: &Db) {
+    let server = start(db).await;
+    let token = server.tokens["fixbot"].clone();
+    let mut tasks = Vec::new();
+    for n in 0..48usize {
+        let (client, base, token) = (server.client.clone(), server.base.clone(), token.clone());
+        let (repo_base, head) = (server.repo.base.clone(), server.repo.docs.clone());
+        tasks.push(tokio::spawn(async move {
+            let proposal = |title: &str, description: &str| {
+                client
+                    .post(format!("{base}/v1/proposals"))
+                    .bearer_auth(&token)
+                    .json(&json!({
+                        "repo": "shop", "base": repo_base, "head": head,
+                        "title": title, "description": description,
+                    }))
+            };
+            let (request, valid) = match n % 6 {
+                0 => (proposal("nul \u{0} in the title", ""), false),
+                1 => (proposal("fine", "a description with \u{0}"), false),
+                2 => (
+                    client
+                        .get(format!("{base}/v1/proposals/p-%00"))
+                        .bearer_auth(&token),
+                    false,
+                ),
+                3 => (
+                    client
+                        .get(format!("{base}/v1/authorizations?repo=shop&commit=ab%00cd"))
+                        .bearer_auth(&token),
+                    false,
+                ),
+                _ => (proposal(&format!("valid change {n}"), "fine"), true),
+            };
+            (n, valid, raw(request).await)
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let (n, valid, (status, content_type, body)) = task.await.unwrap();
+        if valid {
+            assert_eq!(status, 201, "valid request {n}: {body}");
+            created += 1;
+        } else {
+            assert_eq!(status, 422, "request {n}: {body}");
+            assert_problem(status, &content_type, &body, "invalid-request");
+            assert!(
+                body["detail"].as_str().unwrap().contains("U+0000"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(created, 16);
+    server.stop().await;
+}
+
 on_both_backends!(
     readyz_answers_503_without_a_database,
     bodies_over_the_limit_are_413,
     malformed_bodies_are_422,
     unknown_routes_and_methods,
+    unstorable_text_is_422_and_fails_no_other_request,
 );
