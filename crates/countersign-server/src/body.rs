@@ -1,6 +1,7 @@
-//! What every request's text must be before a handler sees it: [`Body`], a JSON request body
-//! whose rejections are problem+json like every other error, and [`refuse_unstorable_uri`],
-//! the same rule for path and query.
+//! What every request must be before a handler sees it: [`Body`], a JSON request body whose
+//! rejections are problem+json like every other error; [`refuse_unstorable_uri`], the same
+//! rule for path and query; [`refuse_announced_oversize`], a body announced over every limit
+//! refused before anything waits for it.
 //!
 //! Text a database cannot store is refused here, at the edge, with a 422, on both backends
 //! alike: PostgreSQL's `text` holds no U+0000 (SQLite's does, and C strings then cut it), so
@@ -37,6 +38,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if announced_length(&request).is_some_and(|length| length > crate::BODY_LIMIT as u64) {
+            // Refused before reading: a client announcing more than it sends would otherwise
+            // be waited for. `Body` is for routes under the server-wide limit.
+            return Err(ApiError::TooLarge(TOO_LARGE.into()));
+        }
         if !json_content_type(&request) {
             return Err(ApiError::Invalid(
                 "expected a request body declared `Content-Type: application/json`".into(),
@@ -53,14 +59,43 @@ where
                     ApiError::Invalid(rejection.body_text())
                 }
             })?;
-        if json_has_nul(&bytes) {
-            return Err(ApiError::Invalid(format!("the body: {NUL}")));
-        }
+        refuse_nul(&bytes)?;
         match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(Body(value)),
             Err(rejection) => Err(ApiError::Invalid(rejection.body_text())),
         }
     }
+}
+
+/// Refuses a JSON body that holds a U+0000 in a string: for the routes whose body is
+/// optional and so read as bytes, what [`Body`] does itself.
+pub fn refuse_nul(json: &[u8]) -> Result<(), ApiError> {
+    if json_has_nul(json) {
+        return Err(ApiError::Invalid(format!("the body: {NUL}")));
+    }
+    Ok(())
+}
+
+/// The body length the request announces, if it does.
+fn announced_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Middleware: a body announced (`Content-Length`) over the largest limit of any route is a
+/// 413 at once, whatever the route, before a handler waits for bytes that may never come.
+/// Each route's own limit applies as the body is read.
+pub async fn refuse_announced_oversize(request: Request, next: Next) -> Response {
+    if announced_length(&request).is_some_and(|length| length > crate::LARGEST_BODY_LIMIT as u64) {
+        return ApiError::TooLarge(TOO_LARGE.into()).into_response();
+    }
+    next.run(request).await
 }
 
 /// `application/json`, or any `application/*+json`, parameters allowed (what axum's `Json`

@@ -27,6 +27,7 @@ mod change;
 mod error;
 mod evidence;
 mod health;
+mod listener;
 mod log;
 mod metrics;
 pub mod oidc;
@@ -61,6 +62,13 @@ pub use webhooks::{
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub use evidence::{EVIDENCE_BODY_LIMIT, MAX_REFUSED_PER_HEAD};
+
+/// The largest body any route accepts: a body announced larger is refused before routing.
+pub const LARGEST_BODY_LIMIT: usize = if EVIDENCE_BODY_LIMIT > BODY_LIMIT {
+    EVIDENCE_BODY_LIMIT
+} else {
+    BODY_LIMIT
+};
 
 /// Where the server reads time. Tests set a fixed time; nothing sleeps on it.
 #[derive(Clone)]
@@ -190,8 +198,9 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi = Arc::new(openapi);
     api.merge(health::router(openapi))
-        // Inside the metrics, so its refusals are counted like every other answer.
+        // Inside the metrics, so their refusals are counted like every other answer.
         .layer(axum::middleware::from_fn(body::refuse_unstorable_uri))
+        .layer(axum::middleware::from_fn(body::refuse_announced_oversize))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::record,
@@ -247,7 +256,7 @@ pub async fn run(
         shutdown.await;
         let _ = stop.send(true);
     };
-    let served = axum::serve(listener, router(state))
+    let served = axum::serve(listener::Problems(listener), router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     if let Some(worker) = worker {

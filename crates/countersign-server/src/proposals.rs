@@ -1054,6 +1054,7 @@ async fn close(
     let body: CloseRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         CloseRequest::default()
     } else {
+        crate::body::refuse_nul(&bytes)?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::Invalid(format!("the body is not a close request: {e}")))?
     };

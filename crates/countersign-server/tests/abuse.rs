@@ -292,6 +292,96 @@ async fn invent(server: &common::Server, n: usize) {
     }
 }
 
+/// Sends `request` on a new connection and reads the response until the server closes it.
+/// The timeout only keeps a hung server from hanging the test suite.
+async fn exchange(server: &common::Server, request: String) -> String {
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // The server may answer and close before reading everything: a failed write is fine.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    assert!(read.is_ok(), "no answer: the server waits");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// The status, lower-cased head and JSON body of a raw response.
+fn parse(response: &str) -> (u16, String, Value) {
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    (
+        status,
+        head.to_ascii_lowercase(),
+        serde_json::from_str(body).unwrap(),
+    )
+}
+
+/// A body announced larger than any route takes is a 413 at once, not a wait for bytes that
+/// never come; on a route under the server-wide limit, so is one announced over that.
+async fn announced_oversize_is_413_at_once(db: &Db) {
+    let server = start(db).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    for (path, token, length) in [
+        ("/v1/proposals", "fixbot", 999_999_999_999u64),
+        ("/v1/proposals", "fixbot", 100_000),
+        ("/v1/proposals/p-1/evidence", "admin", 999_999_999_999),
+        ("/v1/proposals/p-1/approvals", "alice", 2 << 20),
+    ] {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\
+             Connection: close\r\n\r\n{{",
+            server.tokens[token]
+        );
+        let (status, head, body) = parse(&exchange(&server, request).await);
+        assert_eq!(status, 413, "{path} {length}: {body}");
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{head}"
+        );
+        assert_eq!(body["type"], "https://countersign.dev/problems/too-large");
+    }
+    server.stop().await;
+}
+
+/// What hyper refuses before any middleware runs (a URI over its limit, a header section
+/// over its buffer) is problem+json too.
+async fn refusals_before_routing_are_problems(db: &Db) {
+    let server = start(db).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let long = format!("/v1/proposals/{}", "p".repeat(100 * 1024));
+    let request = format!("GET {long} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let (status, head, body) = parse(&exchange(&server, request).await);
+    assert_eq!(status, 414, "{body}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert_eq!(body["status"], 414);
+    assert_eq!(
+        body["type"],
+        "https://countersign.dev/problems/uri-too-long"
+    );
+
+    let request = format!(
+        "GET /healthz HTTP/1.1\r\nHost: {address}\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "b".repeat(500 * 1024)
+    );
+    let (status, head, body) = parse(&exchange(&server, request).await);
+    assert_eq!(status, 431, "{body}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    // The connection after a refusal is closed, and the server goes on.
+    assert_eq!(server.send(M::GET, "/healthz", None, None).await.0, 200);
+    server.stop().await;
+}
+
 on_both_backends!(
     readyz_answers_503_without_a_database,
     bodies_over_the_limit_are_413,
@@ -299,4 +389,6 @@ on_both_backends!(
     unknown_routes_and_methods,
     unstorable_text_is_422_and_fails_no_other_request,
     metrics_series_are_a_closed_set,
+    announced_oversize_is_413_at_once,
+    refusals_before_routing_are_problems,
 );
