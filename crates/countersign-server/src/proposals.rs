@@ -1085,6 +1085,9 @@ async fn close(
             successor.id, successor.repo, proposal.repo
         )));
     }
+    if let Some(successor) = &successor {
+        refuse_supersession_circle(&mut tx, &id, successor).await?;
+    }
     let next = if successor.is_some() {
         ProposalState::Superseded
     } else {
@@ -1125,6 +1128,37 @@ async fn close(
     crate::webhooks::notify(&state, &mut tx, &closed, next.as_str(), &decision.record).await?;
     tx.commit().await?;
     Ok(Json(load_view(&state, &closed).await?))
+}
+
+/// Refuses `successor` as the successor of `id` when it is superseded, directly or through
+/// others, by `id` itself (A→B→A): a chain of successors must end at a live proposal.
+/// Read in the closing transaction, which holds the log head, so no other close can
+/// complete a circle meanwhile.
+async fn refuse_supersession_circle(
+    tx: &mut Tx,
+    id: &str,
+    successor: &Proposal,
+) -> Result<(), ApiError> {
+    let mut next = successor.superseded_by.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(current) = next {
+        if current == id {
+            return Err(ApiError::Invalid(format!(
+                "superseded_by: {} is superseded by {id} already, so {id} cannot be superseded \
+                 by it: supersession cannot go in a circle",
+                successor.id
+            )));
+        }
+        // A circle not through `id` cannot be, as every close refuses one; stop all the same.
+        if !seen.insert(current.clone()) {
+            break;
+        }
+        next = tx
+            .lock_proposal(&current)
+            .await?
+            .and_then(|p| p.superseded_by);
+    }
+    Ok(())
 }
 
 /// `POST /v1/proposals/{id}/merged`.
