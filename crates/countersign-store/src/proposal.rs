@@ -220,13 +220,23 @@ impl Conn<'_> {
         .transpose()
     }
 
-    async fn proposals_at(&mut self, repo: &str, head: &str) -> Result<Vec<Proposal>, Error> {
+    async fn proposals_at(
+        &mut self,
+        repo: &str,
+        head: &str,
+        after: &str,
+        limit: u64,
+    ) -> Result<Vec<Proposal>, Error> {
         let sql = format!(
-            "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE repo = $1 AND head = $2 ORDER BY created_at, id"
+            "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE repo = $1 AND head = $2 AND id > $3 \
+             ORDER BY id LIMIT $4"
         );
+        let limit = int("limit", limit)?;
         dispatch!(self, c => sqlx::query(&sql)
             .bind(repo)
             .bind(head)
+            .bind(after)
+            .bind(limit)
             .fetch_all(&mut **c)
             .await
             .map_err(db("reading proposals"))?
@@ -237,6 +247,25 @@ impl Conn<'_> {
         .into_iter()
         .map(decode_authors)
         .collect()
+    }
+
+    async fn authorized_at(&mut self, repo: &str, head: &str) -> Result<Option<Proposal>, Error> {
+        let sql = format!(
+            "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE repo = $1 AND head = $2 \
+             AND state IN ('authorized', 'merged') ORDER BY id LIMIT 1"
+        );
+        dispatch!(self, c => sqlx::query(&sql)
+            .bind(repo)
+            .bind(head)
+            .fetch_optional(&mut **c)
+            .await
+            .map_err(db("reading proposals"))?
+            .as_ref()
+            .map(proposal_from)
+            .transpose()
+            .map_err(db("decoding proposals"))?)
+        .map(decode_authors)
+        .transpose()
     }
 
     async fn update_proposal_state(&mut self, id: &str, state: &str) -> Result<(), Error> {
@@ -396,9 +425,26 @@ impl Store {
         self.pooled().await?.conn().proposal(id, false).await
     }
 
-    /// The proposals of `repo` whose current head is `head`.
-    pub async fn proposals_at(&self, repo: &str, head: &str) -> Result<Vec<Proposal>, Error> {
-        self.pooled().await?.conn().proposals_at(repo, head).await
+    /// The proposals of `repo` whose current head is `head`, in id order (the server's ids
+    /// follow the creation time), those with an id greater than `after` (`""` for the first), at most `limit`.
+    pub async fn proposals_at(
+        &self,
+        repo: &str,
+        head: &str,
+        after: &str,
+        limit: u64,
+    ) -> Result<Vec<Proposal>, Error> {
+        self.pooled()
+            .await?
+            .conn()
+            .proposals_at(repo, head, after, limit)
+            .await
+    }
+
+    /// The first proposal of `repo` whose current head is `head` and that authorized it
+    /// (`authorized`, or `merged` since), if any.
+    pub async fn authorized_at(&self, repo: &str, head: &str) -> Result<Option<Proposal>, Error> {
+        self.pooled().await?.conn().authorized_at(repo, head).await
     }
 
     /// Every verdict on `proposal`, on any head, in log order.

@@ -54,7 +54,8 @@ pub struct Store {
 impl Store {
     /// Opens the database at `url` and applies pending migrations.
     ///
-    /// * `sqlite://PATH?mode=rwc` creates the file and its parent directories; the
+    /// * `sqlite://PATH` (or with `?mode=rwc`) creates the file and its parent directories
+    ///   (an explicit `mode=rw` or `mode=ro` opens an existing file only); the
     ///   connections use WAL, foreign keys, a 30 s busy timeout and `synchronous=FULL`
     ///   (an acknowledged commit survives power loss, not only a crash); they do not
     ///   checkpoint the WAL on their own, this store's write batches do (the `group`
@@ -67,8 +68,16 @@ impl Store {
             reason,
         };
         if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(|e| bad(e.to_string()))?
+            let mut options =
+                SqliteConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
+            // A URL without a mode creates the database, as the default URLs (which say
+            // `mode=rwc`) do: `sqlite:///path/cs.db` failing with "unable to open database
+            // file" helped nobody.
+            let query = url.split_once('?').map_or("", |(_, query)| query);
+            if !query.split('&').any(|pair| pair.starts_with("mode=")) {
+                options = options.create_if_missing(true);
+            }
+            let options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)

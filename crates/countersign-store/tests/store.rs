@@ -540,7 +540,10 @@ async fn server_state(db: &Db) {
         Some(proposal.clone())
     );
     assert_eq!(
-        store.proposals_at("shop", &proposal.head).await.unwrap(),
+        store
+            .proposals_at("shop", &proposal.head, "", 10)
+            .await
+            .unwrap(),
         std::slice::from_ref(&proposal)
     );
     assert_eq!(
