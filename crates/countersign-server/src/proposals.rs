@@ -98,6 +98,8 @@ pub struct NewProposal {
     pub base: String,
     /// The head revision.
     pub head: String,
+    /// Not empty nor only whitespace.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub title: String,
     #[serde(default)]
     pub description: String,
@@ -1035,7 +1037,7 @@ async fn move_head(
 /// Close the proposal (its author or an admin), or mark it superseded by another proposal
 /// of the same repository. Final: no head move, verdict or close after.
 #[utoipa::path(
-    post, path = "/v1/proposals/{id}/close", request_body(content = CloseRequest, description = "Optional: an empty body closes without a reason"),
+    post, path = "/v1/proposals/{id}/close", request_body(content = Option<CloseRequest>, description = "Optional: an empty body closes without a reason"),
     params(("id" = String, Path, description = "Proposal id")),
     responses(
         (status = 200, body = ProposalView),

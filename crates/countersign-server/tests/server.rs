@@ -429,6 +429,55 @@ async fn authorization_reasons_are_paginated(db: &Db) {
     server.stop().await;
 }
 
+/// What the document says of every operation, without running anything (the conformance
+/// test in crates/countersign/tests/conformance.rs checks the server against it): errors are
+/// problem+json, bearer operations list 401 and 403, operations with input list 422, query
+/// parameters are in the query, and an optional body is not required.
+#[test]
+fn the_document_lists_what_every_operation_may_answer() {
+    let openapi = serde_json::to_value(countersign_server::openapi()).unwrap();
+    let mut problems = Vec::new();
+    for (path, item) in openapi["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let name = format!("{} {path}", method.to_uppercase());
+            let responses = operation["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                let types: Vec<&String> = response["content"]
+                    .as_object()
+                    .map(|c| c.keys().collect())
+                    .unwrap_or_default();
+                if !status.starts_with('2') && types != ["application/problem+json"] {
+                    problems.push(format!("{name} {status}: {types:?}"));
+                }
+            }
+            let mut expected = Vec::new();
+            if operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+            {
+                expected.extend(["401", "403"]);
+            }
+            if operation.get("parameters").is_some() || operation.get("requestBody").is_some() {
+                expected.push("422");
+            }
+            for status in expected {
+                if !responses.contains_key(status) {
+                    problems.push(format!("{name}: no {status}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let parameters = &openapi["paths"]["/v1/authorizations"]["get"]["parameters"];
+    for parameter in parameters.as_array().unwrap() {
+        assert_eq!(parameter["in"], "query", "{parameter}");
+    }
+    let close = &openapi["paths"]["/v1/proposals/{id}/close"]["post"]["requestBody"];
+    assert_ne!(close["required"], true, "{close}");
+    let title = &openapi["components"]["schemas"]["NewProposal"]["properties"]["title"];
+    assert_eq!(title["minLength"], 1, "{title}");
+}
+
 on_both_backends!(
     health_and_documents,
     refusals,
