@@ -308,7 +308,11 @@ fn log_cmd(command: LogCommand) -> Result<ExitCode> {
     match command {
         LogCommand::Keygen { origin, out } => audit::keygen(&origin, &out),
         LogCommand::Checkpoint { db, key } => audit::checkpoint(&url(&db), &key),
-        LogCommand::Verify { db, log_key } => audit::verify(&url(&db), &log_key),
+        LogCommand::Verify { db, log_key } => audit::verify(
+            &url(&db),
+            db.database.is_none().then_some(db.repo.as_path()),
+            &log_key,
+        ),
         LogCommand::Consistency {
             db,
             log_key,
