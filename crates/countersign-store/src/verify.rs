@@ -19,7 +19,7 @@
 //! holds no keys: the caller passes the verifiers of the log's key.
 
 use countersign_audit::merkle::{
-    Hash, StoreError, TreeStore, leaf_hash, stored_hash_index, stored_hashes, stored_hashes_indexes,
+    Hash, StoreError, TreeStore, leaf_hash, stored_hash_index, stored_hashes,
 };
 use countersign_audit::{CheckpointError, LogError, SignedCheckpoint, VerifiedLog, Verifier};
 

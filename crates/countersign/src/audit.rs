@@ -75,12 +75,11 @@ pub fn read_verifier(path: &Path) -> Result<Verifier> {
 pub fn record_decision(
     evaluation: &Evaluation,
     proposer: &Proposer,
-    repository: &str,
     url: &str,
     log_key: &Path,
 ) -> Result<(String, Vec<u64>)> {
     let signer = read_signer(log_key)?;
-    let record = record::record(evaluation, proposer, repository, &now(), &signer)?;
+    let record = record::record(evaluation, proposer, &now(), &signer)?;
     let rt = runtime()?;
     let store = connect(&rt, url)?;
     rt.block_on(async {

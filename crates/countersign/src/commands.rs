@@ -79,11 +79,7 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
             .as_deref()
             .context("--record needs --log-key FILE")?;
         let url = audit::database_url(&args.repo, args.database.as_deref());
-        let repository = std::fs::canonicalize(&args.repo)
-            .unwrap_or_else(|_| args.repo.clone())
-            .display()
-            .to_string();
-        let (id, indexes) = audit::record_decision(&evaluation, &proposer, &repository, &url, key)?;
+        let (id, indexes) = audit::record_decision(&evaluation, &proposer, &url, key)?;
         // On stderr, so `--format json` output stays one JSON document.
         eprintln!("recorded proposal {id} as log entries {indexes:?}");
     }
