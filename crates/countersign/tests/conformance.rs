@@ -143,5 +143,7 @@ fn serve(dir: &Path) -> (Child, String) {
             return (child, url);
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("serve did not start: {seen}");
 }

@@ -109,5 +109,7 @@ fn serve(dir: &std::path::Path, database: &str) -> std::process::Child {
             return child;
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("serve did not start: {seen}");
 }
