@@ -92,8 +92,15 @@ fn announced_length(request: &Request) -> Option<u64> {
 /// 413 at once, whatever the route, before a handler waits for bytes that may never come.
 /// Each route's own limit applies as the body is read.
 pub async fn refuse_announced_oversize(request: Request, next: Next) -> Response {
-    if announced_length(&request).is_some_and(|length| length > crate::LARGEST_BODY_LIMIT as u64) {
-        return ApiError::TooLarge(TOO_LARGE.into()).into_response();
+    if let Some(length) = announced_length(&request)
+        && length > crate::LARGEST_BODY_LIMIT as u64
+    {
+        return ApiError::TooLarge(format!(
+            "the request body announces {length} bytes, over the largest limit of any route \
+             ({} bytes)",
+            crate::LARGEST_BODY_LIMIT
+        ))
+        .into_response();
     }
     next.run(request).await
 }
