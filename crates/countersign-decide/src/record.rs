@@ -13,6 +13,7 @@ use crate::error::{Context, Result, bail};
 use countersign_audit::bundle::digest;
 use countersign_audit::{Event, EventKind, Signer};
 use countersign_evidence::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, SigningKey};
+use countersign_repo::{CONFIG_FILE, Config};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -39,13 +40,25 @@ pub fn proposal_id(base: &str, head: &str, author: &str) -> String {
     format!("p-{}", hex::encode(&hash[..8]))
 }
 
+/// The `[repository] name` of the base's countersign.toml, as the decision read it: who the
+/// repository is in records, evidence and authorization statements (e.g.
+/// `github.com/acme/shop`). `None` when the base declares none (or has no config).
+pub fn repository_name(evaluation: &Evaluation) -> Result<Option<String>> {
+    let Some(Some(bytes)) = evaluation.inputs.get(CONFIG_FILE) else {
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(bytes).context("reading countersign.toml at the base")?;
+    Ok(Config::parse(text)?.repository.name)
+}
+
 /// Builds the record of `evaluation` under its [`proposal_id`]. `now` is an RFC 3339 time
-/// from the caller's clock; `repository` is the name evidence and authorization statements
-/// use; `log_key` signs the authorization statement of an automated decision.
+/// from the caller's clock; `log_key` signs the authorization statement of an automated
+/// decision. The record, and that statement, name the repository by the base's
+/// `[repository] name`: a change recorded from a repository that declares none is refused,
+/// as a local path identifies nothing a deploy gate or an auditor elsewhere could match.
 pub fn record(
     evaluation: &Evaluation,
     proposer: &Proposer,
-    repository: &str,
     now: &str,
     log_key: &Signer,
 ) -> Result<Record> {
@@ -53,12 +66,17 @@ pub fn record(
     let (Some(base), Some(head)) = (&report.change.base, &report.change.head) else {
         bail!("only a change between two commits (--base/--head) can be recorded");
     };
+    let Some(repository) = repository_name(evaluation)? else {
+        bail!(
+            "recording needs `[repository] name` (e.g. \"github.com/acme/shop\") in countersign.toml at the base: the record and its signed authorization statement name the repository, and a local directory names none (see docs/config.md)"
+        );
+    };
     let subject = proposal_id(base, head, &report.author);
     record_as(
         subject,
         evaluation,
         proposer,
-        repository,
+        &repository,
         now,
         Some(log_key),
         Map::new(),

@@ -92,10 +92,21 @@ impl Caller {
             return Ok(());
         }
         Err(ApiError::Forbidden(format!(
-            "a {} token may not {action}",
-            self.role
+            "{} token may not {action}",
+            with_article(self.role)
         )))
     }
+}
+
+/// "an approver", "a runner": how messages name a token's role.
+fn with_article(role: Role) -> String {
+    let role = role.as_str();
+    let article = if role.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {role}")
 }
 
 /// Lower-case hex SHA-256 of a token's text: the only form the store holds.
@@ -187,8 +198,9 @@ impl Caller {
                 .any(|(m, r)| method.as_str() == *m && route == *r)
         {
             return Err(ApiError::Forbidden(format!(
-                "{} with a {} token may only submit evidence and read plans, not {method} {route}",
-                self.principal, self.role
+                "{} with {} token may only submit evidence and read plans, not {method} {route}",
+                self.principal,
+                with_article(self.role)
             )));
         }
         if self.role == Role::Auditor && !(method == Method::GET || method == Method::HEAD) {

@@ -28,6 +28,7 @@ mod error;
 mod evidence;
 mod health;
 mod idempotency;
+mod listener;
 mod log;
 mod metrics;
 pub mod oidc;
@@ -62,6 +63,13 @@ pub use webhooks::{
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub use evidence::{EVIDENCE_BODY_LIMIT, MAX_REFUSED_PER_HEAD};
+
+/// The largest body any route accepts: a body announced larger is refused before routing.
+pub const LARGEST_BODY_LIMIT: usize = if EVIDENCE_BODY_LIMIT > BODY_LIMIT {
+    EVIDENCE_BODY_LIMIT
+} else {
+    BODY_LIMIT
+};
 
 /// Where the server reads time. Tests set a fixed time; nothing sleeps on it.
 #[derive(Clone)]
@@ -179,18 +187,87 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// States once, for every operation, what the server answers whatever the handler: errors
+/// are problem+json (handlers name them with `body = Problem`, whose default media type
+/// utoipa writes as `application/json`); a bearer-authenticated operation may answer 401
+/// (no valid token) and 403 (the role floor of `Caller::admit`, or the handler's rule); an
+/// operation with parameters or a body, 422 (one that does not parse, or text a database
+/// cannot store, `body`); one with a body, 413.
+fn complete(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const PROBLEM_JSON: &str = "application/problem+json";
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            for response in responses.values_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                let is_problem = response.content.get("application/json").is_some_and(|c| {
+                    matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
+                });
+                if is_problem
+                    && let Some(content) = response.content.shift_remove("application/json")
+                {
+                    response.content.insert(PROBLEM_JSON.to_owned(), content);
+                }
+            }
+            let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem(description));
+            };
+            if authenticated {
+                add("401", "No token, or an unknown, revoked or expired one");
+                add("403", "The token's role or principal may not do this");
+            }
+            let parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            if parameters || operation.request_body.is_some() {
+                add(
+                    "422",
+                    "A parameter or body that does not parse, or text a database cannot store",
+                );
+            }
+            if operation.request_body.is_some() {
+                add("413", "The request body is over this endpoint's size limit");
+            }
+        }
+    }
+}
+
 /// Every route, the OpenAPI document generated from them, and the middleware.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(proposals::router())
-        .merge(authorizations::router())
-        .merge(webhooks::router())
-        .merge(log::router())
-        .merge(bundle::router())
-        .merge(evidence::router())
-        .split_for_parts();
+    let (api, mut openapi) = routes().split_for_parts();
+    complete(&mut openapi);
     let openapi = Arc::new(openapi);
     api.merge(health::router(openapi))
+        // Inside the metrics, so their refusals are counted like every other answer.
+        .layer(axum::middleware::from_fn(body::refuse_unstorable_uri))
+        .layer(axum::middleware::from_fn(body::refuse_announced_oversize))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::record,
@@ -207,14 +284,20 @@ pub fn router(state: AppState) -> Router {
 
 /// The OpenAPI 3.1 document, as `/openapi.json` serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+    let mut openapi = routes().into_openapi();
+    complete(&mut openapi);
+    openapi
+}
+
+/// The API's routes with the document their annotations make (before [`complete`]).
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(proposals::router())
         .merge(authorizations::router())
         .merge(webhooks::router())
         .merge(log::router())
         .merge(bundle::router())
         .merge(evidence::router())
-        .into_openapi()
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then finishes the requests in
@@ -246,7 +329,7 @@ pub async fn run(
         shutdown.await;
         let _ = stop.send(true);
     };
-    let served = axum::serve(listener, router(state))
+    let served = axum::serve(listener::Problems(listener), router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     if let Some(worker) = worker {

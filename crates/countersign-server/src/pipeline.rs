@@ -195,17 +195,23 @@ impl Outcome {
         self.evaluation.report.evidence.as_ref()
     }
 
-    /// The audit record of this decision as proposal `subject` of `repository`, and the
-    /// `decided` event's data (what the server stores as the decision record). With the
-    /// server's `log_key`, an automated decision carries its signed verification summary,
-    /// exactly as `evaluate --record` records it.
+    /// The audit record of this decision as proposal `subject`, and the `decided` event's
+    /// data (what the server stores as the decision record). With the server's `log_key`, an
+    /// automated decision carries its signed verification summary, exactly as `evaluate
+    /// --record` records it. The record and the summary name the repository by the base's
+    /// `[repository] name`; without one, by `configured`, the name the server's operator
+    /// gave it (`serve --repo NAME=PATH`): never a local path.
     pub fn record(
         &self,
         subject: &str,
-        repository: &str,
+        configured: &str,
         now: &str,
         log_key: Option<&Signer>,
     ) -> Result<(Record, Value), PipelineError> {
+        let repository = record::repository_name(&self.evaluation)
+            .map_err(|e| PipelineError::from_error(&e))?
+            .unwrap_or_else(|| configured.to_owned());
+        let repository = repository.as_str();
         let decision = &self.evaluation.decision;
         let mut annotations = Map::new();
         annotations.insert(

@@ -829,7 +829,57 @@ async fn evidence_lapses_when_the_head_moves(db: &Db) {
     server.stop().await;
 }
 
+/// The subject of the signed verification summary an `authorized` event names.
+async fn summary_subject(server: &Server, authorized: &Event) -> (String, String) {
+    let digest = authorized.data["verification_summary"].as_str().unwrap();
+    let blob = server.store.blob(digest).await.unwrap().unwrap();
+    let envelope = countersign_evidence::dsse::Envelope::parse(&blob).unwrap();
+    let statement: Value = serde_json::from_slice(&envelope.payload).unwrap();
+    (
+        statement["subject"][0]["name"].as_str().unwrap().to_owned(),
+        statement["predicate"]["resourceUri"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+/// Records and signed authorization statements name the repository as its base's
+/// `[repository] name` says (`github.com/acme/lab`), not as the server calls it (`lab`) nor
+/// by a directory: whether the system authorized or people did.
+async fn records_name_the_configured_repository(db: &Db) {
+    let (server, lab) = start_lab(db).await;
+    let mut authorized_by = Vec::new();
+    for (result, approve) in [("PASSED", false), ("FAILED", true)] {
+        let id = propose(&server, &lab, &lab.lib).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let bytes = envelope(&runner_key(), &lab.lib, "lib-unit", result);
+        assert_eq!(submit(&server, "runner", &id, bytes).await.0, 201);
+        if approve {
+            let (status, approved) = server.verdict("bob", &id, &lab.lib, "approve").await;
+            assert_eq!(approved["state"], "authorized", "{status} {approved}");
+        }
+        let log = events(&server, &id).await;
+        assert_eq!(log[0].kind, EventKind::Proposed);
+        assert_eq!(log[0].data["repository"], REPOSITORY, "{:?}", log[0]);
+        let authorized = log
+            .iter()
+            .find(|e| e.kind == EventKind::Authorized)
+            .unwrap();
+        authorized_by.push(summary_subject(&server, authorized).await);
+    }
+    let expected = (
+        REPOSITORY.to_owned(),
+        format!("git+{REPOSITORY}@{}", lab.lib),
+    );
+    assert_eq!(authorized_by, [expected.clone(), expected]);
+    server.stop().await;
+}
+
 on_both_backends!(
+    records_name_the_configured_repository,
     passing_evidence_authorizes_an_automated_tier,
     failing_or_partial_evidence_goes_to_people,
     base_evidence_does_not_satisfy_the_plan,

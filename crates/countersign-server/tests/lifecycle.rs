@@ -623,6 +623,69 @@ async fn merged_is_final(db: &Db) {
     server.stop().await;
 }
 
+/// Supersession never goes in a circle: once A is superseded by B, B cannot be superseded
+/// by A, nor by anything A leads to (A→B→C, then C by A).
+async fn supersession_never_goes_in_a_circle(db: &Db) {
+    let mut lab = Lab::new();
+    let heads: Vec<String> = (0..3)
+        .map(|n| {
+            lab.change(
+                "shop/index.html",
+                &format!("<html>{n}</html>\n"),
+                FIXBOT,
+                FIXBOT,
+            )
+        })
+        .collect();
+    let server = start(db, &lab).await;
+    let mut ids = Vec::new();
+    for head in &heads {
+        ids.push(
+            propose(&server, &lab, "fixbot", head).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let supersede = |id: &str, by: &str| {
+        let (path, body) = (
+            format!("/v1/proposals/{id}/close"),
+            json!({ "superseded_by": by }),
+        );
+        let server = &server;
+        async move {
+            server
+                .send(M::POST, &path, Some("fixbot"), Some(body))
+                .await
+        }
+    };
+    let (a, b, c) = (&ids[0], &ids[1], &ids[2]);
+    assert_eq!(supersede(a, b).await.0, 200);
+    let (status, problem) = supersede(b, a).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("circle"),
+        "{problem}"
+    );
+    assert!(show(&server, b).await.get("superseded_by").is_none());
+    assert_eq!(supersede(b, c).await.0, 200);
+    assert_eq!(supersede(c, a).await.0, 422);
+    // Not a circle: C may still be closed, or superseded by a new proposal.
+    let (status, closed) = server
+        .send(
+            M::POST,
+            &format!("/v1/proposals/{c}/close"),
+            Some("fixbot"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), closed["state"].as_str()),
+        (200, Some("closed"))
+    );
+    server.stop().await;
+}
+
 on_both_backends!(
     merged_is_final,
     head_move_rederives_and_lapses,
@@ -631,4 +694,5 @@ on_both_backends!(
     commit_authors_cannot_approve,
     close_and_supersede,
     idempotent_head_move,
+    supersession_never_goes_in_a_circle,
 );

@@ -320,7 +320,38 @@ async fn only_people_approve_whatever_the_role(db: &Db) {
     server.stop().await;
 }
 
+/// Refusals name the role as people say it: "an approver token", "an admin token".
+async fn refusals_name_the_role_in_english(db: &Db) {
+    let server = start(db).await;
+    let body = json!({ "repo": "shop", "base": "a", "head": "b", "title": "t" });
+    let (status, problem) = server
+        .send(Method::POST, "/v1/proposals", Some("alice"), Some(body))
+        .await;
+    assert_eq!(
+        (status.as_u16(), problem["detail"].as_str().unwrap()),
+        (403, "an approver token may not open proposals")
+    );
+    let runner = token(&server, "runner:ci", Role::Runner, NOW as i64 + 3600, 99).await;
+    let response = server
+        .client
+        .get(format!("{}/v1/proposals/p-1", server.base))
+        .bearer_auth(&runner)
+        .send()
+        .await
+        .unwrap();
+    let problem: Value = response.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("runner:ci with a runner token may only"),
+        "{problem}"
+    );
+    server.stop().await;
+}
+
 on_both_backends!(
+    refusals_name_the_role_in_english,
     role_matrix,
     bad_tokens_are_401_everywhere,
     only_people_approve_whatever_the_role,

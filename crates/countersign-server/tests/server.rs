@@ -371,6 +371,113 @@ async fn a_server_decision_re_derives_from_its_record(db: &Db) {
     server.stop().await;
 }
 
+/// `/v1/authorizations` lists its reasons a bounded page at a time, in id order, with
+/// a cursor to the next page; the verdict covers every proposal, on any page.
+async fn authorization_reasons_are_paginated(db: &Db) {
+    let server = start(db).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (status, proposal) = server.propose("fixbot", &server.repo.payments).await;
+        assert_eq!(status, 201, "{proposal}");
+        ids.push(proposal["id"].as_str().unwrap().to_owned());
+    }
+    let commit = &server.repo.payments;
+    let page = |query: String| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/v1/authorizations?repo=shop&commit={commit}{query}"),
+                    Some("auditor"),
+                    None,
+                )
+                .await
+        }
+    };
+    let mut listed = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (status, answer) = page(format!("&limit=2{after}")).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["authorized"], false);
+        let reasons = answer["reasons"].as_array().unwrap();
+        assert!(reasons.len() <= 2, "{answer}");
+        listed.extend(
+            reasons
+                .iter()
+                .map(|r| r.as_str().unwrap().split(' ').nth(1).unwrap().to_owned()),
+        );
+        match answer["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    // In id order, which follows the creation time (to the millisecond).
+    ids.sort();
+    assert_eq!(listed, ids);
+    let (status, answer) = page(String::new()).await;
+    assert_eq!(
+        (status.as_u16(), answer["reasons"].as_array().unwrap().len()),
+        (200, 5)
+    );
+    assert!(answer.get("next").is_none(), "{answer}");
+    for limit in ["0", "101", "-1", "x"] {
+        let (status, problem) = page(format!("&limit={limit}")).await;
+        assert_eq!(status, 422, "limit={limit}: {problem}");
+    }
+    server.stop().await;
+}
+
+/// What the document says of every operation, without running anything (the conformance
+/// test in crates/countersign/tests/conformance.rs checks the server against it): errors are
+/// problem+json, bearer operations list 401 and 403, operations with input list 422, query
+/// parameters are in the query, and an optional body is not required.
+#[test]
+fn the_document_lists_what_every_operation_may_answer() {
+    let openapi = serde_json::to_value(countersign_server::openapi()).unwrap();
+    let mut problems = Vec::new();
+    for (path, item) in openapi["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let name = format!("{} {path}", method.to_uppercase());
+            let responses = operation["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                let types: Vec<&String> = response["content"]
+                    .as_object()
+                    .map(|c| c.keys().collect())
+                    .unwrap_or_default();
+                if !status.starts_with('2') && types != ["application/problem+json"] {
+                    problems.push(format!("{name} {status}: {types:?}"));
+                }
+            }
+            let mut expected = Vec::new();
+            if operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+            {
+                expected.extend(["401", "403"]);
+            }
+            if operation.get("parameters").is_some() || operation.get("requestBody").is_some() {
+                expected.push("422");
+            }
+            for status in expected {
+                if !responses.contains_key(status) {
+                    problems.push(format!("{name}: no {status}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let parameters = &openapi["paths"]["/v1/authorizations"]["get"]["parameters"];
+    for parameter in parameters.as_array().unwrap() {
+        assert_eq!(parameter["in"], "query", "{parameter}");
+    }
+    let close = &openapi["paths"]["/v1/proposals/{id}/close"]["post"]["requestBody"];
+    assert_ne!(close["required"], true, "{close}");
+    let title = &openapi["components"]["schemas"]["NewProposal"]["properties"]["title"];
+    assert_eq!(title["minLength"], 1, "{title}");
+}
+
 on_both_backends!(
     health_and_documents,
     refusals,
@@ -380,4 +487,5 @@ on_both_backends!(
     author_cannot_approve_and_rejection_blocks,
     concurrent_approvals_count_once,
     a_server_decision_re_derives_from_its_record,
+    authorization_reasons_are_paginated,
 );

@@ -17,13 +17,18 @@ use std::fmt::Write as _;
 
 use countersign_audit::merkle::{Hash, StoreError, TreeStore};
 use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, Postgres, Row as _, Sqlite, SqliteConnection};
+use sqlx::{PgConnection, PgPool, Postgres, Row as _, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::Entry;
 use crate::decision::Decision;
 use crate::error::{Error, db};
-use crate::store::StoredCheckpoint;
-use crate::tx::NewEntry;
+use crate::log::{Entry, NewEntry, StoredCheckpoint};
+
+/// A store's connection pool, of one backend or the other.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
 
 /// The kinds of row a new log entry writes.
 #[derive(Clone, Copy)]

@@ -75,9 +75,14 @@ pub enum Error {
     MissingBlob { digest: String, index: u64 },
     #[error("bundle: {0}")]
     Bundle(#[from] countersign_audit::BundleError),
-    /// The group commit holding this transaction failed: nothing of it was written.
+    /// The group commit holding this transaction failed: its `COMMIT` did not succeed.
     #[error("committing transaction: {0}")]
     Batch(String),
+    /// The batch holding this transaction was rolled back before committing, because
+    /// another member of it failed: nothing of this transaction was written, and doing it
+    /// again is safe.
+    #[error("the transaction's batch was rolled back, nothing of it was written: {0}")]
+    RolledBack(String),
     /// A numeric value outside what the database's signed 64-bit integers hold.
     #[error("{what} {value} does not fit a 64-bit signed database integer")]
     TooLarge { what: &'static str, value: u64 },

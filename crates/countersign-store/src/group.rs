@@ -20,13 +20,20 @@
 //! Every round trip a member makes while it holds the batch is time every other writer of
 //! the process waits. Opening a proposal (`Store::commit_decided`) is one round trip: on
 //! SQLite its write carries the release of its savepoint ([`Member::release_sql`]); on
-//! PostgreSQL it runs without a savepoint at all ([`Group::join`] with `savepoint: false`),
-//! its one statement written so that the expected refusal (a taken id) changes nothing
-//! instead of failing, and any other failure of it rolls its whole batch back (every member
-//! is told; none was acknowledged). That also keeps PostgreSQL's batches free of
-//! subtransactions: each savepoint that writes takes a transaction id of its own, and past
-//! 64 of them in one transaction every snapshot taken anywhere in the database has to look
-//! them up on disk. On SQLite the batches also checkpoint the write-ahead log, after their
+//! PostgreSQL it runs without a savepoint when it can ([`Group::join`] with `savepoint:
+//! false`), its one statement written so that the expected refusal (a taken id) changes
+//! nothing instead of failing. That keeps PostgreSQL's batches free of subtransactions: each
+//! savepoint that writes takes a transaction id of its own, and past 64 of them in one
+//! transaction every snapshot taken anywhere in the database has to look them up on disk.
+//!
+//! A member's failure never costs another member its write. Without a savepoint, any other
+//! failure of that statement aborts the database transaction, so such a member only runs
+//! where everything before it in the batch can be done again: it joins without a savepoint
+//! only a batch whose members so far all joined without one (they are `commit_decided`
+//! calls, which keep their inputs). When it fails, its batch is rolled back and every
+//! earlier member is told [`Error::RolledBack`]: nothing of theirs was written, and they
+//! write again, with a savepoint of their own (`Store::commit_decided`). A member after it
+//! finds it released already: its one statement succeeded. On SQLite the batches also checkpoint the write-ahead log, after their
 //! members were answered (see `checkpoint_if_due`).
 
 use std::collections::HashMap;
@@ -37,10 +44,9 @@ use countersign_audit::merkle::{Hash, stored_hash_index, stored_hashes_indexes};
 use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
-use crate::backend::Conn;
+use crate::backend::{Backend, Conn};
 use crate::error::{Error, db};
 use crate::mirror::Mirror;
-use crate::store::Backend;
 
 /// Members committed per database transaction at most, so a batch's locks are held for a
 /// bounded time even under a steady stream of writers.
@@ -85,7 +91,24 @@ impl std::fmt::Debug for Group {
 }
 
 /// The result every member of a batch waits for: `None` until the batch ends.
-type Done = Option<Result<(), Arc<str>>>;
+type Done = Option<Result<(), Ended>>;
+
+/// Why a batch ended without committing.
+#[derive(Debug, Clone)]
+struct Ended {
+    reason: Arc<str>,
+    /// Rolled back before its `COMMIT` was sent: nothing of any member was written.
+    rolled_back: bool,
+}
+
+impl Ended {
+    fn rolled_back(reason: impl Into<Arc<str>>) -> Ended {
+        Ended {
+            reason: reason.into(),
+            rolled_back: true,
+        }
+    }
+}
 
 /// An open database transaction and the log state its members left.
 pub(crate) struct Batch {
@@ -102,6 +125,9 @@ pub(crate) struct Batch {
     /// releasing its savepoint opens the next one in the same round trip).
     savepoint_open: bool,
     members: usize,
+    /// Whether every member so far joined without a savepoint (see [`Group::join`]): only
+    /// then may another join without one.
+    redoable: bool,
     frontier: Arc<std::sync::Mutex<HashMap<u64, Hash>>>,
     done: watch::Sender<Done>,
     mirror: Arc<Mirror>,
@@ -156,6 +182,7 @@ impl Batch {
             first_new: 0,
             savepoint_open: false,
             members: 0,
+            redoable: true,
             done: watch::channel(None).0,
             mirror,
             blob_bytes: 0,
@@ -251,9 +278,12 @@ impl Batch {
             let run: Vec<Hash> = written.into_iter().map(|(_, hash)| hash).collect();
             self.mirror.extend(first, &run);
         }
-        let _ = self
-            .done
-            .send(Some(result.map_err(|e| Arc::from(e.to_string()))));
+        // A failed `COMMIT` may or may not have been applied (the connection can fail after
+        // the server committed): not `rolled_back`, so nobody writes again.
+        let _ = self.done.send(Some(result.map_err(|e| Ended {
+            reason: Arc::from(e.to_string()),
+            rolled_back: false,
+        })));
         if committed {
             checkpoint_if_due(
                 &self.backend,
@@ -312,7 +342,7 @@ pub(crate) struct Member {
 
 /// Why the batch of a member without a savepoint was rolled back.
 fn unprotected() -> Error {
-    Error::Batch("a write without a savepoint of its own did not finish".to_owned())
+    Error::Batch("a member without a savepoint of its own failed".to_owned())
 }
 
 impl Drop for Member {
@@ -345,7 +375,7 @@ impl Drop for Member {
                 if let Some(batch) = guard.take() {
                     let _ = batch
                         .done
-                        .send(Some(Err(Arc::from("the batch was abandoned"))));
+                        .send(Some(Err(Ended::rolled_back("the batch was abandoned"))));
                 }
             }
         }
@@ -356,9 +386,9 @@ impl Drop for Member {
 /// not finish): roll all of it back and fail every member that waits for it.
 async fn abort(guard: &mut Option<Batch>, error: &Error) {
     if let Some(batch) = guard.take() {
-        let _ = batch.done.send(Some(Err(Arc::from(format!(
-            "the batch was rolled back: {error}"
-        )))));
+        let _ = batch
+            .done
+            .send(Some(Err(Ended::rolled_back(error.to_string()))));
         let _ = match batch.inner {
             Inner::Sqlite(tx) => tx.rollback().await,
             Inner::Postgres(tx) => tx.rollback().await,
@@ -410,10 +440,14 @@ async fn committed(mut done: watch::Receiver<Done>) -> Result<(), Error> {
         .wait_for(Option::is_some)
         .await
         .map(|done| done.clone())
-        .unwrap_or_else(|_| Some(Err(Arc::from("the batch was abandoned"))));
+        .unwrap_or_else(|_| Some(Err(Ended::rolled_back("the batch was abandoned"))));
     match result {
         Some(Ok(())) => Ok(()),
-        Some(Err(reason)) => Err(Error::Batch(reason.to_string())),
+        Some(Err(Ended {
+            reason,
+            rolled_back: true,
+        })) => Err(Error::RolledBack(reason.to_string())),
+        Some(Err(Ended { reason, .. })) => Err(Error::Batch(reason.to_string())),
         None => Err(Error::Batch("the batch ended without a result".to_owned())),
     }
 }
@@ -433,8 +467,9 @@ impl Group {
     /// Joins (or opens) the current batch and starts this member's savepoint. Without
     /// `savepoint` (and none left open for it), the member cannot be undone alone: if it
     /// fails, is rolled back or dropped unfinished, its whole batch is rolled back and
-    /// every member of it fails. Only for a member whose writes fail solely when
-    /// something is broken (see `Store::commit_decided`).
+    /// every member of it is told [`Error::RolledBack`]. So it gets a savepoint all the same
+    /// unless every member before it joined without one too: only for a member that, told
+    /// so, writes again (see `Store::commit_decided`).
     pub(crate) async fn join(
         &self,
         backend: &Backend,
@@ -470,7 +505,7 @@ impl Group {
         if std::mem::take(&mut batch.savepoint_open) {
             return Ok(member);
         }
-        if !savepoint {
+        if !savepoint && batch.redoable {
             member.savepoint = false;
             return Ok(member);
         }
@@ -544,9 +579,11 @@ impl Member {
     /// Counts this member (its savepoint released, the next one open if `reopen`) and
     /// settles the batch.
     async fn released(&mut self, reopen: bool) -> watch::Receiver<Done> {
+        let savepoint = self.savepoint;
         let batch = self.batch();
         batch.savepoint_open = reopen;
         batch.members += 1;
+        batch.redoable &= !savepoint;
         let done = batch.done.subscribe();
         if let Some(mut guard) = self.guard.take() {
             settle(&mut guard, &self.waiting).await;

@@ -11,9 +11,10 @@ use sqlx::Row as _;
 
 pub use countersign_lifecycle::Approval;
 
-use crate::backend::{Conn, DecisionRow, dispatch, int, placeholders, uint};
+use crate::backend::{Backend, Conn, DecisionRow, dispatch, int, placeholders, uint};
 use crate::error::{Error, db};
-use crate::store::{Backend, Store};
+use crate::log::{Leaf, NewEntry};
+use crate::store::Store;
 use crate::tx::Tx;
 
 /// A proposal row. `decision` is the id of the stored decision for the current head.
@@ -235,13 +236,23 @@ impl Conn<'_> {
         .transpose()
     }
 
-    async fn proposals_at(&mut self, repo: &str, head: &str) -> Result<Vec<Proposal>, Error> {
+    async fn proposals_at(
+        &mut self,
+        repo: &str,
+        head: &str,
+        after: &str,
+        limit: u64,
+    ) -> Result<Vec<Proposal>, Error> {
         let sql = format!(
-            "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE repo = $1 AND head = $2 ORDER BY created_at, id"
+            "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE repo = $1 AND head = $2 AND id > $3 \
+             ORDER BY id LIMIT $4"
         );
+        let limit = int("limit", limit)?;
         dispatch!(self, c => sqlx::query(&sql)
             .bind(repo)
             .bind(head)
+            .bind(after)
+            .bind(limit)
             .fetch_all(&mut **c)
             .await
             .map_err(db("reading proposals"))?
@@ -252,6 +263,25 @@ impl Conn<'_> {
         .into_iter()
         .map(decode_proposal)
         .collect()
+    }
+
+    async fn authorized_at(&mut self, repo: &str, head: &str) -> Result<Option<Proposal>, Error> {
+        let sql = format!(
+            "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE repo = $1 AND head = $2 \
+             AND state IN ('authorized', 'merged') ORDER BY id LIMIT 1"
+        );
+        dispatch!(self, c => sqlx::query(&sql)
+            .bind(repo)
+            .bind(head)
+            .fetch_optional(&mut **c)
+            .await
+            .map_err(db("reading proposals"))?
+            .as_ref()
+            .map(proposal_from)
+            .transpose()
+            .map_err(db("decoding proposals"))?)
+        .map(decode_proposal)
+        .transpose()
     }
 
     async fn update_proposal_state(&mut self, id: &str, state: ProposalState) -> Result<(), Error> {
@@ -439,9 +469,26 @@ impl Store {
         self.pooled().await?.conn().proposal(id, false).await
     }
 
-    /// The proposals of `repo` whose current head is `head`.
-    pub async fn proposals_at(&self, repo: &str, head: &str) -> Result<Vec<Proposal>, Error> {
-        self.pooled().await?.conn().proposals_at(repo, head).await
+    /// The proposals of `repo` whose current head is `head`, in id order (the server's ids
+    /// follow the creation time), those with an id greater than `after` (`""` for the first), at most `limit`.
+    pub async fn proposals_at(
+        &self,
+        repo: &str,
+        head: &str,
+        after: &str,
+        limit: u64,
+    ) -> Result<Vec<Proposal>, Error> {
+        self.pooled()
+            .await?
+            .conn()
+            .proposals_at(repo, head, after, limit)
+            .await
+    }
+
+    /// The first proposal of `repo` whose current head is `head` and that authorized it
+    /// (`authorized`, or `merged` since), if any.
+    pub async fn authorized_at(&self, repo: &str, head: &str) -> Result<Option<Proposal>, Error> {
+        self.pooled().await?.conn().authorized_at(repo, head).await
     }
 
     /// Every verdict on `proposal`, on any head, in log order.
@@ -471,10 +518,14 @@ impl Store {
     /// sent again), which is what opening a proposal mostly is:
     ///
     /// - SQLite: the write also releases the transaction's savepoint into its batch;
-    /// - PostgreSQL: no savepoint at all. The statement inserts the proposal only if its id
-    ///   is free, and everything else only if it did, so a taken id is
-    ///   [`Error::Duplicate`] with nothing written; any other failure rolls back the whole
-    ///   batch (see the `group` module).
+    /// - PostgreSQL: no savepoint, when the batch allows it (see the `group` module). The
+    ///   statement inserts the proposal only if its id is free, and everything else only if
+    ///   it did, so a taken id is [`Error::Duplicate`] with nothing written; any other
+    ///   failure rolls back the batch, whose earlier members then write again.
+    ///
+    /// Told its batch was rolled back because another member failed ([`Error::RolledBack`]:
+    /// nothing was written), it writes again, then with a savepoint, so another's failure
+    /// costs it a retry, never its write.
     ///
     /// Runs in a task of its own, so a caller cancelled half-way (a client gone) cannot
     /// separate the write from the batch's bookkeeping: once called, the proposal is
@@ -482,7 +533,7 @@ impl Store {
     pub async fn commit_decided(
         &self,
         blobs: Vec<Vec<u8>>,
-        leaves: Vec<crate::tx::Leaf>,
+        leaves: Vec<Leaf>,
         decided: usize,
         mut decision: crate::Decision,
         proposal: Proposal,
@@ -490,39 +541,75 @@ impl Store {
         let store = self.clone();
         let work = async move {
             let postgres = matches!(store.backend, Backend::Postgres(_));
-            let mut tx = Tx::begin_in(&store, !postgres).await?;
-            for blob in &blobs {
-                tx.put_blob(blob).await?;
-            }
-            if postgres {
-                let written = tx
-                    .append_decided(&leaves, decided, &mut decision, &proposal)
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                // The first time on PostgreSQL without a savepoint; after a rollback caused
+                // by another member, with one (which no later failure can then undo).
+                let savepoint = !postgres || attempt > 1;
+                let written = store
+                    .write_decided(
+                        &blobs,
+                        &leaves,
+                        decided,
+                        &mut decision,
+                        &proposal,
+                        savepoint,
+                    )
                     .await;
-                // Refused, the member wrote nothing (but content-addressed blobs) and ends
-                // normally too: dropping it would roll back its batch. Any other failure
-                // does, as PostgreSQL has aborted the batch's transaction.
-                if matches!(written, Ok(_) | Err(Error::Duplicate { .. })) {
-                    tx.commit().await?;
+                match written {
+                    Err(Error::RolledBack(_)) if attempt < MAX_ATTEMPTS => continue,
+                    other => return other,
                 }
-                return written;
             }
-            let (release, reopen) = tx.member().release_sql();
-            // A failed write stopped before its release, so the savepoint is still open and
-            // dropping `tx` undoes it (or it stopped after, at the reopening: then undoing
-            // finds no savepoint and rolls the whole batch back).
-            let indexes = tx
-                .write_decided(&leaves, decided, &mut decision, &proposal, release)
-                .await?;
-            let Some(member) = tx.hand_over() else {
-                return Err(Error::Batch("the transaction had ended".to_owned()));
-            };
-            member.commit_released(reopen).await?;
-            tx.committed_blobs();
-            Ok(indexes)
         };
         crate::group::uncancellable(work).await
     }
+
+    /// One attempt of [`Store::commit_decided`].
+    async fn write_decided(
+        &self,
+        blobs: &[Vec<u8>],
+        leaves: &[Leaf],
+        decided: usize,
+        decision: &mut crate::Decision,
+        proposal: &Proposal,
+        savepoint: bool,
+    ) -> Result<Vec<u64>, Error> {
+        let mut tx = self.begin_in(savepoint).await?;
+        for blob in blobs {
+            tx.put_blob(blob).await?;
+        }
+        if matches!(self.backend, Backend::Postgres(_)) {
+            let written = tx.append_decided(leaves, decided, decision, proposal).await;
+            // Refused, the member wrote nothing (but content-addressed blobs) and ends
+            // normally too. On any other failure `tx` is dropped: with a savepoint that
+            // undoes only it; without one, PostgreSQL has aborted the batch's transaction,
+            // and dropping it rolls the batch back (see `group::Group::join`).
+            if matches!(written, Ok(_) | Err(Error::Duplicate { .. })) {
+                tx.commit().await?;
+            }
+            return written;
+        }
+        let (release, reopen) = tx.member().release_sql();
+        // A failed write stopped before its release, so the savepoint is still open and
+        // dropping `tx` undoes it (or it stopped after, at the reopening: then undoing
+        // finds no savepoint and rolls the whole batch back).
+        let indexes = tx
+            .write_decided(leaves, decided, decision, proposal, release)
+            .await?;
+        let Some(member) = tx.hand_over() else {
+            return Err(Error::Batch("the transaction had ended".to_owned()));
+        };
+        member.commit_released(reopen).await?;
+        tx.committed_blobs();
+        Ok(indexes)
+    }
 }
+
+/// Attempts of [`Store::commit_decided`] at most: the second has a savepoint, so only
+/// something broken (a savepoint that cannot be undone) rolls it back again.
+const MAX_ATTEMPTS: u32 = 3;
 
 impl Tx {
     /// Appends `leaves`, then stores `decision` pointing at the entry of `leaves[decided]`
@@ -531,7 +618,7 @@ impl Tx {
     /// every other writer waits. Returns the entries' indexes.
     pub async fn append_decided(
         &mut self,
-        leaves: &[crate::tx::Leaf],
+        leaves: &[Leaf],
         decided: usize,
         decision: &mut crate::Decision,
         proposal: &Proposal,
@@ -544,7 +631,7 @@ impl Tx {
     /// in the same call.
     async fn write_decided(
         &mut self,
-        leaves: &[crate::tx::Leaf],
+        leaves: &[Leaf],
         decided: usize,
         decision: &mut crate::Decision,
         proposal: &Proposal,
@@ -665,7 +752,7 @@ impl Tx {
 /// decision id alone (no caller makes one) fails the statement, and is not `Duplicate`.
 async fn insert_decided(
     conn: Conn<'_>,
-    entries: &[crate::tx::NewEntry<'_>],
+    entries: &[NewEntry<'_>],
     decision: &crate::Decision,
     p: &Proposal,
     tail: &str,

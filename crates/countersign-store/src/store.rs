@@ -15,18 +15,18 @@ use countersign_audit::merkle::{
     self, ConsistencyProof, Hash, InclusionProof, consistency_indexes, inclusion_indexes,
     stored_hash_index, tree_hash_indexes,
 };
-use countersign_audit::{Checkpoint, Event, EventError, SignedCheckpoint, Signer};
+use countersign_audit::{Checkpoint, SignedCheckpoint, Signer};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
 
-use crate::backend::{Hashes, Pooled};
+use crate::backend::{Backend, Hashes, Pooled};
 use crate::decision::Decision;
 use crate::error::{Error, db};
 use crate::group::Group;
+use crate::log::{Entry, StoredCheckpoint};
 use crate::mirror::Mirror;
-use crate::tx::Tx;
+use crate::tx::{KnownBlobs, Tx};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -48,44 +48,14 @@ pub struct Store {
     /// The batch that write transactions join (see the `group` module).
     pub(crate) group: Arc<Group>,
     /// Blobs committed by this process's transactions (see `tx::KnownBlobs`).
-    pub(crate) blobs: Arc<crate::tx::KnownBlobs>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum Backend {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
-/// One log entry: its index and its leaf bytes (the event's canonical JSON).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub index: u64,
-    pub leaf: Vec<u8>,
-}
-
-impl Entry {
-    /// The event this entry records, refusing bytes that are not its canonical form.
-    pub fn event(&self) -> Result<Event, EventError> {
-        Event::from_leaf(&self.leaf)
-    }
-}
-
-/// A signed checkpoint as stored: the note text is *not* verified here (see
-/// [`countersign_audit::SignedCheckpoint::open`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredCheckpoint {
-    pub size: u64,
-    /// The C2SP signed note, as published.
-    pub signed_note: String,
-    /// When it was stored, RFC 3339 UTC with milliseconds, from the database clock.
-    pub created_at: String,
+    pub(crate) blobs: Arc<KnownBlobs>,
 }
 
 impl Store {
     /// Opens the database at `url` and applies pending migrations.
     ///
-    /// * `sqlite://PATH?mode=rwc` creates the file and its parent directories; the
+    /// * `sqlite://PATH` (or with `?mode=rwc`) creates the file and its parent directories
+    ///   (an explicit `mode=rw` or `mode=ro` opens an existing file only); the
     ///   connections use WAL, foreign keys, a 30 s busy timeout and `synchronous=FULL`
     ///   (an acknowledged commit survives power loss, not only a crash); they do not
     ///   checkpoint the WAL on their own, this store's write batches do (the `group`
@@ -98,8 +68,16 @@ impl Store {
             reason,
         };
         if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(|e| bad(e.to_string()))?
+            let mut options =
+                SqliteConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
+            // A URL without a mode creates the database, as the default URLs (which say
+            // `mode=rwc`) do: `sqlite:///path/cs.db` failing with "unable to open database
+            // file" helped nobody.
+            let query = url.split_once('?').map_or("", |(_, query)| query);
+            if !query.split('&').any(|pair| pair.starts_with("mode=")) {
+                options = options.create_if_missing(true);
+            }
+            let options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
@@ -188,7 +166,20 @@ impl Store {
 
     /// Starts a write transaction; see [`Tx`].
     pub async fn begin(&self) -> Result<Tx, Error> {
-        Tx::begin(self).await
+        self.begin_in(true).await
+    }
+
+    /// A transaction whose member of the batch has a savepoint only if `savepoint` (see
+    /// `group::Group::join`).
+    pub(crate) async fn begin_in(&self, savepoint: bool) -> Result<Tx, Error> {
+        Tx::begin(
+            &self.group,
+            &self.backend,
+            &self.mirror,
+            &self.blobs,
+            savepoint,
+        )
+        .await
     }
 
     /// The number of log entries committed.

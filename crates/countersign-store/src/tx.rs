@@ -16,14 +16,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use countersign_audit::Event;
 use countersign_audit::merkle::{Hash, stored_hash_index, stored_hashes, stored_hashes_indexes};
-use countersign_audit::{Event, leaf_bytes, leaf_hash};
 
-use crate::backend::{Conn, Hashes};
+use crate::backend::{Backend, Conn, Hashes};
 use crate::decision::Decision;
 use crate::error::Error;
-use crate::group::Member;
-use crate::store::Store;
+use crate::group::{Group, Member};
+use crate::log::{Entry, Leaf, NewEntry};
+use crate::mirror::Mirror;
 
 /// An open write transaction. See the module docs.
 pub struct Tx {
@@ -77,17 +78,15 @@ impl std::fmt::Debug for Tx {
 }
 
 impl Tx {
-    pub(crate) async fn begin(store: &Store) -> Result<Tx, Error> {
-        Tx::begin_in(store, true).await
-    }
-
-    /// A transaction whose member of the batch has a savepoint only if `savepoint` (see
-    /// `group::Group::join`).
-    pub(crate) async fn begin_in(store: &Store, savepoint: bool) -> Result<Tx, Error> {
-        let mut member = store
-            .group
-            .join(&store.backend, &store.mirror, savepoint)
-            .await?;
+    /// A transaction joining `group`'s batch (see `group::Group::join` for `savepoint`).
+    pub(crate) async fn begin(
+        group: &Group,
+        backend: &Backend,
+        mirror: &Arc<Mirror>,
+        blobs: &Arc<KnownBlobs>,
+        savepoint: bool,
+    ) -> Result<Tx, Error> {
+        let mut member = group.join(backend, mirror, savepoint).await?;
         let batch = member.batch();
         // The head was locked when the batch began; earlier members' appends are in it.
         let (head, written) = (Some(batch.head), batch.written.clone());
@@ -96,7 +95,7 @@ impl Tx {
             head,
             dirty: false,
             written,
-            blobs: store.blobs.clone(),
+            blobs: blobs.clone(),
             new_blobs: Vec::new(),
         })
     }
@@ -244,7 +243,7 @@ impl Tx {
 
     /// The entries about `subject` as this transaction sees them (those earlier members of
     /// its batch appended included), in log order.
-    pub async fn entries_about(&mut self, subject: &str) -> Result<Vec<crate::Entry>, Error> {
+    pub async fn entries_about(&mut self, subject: &str) -> Result<Vec<Entry>, Error> {
         self.conn().leaves_about(subject).await
     }
 
@@ -284,49 +283,5 @@ impl Tx {
             Some(member) => member.rollback().await,
             None => Ok(()),
         }
-    }
-}
-
-/// An event encoded as a log leaf: its canonical bytes, leaf hash and subject.
-#[derive(Debug, Clone)]
-pub struct Leaf {
-    bytes: Vec<u8>,
-    hash: Hash,
-    subject: String,
-}
-
-impl Leaf {
-    /// Encodes `event`, refusing one that could not be read back (invalid fields).
-    pub fn new(event: &Event) -> Result<Leaf, Error> {
-        event.validate()?;
-        let bytes = leaf_bytes(event)?;
-        Ok(Leaf {
-            hash: leaf_hash(&bytes),
-            bytes,
-            subject: event.subject.clone(),
-        })
-    }
-}
-
-/// A leaf about to be written at `index`, with the stored hashes it completes (from
-/// `first` on).
-pub(crate) struct NewEntry<'a> {
-    pub index: u64,
-    pub leaf: &'a Leaf,
-    pub first: u64,
-    pub hashes: Vec<Hash>,
-}
-
-impl NewEntry<'_> {
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.leaf.bytes
-    }
-
-    pub(crate) fn leaf_hash(&self) -> &Hash {
-        &self.leaf.hash
-    }
-
-    pub(crate) fn subject(&self) -> &str {
-        &self.leaf.subject
     }
 }

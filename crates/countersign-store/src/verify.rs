@@ -10,14 +10,20 @@
 //!
 //! The store also sees what the tree cannot: a row deleted from `log_leaves` leaves a gap in
 //! the `idx` column, which is reported as that entry missing rather than as the first shifted
-//! entry being altered.
+//! entry being altered. And once the leaves verify, every stored hash (`log_hashes`, what
+//! proofs, tree heads and bundles are computed from) is recomputed from them and compared: a
+//! stored hash that was altered would pass the leaves' check while every proof served
+//! through it is wrong; it is named by index.
 //!
 //! This module trusts nothing in the database except as the checkpoint vouches for it, and
 //! holds no keys: the caller passes the verifiers of the log's key.
 
-use countersign_audit::merkle::{Hash, StoreError, TreeStore};
+use countersign_audit::merkle::{
+    Hash, StoreError, TreeStore, leaf_hash, stored_hash_index, stored_hashes,
+};
 use countersign_audit::{CheckpointError, LogError, SignedCheckpoint, VerifiedLog, Verifier};
 
+use crate::backend::Hashes;
 use crate::error::Error;
 use crate::store::{LEAF_BATCH, Store};
 
@@ -44,6 +50,14 @@ pub enum VerifyError {
     /// The entries differ from what the checkpoint committed to.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A `log_hashes` row differs from the hash recomputed from the leaves.
+    #[error(
+        "stored hash {index} (the subtree of {leaves} entries ending at entry {entry}) differs from the hash of those entries: every proof read through it is wrong"
+    )]
+    StoredHash { index: u64, entry: u64, leaves: u64 },
+    /// No `log_hashes` row holds a hash the log's entries make.
+    #[error("stored hash {index} (of entry {entry}) is missing from the log_hashes table")]
+    MissingStoredHash { index: u64, entry: u64 },
     #[error(transparent)]
     Store(#[from] Error),
     /// The verifier thread panicked or was cancelled.
@@ -92,7 +106,10 @@ pub async fn verify(store: &Store, verifiers: &[Verifier]) -> Result<VerifiedLog
 
     let size = checkpoint.size();
     match (verified, first_gap.filter(|gap| *gap < size)) {
-        (Ok(log), None) => Ok(log),
+        (Ok(log), None) => {
+            verify_stored_hashes(store, log.size + log.beyond_checkpoint).await?;
+            Ok(log)
+        }
         // An entry altered before the gap is the first difference.
         (Err(LogError::Altered { index }), Some(gap)) if index < gap => {
             Err(LogError::Altered { index }.into())
@@ -100,6 +117,74 @@ pub async fn verify(store: &Store, verifiers: &[Verifier]) -> Result<VerifiedLog
         (_, Some(gap)) => Err(VerifyError::MissingEntry { index: gap, size }),
         (Err(error), None) => Err(error.into()),
     }
+}
+
+/// Recomputes the stored hashes of the first `size` entries from their leaves, in index
+/// order a batch at a time, and compares each with its `log_hashes` row. Memory: the right
+/// edge of the tree (the `O(log n)` hashes the next leaf completes subtrees with) and a batch.
+async fn verify_stored_hashes(store: &Store, size: u64) -> Result<(), VerifyError> {
+    // The right edge: the roots of the perfect subtrees the entries so far make, which is
+    // everything a later leaf's stored hashes are computed from.
+    let mut edge = Hashes::default();
+    let mut next = 0u64;
+    while next < size {
+        let batch = {
+            let mut pooled = store.pooled().await?;
+            pooled.conn().leaves(next, size, LEAF_BATCH).await?
+        };
+        let Some(last) = batch.last() else {
+            // The leaves verified to this size a moment ago: a concurrent truncation.
+            return Err(VerifyError::MissingEntry { index: next, size });
+        };
+        let end = last.index + 1;
+        // (stored hash index, hash, entry that completed it, level)
+        let mut computed = Vec::new();
+        for entry in &batch {
+            let hashes = stored_hashes(entry.index, leaf_hash(&entry.leaf), &edge)
+                .map_err(|e| VerifyError::Store(Error::Prove(e)))?;
+            let first = stored_hash_index(0, entry.index);
+            for (level, (index, hash)) in (0u32..).zip((first..).zip(hashes)) {
+                edge.0.insert(index, hash);
+                computed.push((index, hash, entry.index, level));
+            }
+            let peaks = peaks(entry.index + 1);
+            edge.0.retain(|index, _| peaks.contains(index));
+        }
+        let Some(&(first, ..)) = computed.first() else {
+            break;
+        };
+        let stored = {
+            let mut pooled = store.pooled().await?;
+            pooled
+                .conn()
+                .hashes_from(first, computed.len() as u64)
+                .await?
+        };
+        for (position, (index, hash, entry, level)) in computed.into_iter().enumerate() {
+            match stored.get(position) {
+                Some(row) if *row == hash => {}
+                Some(_) => {
+                    return Err(VerifyError::StoredHash {
+                        index,
+                        entry,
+                        leaves: 1u64 << level,
+                    });
+                }
+                None => return Err(VerifyError::MissingStoredHash { index, entry }),
+            }
+        }
+        next = end;
+    }
+    Ok(())
+}
+
+/// The stored hash indexes of the roots of the perfect subtrees a log of `size` entries is
+/// made of: one per bit set in `size`, at that bit's level.
+fn peaks(size: u64) -> Vec<u64> {
+    (0..u64::BITS)
+        .filter(|level| (size >> level) & 1 == 1)
+        .map(|level| stored_hash_index(level, (size >> level) - 1))
+        .collect()
 }
 
 /// Past every index the database can hold.

@@ -278,6 +278,42 @@ async fn tamper_reorder(db: &Db) {
     );
 }
 
+/// A stored hash zeroed in `log_hashes`: the leaves still verify, but every proof read
+/// through it would be wrong, so verification recomputes the stored hashes and names it.
+async fn tamper_stored_hash(db: &Db) {
+    // The hash of the subtree of entries 4 and 5, completed by entry 5.
+    let index = countersign_audit::merkle::stored_hash_index(1, 2);
+    let error = tampered(
+        db,
+        &format!("UPDATE log_hashes SET hash = zeroblob(32) WHERE idx = {index}"),
+        &format!(
+            "UPDATE log_hashes SET hash = decode(repeat('00', 32), 'hex') WHERE idx = {index}"
+        ),
+    )
+    .await;
+    assert!(
+        matches!(error, VerifyError::StoredHash { index: i, entry: 5, leaves: 2 } if i == index),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("stored hash {index} ")),
+        "{error}"
+    );
+}
+
+/// A stored hash deleted from `log_hashes` is named missing.
+async fn tamper_stored_hash_missing(db: &Db) {
+    let index = countersign_audit::merkle::stored_hash_index(0, 7);
+    let sql = format!("DELETE FROM log_hashes WHERE idx = {index}");
+    let error = tampered(db, &sql, &sql).await;
+    assert!(
+        matches!(error, VerifyError::MissingStoredHash { index: i, entry: 7 } if i == index),
+        "{error}"
+    );
+}
+
 /// Two stores (two pools, as two processes would have) append concurrently from several
 /// tasks each: every event lands exactly once, indexes are dense, and the log verifies.
 async fn concurrent_appenders(db: &Db) {
@@ -439,6 +475,8 @@ on_both_backends!(
     tamper_delete,
     tamper_delete_last,
     tamper_reorder,
+    tamper_stored_hash,
+    tamper_stored_hash_missing,
     concurrent_appenders,
     server_state,
 );
@@ -541,7 +579,10 @@ async fn server_state(db: &Db) {
         Some(proposal.clone())
     );
     assert_eq!(
-        store.proposals_at("shop", &proposal.head).await.unwrap(),
+        store
+            .proposals_at("shop", &proposal.head, "", 10)
+            .await
+            .unwrap(),
         std::slice::from_ref(&proposal)
     );
     assert_eq!(

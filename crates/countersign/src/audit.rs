@@ -18,6 +18,10 @@ use countersign_decide::bundle;
 use countersign_decide::evaluate::{Evaluation, Proposer};
 use countersign_decide::record;
 
+/// Where `countersign serve` keeps its log by default, relative to the directory it runs in
+/// (the demo's too).
+pub const SERVER_DATABASE: &str = ".countersign/state/server.db";
+
 /// The local state database: `<repo>/.countersign/state/countersign.db`, unless given.
 pub fn database_url(repo: &Path, explicit: Option<&str>) -> String {
     match explicit {
@@ -71,12 +75,11 @@ pub fn read_verifier(path: &Path) -> Result<Verifier> {
 pub fn record_decision(
     evaluation: &Evaluation,
     proposer: &Proposer,
-    repository: &str,
     url: &str,
     log_key: &Path,
 ) -> Result<(String, Vec<u64>)> {
     let signer = read_signer(log_key)?;
-    let record = record::record(evaluation, proposer, repository, &now(), &signer)?;
+    let record = record::record(evaluation, proposer, &now(), &signer)?;
     let rt = runtime()?;
     let store = connect(&rt, url)?;
     rt.block_on(async {
@@ -154,10 +157,31 @@ pub fn checkpoint(url: &str, key: &Path) -> Result<ExitCode> {
 }
 
 /// `log verify`: recomputes the tree from storage against the latest signed checkpoint.
-pub fn verify(url: &str, log_key: &Path) -> Result<ExitCode> {
+/// `log verify`. `repo` is the directory whose local log this is, when no database was
+/// named: an empty local log there is most likely a mistaken target (the server's log is
+/// another file), which is said plainly rather than as a missing checkpoint.
+pub fn verify(url: &str, repo: Option<&Path>, log_key: &Path) -> Result<ExitCode> {
     let verifier = read_verifier(log_key)?;
     let rt = runtime()?;
     let store = connect(&rt, url)?;
+    if rt.block_on(store.log_size())? == 0 {
+        eprintln!("log verification FAILED: the log at {url} is empty: there is nothing to verify");
+        if let Some(repo) = repo {
+            let server = repo.join(SERVER_DATABASE);
+            if server.exists() {
+                let server = std::fs::canonicalize(&server).unwrap_or(server);
+                eprintln!(
+                    "this directory's local log (what `evaluate --record` writes) is empty; the \
+                     server's log is {}:\n  countersign log verify --database sqlite://{} \
+                     --log-key {}",
+                    server.display(),
+                    server.display(),
+                    server.with_file_name("server-log.pub").display()
+                );
+            }
+        }
+        return Ok(ExitCode::from(1));
+    }
     match rt.block_on(countersign_store::verify(&store, &[verifier])) {
         Ok(verified) => {
             println!(

@@ -79,11 +79,7 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
             .as_deref()
             .context("--record needs --log-key FILE")?;
         let url = audit::database_url(&args.repo, args.database.as_deref());
-        let repository = std::fs::canonicalize(&args.repo)
-            .unwrap_or_else(|_| args.repo.clone())
-            .display()
-            .to_string();
-        let (id, indexes) = audit::record_decision(&evaluation, &proposer, &repository, &url, key)?;
+        let (id, indexes) = audit::record_decision(&evaluation, &proposer, &url, key)?;
         // On stderr, so `--format json` output stays one JSON document.
         eprintln!("recorded proposal {id} as log entries {indexes:?}");
     }
@@ -316,7 +312,11 @@ fn log_cmd(command: LogCommand) -> Result<ExitCode> {
     match command {
         LogCommand::Keygen { origin, out } => audit::keygen(&origin, &out),
         LogCommand::Checkpoint { db, key } => audit::checkpoint(&url(&db), &key),
-        LogCommand::Verify { db, log_key } => audit::verify(&url(&db), &log_key),
+        LogCommand::Verify { db, log_key } => audit::verify(
+            &url(&db),
+            db.database.is_none().then_some(db.repo.as_path()),
+            &log_key,
+        ),
         LogCommand::Consistency {
             db,
             log_key,

@@ -35,7 +35,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub listen: String,
-    /// `sqlite://PATH?mode=rwc` or `postgres://...`; migrations are applied at start.
+    /// `sqlite://PATH` (created if missing) or `postgres://...`; migrations are applied at
+    /// start.
     #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE", default_value = DEFAULT_DATABASE)]
     pub database: String,
     /// A repository the server reads, `NAME=PATH` (a clone or a bare repository). Repeatable.
@@ -100,7 +101,7 @@ pub enum TokenCommand {
         /// proposer, runner, approver, auditor or admin.
         #[arg(long)]
         role: String,
-        /// How long the token is valid, e.g. `30d`, `12h`.
+        /// How long the token is valid from now, e.g. `30d`, `12h`; at least `1s`.
         #[arg(long, default_value = "30d")]
         expires: String,
         #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE", default_value = DEFAULT_DATABASE)]
@@ -260,6 +261,10 @@ pub fn token(command: TokenCommand) -> Result<ExitCode> {
     let role: Role = role.parse().map_err(|e| anyhow!("--role: {e}"))?;
     let ttl =
         humantime::parse_duration(&expires).with_context(|| format!("--expires {expires:?}"))?;
+    // Expiry is kept in whole seconds: anything shorter than one would be expired when made.
+    if ttl.as_secs() == 0 {
+        bail!("--expires {expires:?}: a token must be valid for at least one second");
+    }
     let expires_at = std::time::SystemTime::now()
         .checked_add(ttl)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -361,3 +361,63 @@ fn consistency_and_monitoring_catch_rollbacks_and_forks() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// A recorded decision, and the signed authorization statement of an automated one, name the
+/// repository as its base's `[repository] name` says, never the local directory; a base
+/// that declares no name cannot be recorded.
+#[test]
+fn records_name_the_repository_not_a_directory() {
+    let f = Fixture::new();
+    let automated = f.record("docs-typo", "agent:docsbot");
+    f.checkpoint("cp.txt");
+    let bundle: Value =
+        serde_json::from_slice(&std::fs::read(f.export(&automated)).unwrap()).unwrap();
+    let events: Vec<Value> = bundle["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["leaf"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(events[0]["data"]["repository"], "github.com/acme/shop");
+    let digest = events[2]["data"]["verification_summary"].as_str().unwrap();
+    let envelope: Value =
+        serde_json::from_slice(&base64_decode(bundle["blobs"][digest].as_str().unwrap())).unwrap();
+    let statement: Value =
+        serde_json::from_slice(&base64_decode(envelope["payload"].as_str().unwrap())).unwrap();
+    assert_eq!(statement["subject"][0]["name"], "github.com/acme/shop");
+    let uri = statement["predicate"]["resourceUri"].as_str().unwrap();
+    assert!(uri.starts_with("git+github.com/acme/shop@"), "{uri}");
+
+    // Without a name, recording is refused: a directory identifies nothing elsewhere.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = countersign_repo::RepoWriter::init(dir.path()).unwrap();
+    w.commit([("README.md", Some("# x\n"))], "base", ALICE, TIME)
+        .unwrap();
+    w.commit([("README.md", Some("# y\n"))], "change", ALICE, TIME + 1)
+        .unwrap();
+    let output = countersign(&[
+        "evaluate",
+        "--repo",
+        s(dir.path()),
+        "--base",
+        "HEAD~1",
+        "--head",
+        "HEAD",
+        "--author",
+        "agent:fixbot",
+        "--record",
+        "--log-key",
+        s(&f.key),
+    ]);
+    assert!(!output.status.success());
+    let refusal = stderr(&output);
+    assert!(refusal.contains("[repository] name"), "{refusal}");
+}
+
+/// Standard base64, as bundles and DSSE envelopes carry bytes.
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}

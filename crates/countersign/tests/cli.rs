@@ -556,6 +556,63 @@ fn the_demo_decides_every_change_as_the_product_table_says() {
                 .all(|t| t["token"].as_str().unwrap().starts_with("cst_")),
         "{tokens:?}"
     );
+    // Something to explore: admin, runner and auditor tokens, and proposals left waiting,
+    // each with an approver token for every eligible person.
+    for (principal, role) in [
+        ("system:admin", "admin"),
+        ("runner:ci", "runner"),
+        ("system:auditor", "auditor"),
+    ] {
+        assert!(
+            tokens
+                .iter()
+                .any(|t| t["principal"] == principal && t["role"] == role),
+            "{principal} {role}: {tokens:?}"
+        );
+    }
+    let waiting = server["waiting"].as_array().unwrap();
+    assert!(!waiting.is_empty(), "{server}");
+    for w in waiting {
+        assert_eq!(w["state"], "awaiting_approval", "{w}");
+        for person in w["eligible_approvers"].as_array().unwrap() {
+            assert!(
+                tokens
+                    .iter()
+                    .any(|t| t["principal"] == *person && t["role"] == "approver"),
+                "{person}"
+            );
+        }
+    }
+    // The log it leaves verifies with the command it prints; in the directory, the local
+    // log is empty and `log verify` says where the server's is.
+    let key = target.join(".countersign/state/server-log.pub");
+    let database = format!(
+        "sqlite://{}",
+        target.join(".countersign/state/server.db").display()
+    );
+    let verified = ok(countersign(&[
+        "log",
+        "verify",
+        "--database",
+        &database,
+        "--log-key",
+        key.to_str().unwrap(),
+    ]));
+    assert!(verified.starts_with("log verified: "), "{verified}");
+    let local = countersign(&[
+        "log",
+        "verify",
+        "--repo",
+        target.to_str().unwrap(),
+        "--log-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(local.status.code(), Some(1));
+    let said = stderr(&local);
+    assert!(
+        said.contains("is empty") && said.contains(&format!("--database {database}")),
+        "{said}"
+    );
     // The demo repository is real: graph check runs on it and every decision's graph
     // version is the one of its base.
     let check = countersign(&["graph", "check", "--repo", target.to_str().unwrap()]);

@@ -57,6 +57,8 @@ pub struct NewProposal {
     pub base: String,
     /// The head revision.
     pub head: String,
+    /// Not empty nor only whitespace.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub title: String,
     #[serde(default)]
     pub description: String,
@@ -495,7 +497,7 @@ async fn move_head(
 /// Close the proposal (its author or an admin), or mark it superseded by another proposal
 /// of the same repository. Final: no head move, verdict or close after.
 #[utoipa::path(
-    post, path = "/v1/proposals/{id}/close", request_body(content = CloseRequest, description = "Optional: an empty body closes without a reason"),
+    post, path = "/v1/proposals/{id}/close", request_body(content = Option<CloseRequest>, description = "Optional: an empty body closes without a reason"),
     params(("id" = String, Path, description = "Proposal id")),
     responses(
         (status = 200, body = ProposalView),
@@ -514,6 +516,7 @@ async fn close(
     let body: CloseRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         CloseRequest::default()
     } else {
+        crate::body::refuse_nul(&bytes)?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::Invalid(format!("the body is not a close request: {e}")))?
     };
@@ -541,6 +544,9 @@ async fn close(
             "superseded_by: {} is a proposal of {}, not of {}",
             successor.id, successor.repo, proposal.repo
         )));
+    }
+    if let Some(successor) = &successor {
+        refuse_supersession_circle(&mut tx, &id, successor).await?;
     }
     let t = transition(
         &loaded.lifecycle(),
@@ -582,6 +588,37 @@ async fn close(
     .await?;
     tx.commit().await?;
     Ok(Json(load_view(&state.store, &closed).await?))
+}
+
+/// Refuses `successor` as the successor of `id` when it is superseded, directly or through
+/// others, by `id` itself (A→B→A): a chain of successors must end at a live proposal.
+/// Read in the closing transaction, which holds the log head, so no other close can
+/// complete a circle meanwhile.
+async fn refuse_supersession_circle(
+    tx: &mut countersign_store::Tx,
+    id: &str,
+    successor: &Proposal,
+) -> Result<(), ApiError> {
+    let mut next = successor.superseded_by.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(current) = next {
+        if current == id {
+            return Err(ApiError::Invalid(format!(
+                "superseded_by: {} is superseded by {id} already, so {id} cannot be superseded \
+                 by it: supersession cannot go in a circle",
+                successor.id
+            )));
+        }
+        // A circle not through `id` cannot be, as every close refuses one; stop all the same.
+        if !seen.insert(current.clone()) {
+            break;
+        }
+        next = tx
+            .lock_proposal(&current)
+            .await?
+            .and_then(|p| p.superseded_by);
+    }
+    Ok(())
 }
 
 /// `POST /v1/proposals/{id}/merged`.

@@ -61,8 +61,17 @@ pub(crate) async fn authorize_by_people(
     let tier = record.tier.as_str();
     let mut data = json!({ "commit": head, "tier": tier });
     if let Some(log_key) = &state.log_signer {
+        // The repository as the proposal recorded it (its base's `[repository] name`, or the
+        // server's name for it): the statement names what the record names.
+        let recorded = tx
+            .entries_about(&proposal.id)
+            .await?
+            .iter()
+            .filter_map(|entry| entry.event().ok())
+            .find(|event| event.kind == EventKind::Proposed)
+            .and_then(|event| event.data["repository"].as_str().map(str::to_owned));
         let vsa = countersign_decide::record::verification_summary(
-            &proposal.repo,
+            recorded.as_deref().unwrap_or(&proposal.repo),
             head,
             tier,
             &record.policy_version,

@@ -75,6 +75,8 @@ impl Db {
                 let sql = format!(
                     "DROP TRIGGER IF EXISTS log_leaves_append_only_update;
                      DROP TRIGGER IF EXISTS log_leaves_append_only_delete;
+                     DROP TRIGGER IF EXISTS log_hashes_append_only_update;
+                     DROP TRIGGER IF EXISTS log_hashes_append_only_delete;
                      {sqlite}"
                 );
                 sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
@@ -83,7 +85,8 @@ impl Db {
             Db::Postgres(countersign_testdb::PgSchema { url, .. }) => {
                 let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
                 let sql = format!(
-                    "DROP TRIGGER IF EXISTS log_leaves_append_only ON log_leaves; {postgres}"
+                    "DROP TRIGGER IF EXISTS log_leaves_append_only ON log_leaves;
+                     DROP TRIGGER IF EXISTS log_hashes_append_only ON log_hashes; {postgres}"
                 );
                 sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
                 conn.close().await.unwrap();

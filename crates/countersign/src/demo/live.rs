@@ -11,6 +11,11 @@
 //! serve --repo shop=.` run there later carries on with the same log; the repository's own
 //! local log (`countersign.db`, what `evaluate --record` writes) is left alone. Printing is
 //! the caller's.
+//!
+//! So that the demo can be explored, it also leaves a few proposals waiting for approval
+//! (second proposals of changes that need people, approved by nobody yet), issues an admin,
+//! a runner and an auditor token besides the proposers' and approvers', and signs a
+//! checkpoint of the log it leaves, so `log verify` and bundles work at once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +41,12 @@ const LOG_ORIGIN: &str = "countersign.demo/acme-shop";
 const TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
 /// The principal of the demo's read-only token (for `status`, the hook, bundles).
 const AUDITOR: &str = "system:auditor";
+/// The principal of the demo's admin token (closing, `merged`, redelivering webhooks).
+const ADMIN: &str = "system:admin";
+/// The principal of the demo's runner token (evidence, plans).
+const RUNNER: &str = "runner:ci";
+/// Proposals the demo leaves waiting for approval.
+const WAITING: usize = 3;
 
 /// Where and how the demo server runs.
 pub struct LiveOptions<'a> {
@@ -87,9 +98,13 @@ impl Replayed {
 pub struct LiveDemo {
     pub url: String,
     pub database: String,
+    /// The directory the server's state is in (the demo repository).
+    pub dir: PathBuf,
     pub verifier_key: PathBuf,
     pub tokens: Vec<IssuedToken>,
     pub replayed: Vec<Replayed>,
+    /// Proposals left waiting for approval: (demo change, proposal view).
+    pub waiting: Vec<Replayed>,
     runtime: tokio::runtime::Runtime,
     stop: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -174,7 +189,17 @@ pub fn start(outcome: &DemoOutcome, options: &LiveOptions<'_>) -> Result<LiveDem
         expires_at: now.saturating_add(TOKEN_TTL_SECS),
         issued: BTreeMap::new(),
     };
-    let replayed = match runtime.block_on(replay(outcome, &url, &mut tokens)) {
+    let replayed = runtime.block_on(async {
+        let replayed = replay(outcome, &url, &mut tokens).await?;
+        let waiting = leave_waiting(outcome, &url, &mut tokens).await?;
+        // A checkpoint of what the demo leaves: `log verify` and bundles work at once.
+        store
+            .sign_checkpoint(&crate::audit::read_signer(&key_path)?)
+            .await
+            .context("signing a checkpoint of the demo's log")?;
+        anyhow::Ok((replayed, waiting))
+    });
+    let (replayed, waiting) = match replayed {
         Ok(replayed) => replayed,
         Err(error) => {
             let _ = stop.send(());
@@ -186,9 +211,11 @@ pub fn start(outcome: &DemoOutcome, options: &LiveOptions<'_>) -> Result<LiveDem
     Ok(LiveDemo {
         url,
         database,
+        dir: outcome.dir.clone(),
         verifier_key,
         tokens: tokens.issued.into_values().collect(),
         replayed,
+        waiting,
         runtime,
         stop,
         server,
@@ -259,9 +286,57 @@ async fn replay(outcome: &DemoOutcome, url: &str, tokens: &mut Tokens) -> Result
             proposal,
         });
     }
-    // A read-only token for the people trying the demo: `status`, the hook, bundles.
+    // For the people trying the demo: a read-only token (`status`, the hook, bundles), an
+    // admin's and a runner's.
     tokens.get(AUDITOR, Role::Auditor).await?;
+    tokens.get(ADMIN, Role::Admin).await?;
+    tokens.get(RUNNER, Role::Runner).await?;
     Ok(replayed)
+}
+
+/// Proposes again, as their authors, the first [`WAITING`] changes that need people, and
+/// leaves them waiting: what a person trying the demo can approve or reject with the
+/// approver tokens printed (each eligible approver gets one).
+async fn leave_waiting(
+    outcome: &DemoOutcome,
+    url: &str,
+    tokens: &mut Tokens,
+) -> Result<Vec<Replayed>> {
+    let mut waiting = Vec::new();
+    for decided in &outcome.decided {
+        if waiting.len() == WAITING {
+            break;
+        }
+        let change = decided.change;
+        let api = Api::new(url, &tokens.get(change.author, Role::Proposer).await?)?;
+        let proposal = api
+            .propose(
+                REPOSITORY,
+                "main",
+                &format!("demo/{}", change.id),
+                &format!("{} (second look)", change.title),
+                "Left waiting by the demo: approve or reject it.",
+                Some(&format!("demo-waiting-{}", change.id)),
+            )
+            .await
+            .map_err(|f| api_error(change.id, "proposing again", &f))?;
+        if proposal["state"] != "awaiting_approval" {
+            continue;
+        }
+        for person in proposal["eligible_approvers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            tokens.get(person, Role::Approver).await?;
+        }
+        waiting.push(Replayed {
+            change_id: change.id,
+            proposal,
+        });
+    }
+    Ok(waiting)
 }
 
 /// Approves the proposal's head with eligible demo people, in the decision's order, until
@@ -382,6 +457,26 @@ impl LiveDemo {
             .iter()
             .find(|t| t.principal == AUDITOR)
             .map_or("<a token above>", |t| t.text.as_str());
+        if !self.waiting.is_empty() {
+            let _ = writeln!(out, "\nWaiting for approval (approve or reject them):");
+            for w in &self.waiting {
+                let eligible: Vec<&str> = w.proposal["eligible_approvers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  {:<26} {:<26} {} ({} needed), eligible: {}",
+                    w.id(),
+                    w.change_id,
+                    w.proposal["tier"].as_str().unwrap_or(""),
+                    w.proposal["approvals_required"],
+                    eligible.join(", ")
+                );
+            }
+        }
         let _ = writeln!(out, "\nTry it:");
         let _ = writeln!(out, "  export COUNTERSIGN_SERVER={}", self.url);
         let _ = writeln!(out, "  export COUNTERSIGN_TOKEN={auditor}");
@@ -390,11 +485,7 @@ impl LiveDemo {
             let _ = writeln!(out, "  countersign status {id}");
             let _ = writeln!(
                 out,
-                "  COUNTERSIGN_TOKEN=<agent:fixbot's token> countersign propose --repo {REPOSITORY} \\\n      --base main --head demo/payments-retry --title 'payments: retry again'"
-            );
-            let _ = writeln!(
-                out,
-                "  COUNTERSIGN_TOKEN=<human:dave's approver token> countersign approve ID --head SHA"
+                "  COUNTERSIGN_TOKEN=<agent:fixbot's proposer token> countersign propose --repo {REPOSITORY} \\\n      --base main --head demo/payments-retry --title 'payments: retry again'"
             );
             let _ = writeln!(out, "  countersign bundle fetch {id} -o {id}.bundle.json");
             let _ = writeln!(
@@ -403,11 +494,38 @@ impl LiveDemo {
                 self.verifier_key.display()
             );
         }
+        if let Some(w) = self.waiting.first() {
+            let person = w.proposal["eligible_approvers"]
+                .as_array()
+                .and_then(|list| list.first())
+                .and_then(Value::as_str)
+                .unwrap_or("<an eligible approver>");
+            let _ = writeln!(
+                out,
+                "  COUNTERSIGN_TOKEN=<{person}'s approver token> countersign approve {} --head {}",
+                w.id(),
+                w.proposal["head"].as_str().unwrap_or("SHA")
+            );
+        }
+        let dir = self.dir.display();
         let _ = writeln!(
             out,
-            "The server's log: {} (signed with {}).",
+            "\nThe server's log: {} (signed with {}). In {dir}:",
             self.database,
             self.verifier_key.with_extension("key").display()
+        );
+        let _ = writeln!(
+            out,
+            "  countersign log verify --database sqlite://{dir}/.countersign/state/server.db \\\n      --log-key {}",
+            self.verifier_key.display()
+        );
+        let _ = writeln!(
+            out,
+            "  countersign token create --principal human:dave --role approver   # the server's default database"
+        );
+        let _ = writeln!(
+            out,
+            "  countersign serve --repo {REPOSITORY}=.   # serves the same log again"
         );
         out
     }
@@ -428,6 +546,14 @@ impl LiveDemo {
         outcome["server"] = json!({
             "url": self.url,
             "repository": REPOSITORY,
+            "waiting": self.waiting.iter().map(|w| json!({
+                "change": w.change_id,
+                "id": w.id(),
+                "head": w.proposal["head"],
+                "tier": w.proposal["tier"],
+                "state": w.state(),
+                "eligible_approvers": w.proposal["eligible_approvers"],
+            })).collect::<Vec<_>>(),
             "database": self.database,
             "log_verifier_key": self.verifier_key.display().to_string(),
             "tokens": self.tokens.iter().map(|t| json!({
