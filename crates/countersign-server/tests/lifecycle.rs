@@ -686,7 +686,129 @@ async fn supersession_never_goes_in_a_circle(db: &Db) {
     server.stop().await;
 }
 
+/// A person's later verdict on the same head supersedes their earlier one (both logged), a
+/// rejection needs a comment and is never dropped, blocks everyone else's approval until its
+/// giver withdraws it, and revokes an authorization that has not merged.
+async fn changed_verdicts_supersede_and_rejections_stand(db: &Db) {
+    let mut lab = Lab::new();
+    let head = lab.change(PAYMENTS, "pub fn charge() { 3 }\n", FIXBOT, FIXBOT);
+    let server = start(db, &lab).await;
+    let proposal = propose(&server, &lab, "fixbot", &head).await;
+    let id = proposal["id"].as_str().unwrap();
+    assert_eq!(proposal["approvals_required"], 2, "{proposal}");
+
+    assert_eq!(server.verdict("alice", id, &head, "approve").await.0, 200);
+    // Approve, then reject, the same head: before, 200 and nothing recorded, and a second
+    // approval then authorized the change.
+    let (status, rejected) = server.verdict("alice", id, &head, "reject").await;
+    assert_eq!(
+        (status, rejected["state"].as_str()),
+        (StatusCode::OK, Some("rejected")),
+        "{rejected}"
+    );
+    assert_eq!(rejected["approvals_counted"], 0, "{rejected}");
+    assert_eq!(
+        rejected["rejected_by"],
+        json!(["human:alice"]),
+        "{rejected}"
+    );
+    let kinds: Vec<EventKind> = events(&server, id).await.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        [EventKind::Approved, EventKind::Rejected],
+        "both verdicts are in the log"
+    );
+    let last = events(&server, id).await.pop().unwrap();
+    assert_eq!(
+        last.data["supersedes"]["verdict"], "approve",
+        "{:?}",
+        last.data
+    );
+    let (status, problem) = server.verdict("bob", id, &head, "approve").await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(!authorized(&server, &head).await);
+
+    // A rejection without a reason is refused, as the CLI refuses it.
+    let (status, problem) = server
+        .send(
+            M::POST,
+            &format!("/v1/proposals/{id}/approvals"),
+            Some("carol"),
+            Some(json!({ "head": head, "verdict": "reject" })),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+
+    // Only alice lifts her rejection; then two distinct people authorize.
+    let (_, withdrawn) = server.verdict("alice", id, &head, "approve").await;
+    assert_eq!(
+        (
+            withdrawn["state"].as_str(),
+            withdrawn["approvals_counted"].as_u64()
+        ),
+        (Some("awaiting_approval"), Some(1)),
+        "{withdrawn}"
+    );
+    let (_, done) = server.verdict("bob", id, &head, "approve").await;
+    assert_eq!(done["state"], "authorized", "{done}");
+    assert!(authorized(&server, &head).await);
+    // The shown count is the decided count: repeated approvals by one person count once.
+    assert_eq!(server.verdict("bob", id, &head, "approve").await.0, 200);
+    assert_eq!(show(&server, id).await["approvals_counted"], 2);
+
+    // A rejection before the merge revokes the authorization.
+    let (_, revoked) = server.verdict("carol", id, &head, "reject").await;
+    assert_eq!(revoked["state"], "rejected", "{revoked}");
+    assert!(!authorized(&server, &head).await);
+    server.stop().await;
+}
+
+/// An Idempotency-Key answers only the request it was first sent with: another route or
+/// another body with the same key is a 422 and changes nothing.
+async fn idempotency_keys_are_bound_to_their_request(db: &Db) {
+    let mut lab = Lab::new();
+    let one = lab.change("docs/index.md", "# One\n", FIXBOT, FIXBOT);
+    let two = lab.change("docs/index.md", "# Two\n", FIXBOT, FIXBOT);
+    let server = start(db, &lab).await;
+    let create = |title: &str| {
+        server
+            .client
+            .post(format!("{}/v1/proposals", server.base))
+            .bearer_auth(&server.tokens["fixbot"])
+            .header("Idempotency-Key", "k-1")
+            .json(
+                &json!({ "repo": "shop", "base": lab.base.as_str(), "head": one, "title": title }),
+            )
+            .send()
+    };
+    let first = create("docs").await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let id = first["id"].as_str().unwrap();
+    let replayed = create("docs").await.unwrap();
+    assert_eq!(replayed.status(), 201);
+    assert_eq!(replayed.json::<Value>().await.unwrap(), first);
+    assert_eq!(create("another title").await.unwrap().status(), 422);
+    let size = server.store.log_size().await.unwrap();
+    // The creation's key on the head route: before, A's 201 came back and nothing moved.
+    let moved = server
+        .client
+        .post(format!("{}/v1/proposals/{id}/head", server.base))
+        .bearer_auth(&server.tokens["fixbot"])
+        .header("Idempotency-Key", "k-1")
+        .json(&json!({ "head": two }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 422);
+    assert_eq!(server.store.log_size().await.unwrap(), size);
+    assert_eq!(show(&server, id).await["head"], one.as_str());
+    server.stop().await;
+}
+
 on_both_backends!(
+    changed_verdicts_supersede_and_rejections_stand,
+    idempotency_keys_are_bound_to_their_request,
     merged_is_final,
     head_move_rederives_and_lapses,
     trivial_rebase_carries_verdicts,
