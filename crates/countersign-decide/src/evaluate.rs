@@ -274,6 +274,9 @@ fn decide(
     input.declared_tier = proposer.declared_tier.clone();
     input.never_automate = state.config.never_automate.surfaces.clone();
     input.approver_pool = governed::approver_pool(graph, &state.config, &impact);
+    input.approval_rules = countersign_policy::ApprovalRules {
+        change_control_owners: state.config.approval.change_control_owners,
+    };
     let decision = countersign_policy::decide(&state.pack, &input);
     let report = report::build(ReportInput {
         decision: &decision,

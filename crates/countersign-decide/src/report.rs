@@ -166,12 +166,30 @@ fn is_zero(n: &u32) -> bool {
 pub struct ApproversReport {
     /// Distinct humans who must approve (0, 1 or 2).
     pub required: u32,
-    /// Humans who may approve: owners of touched nodes, never the author, never an agent.
+    /// Each part of the change that its own owners must approve, with who can: an approval
+    /// counts towards a requirement only from its own eligible people.
+    pub requirements: Vec<RequirementReport>,
+    /// Humans who may approve (someone able to satisfy a requirement; for an automated tier,
+    /// the owners of what it touches): never the author, never an agent.
     pub eligible: Vec<String>,
     /// Who is alerted when an automated change proceeds.
     pub notify: Vec<String>,
     /// How many more eligible humans are needed than the graph names.
     pub shortfall: u32,
+}
+
+/// One part of a change that its own owners must approve.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RequirementReport {
+    /// A node ref, `governance files`, `unmapped files` or `the change`.
+    pub subject: String,
+    /// Why it needs its owners (`criticality critical`, `surface payments`, ...).
+    pub reasons: Vec<String>,
+    pub owners: Vec<String>,
+    /// Who can satisfy it.
+    pub eligible: Vec<String>,
+    /// How many of them must approve.
+    pub min: u32,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -251,6 +269,18 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
         impact: impact_report(impact),
         approvers: ApproversReport {
             required: decision.approvals.required,
+            requirements: decision
+                .approvals
+                .requirements
+                .iter()
+                .map(|r| RequirementReport {
+                    subject: r.subject.clone(),
+                    reasons: r.reasons.clone(),
+                    owners: refs(&r.owners),
+                    eligible: refs(&r.eligible),
+                    min: r.min,
+                })
+                .collect(),
             eligible: refs(&decision.approvals.eligible),
             notify: refs(&decision.approvals.notify),
             shortfall: decision.approvals.shortfall,

@@ -155,11 +155,15 @@ mod tests {
                     entity: component("lib"),
                     criticality: Criticality::Low,
                     paths: vec!["lib/a.rs".into()],
+                    owners: Vec::new(),
+                    surfaces: Default::default(),
                 },
                 TouchedNode {
                     entity: component("tool"),
                     criticality: Criticality::Low,
                     paths: vec!["tool/x".into()],
+                    owners: Vec::new(),
+                    surfaces: Default::default(),
                 },
             ],
             blast_radius: vec![reached("api", 1, "lib"), reached("web", 2, "api")],
@@ -200,6 +204,8 @@ mod tests {
                 entity: component("lib"),
                 criticality: Criticality::Low,
                 paths: vec!["lib/a.rs".into()],
+                owners: Vec::new(),
+                surfaces: Default::default(),
             }],
             // The API itself has no suite here, so only its consumer is planned.
             blast_radius: vec![ReachedNode {

@@ -659,11 +659,7 @@ impl SystemGraph {
         let Some(co) = &self.codeowners else {
             return Vec::new();
         };
-        let Some(rule) = co.rule_for(path) else {
-            return Vec::new();
-        };
-        let index = co.rules.iter().position(|r| std::ptr::eq(r, rule));
-        index
+        co.rule_index_for(path)
             .and_then(|i| self.codeowner_refs.get(i))
             .cloned()
             .unwrap_or_default()

@@ -15,6 +15,11 @@ pub struct TouchedNode {
     pub criticality: Criticality,
     /// The changed paths that map to this node.
     pub paths: Vec<String>,
+    /// Who owns what the change edits here: the node's owner and the CODEOWNERS owners of
+    /// its changed paths, sorted. The people who answer for this node's part of a change.
+    pub owners: Vec<EntityRef>,
+    /// The node's surfaces and those of never-automate globs matching its changed paths.
+    pub surfaces: BTreeSet<Surface>,
 }
 
 /// A node reached through the dependency edges, not touched directly.
@@ -84,6 +89,10 @@ pub struct Impact {
     /// Changed paths that are countersign's own governance files (config, policy,
     /// catalog, CODEOWNERS, configured governance globs).
     pub governance_paths: Vec<String>,
+    /// The CODEOWNERS owners of the governance paths, sorted.
+    pub governance_owners: Vec<EntityRef>,
+    /// The CODEOWNERS owners of the unmapped paths, sorted.
+    pub unmapped_owners: Vec<EntityRef>,
 }
 
 /// Marks a node the walk has not reached (and the parent of a touched node).
@@ -107,12 +116,19 @@ pub fn impact<S: AsRef<str>>(graph: &SystemGraph, changed_paths: &[S]) -> Impact
     let mut touched: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
     let mut out = Impact::default();
     let mut owners: BTreeSet<EntityRef> = BTreeSet::new();
+    let mut governance_owners: BTreeSet<EntityRef> = BTreeSet::new();
+    let mut unmapped_owners: BTreeSet<EntityRef> = BTreeSet::new();
+    // CODEOWNERS owners by changed path, read once: touched nodes need them again below.
+    let mut owners_by_path: HashMap<&str, Vec<EntityRef>> = HashMap::new();
     for path in &paths {
         let nodes = graph.map_path(path);
+        let path_owners = graph.owners_of_path(path);
+        owners_by_path.insert(path.as_str(), path_owners.clone());
         // Governance files belong to the governance surface even when no entity claims
         // them, so they are not "unmapped": what they affect is known, and it is everything.
         if nodes.is_empty() && !graph.is_governance(path) {
             out.unmapped.push(path.clone());
+            unmapped_owners.extend(path_owners.iter().cloned());
         }
         for id in nodes {
             touched.entry(id).or_default().push(path.clone());
@@ -120,11 +136,14 @@ pub fn impact<S: AsRef<str>>(graph: &SystemGraph, changed_paths: &[S]) -> Impact
         if graph.is_governance(path) {
             out.governance_paths.push(path.clone());
             out.surfaces_touched.insert(Surface::Governance);
+            governance_owners.extend(path_owners.iter().cloned());
         }
         out.surfaces_touched
             .extend(graph.never_automate_surfaces(path));
-        owners.extend(graph.owners_of_path(path));
+        owners.extend(path_owners);
     }
+    out.governance_owners = governance_owners.into_iter().collect();
+    out.unmapped_owners = unmapped_owners.into_iter().collect();
 
     // Breadth-first from all touched nodes; `parent` is the predecessor tree.
     // Dense arrays indexed by node id: a blast radius can be thousands of nodes and this
@@ -160,10 +179,24 @@ pub fn impact<S: AsRef<str>>(graph: &SystemGraph, changed_paths: &[S]) -> Impact
             out.data_stores_touched.push(n.entity.clone());
         }
         owners.extend(n.owner.clone());
+        let mut node_owners: BTreeSet<EntityRef> = n.owner.iter().cloned().collect();
+        let mut node_surfaces: BTreeSet<Surface> = n.surfaces.iter().copied().collect();
+        for path in node_paths {
+            node_owners.extend(
+                owners_by_path
+                    .get(path.as_str())
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+            node_surfaces.extend(graph.never_automate_surfaces(path));
+        }
         out.touched.push(TouchedNode {
             entity: n.entity.clone(),
             criticality: n.criticality,
             paths: node_paths.clone(),
+            owners: node_owners.into_iter().collect(),
+            surfaces: node_surfaces,
         });
     }
     // The walk met nodes in distance order; within a distance, sort by id, which is entity

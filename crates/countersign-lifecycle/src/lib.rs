@@ -14,7 +14,7 @@ mod state;
 mod tally;
 mod transition;
 
-pub use record::{DecidedRecord, RecordError};
+pub use record::{DecidedRecord, RecordError, Requirement};
 pub use state::{ProposalState, UnknownValue, Verdict};
 pub use tally::{Approval, Ineligible, Tally, eligibility, same_principal, tally};
 pub use transition::{

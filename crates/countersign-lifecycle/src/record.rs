@@ -4,6 +4,19 @@
 
 use countersign_policy::Tier;
 use serde::Deserialize;
+
+/// One part of a change its own owners must approve.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    /// A node ref, `governance files`, `unmapped files` or `the change`.
+    pub subject: String,
+    pub reasons: Vec<String>,
+    /// Who can satisfy it, as principals.
+    pub eligible: Vec<String>,
+    /// How many of them must approve.
+    pub min: u32,
+}
 use serde_json::Value;
 
 /// What a decision requires of the proposal's current head.
@@ -14,6 +27,9 @@ pub struct DecidedRecord {
     pub automated: bool,
     /// Distinct eligible humans who must approve.
     pub approvals_required: u32,
+    /// Each must be met by approvals of its own eligible people (empty for an automated
+    /// tier).
+    pub requirements: Vec<Requirement>,
     /// Who may approve, as principals (`human:dave`). Never an author (the decision already
     /// excluded the proposer; the tally also excludes every commit author).
     pub eligible_approvers: Vec<String>,
@@ -37,6 +53,7 @@ struct Stored {
     tier: String,
     automated: bool,
     approvals_required: u32,
+    requirements: Vec<Requirement>,
     eligible_approvers: Vec<String>,
     validation_plan: Vec<String>,
     required_suites: Vec<String>,
@@ -64,10 +81,26 @@ impl DecidedRecord {
                 stored.approvals_required
             )));
         }
+        if !stored.automated && stored.requirements.is_empty() {
+            // A decision for people names whose approval it needs; without requirements
+            // any eligible approver could satisfy every part of it.
+            return Err(RecordError(format!(
+                "tier {tier} needs approvals but the record lists no requirements"
+            )));
+        }
+        for r in &stored.requirements {
+            if r.min == 0 {
+                return Err(RecordError(format!(
+                    "requirement {:?} needs 0 approvals",
+                    r.subject
+                )));
+            }
+        }
         Ok(DecidedRecord {
             tier,
             automated: stored.automated,
             approvals_required: stored.approvals_required,
+            requirements: stored.requirements,
             eligible_approvers: stored.eligible_approvers,
             validation_plan: stored.validation_plan,
             required_suites: stored.required_suites,
@@ -87,6 +120,7 @@ mod tests {
             "tier": "single_approver",
             "automated": false,
             "approvals_required": 1,
+            "requirements": [{ "subject": "component:default/pay", "reasons": ["criticality high"], "eligible": ["human:dave"], "min": 1 }],
             "eligible_approvers": ["human:dave"],
             "validation_plan": ["unit"],
             "required_suites": ["unit"],
@@ -105,6 +139,7 @@ mod tests {
             "tier",
             "automated",
             "approvals_required",
+            "requirements",
             "eligible_approvers",
             "validation_plan",
             "required_suites",

@@ -94,6 +94,10 @@ pub struct Tally {
     /// Distinct people whose rejection of the head stands, lower-cased, sorted. A rejection
     /// counts whoever gave it (it was eligible when given): blocking is the strict side.
     pub rejecters: Vec<String>,
+    /// The requirements not met yet by their own eligible people's approvals: subject and how
+    /// many more approvals of its people it needs. A person counts towards every requirement
+    /// they are eligible for, and once towards `required`.
+    pub open: Vec<(String, u32)>,
 }
 
 impl Tally {
@@ -107,9 +111,10 @@ impl Tally {
         !self.rejecters.is_empty()
     }
 
-    /// Enough distinct eligible humans approved and no rejection stands.
+    /// Enough distinct eligible humans approved, every requirement is met by its own people,
+    /// and no rejection stands.
     pub fn satisfied(&self) -> bool {
-        !self.rejected() && self.counted() >= self.required
+        !self.rejected() && self.counted() >= self.required && self.open.is_empty()
     }
 }
 
@@ -141,9 +146,23 @@ pub fn tally(
             }
         }
     }
+    let open = record
+        .requirements
+        .iter()
+        .filter_map(|r| {
+            let met = r
+                .eligible
+                .iter()
+                .filter(|e| approvers.contains(&e.to_lowercase()))
+                .count();
+            let met = u32::try_from(met).unwrap_or(u32::MAX);
+            (met < r.min).then(|| (r.subject.clone(), r.min - met))
+        })
+        .collect();
     Tally {
         required: record.approvals_required,
         approvers: approvers.into_iter().collect(),
         rejecters: rejecters.into_iter().collect(),
+        open,
     }
 }

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use countersign_lifecycle::{
-    Approval, DecidedRecord, Event, Proposal, ProposalState, Refusal, Transition, Verdict,
-    VerdictChange, tally, transition,
+    Approval, DecidedRecord, Event, Proposal, ProposalState, Refusal, Requirement, Transition,
+    Verdict, VerdictChange, tally, transition,
 };
 use countersign_policy::{Principal, Tier};
 use proptest::prelude::*;
@@ -25,6 +25,8 @@ const PEOPLE: [&str; 8] = [
     "runner:ci",
 ];
 const ELIGIBLE: [&str; 4] = ["human:dave", "human:erin", "human:frank", "human:grace"];
+const PAYMENTS_OWNERS: [&str; 3] = ["human:dave", "human:erin", "agent:fixbot"];
+const DOCS_OWNERS: [&str; 2] = ["human:frank", "human:grace"];
 const PROPOSER: &str = "human:alice";
 
 fn record(tier: Tier, missing: bool) -> DecidedRecord {
@@ -32,6 +34,26 @@ fn record(tier: Tier, missing: bool) -> DecidedRecord {
         tier,
         automated: tier.is_automated(),
         approvals_required: tier.required_approvals(),
+        // Two parts, each with its own owners: payments (dave, erin, and a bot registered
+        // as an owner) and docs (frank, grace).
+        requirements: if tier.is_automated() {
+            vec![]
+        } else {
+            vec![
+                Requirement {
+                    subject: "payments".into(),
+                    reasons: vec![],
+                    eligible: PAYMENTS_OWNERS.iter().map(|s| (*s).to_owned()).collect(),
+                    min: 1,
+                },
+                Requirement {
+                    subject: "docs".into(),
+                    reasons: vec![],
+                    eligible: DOCS_OWNERS.iter().map(|s| (*s).to_owned()).collect(),
+                    min: 1,
+                },
+            ]
+        },
         // The catalog may list anyone as an owner, agents and authors included: the tally
         // must not trust the list for the invariants.
         eligible_approvers: ELIGIBLE
@@ -292,6 +314,14 @@ proptest! {
                 prop_assert!(a.starts_with("human:"), "{a}");
                 prop_assert!(a != PROPOSER, "{a}");
                 prop_assert!(a != "human:mallory", "{a}");
+            }
+            // Each part was approved by its own people: approvals by the docs owners never
+            // authorize the payments part, and the other way round.
+            for owners in [&PAYMENTS_OWNERS[..], &DOCS_OWNERS[..]] {
+                prop_assert!(
+                    approvers.iter().any(|a| owners.contains(&a.as_str()) && a.starts_with("human:")),
+                    "{approvers:?} leave {owners:?} unapproved"
+                );
             }
         }
     }

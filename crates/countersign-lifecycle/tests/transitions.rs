@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use countersign_lifecycle::{
-    Approval, DecidedRecord, Event, Proposal, ProposalState, Verdict, VerdictChange, transition,
+    Approval, DecidedRecord, Event, Proposal, ProposalState, Requirement, Verdict, VerdictChange,
+    transition,
 };
 use countersign_policy::{Principal, Tier};
 use insta::assert_snapshot;
@@ -12,6 +13,16 @@ fn record(tier: Tier) -> DecidedRecord {
         tier,
         automated: tier.is_automated(),
         approvals_required: tier.required_approvals(),
+        requirements: if tier.is_automated() {
+            vec![]
+        } else {
+            vec![Requirement {
+                subject: "component:default/payments".into(),
+                reasons: vec!["surface payments".into()],
+                eligible: vec!["human:dave".into(), "human:erin".into(), "agent:bot".into()],
+                min: 1,
+            }]
+        },
         eligible_approvers: vec!["human:dave".into(), "human:erin".into(), "agent:bot".into()],
         validation_plan: vec![],
         required_suites: vec![],

@@ -14,7 +14,7 @@ use cedar_policy::{
 use countersign_graph::{Impact, Surface};
 use serde_json::Value;
 
-use crate::approval::{ApprovalRequirement, OwnerGroup, requirement};
+use crate::approval::{ApprovalRequirement, ApprovalRules, OwnerGroup, requirement};
 use crate::check::PolicyEffect;
 use crate::facts::{EvidenceFacts, Facts, default_never_automate};
 use crate::invariant;
@@ -35,6 +35,8 @@ pub struct DecisionInput<'a> {
     pub approver_pool: Vec<OwnerGroup>,
     /// Accepted evidence; `None` when none was considered.
     pub evidence: Option<EvidenceFacts>,
+    /// How many owners each requirement needs (the repository's `[approval]`).
+    pub approval_rules: ApprovalRules,
 }
 
 impl<'a> DecisionInput<'a> {
@@ -48,6 +50,7 @@ impl<'a> DecisionInput<'a> {
             never_automate: default_never_automate(),
             approver_pool: Vec::new(),
             evidence: None,
+            approval_rules: ApprovalRules::default(),
         }
     }
 }
@@ -270,7 +273,14 @@ pub fn decide(pack: &PolicyPack, input: &DecisionInput<'_>) -> Decision {
         tier,
         author: input.author.clone(),
         reasons,
-        approvals: requirement(tier, input.impact, &input.author, &input.approver_pool),
+        approvals: requirement(
+            tier,
+            input.impact,
+            &input.author,
+            &input.approver_pool,
+            &input.never_automate,
+            input.approval_rules,
+        ),
         declared_tier: input.declared_tier.as_ref().map(|value| DeclaredTier {
             value: value.clone(),
             ignored: "recorded and ignored: the tier is derived from the change, never declared"

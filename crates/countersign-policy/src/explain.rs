@@ -64,6 +64,20 @@ pub fn explain_text(decision: &Decision) -> String {
         }
     }
     let _ = writeln!(out);
+    for r in &approvals.requirements {
+        let _ = writeln!(
+            out,
+            "  requires {} of {} ({}): {}",
+            r.min,
+            r.subject,
+            r.reasons.join(", "),
+            if r.eligible.is_empty() {
+                "NOBODY is eligible".to_owned()
+            } else {
+                refs(&r.eligible)
+            }
+        );
+    }
     if !approvals.notify.is_empty() {
         let _ = writeln!(out, "notify: {}", refs(&approvals.notify));
     }

@@ -18,7 +18,7 @@ mod schema;
 mod tier;
 mod verify;
 
-pub use approval::{ApprovalRequirement, OwnerGroup};
+pub use approval::{ApprovalRequirement, ApprovalRules, OwnerGroup, Requirement};
 pub use check::{PolicyDiagnostic, Severity, check};
 pub use decide::{
     Decision, DecisionInput, DeclaredTier, Reason, ReasonEffect, ReasonSource, decide,

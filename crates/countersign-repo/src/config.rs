@@ -47,6 +47,25 @@ pub struct Config {
     pub replay: ReplayConfig,
     /// `[limits]`: how large the governed state may be (docs/config.md, "Limits").
     pub limits: Limits,
+    /// `[approval]`: how many owners each part of a change needs.
+    pub approval: ApprovalConfig,
+}
+
+/// `[approval]`: who must approve beyond the tier's count of distinct humans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalConfig {
+    /// `change_control_owners`: for a change_control change, how many owners of each node
+    /// that needs people must approve: 1 (the default: one owner of each, two distinct
+    /// humans in all) or 2 (two from each owning team).
+    pub change_control_owners: u32,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        ApprovalConfig {
+            change_control_owners: 1,
+        }
+    }
 }
 
 /// `[replay]`: when `countersign replay` flags the tiering.
@@ -443,6 +462,13 @@ struct RawConfig {
     runners: Vec<RawRunner>,
     replay: RawReplay,
     limits: RawLimits,
+    approval: RawApproval,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawApproval {
+    change_control_owners: Option<Spanned<u32>>,
 }
 
 /// `[limits]`: each key is a field of [`Limits`], a positive integer.
@@ -632,6 +658,22 @@ impl RawConfig {
                 },
             },
             limits,
+            approval: ApprovalConfig {
+                change_control_owners: match self.approval.change_control_owners {
+                    None => 1,
+                    Some(n) if matches!(*n.get_ref(), 1 | 2) => *n.get_ref(),
+                    Some(n) => {
+                        let (line, column) = position(text, n.span().start);
+                        return Err(ConfigError {
+                            file: CONFIG_FILE.to_owned(),
+                            line,
+                            column,
+                            field: Some("approval.change_control_owners".to_owned()),
+                            message: "1 (one owner of each part, two humans in all) or 2 (two owners of each part)".to_owned(),
+                        });
+                    }
+                },
+            },
         })
     }
 }

@@ -12,9 +12,9 @@ pub mod git;
 pub mod write;
 
 pub use config::{
-    AgentsConfig, CODEOWNERS_LOCATIONS, CONFIG_FILE, Config, ConfigError, GovernanceConfig,
-    GraphConfig, NeverAutomateConfig, PlanConfig, PolicyConfig, ReplayConfig, RepositoryConfig,
-    RunnerConfig, STARTER_CONFIG,
+    AgentsConfig, ApprovalConfig, CODEOWNERS_LOCATIONS, CONFIG_FILE, Config, ConfigError,
+    GovernanceConfig, GraphConfig, NeverAutomateConfig, PlanConfig, PolicyConfig, ReplayConfig,
+    RepositoryConfig, RunnerConfig, STARTER_CONFIG,
 };
 pub use git::{
     ChangeKind, ChangedPath, CommitId, CommitInfo, CommitTree, ContentChange, Person, Repo,

@@ -103,7 +103,7 @@ fn errors_name_line_column_and_field() {
         ),
         (
             "[grpah]\n",
-            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`, `replay`, `limits`",
+            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`, `replay`, `limits`, `approval`",
         ),
         (
             "[never_automate]\nsurfaces = [\"auth\", \"payment\"]\n",

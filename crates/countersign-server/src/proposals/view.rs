@@ -46,6 +46,17 @@ pub struct ApprovalView {
     pub carried_from: Option<String>,
 }
 
+/// A part of the change still waiting for its own owners.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OpenRequirement {
+    /// A node ref, `governance files`, `unmapped files` or `the change`.
+    pub subject: String,
+    /// How many more approvals of its eligible people it needs.
+    pub needed: u32,
+    /// Who can give them.
+    pub eligible: Vec<String>,
+}
+
 /// A proposal with its decision and verdicts.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProposalView {
@@ -67,6 +78,10 @@ pub struct ProposalView {
     /// People whose rejection of the current head stands: nothing authorizes it meanwhile.
     #[serde(default)]
     pub rejected_by: Vec<String>,
+    /// The parts of the change still waiting for approvals of their own owners: each needs
+    /// `needed` more approvals from its `eligible` people.
+    #[serde(default)]
+    pub open_requirements: Vec<OpenRequirement>,
     pub eligible_approvers: Vec<String>,
     pub decision: Value,
     pub approvals: Vec<ApprovalView>,
@@ -115,6 +130,20 @@ pub(crate) fn view(
         approvals_required: tally.required,
         approvals_counted: tally.counted(),
         rejected_by: tally.rejecters,
+        open_requirements: tally
+            .open
+            .iter()
+            .map(|(subject, needed)| OpenRequirement {
+                subject: subject.clone(),
+                needed: *needed,
+                eligible: record
+                    .requirements
+                    .iter()
+                    .find(|r| &r.subject == subject)
+                    .map(|r| r.eligible.clone())
+                    .unwrap_or_default(),
+            })
+            .collect(),
         eligible_approvers: record.eligible_approvers.clone(),
         decision: decision.record.clone(),
         approvals: approvals

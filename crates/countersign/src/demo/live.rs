@@ -339,9 +339,10 @@ async fn leave_waiting(
     Ok(waiting)
 }
 
-/// Approves the proposal's head with eligible demo people, in the decision's order, until
-/// it is authorized. Someone the server refuses (say, as an author of a commit in the change)
-/// is skipped for the next eligible person.
+/// Approves the proposal's head with eligible demo people until it is authorized: each time
+/// someone who can satisfy the first requirement still open (the part of the change whose
+/// own owners have not approved yet), else the next eligible person, in the decision's order.
+/// Someone the server refuses (say, as an author of a commit in the change) is skipped.
 async fn approve(
     url: &str,
     proposal: &Value,
@@ -351,21 +352,37 @@ async fn approve(
 ) -> Result<Value> {
     let id = proposal["id"].as_str().unwrap_or_default().to_owned();
     let head = proposal["head"].as_str().unwrap_or_default().to_owned();
-    let eligible: Vec<String> = proposal["eligible_approvers"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let strings = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let eligible = strings(&proposal["eligible_approvers"]);
     let mut current = proposal.clone();
+    let mut tried: Vec<String> = vec![author.to_lowercase()];
     let mut refusals = Vec::new();
-    for person in eligible.iter().filter(|p| !p.eq_ignore_ascii_case(author)) {
-        if current["state"] != "awaiting_approval" {
+    while current["state"] == "awaiting_approval" {
+        let open: Vec<String> = current["open_requirements"]
+            .as_array()
+            .and_then(|list| list.first())
+            .map(|first| strings(&first["eligible"]))
+            .unwrap_or_default();
+        let untried = |p: &&String| !tried.contains(&p.to_lowercase());
+        let Some(person) = open
+            .iter()
+            .find(untried)
+            .or_else(|| eligible.iter().find(untried))
+            .cloned()
+        else {
             break;
-        }
-        let api = Api::new(url, &tokens.get(person, Role::Approver).await?)?;
+        };
+        tried.push(person.to_lowercase());
+        let api = Api::new(url, &tokens.get(&person, Role::Approver).await?)?;
         match api
             .verdict(&id, &head, "approve", "approved in the demo replay")
             .await
