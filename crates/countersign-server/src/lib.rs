@@ -119,6 +119,9 @@ pub struct AppState {
     /// Webhook targets, when configured ([`AppState::with_webhooks`]): state changes queue
     /// notifications in the outbox and [`run`] delivers them.
     pub webhooks: Option<Arc<WebhookConfig>>,
+    /// The governed states and catalog directories of recent bases, and the cores decisions
+    /// run on: shared by the requests of this state, and by nothing else.
+    pub(crate) pipeline: Arc<pipeline::Pipeline>,
 }
 
 impl AppState {
@@ -131,6 +134,7 @@ impl AppState {
             oidc: None,
             log_signer: None,
             webhooks: None,
+            pipeline: Arc::new(pipeline::Pipeline::default()),
         }
     }
 

@@ -248,14 +248,14 @@ struct Prepared {
 /// Decides `body`'s change for `author` and prepares its proposal, audit entries and
 /// response. Blocking (git, Cedar, encoding).
 fn prepare(
+    pipeline: &pipeline::Pipeline,
     path: &std::path::Path,
     body: NewProposal,
     author: &Principal,
     clock: &crate::Clock,
     signer: Option<std::sync::Arc<countersign_audit::Signer>>,
 ) -> Result<Prepared, ApiError> {
-    let outcome = pipeline::decide(path, &body.base, &body.head, author)
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let outcome = pipeline.decide(path, &body.base, &body.head, author)?;
     let author = author.to_string();
     let now = clock.rfc3339();
     let nanos = clock
@@ -263,9 +263,7 @@ fn prepare(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let id = proposal_id(&body.repo, &outcome.head, &author, nanos);
-    let (record, decision_record) = outcome
-        .record(&id, &body.repo, &now, signer.as_deref())
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let (record, decision_record) = outcome.record(&id, &body.repo, &now, signer.as_deref())?;
     // Awaiting evidence while a required suite has none, whatever the tier (evidence.rs).
     let proposal_state = crate::evidence::initial_state(&outcome);
     let proposal = Proposal {
@@ -364,13 +362,16 @@ async fn create(
     // Everything but the writes is CPU work and runs off the async workers: those also run
     // the transactions that hold the log's write order, which should never queue behind a
     // decision being computed, recorded, encoded or freed.
-    let (clock, signer, principal) = (
+    let (clock, signer, principal, pipeline) = (
         state.clock.clone(),
         state.log_signer.clone(),
         caller.principal.clone(),
+        std::sync::Arc::clone(&state.pipeline),
     );
-    let prepared =
-        pipeline::blocking(move || prepare(&path, body, &principal, &clock, signer)).await??;
+    let prepared = state
+        .pipeline
+        .blocking(move || prepare(&pipeline, &path, body, &principal, &clock, signer))
+        .await??;
     let Prepared {
         proposal,
         mut decision,
@@ -854,15 +855,16 @@ async fn move_head(
         .parse()
         .map_err(|e| ApiError::Internal(format!("proposal {id}: {e}")))?;
     let (base, head) = (current.base.clone(), body.head.clone());
-    let outcome = pipeline::blocking(move || pipeline::decide(&path, &base, &head, &author))
-        .await?
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let pipeline = std::sync::Arc::clone(&state.pipeline);
+    let outcome = state
+        .pipeline
+        .blocking(move || pipeline.decide(&path, &base, &head, &author))
+        .await??;
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository
     // never changes, so the row read above names the same one the locked row will.
-    let (record, decided) = outcome
-        .record(&id, &current.repo, &now, state.log_signer.as_deref())
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let (record, decided) =
+        outcome.record(&id, &current.repo, &now, state.log_signer.as_deref())?;
 
     let mut tx = state.store.begin().await?;
     if let Some(key) = &key
