@@ -37,7 +37,7 @@ mod webhooks;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -62,7 +62,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub use evidence::{EVIDENCE_BODY_LIMIT, MAX_REFUSED_PER_HEAD};
 
-/// Where the server reads time. Tests set a fixed time; nothing sleeps on it.
+/// Where the server reads time: handlers, the OIDC checks and the webhook worker all read
+/// this one. Tests set a fixed time or move a [`ManualClock`]; nothing sleeps on it.
 #[derive(Clone)]
 pub struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
 
@@ -75,6 +76,14 @@ impl Clock {
     pub fn fixed(unix_seconds: u64) -> Clock {
         Clock(Arc::new(move || {
             UNIX_EPOCH + Duration::from_secs(unix_seconds)
+        }))
+    }
+
+    /// A clock that reads `manual`: it stands still until `manual` is advanced.
+    pub fn manual(manual: &ManualClock) -> Clock {
+        let time = Arc::clone(&manual.0);
+        Clock(Arc::new(move || {
+            *time.lock().unwrap_or_else(PoisonError::into_inner)
         }))
     }
 
@@ -93,6 +102,34 @@ impl Clock {
     /// RFC 3339 UTC with seconds, as audit events carry it.
     pub fn rfc3339(&self) -> String {
         humantime::format_rfc3339_seconds(self.now()).to_string()
+    }
+}
+
+/// A time moved by hand, for tests: what a [`Clock::manual`] reads. Clones move together.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<SystemTime>>);
+
+impl ManualClock {
+    /// Stopped at `unix_seconds`.
+    pub fn new(unix_seconds: u64) -> ManualClock {
+        ManualClock(Arc::new(Mutex::new(
+            UNIX_EPOCH + Duration::from_secs(unix_seconds),
+        )))
+    }
+
+    /// Moves the time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let mut time = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *time += by;
+    }
+
+    pub fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The [`Clock`] that reads this time.
+    pub fn clock(&self) -> Clock {
+        Clock::manual(self)
     }
 }
 
@@ -122,6 +159,8 @@ pub struct AppState {
     /// The governed states and catalog directories of recent bases, and the cores decisions
     /// run on: shared by the requests of this state, and by nothing else.
     pub(crate) pipeline: Arc<pipeline::Pipeline>,
+    /// The lease owners' names of the webhook workers [`run`] starts with this state.
+    pub(crate) workers: Arc<webhooks::WorkerNames>,
 }
 
 impl AppState {
@@ -135,6 +174,7 @@ impl AppState {
             log_signer: None,
             webhooks: None,
             pipeline: Arc::new(pipeline::Pipeline::default()),
+            workers: Arc::new(webhooks::WorkerNames::new()),
         }
     }
 
