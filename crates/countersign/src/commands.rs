@@ -46,10 +46,10 @@ pub fn run(command: Command) -> Result<ExitCode> {
             crate::client::push_evidence(&args)
         }
         Command::Client(command) => crate::client::run(command),
-        Command::Hook(crate::hook::HookCommand::PreReceive(args)) => {
+        Command::Hook(crate::cli::hook::HookCommand::PreReceive(args)) => {
             crate::hook::pre_receive(&args)
         }
-        Command::Hook(crate::hook::HookCommand::PostReceive(args)) => {
+        Command::Hook(crate::cli::hook::HookCommand::PostReceive(args)) => {
             crate::hook::post_receive(&args)
         }
     }
