@@ -92,7 +92,7 @@ pub(crate) async fn notify(
         EventKind::Notified,
         &at,
         &proposal.id,
-        crate::proposals::SYSTEM_ACTOR,
+        countersign_decide::record::SYSTEM_ACTOR,
         json!({ "type": kind, "targets": names, "owners": owners, "approvers": approvers }),
     )
     .map_err(|e| ApiError::Internal(format!("event: {e}")))?;
