@@ -94,8 +94,16 @@ type Directory = BTreeMap<String, Vec<String>>;
 
 /// The catalog Users of recent bases by profile email, by repository path and base commit
 /// id (an immutable object, so never stale). Owned by the server's `Pipeline`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Directories(Mutex<HashMap<(PathBuf, String), Arc<Directory>>>);
+
+impl std::fmt::Debug for Directories {
+    /// How many bases are held; not the Users and emails themselves.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
+        f.debug_struct("Directories").field("held", &held).finish()
+    }
+}
 
 /// A catalog User that has a profile email, as the catalog at one commit names it.
 #[derive(Debug, Clone)]
