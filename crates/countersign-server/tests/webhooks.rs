@@ -272,7 +272,13 @@ async fn notify_and_proceed_alerts_the_owning_team(db: &Db) {
     let entries = server.store.entries_about(id).await.unwrap();
     assert_eq!(alert.body["log_index"], entries[3].index);
 
-    // The delivery log, for auditors and admins only.
+    // The delivery log, for auditors and admins only. The worker records the attempt once
+    // the receiver has answered: wait for that, not just for the receiver.
+    until("the attempt recorded", async || {
+        let rows = server.store.outbox(10).await.unwrap();
+        rows.iter().any(|r| r.state == "delivered").then_some(())
+    })
+    .await;
     let (status, log) = server
         .send(
             reqwest::Method::GET,
