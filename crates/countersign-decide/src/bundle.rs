@@ -15,7 +15,7 @@ use countersign_evidence::dsse::{Envelope, PublicKey};
 use countersign_repo::{ChangeKind, ChangedPath};
 use serde_json::Value;
 
-use crate::error::{Context, DecideError, Result, bail};
+use crate::error::{Classify, DecideError, Result, bail};
 use crate::evaluate::{self, Proposer};
 use crate::record;
 
@@ -32,7 +32,7 @@ fn field<'a>(event: &'a Event, name: &str) -> Result<&'a Value> {
     event
         .data
         .get(name)
-        .ok_or_else(|| DecideError::Invalid(format!("the {:?} event has no {name:?}", event.kind)))
+        .ok_or_else(|| DecideError::invalid(format!("the {:?} event has no {name:?}", event.kind)))
 }
 
 /// Re-derives the decision recorded in `bundle` and lists every difference from the record
@@ -41,20 +41,20 @@ fn field<'a>(event: &'a Event, name: &str) -> Result<&'a Value> {
 /// another commit than its event authorized.
 pub fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<String>> {
     let proposed = last_event(bundle, EventKind::Proposed)
-        .ok_or_else(|| DecideError::Invalid("the bundle has no `proposed` event".into()))?;
+        .ok_or_else(|| DecideError::invalid("the bundle has no `proposed` event"))?;
     let decided = last_event(bundle, EventKind::Decided)
-        .ok_or_else(|| DecideError::Invalid("the bundle has no `decided` event".into()))?;
+        .ok_or_else(|| DecideError::invalid("the bundle has no `decided` event"))?;
     let blob = |d: &str| -> Result<Vec<u8>> {
         bundle
             .blobs
             .get(d)
             .cloned()
-            .ok_or_else(|| DecideError::Invalid(format!("blob {d} is missing from the bundle")))
+            .ok_or_else(|| DecideError::invalid(format!("blob {d} is missing from the bundle")))
     };
     let mut inputs = BTreeMap::new();
     let recorded_inputs = field(decided, "inputs")?
         .as_object()
-        .ok_or_else(|| DecideError::Invalid("`inputs` is not an object".into()))?;
+        .ok_or_else(|| DecideError::invalid("`inputs` is not an object"))?;
     for (path, d) in recorded_inputs {
         let content = match d.as_str() {
             Some(d) => Some(blob(d)?),
@@ -64,7 +64,7 @@ pub fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<Stri
     }
     let changes = field(proposed, "changes")?
         .as_array()
-        .ok_or_else(|| DecideError::Invalid("`changes` is not a list".into()))?
+        .ok_or_else(|| DecideError::invalid("`changes` is not a list"))?
         .iter()
         .map(|c| {
             let path = c["path"].as_str().unwrap_or_default().to_string();
@@ -99,7 +99,8 @@ pub fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<Stri
     let report = &again.report;
     let mut differences = Vec::new();
     let recorded_tier = decided.data["tier"].clone();
-    let derived_tier = serde_json::to_value(report.tier)?;
+    let derived_tier =
+        serde_json::to_value(report.tier).internal(|| "encoding the re-derived tier".into())?;
     if recorded_tier != derived_tier {
         differences.push(format!(
             "tier: recorded {recorded_tier}, re-derived {derived_tier}"
@@ -145,7 +146,7 @@ pub fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<Stri
         };
         let d = summary
             .as_str()
-            .ok_or_else(|| DecideError::Invalid("`verification_summary` is not a digest".into()))?;
+            .ok_or_else(|| DecideError::invalid("`verification_summary` is not a digest"))?;
         let commit = authorized.data["commit"]
             .as_str()
             .or(head.as_deref())
@@ -158,15 +159,15 @@ pub fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<Stri
 /// Checks an authorization statement: a DSSE envelope signed by the log key (`verifier`)
 /// whose in-toto statement is about `commit`. Returns the statement.
 pub fn check_summary(envelope: &[u8], verifier: &Verifier, commit: &str) -> Result<Value> {
-    let envelope =
-        Envelope::parse(envelope).context("the verification summary is not a DSSE envelope")?;
+    let envelope = Envelope::parse(envelope)
+        .invalid(|| "the verification summary is not a DSSE envelope".into())?;
     let key = PublicKey::from_bytes(&verifier.public_key())
-        .context("the log key is not an Ed25519 key")?;
+        .invalid(|| "the log key is not an Ed25519 key".into())?;
     let (verified, _) = envelope
         .verify(std::slice::from_ref(&key), |k| k)
-        .context("the verification summary is not signed by the log key")?;
+        .invalid(|| "the verification summary is not signed by the log key".into())?;
     let statement: Value = serde_json::from_slice(verified.payload())
-        .context("the verification summary's statement is not JSON")?;
+        .invalid(|| "the verification summary's statement is not JSON".into())?;
     if statement["subject"][0]["digest"]["gitCommit"].as_str() != Some(commit) {
         bail!("the verification summary is about another commit than the one authorized");
     }

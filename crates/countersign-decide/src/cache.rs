@@ -143,7 +143,7 @@ mod tests {
     fn a_failed_load_is_not_cached() {
         let cache = GovernedCache::new(4);
         let failed = cache.get_or_load(Path::new("/r"), "a", || {
-            Err(crate::error::DecideError::Invalid("boom".into()))
+            Err(crate::error::DecideError::invalid("boom"))
         });
         assert!(failed.is_err());
         let count = Cell::new(0);

@@ -62,7 +62,7 @@ pub fn evaluate_with_evidence(
     evidence: &[PathBuf],
 ) -> Result<Evaluation> {
     if !evidence.is_empty() && matches!(change, ChangeSource::Paths { .. }) {
-        bail!("--evidence needs --base and --head: evidence is bound to commits");
+        bail!("evidence needs a change between two commits: evidence is bound to commits");
     }
     match change {
         ChangeSource::Commits { base, head } => evaluate_commits(
@@ -321,12 +321,15 @@ fn evidence_facts(assessment: &Assessment) -> EvidenceFacts {
     }
 }
 
-/// Parses `--author`; a human name matching the configured agent patterns (a bot account)
-/// is treated as the agent it is.
+/// Parses the proposer's author; a human name matching the configured agent patterns (a bot
+/// account) is treated as the agent it is.
 fn principal(state: &GovernedState, author: &str) -> Result<Principal> {
     let principal: Principal = author
         .parse()
-        .with_context(|| format!("--author {author:?}"))?;
+        .map_err(|source| crate::DecideError::Author {
+            author: author.to_owned(),
+            source,
+        })?;
     Ok(match principal {
         Principal::Human(name) if state.config.agents.is_agent(&name) => Principal::Agent(name),
         other => other,

@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Context, Result, bail};
+use crate::error::{Classify, DecideError, Result, bail};
 use countersign_evidence::statement::TestResultOutcome;
 use countersign_evidence::verify::DEFAULT_MAX_ENVELOPE_BYTES;
 use countersign_evidence::{
@@ -25,7 +25,7 @@ pub fn trusted_runners(config: &Config) -> Result<Vec<TrustedRunner>> {
         .map(|r| {
             Ok(TrustedRunner {
                 name: r.name.clone(),
-                key: PublicKey::from_hex(&r.public_key).with_context(|| {
+                key: PublicKey::from_hex(&r.public_key).invalid(|| {
                     format!(
                         "{}: runner `{}`: public_key",
                         countersign_repo::CONFIG_FILE,
@@ -112,12 +112,12 @@ impl VerifiedFiles {
 
 /// Reads an envelope, refusing it as too large before reading it whole.
 pub fn read_envelope(path: &Path) -> Result<std::result::Result<Vec<u8>, Refusal>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("reading evidence {}", path.display()))?;
-    let size = file
-        .metadata()
-        .with_context(|| format!("reading evidence {}", path.display()))?
-        .len();
+    let io = |source| DecideError::ReadEvidence {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     if size > DEFAULT_MAX_ENVELOPE_BYTES {
         return Ok(Err(Refusal::TooLarge {
@@ -129,7 +129,7 @@ pub fn read_envelope(path: &Path) -> Result<std::result::Result<Vec<u8>, Refusal
     // `take` bounds the read even if the file grows after the size check.
     file.take(DEFAULT_MAX_ENVELOPE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
-        .with_context(|| format!("reading evidence {}", path.display()))?;
+        .map_err(io)?;
     Ok(Ok(bytes))
 }
 
@@ -171,7 +171,7 @@ pub fn verify_for_change(
         };
         let Some(head_verdict) = as_head.next() else {
             // verify_many answers once per envelope given, in order.
-            return Err(crate::DecideError::Invalid(format!(
+            return Err(DecideError::internal(format!(
                 "{file}: no verification result"
             )));
         };

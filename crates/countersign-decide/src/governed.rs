@@ -4,7 +4,7 @@
 //! change cannot rewrite the rules that judge it. This module only wires the crates
 //! together; it parses nothing itself.
 
-use crate::error::{Context, Result, bail};
+use crate::error::{Classify, Result, bail};
 use countersign_graph::{BuildOutput, FileSource, GraphSettings, SystemGraph};
 use countersign_policy::{OwnerGroup, PolicyPack};
 use countersign_repo::{CONFIG_FILE, Config};
@@ -45,8 +45,8 @@ pub fn read_config(source: &dyn FileSource) -> Result<Config> {
     match source.read(CONFIG_FILE, countersign_graph::Limits::default().file_bytes)? {
         None => Ok(Config::default()),
         Some(bytes) => {
-            let text = String::from_utf8(bytes)
-                .with_context(|| format!("{CONFIG_FILE} is not valid UTF-8"))?;
+            let text =
+                String::from_utf8(bytes).invalid(|| format!("{CONFIG_FILE} is not valid UTF-8"))?;
             Ok(Config::parse(&text)?)
         }
     }

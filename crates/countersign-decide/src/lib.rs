@@ -18,4 +18,4 @@ pub mod policy_change;
 pub mod record;
 pub mod report;
 
-pub use error::{DecideError, Result};
+pub use error::{DecideError, ErrorKind, Result};

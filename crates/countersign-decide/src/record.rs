@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Context, Result, bail};
+use crate::error::{Classify, Result, bail};
 use countersign_audit::bundle::digest;
 use countersign_audit::{Event, EventKind, Signer};
 use countersign_evidence::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, SigningKey};
@@ -47,7 +47,8 @@ pub fn repository_name(evaluation: &Evaluation) -> Result<Option<String>> {
     let Some(Some(bytes)) = evaluation.inputs.get(CONFIG_FILE) else {
         return Ok(None);
     };
-    let text = std::str::from_utf8(bytes).context("reading countersign.toml at the base")?;
+    let text =
+        std::str::from_utf8(bytes).invalid(|| "reading countersign.toml at the base".to_owned())?;
     Ok(Config::parse(text)?.repository.name)
 }
 
@@ -64,7 +65,7 @@ pub fn record(
 ) -> Result<Record> {
     let report = &evaluation.report;
     let (Some(base), Some(head)) = (&report.change.base, &report.change.head) else {
-        bail!("only a change between two commits (--base/--head) can be recorded");
+        bail!("only a change between two commits can be recorded");
     };
     let Some(repository) = repository_name(evaluation)? else {
         bail!(
@@ -99,7 +100,7 @@ pub fn record_as(
 ) -> Result<Record> {
     let report = &evaluation.report;
     let (Some(base), Some(head)) = (&report.change.base, &report.change.head) else {
-        bail!("only a change between two commits (--base/--head) can be recorded");
+        bail!("only a change between two commits can be recorded");
     };
     let mut blobs = Vec::new();
     let mut inputs = BTreeMap::new();
@@ -150,7 +151,8 @@ pub fn record_as(
     let actor = report.author.clone();
     let mut events = vec![event(EventKind::Proposed, now, &subject, &actor, proposed)?];
     if report.automated {
-        decided["facts"] = serde_json::to_value(&report.facts)?;
+        decided["facts"] =
+            serde_json::to_value(&report.facts).internal(|| "encoding the facts".into())?;
         events.push(event(
             EventKind::Decided,
             now,
@@ -199,7 +201,7 @@ pub fn recorded_reasons(report: &EvaluationReport) -> Vec<Value> {
 }
 
 fn event(kind: EventKind, at: &str, subject: &str, actor: &str, data: Value) -> Result<Event> {
-    Event::new(kind, at, subject, actor, data).context("building an audit event")
+    Event::new(kind, at, subject, actor, data).internal(|| "building an audit event".into())
 }
 
 /// The SLSA Verification Summary of an automated decision, from its evaluation.
@@ -211,7 +213,7 @@ fn summary(
     log_key: &Signer,
 ) -> Result<Vec<u8>> {
     let report = &evaluation.report;
-    let tier = serde_json::to_value(report.tier)?;
+    let tier = serde_json::to_value(report.tier).internal(|| "encoding the tier".into())?;
     verification_summary(
         repository,
         head,
@@ -254,6 +256,8 @@ pub fn verification_summary(
         },
     });
     let key = SigningKey::from_seed(&log_key.seed());
-    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, serde_json::to_vec(&statement)?, &key);
+    let payload =
+        serde_json::to_vec(&statement).internal(|| "encoding the verification summary".into())?;
+    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, payload, &key);
     Ok(envelope.to_json())
 }

@@ -103,6 +103,28 @@ pub enum GraphError {
     },
 }
 
+impl GraphError {
+    /// Whether the files are at fault (what a user fixes by editing them), rather than
+    /// reading them (a corrupt object, an I/O failure: the machine's).
+    pub fn is_input(&self) -> bool {
+        match self {
+            GraphError::Source(source) => source.is_input(),
+            GraphError::NotUtf8 { .. }
+            | GraphError::Encoding { .. }
+            | GraphError::Limit { .. }
+            | GraphError::Yaml { .. }
+            | GraphError::Json { .. }
+            | GraphError::Toml { .. }
+            | GraphError::UnknownKind { .. }
+            | GraphError::ApiVersion { .. }
+            | GraphError::Field { .. }
+            | GraphError::EntityRef { .. }
+            | GraphError::Annotation { .. }
+            | GraphError::SettingsGlob { .. } => true,
+        }
+    }
+}
+
 /// 1-based line and column of a byte offset, for parsers that report offsets or spans.
 pub(crate) fn line_col(text: &str, offset: usize) -> (u32, u32) {
     let before = &text[..offset.min(text.len())];

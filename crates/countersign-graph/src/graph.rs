@@ -716,7 +716,7 @@ impl SystemGraph {
         };
         line(&"nodes");
         for n in &self.nodes {
-            line(&crate::render::node_json(n, false));
+            line(&crate::model::node_json(n, false));
         }
         line(&"edges");
         for e in &self.edges {

@@ -1,10 +1,13 @@
 //! The graph's vocabulary: entity kinds and references, nodes, criticality, surfaces.
 //!
-//! These are plain values. Parsing descriptors into them lives in `backstage`,
-//! `codeowners` and `workspace`; traversal lives in `impact`.
+//! These are plain values, with their JSON form ([`node_json`], which the graph's version
+//! hashes). Parsing descriptors into them lives in `backstage`, `codeowners` and
+//! `workspace`; traversal lives in `impact`, rendering whole graphs in `render`.
 
 use std::collections::BTreeSet;
 use std::fmt;
+
+use serde_json::{Value, json};
 
 /// A Backstage entity kind. Ordered so canonical forms sort deterministically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -268,6 +271,37 @@ impl serde::Serialize for SourceLocation {
         st.serialize_field("line", &self.line)?;
         st.end()
     }
+}
+
+/// One node as JSON; `with_source` false leaves out the position (for the version,
+/// which must not change when a document moves within its file).
+pub fn node_json(n: &Node, with_source: bool) -> Value {
+    let mut paths = n.paths.clone();
+    if !with_source {
+        paths.sort();
+    }
+    let mut v = json!({
+        "ref": n.entity,
+        "kind": n.entity.kind,
+        "namespace": n.entity.namespace,
+        "name": n.entity.name,
+        "title": n.title,
+        "type": n.spec_type,
+        "owner": n.owner,
+        "system": n.system,
+        "criticality": n.criticality,
+        "surfaces": n.surfaces,
+        "paths": paths,
+        "suites": n.suites,
+        "revenue_path": n.revenue_path,
+        "exposure": n.exposure,
+        "data_classes": n.data_classes,
+        "member_of": n.member_of,
+    });
+    if with_source && let Some(obj) = v.as_object_mut() {
+        obj.insert("source".into(), json!(n.source));
+    }
+    v
 }
 
 #[cfg(test)]

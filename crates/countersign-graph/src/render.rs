@@ -13,43 +13,14 @@
 //!   "edges": [ { "from": "component:default/a", "kind": "depends-on", "to": "resource:default/db" } ],
 //!   "dangling": [ { "from": "...", "kind": "depends-on", "to": "component:default/missing" } ] }
 //! ```
-//! Nodes come sorted by ref, edges sorted by (from id, kind, to id). Only reads the graph.
+//! Nodes come sorted by ref, edges sorted by (from id, kind, to id). Only reads the graph;
+//! the graph never reads this module (a node's JSON, which the version hashes, is `model`'s).
 
 use serde_json::{Value, json};
 
 use crate::graph::SystemGraph;
-use crate::model::Node;
-
-/// One node as JSON; `with_source` false leaves out the position (for the version,
-/// which must not change when a document moves within its file).
-pub fn node_json(n: &Node, with_source: bool) -> Value {
-    let mut paths = n.paths.clone();
-    if !with_source {
-        paths.sort();
-    }
-    let mut v = json!({
-        "ref": n.entity,
-        "kind": n.entity.kind,
-        "namespace": n.entity.namespace,
-        "name": n.entity.name,
-        "title": n.title,
-        "type": n.spec_type,
-        "owner": n.owner,
-        "system": n.system,
-        "criticality": n.criticality,
-        "surfaces": n.surfaces,
-        "paths": paths,
-        "suites": n.suites,
-        "revenue_path": n.revenue_path,
-        "exposure": n.exposure,
-        "data_classes": n.data_classes,
-        "member_of": n.member_of,
-    });
-    if with_source && let Some(obj) = v.as_object_mut() {
-        obj.insert("source".into(), json!(n.source));
-    }
-    v
-}
+/// One node's JSON, the form the graph's version hashes too, so it lives with `Node`.
+pub use crate::model::node_json;
 
 /// The whole graph as JSON, in the shape documented above.
 pub fn to_json(graph: &SystemGraph) -> Value {

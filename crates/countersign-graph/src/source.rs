@@ -37,6 +37,15 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// Whether the repository's content is at fault (a symlinked rule file, a file over its
+    /// limit: the proposer fixes those), rather than reading it (the machine's).
+    pub fn is_input(&self) -> bool {
+        match self {
+            SourceError::Unreadable { .. } => false,
+            SourceError::Symlink { .. } | SourceError::TooLarge { .. } => true,
+        }
+    }
+
     /// The file the error is about.
     pub fn path(&self) -> &str {
         match self {

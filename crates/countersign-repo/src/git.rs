@@ -70,10 +70,9 @@ pub enum RepoError {
     RevNotFound { rev: String, message: String },
     #[error("revision `{rev}` names a {kind}, not a commit")]
     NotACommit { rev: String, kind: String },
-    #[error(
-        "revision `{rev}` needs history this shallow clone does not have ({detail}); \
-         fetch more history, e.g. `git fetch --deepen=100` or `git fetch --unshallow`"
-    )]
+    /// The clone lacks the history a revision needs; the fix is fetching more of it (the
+    /// binary says how), never a different input.
+    #[error("revision `{rev}` needs history this shallow clone does not have ({detail})")]
     ShallowHistory { rev: String, detail: String },
     #[error("`{id}` is not a commit id: {message}")]
     InvalidCommitId { id: String, message: String },
@@ -91,6 +90,30 @@ pub enum RepoError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl RepoError {
+    /// Whether the input is at fault (a revision that names nothing or no commit, a change
+    /// with no diff, a path or signature countersign cannot take) rather than the repository
+    /// on this machine (missing, empty, shallow, unreadable or corrupt). Callers that answer
+    /// someone else's request (the server) tell that someone only about input errors; the
+    /// rest is the operator's, and their messages name paths on this machine.
+    pub fn is_input(&self) -> bool {
+        match self {
+            RepoError::RevNotFound { .. }
+            | RepoError::NotACommit { .. }
+            | RepoError::InvalidCommitId { .. }
+            | RepoError::NonUtf8Path { .. }
+            | RepoError::EmptyDiff { .. }
+            | RepoError::InvalidSignature { .. } => true,
+            // An empty repository names the configured path; the requester cannot fill it.
+            RepoError::NotARepository { .. }
+            | RepoError::EmptyRepository { .. }
+            | RepoError::ShallowHistory { .. }
+            | RepoError::Git { .. }
+            | RepoError::Io { .. } => false,
+        }
+    }
 }
 
 /// Renders a gix error with its causes: the top frame alone is often just "could not find".

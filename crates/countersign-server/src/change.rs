@@ -9,11 +9,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use countersign_decide::DecideError;
 use countersign_graph::Kind;
 use countersign_policy::Principal;
-use countersign_repo::{CommitId, ContentChange, Repo, RepoError, Side};
+use countersign_repo::{CommitId, ContentChange, Repo, Side};
 use sha2::{Digest, Sha256};
 
 /// See the module docs.
@@ -27,21 +28,16 @@ pub struct ChangeFacts {
     pub diff_digest: String,
 }
 
-/// Why the facts could not be read: a git failure or an unreadable catalog at the base.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ChangeError(String);
-
-impl From<RepoError> for ChangeError {
-    fn from(error: RepoError) -> Self {
-        ChangeError(error.to_string())
-    }
-}
-
 impl ChangeFacts {
     /// Reads the commits and the diff content of `base..head` (full commit ids) in the
-    /// repository at `path`. Blocking (git).
-    pub fn read(path: &Path, base: &str, head: &str) -> Result<ChangeFacts, ChangeError> {
+    /// repository at `path`, mapping authors through `directories`. Blocking (git). An
+    /// unreadable catalog at the base is the input's fault, a git failure the server's.
+    pub fn read(
+        directories: &Directories,
+        path: &Path,
+        base: &str,
+        head: &str,
+    ) -> Result<ChangeFacts, DecideError> {
         let repo = Repo::open_shared(path)?;
         let (base, head) = (CommitId::from_hex(base)?, CommitId::from_hex(head)?);
         let mut emails = BTreeSet::new();
@@ -50,7 +46,7 @@ impl ChangeFacts {
                 emails.insert(person.email.trim().to_ascii_lowercase());
             }
         }
-        let directory = directory(path, &repo, &base)?;
+        let directory = directories.get(path, &repo, &base)?;
         let mut authors = BTreeSet::new();
         for email in emails {
             match directory.get(&email) {
@@ -90,8 +86,18 @@ fn diff_digest(changes: &[ContentChange]) -> String {
 /// Principals by lower-cased profile email.
 type Directory = BTreeMap<String, Vec<String>>;
 
-/// Directories by repository path and base commit id.
-type Directories = HashMap<(PathBuf, String), Arc<Directory>>;
+/// The catalog Users of recent bases by profile email, by repository path and base commit
+/// id (an immutable object, so never stale). Owned by the server's `Pipeline`.
+#[derive(Default)]
+pub struct Directories(Mutex<HashMap<(PathBuf, String), Arc<Directory>>>);
+
+impl std::fmt::Debug for Directories {
+    /// How many bases are held; not the Users and emails themselves.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
+        f.debug_struct("Directories").field("held", &held).finish()
+    }
+}
 
 /// A catalog User that has a profile email, as the catalog at one commit names it.
 #[derive(Debug, Clone)]
@@ -106,26 +112,38 @@ pub(crate) struct CatalogUser {
 /// The catalog Users with a profile email at `commit`, read with the commit's own
 /// `countersign.toml` (catalog globs, agent patterns). The one reading of "who is this email"
 /// for both commit authors (here) and people signing in (`oidc`). Blocking (git).
-pub(crate) fn catalog_users(repo: &Repo, commit: &CommitId) -> Result<Vec<CatalogUser>, String> {
-    let tree = repo.commit_tree(commit).map_err(|e| e.to_string())?;
+pub(crate) fn catalog_users(
+    repo: &Repo,
+    commit: &CommitId,
+) -> Result<Vec<CatalogUser>, DecideError> {
+    let within = |what: &str, source: DecideError| DecideError::Context {
+        context: format!("{what} at {commit}"),
+        source: Box::new(source),
+    };
+    let tree = repo.commit_tree(commit)?;
     let config = countersign_decide::governed::read_config(&tree)
-        .map_err(|e| format!("reading the config at {commit}: {}", e.chain()))?;
+        .map_err(|e| within("reading the config", e))?;
     let settings = countersign_decide::governed::graph_settings(&config);
     let mut globs = globset::GlobSetBuilder::new();
     for glob in &settings.catalog_globs {
         globs.add(
-            countersign_graph::repo_path::glob(glob)
-                .map_err(|e| format!("catalog glob {glob:?}: {e}"))?,
+            countersign_graph::repo_path::glob(glob).map_err(|e| DecideError::Invalid {
+                message: format!("catalog glob {glob:?}"),
+                source: Some(Box::new(e)),
+            })?,
         );
     }
-    let globs = globs.build().map_err(|e| format!("catalog globs: {e}"))?;
+    let globs = globs.build().map_err(|e| DecideError::Invalid {
+        message: "catalog globs".to_owned(),
+        source: Some(Box::new(e)),
+    })?;
     let catalog = countersign_graph::backstage::read_catalog(
         &tree,
         &globs,
         &settings.default_namespace,
         &settings.limits,
     )
-    .map_err(|e| format!("reading the catalog at {commit}: {e}"))?;
+    .map_err(|e| within("reading the catalog", e.into()))?;
     Ok(catalog
         .descriptors
         .into_iter()
@@ -142,20 +160,42 @@ pub(crate) fn catalog_users(repo: &Repo, commit: &CommitId) -> Result<Vec<Catalo
         .collect())
 }
 
-/// The catalog Users of `base` by profile email, cached by repository and base commit (an
-/// immutable object, so never stale).
-fn directory(path: &Path, repo: &Repo, base: &CommitId) -> Result<Arc<Directory>, ChangeError> {
-    static CACHE: LazyLock<Mutex<Directories>> = LazyLock::new(Mutex::default);
-    let key = (path.to_owned(), base.as_str().to_owned());
-    if let Some(found) = CACHE
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&key)
-    {
-        return Ok(Arc::clone(found));
+impl Directories {
+    /// The catalog Users of `base` by profile email, cached.
+    fn get(
+        &self,
+        path: &Path,
+        repo: &Repo,
+        base: &CommitId,
+    ) -> Result<Arc<Directory>, DecideError> {
+        let key = (path.to_owned(), base.as_str().to_owned());
+        if let Some(found) = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(Arc::clone(found));
+        }
+        let directory = Arc::new(read_directory(repo, base)?);
+        let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // Bases are few (the tips of protected branches); forget them all rather than track
+        // age.
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&directory));
+        Ok(directory)
     }
+}
+
+/// The catalog Users of `base` by profile email.
+fn read_directory(repo: &Repo, base: &CommitId) -> Result<Directory, DecideError> {
     let mut directory = Directory::new();
-    for user in catalog_users(repo, base).map_err(|e| ChangeError(format!("base: {e}")))? {
+    for user in catalog_users(repo, base).map_err(|source| DecideError::Context {
+        context: "the base".to_owned(),
+        source: Box::new(source),
+    })? {
         let principal = if user.agent {
             Principal::Agent(user.name)
         } else {
@@ -166,12 +206,5 @@ fn directory(path: &Path, repo: &Repo, base: &CommitId) -> Result<Arc<Directory>
             .or_default()
             .push(principal.to_string());
     }
-    let directory = Arc::new(directory);
-    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
-    // Bases are few (the tips of protected branches); forget them all rather than track age.
-    if cache.len() >= 256 {
-        cache.clear();
-    }
-    cache.insert(key, Arc::clone(&directory));
     Ok(directory)
 }

@@ -90,6 +90,22 @@ impl From<countersign_store::Error> for ApiError {
     }
 }
 
+/// A decision that could not be made: the proposer's input (an unknown revision, an empty
+/// diff, a malformed catalog or policy at the base) is 422 with what to fix; anything else
+/// (the repository missing or unreadable on this server, a corrupt object store, a bug) is
+/// the server's, logged with its cause and answered as a bare 500, since its message names
+/// the server's own paths.
+impl From<countersign_decide::DecideError> for ApiError {
+    fn from(error: countersign_decide::DecideError) -> Self {
+        match error.kind() {
+            countersign_decide::ErrorKind::Input => ApiError::Invalid(error.chain()),
+            countersign_decide::ErrorKind::Internal => {
+                ApiError::Internal(format!("deciding: {}", error.chain()))
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

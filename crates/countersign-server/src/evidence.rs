@@ -40,7 +40,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, Problem};
-use crate::pipeline::{self, Outcome};
+use crate::pipeline::Outcome;
 use crate::proposals::persist::{self, event, refused, typed};
 use crate::proposals::{Loaded, ProposalView, load_view, load_view_of};
 
@@ -122,8 +122,9 @@ pub struct PlanView {
 
 /// The live evidence of `proposal` accepted under `head`, with the envelopes. Whoever
 /// re-derives a decision for a head reads its evidence here (and passes it through [`named`]
-/// to [`pipeline::decide_with_evidence`]): evidence accepted under another head, or lapsed by
-/// a head move (`Tx::lapse_evidence`), is not returned; its rows and events stay.
+/// to [`crate::pipeline::Pipeline::decide_with_evidence`]): evidence accepted under another
+/// head, or lapsed by a head move (`Tx::lapse_evidence`), is not returned; its rows and
+/// events stay.
 pub async fn for_head(
     store: &Store,
     proposal: &str,
@@ -193,19 +194,22 @@ async fn weigh(
     let mut envelopes = accepted;
     envelopes.push((submitted.clone(), envelope.to_vec()));
     let (base, head) = (proposal.base.clone(), proposal.head.clone());
-    let result = pipeline::blocking(move || {
-        pipeline::decide_with_evidence(&path, &base, &head, &author, &envelopes)
-    })
-    .await?;
+    let pipeline = std::sync::Arc::clone(&state.pipeline);
+    let result = state
+        .pipeline
+        .blocking(move || pipeline.decide_with_evidence(&path, &base, &head, &author, &envelopes))
+        .await?;
     let outcome = match result {
         Ok(outcome) => outcome,
         // The change decided when the proposal was opened; what is new is the evidence, so
-        // a failure here is its verification's (e.g. a base naming no repository).
-        Err(e) => {
+        // an input error here is its verification's (e.g. a base naming no repository). The
+        // server's own failures are not the runner's to hear about.
+        Err(e) if e.is_input() => {
             return Ok(Weighed::Refused(Refused {
-                reasons: vec![("unverifiable".to_owned(), e.to_string())],
+                reasons: vec![("unverifiable".to_owned(), e.chain())],
             }));
         }
+        Err(e) => return Err(e.into()),
     };
     let Some(report) = outcome.evidence() else {
         return Err(ApiError::Internal(

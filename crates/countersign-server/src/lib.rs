@@ -39,7 +39,7 @@ mod webhooks;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -71,7 +71,8 @@ pub const LARGEST_BODY_LIMIT: usize = if EVIDENCE_BODY_LIMIT > BODY_LIMIT {
     BODY_LIMIT
 };
 
-/// Where the server reads time. Tests set a fixed time; nothing sleeps on it.
+/// Where the server reads time: handlers, the OIDC checks and the webhook worker all read
+/// this one. Tests set a fixed time or move a [`ManualClock`]; nothing sleeps on it.
 #[derive(Clone)]
 pub struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
 
@@ -84,6 +85,14 @@ impl Clock {
     pub fn fixed(unix_seconds: u64) -> Clock {
         Clock(Arc::new(move || {
             UNIX_EPOCH + Duration::from_secs(unix_seconds)
+        }))
+    }
+
+    /// A clock that reads `manual`: it stands still until `manual` is advanced.
+    pub fn manual(manual: &ManualClock) -> Clock {
+        let time = Arc::clone(&manual.0);
+        Clock(Arc::new(move || {
+            *time.lock().unwrap_or_else(PoisonError::into_inner)
         }))
     }
 
@@ -102,6 +111,34 @@ impl Clock {
     /// RFC 3339 UTC with seconds, as audit events carry it.
     pub fn rfc3339(&self) -> String {
         humantime::format_rfc3339_seconds(self.now()).to_string()
+    }
+}
+
+/// A time moved by hand, for tests: what a [`Clock::manual`] reads. Clones move together.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<SystemTime>>);
+
+impl ManualClock {
+    /// Stopped at `unix_seconds`.
+    pub fn new(unix_seconds: u64) -> ManualClock {
+        ManualClock(Arc::new(Mutex::new(
+            UNIX_EPOCH + Duration::from_secs(unix_seconds),
+        )))
+    }
+
+    /// Moves the time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let mut time = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *time += by;
+    }
+
+    pub fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The [`Clock`] that reads this time.
+    pub fn clock(&self) -> Clock {
+        Clock::manual(self)
     }
 }
 
@@ -128,6 +165,11 @@ pub struct AppState {
     /// Webhook targets, when configured ([`AppState::with_webhooks`]): state changes queue
     /// notifications in the outbox and [`run`] delivers them.
     pub webhooks: Option<Arc<WebhookConfig>>,
+    /// The governed states and catalog directories of recent bases, and the cores decisions
+    /// run on: shared by the requests of this state, and by nothing else.
+    pub(crate) pipeline: Arc<pipeline::Pipeline>,
+    /// The lease owners' names of the webhook workers [`run`] starts with this state.
+    pub(crate) workers: Arc<webhooks::WorkerNames>,
 }
 
 impl AppState {
@@ -140,6 +182,8 @@ impl AppState {
             oidc: None,
             log_signer: None,
             webhooks: None,
+            pipeline: Arc::new(pipeline::Pipeline::default()),
+            workers: Arc::new(webhooks::WorkerNames::new()),
         }
     }
 

@@ -648,7 +648,7 @@ fn read_directory(
         return Ok((commit.to_owned(), directory));
     }
     let mut directory = Directory::default();
-    for user in catalog_users(&repo, &head)? {
+    for user in catalog_users(&repo, &head).map_err(|e| e.chain())? {
         directory
             .users
             .entry(user.email.clone())

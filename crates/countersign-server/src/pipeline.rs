@@ -11,11 +11,14 @@
 //! `evaluate --evidence` files ([`decide_with_evidence`]); the suites a proposal waits for
 //! are the planned ones a runner trusted at the base may attest (`required_suites`, recorded
 //! with `missing_suites` as annotations). The governed state of a base is loaded once and
-//! cached (see [`GOVERNED`]): the record is the same as without it.
+//! cached in the server's [`Pipeline`]: the record is the same as without it.
+//!
+//! Errors are [`DecideError`]s, whose kind says whether the proposer's input or the server
+//! is at fault; `ApiError`'s `From` answers each accordingly.
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::LazyLock;
+use std::sync::Arc;
 
 use countersign_audit::Signer;
 use countersign_decide::DecideError;
@@ -29,36 +32,119 @@ use countersign_policy::{Principal, Tier};
 use countersign_repo::{CONFIG_FILE, Config};
 use serde_json::{Map, Value, json};
 
-/// The governed states of recent bases, shared by every request of the process. Keyed by
-/// repository and base commit id (immutable objects), so it is never stale, and shared
-/// between servers in one process (tests) without harm. Most proposals are against a few
-/// bases (the tips of protected branches), so a few dozen entries hold them.
-static GOVERNED: LazyLock<GovernedCache> = LazyLock::new(|| GovernedCache::new(64));
+/// What the decisions of one server share: the governed states and catalog directories of
+/// recent bases, and the cores decisions run on. [`crate::AppState`] owns one; two servers
+/// in one process (tests) share nothing.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// The governed states of recent bases. Keyed by repository and base commit id
+    /// (immutable objects), so never stale. Most proposals are against a few bases (the tips
+    /// of protected branches), so a few dozen entries hold them.
+    governed: GovernedCache,
+    /// Commit authors' principals by base (see `change`).
+    directories: crate::change::Directories,
+    /// Decisions computed at once, at most: one per core. They are CPU work (git, Cedar);
+    /// more threads than cores only slice the CPU finer, and starve the threads that hold
+    /// the log's write order (the database connection, the committing task) of the CPU they
+    /// need to hand their turn on, which is what every other writer waits for.
+    deciding: Arc<tokio::sync::Semaphore>,
+}
 
-/// Decisions computed at once, at most: one per core. They are CPU work (git, Cedar); more
-/// threads than cores only slice the CPU finer, and starve the threads that hold the log's
-/// write order (the database connection, the committing task) of the CPU they need to
-/// hand their turn on, which is what every other writer waits for.
-static DECIDING: LazyLock<std::sync::Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::sync::Arc::new(tokio::sync::Semaphore::new(cores))
-});
+impl Default for Pipeline {
+    /// One decision per core of this machine.
+    fn default() -> Pipeline {
+        Pipeline::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+}
 
-/// Runs blocking decision work `f` off the async workers, at most one per core at a time.
-/// A task that panicked is an internal error.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, crate::error::ApiError> {
-    // The semaphore is never closed, so acquiring cannot fail; without a permit the work
-    // still runs. The permit goes with the work, so a caller that gives up (a client gone)
-    // does not free a core that is still busy.
-    let permit = DECIDING.clone().acquire_owned().await.ok();
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        f()
-    })
-    .await
-    .map_err(|e| crate::error::ApiError::Internal(format!("pipeline task: {e}")))
+impl Pipeline {
+    /// At most `concurrency` decisions at once (at least one).
+    pub fn new(concurrency: usize) -> Pipeline {
+        Pipeline {
+            governed: GovernedCache::new(64),
+            directories: crate::change::Directories::default(),
+            deciding: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// Runs blocking decision work `f` off the async workers, at most one per core at a
+    /// time. A task that panicked is an internal error.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, crate::error::ApiError> {
+        // The semaphore is never closed, so acquiring cannot fail; without a permit the work
+        // still runs. The permit goes with the work, so a caller that gives up (a client
+        // gone) does not free a core that is still busy.
+        let permit = Arc::clone(&self.deciding).acquire_owned().await.ok();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f()
+        })
+        .await
+        .map_err(|e| crate::error::ApiError::Internal(format!("pipeline task: {e}")))
+    }
+
+    /// Decides the change `base..head` of the repository at `path` proposed by `author`.
+    /// Blocking (git and Cedar): run it off the async workers ([`Pipeline::blocking`]).
+    pub fn decide(
+        &self,
+        path: &Path,
+        base: &str,
+        head: &str,
+        author: &Principal,
+    ) -> Result<Outcome, DecideError> {
+        self.decide_with_evidence(path, base, head, author, &[])
+    }
+
+    /// [`Pipeline::decide`], weighing evidence `envelopes` (name, bytes) as `evaluate
+    /// --evidence` weighs files; the outcome's [`Outcome::evidence`] says which were accepted
+    /// and which refused. With none, no evidence is considered.
+    pub fn decide_with_evidence(
+        &self,
+        path: &Path,
+        base: &str,
+        head: &str,
+        author: &Principal,
+        envelopes: &[(String, Vec<u8>)],
+    ) -> Result<Outcome, DecideError> {
+        let proposer = Proposer {
+            author: author.to_string(),
+            declared_tier: None,
+        };
+        let envelopes: Vec<EvidenceInput> = envelopes
+            .iter()
+            .map(|(name, bytes)| (name.clone(), Ok(bytes.clone())))
+            .collect();
+        let evaluation = evaluate::evaluate_cached_with_evidence(
+            path,
+            base,
+            head,
+            &proposer,
+            &envelopes,
+            &self.governed,
+        )?;
+        let (required_suites, missing_suites) = required_and_missing(&evaluation)?;
+        let (Some(base), Some(head)) = (
+            evaluation.report.change.base.clone(),
+            evaluation.report.change.head.clone(),
+        ) else {
+            return Err(DecideError::internal(
+                "the evaluation names no base and head commits",
+            ));
+        };
+        let change = crate::change::ChangeFacts::read(&self.directories, path, &base, &head)?;
+        Ok(Outcome {
+            change,
+            base,
+            head,
+            tier: evaluation.decision.tier,
+            required_suites,
+            missing_suites,
+            evaluation,
+            proposer,
+        })
+    }
 }
 
 /// A decided change, before it is recorded under a proposal id.
@@ -76,86 +162,20 @@ pub struct Outcome {
     pub change: crate::change::ChangeFacts,
 }
 
-/// Why no decision could be made or recorded: a bad revision, an empty diff, a broken
-/// governed state. All are the proposer's input, so they are answered as 422.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PipelineError(String);
-
-impl PipelineError {
-    fn from_error(error: &DecideError) -> PipelineError {
-        // The whole chain in one line, as the CLI prints it.
-        PipelineError(error.chain())
-    }
-}
-
-/// Decides the change `base..head` of the repository at `path` proposed by `author`. Blocking
-/// (git and Cedar): run it off the async workers.
-pub fn decide(
-    path: &Path,
-    base: &str,
-    head: &str,
-    author: &Principal,
-) -> Result<Outcome, PipelineError> {
-    decide_with_evidence(path, base, head, author, &[])
-}
-
-/// [`decide`], weighing evidence `envelopes` (name, bytes) as `evaluate --evidence` weighs
-/// files; the outcome's [`Outcome::evidence`] says which were accepted and which refused.
-/// With none, no evidence is considered.
-pub fn decide_with_evidence(
-    path: &Path,
-    base: &str,
-    head: &str,
-    author: &Principal,
-    envelopes: &[(String, Vec<u8>)],
-) -> Result<Outcome, PipelineError> {
-    let proposer = Proposer {
-        author: author.to_string(),
-        declared_tier: None,
-    };
-    let envelopes: Vec<EvidenceInput> = envelopes
-        .iter()
-        .map(|(name, bytes)| (name.clone(), Ok(bytes.clone())))
-        .collect();
-    let evaluation =
-        evaluate::evaluate_cached_with_evidence(path, base, head, &proposer, &envelopes, &GOVERNED)
-            .map_err(|e| PipelineError::from_error(&e))?;
-    let (required_suites, missing_suites) = required_and_missing(&evaluation)?;
-    let (Some(base), Some(head)) = (
-        evaluation.report.change.base.clone(),
-        evaluation.report.change.head.clone(),
-    ) else {
-        return Err(PipelineError(
-            "the evaluation names no base and head commits".to_owned(),
-        ));
-    };
-    let change = crate::change::ChangeFacts::read(path, &base, &head)
-        .map_err(|e| PipelineError(e.to_string()))?;
-    Ok(Outcome {
-        change,
-        base,
-        head,
-        tier: evaluation.decision.tier,
-        required_suites,
-        missing_suites,
-        evaluation,
-        proposer,
-    })
-}
-
 /// The planned suites a runner trusted at the base may attest, and those of them no accepted
 /// head evidence covers. A planned suite no trusted runner may attest is not waited for: no
 /// evidence of it can ever be accepted (it still counts against coverage once evidence is
 /// weighed, so the policy sees it).
 fn required_and_missing(
     evaluation: &Evaluation,
-) -> Result<(Vec<String>, Vec<String>), PipelineError> {
+) -> Result<(Vec<String>, Vec<String>), DecideError> {
     let config = match evaluation.inputs.get(CONFIG_FILE) {
         Some(Some(bytes)) => {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|e| PipelineError(format!("{CONFIG_FILE}: {e}")))?;
-            Config::parse(text).map_err(|e| PipelineError(format!("{CONFIG_FILE}: {e}")))?
+            let text = std::str::from_utf8(bytes).map_err(|e| DecideError::Invalid {
+                message: format!("{CONFIG_FILE} is not valid UTF-8"),
+                source: Some(Box::new(e)),
+            })?;
+            Config::parse(text)?
         }
         _ => Config::default(),
     };
@@ -207,10 +227,9 @@ impl Outcome {
         configured: &str,
         now: &str,
         log_key: Option<&Signer>,
-    ) -> Result<(Record, Value), PipelineError> {
-        let repository = record::repository_name(&self.evaluation)
-            .map_err(|e| PipelineError::from_error(&e))?
-            .unwrap_or_else(|| configured.to_owned());
+    ) -> Result<(Record, Value), DecideError> {
+        let repository =
+            record::repository_name(&self.evaluation)?.unwrap_or_else(|| configured.to_owned());
         let repository = repository.as_str();
         let decision = &self.evaluation.decision;
         let mut annotations = Map::new();
@@ -263,7 +282,7 @@ impl Outcome {
         );
         annotations.insert("required_suites".to_owned(), json!(self.required_suites));
         annotations.insert("missing_suites".to_owned(), json!(self.missing_suites));
-        // Who webhook notifications concern (webhooks.rs): the owners of the touched nodes
+        // Who webhook notifications concern (`webhooks`): the owners of the touched nodes
         // (groups and users, as entity refs) and the touched nodes themselves.
         let impact = &self.evaluation.report.impact;
         annotations.insert("owners".to_owned(), json!(impact.owners));
@@ -279,14 +298,13 @@ impl Outcome {
             now,
             log_key,
             annotations,
-        )
-        .map_err(|e| PipelineError::from_error(&e))?;
+        )?;
         let decided = record
             .events
             .iter()
             .find(|e| e.kind == countersign_audit::EventKind::Decided)
             .map(|e| e.data.clone())
-            .ok_or_else(|| PipelineError("the record has no `decided` event".to_owned()))?;
+            .ok_or_else(|| DecideError::internal("the record has no `decided` event"))?;
         Ok((record, decided))
     }
 }

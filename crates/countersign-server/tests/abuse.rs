@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Db, start};
+use common::{Db, start, start_with};
 use reqwest::Method as M;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -375,7 +375,78 @@ async fn refusals_before_routing_are_problems(db: &Db) {
     server.stop().await;
 }
 
+/// A decision the server cannot make is the server's fault, and says nothing of it: a
+/// configured repository gone from disk, or a directory that is no git repository, is a
+/// bare 500 with no path of the server in it. A revision the repository lacks is the
+/// proposer's: 422, naming the revision, and still no path.
+async fn decision_failures_say_whose_fault_without_server_paths(db: &Db) {
+    let vanished = common::repo();
+    let not_git = tempfile::tempdir().unwrap();
+    let (vanished_path, not_git_path) = (vanished.path.clone(), not_git.path().to_owned());
+    let server = start_with(db, move |mut state| {
+        let mut repos = (*state.repos).clone();
+        repos.insert("vanished".to_owned(), vanished_path);
+        repos.insert("not-git".to_owned(), not_git_path);
+        state.repos = std::sync::Arc::new(repos);
+        state
+    })
+    .await;
+    let paths = [
+        server.repo.path.display().to_string(),
+        vanished.path.display().to_string(),
+        not_git.path().display().to_string(),
+        std::env::temp_dir().display().to_string(),
+    ];
+    let no_path = |body: &Value| {
+        let text = body.to_string();
+        for path in &paths {
+            assert!(!text.contains(path.as_str()), "{path} in {body}");
+        }
+    };
+    let propose = |repo: &str, base: &str| {
+        let head = server.repo.docs.clone();
+        json!({ "repo": repo, "base": base, "head": head, "title": "change" })
+    };
+    let url = format!("{}/v1/proposals", server.base);
+    let post = |body: Value| {
+        server
+            .client
+            .post(&url)
+            .bearer_auth(&server.tokens["fixbot"])
+            .json(&body)
+    };
+
+    let (status, content_type, body) = raw(post(propose("shop", "no-such-branch"))).await;
+    assert_eq!(status, 422, "{body}");
+    assert_problem(status, &content_type, &body, "invalid-request");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("revision `no-such-branch` does not exist"),
+        "{body}"
+    );
+    no_path(&body);
+
+    std::fs::remove_dir_all(&vanished.path).unwrap();
+    let base = server.repo.base.clone();
+    for repo in ["vanished", "not-git"] {
+        let (status, content_type, body) = raw(post(propose(repo, &base))).await;
+        assert_eq!(status, 500, "{repo}: {body}");
+        assert_problem(status, &content_type, &body, "internal");
+        assert_eq!(
+            body["detail"], "the server could not complete the request; the cause is in its log",
+            "{repo}"
+        );
+        no_path(&body);
+    }
+    // Nothing was recorded for them.
+    assert_eq!(server.store.log_size().await.unwrap(), 0);
+    server.stop().await;
+}
+
 on_both_backends!(
+    decision_failures_say_whose_fault_without_server_paths,
     readyz_answers_503_without_a_database,
     bodies_over_the_limit_are_413,
     malformed_bodies_are_422,

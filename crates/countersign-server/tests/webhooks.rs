@@ -2,19 +2,25 @@
 //! receiver (axum on 127.0.0.1:0) that verifies every HMAC signature and records what it
 //! got; the outbox's transactional and claiming guarantees at the store. Every scenario on
 //! SQLite and PostgreSQL. Nothing is ever sent off the loopback interface.
+//!
+//! The server's time is a `ManualClock` the tests move: the worker signs and logs with it
+//! and prunes by it, so nothing here sleeps to make time pass. What the tests still wait
+//! for is the other side doing its work (a delivery arriving, a row settling) and the
+//! database's clock, which alone says when a retry is due or a lease has expired (so that
+//! several servers agree): those waits poll for the condition, with tiny delays.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 mod common;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, StatusCode};
 use common::{Db, NOW, Server, start_with};
 use countersign_audit::{Event, EventKind};
 use countersign_repo::RepoWriter;
-use countersign_server::{DeliverySettings, Target, WebhookConfig};
+use countersign_server::{AppState, DeliverySettings, ManualClock, Target, WebhookConfig};
 use countersign_store::{Attempt, OutboxItem, Outcome, Store};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
@@ -28,6 +34,8 @@ struct Received {
     id: String,
     event: String,
     attempt: String,
+    /// `X-Countersign-Timestamp`: the server's clock when it sent the request.
+    timestamp: u64,
     body: Value,
 }
 
@@ -41,13 +49,28 @@ struct Inbox {
 }
 
 /// A webhook receiver on 127.0.0.1:0, verifying signatures the way docs/server.md tells
-/// receivers to.
+/// receivers to, against the server's clock.
 struct Receiver {
     url: String,
     inbox: Arc<Mutex<Inbox>>,
 }
 
-fn verify(headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+/// The time of a server under test: the harness's `NOW` until a test moves it.
+fn clock() -> ManualClock {
+    ManualClock::new(NOW)
+}
+
+fn unix_seconds(clock: &ManualClock) -> u64 {
+    clock.now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The server reads `clock`.
+fn reading(clock: &ManualClock, mut state: AppState) -> AppState {
+    state.clock = clock.clock();
+    state
+}
+
+fn verify(headers: &HeaderMap, body: &[u8], clock: &ManualClock) -> Result<u64, String> {
     let header = |name: &str| {
         headers
             .get(name)
@@ -70,18 +93,29 @@ fn verify(headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
     mac.update(body);
     mac.verify_slice(&expected)
         .map_err(|_| "signature mismatch".to_owned())?;
-    let sent: i64 = timestamp.parse().map_err(|_| "timestamp not a number")?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    if (now - sent).abs() > 300 {
-        return Err(format!("timestamp {sent} is not within 5 minutes of {now}"));
+    let sent: u64 = timestamp.parse().map_err(|_| "timestamp not a number")?;
+    // Receivers allow some skew; the server's clock is the test's, so none is needed here:
+    // the request was signed with the time it reads.
+    let now = unix_seconds(clock);
+    if sent != now {
+        return Err(format!("timestamp {sent} is not the server's time {now}"));
     }
-    Ok(())
+    Ok(sent)
 }
 
-async fn receiver(script: impl IntoIterator<Item = u16>) -> Receiver {
+/// A receiver answering `script` (then 200), for a server reading `clock`.
+async fn receiver(script: impl IntoIterator<Item = u16>, clock: &ManualClock) -> Receiver {
+    receiver_advancing(script, clock, Duration::ZERO).await
+}
+
+/// [`receiver`] that moves `clock` forward by `step` after each request it accepts: the
+/// next attempt happens later by the server's clock.
+async fn receiver_advancing(
+    script: impl IntoIterator<Item = u16>,
+    clock: &ManualClock,
+    step: Duration,
+) -> Receiver {
+    let clock = clock.clone();
     let inbox = Arc::new(Mutex::new(Inbox {
         script: script.into_iter().collect(),
         ..Inbox::default()
@@ -91,19 +125,25 @@ async fn receiver(script: impl IntoIterator<Item = u16>) -> Receiver {
         "/hook",
         axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
             let inbox = Arc::clone(&shared);
+            let clock = clock.clone();
             async move {
                 let mut inbox = inbox.lock().unwrap();
-                if let Err(why) = verify(&headers, &body) {
-                    inbox.forged.push(why);
-                    return StatusCode::UNAUTHORIZED;
-                }
+                let timestamp = match verify(&headers, &body, &clock) {
+                    Ok(timestamp) => timestamp,
+                    Err(why) => {
+                        inbox.forged.push(why);
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                };
                 let header = |name: &str| headers[name].to_str().unwrap().to_owned();
                 inbox.received.push(Received {
                     id: header("x-countersign-id"),
                     event: header("x-countersign-event"),
                     attempt: header("x-countersign-attempt"),
+                    timestamp,
                     body: serde_json::from_slice(&body).unwrap(),
                 });
+                clock.advance(step);
                 StatusCode::from_u16(inbox.script.pop_front().unwrap_or(200)).unwrap()
             }
         }),
@@ -143,7 +183,8 @@ fn config(targets: Vec<Target>, delivery: DeliverySettings) -> WebhookConfig {
         .unwrap()
 }
 
-/// Polls `condition` every 10 ms for up to 10 s.
+/// Polls `condition` every 10 ms for up to 10 s: for what the server does in its own time
+/// (delivering, settling a row) or the database's clock decides.
 async fn until<T>(what: &str, mut condition: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -167,8 +208,9 @@ async fn events_about(server: &Server, id: &str) -> Vec<Event> {
 }
 
 async fn notify_and_proceed_alerts_the_owning_team(db: &Db) {
-    let shop = receiver([]).await;
-    let ops = receiver([]).await;
+    let clock = clock();
+    let shop = receiver([], &clock).await;
+    let ops = receiver([], &clock).await;
     let targets = vec![
         Target::new("team-shop", &shop.url, SECRET)
             .unwrap()
@@ -181,7 +223,7 @@ async fn notify_and_proceed_alerts_the_owning_team(db: &Db) {
             .unwrap(),
     ];
     let changes = changes();
-    let server = start_with_changes(db, &changes, config(targets, fast())).await;
+    let server = start_with_changes(db, &changes, config(targets, fast()), &clock).await;
     let proposal = propose_change(&server, &changes, &changes.shop).await;
     assert_eq!(
         (proposal["tier"].as_str(), proposal["state"].as_str()),
@@ -198,6 +240,8 @@ async fn notify_and_proceed_alerts_the_owning_team(db: &Db) {
     let alert = &got[0];
     assert_eq!(alert.event, "notify_and_proceed");
     assert_eq!(alert.attempt, "1");
+    assert_eq!(alert.timestamp, NOW);
+    assert_eq!(alert.body["created_at"], "2026-01-05T09:00:00Z");
     assert_eq!(alert.body["id"], alert.id.as_str());
     assert_eq!(alert.body["type"], "notify_and_proceed");
     assert_eq!(alert.body["proposal"]["id"], id);
@@ -228,7 +272,13 @@ async fn notify_and_proceed_alerts_the_owning_team(db: &Db) {
     let entries = server.store.entries_about(id).await.unwrap();
     assert_eq!(alert.body["log_index"], entries[3].index);
 
-    // The delivery log, for auditors and admins only.
+    // The delivery log, for auditors and admins only. The worker records the attempt once
+    // the receiver has answered: wait for that, not just for the receiver.
+    until("the attempt recorded", async || {
+        let rows = server.store.outbox(10).await.unwrap();
+        rows.iter().any(|r| r.state == "delivered").then_some(())
+    })
+    .await;
     let (status, log) = server
         .send(
             reqwest::Method::GET,
@@ -256,6 +306,8 @@ async fn notify_and_proceed_alerts_the_owning_team(db: &Db) {
             Some(1)
         )
     );
+    // When it started, by the server's clock.
+    assert_eq!(rows[0]["started_at"], "2026-01-05T09:00:00.000Z");
     // Only the origin of the URL is shown: paths often carry secrets.
     assert_eq!(
         rows[0]["url"].as_str().unwrap(),
@@ -359,16 +411,32 @@ fn changes() -> Changes {
     }
 }
 
-/// The server with `changes` configured as repository `changes`, and `webhooks`.
-async fn start_with_changes(db: &Db, changes: &Changes, webhooks: WebhookConfig) -> Server {
+/// The server with `changes` configured as repository `changes`, and `webhooks`, reading
+/// `clock`.
+async fn start_with_changes(
+    db: &Db,
+    changes: &Changes,
+    webhooks: WebhookConfig,
+    clock: &ManualClock,
+) -> Server {
     let path = changes.path.clone();
+    let clock = clock.clone();
     start_with(db, move |mut state| {
         let mut repos = (*state.repos).clone();
         repos.insert("changes".to_owned(), path);
         state.repos = Arc::new(repos);
-        state
+        reading(&clock, state)
             .with_webhooks(webhooks)
             .with_log_signer(common::log_signer())
+    })
+    .await
+}
+
+/// The server with `webhooks`, reading `clock`.
+async fn start_with_webhooks(db: &Db, webhooks: WebhookConfig, clock: &ManualClock) -> Server {
+    let clock = clock.clone();
+    start_with(db, move |state| {
+        reading(&clock, state).with_webhooks(webhooks)
     })
     .await
 }
@@ -388,10 +456,11 @@ async fn propose_change(server: &Server, changes: &Changes, head: &str) -> Value
 }
 
 async fn approvers_are_told_when_a_proposal_waits(db: &Db) {
-    let hooks = receiver([]).await;
+    let clock = clock();
+    let hooks = receiver([], &clock).await;
     let changes = changes();
     let targets = vec![Target::new("approvers", &hooks.url, SECRET).unwrap()];
-    let server = start_with_changes(db, &changes, config(targets, fast())).await;
+    let server = start_with_changes(db, &changes, config(targets, fast()), &clock).await;
     let head = changes.inventory.clone();
     let proposal = propose_change(&server, &changes, &head).await;
     assert_eq!(
@@ -492,10 +561,11 @@ async fn approvers_are_told_when_a_proposal_waits(db: &Db) {
 }
 
 async fn a_failing_receiver_gets_it_on_the_third_attempt(db: &Db) {
-    let hooks = receiver([500, 500]).await;
+    let clock = clock();
+    // A minute passes (by the server's clock) with each attempt.
+    let hooks = receiver_advancing([500, 500], &clock, Duration::from_secs(60)).await;
     let targets = vec![Target::new("flaky", &hooks.url, SECRET).unwrap()];
-    let server = start_with(db, |state| state.with_webhooks(config(targets, fast()))).await;
-    let started = Instant::now();
+    let server = start_with_webhooks(db, config(targets, fast()), &clock).await;
     let (_, proposal) = server.propose("fixbot", &server.repo.docs.clone()).await;
     assert_eq!(proposal["state"], "authorized", "{proposal}");
     let row = until("delivery", async || {
@@ -503,7 +573,6 @@ async fn a_failing_receiver_gets_it_on_the_third_attempt(db: &Db) {
         rows.into_iter().find(|r| r.state != "pending")
     })
     .await;
-    let elapsed = started.elapsed();
     assert_eq!(
         (row.state.as_str(), row.attempts),
         ("delivered", 3),
@@ -522,12 +591,18 @@ async fn a_failing_receiver_gets_it_on_the_third_attempt(db: &Db) {
         ]
     );
     assert!(got.windows(2).all(|w| w[0].body == w[1].body));
+    // Each attempt is signed with the time the server's clock read when it was made.
+    assert_eq!(
+        got.iter().map(|r| r.timestamp).collect::<Vec<_>>(),
+        [NOW, NOW + 60, NOW + 120]
+    );
     let log = server.store.deliveries(100, None).await.unwrap();
     let mut log: Vec<_> = log
         .into_iter()
         .map(|d| {
             (
                 d.attempt.attempt,
+                d.attempt.started_at_ms,
                 d.attempt.status,
                 d.outcome,
                 d.attempt.error,
@@ -535,27 +610,27 @@ async fn a_failing_receiver_gets_it_on_the_third_attempt(db: &Db) {
         })
         .collect();
     log.reverse();
+    let at = |minutes: i64| (NOW as i64 + 60 * minutes) * 1000;
     assert_eq!(
         log,
         [
             (
                 1,
+                at(0),
                 Some(500),
                 "retry".to_owned(),
                 Some("HTTP 500 Internal Server Error".to_owned())
             ),
             (
                 2,
+                at(1),
                 Some(500),
                 "retry".to_owned(),
                 Some("HTTP 500 Internal Server Error".to_owned())
             ),
-            (3, Some(200), "delivered".to_owned(), None),
+            (3, at(2), Some(200), "delivered".to_owned(), None),
         ]
     );
-    // Two backoffs of at least 10 ms and 20 ms (the lower halves of 20 ms and 40 ms), and no
-    // schedule anywhere near the production one.
-    assert!(elapsed >= Duration::from_millis(30), "{elapsed:?}");
     server.stop().await;
 }
 
@@ -566,13 +641,14 @@ async fn settled_after_two_attempts(
     db: &Db,
     script: impl IntoIterator<Item = u16>,
 ) -> (Server, Receiver, countersign_store::OutboxRow) {
-    let hooks = receiver(script).await;
+    let clock = clock();
+    let hooks = receiver(script, &clock).await;
     let targets = vec![Target::new("down", &hooks.url, SECRET).unwrap()];
     let delivery = DeliverySettings {
         max_attempts: 2,
         ..fast()
     };
-    let server = start_with(db, |state| state.with_webhooks(config(targets, delivery))).await;
+    let server = start_with_webhooks(db, config(targets, delivery), &clock).await;
     server.propose("fixbot", &server.repo.docs.clone()).await;
     let row = until("a settled notification", async || {
         let rows = server.store.outbox(10).await.unwrap();
@@ -614,8 +690,15 @@ async fn a_dead_receiver_dead_letters_after_the_last_attempt(db: &Db) {
     ] {
         assert!(metrics.contains(line), "{line} not in {metrics}");
     }
-    // Nothing more is attempted.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Nothing more is attempted: a dead row is claimable by no worker, now or later.
+    assert!(
+        server
+            .store
+            .claim_notifications("probe", 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(hooks.received().len(), 2);
     server.stop().await;
 }
@@ -684,6 +767,50 @@ async fn an_admin_redelivers_dead_notifications(db: &Db) {
         (status, body["requeued"].clone()),
         (StatusCode::OK, json!([]))
     );
+    server.stop().await;
+}
+
+/// The worker prunes settled notifications past their retention when its clock says an
+/// interval has passed since it last did: not before, however much real time passes.
+async fn the_worker_prunes_when_its_clock_says_so(db: &Db) {
+    let clock = clock();
+    let hooks = receiver([], &clock).await;
+    let targets = vec![Target::new("hooks", &hooks.url, SECRET).unwrap()];
+    let delivery = DeliverySettings {
+        retention: Duration::from_millis(1),
+        ..fast()
+    };
+    let server = start_with_webhooks(db, config(targets, delivery), &clock).await;
+    server.propose("fixbot", &server.repo.docs.clone()).await;
+    until("delivery", async || {
+        let rows = server.store.outbox(10).await.unwrap();
+        rows.into_iter().find(|r| r.state == "delivered")
+    })
+    .await;
+    // The worker goes round again (it delivers a second notification) long after the first
+    // passed its 1 ms retention; but it pruned when it started, before either existed, and
+    // its clock has not moved since: both stay.
+    server.propose("fixbot", &server.repo.shop.clone()).await;
+    let rows = until("the second delivery", async || {
+        let rows = server.store.outbox(10).await.unwrap();
+        (rows.iter().filter(|r| r.state == "delivered").count() == 2).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // An hour later by the server's clock, the worker prunes again.
+    clock.advance(Duration::from_secs(3600));
+    until("pruning", async || {
+        server
+            .store
+            .outbox(10)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert!(server.store.deliveries(10, None).await.unwrap().is_empty());
+    assert_eq!(hooks.received().len(), 2);
     server.stop().await;
 }
 
@@ -774,8 +901,14 @@ async fn settled_notifications_are_pruned_after_retention(db: &Db) {
     assert_eq!(store.deliveries(10, None).await.unwrap().len(), 4);
     // Within the retention: nothing goes.
     assert_eq!(store.prune_notifications(3_600_000).await.unwrap(), 0);
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(store.prune_notifications(1).await.unwrap(), 2);
+    // Past a retention of 1 ms (by the database's clock): both settled rows go.
+    let mut pruned = 0;
+    until("the settled rows to age past 1 ms", async || {
+        pruned += store.prune_notifications(1).await.unwrap();
+        (pruned >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(pruned, 2);
     let left = store.outbox(10).await.unwrap();
     assert_eq!(
         left.iter()
@@ -835,8 +968,11 @@ async fn concurrent_claims_never_share_a_row(db: &Db) {
     tx.commit().await.unwrap();
     let first = store.claim_notifications("a", 0, 100).await.unwrap();
     assert_eq!(first.len(), 1);
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let again = other.claim_notifications("b", 60_000, 100).await.unwrap();
+    let again = until("the 0 ms lease to expire", async || {
+        let again = other.claim_notifications("b", 60_000, 100).await.unwrap();
+        (!again.is_empty()).then_some(again)
+    })
+    .await;
     assert_eq!(
         again
             .iter()
@@ -854,6 +990,7 @@ on_both_backends!(
     a_failing_receiver_gets_it_on_the_third_attempt,
     a_dead_receiver_dead_letters_after_the_last_attempt,
     an_admin_redelivers_dead_notifications,
+    the_worker_prunes_when_its_clock_says_so,
     a_rolled_back_transaction_leaves_no_outbox_row,
     concurrent_claims_never_share_a_row,
     settled_notifications_are_pruned_after_retention,

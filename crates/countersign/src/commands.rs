@@ -5,13 +5,14 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use countersign_repo::{Repo, WorkTree};
+use countersign_repo::{Repo, RepoError, WorkTree};
 
 use crate::cli::{
     BundleCommand, Command, DatabaseArgs, DemoArgs, EvaluateArgs, GraphCommand, GraphFormat,
     InitArgs, LogCommand, OutputFormat, PolicyCommand, RepoArgs,
 };
 use crate::{audit, demo, render};
+use countersign_decide::DecideError;
 use countersign_decide::evaluate::{self, ChangeSource, Proposer};
 use countersign_decide::governed::{self, GovernedState};
 use countersign_decide::report;
@@ -45,13 +46,27 @@ pub fn run(command: Command) -> Result<ExitCode> {
             crate::client::push_evidence(&args)
         }
         Command::Client(command) => crate::client::run(command),
-        Command::Hook(crate::hook::HookCommand::PreReceive(args)) => {
+        Command::Hook(crate::cli::hook::HookCommand::PreReceive(args)) => {
             crate::hook::pre_receive(&args)
         }
-        Command::Hook(crate::hook::HookCommand::PostReceive(args)) => {
+        Command::Hook(crate::cli::hook::HookCommand::PostReceive(args)) => {
             crate::hook::post_receive(&args)
         }
     }
+}
+
+/// What to do about `error`, when the fix is a command rather than an input: the libraries
+/// say what failed, and only the binary knows which commands its user can run.
+pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
+    let shallow = error.chain().any(|cause| {
+        let repo = cause
+            .downcast_ref::<DecideError>()
+            .and_then(DecideError::repo_error)
+            .or_else(|| cause.downcast_ref::<RepoError>());
+        matches!(repo, Some(RepoError::ShallowHistory { .. }))
+    });
+    shallow
+        .then_some("fetch more history, e.g. `git fetch --deepen=100` or `git fetch --unshallow`")
 }
 
 fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
@@ -68,7 +83,13 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
         declared_tier: args.declared_tier,
     };
     let evaluation =
-        evaluate::evaluate_with_evidence(&args.repo, change, &proposer, &args.evidence)?;
+        evaluate::evaluate_with_evidence(&args.repo, change, &proposer, &args.evidence).map_err(
+            |error| match error {
+                // The library names no flag; the author came from this one.
+                DecideError::Author { .. } => anyhow::Error::new(error).context("--author"),
+                other => other.into(),
+            },
+        )?;
     match args.format {
         OutputFormat::Json => print_json(&evaluation.report)?,
         OutputFormat::Text => print!("{}", render::evaluation(&evaluation)),

@@ -13,38 +13,13 @@ use std::io::Read as _;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use crate::client::{Api, Failure, ServerArgs, TOKEN_ENV, runtime};
+use crate::cli::hook::PreReceiveArgs;
+use crate::client::{Api, Failure, TOKEN_ENV, runtime};
 
 /// The refs protected when no `--protect` is given.
 pub const DEFAULT_PROTECTED: &[&str] = &["refs/heads/main", "refs/heads/master"];
-
-#[derive(Debug, Subcommand)]
-pub enum HookCommand {
-    /// git pre-receive hook: refuse pushes to protected refs whose new tip the server has not
-    /// authorized. Reads `<old> <new> <ref>` lines on stdin; the token comes from
-    /// COUNTERSIGN_TOKEN (any role may read authorizations).
-    PreReceive(PreReceiveArgs),
-    /// git post-receive hook: record as merged the proposal whose authorized head now tips a
-    /// protected ref. Never fails the push (it has landed); problems are reported on stderr.
-    /// The token (COUNTERSIGN_TOKEN) needs the admin role.
-    PostReceive(PreReceiveArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct PreReceiveArgs {
-    #[command(flatten)]
-    pub server: ServerArgs,
-    /// The repository's name on the server.
-    #[arg(long, value_name = "NAME")]
-    pub repo: String,
-    /// A protected ref or glob (`refs/heads/release/*`). Repeatable; default:
-    /// refs/heads/main and refs/heads/master.
-    #[arg(long = "protect", value_name = "REF")]
-    pub protect: Vec<String>,
-}
 
 /// One line of the hook's input.
 #[derive(Debug, PartialEq, Eq)]

@@ -37,6 +37,9 @@ fn main() -> ExitCode {
         Ok(status) => status,
         Err(error) => {
             eprintln!("error: {error:#}");
+            if let Some(hint) = commands::hint(&error) {
+                eprintln!("hint: {hint}");
+            }
             // Every failure that reaches here is about the input: a revision, a file, a
             // policy, an argument. Exit 2 keeps it apart from "checked and found problems" (1).
             ExitCode::from(2)

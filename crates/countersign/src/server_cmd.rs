@@ -10,17 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Args, Subcommand};
 use countersign_audit::Signer;
 use countersign_policy::Principal;
 use countersign_server::{AppState, Clock, Role};
 use countersign_store::Store;
 
 use crate::audit;
-
-/// The default database of `serve` and `token`: a SQLite file in the current directory's
-/// state directory, no setup needed.
-const DEFAULT_DATABASE: &str = "sqlite://.countersign/state/server.db?mode=rwc";
+use crate::cli::serve::{ServeArgs, TokenCommand};
 
 /// The server's log signing key when `--log-key` is not given: beside the default database,
 /// created (0600, with its `.pub`) on first start.
@@ -29,85 +25,6 @@ const DEFAULT_LOG_KEY: &str = ".countersign/state/server-log.key";
 /// The origin (log name) of a key `serve` creates itself. A log published to others should
 /// have a key made with `countersign log keygen --origin <your log's name>`.
 const DEFAULT_LOG_ORIGIN: &str = "countersign/server";
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7878")]
-    pub listen: String,
-    /// `sqlite://PATH` (created if missing) or `postgres://...`; migrations are applied at
-    /// start.
-    #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE", default_value = DEFAULT_DATABASE)]
-    pub database: String,
-    /// A repository the server reads, `NAME=PATH` (a clone or a bare repository). Repeatable.
-    #[arg(long = "repo", value_name = "NAME=PATH", value_parser = parse_repo)]
-    pub repos: Vec<(String, PathBuf)>,
-    /// The log signing key (as `countersign log keygen` writes it): signs checkpoints and
-    /// authorization statements. Default: .countersign/state/server-log.key, created on
-    /// first start.
-    #[arg(long, value_name = "FILE", env = "COUNTERSIGN_LOG_KEY")]
-    pub log_key: Option<PathBuf>,
-    /// Webhook targets and delivery settings, a TOML file (docs/server.md, "Notifications").
-    /// Secrets come from the files or environment variables it names, never from arguments.
-    #[arg(long, value_name = "FILE", env = "COUNTERSIGN_WEBHOOKS")]
-    pub webhooks: Option<PathBuf>,
-    /// Accept people's OIDC ID tokens from this issuer (the exact `iss`), besides API tokens.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "COUNTERSIGN_OIDC_ISSUER",
-        requires = "oidc_audience"
-    )]
-    pub oidc_issuer: Option<String>,
-    /// The audience ID tokens must name: the client id registered with the issuer.
-    #[arg(
-        long,
-        value_name = "AUD",
-        env = "COUNTERSIGN_OIDC_AUDIENCE",
-        requires = "oidc_issuer"
-    )]
-    pub oidc_audience: Option<String>,
-    /// The issuer's keys: a JWKS file, or its https:// URL (fetched, cached, reloaded on an
-    /// unknown key id at most once a minute). Without it, the `jwks_uri` of the issuer's
-    /// OpenID Connect discovery document (`/.well-known/openid-configuration`).
-    #[arg(
-        long,
-        value_name = "FILE_OR_URL",
-        env = "COUNTERSIGN_OIDC_JWKS",
-        requires = "oidc_issuer"
-    )]
-    pub oidc_jwks: Option<String>,
-    /// The role of people signed in with an ID token. Approving still needs ownership.
-    #[arg(
-        long,
-        value_name = "ROLE",
-        default_value = "approver",
-        requires = "oidc_issuer"
-    )]
-    pub oidc_role: String,
-    /// Accept ID tokens whose email the issuer did not mark verified (only for an issuer
-    /// that asserts nothing but its own addresses).
-    #[arg(long, requires = "oidc_issuer")]
-    pub oidc_allow_unverified_email: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Create an API token; prints it once (only its hash is stored).
-    Create {
-        /// Who the token acts as: `human:alice`, `agent:fixbot`, `runner:ci`.
-        #[arg(long)]
-        principal: String,
-        /// proposer, runner, approver, auditor or admin.
-        #[arg(long)]
-        role: String,
-        /// How long the token is valid from now, e.g. `30d`, `12h`; at least `1s`.
-        #[arg(long, default_value = "30d")]
-        expires: String,
-        #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE", default_value = DEFAULT_DATABASE)]
-        database: String,
-    },
-}
 
 /// The OIDC settings of `serve`, checked before anything starts.
 fn oidc_config(args: &ServeArgs) -> Result<Option<countersign_server::OidcConfig>> {
@@ -125,15 +42,6 @@ fn oidc_config(args: &ServeArgs) -> Result<Option<countersign_server::OidcConfig
         .map_err(|e| anyhow!("--oidc-role: {e}"))?;
     config.require_email_verified = !args.oidc_allow_unverified_email;
     Ok(Some(config))
-}
-
-fn parse_repo(arg: &str) -> Result<(String, PathBuf), String> {
-    match arg.split_once('=') {
-        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
-            Ok((name.to_owned(), PathBuf::from(path)))
-        }
-        _ => Err(format!("{arg:?} is not NAME=PATH")),
-    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

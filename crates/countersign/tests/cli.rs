@@ -324,6 +324,28 @@ fn bad_input_is_refused_with_a_precise_error() {
         "evaluate", "--repo", repo, "--base", "HEAD", "--head", "HEAD", "--author", "robot",
     ]);
     assert_eq!(bad_author.status.code(), Some(2));
+    // With a change to decide, the author is read, and the binary names the flag to fix
+    // (the library, shared with the server, names none).
+    let typo = writer
+        .commit([("docs/index.md", Some("typo\n"))], "typo", ALICE, TIME + 1)
+        .unwrap();
+    let bad_author = countersign(&[
+        "evaluate",
+        "--repo",
+        repo,
+        "--base",
+        base.as_str(),
+        "--head",
+        typo.as_str(),
+        "--author",
+        "robot",
+    ]);
+    assert_eq!(bad_author.status.code(), Some(2));
+    assert!(
+        stderr(&bad_author).starts_with("error: --author: the author \"robot\" is not a principal"),
+        "{}",
+        stderr(&bad_author)
+    );
 
     // Malformed YAML at the base: the error names the file and the line.
     let broken = writer
@@ -419,6 +441,35 @@ fn an_empty_repository_is_reported_as_such() {
             || stderr(&out).to_lowercase().contains("empty"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// A shallow clone lacking the base: the error says so, and the binary (not the library,
+/// whose callers include the server) says which git command fetches the history.
+#[test]
+fn a_shallow_clone_gets_a_hint_to_fetch_more_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = governed_repo(dir.path());
+    let tip = writer
+        .commit([("docs/index.md", Some("tip\n"))], "tip", ALICE, TIME + 1)
+        .unwrap();
+    // What `git clone --depth 1` leaves: the tip's parents are not there to be walked.
+    std::fs::write(dir.path().join(".git/shallow"), format!("{tip}\n")).unwrap();
+    let out = countersign(&[
+        "evaluate",
+        "--repo",
+        repo_arg(dir.path()),
+        "--base",
+        "HEAD~1",
+        "--head",
+        "HEAD",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(text.contains("shallow clone"), "{text}");
+    assert!(
+        text.contains("hint: fetch more history, e.g. `git fetch --deepen=100`"),
+        "{text}"
     );
 }
 

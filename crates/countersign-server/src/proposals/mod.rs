@@ -32,8 +32,7 @@ use crate::auth::{Caller, Role};
 use crate::body::Body;
 use crate::error::{ApiError, Problem};
 use crate::idempotency::Key;
-use crate::pipeline;
-pub use persist::SYSTEM_ACTOR;
+
 use persist::{event, refused, typed};
 pub use view::ProposalView;
 pub(crate) use view::{Loaded, load_view, load_view_of};
@@ -124,10 +123,11 @@ async fn create(
     // Everything but the writes is CPU work and runs off the async workers: those also run
     // the transactions that hold the log's write order, which should never queue behind a
     // decision being computed, recorded, encoded or freed.
-    let (clock, signer, principal) = (
+    let (clock, signer, principal, pipeline) = (
         state.clock.clone(),
         state.log_signer.clone(),
         caller.principal.clone(),
+        std::sync::Arc::clone(&state.pipeline),
     );
     let open::Prepared {
         proposal,
@@ -136,7 +136,9 @@ async fn create(
         leaves,
         decided,
         response,
-    } = pipeline::blocking(move || open::prepare(&path, body, &principal, &clock, signer))
+    } = state
+        .pipeline
+        .blocking(move || open::prepare(&pipeline, &path, body, &principal, &clock, signer))
         .await??;
     if key.is_none()
         && !crate::webhooks::announces(&state, &proposal, proposal.state.as_str(), &decision.record)
@@ -366,15 +368,16 @@ async fn move_head(
         .parse()
         .map_err(|e| ApiError::Internal(format!("proposal {id}: {e}")))?;
     let (base, head) = (current.base.clone(), body.head.clone());
-    let outcome = pipeline::blocking(move || pipeline::decide(&path, &base, &head, &author))
-        .await?
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let pipeline = std::sync::Arc::clone(&state.pipeline);
+    let outcome = state
+        .pipeline
+        .blocking(move || pipeline.decide(&path, &base, &head, &author))
+        .await??;
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository
     // never changes, so the row read above names the same one the locked row will.
-    let (record, decided) = outcome
-        .record(&id, &current.repo, &now, state.log_signer.as_deref())
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let (record, decided) =
+        outcome.record(&id, &current.repo, &now, state.log_signer.as_deref())?;
     let decided_record = typed(&decided)?;
 
     let mut tx = state.store.begin().await?;

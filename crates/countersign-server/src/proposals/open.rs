@@ -52,14 +52,14 @@ pub(super) struct Prepared {
 /// Decides `body`'s change for `author` and prepares its proposal, audit entries and
 /// response. Blocking (git, Cedar, encoding).
 pub(super) fn prepare(
+    pipeline: &pipeline::Pipeline,
     path: &std::path::Path,
     body: NewProposal,
     author: &Principal,
     clock: &crate::Clock,
     signer: Option<std::sync::Arc<countersign_audit::Signer>>,
 ) -> Result<Prepared, ApiError> {
-    let outcome = pipeline::decide(path, &body.base, &body.head, author)
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let outcome = pipeline.decide(path, &body.base, &body.head, author)?;
     let author = author.to_string();
     let now = clock.rfc3339();
     let nanos = clock
@@ -67,9 +67,7 @@ pub(super) fn prepare(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let id = proposal_id(&body.repo, &outcome.head, &author, nanos);
-    let (record, decided_json) = outcome
-        .record(&id, &body.repo, &now, signer.as_deref())
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let (record, decided_json) = outcome.record(&id, &body.repo, &now, signer.as_deref())?;
     let decided_record = typed(&decided_json)?;
     // Awaiting evidence while a required suite has none, whatever the tier.
     let state = countersign_lifecycle::opened(&decided_record);

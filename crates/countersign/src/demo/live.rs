@@ -29,7 +29,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::DemoOutcome;
-use crate::client::{Api, DEFAULT_SERVER, Failure};
+use crate::cli::client::DEFAULT_SERVER;
+use crate::client::{Api, Failure};
 
 /// The demo repository's name on the demo server.
 pub const REPOSITORY: &str = "shop";

@@ -1,6 +1,12 @@
 //! Command-line arguments, parsed and validated before anything runs.
 //!
-//! This module only describes the interface; `main` resolves it into work.
+//! This module only describes the interface; `main` resolves it into work. It reads no
+//! other module of the binary: every command's module reads its arguments from here (the
+//! server's client, hooks and `serve` from the submodules of the same names).
+
+pub mod client;
+pub mod hook;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -49,18 +55,18 @@ pub enum Command {
     #[command(subcommand)]
     Bundle(BundleCommand),
     /// Run the countersign server: proposals, approvals and authorizations over HTTP.
-    Serve(crate::server_cmd::ServeArgs),
+    Serve(serve::ServeArgs),
     /// API tokens of the server.
     #[command(subcommand)]
-    Token(crate::server_cmd::TokenCommand),
+    Token(serve::TokenCommand),
     /// Decide each first-parent commit of real history against its parent's graph and
     /// policy (or a candidate policy): tier shares, approvals per team and week, calibration.
     Replay(ReplayArgs),
     #[command(flatten)]
-    Client(crate::client::ClientCommand),
+    Client(client::ClientCommand),
     /// Git hooks that enforce the server's authorizations.
     #[command(subcommand)]
-    Hook(crate::hook::HookCommand),
+    Hook(hook::HookCommand),
 }
 
 #[derive(Debug, Args)]
@@ -183,7 +189,7 @@ pub enum BundleCommand {
         log_key: PathBuf,
     },
     /// Download the bundle of a proposal from the server (`--server`, COUNTERSIGN_TOKEN).
-    Fetch(crate::client::BundleFetchArgs),
+    Fetch(client::BundleFetchArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -312,7 +318,7 @@ pub enum EvidenceCommand {
     /// Submit envelopes to a proposal on the server (`--server`, COUNTERSIGN_TOKEN of a
     /// runner): ACCEPTED or REFUSED (with the server's reasons) per file; exits 1 if any is
     /// refused.
-    Push(crate::client::EvidencePushArgs),
+    Push(client::EvidencePushArgs),
 }
 
 #[derive(Debug, Subcommand)]

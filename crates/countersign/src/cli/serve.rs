@@ -1,0 +1,98 @@
+//! The arguments of `countersign serve` and `countersign token`. What they do is
+//! `crate::server_cmd`'s.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+/// The default database of `serve` and `token`: a SQLite file in the current directory's
+/// state directory, no setup needed.
+const DEFAULT_DATABASE: &str = "sqlite://.countersign/state/server.db?mode=rwc";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: String,
+    /// `sqlite://PATH` (created if missing) or `postgres://...`; migrations are applied at
+    /// start.
+    #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE", default_value = DEFAULT_DATABASE)]
+    pub database: String,
+    /// A repository the server reads, `NAME=PATH` (a clone or a bare repository). Repeatable.
+    #[arg(long = "repo", value_name = "NAME=PATH", value_parser = parse_repo)]
+    pub repos: Vec<(String, PathBuf)>,
+    /// The log signing key (as `countersign log keygen` writes it): signs checkpoints and
+    /// authorization statements. Default: .countersign/state/server-log.key, created on
+    /// first start.
+    #[arg(long, value_name = "FILE", env = "COUNTERSIGN_LOG_KEY")]
+    pub log_key: Option<PathBuf>,
+    /// Webhook targets and delivery settings, a TOML file (docs/server.md, "Notifications").
+    /// Secrets come from the files or environment variables it names, never from arguments.
+    #[arg(long, value_name = "FILE", env = "COUNTERSIGN_WEBHOOKS")]
+    pub webhooks: Option<PathBuf>,
+    /// Accept people's OIDC ID tokens from this issuer (the exact `iss`), besides API tokens.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "COUNTERSIGN_OIDC_ISSUER",
+        requires = "oidc_audience"
+    )]
+    pub oidc_issuer: Option<String>,
+    /// The audience ID tokens must name: the client id registered with the issuer.
+    #[arg(
+        long,
+        value_name = "AUD",
+        env = "COUNTERSIGN_OIDC_AUDIENCE",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_audience: Option<String>,
+    /// The issuer's keys: a JWKS file, or its https:// URL (fetched, cached, reloaded on an
+    /// unknown key id at most once a minute). Without it, the `jwks_uri` of the issuer's
+    /// OpenID Connect discovery document (`/.well-known/openid-configuration`).
+    #[arg(
+        long,
+        value_name = "FILE_OR_URL",
+        env = "COUNTERSIGN_OIDC_JWKS",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_jwks: Option<String>,
+    /// The role of people signed in with an ID token. Approving still needs ownership.
+    #[arg(
+        long,
+        value_name = "ROLE",
+        default_value = "approver",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_role: String,
+    /// Accept ID tokens whose email the issuer did not mark verified (only for an issuer
+    /// that asserts nothing but its own addresses).
+    #[arg(long, requires = "oidc_issuer")]
+    pub oidc_allow_unverified_email: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; prints it once (only its hash is stored).
+    Create {
+        /// Who the token acts as: `human:alice`, `agent:fixbot`, `runner:ci`.
+        #[arg(long)]
+        principal: String,
+        /// proposer, runner, approver, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// How long the token is valid from now, e.g. `30d`, `12h`; at least `1s`.
+        #[arg(long, default_value = "30d")]
+        expires: String,
+        #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE", default_value = DEFAULT_DATABASE)]
+        database: String,
+    },
+}
+
+fn parse_repo(arg: &str) -> Result<(String, PathBuf), String> {
+    match arg.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_owned(), PathBuf::from(path)))
+        }
+        _ => Err(format!("{arg:?} is not NAME=PATH")),
+    }
+}
