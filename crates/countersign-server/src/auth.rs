@@ -83,6 +83,8 @@ impl FromStr for Role {
 pub struct Caller {
     pub principal: Principal,
     pub role: Role,
+    /// For a person signed in with an ID token: the issuer and subject that vouched.
+    pub identity: Option<crate::oidc::Person>,
 }
 
 impl Caller {
@@ -158,12 +160,13 @@ impl FromRequestParts<AppState> for Caller {
         let caller = if text.starts_with(TOKEN_PREFIX) {
             api_token(state, text).await?
         } else if let Some(oidc) = &state.oidc {
-            let principal = oidc
+            let person = oidc
                 .authenticate(text, state.clock.unix_seconds(), &state.repos)
                 .await?;
             Caller {
-                principal,
+                principal: person.principal.clone(),
                 role: oidc.config().role,
+                identity: Some(person),
             }
         } else {
             return Err(unauthorized(
@@ -234,5 +237,9 @@ async fn api_token(state: &AppState, text: &str) -> Result<Caller, ApiError> {
         .role
         .parse()
         .map_err(|e| ApiError::Internal(format!("token {}: {e}", token.id)))?;
-    Ok(Caller { principal, role })
+    Ok(Caller {
+        principal,
+        role,
+        identity: None,
+    })
 }

@@ -161,6 +161,25 @@ pub(crate) fn catalog_users(
 }
 
 impl Directories {
+    /// Whether the catalog of `base` (a full commit id) in the repository at `path` gives
+    /// `principal` the profile email `email`: how a person signed in by email is held to the
+    /// repository's own people. Blocking (git).
+    pub fn declares(
+        &self,
+        path: &Path,
+        base: &str,
+        email: &str,
+        principal: &Principal,
+    ) -> Result<bool, DecideError> {
+        let repo = Repo::open_shared(path)?;
+        let base = CommitId::from_hex(base)?;
+        let directory = self.get(path, &repo, &base)?;
+        let wanted = principal.to_string();
+        Ok(directory
+            .get(&email.trim().to_ascii_lowercase())
+            .is_some_and(|users| users.iter().any(|u| u.eq_ignore_ascii_case(&wanted))))
+    }
+
     /// The catalog Users of `base` by profile email, cached.
     fn get(
         &self,

@@ -9,8 +9,14 @@
 //! checked against the server's [`Clock`], with a small leeway.
 //!
 //! The person is the catalog User whose `spec.profile.email` is the token's (verified)
-//! `email`, in the catalog at the default HEAD of each configured repository, read once per
-//! commit. This module does not decide what a person may do: that is the configured role and
+//! `email`. Where people are declared is one decision of the operator: the identity
+//! repository (`OidcConfig::identity_repo`), read at its default branch, or else every
+//! configured repository at its default branch. A conflict between sources is refused and
+//! logged, never resolved by first match: an email naming two Users, or a User name that
+//! another source gives another email (a second repository, or an unprotected branch of one,
+//! declaring `kind: User, name: dave` with mallory's email must not make mallory dave). The
+//! issuer and subject of the token travel with the principal ([`Person`]) so verdicts record
+//! them. This module does not decide what a person may do: that is the configured role and
 //! the handlers' rules (eligibility still comes from ownership in the graph).
 
 use std::collections::{BTreeMap, HashMap};
@@ -126,6 +132,9 @@ pub struct OidcConfig {
     /// Keys older than this are reloaded on the next token, so a key the issuer withdrew
     /// stops verifying. Default 1 h.
     pub max_key_age: Duration,
+    /// The configured repository whose catalog alone declares people. `None`: every
+    /// configured repository's, which must then agree.
+    pub identity_repo: Option<String>,
 }
 
 impl OidcConfig {
@@ -139,8 +148,21 @@ impl OidcConfig {
             leeway: Duration::from_secs(60),
             min_refresh_interval: Duration::from_secs(60),
             max_key_age: Duration::from_secs(3600),
+            identity_repo: None,
         }
     }
+}
+
+/// A person signed in with an ID token: the catalog User it maps to, and who vouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub principal: Principal,
+    /// The token's `iss`.
+    pub issuer: String,
+    /// The token's `sub`: the issuer's stable id of the person.
+    pub subject: String,
+    /// The token's verified email, lower-cased.
+    pub email: String,
 }
 
 /// One usable key of the issuer: its id and the only algorithm it verifies.
@@ -157,10 +179,11 @@ struct KeyCache {
     attempted_at: Option<Instant>,
 }
 
-/// The catalog Users of one commit, by lower-cased profile email.
+/// The catalog Users of one commit, by lower-cased profile email and by lower-cased name.
 #[derive(Default)]
 struct Directory {
     users: HashMap<String, Vec<CatalogUser>>,
+    by_name: HashMap<String, Vec<CatalogUser>>,
 }
 
 /// The verifier and the email directory, shared by all requests.
@@ -197,6 +220,8 @@ struct IdClaims {
     email: Option<String>,
     #[serde(default)]
     email_verified: Option<Flag>,
+    #[serde(default)]
+    sub: Option<String>,
 }
 
 /// `email_verified` as issuers write it: a boolean, or (some) the string "true".
@@ -245,6 +270,12 @@ impl Oidc {
         }
     }
 
+    /// Whether people are declared by one identity repository rather than by each
+    /// repository for its own proposals.
+    pub fn has_identity_repo(&self) -> bool {
+        self.config.identity_repo.is_some()
+    }
+
     pub fn config(&self) -> &OidcConfig {
         &self.config
     }
@@ -272,7 +303,7 @@ impl Oidc {
         token: &str,
         now: i64,
         repos: &BTreeMap<String, PathBuf>,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Person, ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             unauthorized(format!(
                 "the ID token's header does not parse (alg must be RS256, ES256 or EdDSA): {e}"
@@ -316,7 +347,19 @@ impl Oidc {
                 "the issuer has not verified the email {email} (email_verified is not true)"
             )));
         }
-        self.person(email, repos).await
+        let subject = claims
+            .sub
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| unauthorized("the ID token has no sub claim"))?
+            .to_owned();
+        let principal = self.person(email, repos).await?;
+        Ok(Person {
+            principal,
+            issuer: self.config.issuer.clone(),
+            subject,
+            email: email.to_ascii_lowercase(),
+        })
     }
 
     fn refusal(&self, error: &jsonwebtoken::errors::Error) -> ApiError {
@@ -475,22 +518,30 @@ impl Oidc {
         Ok(bytes)
     }
 
-    /// The catalog User with this profile email, in the configured repositories' catalogs.
+    /// The catalog User with this profile email, in the identity repository's catalog (or,
+    /// without one, every configured repository's, which must agree).
     async fn person(
         &self,
         email: &str,
         repos: &BTreeMap<String, PathBuf>,
     ) -> Result<Principal, ApiError> {
+        let sources: Vec<(&String, &PathBuf)> = match &self.config.identity_repo {
+            Some(name) => vec![repos.get_key_value(name).ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "the identity repository {name:?} is not a configured repository"
+                ))
+            })?],
+            None => repos.iter().collect(),
+        };
+        let email = email.to_ascii_lowercase();
+        let mut directories = Vec::with_capacity(sources.len());
+        for (name, path) in &sources {
+            directories.push((*name, self.directory(name, path).await?));
+        }
         let mut found: BTreeMap<String, CatalogUser> = BTreeMap::new();
-        for (name, path) in repos {
-            let directory = self.directory(name, path).await?;
-            for user in directory
-                .users
-                .get(&email.to_ascii_lowercase())
-                .into_iter()
-                .flatten()
-            {
-                found.insert(user.name.clone(), user.clone());
+        for (_, directory) in &directories {
+            for user in directory.users.get(&email).into_iter().flatten() {
+                found.insert(user.name.to_lowercase(), user.clone());
             }
         }
         let mut users = found.into_values();
@@ -499,11 +550,16 @@ impl Oidc {
             (None, _) => {
                 return Err(ApiError::Forbidden(format!(
                     "{email} is not the profile email of any catalog User (repositories: {})",
-                    repos.keys().cloned().collect::<Vec<_>>().join(", ")
+                    sources
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             (Some(a), Some(b)) => {
                 let names: Vec<String> = [a, b].into_iter().chain(users).map(|u| u.name).collect();
+                tracing::warn!(%email, users = ?names, "identity conflict: one email, several catalog Users");
                 return Err(ApiError::Forbidden(format!(
                     "{email} is the profile email of several catalog Users ({}): it must name \
                      one person",
@@ -511,6 +567,28 @@ impl Oidc {
                 )));
             }
         };
+        // The same name must mean the same person everywhere it is declared.
+        for (repo, directory) in &directories {
+            for other in directory
+                .by_name
+                .get(&user.name.to_lowercase())
+                .into_iter()
+                .flatten()
+            {
+                if other.email != email {
+                    tracing::warn!(
+                        %email, user = %user.name, %repo, other = %other.email,
+                        "identity conflict: a catalog User name with two emails"
+                    );
+                    return Err(ApiError::Forbidden(format!(
+                        "identity conflict: catalog User {} has the profile email {} in \
+                         repository {repo}, not {email}; sign-in is refused until the \
+                         catalogs agree (or one identity repository is configured)",
+                        user.name, other.email
+                    )));
+                }
+            }
+        }
         if user.agent {
             return Err(ApiError::Forbidden(format!(
                 "catalog User {} matches the agent patterns of countersign.toml: a bot account \

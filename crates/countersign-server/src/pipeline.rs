@@ -69,6 +69,18 @@ impl Pipeline {
 
     /// Runs blocking decision work `f` off the async workers, at most one per core at a
     /// time. A task that panicked is an internal error.
+    /// Whether the catalog at `base` of the repository at `path` gives `principal` the profile
+    /// email `email` (see [`crate::change::Directories::declares`]). Blocking (git).
+    pub fn declares(
+        &self,
+        path: &Path,
+        base: &str,
+        email: &str,
+        principal: &Principal,
+    ) -> Result<bool, DecideError> {
+        self.directories.declares(path, base, email, principal)
+    }
+
     pub async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,

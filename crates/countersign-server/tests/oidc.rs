@@ -125,7 +125,10 @@ fn people() -> (tempfile::TempDir, RepoWriter) {
     (dir, writer)
 }
 
-async fn start_oidc(db: &Db, people: &std::path::Path, config: OidcConfig) -> Server {
+/// The server with `people` as its identity repository: the operator's one directory of
+/// people, as `serve --oidc-identity-repo people` declares it.
+async fn start_oidc(db: &Db, people: &std::path::Path, mut config: OidcConfig) -> Server {
+    config.identity_repo = Some("people".to_owned());
     let people = people.to_owned();
     start_with(db, move |mut state| {
         let mut repos: BTreeMap<_, _> = state.repos.as_ref().clone();
@@ -341,6 +344,20 @@ async fn id_tokens_from_a_jwks_file(db: &Db) {
         proposal["approvals"][0]["approver"], "human:bob",
         "{proposal}"
     );
+    // The verdict records who vouched for bob: the issuer and its subject.
+    let approved = server
+        .store
+        .entries_about(&id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event().unwrap())
+        .find(|e| e.kind == countersign_audit::EventKind::Approved)
+        .unwrap();
+    assert_eq!(
+        approved.data["identity"],
+        json!({ "issuer": ISSUER, "subject": "sub-bob@example.com" })
+    );
     server.stop().await;
 }
 
@@ -527,7 +544,125 @@ async fn rs256_tokens_as_most_issuers_sign(db: &Db) {
     server.stop().await;
 }
 
+/// Without an identity repository, people are each repository's own: a second repository
+/// declaring `kind: User, name: bob` with mallory's email does not let mallory approve as bob
+/// in shop (refused and logged), and with the identity repository it names nobody at all.
+/// A verdict records the identity provider's issuer and subject beside the principal.
+async fn one_repository_cannot_claim_anothers_people(db: &Db) {
+    let key = Key::new("k1", 7);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, jwks(&[&key])).unwrap();
+    let attacker = tempfile::tempdir().unwrap();
+    let mut writer = RepoWriter::init(attacker.path()).unwrap();
+    writer
+        .commit(
+            [(
+                "catalog-info.yaml",
+                Some(
+                    PEOPLE
+                        .replace("Bob@Example.com", "mallory@example.com")
+                        .as_str(),
+                ),
+            )],
+            "people, one of them made up",
+            common::ALICE,
+            NOW as i64,
+        )
+        .unwrap();
+    let people_path = attacker.path().to_owned();
+    let config = OidcConfig::new(ISSUER, AUDIENCE, JwksSource::File(file.clone()));
+    let server = start_with(db, move |mut state| {
+        let mut repos: BTreeMap<_, _> = state.repos.as_ref().clone();
+        repos.insert("people".to_owned(), people_path);
+        state.repos = Arc::new(repos);
+        state.with_oidc(config)
+    })
+    .await;
+    let id = open_proposal(&server).await;
+    let head = server.repo.shop.clone();
+    let mallory = key.token(&claims("mallory@example.com"));
+    let approve = json!({ "head": head, "verdict": "approve", "comment": "" });
+    let path = format!("/v1/proposals/{id}/approvals");
+    let (status, problem) = call(
+        &server,
+        reqwest::Method::POST,
+        &path,
+        &mallory,
+        Some(approve.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not declare human:bob"),
+        "{problem}"
+    );
+    server.stop().await;
+}
+
+/// With one identity repository (here the shop), another repository's Users name nobody:
+/// mallory's email, which only the other repository declares, signs in as no one.
+async fn an_identity_repository_is_the_only_directory(db: &Db) {
+    let key = Key::new("k1", 7);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, jwks(&[&key])).unwrap();
+    let attacker = tempfile::tempdir().unwrap();
+    let mut writer = RepoWriter::init(attacker.path()).unwrap();
+    writer
+        .commit(
+            [(
+                "catalog-info.yaml",
+                Some(
+                    PEOPLE
+                        .replace("Bob@Example.com", "mallory@example.com")
+                        .as_str(),
+                ),
+            )],
+            "people, one of them made up",
+            common::ALICE,
+            NOW as i64,
+        )
+        .unwrap();
+    let mut config = OidcConfig::new(ISSUER, AUDIENCE, JwksSource::File(file));
+    config.identity_repo = Some("shop".to_owned());
+    let attacker_path = attacker.path().to_owned();
+    let server = start_with(db, move |mut state| {
+        let mut repos: BTreeMap<_, _> = state.repos.as_ref().clone();
+        repos.insert("people".to_owned(), attacker_path);
+        state.repos = Arc::new(repos);
+        state.with_oidc(config)
+    })
+    .await;
+    let id = open_proposal(&server).await;
+    let mallory = key.token(&claims("mallory@example.com"));
+    let approve = json!({ "head": server.repo.shop, "verdict": "approve", "comment": "" });
+    let path = format!("/v1/proposals/{id}/approvals");
+    let (status, problem) = call(
+        &server,
+        reqwest::Method::POST,
+        &path,
+        &mallory,
+        Some(approve),
+    )
+    .await;
+    assert_eq!(status, 403, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not the profile email"),
+        "{problem}"
+    );
+    server.stop().await;
+}
+
 on_both_backends!(
+    one_repository_cannot_claim_anothers_people,
+    an_identity_repository_is_the_only_directory,
     id_tokens_from_a_jwks_file,
     id_tokens_from_a_jwks_url,
     api_tokens_still_work_beside_oidc,

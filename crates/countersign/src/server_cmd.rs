@@ -41,6 +41,12 @@ fn oidc_config(args: &ServeArgs) -> Result<Option<countersign_server::OidcConfig
         .parse()
         .map_err(|e| anyhow!("--oidc-role: {e}"))?;
     config.require_email_verified = !args.oidc_allow_unverified_email;
+    if let Some(name) = &args.oidc_identity_repo {
+        if !args.repos.iter().any(|(repo, _)| repo == name) {
+            bail!("--oidc-identity-repo {name:?}: not one of the --repo names");
+        }
+        config.identity_repo = Some(name.clone());
+    }
     Ok(Some(config))
 }
 

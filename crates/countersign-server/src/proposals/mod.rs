@@ -239,6 +239,11 @@ async fn approve(
             caller.principal
         )));
     }
+    if let (Some(person), Some(oidc)) = (&caller.identity, &state.oidc)
+        && !oidc.has_identity_repo()
+    {
+        held_to_the_repository(&state, &id, person).await?;
+    }
     let mut tx = state.store.begin().await?;
     let loaded = Loaded::lock(&mut tx, &id).await?;
     let t = transition(
@@ -258,6 +263,7 @@ async fn approve(
             &mut tx,
             &loaded,
             &caller.principal,
+            caller.identity.as_ref(),
             body.verdict,
             &body.comment,
             &t,
@@ -269,6 +275,50 @@ async fn approve(
     // what it saw.
     tx.commit().await?;
     Ok(Json(load_view_of(&state.store, &id).await?))
+}
+
+/// Without one identity repository, a person signed in by email gives a verdict only as
+/// someone the proposal's own repository declares, at the proposal's base, with that email:
+/// another repository (or a branch nobody reviewed) declaring a User of the same name with
+/// the person's email must not let them act as that User here.
+async fn held_to_the_repository(
+    state: &AppState,
+    id: &str,
+    person: &crate::oidc::Person,
+) -> Result<(), ApiError> {
+    let proposal = state
+        .store
+        .proposal(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
+    let path = state.repos.get(&proposal.repo).cloned().ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "repository {:?} is no longer configured on this server",
+            proposal.repo
+        ))
+    })?;
+    let (pipeline, base, email, principal) = (
+        std::sync::Arc::clone(&state.pipeline),
+        proposal.base.clone(),
+        person.email.clone(),
+        person.principal.clone(),
+    );
+    let declared = state
+        .pipeline
+        .blocking(move || pipeline.declares(&path, &base, &email, &principal))
+        .await??;
+    if !declared {
+        tracing::warn!(
+            principal = %person.principal, email = %person.email, repo = %proposal.repo,
+            "identity refused: the repository does not declare this person with this email"
+        );
+        return Err(ApiError::Forbidden(format!(
+            "{} signed in as {}, but repository {} does not declare {} with that email at \
+             the proposal's base: a person gives verdicts as the repository's own people say",
+            person.email, person.principal, proposal.repo, person.principal
+        )));
+    }
+    Ok(())
 }
 
 // Lifecycle: head moves and closing (docs/server.md, "Proposal states").

@@ -99,6 +99,7 @@ pub(crate) async fn verdict(
     tx: &mut Tx,
     loaded: &Loaded,
     by: &Principal,
+    identity: Option<&crate::oidc::Person>,
     verdict: Verdict,
     comment: &str,
     t: &Transition,
@@ -114,6 +115,11 @@ pub(crate) async fn verdict(
         Verdict::Reject => EventKind::Rejected,
     };
     let mut data = json!({ "head": proposal.head, "comment": comment });
+    if let Some(person) = identity {
+        // Who vouched for the person: the identity provider's issuer and subject, beside
+        // the principal the catalog maps them to.
+        data["identity"] = json!({ "issuer": person.issuer, "subject": person.subject });
+    }
     if let Some(old) = supersedes {
         // The person's earlier verdict on this head ends here; both stay in the log.
         data["supersedes"] = json!({ "verdict": old.verdict.as_str(), "log_index": old.log_index });

@@ -68,6 +68,11 @@ pub struct ServeArgs {
     /// that asserts nothing but its own addresses).
     #[arg(long, requires = "oidc_issuer")]
     pub oidc_allow_unverified_email: bool,
+    /// The configured repository (a `--repo` NAME) whose catalog alone declares people for
+    /// sign-in. Without it every configured repository's catalog is read, and a person they
+    /// disagree about (one email for two Users, one User name with two emails) is refused.
+    #[arg(long, value_name = "NAME", requires = "oidc_issuer")]
+    pub oidc_identity_repo: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
