@@ -5,8 +5,11 @@
 //! [`crate::governed::load`] reads from a commit can never change, so a state cached under the
 //! commit id is exactly what a fresh load would return, files read included (the record's
 //! `inputs` stay byte-identical). Nothing is ever invalidated, only evicted (oldest first)
-//! when more than `capacity` bases are held. A load that fails is not cached: the next
-//! caller tries again and gets the same error.
+//! when more than `capacity` bases are held. A load that fails for its input (a malformed or
+//! over-limit catalog, a bad policy: the commit's content) is cached too, as its message:
+//! the commit cannot change, so neither can the failure, and a hostile base is not parsed
+//! again by every proposal against it. A failure of the machine (I/O) is not cached: the
+//! next caller tries again.
 //!
 //! Concurrent callers asking for the same base wait for the one load in flight instead of
 //! repeating it. This module reads nothing itself: the caller passes the load.
@@ -15,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::error::Result;
+use crate::error::{DecideError, Result};
 use crate::governed::GovernedState;
 
 /// A governed state and the files its load read (absent ones as `None`), by path: the
@@ -26,7 +29,8 @@ pub struct Loaded {
 }
 
 type Key = (PathBuf, String);
-type Slot = Arc<Mutex<Option<Arc<Loaded>>>>;
+/// A held load: the state, or the input failure (its whole message) that loading it gave.
+type Slot = Arc<Mutex<Option<std::result::Result<Arc<Loaded>, String>>>>;
 
 /// See the module docs. Share one per process (it is `Sync`).
 pub struct GovernedCache {
@@ -94,12 +98,24 @@ impl GovernedCache {
         };
         // Held while loading: concurrent callers for the same base wait for this load.
         let mut loaded = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(loaded) = loaded.as_ref() {
-            return Ok(loaded.clone());
+        match loaded.as_ref() {
+            Some(Ok(loaded)) => return Ok(loaded.clone()),
+            Some(Err(message)) => return Err(DecideError::invalid(message.clone())),
+            None => {}
         }
-        let fresh = Arc::new(load()?);
-        *loaded = Some(fresh.clone());
-        Ok(fresh)
+        match load() {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                *loaded = Some(Ok(fresh.clone()));
+                Ok(fresh)
+            }
+            Err(error) => {
+                if error.is_input() {
+                    *loaded = Some(Err(error.chain()));
+                }
+                Err(error)
+            }
+        }
     }
 }
 

@@ -57,7 +57,7 @@ fn check(state: ProposalState, tier: Tier, verdicts: &[Approval], event: Event<'
         record: &record,
         verdicts,
     };
-    let answer = match transition(&proposal, event) {
+    match transition(&proposal, event) {
         Err(refusal) => format!("refused ({:?}): {refusal}", refusal.kind()),
         Ok(t) => {
             let verdict = match &t.verdict {
@@ -85,8 +85,7 @@ fn check(state: ProposalState, tier: Tier, verdicts: &[Approval], event: Event<'
                 },
             )
         }
-    };
-    answer
+    }
 }
 
 fn by(who: &str) -> Principal {

@@ -197,7 +197,9 @@ async fn weigh(
     let pipeline = std::sync::Arc::clone(&state.pipeline);
     let result = state
         .pipeline
-        .blocking(move || pipeline.decide_with_evidence(&path, &base, &head, &author, &envelopes))
+        .blocking_for(&path.clone(), move || {
+            pipeline.decide_with_evidence(&path, &base, &head, &author, &envelopes)
+        })
         .await?;
     let outcome = match result {
         Ok(outcome) => outcome,

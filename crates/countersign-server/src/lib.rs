@@ -195,6 +195,13 @@ impl AppState {
         self
     }
 
+    /// Decisions on `concurrency` cores at most (each repository on all but one of them), and
+    /// a request waiting at most `budget` for its decision before it is answered `503`.
+    pub fn with_decisions(mut self, concurrency: usize, budget: std::time::Duration) -> AppState {
+        self.pipeline = Arc::new(pipeline::Pipeline::new(concurrency).with_budget(budget));
+        self
+    }
+
     /// Accepts OIDC ID tokens from people besides API tokens. The issuer's keys load at the
     /// first ID token, or now with `state.oidc.load_keys()`.
     pub fn with_oidc(mut self, config: OidcConfig) -> AppState {

@@ -17,8 +17,9 @@
 //! is at fault; `ApiError`'s `From` answers each accordingly.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use countersign_audit::Signer;
 use countersign_decide::DecideError;
@@ -48,7 +49,18 @@ pub struct Pipeline {
     /// the log's write order (the database connection, the committing task) of the CPU they
     /// need to hand their turn on, which is what every other writer waits for.
     deciding: Arc<tokio::sync::Semaphore>,
+    /// Each repository's share of those cores: all but one when there are several, so one
+    /// repository (a hostile or merely huge one) can never hold every core while another's
+    /// proposals wait.
+    shares: std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Semaphore>>>,
+    share: usize,
+    /// How long a request waits for its decision work before it is answered `503`; the
+    /// work goes on (its result fills the caches, so asking again is fast).
+    budget: Duration,
 }
+
+/// How long a request waits for its decision by default.
+pub const DECISION_BUDGET: Duration = Duration::from_secs(60);
 
 impl Default for Pipeline {
     /// One decision per core of this machine.
@@ -60,15 +72,65 @@ impl Default for Pipeline {
 impl Pipeline {
     /// At most `concurrency` decisions at once (at least one).
     pub fn new(concurrency: usize) -> Pipeline {
+        let concurrency = concurrency.max(1);
         Pipeline {
             governed: GovernedCache::new(64),
             directories: crate::change::Directories::default(),
-            deciding: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
+            deciding: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            shares: std::sync::Mutex::default(),
+            share: if concurrency > 1 { concurrency - 1 } else { 1 },
+            budget: DECISION_BUDGET,
         }
     }
 
-    /// Runs blocking decision work `f` off the async workers, at most one per core at a
-    /// time. A task that panicked is an internal error.
+    /// The same, answering `503` to a request whose decision takes longer than `budget`.
+    pub fn with_budget(mut self, budget: Duration) -> Pipeline {
+        self.budget = budget;
+        self
+    }
+
+    /// The semaphore of `repo`'s share of the cores.
+    fn share_of(&self, repo: &Path) -> Arc<tokio::sync::Semaphore> {
+        let mut shares = self.shares.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            shares
+                .entry(repo.to_owned())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.share))),
+        )
+    }
+
+    /// [`Pipeline::blocking`] for work on the repository at `repo`: it waits for a core
+    /// within that repository's share first, so a repository whose decisions are slow
+    /// delays its own proposals, not the others'. The request waits at most the budget, then
+    /// is answered `503` while the work finishes; a request dropped before its work started
+    /// (a client gone) never starts it.
+    pub async fn blocking_for<T: Send + 'static>(
+        &self,
+        repo: &Path,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, crate::error::ApiError> {
+        let share = self.share_of(repo);
+        let work = async {
+            // Never closed, so acquiring cannot fail; without a permit the work still runs.
+            let share = share.acquire_owned().await.ok();
+            let core = Arc::clone(&self.deciding).acquire_owned().await.ok();
+            tokio::task::spawn_blocking(move || {
+                let _permits = (share, core);
+                f()
+            })
+            .await
+            .map_err(|e| crate::error::ApiError::Internal(format!("pipeline task: {e}")))
+        };
+        match tokio::time::timeout(self.budget, work).await {
+            Ok(result) => result,
+            Err(_) => Err(crate::error::ApiError::Unavailable(format!(
+                "the decision took longer than {} s; it goes on, and the same request asked again \
+                 later is answered from what it computed",
+                self.budget.as_secs()
+            ))),
+        }
+    }
+
     /// Whether the catalog at `base` of the repository at `path` gives `principal` the profile
     /// email `email` (see [`crate::change::Directories::declares`]). Blocking (git).
     pub fn declares(
@@ -81,6 +143,8 @@ impl Pipeline {
         self.directories.declares(path, base, email, principal)
     }
 
+    /// Runs blocking decision work `f` off the async workers, at most one per core at a
+    /// time. A task that panicked is an internal error.
     pub async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,

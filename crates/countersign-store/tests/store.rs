@@ -625,7 +625,7 @@ async fn server_state(db: &Db) {
     tx.commit().await.unwrap();
     assert_eq!(
         store.approvals("proposal-1").await.unwrap(),
-        [approval.clone()]
+        std::slice::from_ref(&approval)
     );
     assert_eq!(
         store.proposal("proposal-1").await.unwrap().unwrap().state,

@@ -75,6 +75,11 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         .transpose()
         .context("--webhooks")?;
     let signer = log_signer(args.log_key.as_deref())?;
+    let budget = humantime::parse_duration(&args.decision_budget)
+        .with_context(|| format!("--decision-budget {:?}", args.decision_budget))?;
+    if budget.is_zero() {
+        bail!("--decision-budget: a decision needs some time; give at least 1s");
+    }
     runtime()?.block_on(async {
         let store = Store::connect(&args.database)
             .await
@@ -85,6 +90,10 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         eprintln!("countersign serving on http://{}", listener.local_addr()?);
         let mut state =
             AppState::new(store.clone(), repos, Clock::system()).with_log_signer(signer);
+        state = state.with_decisions(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+            budget,
+        );
         if let Some(webhooks) = webhooks {
             eprintln!(
                 "webhooks: {}",

@@ -138,7 +138,9 @@ async fn create(
         response,
     } = state
         .pipeline
-        .blocking(move || open::prepare(&pipeline, &path, body, &principal, &clock, signer))
+        .blocking_for(&path.clone(), move || {
+            open::prepare(&pipeline, &path, body, &principal, &clock, signer)
+        })
         .await??;
     if key.is_none()
         && !crate::webhooks::announces(&state, &proposal, proposal.state.as_str(), &decision.record)
@@ -258,18 +260,7 @@ async fn approve(
     .map_err(refused)?;
     if !t.unchanged {
         let now = state.clock.rfc3339();
-        persist::verdict(
-            &state,
-            &mut tx,
-            &loaded,
-            &caller.principal,
-            caller.identity.as_ref(),
-            body.verdict,
-            &body.comment,
-            &t,
-            &now,
-        )
-        .await?;
+        persist::verdict(&state, &mut tx, &loaded, &caller, &body, &t, &now).await?;
     }
     // Committing even an unchanged transaction waits for its batch, so the view below reads
     // what it saw.
@@ -421,7 +412,9 @@ async fn move_head(
     let pipeline = std::sync::Arc::clone(&state.pipeline);
     let outcome = state
         .pipeline
-        .blocking(move || pipeline.decide(&path, &base, &head, &author))
+        .blocking_for(&path.clone(), move || {
+            pipeline.decide(&path, &base, &head, &author)
+        })
         .await??;
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository

@@ -9,12 +9,13 @@ use countersign_lifecycle::{
     Approval, DecidedRecord, ProposalState, Refusal, RefusalKind, Transition, Verdict,
     VerdictChange,
 };
-use countersign_policy::Principal;
 use countersign_store::{Decision, Proposal, Tx};
 use serde_json::{Value, json};
 
+use super::NewApproval;
 use super::view::Loaded;
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// The actor of events the server itself causes: the same as in a CLI record.
@@ -98,24 +99,23 @@ pub(crate) async fn verdict(
     state: &AppState,
     tx: &mut Tx,
     loaded: &Loaded,
-    by: &Principal,
-    identity: Option<&crate::oidc::Person>,
-    verdict: Verdict,
-    comment: &str,
+    caller: &Caller,
+    given: &NewApproval,
     t: &Transition,
     now: &str,
 ) -> Result<(), ApiError> {
     let VerdictChange::Record { supersedes } = &t.verdict else {
         return Ok(());
     };
+    let (verdict, comment) = (given.verdict, given.comment.as_str());
     let proposal = &loaded.proposal;
-    let approver = by.to_string();
+    let approver = caller.principal.to_string();
     let kind = match verdict {
         Verdict::Approve => EventKind::Approved,
         Verdict::Reject => EventKind::Rejected,
     };
     let mut data = json!({ "head": proposal.head, "comment": comment });
-    if let Some(person) = identity {
+    if let Some(person) = &caller.identity {
         // Who vouched for the person: the identity provider's issuer and subject, beside
         // the principal the catalog maps them to.
         data["identity"] = json!({ "issuer": person.issuer, "subject": person.subject });

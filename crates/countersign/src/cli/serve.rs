@@ -30,6 +30,12 @@ pub struct ServeArgs {
     /// Secrets come from the files or environment variables it names, never from arguments.
     #[arg(long, value_name = "FILE", env = "COUNTERSIGN_WEBHOOKS")]
     pub webhooks: Option<PathBuf>,
+    /// How long a request waits for its decision (diff, governed state, Cedar) before it is
+    /// answered 503; the work goes on and fills the caches, so the same request asked again
+    /// is fast. Each repository's decisions run on all cores but one, so a slow repository
+    /// delays only its own proposals.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub decision_budget: String,
     /// Accept people's OIDC ID tokens from this issuer (the exact `iss`), besides API tokens.
     #[arg(
         long,
