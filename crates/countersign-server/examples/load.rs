@@ -23,6 +23,13 @@
 //! The repository is packed with `git repack` (as a clone the server reads would be) unless
 //! `--loose` is given or `git` is missing; the result line says which.
 //!
+//! `--hostile N` serves a second repository beside the measured one, with N clients
+//! proposing against it without pause all through the measured phase: a base whose catalog
+//! is a `--hostile-size`-node dependency chain and a head that changes a file of every
+//! component (each such decision loads a large catalog and walks the whole chain). The
+//! measured clients' latency, with and without it, is what the per-repository share of the
+//! decision pool (issue 24) is for; the hostile repository's answers are counted apart.
+//!
 //! `--database postgres` uses `COUNTERSIGN_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`) with a fresh schema, dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -55,6 +62,8 @@ struct Args {
     warmup: u64,
     pack: bool,
     rate: Option<f64>,
+    hostile: usize,
+    hostile_size: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -68,6 +77,8 @@ fn parse_args() -> Result<Args, String> {
         warmup: 256,
         pack: true,
         rate: None,
+        hostile: 0,
+        hostile_size: 5_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -97,6 +108,10 @@ fn parse_args() -> Result<Args, String> {
                 args.components = usize::try_from(number(value()?)?).unwrap_or(usize::MAX)
             }
             "--loose" => args.pack = false,
+            "--hostile" => args.hostile = usize::try_from(number(value()?)?).unwrap_or(usize::MAX),
+            "--hostile-size" => {
+                args.hostile_size = usize::try_from(number(value()?)?).unwrap_or(usize::MAX)
+            }
             "--rate" => {
                 let v = value()?;
                 let rate: f64 = v.parse().map_err(|e| format!("--rate {v:?}: {e}"))?;
@@ -109,12 +124,19 @@ fn parse_args() -> Result<Args, String> {
             "--help" | "-h" => {
                 println!(
                     "load [--database sqlite|postgres|URL] [--clients N] [--requests N] \
-                     [--duration 20s] [--changes N] [--components N] [--warmup N] [--loose] [--rate R]"
+                     [--duration 20s] [--changes N] [--components N] [--warmup N] [--loose] [--rate R] \
+                     [--hostile N] [--hostile-size NODES]"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown flag {other:?} (try --help)")),
         }
+    }
+    if args.clients > MAX_CLIENTS || args.hostile > MAX_CLIENTS {
+        return Err(format!("--clients and --hostile are at most {MAX_CLIENTS}"));
+    }
+    if args.hostile_size > 100_000 {
+        return Err("--hostile-size is at most 100000".into());
     }
     if args.clients > MAX_CLIENTS {
         return Err(format!("--clients is at most {MAX_CLIENTS}"));
@@ -182,6 +204,48 @@ fn repository(dir: &std::path::Path, components: usize, changes: usize) -> (Stri
         })
         .collect();
     (base.as_str().to_owned(), heads)
+}
+
+/// The hostile repository: a catalog of one `nodes`-node chain (`h<i+1>` depends on `h<i>`),
+/// with the catalog size limit raised as a legitimately large catalog would, and one head
+/// that changes a file of every component. Returns the base and the head.
+fn hostile_repository(dir: &std::path::Path, nodes: usize) -> (String, String) {
+    let mut text = String::from(
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-h\n\
+         spec:\n  type: team\n  children: []\n",
+    );
+    for i in 0..nodes {
+        text.push_str(&format!(
+            "---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: h{i}\n  \
+             annotations:\n    countersign.dev/paths: /h{i}/**\nspec:\n  type: service\n  \
+             owner: team-h\n"
+        ));
+        if i > 0 {
+            text.push_str(&format!("  dependsOn: [component:h{}]\n", i - 1));
+        }
+    }
+    let mut w = RepoWriter::init(dir).unwrap();
+    let mut files: Vec<(String, Option<String>)> = vec![
+        ("catalog-info.yaml".to_owned(), Some(text)),
+        (
+            "countersign.toml".to_owned(),
+            Some("[limits]\nfile_bytes = 67108864\nglobs = 200000\n".to_owned()),
+        ),
+    ];
+    files.extend((0..nodes).map(|i| (format!("h{i}/lib.rs"), Some(format!("// {i}\n")))));
+    w.commit(files, "base", AUTHOR, TIME).unwrap();
+    let base: CommitId = w.head().unwrap();
+    let head = w
+        .commit_on(
+            "refs/heads/everything",
+            &base,
+            (0..nodes).map(|i| (format!("h{i}/lib.rs"), Some(format!("// {i} changed\n")))),
+            "touch every component",
+            AUTHOR,
+            TIME + 1,
+        )
+        .unwrap();
+    (base.as_str().to_owned(), head.as_str().to_owned())
 }
 
 /// Packs the repository as a served clone is (`git clone` and `git gc` write packs; the
@@ -311,6 +375,36 @@ async fn client(shared: Arc<Shared>) -> Tally {
     }
 }
 
+/// Proposes `head` on `base` of the hostile repository until `stop`, counting statuses.
+async fn hostile_client(
+    shared: Arc<Shared>,
+    base: String,
+    head: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> BTreeMap<u16, u64> {
+    let mut statuses = BTreeMap::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let body = json!({
+            "repo": "hostile", "base": base, "head": head, "title": format!("hostile {n}"),
+        });
+        let status = match shared
+            .client
+            .post(&shared.url)
+            .bearer_auth(&shared.token)
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        };
+        *statuses.entry(status).or_default() += 1;
+    }
+    statuses
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -385,7 +479,16 @@ async fn run(args: Args, server_runtime: tokio::runtime::Handle) {
     let (token, _) = create_token(&store, &principal, Role::Proposer, i64::MAX, [7u8; 32])
         .await
         .unwrap();
-    let repos = BTreeMap::from([("shop".to_owned(), dir.path().to_owned())]);
+    let mut repos = BTreeMap::from([("shop".to_owned(), dir.path().to_owned())]);
+    let hostile_dir = tempfile::tempdir().unwrap();
+    let hostile = (args.hostile > 0).then(|| {
+        let (base, head) = hostile_repository(hostile_dir.path(), args.hostile_size);
+        if args.pack {
+            pack(hostile_dir.path());
+        }
+        repos.insert("hostile".to_owned(), hostile_dir.path().to_owned());
+        (base, head)
+    });
     let state = AppState::new(store.clone(), repos, Clock::system());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -424,11 +527,38 @@ async fn run(args: Args, server_runtime: tokio::runtime::Handle) {
             eprintln!("warm-up error: {error}");
         }
     }
+    let stop_hostile = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hostile_tasks: Vec<_> = hostile
+        .iter()
+        .flat_map(|(base, head)| {
+            let shared = phase(u64::MAX, MAX_DURATION, None);
+            let stop = stop_hostile.clone();
+            (0..args.hostile).map(move |_| {
+                tokio::spawn(hostile_client(
+                    shared.clone(),
+                    base.clone(),
+                    head.clone(),
+                    stop.clone(),
+                ))
+            })
+        })
+        .collect();
+    if !hostile_tasks.is_empty() {
+        // Let the hostile decisions occupy the pool before the measured phase starts.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let (mut tally, elapsed) = run_phase(
         &phase(args.requests, args.duration, args.rate),
         args.clients,
     )
     .await;
+    stop_hostile.store(true, Ordering::Relaxed);
+    let mut hostile_statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    for task in hostile_tasks {
+        for (status, count) in task.await.unwrap() {
+            *hostile_statuses.entry(status).or_default() += count;
+        }
+    }
     tally.latencies.sort();
     let ok = tally.latencies.len();
     let sent: u64 = tally.by_status.values().sum();
@@ -452,6 +582,12 @@ async fn run(args: Args, server_runtime: tokio::runtime::Handle) {
     );
     if let Some(error) = &tally.first_error {
         println!("statuses {:?}; first failure: {error}", tally.by_status);
+    }
+    if hostile.is_some() {
+        println!(
+            "hostile repository ({} clients, a {}-node chain, every component changed): statuses {hostile_statuses:?}",
+            args.hostile, args.hostile_size
+        );
     }
     let size = store.log_size().await.unwrap();
     println!(

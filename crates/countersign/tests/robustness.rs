@@ -515,3 +515,256 @@ fn attest_refuses_what_verifiers_would_refuse_before_writing() {
     refused(&output, "Split the reports by suite");
     assert!(!out.exists(), "nothing is written");
 }
+
+/// Issue 24 point 4: one `countersign serve` (capped at 4 GB of address space) serving two
+/// repositories, one hostile: bases whose catalogs are an alias bomb, 200,000 nested
+/// sequences and a legitimately huge 20,000-node chain, proposed by four clients at once.
+/// Every proposal of the healthy repository, sent meanwhile, is decided; the hostile
+/// over-limit bases are a 422 naming the limit for that proposal only; the server never
+/// exits. (How long the healthy proposals wait is a benchmark, not a test:
+/// `examples/load.rs --hostile`, docs/benchmarks.md.)
+#[test]
+fn a_hostile_repository_neither_stops_the_server_nor_the_other_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = dir.path().join("healthy");
+    let hostile = dir.path().join("hostile");
+
+    let mut writer = RepoWriter::init(&healthy).unwrap();
+    let web = component(
+        "web",
+        "  annotations:\n    countersign.dev/paths: /web/**\n",
+    );
+    let base = writer
+        .commit_entries(
+            vec![
+                file("catalog-info.yaml", format!("{web}---\n{TEAM}")),
+                file("web/main.rs", "fn main() {}\n"),
+            ],
+            "init",
+            ALICE,
+            TIME,
+        )
+        .unwrap();
+    let healthy_heads: Vec<String> = (0..6)
+        .map(|i| {
+            writer
+                .commit_on(
+                    &format!("refs/heads/change-{i}"),
+                    &base,
+                    [(format!("web/change_{i}.rs"), Some(format!("// {i}\n")))],
+                    "change",
+                    ALICE,
+                    TIME + 1,
+                )
+                .unwrap()
+                .as_str()
+                .to_owned()
+        })
+        .collect();
+
+    // The hostile repository's bases are one line of history (each an ancestor of main),
+    // each with a head that changes a file on it.
+    let mut chain = String::new();
+    for i in 0..20_000 {
+        let dep = if i == 0 {
+            String::new()
+        } else {
+            format!("  dependsOn: [component:h{}]\n", i - 1)
+        };
+        chain.push_str(&format!(
+            "---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: h{i}\n  annotations:\n    countersign.dev/paths: /h{i}/\nspec:\n  type: service\n  owner: team\n{dep}"
+        ));
+    }
+    chain.push_str(TEAM);
+    let alias_bomb = format!(
+        "{}  labels: [{}]\n",
+        component(
+            "a",
+            &format!("  description: &big {}\n", "x".repeat(1_000_000))
+        ),
+        vec!["*big"; 3_000].join(", ")
+    );
+    let bases: Vec<(&str, Files, Option<&str>)> = vec![
+        (
+            "alias",
+            vec![file("catalog-info.yaml", alias_bomb)],
+            Some("yaml_alias_bytes"),
+        ),
+        (
+            "deep",
+            vec![file(
+                "catalog-info.yaml",
+                format!("a: {}", "[".repeat(200_000)),
+            )],
+            Some("yaml_depth"),
+        ),
+        (
+            "chain",
+            vec![
+                file(
+                    "countersign.toml",
+                    "[limits]\nfile_bytes = 67108864\nglobs = 100000\n",
+                ),
+                file("catalog-info.yaml", chain),
+            ],
+            None,
+        ),
+    ];
+    let mut writer = RepoWriter::init(&hostile).unwrap();
+    let mut hostile_cases = Vec::new();
+    for (i, (name, files, expect)) in bases.into_iter().enumerate() {
+        let base = writer
+            .commit_entries(files, name, ALICE, TIME + i as i64)
+            .unwrap();
+        let head = writer
+            .commit_on(
+                &format!("refs/heads/{name}"),
+                &base,
+                [("h0/lib.rs", Some("// changed\n"))],
+                name,
+                ALICE,
+                TIME + 10,
+            )
+            .unwrap();
+        hostile_cases.push((base.as_str().to_owned(), head.as_str().to_owned(), expect));
+    }
+
+    let database = format!("sqlite://{}?mode=rwc", dir.path().join("cs.db").display());
+    let token = common::ok(common::countersign(&[
+        "token",
+        "create",
+        "--principal",
+        "agent:fixbot",
+        "--role",
+        "proposer",
+        "--database",
+        &database,
+    ]));
+    let mut server = Server::start(
+        dir.path(),
+        &[
+            "--database",
+            &database,
+            "--repo",
+            &format!("healthy={}", healthy.display()),
+            "--repo",
+            &format!("hostile={}", hostile.display()),
+        ],
+    );
+    let propose = |repo: &str, base: &str, head: &str| {
+        common::client(
+            &server.url,
+            Some(&token),
+            &[
+                "propose", "--repo", repo, "--base", base, "--head", head, "--title", "t",
+                "--format", "json",
+            ],
+        )
+    };
+
+    std::thread::scope(|scope| {
+        let attackers: Vec<_> = (0..4)
+            .map(|client| {
+                let cases = &hostile_cases;
+                let propose = &propose;
+                scope.spawn(move || {
+                    for round in 0..3 {
+                        let (base, head, expect) = &cases[(client + round) % cases.len()];
+                        let output = propose("hostile", base, head);
+                        match expect {
+                            Some(limit) => {
+                                assert!(!output.status.success(), "{}", stdout(&output));
+                                let err = stderr(&output);
+                                assert!(
+                                    err.contains(limit) && err.contains("Unprocessable Entity"),
+                                    "expected a 422 naming `{limit}`:\n{err}"
+                                );
+                            }
+                            // The huge but legitimate catalog is decided, or (over the
+                            // decision budget) answered 503: never anything else.
+                            None => assert!(
+                                output.status.success()
+                                    || stderr(&output).contains("Service Unavailable"),
+                                "{}",
+                                stderr(&output)
+                            ),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for head in &healthy_heads {
+            let output = propose("healthy", base.as_str(), head);
+            assert!(output.status.success(), "{}", stderr(&output));
+            let decided = serde_json::from_slice::<Value>(&output.stdout).unwrap();
+            assert_eq!(decided["head"], head.as_str(), "{decided}");
+        }
+        for attacker in attackers {
+            attacker.join().unwrap();
+        }
+    });
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server exited: {}",
+        server.stderr()
+    );
+    // And it still decides the healthy repository's proposals afterwards.
+    let output = propose("healthy", base.as_str(), &healthy_heads[0]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+/// `countersign serve` under `prlimit --as=4000000000` (the issue's probe) on a free
+/// loopback port, its stderr kept in a file for the failure message.
+struct Server {
+    child: std::process::Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path, args: &[&str]) -> Server {
+        let log = dir.join("serve.log");
+        let child = Command::new("prlimit")
+            .arg("--as=4000000000")
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_countersign"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir)
+            .env_remove("COUNTERSIGN_DATABASE")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("prlimit (util-linux) runs the binary");
+        let mut server = Server {
+            child,
+            url: String::new(),
+            log,
+        };
+        for _ in 0..600 {
+            if let Some(address) = server
+                .stderr()
+                .lines()
+                .find_map(|l| l.strip_prefix("countersign serving on "))
+            {
+                server.url = address.split_whitespace().next().unwrap().to_owned();
+                return server;
+            }
+            if server.child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("serve did not start: {}", server.stderr());
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
