@@ -450,6 +450,18 @@ fn the_document_lists_what_every_operation_may_answer() {
                     problems.push(format!("{name} {status}: {types:?}"));
                 }
             }
+            // A page size the server bounds is bounded in the document too, so a client (or
+            // schemathesis) knows `limit=0` is refused.
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["name"] == "limit"
+                    && (parameter["schema"]["minimum"]
+                        .as_u64()
+                        .is_none_or(|m| m < 1)
+                        || parameter["schema"]["maximum"].is_null())
+                {
+                    problems.push(format!("{name}: `limit` without minimum 1 and a maximum"));
+                }
+            }
             let mut expected = Vec::new();
             if operation["security"]
                 .as_array()

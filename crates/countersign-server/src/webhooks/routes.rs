@@ -29,6 +29,7 @@ const MAX_PAGE: u32 = 1000;
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// At most this many attempts, newest first (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only attempts with an id below this: the previous page's `next_before`.
     pub before: Option<i64>,
