@@ -462,6 +462,14 @@ pub fn run(command: ClientCommand) -> Result<ExitCode> {
             )
         }
     };
+    if let Call::Verdict { head, .. } = &call
+        && !head_is_well_formed(head)
+    {
+        bail!(
+            "--head {head:?}: give the commit you reviewed as its full id or at least \
+             {SHORTEST_HEAD} hex digits of it"
+        );
+    }
     let api = Api::from_env(&client.server.server)?;
     let answer = runtime()?.block_on(async {
         match call {
@@ -494,7 +502,10 @@ pub fn run(command: ClientCommand) -> Result<ExitCode> {
                 head,
                 verdict,
                 comment,
-            } => api.verdict(id, head, verdict, comment).await,
+            } => {
+                let head = full_head(&api, id, head).await?;
+                api.verdict(id, &head, verdict, comment).await
+            }
         }
     });
     let proposal = match answer {
@@ -509,6 +520,39 @@ pub fn run(command: ClientCommand) -> Result<ExitCode> {
         },
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The shortest head prefix a verdict accepts, as `status` prints heads.
+const SHORTEST_HEAD: usize = 12;
+
+/// Whether `head` names the commit a verdict is for: a full id, or at least
+/// [`SHORTEST_HEAD`] hex digits of one.
+fn head_is_well_formed(head: &str) -> bool {
+    (SHORTEST_HEAD..=64).contains(&head.len()) && head.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The full head id a verdict binds to: `head` itself when it is a full id, or the
+/// proposal's current head when `head` is a prefix of it. The verdict is then sent with the
+/// full id, so a head that moved in between is still refused (409) by the server.
+async fn full_head(api: &Api, id: &str, head: &str) -> Result<String, Failure> {
+    let head = head.to_ascii_lowercase();
+    if head.len() == 40 || head.len() == 64 {
+        return Ok(head);
+    }
+    let proposal = api.proposal(id).await?;
+    let current = proposal["head"].as_str().unwrap_or_default();
+    if current.starts_with(&head) {
+        Ok(current.to_owned())
+    } else {
+        Err(Failure::Problem {
+            status: StatusCode::CONFLICT,
+            title: "Conflict".into(),
+            detail: format!(
+                "proposal {id} is at head {current}, which does not start with {head}: review \
+                 the current head"
+            ),
+        })
+    }
 }
 
 enum Call<'a> {

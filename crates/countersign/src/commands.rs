@@ -92,7 +92,7 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
         )?;
     match args.format {
         OutputFormat::Json => print_json(&evaluation.report)?,
-        OutputFormat::Text => print!("{}", render::evaluation(&evaluation)),
+        OutputFormat::Text => print_text(&render::evaluation(&evaluation))?,
     }
     if args.record {
         let key = args
@@ -155,7 +155,7 @@ fn graph_cmd(command: GraphCommand) -> Result<ExitCode> {
             let report = countersign_graph::check::check(&state.build);
             match format {
                 OutputFormat::Json => print_json(&render::check_json(&report))?,
-                OutputFormat::Text => print!("{}", render::check_text(&report)),
+                OutputFormat::Text => print_text(&render::check_text(&report))?,
             }
             let errors = report
                 .diagnostics
@@ -172,8 +172,8 @@ fn graph_cmd(command: GraphCommand) -> Result<ExitCode> {
             let graph = state.graph();
             match format {
                 GraphFormat::Json => print_json(&countersign_graph::render::to_json(graph))?,
-                GraphFormat::Dot => print!("{}", countersign_graph::render::to_dot(graph)),
-                GraphFormat::Mermaid => print!("{}", countersign_graph::render::to_mermaid(graph)),
+                GraphFormat::Dot => print_text(&countersign_graph::render::to_dot(graph))?,
+                GraphFormat::Mermaid => print_text(&countersign_graph::render::to_mermaid(graph))?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -186,7 +186,7 @@ fn graph_cmd(command: GraphCommand) -> Result<ExitCode> {
             let impact = countersign_graph::impact(state.graph(), &paths);
             match format {
                 OutputFormat::Json => print_json(&report::impact_report(&impact))?,
-                OutputFormat::Text => print!("{}", render::impact(&impact)),
+                OutputFormat::Text => print_text(&render::impact(&impact))?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -202,7 +202,7 @@ fn policy_cmd(command: PolicyCommand) -> Result<ExitCode> {
         } => crate::assurance::verify_cmd(&repo.repo, policy.as_deref(), properties.as_deref()),
         PolicyCommand::Diff { old, new } => crate::assurance::diff_cmd(&old, &new),
         PolicyCommand::Schema => {
-            print!("{}", countersign_policy::schema_text());
+            print_text(&countersign_policy::schema_text())?;
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Check { repo, policy } => {
@@ -322,7 +322,7 @@ fn demo_cmd(args: DemoArgs) -> Result<ExitCode> {
     )?;
     match args.format {
         OutputFormat::Json => print_json(&live.json(outcome.json()))?,
-        OutputFormat::Text => print!("{}{}", outcome.table(), live.text()),
+        OutputFormat::Text => print_text(&format!("{}{}", outcome.table(), live.text()))?,
     }
     live.finish(serve)?;
     Ok(ExitCode::SUCCESS)
@@ -366,6 +366,15 @@ fn bundle_cmd(command: BundleCommand) -> Result<ExitCode> {
     }
 }
 
+/// Writes `text` to stdout; a closed pipe is an error the caller returns (and `main` ends
+/// quietly on), not a panic as `print!` would make it.
+fn print_text(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
@@ -396,9 +405,9 @@ fn replay_cmd(args: crate::cli::ReplayArgs) -> Result<ExitCode> {
     let mut progress = replay::Progress::new();
     let report = replay::replay(&options, &mut |done, total| progress.update(done, total))?;
     match args.format {
-        crate::cli::ReplayFormat::Text => print!("{}", replay::render_text(&report)),
+        crate::cli::ReplayFormat::Text => print_text(&replay::render_text(&report))?,
         crate::cli::ReplayFormat::Json => print_json(&report)?,
-        crate::cli::ReplayFormat::Csv => print!("{}", replay::render_csv(&report)),
+        crate::cli::ReplayFormat::Csv => print_text(&replay::render_csv(&report))?,
     }
     Ok(ExitCode::SUCCESS)
 }

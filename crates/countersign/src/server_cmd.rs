@@ -202,9 +202,16 @@ pub fn token(command: TokenCommand) -> Result<ExitCode> {
         let (text, token) =
             countersign_server::create_token(&store, &principal, role, expires_at, secret).await?;
         store.close().await;
+        let expires = u64::try_from(token.expires_at)
+            .ok()
+            .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))
+            .map_or_else(
+                || token.expires_at.to_string(),
+                |t| humantime::format_rfc3339_seconds(t).to_string(),
+            );
         eprintln!(
-            "token {} for {} ({}), expires at {} (Unix seconds); shown once:",
-            token.id, token.principal, token.role, token.expires_at
+            "token {} for {} ({}), expires at {expires}; shown once:",
+            token.id, token.principal, token.role
         );
         println!("{text}");
         Ok(ExitCode::SUCCESS)

@@ -673,3 +673,32 @@ fn the_demo_decides_every_change_as_the_product_table_says() {
         String::from_utf8_lossy(&check.stdout)
     );
 }
+
+/// `countersign graph show | head` ends quietly when the reader stops reading: exit 0 and
+/// nothing on stderr, not "bad input" (issue 14 point 8).
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = governed_repo(dir.path());
+    let head = writer.head().unwrap();
+    for format in ["json", "dot"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_countersign"))
+            .args(["graph", "show", "--repo", repo_arg(dir.path()), "--rev"])
+            .arg(head.as_str())
+            .args(["--format", format])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before anything was written.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{format}: {}",
+            stderr(&output)
+        );
+        assert_eq!(stderr(&output), "", "{format}");
+    }
+}

@@ -314,13 +314,27 @@ fn propose_status_and_two_verdicts_through_the_client() {
         )
     );
 
+    // A head is given in full or by at least 12 hex digits (as `status` prints it); a
+    // shorter or foreign prefix is refused before anything is recorded.
+    let short = f.run(&alice, &["approve", id, "--head", &f.payments_head[..7]]);
+    assert_eq!(short.status.code(), Some(2), "{}", stderr(&short));
+    assert!(
+        stderr(&short).contains("at least 12 hex digits"),
+        "{}",
+        stderr(&short)
+    );
+    let foreign = problem(&f.run(&alice, &["approve", id, "--head", &f.base[..12]]));
+    assert!(
+        foreign.starts_with("error: Conflict: ") && foreign.contains(&f.payments_head),
+        "{foreign}"
+    );
     let approved = json(&f.run(
         &alice,
         &[
             "approve",
             id,
             "--head",
-            &f.payments_head,
+            &f.payments_head[..12],
             "--comment",
             "checked the retry bound",
             "--format",
@@ -329,6 +343,12 @@ fn propose_status_and_two_verdicts_through_the_client() {
     ));
     assert_eq!(approved["state"], "authorized");
     assert_eq!(approved["approvals_counted"], 1);
+    // The verdict is bound to the full id the prefix named.
+    assert_eq!(
+        approved["approvals"][0]["head"],
+        f.payments_head.as_str(),
+        "{approved}"
+    );
     let text = ok(f.run(&alice, &["status", id]));
     assert!(
         text.contains("approve    human:alice on ") && text.contains(": checked the retry bound"),
@@ -630,7 +650,7 @@ fn the_demo_serves_what_it_replayed_until_interrupted() {
     let line = problem(&client(
         &server,
         Some(&token),
-        &["approve", &id, "--head", "x"],
+        &["approve", &id, "--head", &"0".repeat(40)],
     ));
     assert!(line.starts_with("error: Forbidden: "), "{line}");
 

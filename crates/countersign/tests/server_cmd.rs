@@ -68,7 +68,7 @@ fn a_sqlite_url_without_a_mode_creates_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state/new/cs.db");
     let database = format!("sqlite://{}", path.display());
-    let token = ok(countersign(&[
+    let created = countersign(&[
         "token",
         "create",
         "--principal",
@@ -77,7 +77,19 @@ fn a_sqlite_url_without_a_mode_creates_the_database() {
         "approver",
         "--database",
         &database,
-    ]));
+    ]);
+    // The expiry is a time a person reads (RFC 3339), not Unix seconds.
+    let said = stderr(&created);
+    let expires = said
+        .split("expires at ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        humantime::parse_rfc3339(expires).is_ok(),
+        "not RFC 3339: {expires:?} in {said}"
+    );
+    let token = ok(created);
     assert!(token.starts_with("cst_"), "{token}");
     assert!(path.exists());
 

@@ -62,7 +62,9 @@ pub struct StatusArgs {
 pub struct ApproveArgs {
     /// The proposal id.
     pub id: String,
-    /// The head commit you reviewed; refused (409) if the proposal has moved on since.
+    /// The head commit you reviewed: its full id, or at least 12 hex digits of it (as
+    /// `status` prints it); the verdict binds to the full id. Refused (409) if the
+    /// proposal has moved on since.
     #[arg(long, value_name = "SHA")]
     pub head: String,
     #[arg(long, default_value = "")]
@@ -75,7 +77,9 @@ pub struct ApproveArgs {
 pub struct RejectArgs {
     /// The proposal id.
     pub id: String,
-    /// The head commit you reviewed; refused (409) if the proposal has moved on since.
+    /// The head commit you reviewed: its full id, or at least 12 hex digits of it (as
+    /// `status` prints it); the verdict binds to the full id. Refused (409) if the
+    /// proposal has moved on since.
     #[arg(long, value_name = "SHA")]
     pub head: String,
     /// Why: a rejection blocks the proposal until a new head, so it must say what to fix.

@@ -27,7 +27,9 @@ pub enum Command {
     /// Inspect the system graph of a repository.
     #[command(subcommand)]
     Graph(GraphCommand),
-    /// Validate policies against the schema.
+    /// The Cedar policy pack: check it against the schema, print the schema, prove it never
+    /// automates what must never be automated (`verify`), or compare two packs (`diff`).
+    /// `verify` and `diff` need the cvc5 SMT solver on PATH (Debian: `apt-get install cvc5`).
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Write a commented starter countersign.toml and the default policy pack.
@@ -312,6 +314,7 @@ pub enum EvidenceCommand {
         /// The commit the evidence must be about.
         #[arg(long, value_name = "REV")]
         commit: String,
+        /// DSSE envelopes (`.dsse.json`, as `attest` writes them) to verify.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -380,8 +383,8 @@ pub enum PolicyCommand {
         #[arg(long, value_name = "FILE")]
         properties: Option<PathBuf>,
     },
-    /// Decide whether two policy directories route every change the same way; exit 1 with a
-    /// change per tier they route differently if not.
+    /// Decide with the cvc5 SMT solver whether two policy directories route every change the
+    /// same way; exit 1 with a change per tier they route differently if not.
     Diff {
         /// The old policy directory.
         old: PathBuf,
