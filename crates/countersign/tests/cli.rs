@@ -679,7 +679,7 @@ fn the_demo_decides_every_change_as_the_product_table_says() {
 #[test]
 fn a_closed_pipe_ends_the_output_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut writer = governed_repo(dir.path());
+    let writer = governed_repo(dir.path());
     let head = writer.head().unwrap();
     for format in ["json", "dot"] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_countersign"))
