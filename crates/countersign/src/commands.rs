@@ -202,7 +202,7 @@ fn policy_cmd(command: PolicyCommand) -> Result<ExitCode> {
         } => crate::assurance::verify_cmd(&repo.repo, policy.as_deref(), properties.as_deref()),
         PolicyCommand::Diff { old, new } => crate::assurance::diff_cmd(&old, &new),
         PolicyCommand::Schema => {
-            print_text(&countersign_policy::schema_text())?;
+            print_text(countersign_policy::schema_text())?;
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Check { repo, policy } => {
