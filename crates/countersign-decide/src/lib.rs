@@ -14,6 +14,7 @@ mod error;
 pub mod evaluate;
 pub mod evidence;
 pub mod governed;
+pub mod people;
 pub mod policy_change;
 pub mod record;
 pub mod report;

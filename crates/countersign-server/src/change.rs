@@ -7,12 +7,12 @@
 //! content (paths, modes and blob ids of both sides), never commit ids, so a rebase that
 //! changes nothing reads as the same diff. This module decides nothing about approvals.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use countersign_decide::DecideError;
-use countersign_graph::Kind;
+use countersign_decide::people::{self, Directory};
 use countersign_policy::Principal;
 use countersign_repo::{CommitId, ContentChange, Repo, Side};
 use sha2::{Digest, Sha256};
@@ -40,25 +40,10 @@ impl ChangeFacts {
     ) -> Result<ChangeFacts, DecideError> {
         let repo = Repo::open_shared(path)?;
         let (base, head) = (CommitId::from_hex(base)?, CommitId::from_hex(head)?);
-        let mut emails = BTreeSet::new();
-        for commit in repo.commits_between(&base, &head)? {
-            for person in [commit.author, commit.committer] {
-                emails.insert(person.email.trim().to_ascii_lowercase());
-            }
-        }
+        let emails = people::commit_emails(&repo, &base, &head)?;
         let directory = directories.get(path, &repo, &base)?;
-        let mut authors = BTreeSet::new();
-        for email in emails {
-            match directory.get(&email) {
-                // An email several Users share makes each of them an author: strict.
-                Some(users) => authors.extend(users.iter().cloned()),
-                None => {
-                    authors.insert(format!("email:{email}"));
-                }
-            }
-        }
         Ok(ChangeFacts {
-            authors: authors.into_iter().collect(),
+            authors: people::authors(&directory, emails),
             diff_digest: diff_digest(&repo.diff_content(&base, &head)?),
         })
     }
@@ -83,9 +68,6 @@ fn diff_digest(changes: &[ContentChange]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Principals by lower-cased profile email.
-type Directory = BTreeMap<String, Vec<String>>;
-
 /// The catalog Users of recent bases by profile email, by repository path and base commit
 /// id (an immutable object, so never stale). Owned by the server's `Pipeline`.
 #[derive(Default)]
@@ -97,67 +79,6 @@ impl std::fmt::Debug for Directories {
         let held = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
         f.debug_struct("Directories").field("held", &held).finish()
     }
-}
-
-/// A catalog User that has a profile email, as the catalog at one commit names it.
-#[derive(Debug, Clone)]
-pub(crate) struct CatalogUser {
-    pub name: String,
-    /// `spec.profile.email`, trimmed and lower-cased.
-    pub email: String,
-    /// The name matches the repository's agent patterns: a bot account, not a person.
-    pub agent: bool,
-}
-
-/// The catalog Users with a profile email at `commit`, read with the commit's own
-/// `countersign.toml` (catalog globs, agent patterns). The one reading of "who is this email"
-/// for both commit authors (here) and people signing in (`oidc`). Blocking (git).
-pub(crate) fn catalog_users(
-    repo: &Repo,
-    commit: &CommitId,
-) -> Result<Vec<CatalogUser>, DecideError> {
-    let within = |what: &str, source: DecideError| DecideError::Context {
-        context: format!("{what} at {commit}"),
-        source: Box::new(source),
-    };
-    let tree = repo.commit_tree(commit)?;
-    let config = countersign_decide::governed::read_config(&tree)
-        .map_err(|e| within("reading the config", e))?;
-    let settings = countersign_decide::governed::graph_settings(&config);
-    let mut globs = globset::GlobSetBuilder::new();
-    for glob in &settings.catalog_globs {
-        globs.add(
-            countersign_graph::repo_path::glob(glob).map_err(|e| DecideError::Invalid {
-                message: format!("catalog glob {glob:?}"),
-                source: Some(Box::new(e)),
-            })?,
-        );
-    }
-    let globs = globs.build().map_err(|e| DecideError::Invalid {
-        message: "catalog globs".to_owned(),
-        source: Some(Box::new(e)),
-    })?;
-    let catalog = countersign_graph::backstage::read_catalog(
-        &tree,
-        &globs,
-        &settings.default_namespace,
-        &settings.limits,
-    )
-    .map_err(|e| within("reading the catalog", e.into()))?;
-    Ok(catalog
-        .descriptors
-        .into_iter()
-        .filter_map(|descriptor| {
-            let (Kind::User, Some(email)) = (&descriptor.entity.kind, &descriptor.email) else {
-                return None;
-            };
-            Some(CatalogUser {
-                agent: config.agents.is_agent(&descriptor.entity.name),
-                email: email.trim().to_ascii_lowercase(),
-                name: descriptor.entity.name,
-            })
-        })
-        .collect())
 }
 
 impl Directories {
@@ -196,7 +117,7 @@ impl Directories {
         {
             return Ok(Arc::clone(found));
         }
-        let directory = Arc::new(read_directory(repo, base)?);
+        let directory = Arc::new(people::directory(repo, base)?);
         let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         // Bases are few (the tips of protected branches); forget them all rather than track
         // age.
@@ -206,24 +127,4 @@ impl Directories {
         cache.insert(key, Arc::clone(&directory));
         Ok(directory)
     }
-}
-
-/// The catalog Users of `base` by profile email.
-fn read_directory(repo: &Repo, base: &CommitId) -> Result<Directory, DecideError> {
-    let mut directory = Directory::new();
-    for user in catalog_users(repo, base).map_err(|source| DecideError::Context {
-        context: "the base".to_owned(),
-        source: Box::new(source),
-    })? {
-        let principal = if user.agent {
-            Principal::Agent(user.name)
-        } else {
-            Principal::Human(user.name)
-        };
-        directory
-            .entry(user.email)
-            .or_default()
-            .push(principal.to_string());
-    }
-    Ok(directory)
 }

@@ -35,8 +35,8 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use crate::auth::Role;
-use crate::change::{CatalogUser, catalog_users};
 use crate::error::ApiError;
+use countersign_decide::people::{CatalogUser, catalog_users};
 
 /// The largest JWKS document read; real ones are a few kilobytes.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;

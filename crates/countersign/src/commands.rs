@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use countersign_repo::{Repo, RepoError, WorkTree};
 
 use crate::cli::{
@@ -78,8 +78,15 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
         },
         _ => bail!("give either --base REV --head REV or --files FILE"),
     };
+    let author = match (args.author, &change) {
+        (Some(author), _) => author,
+        (None, ChangeSource::Commits { base, head }) => author_of_commits(&args.repo, base, head)?,
+        (None, ChangeSource::Paths { .. }) => {
+            bail!("--files needs --author: a list of paths has no commits to read authors from")
+        }
+    };
     let proposer = Proposer {
-        author: args.author,
+        author,
         declared_tier: args.declared_tier,
     };
     let evaluation =
@@ -364,6 +371,43 @@ fn bundle_cmd(command: BundleCommand) -> Result<ExitCode> {
         BundleCommand::Verify { file, log_key } => audit::verify_file(&file, &log_key),
         BundleCommand::Fetch(args) => crate::client::fetch_bundle(&args),
     }
+}
+
+/// The proposer of `base..head` when `--author` is not given: the principals of the
+/// commits' authors and committers, as the base's catalog names them (the server's reading,
+/// `countersign_decide::people`). An agent among them is the proposer (an agent's change
+/// is judged as one); an email no catalog User has is refused, never guessed. Says on
+/// stderr whom it took.
+fn author_of_commits(repo: &Path, base: &str, head: &str) -> Result<String> {
+    use countersign_decide::people;
+    let git = Repo::open(repo)?;
+    let (base_id, head_id) = (git.resolve(base)?, git.resolve(head)?);
+    let emails = people::commit_emails(&git, &base_id, &head_id)?;
+    let directory = people::directory(&git, &base_id)
+        .with_context(|| format!("reading the catalog Users at base {base}"))?;
+    let authors = people::authors(&directory, emails);
+    let unknown: Vec<&str> = authors
+        .iter()
+        .filter_map(|a| a.strip_prefix("email:"))
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "--author not given, and commits in {base}..{head} are by {} whom no catalog User \
+             of the base has as `spec.profile.email`: pass --author, or declare them",
+            unknown.join(", ")
+        );
+    }
+    let chosen = authors
+        .iter()
+        .find(|a| a.starts_with("agent:"))
+        .or_else(|| authors.first())
+        .cloned()
+        .ok_or_else(|| anyhow!("no commits in {base}..{head} to read an author from"))?;
+    eprintln!(
+        "author: {chosen} (from the commits of {base}..{head}: {})",
+        authors.join(", ")
+    );
+    Ok(chosen)
 }
 
 /// Writes `text` to stdout; a closed pipe is an error the caller returns (and `main` ends

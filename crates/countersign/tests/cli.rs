@@ -246,6 +246,8 @@ fn paths_on_stdin_are_judged_by_the_working_tree() {
             repo_arg(dir.path()),
             "--files",
             "-",
+            "--author",
+            "human:visitor",
             "--format",
             "json",
         ],
@@ -291,12 +293,22 @@ fn bad_input_is_refused_with_a_precise_error() {
         base.as_str(),
         "--head",
         base.as_str(),
+        "--author",
+        "human:visitor",
     ]);
     assert_eq!(empty.status.code(), Some(2));
     assert!(stderr(&empty).contains("empty diff"), "{}", stderr(&empty));
 
     let non_utf8 = countersign_stdin(
-        &["evaluate", "--repo", repo, "--files", "-"],
+        &[
+            "evaluate",
+            "--repo",
+            repo,
+            "--files",
+            "-",
+            "--author",
+            "human:visitor",
+        ],
         b"docs/ok.md\ndocs/\xff.md\n",
     );
     assert_eq!(non_utf8.status.code(), Some(2));
@@ -307,12 +319,31 @@ fn bad_input_is_refused_with_a_precise_error() {
     );
 
     let outside = countersign_stdin(
-        &["evaluate", "--repo", repo, "--files", "-"],
+        &[
+            "evaluate",
+            "--repo",
+            repo,
+            "--files",
+            "-",
+            "--author",
+            "human:visitor",
+        ],
         b"../etc/passwd\n",
     );
     assert_eq!(outside.status.code(), Some(2));
 
-    let nothing = countersign_stdin(&["evaluate", "--repo", repo, "--files", "-"], b"\n");
+    let nothing = countersign_stdin(
+        &[
+            "evaluate",
+            "--repo",
+            repo,
+            "--files",
+            "-",
+            "--author",
+            "human:visitor",
+        ],
+        b"\n",
+    );
     assert_eq!(nothing.status.code(), Some(2));
     assert!(
         stderr(&nothing).contains("empty diff"),
@@ -401,6 +432,8 @@ fn bad_input_is_refused_with_a_precise_error() {
         cedar.as_str(),
         "--head",
         head.as_str(),
+        "--author",
+        "human:visitor",
     ]);
     assert_eq!(policy.status.code(), Some(2));
     assert!(
@@ -701,4 +734,99 @@ fn a_closed_pipe_ends_the_output_quietly() {
         );
         assert_eq!(stderr(&output), "", "{format}");
     }
+}
+
+/// Without `--author`, `evaluate --base/--head` reads the authors and committers of the
+/// commits through the base's catalog (an agent among them is the proposer), refuses an
+/// email no User has, and `--files` needs `--author`: no silent `human:unknown` (issue 14
+/// point 5).
+#[test]
+fn the_author_is_read_from_the_commits_never_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = CATALOG.replace(
+        "  name: alice\nspec:\n",
+        "  name: alice\nspec:\n  profile:\n    email: alice@example.com\n",
+    ) + "---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: fixbot\nspec:\n  profile:\n    email: fixbot@bots.example\n  memberOf: [team-shop]\n";
+    let mut writer = RepoWriter::init(dir.path()).unwrap();
+    writer
+        .commit(
+            [
+                ("catalog-info.yaml", Some(catalog.as_str())),
+                (
+                    "countersign.toml",
+                    Some("[agents]\npatterns = [\"*bot\"]\n"),
+                ),
+                ("shop/index.html", Some("<p>shop</p>\n")),
+            ],
+            "init",
+            ALICE,
+            TIME,
+        )
+        .unwrap();
+    let base = writer.head().unwrap();
+    let by_alice = writer
+        .commit(
+            [("shop/index.html", Some("<p>shop!</p>\n"))],
+            "alice's edit",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    let by_bot = writer
+        .commit(
+            [("shop/index.html", Some("<p>shop!!</p>\n"))],
+            "the bot's edit",
+            "Fixbot <fixbot@bots.example>",
+            TIME + 2,
+        )
+        .unwrap();
+    let by_stranger = writer
+        .commit(
+            [("shop/index.html", Some("<p>shop!!!</p>\n"))],
+            "a stranger's edit",
+            "Mallory <mallory@elsewhere.example>",
+            TIME + 3,
+        )
+        .unwrap();
+    let repo = repo_arg(dir.path());
+    let evaluate = |head: &str| {
+        countersign(&[
+            "evaluate",
+            "--repo",
+            repo,
+            "--base",
+            base.as_str(),
+            "--head",
+            head,
+            "--format",
+            "json",
+        ])
+    };
+
+    let alone = evaluate(by_alice.as_str());
+    assert_eq!(json(&alone)["author"], "human:alice");
+    assert!(
+        stderr(&alone).contains("author: human:alice (from the commits"),
+        "{}",
+        stderr(&alone)
+    );
+    // The bot's commit on top: the agent is the proposer, whoever else wrote commits.
+    let with_bot = json(&evaluate(by_bot.as_str()));
+    assert_eq!(with_bot["author"], "agent:fixbot", "{with_bot:#}");
+    // Someone the catalog does not know is refused, not guessed.
+    let stranger = evaluate(by_stranger.as_str());
+    assert_eq!(stranger.status.code(), Some(2));
+    assert!(
+        stderr(&stranger).contains("mallory@elsewhere.example")
+            && stderr(&stranger).contains("--author"),
+        "{}",
+        stderr(&stranger)
+    );
+    // A list of paths has no commits: --author is required.
+    let listed = countersign_stdin(
+        &["evaluate", "--repo", repo, "--files", "-"],
+        b"shop/index.html\n",
+    );
+    assert_eq!(listed.status.code(), Some(2));
+    assert!(stderr(&listed).contains("--author"), "{}", stderr(&listed));
 }

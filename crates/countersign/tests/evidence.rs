@@ -540,6 +540,8 @@ fn an_unreachable_vulnerability_does_not_block() {
         f.base.as_str(),
         "--head",
         f.head.as_str(),
+        "--author",
+        "human:visitor",
         "--evidence",
         &evidence[0],
         &evidence[1],
@@ -674,10 +676,13 @@ fn evidence_needs_commits_and_a_repository_name() {
         f.repo(),
         "--files",
         "-",
+        "--author",
+        "human:visitor",
         "--evidence",
         &good,
     ]);
     assert_eq!(listed.status.code(), Some(2));
+    assert!(stderr(&listed).contains("--base"), "{}", stderr(&listed));
 
     let dir = tempfile::tempdir().unwrap();
     let mut writer = RepoWriter::init(dir.path()).unwrap();

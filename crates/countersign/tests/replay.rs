@@ -375,7 +375,17 @@ fn a_policy_edit_shows_the_new_policys_verification_and_diff() {
     let base = commits[5].as_str();
     let head = commits[6].as_str();
     let args = [
-        "evaluate", "--repo", repo, "--base", base, "--head", head, "--format", "json",
+        "evaluate",
+        "--repo",
+        repo,
+        "--base",
+        base,
+        "--head",
+        head,
+        "--author",
+        "human:visitor",
+        "--format",
+        "json",
     ];
     // Without a solver the section says so and the evaluation still succeeds.
     let report = json(&countersign_env(&args, "CVC5", "/nonexistent"));
@@ -407,6 +417,8 @@ fn a_policy_edit_shows_the_new_policys_verification_and_diff() {
         commits[0].as_str(),
         "--head",
         commits[1].as_str(),
+        "--author",
+        "human:visitor",
         "--format",
         "json",
     ]));

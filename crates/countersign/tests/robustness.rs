@@ -121,7 +121,17 @@ fn a_100k_node_chain_and_cycle_stay_linear_and_bounded() {
                 .arg(CAP)
                 .arg("--")
                 .arg(env!("CARGO_BIN_EXE_countersign"))
-                .args(["evaluate", "--repo", repo, "--rev", "HEAD", "--files", "-"])
+                .args([
+                    "evaluate",
+                    "--repo",
+                    repo,
+                    "--rev",
+                    "HEAD",
+                    "--files",
+                    "-",
+                    "--author",
+                    "human:visitor",
+                ])
                 .args(["--format", "json"])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())

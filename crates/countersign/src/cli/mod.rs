@@ -230,8 +230,12 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "REV", requires = "files")]
     pub rev: Option<String>,
     /// Who proposes the change: `human:NAME`, `agent:NAME`, `runner:NAME` or `system:NAME`.
-    #[arg(long, default_value = "human:unknown")]
-    pub author: String,
+    /// Required with `--files`. With `--base/--head` it defaults to the authors and committers
+    /// of the commits in base..head, mapped to catalog Users of the base by profile email
+    /// (bot accounts through `[agents] patterns`): an agent among them is the proposer; an
+    /// email no User has is refused rather than guessed.
+    #[arg(long, required_unless_present = "base")]
+    pub author: Option<String>,
     /// A tier the author claims. It is recorded in the output and ignored.
     #[arg(long, value_name = "TIER")]
     pub declared_tier: Option<String>,
