@@ -8,8 +8,8 @@
 //! when more than `capacity` bases are held. A load that fails for its input (a malformed or
 //! over-limit catalog, a bad policy: the commit's content) is cached too, as its message:
 //! the commit cannot change, so neither can the failure, and a hostile base is not parsed
-//! again by every proposal against it. A failure of the machine (I/O) is not cached: the
-//! next caller tries again.
+//! again by every proposal against it. A failure of the machine (I/O) or of this clone (a
+//! missing object) is not cached: the next caller tries again.
 //!
 //! Concurrent callers asking for the same base wait for the one load in flight instead of
 //! repeating it. This module reads nothing itself: the caller passes the load.
@@ -110,7 +110,9 @@ impl GovernedCache {
                 Ok(fresh)
             }
             Err(error) => {
-                if error.is_input() {
+                // Content, not the state of this clone: a missing object (a shallow clone
+                // deepened later) is asked again.
+                if error.is_input() && error.repo_error().is_none() {
                     *loaded = Some(Err(error.chain()));
                 }
                 Err(error)
@@ -156,15 +158,34 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_load_is_not_cached() {
+    fn a_failed_load_of_the_content_is_cached_one_of_the_machine_is_not() {
+        let count = Cell::new(0);
+        // The base's content is at fault: the commit cannot change, so neither can the
+        // failure; it is remembered, message included, and the load is not run again.
         let cache = GovernedCache::new(4);
-        let failed = cache.get_or_load(Path::new("/r"), "a", || {
-            Err(crate::error::DecideError::invalid("boom"))
+        for _ in 0..3 {
+            let failed = cache.get_or_load(Path::new("/r"), "a", || {
+                count.set(count.get() + 1);
+                Err(crate::error::DecideError::invalid(
+                    "catalog-info.yaml:3: boom",
+                ))
+            });
+            let error = failed.err().unwrap();
+            assert!(error.is_input());
+            assert!(
+                error.to_string().contains("catalog-info.yaml:3: boom"),
+                "{error}"
+            );
+        }
+        assert_eq!(count.get(), 1);
+        // The machine is at fault: the next caller tries again, and may succeed.
+        let failed = cache.get_or_load(Path::new("/r"), "b", || {
+            Err(crate::error::DecideError::internal("disk on fire"))
         });
         assert!(failed.is_err());
         let count = Cell::new(0);
         cache
-            .get_or_load(Path::new("/r"), "a", || load(&count))
+            .get_or_load(Path::new("/r"), "b", || load(&count))
             .unwrap();
         assert_eq!(count.get(), 1);
     }

@@ -47,6 +47,9 @@ pub struct Evaluation {
     pub inputs: BTreeMap<String, Option<Vec<u8>>>,
     /// The evidence envelopes that were accepted (head and base), as given.
     pub evidence: Vec<Vec<u8>>,
+    /// In working-tree mode, the untracked (not ignored) files the governed state was read
+    /// from: rules no commit holds yet. Empty otherwise.
+    pub untracked_read: Vec<String>,
 }
 
 pub fn evaluate(repo: &Path, change: ChangeSource, proposer: &Proposer) -> Result<Evaluation> {
@@ -75,15 +78,22 @@ pub fn evaluate_with_evidence(
         ),
         ChangeSource::Paths { paths, rev } => {
             let changes = listed_paths(paths)?;
-            let state = match rev {
+            let (state, untracked_read) = match rev {
                 Some(rev) => {
                     let git = Repo::open(repo)?;
                     let id = git.resolve(&rev)?;
-                    load_from(&git.commit_tree(&id)?, &rev)?
+                    (load_from(&git.commit_tree(&id)?, &rev)?, Vec::new())
                 }
-                None => load_from(&WorkTree::open(repo)?, "the working tree")?,
+                None => {
+                    let source = WorkTree::open(repo)?;
+                    let state = load_from(&source, "the working tree")?;
+                    (state, source.untracked_read())
+                }
             };
-            decide(&state, BTreeMap::new(), changes, proposer, None, None, &[])
+            let mut evaluation =
+                decide(&state, BTreeMap::new(), changes, proposer, None, None, &[])?;
+            evaluation.untracked_read = untracked_read;
+            Ok(evaluation)
         }
     }
 }
@@ -306,6 +316,7 @@ fn decide(
         impact,
         inputs,
         evidence,
+        untracked_read: Vec::new(),
     })
 }
 

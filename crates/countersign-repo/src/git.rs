@@ -842,9 +842,11 @@ const SKIPPED_DIRS: [&str; 3] = [".git", "target", "node_modules"];
 
 /// The files of a directory on disk, read lazily.
 ///
-/// When `root` is a git work tree root (it has a `.git`), the files are the index's tracked
-/// files (as `git ls-files`): untracked files are not part of the governed repository.
-/// Otherwise every regular file and symbolic link below `root` is listed, skipping `.git`,
+/// When `root` is a git work tree root (it has a `.git`), the files are what `git status`
+/// shows: the index's tracked files and the untracked files that no ignore rule
+/// (`.gitignore`, `.git/info/exclude`, `core.excludesFile`) excludes, so a policy or catalog
+/// file just written and not yet added is the one checked; [`WorkTree::untracked_read`] says
+/// which untracked files a read used. Otherwise every regular file and symbolic link below `root` is listed, skipping `.git`,
 /// `target` and `node_modules`. Non-UTF-8 paths are skipped and reported as for
 /// [`CommitTree`].
 ///
@@ -861,6 +863,9 @@ pub struct WorkTree {
     /// the target, as git writes them where links are not supported).
     symlinks: std::collections::HashSet<String>,
     non_utf8_paths: Vec<String>,
+    /// Listed paths that are not in the index (sorted), and those of them read so far.
+    untracked: Vec<String>,
+    untracked_read: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl WorkTree {
@@ -875,6 +880,7 @@ impl WorkTree {
         let mut paths = Vec::new();
         let mut symlinks = std::collections::HashSet::new();
         let mut non_utf8_paths = Vec::new();
+        let mut untracked = Vec::new();
         if root.join(".git").exists() {
             let repo = gix::open(&root).map_err(|e| RepoError::NotARepository {
                 path: root.clone(),
@@ -901,11 +907,15 @@ impl WorkTree {
                     Err(_) => non_utf8_paths.push(path.to_str_lossy().into_owned()),
                 }
             }
+            paths.sort();
+            // Conflicted files appear once per stage in the index.
+            paths.dedup();
+            untracked = untracked_files(&repo, &index, &root, &paths, &mut non_utf8_paths)?;
+            paths.extend(untracked.iter().cloned());
         } else {
             walk(&root, "", &mut paths, &mut non_utf8_paths)?;
         }
         paths.sort();
-        // Conflicted files appear once per stage in the index.
         paths.dedup();
         non_utf8_paths.sort();
         non_utf8_paths.dedup();
@@ -914,7 +924,25 @@ impl WorkTree {
             paths,
             symlinks,
             non_utf8_paths,
+            untracked,
+            untracked_read: std::sync::Mutex::default(),
         })
+    }
+
+    /// The listed files that are not in the index (untracked, not ignored), sorted.
+    pub fn untracked(&self) -> &[String] {
+        &self.untracked
+    }
+
+    /// The untracked (not ignored) files that reads so far used, sorted: what a command
+    /// checked that a commit would not hold yet.
+    pub fn untracked_read(&self) -> Vec<String> {
+        self.untracked_read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn root(&self) -> &Path {
@@ -925,6 +953,65 @@ impl WorkTree {
     pub fn non_utf8_paths(&self) -> &[String] {
         &self.non_utf8_paths
     }
+}
+
+/// The files on disk below `root` that are not in the index (`tracked`, sorted) and that
+/// no ignore rule excludes, as `git status --untracked-files=all` lists them: a file in an
+/// ignored directory is ignored. `.git`, `target` and `node_modules` are never walked.
+fn untracked_files(
+    repo: &gix::Repository,
+    index: &gix::index::State,
+    root: &Path,
+    tracked: &[String],
+    non_utf8: &mut Vec<String>,
+) -> Result<Vec<String>, RepoError> {
+    let mut on_disk = Vec::new();
+    walk(root, "", &mut on_disk, non_utf8)?;
+    let mut excludes = repo
+        .excludes(
+            index,
+            None,
+            gix::worktree::stack::state::ignore::Source::WorktreeThenIdMappingIfNotSkipped,
+        )
+        .map_err(|e| git_error("reading the ignore rules", &e))?;
+    let mut excluded_dirs: std::collections::HashMap<String, bool> =
+        std::collections::HashMap::new();
+    let mut untracked = Vec::new();
+    'files: for path in on_disk {
+        if tracked.binary_search(&path).is_ok() {
+            continue;
+        }
+        // A directory that is ignored hides everything below it.
+        let mut end = 0;
+        while let Some(slash) = path[end..].find('/') {
+            end += slash;
+            let dir = &path[..end];
+            let ignored = match excluded_dirs.get(dir) {
+                Some(ignored) => *ignored,
+                None => {
+                    let ignored = excludes
+                        .at_entry(dir, Some(gix::index::entry::Mode::DIR))
+                        .map_err(|e| git_error("matching the ignore rules", &e))?
+                        .is_excluded();
+                    excluded_dirs.insert(dir.to_owned(), ignored);
+                    ignored
+                }
+            };
+            if ignored {
+                continue 'files;
+            }
+            end += 1;
+        }
+        let ignored = excludes
+            .at_entry(path.as_str(), Some(gix::index::entry::Mode::FILE))
+            .map_err(|e| git_error("matching the ignore rules", &e))?
+            .is_excluded();
+        if !ignored {
+            untracked.push(path);
+        }
+    }
+    untracked.sort();
+    Ok(untracked)
 }
 
 fn walk(
@@ -974,11 +1061,22 @@ impl FileSource for WorkTree {
             return Ok(None);
         }
         let tracked_link = self.symlinks.contains(path);
-        match beneath::read(&self.root, path, max_bytes, tracked_link)? {
+        let read = match beneath::read(&self.root, path, max_bytes, tracked_link)? {
             // Tracked in the index but deleted on disk: the snapshot has no such file.
-            beneath::Read::Missing => Ok(None),
-            beneath::Read::File(bytes) => Ok(Some(bytes)),
+            beneath::Read::Missing => return Ok(None),
+            beneath::Read::File(bytes) => bytes,
+        };
+        if self
+            .untracked
+            .binary_search_by(|p| p.as_str().cmp(path))
+            .is_ok()
+        {
+            self.untracked_read
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(path.to_owned());
         }
+        Ok(Some(read))
     }
 }
 

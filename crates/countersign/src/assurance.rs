@@ -66,6 +66,7 @@ fn load_pack(repo: &Path, policy: Option<&Path>) -> Result<(PolicyPack, String)>
     let source = WorkTree::open(repo)?;
     let config = governed::read_config(&source)?;
     let files = governed::read_policy_files(&source, &config.policy.dir, config.limits.file_bytes)?;
+    crate::commands::note_untracked(&source.untracked_read());
     if files.is_empty() {
         return Ok((
             PolicyPack::default_pack(),

@@ -22,6 +22,35 @@ use countersign_decide::record;
 /// (the demo's too).
 pub const SERVER_DATABASE: &str = ".countersign/state/server.db";
 
+/// Adds `.countersign/state/` (the local log, its database, keys) to the repository's
+/// `.gitignore` unless a line already names it: state is never a rule file and must not be
+/// committed. Returns whether it wrote.
+pub fn ignore_state(repo: &Path) -> Result<bool> {
+    const LINE: &str = ".countersign/state/";
+    let path = repo.join(".gitignore");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let present = text.lines().any(|line| {
+        let line = line.trim().trim_start_matches('/');
+        line == LINE || line == ".countersign/state"
+    });
+    if present {
+        return Ok(false);
+    }
+    let mut updated = text;
+    if !updated.is_empty() && !updated.ends_with('\n') {
+        updated.push('\n');
+    }
+    updated.push_str("# countersign's local state (log, database, keys): never committed\n");
+    updated.push_str(LINE);
+    updated.push('\n');
+    std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
+    Ok(true)
+}
+
 /// The local state database: `<repo>/.countersign/state/countersign.db`, unless given.
 pub fn database_url(repo: &Path, explicit: Option<&str>) -> String {
     match explicit {

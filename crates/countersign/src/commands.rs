@@ -97,6 +97,7 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
                 other => other.into(),
             },
         )?;
+    note_untracked(&evaluation.untracked_read);
     match args.format {
         OutputFormat::Json => print_json(&evaluation.report)?,
         OutputFormat::Text => print_text(&render::evaluation(&evaluation))?,
@@ -106,6 +107,10 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
             .log_key
             .as_deref()
             .context("--record needs --log-key FILE")?;
+        if args.database.is_none() {
+            // The default database lives in the repository: keep it out of commits.
+            audit::ignore_state(&args.repo)?;
+        }
         let url = audit::database_url(&args.repo, args.database.as_deref());
         let (id, indexes) = audit::record_decision(&evaluation, &proposer, &url, key)?;
         // On stderr, so `--format json` output stays one JSON document.
@@ -150,8 +155,26 @@ fn load_state(args: &RepoArgs) -> Result<GovernedState> {
             governed::load(&git.commit_tree(&id)?)
                 .with_context(|| format!("reading the governed state at {rev}"))
         }
-        None => governed::load(&WorkTree::open(&args.repo)?)
-            .with_context(|| format!("reading the governed state of {}", args.repo.display())),
+        None => {
+            let source = WorkTree::open(&args.repo)?;
+            let state = governed::load(&source).with_context(|| {
+                format!("reading the governed state of {}", args.repo.display())
+            })?;
+            note_untracked(&source.untracked_read());
+            Ok(state)
+        }
+    }
+}
+
+/// Says on stderr which untracked files of the working tree a command read: what it
+/// checked is not in any commit yet (and a server judging a proposal will not see it).
+pub(crate) fn note_untracked(files: &[String]) {
+    if !files.is_empty() {
+        eprintln!(
+            "note: read {} untracked file(s) of the working tree (not committed yet): {}",
+            files.len(),
+            files.join(", ")
+        );
     }
 }
 
@@ -218,11 +241,13 @@ fn policy_cmd(command: PolicyCommand) -> Result<ExitCode> {
                 None => {
                     let source = WorkTree::open(&repo.repo)?;
                     let config = governed::read_config(&source)?;
-                    governed::read_policy_files(
+                    let files = governed::read_policy_files(
                         &source,
                         &config.policy.dir,
                         config.limits.file_bytes,
-                    )?
+                    )?;
+                    note_untracked(&source.untracked_read());
+                    files
                 }
             };
             let (files, what) = if files.is_empty() {
@@ -313,6 +338,13 @@ fn init(args: InitArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     for path in written {
         writeln!(out, "wrote {}", path.display())?;
+    }
+    if audit::ignore_state(&args.repo)? {
+        writeln!(
+            out,
+            "added .countersign/state/ to {}",
+            args.repo.join(".gitignore").display()
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -830,3 +830,95 @@ fn the_author_is_read_from_the_commits_never_guessed() {
     assert_eq!(listed.status.code(), Some(2));
     assert!(stderr(&listed).contains("--author"), "{}", stderr(&listed));
 }
+
+/// Working-tree mode reads what `git status` shows: tracked files and untracked ones no
+/// ignore rule excludes (and says which untracked files it read); `init` keeps
+/// `.countersign/state/` out of commits (issue 14 point 4).
+#[test]
+fn the_working_tree_is_what_is_on_disk_not_only_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = governed_repo(dir.path());
+    let head = writer.head().unwrap();
+    writer.write_worktree(&head).unwrap();
+    let repo = repo_arg(dir.path());
+
+    // `init` after the first commit: its config and pack are untracked, and checked.
+    let init = countersign(&["init", "--repo", repo]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let ignore = std::fs::read_to_string(dir.path().join(".gitignore")).unwrap();
+    assert_eq!(
+        ignore
+            .lines()
+            .filter(|l| *l == ".countersign/state/")
+            .count(),
+        1,
+        "{ignore}"
+    );
+    // The user edits a policy file they have not committed: the edit is what is checked.
+    let policy_dir = dir.path().join(".countersign/policy");
+    let edited = std::fs::read_dir(&policy_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "cedar"))
+        .unwrap();
+    std::fs::write(
+        &edited,
+        "@id(\"x\")\n@reason(\"r\")\npermit(principal, action, resource)\nwhen { context.no_such_fact > 1 };\n",
+    )
+    .unwrap();
+    let check = countersign(&["policy", "check", "--repo", repo]);
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    let name = edited.file_name().unwrap().to_str().unwrap();
+    assert!(stdout(&check).contains(name), "{}", stdout(&check));
+    assert!(
+        stderr(&check).contains("untracked file(s)") && stderr(&check).contains(name),
+        "{}",
+        stderr(&check)
+    );
+
+    // An ignored directory's files are not part of the repository: a broken catalog file
+    // there is not read, and `git status` would not show it either.
+    std::fs::remove_file(&edited).unwrap();
+    std::fs::create_dir_all(dir.path().join("build")).unwrap();
+    std::fs::write(
+        dir.path().join("build/catalog-info.yaml"),
+        "kind: Component\nmetadata: [unclosed\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join(".gitignore"),
+        ".countersign/state/\nbuild/\n",
+    )
+    .unwrap();
+    let graph = countersign(&["graph", "check", "--repo", repo]);
+    assert!(
+        !stderr(&graph).contains("build/catalog-info.yaml")
+            && !stdout(&graph).contains("build/catalog-info.yaml"),
+        "{}{}",
+        stdout(&graph),
+        stderr(&graph)
+    );
+    // Not ignored, the same file is read (and its error named).
+    std::fs::write(dir.path().join(".gitignore"), ".countersign/state/\n").unwrap();
+    let graph = countersign(&["graph", "check", "--repo", repo]);
+    assert_eq!(graph.status.code(), Some(2), "{}", stdout(&graph));
+    assert!(
+        stderr(&graph).contains("build/catalog-info.yaml"),
+        "{}",
+        stderr(&graph)
+    );
+
+    // `init --force` again does not add a second line.
+    std::fs::remove_dir_all(dir.path().join("build")).unwrap();
+    let again = countersign(&["init", "--repo", repo, "--force"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let ignore = std::fs::read_to_string(dir.path().join(".gitignore")).unwrap();
+    assert_eq!(
+        ignore
+            .lines()
+            .filter(|l| *l == ".countersign/state/")
+            .count(),
+        1,
+        "{ignore}"
+    );
+}
