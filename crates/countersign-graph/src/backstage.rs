@@ -288,7 +288,7 @@ pub fn parse_file_within(
             file: file.to_string(),
             line: doc.line,
         };
-        out.push(descriptor(&doc.value, at, default_namespace, limits)?);
+        out.push(descriptor(&doc.value, at, text, default_namespace, limits)?);
     }
     Ok(out)
 }
@@ -296,13 +296,29 @@ pub fn parse_file_within(
 /// Field access with errors that name the file, line and field.
 struct Doc<'a> {
     at: &'a SourceLocation,
+    /// The whole file, to find a field's line when (and only when) reporting an error.
+    text: &'a str,
 }
 
 impl Doc<'_> {
+    /// The line of the key at `path` (`metadata.name` split at its dots), or of the deepest
+    /// key of it present, or the document's first line.
+    fn line(&self, path: &[&str]) -> u32 {
+        yaml::key_line(self.text, self.at.line, path).unwrap_or(self.at.line)
+    }
+
+    fn field_line(&self, field: &str) -> u32 {
+        self.line(&field.split('.').collect::<Vec<_>>())
+    }
+
+    fn annotation_line(&self, annotation: &str) -> u32 {
+        self.line(&["metadata", "annotations", annotation])
+    }
+
     fn field_error(&self, field: &str, message: impl Into<String>) -> GraphError {
         GraphError::Field {
             file: self.at.file.clone(),
-            line: self.at.line,
+            line: self.field_line(field),
             field: field.to_string(),
             message: message.into(),
         }
@@ -311,7 +327,7 @@ impl Doc<'_> {
     fn annotation_error(&self, annotation: &str, message: impl Into<String>) -> GraphError {
         GraphError::Annotation {
             file: self.at.file.clone(),
-            line: self.at.line,
+            line: self.annotation_line(annotation),
             annotation: annotation.to_string(),
             message: message.into(),
         }
@@ -351,7 +367,7 @@ impl Doc<'_> {
     ) -> Result<EntityRef, GraphError> {
         entity_ref::parse(text, ctx).map_err(|source| GraphError::EntityRef {
             file: self.at.file.clone(),
-            line: self.at.line,
+            line: self.field_line(field),
             field: field.to_string(),
             source,
         })
@@ -370,10 +386,11 @@ fn scalar(v: &Value) -> Option<String> {
 fn descriptor(
     value: &Value,
     at: SourceLocation,
+    text: &str,
     default_namespace: &str,
     limits: &Limits,
 ) -> Result<Descriptor, GraphError> {
-    let doc = Doc { at: &at };
+    let doc = Doc { at: &at, text };
     if !value.is_object() {
         return Err(doc.field_error("(document)", "a descriptor must be a mapping"));
     }
@@ -386,7 +403,7 @@ fn descriptor(
     ) {
         return Err(GraphError::ApiVersion {
             file: at.file.clone(),
-            line: at.line,
+            line: doc.field_line("apiVersion"),
             api_version,
         });
     }
@@ -395,7 +412,7 @@ fn descriptor(
         .ok_or_else(|| doc.field_error("kind", "is required"))?;
     let kind: Kind = kind_text.parse().map_err(|_| GraphError::UnknownKind {
         file: at.file.clone(),
-        line: at.line,
+        line: doc.field_line("kind"),
         kind: kind_text.clone(),
     })?;
     let metadata = value
@@ -618,7 +635,7 @@ fn apply_annotation(
             if items.len() > limits.globs_per_entity {
                 return Err(GraphError::Limit {
                     file: d.source.file.clone(),
-                    line: d.source.line,
+                    line: doc.annotation_line(key),
                     what: format!(
                         "annotation `{key}` of {} lists {} globs",
                         d.entity,
@@ -632,7 +649,7 @@ fn apply_annotation(
                 if item.len() > limits.glob_bytes {
                     return Err(GraphError::Limit {
                         file: d.source.file.clone(),
-                        line: d.source.line,
+                        line: doc.annotation_line(key),
                         what: format!(
                             "annotation `{key}` of {} has a glob of {} bytes",
                             d.entity,

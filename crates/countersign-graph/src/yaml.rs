@@ -40,10 +40,10 @@ enum Frame {
     },
     Map {
         map: Map<String, Value>,
-        key: Option<String>,
+        /// The key waiting for its value, and the line it is on.
+        key: Option<(String, u32)>,
         anchor: usize,
         size: u64,
-        line: u32,
     },
 }
 
@@ -148,7 +148,6 @@ pub fn documents(file: &str, text: &str, limits: &Limits) -> Result<Vec<Document
                         key: None,
                         anchor,
                         size: 1,
-                        line,
                     }
                 });
                 None
@@ -185,11 +184,7 @@ pub fn documents(file: &str, text: &str, limits: &Limits) -> Result<Vec<Document
                 items.push(value);
             }
             Some(Frame::Map {
-                map,
-                key,
-                size: s,
-                line: map_line,
-                ..
+                map, key, size: s, ..
             }) => {
                 *s = s.saturating_add(size);
                 match key.take() {
@@ -215,12 +210,12 @@ pub fn documents(file: &str, text: &str, limits: &Limits) -> Result<Vec<Document
                                     .into(),
                             ));
                         }
-                        *key = Some(k);
+                        *key = Some((k, line));
                     }
-                    Some(k) => {
+                    Some((k, key_line)) => {
                         if map.contains_key(&k) {
                             return Err(field_error(
-                                *map_line,
+                                key_line,
                                 &k,
                                 "duplicate key in one mapping".into(),
                             ));
@@ -232,6 +227,99 @@ pub fn documents(file: &str, text: &str, limits: &Limits) -> Result<Vec<Document
         }
     }
     Ok(out)
+}
+
+/// The line of the mapping key at `path` (keys from the document's root) in the document
+/// of `text` whose root node starts on `root_line`, or of the deepest key of `path` that is
+/// there: an error about a field, even a missing one, points at the key nearest to it. A
+/// path does not pass through sequences. Parses `text` again, so it is for reporting an
+/// error only, never the happy path; `None` when not even the first key is found.
+pub fn key_line(text: &str, root_line: u32, path: &[&str]) -> Option<u32> {
+    /// An open collection: a sequence, or a mapping with the key whose value is being read.
+    enum Open {
+        Seq,
+        Map(Option<String>),
+    }
+    let mut options = Options::default();
+    options.emit_comments = false;
+    let mut stack: Vec<Open> = Vec::new();
+    let mut target = false;
+    let mut root_seen = false;
+    let mut best: Option<(usize, u32)> = None;
+    for event in Parser::new_from_str_with_options(text, options) {
+        let Ok((event, span)) = event else {
+            break;
+        };
+        let line = line_of(&span);
+        let is_node = matches!(
+            event,
+            Event::Scalar(..)
+                | Event::Alias(..)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+        );
+        if is_node && !root_seen {
+            root_seen = true;
+            target = line == root_line;
+        }
+        // A node is a key when its mapping has no key waiting.
+        if is_node && matches!(stack.last(), Some(Open::Map(None))) {
+            if target && let Event::Scalar(text, ..) = &event {
+                let depth = stack.len();
+                let on_path = depth <= path.len()
+                    && path[depth - 1] == text.as_ref()
+                    && stack[..depth - 1]
+                        .iter()
+                        .zip(path)
+                        .all(|(open, part)| matches!(open, Open::Map(Some(k)) if k == part));
+                if on_path && best.is_none_or(|(d, _)| d < depth) {
+                    best = Some((depth, line));
+                    if depth == path.len() {
+                        break;
+                    }
+                }
+            }
+            let name = match &event {
+                Event::Scalar(text, ..) => text.to_string(),
+                _ => String::new(),
+            };
+            if let Some(Open::Map(key)) = stack.last_mut() {
+                *key = Some(name);
+            }
+            if matches!(event, Event::Scalar(..) | Event::Alias(..)) {
+                continue;
+            }
+        }
+        let finished = match event {
+            Event::DocumentStart(..) => {
+                if target {
+                    break;
+                }
+                stack.clear();
+                root_seen = false;
+                false
+            }
+            Event::SequenceStart(..) => {
+                stack.push(Open::Seq);
+                false
+            }
+            Event::MappingStart(..) => {
+                stack.push(Open::Map(None));
+                false
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                stack.pop();
+                true
+            }
+            Event::Scalar(..) | Event::Alias(..) => true,
+            _ => false,
+        };
+        // A finished value empties its mapping's key slot.
+        if finished && let Some(Open::Map(key)) = stack.last_mut() {
+            *key = None;
+        }
+    }
+    best.map(|(_, line)| line)
 }
 
 fn syntax_error_at(file: &str, line: u32, span: &Span, message: &str) -> GraphError {
@@ -292,7 +380,11 @@ mod tests {
             ),
             (
                 "a: 1\na: 2\n",
-                "f.yaml:1: field `a`: duplicate key in one mapping",
+                "f.yaml:2: field `a`: duplicate key in one mapping",
+            ),
+            (
+                "a: 1\nm:\n  x: 1\n  y: 2\n  x: 3\n",
+                "f.yaml:5: field `x`: duplicate key in one mapping",
             ),
             (
                 "a: [b\n",
@@ -302,6 +394,44 @@ mod tests {
         for (text, expect) in cases {
             assert_eq!(check(text), expect, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_key_is_found_by_its_path_in_its_document() {
+        let text = "\
+a: 1
+---
+kind: Component
+metadata:
+  name: x
+  annotations:
+    other: [1, {name: no}]
+    countersign.dev/paths: src/**
+spec:
+  owner: team
+---
+metadata:
+  annotations:
+    countersign.dev/paths: other
+";
+        let at = |root, path: &[&str]| key_line(text, root, path);
+        assert_eq!(
+            at(3, &["metadata", "annotations", "countersign.dev/paths"]),
+            Some(8)
+        );
+        assert_eq!(
+            at(12, &["metadata", "annotations", "countersign.dev/paths"]),
+            Some(14)
+        );
+        assert_eq!(at(3, &["spec", "owner"]), Some(10));
+        // A missing key: the deepest one that is there.
+        assert_eq!(at(3, &["spec", "system"]), Some(9));
+        assert_eq!(at(3, &["metadata", "name"]), Some(5));
+        // A key inside a sequence item is not on a path of mapping keys.
+        assert_eq!(at(3, &["metadata", "annotations", "name"]), Some(6));
+        assert_eq!(at(3, &["nothing"]), None);
+        assert_eq!(at(1, &["a"]), Some(1));
+        assert_eq!(at(1, &["kind"]), None);
     }
 
     #[test]

@@ -282,7 +282,7 @@ fn bad_inputs() {
         ),
         (
             "apiVersion: backstage.io/v1alpha1\nkind: Template\nmetadata:\n  name: t\n".into(),
-            "svc/catalog-info.yaml:1: unknown kind `Template` (expected one of Component, API, Resource, System, Domain, Group, User, Location)",
+            "svc/catalog-info.yaml:2: unknown kind `Template` (expected one of Component, API, Resource, System, Domain, Group, User, Location)",
         ),
         (
             "apiVersion: v1\nkind: Component\nmetadata:\n  name: t\n".into(),
@@ -290,35 +290,52 @@ fn bad_inputs() {
         ),
         (
             component("  annotations:\n    countersign.dev/criticality: extreme\n"),
-            "svc/catalog-info.yaml:1: annotation `countersign.dev/criticality`: unknown criticality `extreme` (expected one of: low, moderate, high, critical)",
+            "svc/catalog-info.yaml:6: annotation `countersign.dev/criticality`: unknown criticality `extreme` (expected one of: low, moderate, high, critical)",
         ),
         (
             component("  annotations:\n    countersign.dev/surfaces: auth, payment\n"),
-            "svc/catalog-info.yaml:1: annotation `countersign.dev/surfaces`: unknown surface `payment` (expected one of: auth, authz, payments, regulated-data, irreversible, ci-cd, governance)",
+            "svc/catalog-info.yaml:6: annotation `countersign.dev/surfaces`: unknown surface `payment` (expected one of: auth, authz, payments, regulated-data, irreversible, ci-cd, governance)",
         ),
         (
             component("  annotations:\n    countersign.dev/revenue-path: yes\n"),
-            "svc/catalog-info.yaml:1: annotation `countersign.dev/revenue-path`: `yes` is not `true` or `false`",
+            "svc/catalog-info.yaml:6: annotation `countersign.dev/revenue-path`: `yes` is not `true` or `false`",
         ),
         (
             component("  annotations:\n    countersign.dev/paths: ../../etc/**\n"),
-            "svc/catalog-info.yaml:1: annotation `countersign.dev/paths`: `../../etc/**` leaves the repository",
+            "svc/catalog-info.yaml:6: annotation `countersign.dev/paths`: `../../etc/**` leaves the repository",
         ),
         (
             component("  annotations:\n    countersign.dev/criticalty: high\n"),
-            "svc/catalog-info.yaml:1: annotation `countersign.dev/criticalty`: unknown countersign annotation",
+            "svc/catalog-info.yaml:6: annotation `countersign.dev/criticalty`: unknown countersign annotation",
         ),
         (
             component("spec:\n  dependsOn: [orders-db]\n"),
-            "svc/catalog-info.yaml:1: field `spec.dependsOn`: entity reference `orders-db` did not specify a kind (e.g. starting with `component:`), and has no default",
+            "svc/catalog-info.yaml:6: field `spec.dependsOn`: entity reference `orders-db` did not specify a kind (e.g. starting with `component:`), and has no default",
         ),
         (
             "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: bad name\n".into(),
-            "svc/catalog-info.yaml:1: field `metadata.name`: `bad name` is not a valid name (letters, digits and inner `-`, `_`, `.`, at most 63 characters)",
+            "svc/catalog-info.yaml:4: field `metadata.name`: `bad name` is not a valid name (letters, digits and inner `-`, `_`, `.`, at most 63 characters)",
         ),
         (
             "apiVersion: backstage.io/v1alpha1\nkind: Component\n".into(),
             "svc/catalog-info.yaml:1: field `metadata`: is required",
+        ),
+        (
+            // The key's own line, in the second document of a file.
+            format!(
+                "{}---\n{}",
+                component("spec:\n  owner: group:team\n"),
+                component("  annotations:\n    countersign.dev/criticality: high\n    countersign.dev/exposure: everywhere\n")
+            ),
+            "svc/catalog-info.yaml:14: annotation `countersign.dev/exposure`: unknown exposure `everywhere` (expected one of: internet, internal)",
+        ),
+        (
+            component("spec:\n  type: service\n  owner: group:team\n  system: bad name\n"),
+            "svc/catalog-info.yaml:8: field `spec.system`: entity reference `bad name` has an invalid name `bad name` (letters, digits and inner `-`, `_`, `.`, at most 63 characters)",
+        ),
+        (
+            component("spec:\n  owner: a\n  type: service\n  owner: b\n"),
+            "svc/catalog-info.yaml:8: field `owner`: duplicate key in one mapping",
         ),
     ];
     for (text, expect) in cases {

@@ -287,7 +287,7 @@ fn every_limit_is_a_clear_error_naming_the_limit_and_the_file() {
                     &format!("  annotations:\n    countersign.dev/paths: \"{many_globs}\"\n"),
                 ),
             )],
-            "catalog-info.yaml:1: annotation `countersign.dev/paths` of component:default/a lists 100000 globs: over the limit `globs_per_entity` = 1000",
+            "catalog-info.yaml:6: annotation `countersign.dev/paths` of component:default/a lists 100000 globs: over the limit `globs_per_entity` = 1000",
         ),
         (
             "pattern globs over the total",
