@@ -28,6 +28,12 @@ pub struct CatalogUser {
     pub agent: bool,
 }
 
+/// How a catalog User is written as a principal, `human:NAME`: the one form the CLI's
+/// reports, the server's records and its API use for people who may approve.
+pub fn principal_of(user: &countersign_graph::EntityRef) -> String {
+    Principal::of_user(user).to_string()
+}
+
 /// The catalog Users with a profile email at `commit`, read with the commit's own
 /// `countersign.toml` (catalog globs, agent patterns). The one reading of "who is this email"
 /// for both commit authors (here) and people signing in (`oidc`). Blocking (git).

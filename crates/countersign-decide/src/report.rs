@@ -169,8 +169,9 @@ pub struct ApproversReport {
     /// Each part of the change that its own owners must approve, with who can: an approval
     /// counts towards a requirement only from its own eligible people.
     pub requirements: Vec<RequirementReport>,
-    /// Humans who may approve (someone able to satisfy a requirement; for an automated tier,
-    /// the owners of what it touches): never the author, never an agent.
+    /// Humans who may approve, as principals (`human:judy`; someone able to satisfy a
+    /// requirement; for an automated tier, the owners of what it touches): never the author,
+    /// never an agent.
     pub eligible: Vec<String>,
     /// Who is alerted when an automated change proceeds.
     pub notify: Vec<String>,
@@ -186,7 +187,7 @@ pub struct RequirementReport {
     /// Why it needs its owners (`criticality critical`, `surface payments`, ...).
     pub reasons: Vec<String>,
     pub owners: Vec<String>,
-    /// Who can satisfy it.
+    /// Who can satisfy it, as principals (`human:judy`).
     pub eligible: Vec<String>,
     /// How many of them must approve.
     pub min: u32,
@@ -277,11 +278,11 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
                     subject: r.subject.clone(),
                     reasons: r.reasons.clone(),
                     owners: refs(&r.owners),
-                    eligible: refs(&r.eligible),
+                    eligible: principals(&r.eligible),
                     min: r.min,
                 })
                 .collect(),
-            eligible: refs(&decision.approvals.eligible),
+            eligible: principals(&decision.approvals.eligible),
             notify: refs(&decision.approvals.notify),
             shortfall: decision.approvals.shortfall,
         },
@@ -393,6 +394,9 @@ fn plan_reason(reason: &PlanReason) -> String {
             "exercises {node}, a dependent {distance} hop(s) away ({})",
             chain_text(via, EntityRef::to_text)
         ),
+        PlanReason::DevDependent { node, of } => format!(
+            "exercises {node}, whose tests or tooling use {of}, which the change touches (a dev-dependency)"
+        ),
     }
 }
 
@@ -411,6 +415,11 @@ pub fn chain_text(
 
 fn refs(entities: &[EntityRef]) -> Vec<String> {
     entities.iter().map(EntityRef::to_text).collect()
+}
+
+/// People who may approve, as principals (`human:judy`), as the server shows them.
+fn principals(users: &[EntityRef]) -> Vec<String> {
+    users.iter().map(crate::people::principal_of).collect()
 }
 
 /// Signed evidence weighed for a change: which envelopes counted, and what they say.

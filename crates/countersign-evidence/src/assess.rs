@@ -205,7 +205,9 @@ pub fn assess(input: &AssessInput<'_>) -> Assessment {
     for planned in &input.plan.suites {
         for reason in &planned.reasons {
             let node = match reason {
-                PlanReason::Touched { node } | PlanReason::Dependent { node, .. } => node,
+                PlanReason::Touched { node }
+                | PlanReason::Dependent { node, .. }
+                | PlanReason::DevDependent { node, .. } => node,
             };
             by_node
                 .entry(node.clone())

@@ -1,7 +1,8 @@
 //! The validation plan: which suites a change must pass, and why each is in the plan.
 //!
-//! A suite enters the plan because a node it exercises is touched by the change, or is a
-//! dependent of a touched node no further away than the configured depth. The plan never
+//! A suite enters the plan because a node it exercises is touched by the change, is a
+//! dependent of a touched node no further away than the configured depth, or dev-depends
+//! on a touched node (its tests use it). The plan never
 //! shrinks because a suite is slow or flaky: that is a policy question, not a planning one.
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +23,10 @@ pub enum PlanReason {
         distance: u32,
         via: Chain,
     },
+    /// The suite exercises a node whose tests or tooling use the touched node `of` (a
+    /// workspace dev-dependency): planned whatever the depth, since those tests are the
+    /// nearest check of `of`'s behaviour.
+    DevDependent { node: EntityRef, of: EntityRef },
 }
 
 /// One suite of the plan with every reason it was planned.
@@ -90,6 +95,17 @@ pub fn plan(
                     node: reached.entity.clone(),
                     distance: hops,
                     via: chains[i].clone(),
+                });
+        }
+    }
+    for dev in &impact.dev_dependents {
+        for suite in suites_of(&dev.entity) {
+            by_suite
+                .entry(suite)
+                .or_default()
+                .push(PlanReason::DevDependent {
+                    node: dev.entity.clone(),
+                    of: dev.of.clone(),
                 });
         }
     }
@@ -222,5 +238,25 @@ mod tests {
             plan.suites[0].reasons[0],
             PlanReason::Dependent { distance: 1, .. }
         ));
+    }
+
+    #[test]
+    fn a_dev_dependent_is_planned_whatever_the_depth() {
+        let impact = Impact {
+            dev_dependents: vec![countersign_graph::DevDependent {
+                entity: component("web"),
+                of: component("lib"),
+            }],
+            ..impact()
+        };
+        let plan = plan(&impact, suites, 0);
+        assert_eq!(names(&plan), ["e2e", "lib-unit"]);
+        assert_eq!(
+            plan.suites[0].reasons,
+            [PlanReason::DevDependent {
+                node: component("web"),
+                of: component("lib"),
+            }]
+        );
     }
 }

@@ -66,6 +66,9 @@ pub enum RelationKind {
     ChildOf,
     /// Group `spec.children`: the target is a child of this group.
     ParentOf,
+    /// A workspace package's test- or tooling-only dependency (Cargo `dev-dependencies`,
+    /// npm `devDependencies`); no catalog field declares one.
+    DevDependsOn,
 }
 
 /// One relation of a descriptor, with the field it came from for messages.

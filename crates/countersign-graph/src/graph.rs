@@ -39,6 +39,10 @@ use crate::workspace;
 pub enum EdgeKind {
     /// `from` depends on `to` (`dependsOn`, or `dependencyOf` read backwards).
     DependsOn,
+    /// `from` uses `to` only in its own tests and tooling (a workspace dev-dependency): a
+    /// change to `to` plans `from`'s suites, but `from` is not in the blast radius, carries
+    /// no criticality or surface into the decision, and makes no dependency cycle.
+    DevDependsOn,
     /// Component `from` provides API `to`.
     ProvidesApi,
     /// Component `from` consumes API `to`.
@@ -210,6 +214,8 @@ pub struct SystemGraph {
     /// `x → y`: y is a dependent of x (reverse dependsOn, API consumers, provided APIs).
     dependents: Csr,
     dependencies: Csr,
+    /// `x → y`: y dev-depends on x (tests or tooling only).
+    dev_dependents: Csr,
     /// Group → direct user members, group → child groups.
     group_members: HashMap<NodeId, Vec<NodeId>>,
     group_children: HashMap<NodeId, Vec<NodeId>>,
@@ -316,9 +322,10 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
             }
             None => {
                 let code = match kind {
-                    EdgeKind::DependsOn | EdgeKind::ProvidesApi | EdgeKind::ConsumesApi => {
-                        DiagnosticCode::DanglingDependency
-                    }
+                    EdgeKind::DependsOn
+                    | EdgeKind::DevDependsOn
+                    | EdgeKind::ProvidesApi
+                    | EdgeKind::ConsumesApi => DiagnosticCode::DanglingDependency,
                     _ => DiagnosticCode::UnknownRef,
                 };
                 diagnostics.push(Diagnostic::new(
@@ -360,6 +367,7 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
                 RelationKind::HasMember => (EdgeKind::MemberOf, true),
                 RelationKind::ChildOf => (EdgeKind::ChildOf, false),
                 RelationKind::ParentOf => (EdgeKind::ChildOf, true),
+                RelationKind::DevDependsOn => (EdgeKind::DevDependsOn, false),
             };
             link(kind, &r.target, &field, reverse);
             match r.kind {
@@ -382,12 +390,14 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
 
     let n = descriptors.len();
     let mut dependent_pairs = Vec::new();
+    let mut dev_dependent_pairs = Vec::new();
     let mut group_members: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     let mut group_children: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     for e in &edges {
         match e.kind {
             EdgeKind::DependsOn | EdgeKind::ConsumesApi => dependent_pairs.push((e.to, e.from)),
             EdgeKind::ProvidesApi => dependent_pairs.push((e.from, e.to)),
+            EdgeKind::DevDependsOn => dev_dependent_pairs.push((e.to, e.from)),
             EdgeKind::MemberOf => group_members.entry(e.to).or_default().push(e.from),
             EdgeKind::ChildOf => group_children.entry(e.to).or_default().push(e.from),
             _ => {}
@@ -395,6 +405,7 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
     }
     let dependencies = Csr::new(n, dependent_pairs.iter().map(|&(a, b)| (b, a)).collect());
     let dependents = Csr::new(n, dependent_pairs);
+    let dev_dependents = Csr::new(n, dev_dependent_pairs);
 
     let emails: HashMap<String, EntityRef> = descriptors
         .iter()
@@ -505,6 +516,7 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
         dangling,
         dependents,
         dependencies,
+        dev_dependents,
         group_members,
         group_children,
         path_map,
@@ -576,22 +588,33 @@ fn merge_workspace(
         let Some(from) = package_entity.get(p.name.as_str()) else {
             continue;
         };
-        let targets: Vec<EntityRef> = p
-            .deps
-            .iter()
-            .filter_map(|d| package_entity.get(d.as_str()).cloned())
-            .collect();
+        let targets: Vec<(RelationKind, EntityRef)> = [
+            (RelationKind::DependsOn, &p.deps),
+            (RelationKind::DevDependsOn, &p.dev_deps),
+        ]
+        .into_iter()
+        .flat_map(|(kind, names)| {
+            names
+                .iter()
+                .filter_map(|d| Some((kind, package_entity.get(d.as_str())?.clone())))
+                .collect::<Vec<_>>()
+        })
+        .collect();
         if let Some(d) = descriptors.iter_mut().find(|d| d.entity == *from) {
-            for target in targets {
-                let exists = d
-                    .relations
-                    .iter()
-                    .any(|r| r.kind == RelationKind::DependsOn && r.target == target);
+            for (kind, target) in targets {
+                // A runtime edge the catalog or the manifest declares makes a dev edge moot.
+                let exists = d.relations.iter().any(|r| {
+                    r.target == target && (r.kind == kind || r.kind == RelationKind::DependsOn)
+                });
                 if !exists && target != *from {
                     d.relations.push(backstage::Relation {
-                        kind: RelationKind::DependsOn,
+                        kind,
                         target,
-                        field: "dependsOn",
+                        field: if kind == RelationKind::DependsOn {
+                            "dependsOn"
+                        } else {
+                            "devDependsOn"
+                        },
                     });
                 }
             }
@@ -627,6 +650,12 @@ impl SystemGraph {
     /// it (an API), and the APIs it provides. Sorted.
     pub fn dependents(&self, id: NodeId) -> &[NodeId] {
         self.dependents.get(id)
+    }
+
+    /// The nodes that use `id` only in their tests and tooling (workspace dev-dependencies).
+    /// Sorted. Not dependents: see [`EdgeKind::DevDependsOn`].
+    pub fn dev_dependents(&self, id: NodeId) -> &[NodeId] {
+        self.dev_dependents.get(id)
     }
 
     /// The inverse of [`SystemGraph::dependents`]. Sorted.

@@ -36,6 +36,16 @@ pub struct ReachedNode {
     pub previous: EntityRef,
 }
 
+/// A node that uses a touched node only in its own tests and tooling (a workspace
+/// dev-dependency). Its suites are planned; it is not in the blast radius, so its
+/// criticality and surfaces do not reach the decision.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct DevDependent {
+    pub entity: EntityRef,
+    /// The touched node it dev-depends on (the first, in entity order, when several).
+    pub of: EntityRef,
+}
+
 /// A shortest chain from a touched node to a reached one, bounded for display: `head`
 /// starts at the touched node, `tail` ends at the reached node, and the `omitted` nodes
 /// between them are left out. When `omitted` is 0, `head` is the whole chain and `tail`
@@ -69,6 +79,9 @@ pub struct Impact {
     pub touched: Vec<TouchedNode>,
     /// Transitive dependents of the touched nodes, excluding the touched nodes.
     pub blast_radius: Vec<ReachedNode>,
+    /// Nodes that dev-depend on a touched node and are neither touched nor reached, sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dev_dependents: Vec<DevDependent>,
     /// Highest criticality among touched nodes (`None` when nothing maps).
     pub max_criticality_touched: Option<Criticality>,
     /// Highest criticality among touched and reached nodes.
@@ -216,6 +229,23 @@ pub fn impact<S: AsRef<str>>(graph: &SystemGraph, changed_paths: &[S]) -> Impact
             previous: previous.entity.clone(),
         });
     }
+    for &id in touched.keys() {
+        let Some(of) = graph.node(id) else { continue };
+        for &dev in graph.dev_dependents(id) {
+            if distance[dev.0 as usize] != UNSEEN {
+                continue;
+            }
+            // Marked so a node dev-depending on two touched nodes is listed once.
+            distance[dev.0 as usize] = UNSEEN - 1;
+            if let Some(n) = graph.node(dev) {
+                out.dev_dependents.push(DevDependent {
+                    entity: n.entity.clone(),
+                    of: of.entity.clone(),
+                });
+            }
+        }
+    }
+    out.dev_dependents.sort();
     out.surfaces_reached = out.surfaces_touched.clone();
     for id in touched.keys().chain(reached.iter()) {
         let Some(n) = graph.node(*id) else { continue };

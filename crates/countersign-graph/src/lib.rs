@@ -27,7 +27,7 @@ pub use diagnostic::{Diagnostic, DiagnosticCode, Severity};
 pub use error::GraphError;
 pub use graph::{BuildOutput, Edge, EdgeKind, SystemGraph, build};
 pub use impact::impact;
-pub use impact::{Chain, Impact, ReachedNode, TouchedNode};
+pub use impact::{Chain, DevDependent, Impact, ReachedNode, TouchedNode};
 pub use limits::Limits;
 pub use model::{
     Criticality, EntityRef, Exposure, Kind, Node, NodeId, SourceLocation, Surface, UnknownKeyword,

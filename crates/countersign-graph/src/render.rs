@@ -42,6 +42,7 @@ fn edge_label(kind: crate::graph::EdgeKind) -> &'static str {
     use crate::graph::EdgeKind::*;
     match kind {
         DependsOn => "dependsOn",
+        DevDependsOn => "devDependsOn",
         ProvidesApi => "providesApi",
         ConsumesApi => "consumesApi",
         PartOf => "partOf",

@@ -31,8 +31,13 @@ pub struct WorkspacePackage {
     pub name: String,
     /// Repository-relative directory (`""` for the root).
     pub dir: String,
-    /// Names of the other members this one depends on (any dependency table), sorted.
+    /// Names of the other members this one depends on at run or build time (Cargo
+    /// `dependencies` and `build-dependencies`; npm `dependencies`, `peerDependencies`,
+    /// `optionalDependencies`), sorted.
     pub deps: BTreeSet<String>,
+    /// Names of the members it depends on only for its own tests and tooling (Cargo
+    /// `dev-dependencies`, npm `devDependencies`), sorted; never also in `deps`.
+    pub dev_deps: BTreeSet<String>,
     pub manifest: SourceLocation,
 }
 
@@ -306,6 +311,7 @@ fn cargo(
         };
         let mut dep_dirs = BTreeSet::new();
         for kind in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            let dev = kind == "dev-dependencies";
             let Some(deps) = table(&manifest, kind, &file, kind, diagnostics) else {
                 continue;
             };
@@ -325,7 +331,7 @@ fn cargo(
                         }
                     },
                 };
-                dep_dirs.extend(path.map(|p| p.trim_end_matches('/').to_string()));
+                dep_dirs.extend(path.map(|p| (p.trim_end_matches('/').to_string(), dev)));
             }
         }
         raw.push((name.to_string(), dir, dep_dirs, file));
@@ -337,8 +343,12 @@ fn cargo(
     let mut out = Vec::new();
     for (name, dir, dep_dirs, file) in &raw {
         let mut deps = BTreeSet::new();
-        for d in dep_dirs {
+        let mut dev_deps = BTreeSet::new();
+        for (d, dev) in dep_dirs {
             match by_dir.get(d.as_str()) {
+                Some(n) if *dev => {
+                    dev_deps.insert((*n).to_string());
+                }
                 Some(n) => {
                     deps.insert((*n).to_string());
                 }
@@ -355,11 +365,13 @@ fn cargo(
                 )),
             }
         }
+        let dev_deps = dev_deps.difference(&deps).cloned().collect();
         out.push(WorkspacePackage {
             ecosystem: Ecosystem::Cargo,
             name: name.clone(),
             dir: dir.clone(),
             deps,
+            dev_deps,
             manifest: SourceLocation {
                 file: file.clone(),
                 line: 1,
@@ -465,7 +477,8 @@ fn npm(
             ));
             continue;
         };
-        let mut deps: Vec<(String, bool)> = Vec::new();
+        // (name, `workspace:` protocol, a devDependency)
+        let mut deps: Vec<(String, bool, bool)> = Vec::new();
         for table in [
             "dependencies",
             "devDependencies",
@@ -483,7 +496,7 @@ fn npm(
                 for (dep, spec) in map {
                     let workspace_protocol =
                         spec.as_str().is_some_and(|s| s.starts_with("workspace:"));
-                    deps.push((dep.clone(), workspace_protocol));
+                    deps.push((dep.clone(), workspace_protocol, table == "devDependencies"));
                 }
             }
         }
@@ -493,9 +506,14 @@ fn npm(
     let mut out = Vec::new();
     for (name, dir, deps, file) in &raw {
         let mut resolved = BTreeSet::new();
-        for (dep, workspace_protocol) in deps {
+        let mut dev_resolved = BTreeSet::new();
+        for (dep, workspace_protocol, dev) in deps {
             if names.contains(dep.as_str()) {
-                resolved.insert(dep.clone());
+                if *dev {
+                    dev_resolved.insert(dep.clone());
+                } else {
+                    resolved.insert(dep.clone());
+                }
             } else if *workspace_protocol {
                 diagnostics.push(Diagnostic::new(
                     Severity::Warning,
@@ -505,11 +523,13 @@ fn npm(
                 ));
             }
         }
+        let dev_deps = dev_resolved.difference(&resolved).cloned().collect();
         out.push(WorkspacePackage {
             ecosystem: Ecosystem::Npm,
             name: name.clone(),
             dir: dir.clone(),
             deps: resolved,
+            dev_deps,
             manifest: SourceLocation {
                 file: file.clone(),
                 line: 1,

@@ -414,6 +414,86 @@ fn npm_and_pnpm_workspaces() {
     assert_eq!(g.dependencies(storefront).len(), 1);
 }
 
+/// A dev-dependency plans the dependent's tests but is not a runtime edge: no blast
+/// radius, no criticality carried, no cycle (Cargo's usual `core` ⇄ `testkit` pair).
+#[test]
+fn dev_dependencies_are_their_own_edge_kind() {
+    let catalog = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: core\n  annotations:\n    countersign.dev/criticality: critical\n    countersign.dev/surfaces: payments\nspec:\n  type: library\n";
+    let src = MemorySource::new([
+        (
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"core\", \"testkit\", \"app\"]\n".to_string(),
+        ),
+        (
+            "core/Cargo.toml",
+            "[package]\nname = \"core\"\n[dev-dependencies]\ntestkit = { path = \"../testkit\" }\n".into(),
+        ),
+        ("core/catalog-info.yaml", catalog.into()),
+        (
+            "testkit/Cargo.toml",
+            "[package]\nname = \"testkit\"\n[dependencies]\ncore = { path = \"../core\" }\n".into(),
+        ),
+        (
+            "app/Cargo.toml",
+            "[package]\nname = \"app\"\n[dependencies]\ncore = { path = \"../core\" }\n[dev-dependencies]\ncore = { path = \"../core\" }\ntestkit = { path = \"../testkit\" }\n".into(),
+        ),
+    ]);
+    let out = build(&src, &GraphSettings::default()).unwrap();
+    let g = &out.graph;
+    let edges: Vec<String> = g
+        .edges()
+        .iter()
+        .map(|e| {
+            let name = |id| g.node(id).unwrap().entity.name.clone();
+            format!("{} {:?} {}", name(e.from), e.kind, name(e.to))
+        })
+        .collect();
+    // app's runtime edge to core makes its dev edge to core moot.
+    assert_eq!(
+        edges,
+        [
+            "app DependsOn core",
+            "app DevDependsOn testkit",
+            "core DevDependsOn testkit",
+            "testkit DependsOn core",
+        ]
+    );
+    let report = check(&out);
+    assert!(
+        report
+            .diagnostics
+            .iter()
+            .all(|d| !d.to_string().contains("cycle")),
+        "{:?}",
+        report.diagnostics
+    );
+
+    let change = impact(g, &["testkit/src/lib.rs"]);
+    assert!(change.blast_radius.is_empty(), "{:?}", change.blast_radius);
+    assert_eq!(
+        change.max_criticality_reached,
+        Some(countersign_graph::Criticality::Low)
+    );
+    assert!(change.surfaces_reached.is_empty());
+    let dev: Vec<String> = change
+        .dev_dependents
+        .iter()
+        .map(|d| format!("{} of {}", d.entity.name, d.of.name))
+        .collect();
+    assert_eq!(dev, ["app of testkit", "core of testkit"]);
+
+    // A change to core still reaches its runtime dependents, and lists no dev dependent
+    // that is already in the blast radius.
+    let change = impact(g, &["core/src/lib.rs"]);
+    let radius: Vec<&str> = change
+        .blast_radius
+        .iter()
+        .map(|r| r.entity.name.as_str())
+        .collect();
+    assert_eq!(radius, ["app", "testkit"]);
+    assert!(change.dev_dependents.is_empty());
+}
+
 #[test]
 fn malformed_manifests_name_file_line_column() {
     let src = MemorySource::new([("Cargo.toml", "[workspace\nmembers = []\n")]);

@@ -54,7 +54,7 @@ pub fn explain_text(decision: &Decision) -> String {
     let approvals = &decision.approvals;
     let _ = write!(out, "approvals: {} human(s) required", approvals.required);
     if approvals.required > 0 {
-        let _ = write!(out, "; eligible: {}", refs(&approvals.eligible));
+        let _ = write!(out, "; eligible: {}", humans(&approvals.eligible));
         if approvals.shortfall > 0 {
             let _ = write!(
                 out,
@@ -74,7 +74,7 @@ pub fn explain_text(decision: &Decision) -> String {
             if r.eligible.is_empty() {
                 "NOBODY is eligible".to_owned()
             } else {
-                refs(&r.eligible)
+                humans(&r.eligible)
             }
         );
     }
@@ -127,6 +127,18 @@ fn fact(value: &Value) -> String {
         ),
         other => other.to_string(),
     }
+}
+
+/// People who may approve, as principals (`human:judy`).
+fn humans(users: &[countersign_graph::EntityRef]) -> String {
+    if users.is_empty() {
+        return "none".to_owned();
+    }
+    users
+        .iter()
+        .map(|u| crate::Principal::of_user(u).to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn refs(refs: &[countersign_graph::EntityRef]) -> String {

@@ -63,6 +63,13 @@ impl Principal {
     pub fn is_human(&self) -> bool {
         matches!(self, Principal::Human(_))
     }
+
+    /// The principal of a catalog User, `human:NAME`: how the people who may approve are
+    /// written everywhere (the CLI's explanations and reports, the server's records and
+    /// API), and how an approver's token or sign-in names them.
+    pub fn of_user(user: &countersign_graph::EntityRef) -> Principal {
+        Principal::Human(user.name.clone())
+    }
 }
 
 impl fmt::Display for Principal {

@@ -316,7 +316,7 @@ impl Outcome {
                     .approvals
                     .eligible
                     .iter()
-                    .map(|user| format!("human:{}", user.name))
+                    .map(countersign_decide::people::principal_of)
                     .collect::<Vec<_>>()
             ),
         );
@@ -335,7 +335,7 @@ impl Outcome {
                         "eligible": r
                             .eligible
                             .iter()
-                            .map(|user| format!("human:{}", user.name))
+                            .map(countersign_decide::people::principal_of)
                             .collect::<Vec<_>>(),
                         "min": r.min,
                     }))

@@ -154,7 +154,7 @@ fn a_docs_typo_auto_merges_and_a_payments_change_needs_change_control() {
     // The author never approves their own change: only bob is eligible, one short of two.
     assert_eq!(
         report["approvers"]["eligible"],
-        serde_json::json!(["user:default/bob"])
+        serde_json::json!(["human:bob"])
     );
     assert_eq!(report["approvers"]["shortfall"], 1);
     assert_eq!(report["declared_tier"]["value"], "auto_merge");

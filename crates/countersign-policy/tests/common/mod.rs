@@ -134,6 +134,7 @@ impl Change {
                         .unwrap_or_else(|| n.entity.clone()),
                 })
                 .collect(),
+            dev_dependents: Vec::new(),
             max_criticality_touched: self.touched.iter().map(|n| n.criticality).max(),
             max_criticality_reached: all().map(|n| n.criticality).max(),
             critical_reached: all()
