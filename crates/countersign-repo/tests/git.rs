@@ -561,15 +561,28 @@ fn worktree_written_from_a_commit_is_readable() {
     );
     writer.write_worktree(&c2).unwrap();
 
-    // Untracked files are not part of a git work tree's snapshot.
+    // The work tree is what is on disk: untracked files count unless ignored, and a read
+    // of one is remembered so a command can say it used it.
     std::fs::write(dir.path().join("untracked.txt"), "x").unwrap();
+    std::fs::write(dir.path().join(".gitignore"), "ignored.txt\nbuild/\n").unwrap();
+    std::fs::write(dir.path().join("ignored.txt"), "x").unwrap();
+    std::fs::create_dir_all(dir.path().join("build")).unwrap();
+    std::fs::write(dir.path().join("build/out.txt"), "x").unwrap();
     let work = WorkTree::open(dir.path()).unwrap();
-    assert_eq!(work.paths(), ["README.md", "src/lib.rs"]);
+    assert_eq!(
+        work.paths(),
+        [".gitignore", "README.md", "src/lib.rs", "untracked.txt"]
+    );
+    assert_eq!(work.untracked(), [".gitignore", "untracked.txt"]);
     assert_eq!(
         work.read("README.md", 1 << 20).unwrap().unwrap(),
         b"hello, world\n"
     );
-    assert_eq!(work.read("untracked.txt", 1 << 20).unwrap(), None);
+    assert!(work.untracked_read().is_empty());
+    assert_eq!(work.read("untracked.txt", 1 << 20).unwrap().unwrap(), b"x");
+    assert_eq!(work.untracked_read(), ["untracked.txt"]);
+    assert_eq!(work.read("ignored.txt", 1 << 20).unwrap(), None);
+    assert_eq!(work.read("build/out.txt", 1 << 20).unwrap(), None);
     assert_eq!(work.read("../escape", 1 << 20).unwrap(), None);
 }
 
