@@ -142,7 +142,7 @@ pub fn repo() -> Repo {
         .unwrap();
     let side = w
         .commit_on(
-            "side",
+            "refs/heads/side",
             &countersign_repo::CommitId::from_hex(&base).unwrap(),
             [("payments/src/lib.rs", Some("pub fn charge() { side(); }\n"))],
             "side",
