@@ -252,3 +252,150 @@ pub fn check_update(
         reasons,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use countersign_repo::RepoWriter;
+
+    const ALICE: &str = "Alice <alice@example.com>";
+
+    fn config(protected: &str) -> String {
+        format!("[repository]\nprotected = {protected}\n")
+    }
+
+    /// main (listing release), release off it, and evil, whose own config lists itself.
+    fn repo() -> (tempfile::TempDir, RepoWriter, [CommitId; 3]) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = RepoWriter::init(dir.path()).unwrap();
+        let main = w
+            .commit(
+                [("countersign.toml", Some(config(r#"["main", "release"]"#)))],
+                "base",
+                ALICE,
+                1_700_000_000,
+            )
+            .unwrap();
+        let release = w
+            .commit_on(
+                "refs/heads/release",
+                &main,
+                [("notes.md", Some("1.0\n".to_owned()))],
+                "release",
+                ALICE,
+                1_700_000_001,
+            )
+            .unwrap();
+        let evil = w
+            .commit_on(
+                "refs/heads/evil",
+                &main,
+                [("countersign.toml", Some(config(r#"["main", "evil"]"#)))],
+                "evil",
+                ALICE,
+                1_700_000_002,
+            )
+            .unwrap();
+        (dir, w, [main, release, evil])
+    }
+
+    #[test]
+    fn the_list_is_read_from_main_never_from_another_branch() {
+        let (dir, _w, [main, release, evil]) = repo();
+        let repo = Repo::open(dir.path()).unwrap();
+        let protected = protected_branches(&repo).unwrap();
+        assert_eq!(protected.names(), "main, release");
+        assert!(!protected.contains("evil"));
+        assert_eq!(check_base(&repo, &main).unwrap(), "main");
+        assert_eq!(check_base(&repo, &release).unwrap(), "release");
+        let refused = check_base(&repo, &evil).unwrap_err();
+        assert!(refused.is_input());
+        assert!(
+            refused.chain().contains(&format!(
+                "base {evil} is not in the history of a protected branch (main, release)"
+            )),
+            "{}",
+            refused.chain()
+        );
+    }
+
+    #[test]
+    fn a_move_needs_a_judged_base_a_fast_forward_or_its_own_judgement() {
+        let (dir, _w, [main, release, evil]) = repo();
+        let repo = Repo::open(dir.path()).unwrap();
+        let candidate = |id: &str, base: &CommitId, head: &CommitId| Candidate {
+            id: id.to_owned(),
+            base: base.to_string(),
+            head: head.to_string(),
+        };
+        let check = |old: Option<&CommitId>, new: Option<&CommitId>, candidates: &[Candidate]| {
+            check_update(&repo, "refs/heads/main", old, new, candidates)
+                .unwrap()
+                .proposal
+        };
+        let forward = [candidate("p1", &main, &release)];
+        assert_eq!(
+            check(Some(&main), Some(&release), &forward).as_deref(),
+            Some("p1")
+        );
+        // evil does not descend from release: not a fast-forward, and p1's base is not evil.
+        let sideways = [candidate("p2", &main, &evil)];
+        assert_eq!(check(Some(&release), Some(&evil), &sideways), None);
+        let judged = [
+            candidate("p2", &main, &evil),
+            candidate("p3", &release, &evil),
+        ];
+        assert_eq!(
+            check(Some(&release), Some(&evil), &judged).as_deref(),
+            Some("p3")
+        );
+        // Deletion, whatever is authorized.
+        assert_eq!(check(Some(&main), None, &forward), None);
+        // Creation: the base must be protected history.
+        assert_eq!(check(None, Some(&release), &forward).as_deref(), Some("p1"));
+        let from_evil = [candidate("p4", &evil, &release)];
+        assert_eq!(check(None, Some(&release), &from_evil), None);
+        // A base that is not in the repository authorizes nothing, and says why.
+        let absent = CommitId::from_hex(&"1".repeat(40)).unwrap();
+        let ghost = [candidate("p5", &absent, &release)];
+        let answer = check_update(
+            &repo,
+            "refs/heads/main",
+            Some(&main),
+            Some(&release),
+            &ghost,
+        )
+        .unwrap();
+        assert_eq!(answer.proposal, None);
+        assert!(
+            answer.reasons[0].contains("cannot check its base"),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_config_at_main_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = RepoWriter::init(dir.path()).unwrap();
+        let main = w
+            .commit(
+                [(
+                    "countersign.toml",
+                    Some("[repository]\nprotected = [\"refs/heads/x\"]\n"),
+                )],
+                "base",
+                ALICE,
+                1_700_000_000,
+            )
+            .unwrap();
+        let repo = Repo::open(dir.path()).unwrap();
+        let error = check_base(&repo, &main).unwrap_err();
+        assert!(
+            error.chain().contains("is not a branch name"),
+            "{}",
+            error.chain()
+        );
+    }
+}
