@@ -16,6 +16,7 @@ pub mod evidence;
 pub mod governed;
 pub mod people;
 pub mod policy_change;
+pub mod protected;
 pub mod record;
 pub mod report;
 

@@ -85,6 +85,11 @@ pub struct RepositoryConfig {
     /// declares no name accepts no evidence, because an identity countersign guessed (a
     /// directory name, a remote URL) could be matched by evidence about another clone.
     pub name: Option<String>,
+    /// `protected`: the branches (short names, `main`) whose history a proposal's base must
+    /// come from and whose moves the pre-receive hook guards. `None` when the key is absent:
+    /// the branches among `main` and `master` that exist. Read only from the tips of those
+    /// two branches (`countersign_decide::protected`), never from a proposal's base.
+    pub protected: Option<Vec<String>>,
 }
 
 /// One `[[runners]]` entry: a runner trusted to sign evidence for some suites.
@@ -547,6 +552,7 @@ struct RawReplay {
 #[serde(deny_unknown_fields, default)]
 struct RawRepository {
     name: Option<Spanned<String>>,
+    protected: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -640,6 +646,11 @@ impl RawConfig {
                     .name
                     .map(|name| repository_name(text, name))
                     .transpose()?,
+                protected: self
+                    .repository
+                    .protected
+                    .map(|list| list.into_iter().map(|b| branch_name(text, b)).collect())
+                    .transpose()?,
             },
             runners: runners(text, self.runners, repository_declared, limits.runners)?,
             replay: ReplayConfig {
@@ -687,6 +698,33 @@ fn repository_name(text: &str, name: Spanned<String>) -> Result<String, ConfigEr
             &name,
             format!(
                 "`{value}` is not a repository name (non-empty, no whitespace, e.g. `github.com/acme/shop`)"
+            ),
+        ));
+    }
+    Ok(name.into_inner())
+}
+
+/// A branch's short name as git allows it (`main`, `release/1.x`): not a full ref, not a
+/// glob, no whitespace, no `..`.
+fn branch_name(text: &str, name: Spanned<String>) -> Result<String, ConfigError> {
+    let value = name.get_ref();
+    let valid = !value.is_empty()
+        && !value.starts_with(['-', '/', '.'])
+        && !value.ends_with(['/', '.'])
+        && !value.starts_with("refs/")
+        && !value.contains("..")
+        && !value.contains("//")
+        && !value.ends_with(".lock")
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "*?[\\^~:@{".contains(c));
+    if !valid {
+        return Err(invalid_value(
+            text,
+            "repository.protected",
+            &name,
+            format!(
+                "`{value}` is not a branch name (a short name such as `main` or `release/1.x`, no glob)"
             ),
         ));
     }
@@ -885,6 +923,10 @@ patterns = ["*[bot]", "dependabot*", "renovate*"]
 # The name signed evidence must give this repository (the `name` of its in-toto statement
 # subject), compared exactly. Unset, no evidence is accepted and no runner may be declared.
 # name = "github.com/acme/shop"
+# The branches a proposal's base must come from, and whose moves `countersign hook
+# pre-receive` guards. Unset: whichever of main and master exist. Read only from the tips
+# of main and master (which are always protected), never from a proposal's base.
+# protected = ["main", "release/1.x"]
 
 # Runners trusted to sign evidence: the raw ed25519 public key as 64 hex digits (what
 # `countersign runner keygen` prints) and the suites each may attest. None by default.

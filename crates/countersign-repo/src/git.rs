@@ -680,6 +680,76 @@ impl Repo {
         Ok(commits)
     }
 
+    /// Every local branch (`refs/heads/<name>`) by its short name, with the commit it
+    /// points at, sorted by name. A branch whose name is not UTF-8 or whose tip is not a
+    /// commit is an error: a caller deciding what is protected must not skip one silently.
+    pub fn branches(&self) -> Result<Vec<(String, CommitId)>, RepoError> {
+        let references = self
+            .inner
+            .references()
+            .map_err(|e| git_error("listing branches", &e))?;
+        let iter = references
+            .local_branches()
+            .map_err(|e| git_error("listing branches", &e))?;
+        let mut branches = Vec::new();
+        for reference in iter {
+            let mut reference = reference.map_err(|e| git_error("listing branches", &e))?;
+            let name = reference
+                .name()
+                .shorten()
+                .to_str()
+                .map_err(|_| RepoError::NonUtf8Path {
+                    path: reference.name().as_bstr().to_str_lossy().into_owned(),
+                    context: "the repository's branch names".to_owned(),
+                })?;
+            let name = name.to_owned();
+            let id = reference
+                .peel_to_id()
+                .map_err(|e| git_error(format!("reading branch {name}"), &e))?
+                .detach();
+            let tip = self.peel_to_commit(&name, id)?;
+            branches.push((name, tip));
+        }
+        branches.sort();
+        Ok(branches)
+    }
+
+    /// The commit branch `name` (`refs/heads/<name>`) points at, `None` when there is no
+    /// such branch.
+    pub fn branch_tip(&self, name: &str) -> Result<Option<CommitId>, RepoError> {
+        Ok(self
+            .branches()?
+            .into_iter()
+            .find_map(|(branch, tip)| (branch == name).then_some(tip)))
+    }
+
+    /// Whether `ancestor` is `descendant` or one of its ancestors (git's `merge-base
+    /// --is-ancestor`), by gix's merge-base: `ancestor` is its own best merge base with any
+    /// commit it is an ancestor of. Both must be commits of this repository.
+    pub fn is_ancestor(
+        &self,
+        ancestor: &CommitId,
+        descendant: &CommitId,
+    ) -> Result<bool, RepoError> {
+        // Both looked up first, so a missing commit is named rather than walked past.
+        self.find_commit(ancestor)?;
+        self.find_commit(descendant)?;
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        let one = ancestor.object_id()?;
+        let base = self
+            .inner
+            .merge_base(one, descendant.object_id()?)
+            .map_err(|e| {
+                git_error(
+                    format!("finding the merge base of {ancestor} and {descendant}"),
+                    &e,
+                )
+            })?;
+        Ok(base.is_some_and(|base| base.detach() == one))
+    }
+
     /// Author, committer, summary and parents of a commit.
     pub fn commit_info(&self, id: &CommitId) -> Result<CommitInfo, RepoError> {
         let commit = self.find_commit(id)?;

@@ -247,6 +247,26 @@ fn runners_and_repository_parse() {
     );
 }
 
+/// `[repository] protected` takes branch short names; a full ref or a glob is refused with
+/// its line and field, since a pattern nobody meant would protect nothing.
+#[test]
+fn protected_branches_are_short_names() {
+    let config = Config::parse("[repository]\nprotected = [\"main\", \"release/1.x\"]\n").unwrap();
+    assert_eq!(
+        config.repository.protected,
+        Some(vec!["main".to_owned(), "release/1.x".to_owned()])
+    );
+    assert_eq!(Config::default().repository.protected, None);
+    for bad in ["refs/heads/main", "release/*", "", "a b", "-x", "a..b"] {
+        let text = format!("[repository]\nprotected = [\"main\", \"{bad}\"]\n");
+        let error = Config::parse(&text).unwrap_err().to_string();
+        assert!(
+            error.contains("repository.protected") && error.contains("is not a branch name"),
+            "{bad:?}: {error}"
+        );
+    }
+}
+
 #[test]
 fn runner_errors_name_line_column_and_field() {
     let runner = |body: &str| format!("[repository]\nname = \"acme/shop\"\n[[runners]]\n{body}");

@@ -820,3 +820,46 @@ fn a_plain_directory_lists_links_and_refuses_to_read_them() {
     );
     assert!(read_error(&work, "big.yaml", 99).contains("larger than 99 bytes"));
 }
+
+/// The facts the protected-branch rule stands on: which branches exist and where, and
+/// ancestry (a commit is its own ancestor; a sibling and a descendant are not ancestors).
+#[test]
+fn branches_and_ancestry() {
+    let (dir, mut writer, [c1, c2, c3]) = three_commits();
+    let side = writer
+        .commit_on(
+            "refs/heads/side",
+            &c1,
+            [("side.md", Some("side\n"))],
+            "side",
+            ALICE,
+            T0 + 180,
+        )
+        .unwrap();
+    let repo = Repo::open(dir.path()).unwrap();
+    assert_eq!(
+        repo.branches().unwrap(),
+        vec![
+            ("main".to_owned(), c3.clone()),
+            ("side".to_owned(), side.clone())
+        ]
+    );
+    assert_eq!(repo.branch_tip("side").unwrap(), Some(side.clone()));
+    assert_eq!(repo.branch_tip("master").unwrap(), None);
+    for (ancestor, descendant, expected) in [
+        (&c1, &c3, true),
+        (&c3, &c3, true),
+        (&c3, &c1, false),
+        (&c1, &side, true),
+        (&c2, &side, false),
+        (&side, &c3, false),
+    ] {
+        assert_eq!(
+            repo.is_ancestor(ancestor, descendant).unwrap(),
+            expected,
+            "{ancestor} ancestor of {descendant}"
+        );
+    }
+    let absent = CommitId::from_hex(&"1".repeat(40)).unwrap();
+    assert!(repo.is_ancestor(&absent, &c3).unwrap_err().is_input());
+}

@@ -1,5 +1,9 @@
-//! `/v1/authorizations`: whether a commit of a configured repository is authorized, and why
-//! not. The answer enforcement (a pre-receive hook, a deploy gate) asks for.
+//! `/v1/authorizations`: whether moving a protected ref of a configured repository from its
+//! old tip to a new commit is authorized, and why not. The answer enforcement (a
+//! pre-receive hook, a deploy gate) asks for. The rule is
+//! `countersign_decide::protected::check_update`: an authorized proposal whose head is the
+//! new tip and whose base is the old tip, or an ancestor of it when the move is a
+//! fast-forward; a deletion never.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -11,6 +15,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
+use countersign_decide::protected::Candidate;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(check))
@@ -25,9 +30,16 @@ pub struct CommitQuery {
     /// A configured repository name.
     #[param(min_length = 1)]
     pub repo: String,
-    /// A full commit id.
+    /// The ref's new tip: a full commit id (all zeros: the ref is deleted, always refused).
     #[param(min_length = 1)]
     pub commit: String,
+    /// The ref's old tip, what it points at before the move: a full commit id (all zeros:
+    /// the ref is created). Every commit between it and `commit` must have been judged.
+    #[param(min_length = 1)]
+    pub old: String,
+    /// The ref being moved (`refs/heads/main`), named in the reasons.
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
     /// List the proposals whose id comes after this one (the `next` of the previous page).
     pub after: Option<String>,
     /// Proposals listed at most, 1 to 100 (default 100).
@@ -39,20 +51,24 @@ pub struct CommitQuery {
 pub struct Authorization {
     pub repo: String,
     pub commit: String,
-    /// Whether a proposal with this commit as its head authorized it, on any page.
+    /// The old tip asked about.
+    pub old: String,
+    /// Whether an authorized proposal with this commit as its head authorizes the move from
+    /// `old`, on any page.
     pub authorized: bool,
-    /// The authorized proposal, when there is one.
+    /// The authorizing proposal, when there is one.
     pub proposal: Option<String>,
     /// Why (not): one line per proposal of this page with this commit as its head, in id
-    /// order (which follows the creation time), or why there is none.
+    /// order (which follows the creation time), or why there is none; then what the move
+    /// was held to (which proposal judged which commits, or why none covers the move).
     pub reasons: Vec<String>,
     /// More proposals have this head: ask again with `after` set to this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }
 
-/// Is this commit authorized? The verdict covers every proposal; the reasons are listed a
-/// page at a time.
+/// May a protected ref move from `old` to `commit`? The verdict covers every proposal; the
+/// reasons are listed a page at a time.
 #[utoipa::path(
     get, path = "/v1/authorizations", params(CommitQuery),
     responses(
@@ -73,6 +89,13 @@ async fn check(
             "repo: {:?} is not configured on this server",
             query.repo
         )));
+    }
+    for (field, id) in [("commit", &query.commit), ("old", &query.old)] {
+        if !(matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Err(ApiError::Invalid(format!(
+                "{field}: {id:?} is not a full commit id (all zeros for no commit)"
+            )));
+        }
     }
     let limit = match query.limit {
         None => MAX_PAGE,
@@ -96,12 +119,39 @@ async fn check(
         None
     };
     // A merged proposal's head was authorized and stays so: pushing the same commit again
-    // (to another protected branch, or restoring a branch) is not a new change.
-    let authorized = state
+    // (to another protected branch, or restoring a branch) is not a new change, as long as
+    // the move it makes was judged.
+    let candidates: Vec<Candidate> = state
         .store
-        .authorized_at(&query.repo, &query.commit)
-        .await?;
-    let reasons = if proposals.is_empty() && after.is_empty() {
+        .authorized_at(&query.repo, &query.commit, MAX_CANDIDATES)
+        .await?
+        .into_iter()
+        .map(|p| Candidate {
+            id: p.id,
+            base: p.base,
+            head: p.head,
+        })
+        .collect();
+    let path = state.repos.get(&query.repo).cloned().ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "repo: {:?} is not configured on this server",
+            query.repo
+        ))
+    })?;
+    let branch = query
+        .reference
+        .clone()
+        .unwrap_or_else(|| "the protected ref".to_owned());
+    let (old, new) = (tip(&query.old), tip(&query.commit));
+    let pipeline = std::sync::Arc::clone(&state.pipeline);
+    let has_candidates = !candidates.is_empty();
+    let verdict = state
+        .pipeline
+        .blocking(move || {
+            pipeline.check_update(&path, &branch, old.as_deref(), new.as_deref(), &candidates)
+        })
+        .await??;
+    let mut reasons = if proposals.is_empty() && after.is_empty() {
         vec![format!("no proposal has {} as its head", query.commit)]
     } else {
         proposals
@@ -109,12 +159,26 @@ async fn check(
             .map(|p| format!("proposal {} ({} tier) is {}", p.id, p.tier, p.state))
             .collect()
     };
+    // Without an authorized proposal the lines above say why; with one, what it judged.
+    if has_candidates || verdict.proposal.is_some() || tip(&query.commit).is_none() {
+        reasons.extend(verdict.reasons);
+    }
     Ok(Json(Authorization {
-        authorized: authorized.is_some(),
-        proposal: authorized.map(|p| p.id),
+        authorized: verdict.proposal.is_some(),
+        proposal: verdict.proposal,
         repo: query.repo,
         commit: query.commit,
+        old: query.old,
         reasons,
         next,
     }))
+}
+
+/// Authorized proposals with one head weighed at most (the same head proposed against
+/// that many bases is already far past any real use).
+const MAX_CANDIDATES: u64 = 100;
+
+/// A ref's tip as git's hook input gives it: `None` for the all-zero id (no object).
+fn tip(id: &str) -> Option<String> {
+    (!id.bytes().all(|b| b == b'0')).then(|| id.to_owned())
 }

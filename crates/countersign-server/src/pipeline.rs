@@ -26,11 +26,12 @@ use countersign_decide::DecideError;
 use countersign_decide::cache::GovernedCache;
 use countersign_decide::evaluate::{self, Evaluation, Proposer};
 use countersign_decide::evidence::EvidenceInput;
+use countersign_decide::protected;
 use countersign_decide::record::{self, Record};
 use countersign_decide::report::EvidenceReport;
 use countersign_evidence::SuiteStatus;
 use countersign_policy::{Principal, Tier};
-use countersign_repo::{CONFIG_FILE, Config};
+use countersign_repo::{CONFIG_FILE, CommitId, Config, Repo};
 use serde_json::{Map, Value, json};
 
 /// What the decisions of one server share: the governed states and catalog directories of
@@ -141,6 +142,32 @@ impl Pipeline {
         principal: &Principal,
     ) -> Result<bool, DecideError> {
         self.directories.declares(path, base, email, principal)
+    }
+
+    /// Refuses a base outside the history of the repository's protected branches
+    /// ([`countersign_decide::protected::check_base`]); `Ok` names the branch holding it.
+    /// Blocking (git).
+    pub fn check_base(&self, path: &Path, base: &str) -> Result<String, DecideError> {
+        let repo = Repo::open_shared(path)?;
+        let base = CommitId::from_hex(base)?;
+        protected::check_base(&repo, &base)
+    }
+
+    /// Whether moving protected branch `branch` of the repository at `path` from `old`
+    /// (`None`: created) to `new` (`None`: deleted) is authorized by one of `candidates`
+    /// ([`countersign_decide::protected::check_update`]). Blocking (git).
+    pub fn check_update(
+        &self,
+        path: &Path,
+        branch: &str,
+        old: Option<&str>,
+        new: Option<&str>,
+        candidates: &[protected::Candidate],
+    ) -> Result<protected::UpdateCheck, DecideError> {
+        let repo = Repo::open_shared(path)?;
+        let old = old.map(CommitId::from_hex).transpose()?;
+        let new = new.map(CommitId::from_hex).transpose()?;
+        protected::check_update(&repo, branch, old.as_ref(), new.as_ref(), candidates)
     }
 
     /// Runs blocking decision work `f` off the async workers, at most one per core at a

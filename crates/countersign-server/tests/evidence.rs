@@ -306,7 +306,10 @@ async fn passing_evidence_authorizes_an_automated_tier(db: &Db) {
     let (_, auth) = server
         .send(
             M::GET,
-            &format!("/v1/authorizations?repo=lab&commit={}", lab.lib),
+            &format!(
+                "/v1/authorizations?repo=lab&old={}&commit={}",
+                lab.base, lab.lib
+            ),
             Some("auditor"),
             None,
         )
@@ -382,7 +385,10 @@ async fn passing_evidence_authorizes_an_automated_tier(db: &Db) {
     let (_, auth) = server
         .send(
             M::GET,
-            &format!("/v1/authorizations?repo=lab&commit={}", lab.lib),
+            &format!(
+                "/v1/authorizations?repo=lab&old={}&commit={}",
+                lab.base, lab.lib
+            ),
             Some("auditor"),
             None,
         )

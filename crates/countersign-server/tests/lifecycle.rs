@@ -145,8 +145,11 @@ async fn events(server: &Server, id: &str) -> Vec<Event> {
         .collect()
 }
 
+/// Whether a protected branch may be created at `commit` (old tip all zeros): an authorized
+/// proposal has it as its head, with a base in main's history.
 async fn authorized(server: &Server, commit: &str) -> bool {
-    let path = format!("/v1/authorizations?repo=shop&commit={commit}");
+    let zero = "0".repeat(40);
+    let path = format!("/v1/authorizations?repo=shop&old={zero}&commit={commit}");
     let (_, answer) = server.send(M::GET, &path, Some("auditor"), None).await;
     answer["authorized"].as_bool().unwrap()
 }
@@ -598,9 +601,12 @@ async fn merged_is_final(db: &Db) {
         (StatusCode::OK, Some("merged"))
     );
     assert_eq!(merge("admin", id.clone(), &shop).await.0, 409);
-    // A merged head stays authorized for enforcement: the same commit pushed again (another
-    // protected branch, a restored ref) is not a new change.
-    let path = format!("/v1/authorizations?repo=shop&commit={shop}");
+    // A merged head stays authorized for enforcement: the same commit pushed to another
+    // protected branch (created: old tip all zeros) is not a new change.
+    let path = format!(
+        "/v1/authorizations?repo=shop&old={}&commit={shop}",
+        "0".repeat(40)
+    );
     let (status, answer) = server.send(M::GET, &path, Some("fixbot"), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(

@@ -126,14 +126,17 @@ async fn automated_change_is_authorized_at_once(db: &Db) {
         )
         .await;
     assert_eq!(shown["state"], "authorized");
-    let path = format!("/v1/authorizations?repo=shop&commit={}", server.repo.docs);
+    let path = format!(
+        "/v1/authorizations?repo=shop&ref=refs/heads/main&old={}&commit={}",
+        server.repo.base, server.repo.docs
+    );
     let (_, auth) = server
         .send(reqwest::Method::GET, &path, Some("auditor"), None)
         .await;
     assert_eq!(auth["authorized"], true, "{auth}");
     let path = format!(
-        "/v1/authorizations?repo=shop&commit={}",
-        server.repo.payments
+        "/v1/authorizations?repo=shop&old={}&commit={}",
+        server.repo.base, server.repo.payments
     );
     let (_, auth) = server
         .send(reqwest::Method::GET, &path, Some("auditor"), None)
@@ -225,7 +228,10 @@ async fn change_control_needs_two_distinct_humans(db: &Db) {
         (Some("authorized"), Some(2)),
         "{after}"
     );
-    let path = format!("/v1/authorizations?repo=shop&commit={head}");
+    let path = format!(
+        "/v1/authorizations?repo=shop&old={}&commit={head}",
+        server.repo.base
+    );
     assert_eq!(
         server
             .send(reqwest::Method::GET, &path, Some("auditor"), None)
@@ -388,7 +394,10 @@ async fn authorization_reasons_are_paginated(db: &Db) {
             server
                 .send(
                     reqwest::Method::GET,
-                    &format!("/v1/authorizations?repo=shop&commit={commit}{query}"),
+                    &format!(
+                        "/v1/authorizations?repo=shop&old={}&commit={commit}{query}",
+                        server.repo.base
+                    ),
                     Some("auditor"),
                     None,
                 )
@@ -425,6 +434,85 @@ async fn authorization_reasons_are_paginated(db: &Db) {
     for limit in ["0", "101", "-1", "x"] {
         let (status, problem) = page(format!("&limit={limit}")).await;
         assert_eq!(status, 422, "limit={limit}: {problem}");
+    }
+    server.stop().await;
+}
+
+/// A base outside the history of every protected branch is refused with 422: otherwise the
+/// proposer would choose the rules and hide commits (here `side`'s payments change) from
+/// the diff judged. The move of a protected ref is held to its old tip: the same authorized
+/// head is refused when the move would not fast-forward, and deleting is never authorized.
+async fn a_base_outside_protected_history_is_refused(db: &Db) {
+    let server = start(db).await;
+    let body = serde_json::json!({
+        "repo": "shop", "base": server.repo.side, "head": server.repo.docs, "title": "t"
+    });
+    let (status, problem) = server
+        .send(
+            reqwest::Method::POST,
+            "/v1/proposals",
+            Some("fixbot"),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "base {} is not in the history of a protected branch (main)",
+            server.repo.side
+        )),
+        "{problem}"
+    );
+    assert_eq!(server.store.log_size().await.unwrap(), 0);
+
+    let (status, proposal) = server.propose("fixbot", &server.repo.docs).await;
+    assert_eq!(
+        (status.as_u16(), &proposal["state"]),
+        (201, &serde_json::json!("authorized"))
+    );
+    let ask = |old: String, commit: String| {
+        let server = &server;
+        async move {
+            let path = format!(
+                "/v1/authorizations?repo=shop&ref=refs/heads/main&old={old}&commit={commit}"
+            );
+            server
+                .send(reqwest::Method::GET, &path, Some("auditor"), None)
+                .await
+        }
+    };
+    let (status, answer) = ask(server.repo.base.clone(), server.repo.docs.clone()).await;
+    assert_eq!(
+        (status.as_u16(), &answer["authorized"]),
+        (200, &serde_json::json!(true)),
+        "{answer}"
+    );
+    // From `shop` (after docs) back to docs: no fast-forward, so not what was judged.
+    let (_, answer) = ask(server.repo.shop.clone(), server.repo.docs.clone()).await;
+    assert_eq!(answer["authorized"], false, "{answer}");
+    assert!(
+        answer["reasons"]
+            .to_string()
+            .contains("does not fast-forward refs/heads/main"),
+        "{answer}"
+    );
+    // From `side`, which docs does not descend from: the commits between were not judged.
+    let (_, answer) = ask(server.repo.side.clone(), server.repo.docs.clone()).await;
+    assert_eq!(answer["authorized"], false, "{answer}");
+    let zero = "0".repeat(40);
+    let (_, answer) = ask(server.repo.docs.clone(), zero.clone()).await;
+    assert_eq!(answer["authorized"], false, "{answer}");
+    assert!(
+        answer["reasons"].to_string().contains("cannot be deleted"),
+        "{answer}"
+    );
+    // Created at docs: its base is in main's history.
+    let (_, answer) = ask(zero, server.repo.docs.clone()).await;
+    assert_eq!(answer["authorized"], true, "{answer}");
+    for old in ["", "main", "abc"] {
+        let (status, problem) = ask(old.to_owned(), server.repo.docs.clone()).await;
+        assert_eq!(status, 422, "old={old}: {problem}");
     }
     server.stop().await;
 }
@@ -500,4 +588,5 @@ on_both_backends!(
     concurrent_approvals_count_once,
     a_server_decision_re_derives_from_its_record,
     authorization_reasons_are_paginated,
+    a_base_outside_protected_history_is_refused,
 );

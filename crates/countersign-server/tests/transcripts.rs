@@ -139,7 +139,10 @@ async fn approval_flow(db: &Db) {
     t.send(Method::POST, &approvals, "bob", Some(approve)).await;
     t.send(
         Method::GET,
-        &format!("/v1/authorizations?repo=shop&commit={head}"),
+        &format!(
+            "/v1/authorizations?repo=shop&ref=refs/heads/main&old={}&commit={head}",
+            server.repo.base
+        ),
         "auditor",
         None,
     )

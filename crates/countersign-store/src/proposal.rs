@@ -265,23 +265,31 @@ impl Conn<'_> {
         .collect()
     }
 
-    async fn authorized_at(&mut self, repo: &str, head: &str) -> Result<Option<Proposal>, Error> {
+    async fn authorized_at(
+        &mut self,
+        repo: &str,
+        head: &str,
+        limit: u64,
+    ) -> Result<Vec<Proposal>, Error> {
         let sql = format!(
             "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE repo = $1 AND head = $2 \
-             AND state IN ('authorized', 'merged') ORDER BY id LIMIT 1"
+             AND state IN ('authorized', 'merged') ORDER BY id LIMIT $3"
         );
+        let limit = int("limit", limit)?;
         dispatch!(self, c => sqlx::query(&sql)
             .bind(repo)
             .bind(head)
-            .fetch_optional(&mut **c)
+            .bind(limit)
+            .fetch_all(&mut **c)
             .await
             .map_err(db("reading proposals"))?
-            .as_ref()
+            .iter()
             .map(proposal_from)
-            .transpose()
+            .collect::<Result<Vec<_>, _>>()
             .map_err(db("decoding proposals"))?)
+        .into_iter()
         .map(decode_proposal)
-        .transpose()
+        .collect()
     }
 
     async fn update_proposal_state(&mut self, id: &str, state: ProposalState) -> Result<(), Error> {
@@ -485,10 +493,21 @@ impl Store {
             .await
     }
 
-    /// The first proposal of `repo` whose current head is `head` and that authorized it
-    /// (`authorized`, or `merged` since), if any.
-    pub async fn authorized_at(&self, repo: &str, head: &str) -> Result<Option<Proposal>, Error> {
-        self.pooled().await?.conn().authorized_at(repo, head).await
+    /// The proposals of `repo` whose current head is `head` and that authorized it
+    /// (`authorized`, or `merged` since), in id order, at most `limit`. Several may: the
+    /// same head proposed against different bases, each judging its own `base..head`, and
+    /// which of them authorizes a ref update depends on the ref's old tip.
+    pub async fn authorized_at(
+        &self,
+        repo: &str,
+        head: &str,
+        limit: u64,
+    ) -> Result<Vec<Proposal>, Error> {
+        self.pooled()
+            .await?
+            .conn()
+            .authorized_at(repo, head, limit)
+            .await
     }
 
     /// Every verdict on `proposal`, on any head, in log order.

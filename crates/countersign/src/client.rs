@@ -374,11 +374,20 @@ impl Api {
         Ok(bytes)
     }
 
-    /// `GET /v1/authorizations?repo=&commit=`.
-    pub async fn authorization(&self, repo: &str, commit: &str) -> Result<Authorization, Failure> {
+    /// `GET /v1/authorizations?repo=&ref=&old=&commit=`: may `reference` move from `old`
+    /// to `commit` (all zeros for no commit)?
+    pub async fn authorization(
+        &self,
+        repo: &str,
+        reference: &str,
+        old: &str,
+        commit: &str,
+    ) -> Result<Authorization, Failure> {
         let mut url = self.url(&["v1", "authorizations"])?;
         url.query_pairs_mut()
             .append_pair("repo", repo)
+            .append_pair("ref", reference)
+            .append_pair("old", old)
             .append_pair("commit", commit);
         let bytes = self.request(Method::GET, url, None, None).await?;
         serde_json::from_slice(&bytes).map_err(|e| Failure::Unexpected {

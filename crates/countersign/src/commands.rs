@@ -98,6 +98,9 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
             },
         )?;
     note_untracked(&evaluation.untracked_read);
+    if let Some(base) = &evaluation.report.change.base {
+        warn_unprotected_base(&args.repo, base);
+    }
     match args.format {
         OutputFormat::Json => print_json(&evaluation.report)?,
         OutputFormat::Text => print_text(&render::evaluation(&evaluation))?,
@@ -117,6 +120,23 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
         eprintln!("recorded proposal {id} as log entries {indexes:?}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Warns on stderr when `base` is not in the history of a protected branch of the local
+/// repository: the server refuses such a proposal (its base would be the proposer's choice),
+/// so the decision printed is not one a proposal would get. A warning, not an error: a local
+/// evaluation may well compare two arbitrary commits.
+fn warn_unprotected_base(repo: &Path, base: &str) {
+    let checked = Repo::open(repo).map_err(DecideError::from).and_then(|git| {
+        let id = countersign_repo::CommitId::from_hex(base)?;
+        countersign_decide::protected::check_base(&git, &id)
+    });
+    if let Err(error) = checked {
+        eprintln!(
+            "warning: {}; the server would refuse a proposal with this base",
+            error.chain()
+        );
+    }
 }
 
 fn read_path_list(file: &str) -> Result<Vec<String>> {

@@ -2,12 +2,18 @@
 //! protected branches, asking the server's `GET /v1/authorizations`; and `hook post-receive`,
 //! which records the proposal whose head landed on a protected branch as merged.
 //!
-//! It reads `<old> <new> <ref>` lines from stdin as githooks(5) describes. An update of an
+//! It reads `<old> <new> <ref>` lines from stdin as githooks(5) describes. A ref is protected
+//! when `--protect` names it (default: main and master) or it is a protected branch of the
+//! repository the hook runs in (`countersign_decide::protected`: `[repository] protected`
+//! read from the tips of main and master, before the push moves them). An update of an
 //! unprotected ref passes untouched; the deletion of a protected ref is refused; an update of
-//! one passes only when the server says its new tip is authorized. Anything that keeps the
-//! hook from getting that answer (no token, an unreachable server, an error) refuses the
-//! protected updates: the hook fails closed. Every refusal names the ref, the commit and why,
-//! on stderr, which git relays to the pusher. The hook decides nothing itself.
+//! one passes only when the server says the move from its old tip to its new one is
+//! authorized (an authorized proposal whose head is the new tip and whose base is the old
+//! tip, or an ancestor of it when the move fast-forwards). Anything that keeps the hook from
+//! getting that answer (no token, an unreachable server, an error, a repository whose
+//! protected branches cannot be read) refuses: the hook fails closed. Every refusal names the
+//! ref, the commit and why, on stderr, which git relays to the pusher. The hook decides
+//! nothing itself beyond which refs to ask about.
 
 use std::io::Read as _;
 use std::process::ExitCode;
@@ -24,7 +30,9 @@ pub const DEFAULT_PROTECTED: &[&str] = &["refs/heads/main", "refs/heads/master"]
 /// One line of the hook's input.
 #[derive(Debug, PartialEq, Eq)]
 struct Update<'a> {
-    /// The new tip; all zeros for a deletion. (The old value is checked, not needed.)
+    /// The old tip; all zeros for a creation.
+    old: &'a str,
+    /// The new tip; all zeros for a deletion.
     new: &'a str,
     name: &'a str,
 }
@@ -59,7 +67,7 @@ fn parse(input: &str) -> Result<Vec<Update<'_>>, String> {
                 number + 1
             ));
         }
-        updates.push(Update { new, name });
+        updates.push(Update { old, new, name });
     }
     Ok(updates)
 }
@@ -83,6 +91,21 @@ fn protected_set(patterns: &[String]) -> Result<GlobSet> {
     builder.build().context("compiling --protect patterns")
 }
 
+/// The protected branches of the repository the hook runs in (`GIT_DIR`, else the current
+/// directory), as full ref names. Read before the push moves anything, so from the tips the
+/// push is judged against.
+fn repository_protected() -> Result<std::collections::BTreeSet<String>, String> {
+    let dir = std::env::var_os("GIT_DIR").unwrap_or_else(|| ".".into());
+    let repo = countersign_repo::Repo::open(&dir).map_err(|e| e.to_string())?;
+    let protected =
+        countersign_decide::protected::protected_branches(&repo).map_err(|e| e.chain())?;
+    Ok(protected
+        .branches
+        .into_iter()
+        .map(|b| format!("refs/heads/{}", b.name))
+        .collect())
+}
+
 /// `countersign hook pre-receive`.
 pub fn pre_receive(args: &PreReceiveArgs) -> Result<ExitCode> {
     let protected = protected_set(&args.protect)?;
@@ -98,9 +121,18 @@ pub fn pre_receive(args: &PreReceiveArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    let branches = match repository_protected() {
+        Ok(branches) => branches,
+        Err(why) => {
+            eprintln!(
+                "countersign: refusing the push: cannot read which branches are protected: {why}"
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
     let guarded: Vec<&Update<'_>> = updates
         .iter()
-        .filter(|u| protected.is_match(u.name))
+        .filter(|u| protected.is_match(u.name) || branches.contains(u.name))
         .collect();
     if guarded.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -162,9 +194,11 @@ pub fn post_receive(args: &PreReceiveArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
+    // After the push: the tips are the new ones, which only name what to report on.
+    let branches = repository_protected().unwrap_or_default();
     let landed: Vec<&Update<'_>> = updates
         .iter()
-        .filter(|u| protected.is_match(u.name) && !is_zero(u.new))
+        .filter(|u| (protected.is_match(u.name) || branches.contains(u.name)) && !is_zero(u.new))
         .collect();
     if landed.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -187,7 +221,9 @@ pub fn post_receive(args: &PreReceiveArgs) -> Result<ExitCode> {
     let rt = runtime()?;
     for update in landed {
         let note = rt.block_on(async {
-            let answer = api.authorization(&args.repo, update.new).await?;
+            let answer = api
+                .authorization(&args.repo, update.name, update.old, update.new)
+                .await?;
             let Some(id) = answer.proposal.filter(|_| answer.authorized) else {
                 return Ok(format!(
                     "{} -> {}: no authorizing proposal, nothing recorded",
@@ -226,7 +262,7 @@ fn check(
     repo: &str,
     update: &Update<'_>,
 ) -> Result<String, String> {
-    let answer = rt.block_on(api.authorization(repo, update.new));
+    let answer = rt.block_on(api.authorization(repo, update.name, update.old, update.new));
     match answer {
         Ok(answer) if answer.authorized => Ok(format!(
             "{} -> {} authorized by proposal {}",
@@ -235,7 +271,14 @@ fn check(
             answer.proposal.as_deref().unwrap_or("(unnamed)")
         )),
         Ok(answer) => {
-            let mut why = format!("commit {} is not authorized", update.new);
+            let mut why = if is_zero(update.old) {
+                format!("commit {} is not authorized", update.new)
+            } else {
+                format!(
+                    "commit {} is not authorized (moving from {})",
+                    update.new, update.old
+                )
+            };
             for reason in &answer.reasons {
                 why.push_str("\n  - ");
                 why.push_str(reason);
@@ -268,10 +311,12 @@ mod tests {
             parse(&input).unwrap(),
             vec![
                 Update {
+                    old: Z,
                     new: A,
                     name: "refs/heads/main"
                 },
                 Update {
+                    old: A,
                     new: Z,
                     name: "refs/tags/v1"
                 },

@@ -922,3 +922,61 @@ fn the_working_tree_is_what_is_on_disk_not_only_the_index() {
         "{ignore}"
     );
 }
+
+/// issue 14.1: `evaluate --base` judges any base, but says on stderr when the base is not in
+/// the history of a protected branch, since the server would refuse that proposal.
+#[test]
+fn a_base_outside_protected_history_gets_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = governed_repo(dir.path());
+    let base = writer.head().unwrap();
+    let hidden = writer
+        .commit_on(
+            "refs/heads/payments-retry",
+            &base,
+            [(
+                "payments/src/lib.rs",
+                Some("pub fn charge() { retry(); }\n"),
+            )],
+            "payments: retry",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    let innocent = writer
+        .commit_on(
+            "refs/heads/innocent",
+            &hidden,
+            [("docs/index.md", Some("# Documentation\n"))],
+            "docs",
+            ALICE,
+            TIME + 2,
+        )
+        .unwrap();
+    let evaluate = |base: &str| {
+        countersign(&[
+            "evaluate",
+            "--repo",
+            repo_arg(dir.path()),
+            "--base",
+            base,
+            "--head",
+            innocent.as_str(),
+            "--author",
+            "agent:fixbot",
+            "--format",
+            "json",
+        ])
+    };
+    let out = evaluate(hidden.as_str());
+    assert_eq!(json(&out)["tier"], "auto_merge");
+    assert!(
+        stderr(&out).contains(&format!(
+            "warning: base {hidden} is not in the history of a protected branch (main)"
+        )) && stderr(&out).contains("the server would refuse a proposal with this base"),
+        "{}",
+        stderr(&out)
+    );
+    let out = evaluate(base.as_str());
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+}

@@ -4,6 +4,10 @@
 //! tip of main passes; an unauthorized one, an unproposed one and a deletion are refused with
 //! the reason; unprotected branches pass; a server that does not answer refuses (fail closed).
 //! A `hooks/post-receive` script records the landed proposals as merged.
+//!
+//! A protected ref moves only as far as a proposal judged: the hidden-base attack (a base the
+//! proposer chose), a force-push that drops commits or rolls main back, a merge commit, an
+//! older base of main, a new protected branch named by `[repository] protected`.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 mod common;
@@ -125,14 +129,19 @@ impl Remote {
 
     /// Opens a proposal for `branch` against main as fixbot; returns the proposal JSON.
     fn propose(&self, branch: &str) -> serde_json::Value {
-        json(&client(
+        json(&self.propose_from("main", branch))
+    }
+
+    /// Proposes `base..head` as fixbot.
+    fn propose_from(&self, base: &str, head: &str) -> Output {
+        client(
             &self.server.url,
             Some(&self.fixbot),
             &[
-                "propose", "--repo", "shop", "--base", "main", "--head", branch, "--title", branch,
+                "propose", "--repo", "shop", "--base", base, "--head", head, "--title", head,
                 "--format", "json",
             ],
-        ))
+        )
     }
 }
 
@@ -145,7 +154,10 @@ fn remote() -> Remote {
     writer
         .commit(
             [
-                ("countersign.toml", Some("[repository]\nname = \"shop\"\n")),
+                (
+                    "countersign.toml",
+                    Some("[repository]\nname = \"shop\"\nprotected = [\"main\", \"release\"]\n"),
+                ),
                 ("catalog-info.yaml", Some(CATALOG)),
                 ("docs/index.md", Some("# Shop\n")),
                 ("payments/capture.rs", Some("pub fn capture() {}\n")),
@@ -347,11 +359,19 @@ fn pushes_to_main_pass_only_when_the_new_tip_is_authorized() {
 
 #[test]
 fn the_hook_refuses_when_it_cannot_ask() {
-    // Straight on stdin, as git would feed it: no token in the environment.
+    // Straight on stdin, as git would feed it, in an empty bare repository: no token in the
+    // environment.
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("empty.git");
+    git_ok(
+        dir.path(),
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+    );
+    let git_dir = Some(bare.as_path());
     let new = "1".repeat(40);
     let old = "0".repeat(40);
     let input = format!("{old} {new} refs/heads/main\n{old} {new} refs/heads/topic\n");
-    let out = countersign_stdin(
+    let out = countersign_stdin_in(
         &[
             "hook",
             "pre-receive",
@@ -361,6 +381,7 @@ fn the_hook_refuses_when_it_cannot_ask() {
             "shop",
         ],
         input.as_bytes(),
+        git_dir,
     );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -372,8 +393,9 @@ fn the_hook_refuses_when_it_cannot_ask() {
     );
     assert!(!err.contains("refs/heads/topic"), "{err}");
 
-    // Only unprotected refs: nothing to ask, the push passes.
-    let out = countersign_stdin(
+    // Only unprotected refs (no main exists, so only --protect counts): nothing to ask, the
+    // push passes.
+    let out = countersign_stdin_in(
         &[
             "hook",
             "pre-receive",
@@ -383,8 +405,22 @@ fn the_hook_refuses_when_it_cannot_ask() {
             "refs/heads/release/*",
         ],
         format!("{old} {new} refs/heads/main\n").as_bytes(),
+        git_dir,
     );
     assert!(out.status.success(), "{}", stderr(&out));
+
+    // Not knowing which branches are protected refuses everything.
+    let out = countersign_stdin_in(
+        &["hook", "pre-receive", "--repo", "shop"],
+        format!("{old} {new} refs/heads/topic\n").as_bytes(),
+        Some(&dir.path().join("missing.git")),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read which branches are protected"),
+        "{}",
+        stderr(&out)
+    );
 
     // Input that is not githooks(5) refuses everything.
     let out = countersign_stdin(
@@ -397,4 +433,177 @@ fn the_hook_refuses_when_it_cannot_ask() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Refused, with git's and the hook's output, and main left where it was.
+fn refused(r: &Remote, refspec: &str, main: &str) -> String {
+    let out = r.push(refspec);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{refspec} passed: {err}");
+    assert_eq!(r.origin_main(), main, "{err}");
+    err
+}
+
+fn passes(r: &Remote, refspec: &str) -> String {
+    let out = r.push(refspec);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{refspec} refused: {err}");
+    err
+}
+
+/// issue 14.1: an agent proposes its docs edit against its own unreviewed payments commit as
+/// the base. The server refuses that base (not in main's history), and main does not move
+/// to the head: before, the decision was auto_merge and the hook let main move, though
+/// `main..head` changes payments.
+#[test]
+fn a_hidden_base_is_refused_at_both_ends() {
+    let r = remote();
+    let main = r.origin_main();
+    git_ok(&r.clone, &["checkout", "-q", "-b", "payments-retry"]);
+    let hidden = r.commit(
+        "payments/capture.rs",
+        "pub fn capture() { retry(); }\n",
+        "payments: retry",
+    );
+    passes(&r, "payments-retry");
+    git_ok(&r.clone, &["checkout", "-q", "-b", "innocent"]);
+    let innocent = r.commit("docs/index.md", "# The shop\n", "docs: title");
+    passes(&r, "innocent");
+
+    let out = r.propose_from("payments-retry", "innocent");
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "base {hidden} is not in the history of a protected branch (main, release)"
+        )),
+        "{err}"
+    );
+    let err = refused(&r, "innocent:main", &main);
+    assert!(
+        err.contains(&format!(
+            "refusing refs/heads/main: commit {innocent} is not authorized (moving from {main})"
+        )) && err.contains(&format!("- no proposal has {innocent} as its head")),
+        "{err}"
+    );
+
+    // Against main, the payments commit is part of the change: a person must approve it.
+    let honest = r.propose("innocent");
+    assert_eq!(honest["state"], "awaiting_approval", "{honest}");
+    refused(&r, "innocent:main", &main);
+}
+
+/// issue 14.1 and 22.4: a protected ref moves forward from what was judged. A base older
+/// than main's tip passes (the diff judged was larger); a force-push back to an older
+/// authorized commit, or to a sibling that drops main's commits, is refused unless a
+/// proposal judged that very move (base = main's tip); deleting main is refused.
+#[test]
+fn a_protected_ref_moves_only_forward_from_what_was_judged() {
+    let r = remote();
+    let m0 = r.origin_main();
+    git_ok(&r.clone, &["checkout", "-q", "-b", "d1"]);
+    let d1 = r.commit("docs/a.md", "a\n", "docs: a");
+    passes(&r, "d1");
+    assert_eq!(r.propose("d1")["state"], "authorized");
+    passes(&r, "d1:main");
+    assert_eq!(r.origin_main(), d1);
+
+    // Judged against m0, an older commit of main: m0..d2 holds main..d2.
+    git_ok(&r.clone, &["checkout", "-q", "-b", "d2"]);
+    let d2 = r.commit("docs/b.md", "b\n", "docs: b");
+    passes(&r, "d2");
+    let older = json(&r.propose_from(&m0, "d2"));
+    assert_eq!(older["state"], "authorized", "{older}");
+    let err = passes(&r, "d2:main");
+    assert!(
+        err.contains(&format!(
+            "refs/heads/main -> {d2} authorized by proposal {}",
+            older["id"].as_str().unwrap()
+        )),
+        "{err}"
+    );
+    assert_eq!(r.origin_main(), d2);
+
+    // Back to d1, itself authorized (and merged): not a fast-forward, so refused.
+    let err = refused(&r, "+d1:main", &d2);
+    assert!(
+        err.contains(&format!(
+            "but {d1} does not fast-forward refs/heads/main from {d2}"
+        )),
+        "{err}"
+    );
+
+    // A sibling authorized against m0 would drop d1 and d2: refused the same way.
+    git_ok(&r.clone, &["checkout", "-q", "-b", "sibling", &m0]);
+    r.commit("docs/c.md", "c\n", "docs: c");
+    passes(&r, "sibling");
+    assert_eq!(json(&r.propose_from(&m0, "sibling"))["state"], "authorized");
+    let err = refused(&r, "+sibling:main", &d2);
+    assert!(
+        err.contains("does not fast-forward refs/heads/main"),
+        "{err}"
+    );
+
+    // Judged as its own change (d2..d1, the rollback's diff), the rollback passes.
+    let rollback = json(&r.propose_from(&d2, "d1"));
+    assert_eq!(rollback["state"], "authorized", "{rollback}");
+    let err = passes(&r, "+d1:main");
+    assert!(
+        err.contains(&format!(
+            "authorized by proposal {}",
+            rollback["id"].as_str().unwrap()
+        )),
+        "{err}"
+    );
+    assert_eq!(r.origin_main(), d1);
+
+    let err = refused(&r, ":main", &d1);
+    assert!(
+        err.contains("refs/heads/main is protected by countersign and cannot be deleted"),
+        "{err}"
+    );
+}
+
+/// A merge commit passes as the head of a proposal against main's tip; a protected branch
+/// that does not exist yet (`release`, named by `[repository] protected` at main's tip) is
+/// created only at an authorized head; an unprotected branch is created freely.
+#[test]
+fn merges_and_new_protected_branches() {
+    let r = remote();
+    let m0 = r.origin_main();
+    git_ok(&r.clone, &["checkout", "-q", "-b", "feature"]);
+    r.commit("docs/feature.md", "feature\n", "docs: feature");
+    passes(&r, "feature");
+    git_ok(&r.clone, &["checkout", "-q", "-b", "d1", &m0]);
+    let d1 = r.commit("docs/a.md", "a\n", "docs: a");
+    passes(&r, "d1");
+    assert_eq!(r.propose("d1")["state"], "authorized");
+    passes(&r, "d1:main");
+
+    git_ok(&r.clone, &["checkout", "-q", "-b", "merge", &d1]);
+    git_ok(
+        &r.clone,
+        &["merge", "-q", "--no-ff", "feature", "-m", "merge feature"],
+    );
+    let merge = git_ok(&r.clone, &["rev-parse", "HEAD"]);
+    passes(&r, "merge");
+    refused(&r, "merge:main", &d1);
+    assert_eq!(r.propose("merge")["state"], "authorized");
+    passes(&r, "merge:main");
+    assert_eq!(r.origin_main(), merge);
+
+    git_ok(&r.clone, &["checkout", "-q", "-b", "rel"]);
+    let rel = r.commit("docs/release.md", "1.0\n", "docs: release notes");
+    passes(&r, "rel");
+    let err = refused(&r, "rel:release", &merge);
+    assert!(
+        err.contains(&format!(
+            "refusing refs/heads/release: commit {rel} is not authorized"
+        )),
+        "{err}"
+    );
+    assert_eq!(r.propose("rel")["state"], "authorized");
+    passes(&r, "rel:release");
+    assert_eq!(git_ok(&r.origin, &["rev-parse", "refs/heads/release"]), rel);
+    passes(&r, "rel:scratch");
 }

@@ -60,6 +60,10 @@ pub(super) fn prepare(
     signer: Option<std::sync::Arc<countersign_audit::Signer>>,
 ) -> Result<Prepared, ApiError> {
     let outcome = pipeline.decide(path, &body.base, &body.head, author)?;
+    // The base must already be protected history, or the proposer would choose the rules
+    // and hide commits from `main..head` (checked on the resolved id, after the decision
+    // has said what an unknown revision is).
+    pipeline.check_base(path, &outcome.base)?;
     let author = author.to_string();
     let now = clock.rfc3339();
     let nanos = clock

@@ -92,6 +92,9 @@ pub struct Repo {
     pub docs: String,
     pub payments: String,
     pub shop: String,
+    /// A commit on branch `side`, off `base`: never in main's history, so no proposal may
+    /// take it as its base.
+    pub side: String,
 }
 
 pub fn repo() -> Repo {
@@ -137,7 +140,18 @@ pub fn repo() -> Repo {
             NOW as i64 + 3,
         )
         .unwrap();
+    let side = w
+        .commit_on(
+            "refs/heads/side",
+            &countersign_repo::CommitId::from_hex(&base).unwrap(),
+            [("payments/src/lib.rs", Some("pub fn charge() { side(); }\n"))],
+            "side",
+            ALICE,
+            NOW as i64 + 4,
+        )
+        .unwrap();
     Repo {
+        side: side.as_str().to_owned(),
         path: dir.path().to_owned(),
         _dir: dir,
         base,

@@ -36,7 +36,20 @@ pub fn countersign_env(args: &[&str], key: &str, value: &str) -> Output {
 }
 
 pub fn countersign_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = command(args)
+    countersign_stdin_in(args, stdin, None)
+}
+
+/// [`countersign_stdin`] with `GIT_DIR` set to `git_dir`, as git runs a hook, when given.
+pub fn countersign_stdin_in(
+    args: &[&str],
+    stdin: &[u8],
+    git_dir: Option<&std::path::Path>,
+) -> Output {
+    let mut command = command(args);
+    if let Some(dir) = git_dir {
+        command.env("GIT_DIR", dir);
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
