@@ -33,6 +33,7 @@ pub fn trusted_runners(config: &Config) -> Result<Vec<TrustedRunner>> {
                     )
                 })?,
                 suites: r.suites.clone(),
+                vex: r.vex,
             })
         })
         .collect()
@@ -88,7 +89,8 @@ pub fn read_all(paths: &[PathBuf]) -> Result<Vec<EvidenceInput>> {
 
 pub struct RefusedFile {
     pub file: String,
-    /// `Refusal::reason()`, or `unknown_product` for VEX about something the graph lacks.
+    /// `Refusal::reason()`; `unknown_product` for VEX about something the graph lacks;
+    /// `vex_not_authorized` for a `not_affected` beyond what its signer may clear.
     pub reason: String,
     pub message: String,
 }
@@ -136,7 +138,9 @@ pub fn read_envelope(path: &Path) -> Result<std::result::Result<Vec<u8>, Refusal
 /// Verifies evidence for the change `base..head`: envelopes about the head are head
 /// evidence, about the base base evidence; any other envelope is refused with the reason
 /// it fails as head evidence. Head VEX naming a product neither the graph nor a head scan
-/// knows is refused (`unknown_product`).
+/// knows is refused (`unknown_product`); VEX saying `not_affected` about a node its signer's
+/// suite does not exercise, from a runner that is not a VEX authority, is refused
+/// (`vex_not_authorized`), head or base.
 pub fn verify_for_change(
     files: &[EvidenceInput],
     config: &Config,
@@ -218,6 +222,17 @@ pub fn verify_for_change(
                 file: accepted.file,
                 reason: "unknown_product".to_owned(),
                 message: error.to_string(),
+            });
+            continue;
+        }
+        if let Predicate::OpenVex(doc) = &accepted.evidence.predicate
+            && let Err(message) =
+                countersign_evidence::assess::check_vex_authority(&accepted.evidence, doc, graph)
+        {
+            out.refused.push(RefusedFile {
+                file: accepted.file,
+                reason: "vex_not_authorized".to_owned(),
+                message,
             });
             continue;
         }

@@ -456,7 +456,8 @@ pub struct AcceptedEvidenceReport {
 pub struct RefusedEvidenceReport {
     pub file: String,
     /// too_large, malformed, wrong_payload_type, unknown_key, bad_signature,
-    /// other_repository, other_commit, suite_not_allowed, unknown_predicate or unknown_product.
+    /// other_repository, other_commit, suite_not_allowed, unknown_predicate, unknown_product
+    /// or vex_not_authorized.
     pub reason: String,
     pub message: String,
 }
@@ -484,8 +485,11 @@ pub struct NodeCoverageReport {
 pub struct SuiteReport {
     pub suite: String,
     pub planned: bool,
-    /// passed, failed or missing.
+    /// passed, failed, no_tests (test-results arrived and none lists a test that ran: not
+    /// a pass) or missing.
     pub status: String,
+    /// Why the suite has this status.
+    pub explanation: String,
     pub runners: Vec<String>,
 }
 
@@ -504,6 +508,12 @@ pub struct VulnerabilityReport {
     pub node: Option<String>,
     /// The scanner's `countersign.dev/package` annotation.
     pub package: Option<String>,
+    /// Where the scanner says the finding is (`uri:line`), when it says.
+    pub location: Option<String>,
+    /// What tells the finding from others of its id (the `countersign.dev/fingerprint`
+    /// annotation, else the location): instances of one rule in different places are
+    /// different findings.
+    pub fingerprint: Option<String>,
     pub suite: String,
     pub runner: String,
     /// reachable, unreachable, not_affected or unknown_location.
@@ -512,7 +522,8 @@ pub struct VulnerabilityReport {
     pub path: Vec<String>,
     /// For not_affected: the VEX justification.
     pub justification: Option<String>,
-    /// Present in the base commit's evidence too: reported, not counted against the change.
+    /// The same finding (id and fingerprint, on the same node) is in the base commit's
+    /// evidence of the same suite: reported, not counted against the change.
     pub pre_existing: bool,
     /// Counted in `reachable_vulnerabilities`: introduced by the change and reachable.
     pub blocking: bool,
@@ -571,6 +582,7 @@ pub fn evidence_report(
                 suite: s.suite.clone(),
                 planned: s.planned,
                 status: s.status.as_str().to_string(),
+                explanation: s.status.explanation().to_string(),
                 runners: s.runners.clone(),
             })
             .collect(),
@@ -625,7 +637,7 @@ pub fn evidence_report(
                 };
                 if v.pre_existing {
                     explanation.push_str(
-                        "; pre-existing (also in the base evidence): reported, not blocking",
+                        "; pre-existing (the same finding is in the base evidence of this suite): reported, not blocking",
                     );
                 }
                 VulnerabilityReport {
@@ -633,6 +645,8 @@ pub fn evidence_report(
                     severity: v.severity.clone(),
                     node,
                     package: v.package.clone(),
+                    location: v.location.clone(),
+                    fingerprint: v.fingerprint.clone(),
                     suite: v.suite.clone(),
                     runner: v.runner.clone(),
                     reachability: v.reachability.as_str().to_string(),

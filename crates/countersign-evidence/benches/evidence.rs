@@ -37,6 +37,7 @@ fn bench_verify(c: &mut Criterion) {
             name: format!("runner-{i}"),
             key: SigningKey::from_seed(&[i + 1; 32]).public_key().clone(),
             suites: BTreeSet::from(["unit".to_owned()]),
+            vex: false,
         })
         .collect();
     let expected = Expected {

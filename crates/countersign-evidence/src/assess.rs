@@ -10,9 +10,12 @@
 //! The rules (docs/evidence.md, "Evidence in the decision"):
 //!
 //! * **Suite status** at the head: `failed` when any head test-result for the suite is
-//!   FAILED; `passed` when some head test-result is PASSED or WARNED, or a vulnerability scan
-//!   for the suite completed (its findings are judged by reachability, not by pass/fail);
-//!   else `missing`. A VEX document alone is a claim, not a run: it covers nothing.
+//!   FAILED or lists a failed test; `passed` when some head test-result is PASSED or WARNED
+//!   and lists a test that ran, or a vulnerability scan for the suite completed (its
+//!   findings are judged by reachability, not by pass/fail); `no_tests` when head
+//!   test-results arrived but none lists a test that ran (no test cases, only skipped ones):
+//!   not a pass; else `missing`. A VEX document alone is a claim, not a run: it covers
+//!   nothing.
 //! * **Coverage** = planned suites that passed / planned suites, rounded down (99.5% is not
 //!   full coverage); 100 when nothing is planned. Per node: the suites planned because of
 //!   that node.
@@ -28,8 +31,15 @@
 //!   through graph dependents (the node itself counts); the path is the shortest such chain.
 //!   Trusted head VEX saying `not_affected` with a `justification` makes it not affected,
 //!   unless another statement says `affected`.
-//! * **Pre-existing**: base evidence reports the same id on the same node. Reported, never
-//!   counted against the change.
+//! * **A finding is its location**: its identity is its id plus its fingerprint (the
+//!   `countersign.dev/fingerprint` annotation, else its location); instances of one id in
+//!   different places are different findings. Placement follows the finding's file through
+//!   the graph's path map when no package annotation places it.
+//! * **Pre-existing**: base evidence *of the same suite* reports the same finding (id and
+//!   fingerprint) on the same node. Reported, never counted against the change. Base
+//!   evidence of another suite (whose runner is not trusted for this one) proves nothing.
+//! * **VEX authority**: `not_affected` counts only from a VEX authority (`vex = true`) or
+//!   for a node the VEX envelope's suite exercises.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -40,7 +50,9 @@ use serde_json::Value;
 use crate::plan::{PlanReason, ValidationPlan};
 use crate::report::ReportError;
 use crate::report::vex::{VexDocument, VexStatus};
-use crate::statement::{Predicate, TestResultOutcome, VulnResult};
+use crate::statement::{
+    FINGERPRINT_ANNOTATION, LOCATION_ANNOTATION, Predicate, TestResultOutcome, VulnResult,
+};
 use crate::verify::AcceptedEvidence;
 
 /// The vulns result annotation naming where a finding is.
@@ -63,6 +75,9 @@ pub struct AssessInput<'a> {
 pub enum SuiteStatus {
     Passed,
     Failed,
+    /// Test-results arrived but none lists a test that ran (no test cases, or only skipped
+    /// ones): nothing was executed, so nothing is covered.
+    NoTests,
     Missing,
 }
 
@@ -71,7 +86,24 @@ impl SuiteStatus {
         match self {
             SuiteStatus::Passed => "passed",
             SuiteStatus::Failed => "failed",
+            SuiteStatus::NoTests => "no_tests",
             SuiteStatus::Missing => "missing",
+        }
+    }
+
+    /// Why the suite has this status, for the explanation.
+    pub fn explanation(self) -> &'static str {
+        match self {
+            SuiteStatus::Passed => {
+                "a run at the head executed tests and none failed, or a scan completed"
+            }
+            SuiteStatus::Failed => {
+                "a test failed at the head (a suite-level error or failure counts as one)"
+            }
+            SuiteStatus::NoTests => {
+                "the head's test-result lists no test that ran (no test cases, or only skipped ones): a suite that executed nothing does not satisfy the plan"
+            }
+            SuiteStatus::Missing => "no accepted head evidence for this suite",
         }
     }
 }
@@ -156,10 +188,16 @@ pub struct Vulnerability {
     pub runner: String,
     /// The `countersign.dev/package` annotation, when the scanner gave one.
     pub package: Option<String>,
+    /// Where the scanner says it is (`countersign.dev/location`, `uri:line`), when it says.
+    pub location: Option<String>,
+    /// What tells this finding from others of the same id: the `countersign.dev/fingerprint`
+    /// annotation, else the location; `None` when the scanner gave neither.
+    pub fingerprint: Option<String>,
     /// The node the finding is in; `None` when it maps to no node.
     pub node: Option<EntityRef>,
     pub reachability: Reachability,
-    /// Base evidence reports the same id on the same node.
+    /// Base evidence of the same suite reports the same finding (id and fingerprint) on the
+    /// same node.
     pub pre_existing: bool,
 }
 
@@ -269,6 +307,7 @@ fn suite_results(input: &AssessInput<'_>) -> Vec<SuiteResult> {
     struct Seen {
         failed: bool,
         ran: bool,
+        empty: bool,
         runners: BTreeSet<String>,
     }
     let mut seen: BTreeMap<&str, Seen> = BTreeMap::new();
@@ -276,10 +315,17 @@ fn suite_results(input: &AssessInput<'_>) -> Vec<SuiteResult> {
         let entry = seen.entry(evidence.suite.as_str()).or_default();
         entry.runners.insert(evidence.runner.clone());
         match &evidence.predicate {
-            Predicate::TestResult(result) => match result.result {
-                TestResultOutcome::Failed => entry.failed = true,
-                TestResultOutcome::Passed | TestResultOutcome::Warned => entry.ran = true,
-            },
+            // A failed test fails the suite whatever `result` says; a result that lists no
+            // test that ran is no run at all, whatever `result` says.
+            Predicate::TestResult(result) => {
+                if result.result == TestResultOutcome::Failed || !result.failed_tests.is_empty() {
+                    entry.failed = true;
+                } else if result.passed_tests.is_empty() && result.warned_tests.is_empty() {
+                    entry.empty = true;
+                } else {
+                    entry.ran = true;
+                }
+            }
             Predicate::Vulns(_) => entry.ran = true,
             Predicate::OpenVex(_) => {}
         }
@@ -287,6 +333,7 @@ fn suite_results(input: &AssessInput<'_>) -> Vec<SuiteResult> {
     let status_of = |seen: Option<&Seen>| match seen {
         Some(s) if s.failed => SuiteStatus::Failed,
         Some(s) if s.ran => SuiteStatus::Passed,
+        Some(s) if s.empty => SuiteStatus::NoTests,
         _ => SuiteStatus::Missing,
     };
     let runners_of = |seen: Option<&Seen>| {
@@ -393,13 +440,35 @@ fn nodes_of_suite(graph: &SystemGraph, suite: &str) -> Vec<NodeId> {
 }
 
 fn package_of(result: &VulnResult) -> Option<String> {
-    result
-        .annotations
-        .iter()
-        .find_map(|a| match a.get(PACKAGE_ANNOTATION) {
-            Some(Value::String(p)) if !p.trim().is_empty() => Some(p.trim().to_owned()),
-            _ => None,
-        })
+    annotation(result, PACKAGE_ANNOTATION)
+}
+
+/// A string annotation of a finding, trimmed; `None` when absent or empty.
+fn annotation(result: &VulnResult, key: &str) -> Option<String> {
+    result.annotations.iter().find_map(|a| match a.get(key) {
+        Some(Value::String(p)) if !p.trim().is_empty() => Some(p.trim().to_owned()),
+        _ => None,
+    })
+}
+
+/// What tells a finding from others of its id: the fingerprint annotation, else its
+/// location (what SARIF's file + region gives for producers that send no fingerprint).
+fn fingerprint_of(result: &VulnResult) -> Option<String> {
+    annotation(result, FINGERPRINT_ANNOTATION).or_else(|| annotation(result, LOCATION_ANNOTATION))
+}
+
+/// The repository path a finding's location names, as the graph's path map reads paths:
+/// `uri:line` with the line cut off, a relative path without `./`. `None` for a URI with a
+/// scheme or an absolute path, which the path map cannot place.
+fn located_path(result: &VulnResult) -> Option<String> {
+    let location = annotation(result, LOCATION_ANNOTATION)?;
+    let path = match location.rsplit_once(':') {
+        Some((path, line)) if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) => path,
+        _ => location.as_str(),
+    };
+    let path = path.trim_start_matches("./");
+    let relative = !path.is_empty() && !path.starts_with('/') && !path.contains("://");
+    relative.then(|| path.to_owned())
 }
 
 /// One finding placed on nodes: `None` when it lands on no node.
@@ -407,6 +476,7 @@ struct Placed<'e> {
     evidence: &'e AcceptedEvidence,
     result: &'e VulnResult,
     package: Option<String>,
+    fingerprint: Option<String>,
     nodes: Vec<Option<NodeId>>,
 }
 
@@ -418,10 +488,18 @@ fn place<'e>(graph: &SystemGraph, evidence: &'e [AcceptedEvidence]) -> Vec<Place
         };
         for result in &vulns.scanner.result {
             let package = package_of(result);
+            // The package it names; else the file it is in, through the path map; else
+            // what its suite exercises.
+            let by_file = || {
+                located_path(result)
+                    .map(|path| graph.map_path(&path))
+                    .filter(|nodes| !nodes.is_empty())
+            };
             let mut nodes: Vec<Option<NodeId>> =
                 match package.as_deref().and_then(|p| resolve_product(graph, p)) {
                     Some(id) => vec![Some(id)],
-                    None => nodes_of_suite(graph, &e.suite)
+                    None => by_file()
+                        .unwrap_or_else(|| nodes_of_suite(graph, &e.suite))
                         .into_iter()
                         .map(Some)
                         .collect(),
@@ -433,6 +511,7 @@ fn place<'e>(graph: &SystemGraph, evidence: &'e [AcceptedEvidence]) -> Vec<Place
                 evidence: e,
                 result,
                 package,
+                fingerprint: fingerprint_of(result),
                 nodes,
             });
         }
@@ -440,13 +519,25 @@ fn place<'e>(graph: &SystemGraph, evidence: &'e [AcceptedEvidence]) -> Vec<Place
     out
 }
 
+/// What makes a base finding the same as a head one: the suite it was attested for (so base
+/// evidence vouches only for its own suite, whose runners are the ones trusted for it), the
+/// id (case-insensitive), the fingerprint and the node.
+type BaseKey = (String, String, Option<String>, Option<NodeId>);
+
+/// One head finding: its id, node and fingerprint.
+type FoundKey = (String, Option<EntityRef>, Option<String>);
+
 fn vulnerabilities(input: &AssessInput<'_>) -> Vec<Vulnerability> {
     let graph = input.graph;
-    let base_keys: BTreeSet<(String, Option<NodeId>)> = place(graph, input.base)
+    let base_keys: BTreeSet<BaseKey> = place(graph, input.base)
         .into_iter()
         .flat_map(|p| {
+            let suite = p.evidence.suite.clone();
             let id = p.result.id.to_ascii_lowercase();
-            p.nodes.into_iter().map(move |n| (id.clone(), n))
+            let fingerprint = p.fingerprint.clone();
+            p.nodes
+                .into_iter()
+                .map(move |n| (suite.clone(), id.clone(), fingerprint.clone(), n))
         })
         .collect();
     let vex: Vec<(&AcceptedEvidence, &VexDocument)> = input
@@ -458,11 +549,17 @@ fn vulnerabilities(input: &AssessInput<'_>) -> Vec<Vulnerability> {
         })
         .collect();
 
-    let mut found: BTreeMap<(String, Option<EntityRef>), Vulnerability> = BTreeMap::new();
+    // One finding per id, node and fingerprint: instances of one rule in different places
+    // are different findings, the same one reported twice is one.
+    let mut found: BTreeMap<FoundKey, Vulnerability> = BTreeMap::new();
     for placed in place(graph, input.head) {
         for node in &placed.nodes {
             let entity = node.and_then(|id| graph.node(id)).map(|n| n.entity.clone());
-            let key = (placed.result.id.clone(), entity.clone());
+            let key = (
+                placed.result.id.clone(),
+                entity.clone(),
+                placed.fingerprint.clone(),
+            );
             if found.contains_key(&key) {
                 continue;
             }
@@ -476,7 +573,12 @@ fn vulnerabilities(input: &AssessInput<'_>) -> Vec<Vulnerability> {
                     },
                 },
             };
-            let pre_existing = base_keys.contains(&(placed.result.id.to_ascii_lowercase(), *node));
+            let pre_existing = base_keys.contains(&(
+                placed.evidence.suite.clone(),
+                placed.result.id.to_ascii_lowercase(),
+                placed.fingerprint.clone(),
+                *node,
+            ));
             found.insert(
                 key,
                 Vulnerability {
@@ -489,6 +591,8 @@ fn vulnerabilities(input: &AssessInput<'_>) -> Vec<Vulnerability> {
                     suite: placed.evidence.suite.clone(),
                     runner: placed.evidence.runner.clone(),
                     package: placed.package.clone(),
+                    location: annotation(placed.result, LOCATION_ANNOTATION),
+                    fingerprint: placed.fingerprint.clone(),
                     node: entity,
                     reachability,
                     pre_existing,
@@ -526,6 +630,13 @@ fn vex_verdict(
                 })
             };
             if !about_node {
+                continue;
+            }
+            // Only a VEX authority, or a runner whose suite exercises the node, may clear
+            // it (refused at verification too; checked here so no path skips it).
+            let authorized =
+                evidence.vex_authority || nodes_of_suite(graph, &evidence.suite).contains(&node);
+            if statement.status == VexStatus::NotAffected && !authorized {
                 continue;
             }
             match statement.status {
@@ -603,6 +714,38 @@ pub fn check_vex_products(
     doc.check_products(file, |p| {
         packages.contains(p) || resolve_product(graph, p).is_some()
     })
+}
+
+/// Whether the signers of a VEX document may say `not_affected` about everything it says
+/// it about: a VEX authority (`vex = true`) about anything; any other runner only about the
+/// nodes its envelope's suite exercises (a runner vouches for what its suites validate).
+/// The error names the first statement and product out of reach. A statement with no
+/// products is about the suite's own nodes, so always within reach; `affected`, `fixed`
+/// and `under_investigation` clear nothing and need no authority.
+pub fn check_vex_authority(
+    evidence: &AcceptedEvidence,
+    doc: &VexDocument,
+    graph: &SystemGraph,
+) -> Result<(), String> {
+    if evidence.vex_authority {
+        return Ok(());
+    }
+    let reach = nodes_of_suite(graph, &evidence.suite);
+    for statement in &doc.statements {
+        if statement.status != VexStatus::NotAffected {
+            continue;
+        }
+        for product in &statement.products {
+            let within = resolve_product(graph, product).is_some_and(|node| reach.contains(&node));
+            if !within {
+                return Err(format!(
+                    "runner {} may not clear {} on {product}: its suite {:?} does not exercise it, and only runners with `vex = true` in the base's countersign.toml may say not_affected about other nodes",
+                    evidence.runner, statement.vulnerability, evidence.suite
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

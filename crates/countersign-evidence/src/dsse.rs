@@ -239,13 +239,14 @@ pub struct Envelope {
     pub signatures: Vec<Signature>,
 }
 
-/// An envelope with a signature that verified under one of the caller's keys. Only
-/// [`Envelope::verify`] makes one, so holding one proves the check happened.
+/// An envelope whose signatures verified under the caller's keys. Only [`Envelope::verify`]
+/// and [`Envelope::verify_batch`] make one, so holding one proves the check happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedEnvelope {
     payload_type: String,
     payload: Vec<u8>,
-    key_id: String,
+    /// Every key that signed, in signature order, each once; never empty.
+    key_ids: Vec<String>,
 }
 
 impl VerifiedEnvelope {
@@ -255,9 +256,13 @@ impl VerifiedEnvelope {
     pub fn payload(&self) -> &[u8] {
         &self.payload
     }
-    /// The key id of the key whose signature verified.
+    /// The key id of the first key whose signature verified.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        self.key_ids.first().map_or("", String::as_str)
+    }
+    /// The key ids of every key whose signature verified, each once.
+    pub fn key_ids(&self) -> &[String] {
+        &self.key_ids
     }
 }
 
@@ -363,17 +368,10 @@ impl Envelope {
         serde_json::to_vec_pretty(&wire).unwrap_or_default()
     }
 
-    /// Verifies the envelope against `keys`; the first signature that verifies under one of
-    /// them wins, and that key is returned beside the verified envelope.
-    ///
-    /// A signature whose key id names one of the keys is checked against that key only. A
-    /// signature with an empty or foreign key id is tried against every key, because the key
-    /// id is an unauthenticated hint and other producers may compute it differently. Refusal
-    /// is `BadSignature` when a signature named one of our keys and did not verify, and
-    /// `UnknownKey` when no signature named any of them and none verified.
-    /// Verifies many envelopes with one Ed25519 batch equation: for each envelope, its
-    /// first signature that names a trusted key. `Some` with every envelope verified and its
-    /// key when the whole batch holds; `None` when any envelope has no such signature, a
+    /// Verifies many envelopes with one Ed25519 batch equation: every signature of every
+    /// envelope, each of which must name a trusted key. `Some` with every envelope verified
+    /// and its signers (as [`Envelope::verify`] returns them) when the whole batch holds;
+    /// `None` when a signature names no trusted key (an empty or foreign key id), a
     /// signature has a small-order `R`, or the batch equation fails, and then the caller
     /// verifies one by one (with [`Envelope::verify`]) to learn which and why.
     ///
@@ -386,26 +384,36 @@ impl Envelope {
         envelopes: Vec<Envelope>,
         keys: &[K],
         public_key: impl Fn(&K) -> &PublicKey,
-    ) -> Option<Vec<(VerifiedEnvelope, &K)>> {
+    ) -> Option<Vec<(VerifiedEnvelope, Vec<&K>)>> {
         let mut messages = Vec::with_capacity(envelopes.len());
         let mut signatures = Vec::with_capacity(envelopes.len());
         let mut verifying = Vec::with_capacity(envelopes.len());
-        let mut chosen = Vec::with_capacity(envelopes.len());
+        // Per envelope: its signers, as indexes into `keys`, each once.
+        let mut chosen: Vec<Vec<usize>> = Vec::with_capacity(envelopes.len());
         for envelope in &envelopes {
-            let (signature, key) = envelope.signatures.iter().find_map(|s| {
-                let key = keys
-                    .iter()
-                    .find(|k| !s.keyid.is_empty() && public_key(k).key_id == s.keyid)?;
-                Some((s, key))
-            })?;
-            let signature = ed25519_dalek::Signature::from_slice(&signature.sig).ok()?;
-            if public_key(key).key.is_weak() || small_order_r(&signature) {
+            if envelope.signatures.is_empty() {
                 return None;
             }
-            messages.push(pae(&envelope.payload_type, &envelope.payload));
-            signatures.push(signature);
-            verifying.push(public_key(key).key);
-            chosen.push(key);
+            let mut signers = Vec::new();
+            // Every signature must name a trusted key: one with an empty or foreign key id
+            // may verify under any key, which only the one-by-one path finds out.
+            for s in &envelope.signatures {
+                let index = keys
+                    .iter()
+                    .position(|k| !s.keyid.is_empty() && public_key(k).key_id == s.keyid)?;
+                let key = &keys[index];
+                let signature = ed25519_dalek::Signature::from_slice(&s.sig).ok()?;
+                if public_key(key).key.is_weak() || small_order_r(&signature) {
+                    return None;
+                }
+                messages.push(pae(&envelope.payload_type, &envelope.payload));
+                signatures.push(signature);
+                verifying.push(public_key(key).key);
+                if !signers.contains(&index) {
+                    signers.push(index);
+                }
+            }
+            chosen.push(signers);
         }
         let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
         ed25519_dalek::verify_batch(&messages, &signatures, &verifying).ok()?;
@@ -413,25 +421,42 @@ impl Envelope {
             envelopes
                 .into_iter()
                 .zip(chosen)
-                .map(|(envelope, key)| {
+                .map(|(envelope, signers)| {
+                    let signers: Vec<&K> = signers.into_iter().map(|i| &keys[i]).collect();
                     (
                         VerifiedEnvelope {
                             payload_type: envelope.payload_type,
                             payload: envelope.payload,
-                            key_id: public_key(key).key_id.clone(),
+                            key_ids: signers
+                                .iter()
+                                .map(|k| public_key(k).key_id.clone())
+                                .collect(),
                         },
-                        key,
+                        signers,
                     )
                 })
                 .collect(),
         )
     }
 
+    /// Verifies the envelope against `keys` and returns every key that signed it (each
+    /// once, in signature order) beside the verified envelope.
+    ///
+    /// A signature whose key id names one of the keys is checked against that key only. A
+    /// signature with an empty or foreign key id is tried against every key, because the key
+    /// id is an unauthenticated hint and other producers may compute it differently; one
+    /// that verifies under none is someone else's and ignored. Refusal is `BadSignature`
+    /// when any signature named one of our keys and did not verify (an envelope that claims
+    /// a trusted signer it does not have is not weighed, whatever else it carries), and
+    /// `UnknownKey` when no signature verified under any of them.
+    ///
+    /// Every signer is returned, not the first, so the caller can hold each of them to its
+    /// rules: which signature comes first must never change the verdict.
     pub fn verify<K>(
         self,
         keys: &[K],
         public_key: impl Fn(&K) -> &PublicKey,
-    ) -> Result<(VerifiedEnvelope, &K), DsseError> {
+    ) -> Result<(VerifiedEnvelope, Vec<&K>), DsseError> {
         if self.signatures.is_empty() {
             return Err(DsseError::Malformed {
                 what: "no signatures".to_owned(),
@@ -439,14 +464,15 @@ impl Envelope {
         }
         let message = pae(&self.payload_type, &self.payload);
         let mut bad_named = None;
+        let mut signers: Vec<usize> = Vec::new();
         for signature in &self.signatures {
-            let named = keys
-                .iter()
-                .find(|k| !signature.keyid.is_empty() && public_key(k).key_id == signature.keyid);
+            let named = keys.iter().position(|k| {
+                !signature.keyid.is_empty() && public_key(k).key_id == signature.keyid
+            });
             let found = match named {
-                Some(k) => {
-                    if public_key(k).verifies(&message, &signature.sig) {
-                        Some(k)
+                Some(i) => {
+                    if public_key(&keys[i]).verifies(&message, &signature.sig) {
+                        Some(i)
                     } else {
                         bad_named.get_or_insert_with(|| signature.keyid.clone());
                         None
@@ -454,26 +480,34 @@ impl Envelope {
                 }
                 None => keys
                     .iter()
-                    .find(|k| public_key(k).verifies(&message, &signature.sig)),
+                    .position(|k| public_key(k).verifies(&message, &signature.sig)),
             };
-            if let Some(k) = found {
-                let key_id = public_key(k).key_id.clone();
-                return Ok((
-                    VerifiedEnvelope {
-                        payload_type: self.payload_type,
-                        payload: self.payload,
-                        key_id,
-                    },
-                    k,
-                ));
+            if let Some(i) = found
+                && !signers.contains(&i)
+            {
+                signers.push(i);
             }
         }
-        Err(match bad_named {
-            Some(keyid) => DsseError::BadSignature { keyid },
-            None => DsseError::UnknownKey {
+        if let Some(keyid) = bad_named {
+            return Err(DsseError::BadSignature { keyid });
+        }
+        if signers.is_empty() {
+            return Err(DsseError::UnknownKey {
                 keyids: self.signatures.into_iter().map(|s| s.keyid).collect(),
+            });
+        }
+        let signers: Vec<&K> = signers.into_iter().map(|i| &keys[i]).collect();
+        Ok((
+            VerifiedEnvelope {
+                payload_type: self.payload_type,
+                payload: self.payload,
+                key_ids: signers
+                    .iter()
+                    .map(|k| public_key(k).key_id.clone())
+                    .collect(),
             },
-        })
+            signers,
+        ))
     }
 }
 

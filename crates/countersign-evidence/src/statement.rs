@@ -156,6 +156,40 @@ impl TestResult {
     }
 }
 
+/// A SARIF result's identity beside its rule: the tool's `partialFingerprints` when it
+/// gives them, else its first location's file and region. `None` for a result with neither,
+/// which is then one finding per rule (nothing tells its instances apart).
+fn sarif_fingerprint(result: &crate::report::sarif::SarifResult) -> Option<String> {
+    if !result.partial_fingerprints.is_empty() {
+        let pairs: Vec<String> = result
+            .partial_fingerprints
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        return Some(format!("partialFingerprints:{}", pairs.join(";")));
+    }
+    let location = result.locations.first()?;
+    let uri = location.uri.as_deref()?;
+    let mut region = String::new();
+    let parts = [
+        ("", location.start_line),
+        (":", location.start_column),
+        ("-", location.end_line),
+        (":", location.end_column),
+    ];
+    for (separator, value) in parts {
+        if let Some(value) = value {
+            region.push_str(separator);
+            region.push_str(&value.to_string());
+        }
+    }
+    Some(if region.is_empty() {
+        uri.to_owned()
+    } else {
+        format!("{uri}:{region}")
+    })
+}
+
 /// in-toto vulns v0.2.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -169,6 +203,10 @@ pub struct Vulns {
 pub const SARIF_LEVEL_METHOD: &str = "sarif-level";
 /// vulns result annotation: where a SARIF finding points (`uri:line`).
 pub const LOCATION_ANNOTATION: &str = "countersign.dev/location";
+/// vulns result annotation: the identity of a SARIF finding beside its rule, so two results
+/// of one rule are two findings. `partialFingerprints:` and the tool's fingerprints
+/// (`name=value`, sorted, `;`-separated) when it gives them, else `<uri>:<region>`.
+pub const FINGERPRINT_ANNOTATION: &str = "countersign.dev/fingerprint";
 
 impl Vulns {
     /// A SARIF log as a vulns v0.2 predicate. SARIF is static analysis, so this is meant for
@@ -210,6 +248,12 @@ impl Vulns {
                     annotations.push(BTreeMap::from([(
                         LOCATION_ANNOTATION.to_owned(),
                         Value::String(at),
+                    )]));
+                }
+                if let Some(fingerprint) = sarif_fingerprint(r) {
+                    annotations.push(BTreeMap::from([(
+                        FINGERPRINT_ANNOTATION.to_owned(),
+                        Value::String(fingerprint),
                     )]));
                 }
                 VulnResult {
@@ -405,9 +449,13 @@ mod tests {
                 .map(|u| Location {
                     uri: Some(u.into()),
                     start_line: Some(7),
+                    start_column: None,
+                    end_line: None,
+                    end_column: None,
                 })
                 .into_iter()
                 .collect(),
+            partial_fingerprints: BTreeMap::new(),
         };
         let report = SarifReport {
             summary: SarifSummary {
@@ -431,7 +479,8 @@ mod tests {
             "uri": "pkg:generic/codeql", "version": "2.20",
             "result": [
                 {"id": "js/sql-injection", "severity": [{"method": "sarif-level", "score": "error"}],
-                 "annotations": [{"countersign.dev/location": "src/db.js:7"}]},
+                 "annotations": [{"countersign.dev/location": "src/db.js:7"},
+                                 {"countersign.dev/fingerprint": "src/db.js:7"}]},
                 {"id": "CodeQL/result-0-1", "severity": [{"method": "sarif-level", "score": "warning"}]}
             ]}})
         );

@@ -24,6 +24,9 @@ pub struct TrustedRunner {
     pub name: String,
     pub key: PublicKey,
     pub suites: BTreeSet<String>,
+    /// A VEX authority (`vex = true` in the base's config): its `not_affected` may clear a
+    /// finding on any node, not only on the nodes its suite exercises.
+    pub vex: bool,
 }
 
 /// What the evidence must be about.
@@ -47,6 +50,8 @@ pub struct AcceptedEvidence {
     pub repository: String,
     pub commit: String,
     pub predicate: Predicate,
+    /// Every signer is a VEX authority ([`TrustedRunner::vex`]).
+    pub vex_authority: bool,
 }
 
 /// Why an envelope does not count. One variant per reason; [`Refusal::reason`] gives a stable
@@ -103,8 +108,8 @@ pub fn verify(
     expected: &Expected<'_>,
 ) -> Result<AcceptedEvidence, Refusal> {
     let envelope = parse(envelope, expected)?;
-    let (verified, runner) = envelope.verify(runners, |r| &r.key).map_err(from_dsse)?;
-    accept(&verified, runner, expected)
+    let (verified, signers) = envelope.verify(runners, |r| &r.key).map_err(from_dsse)?;
+    accept(&verified, &signers, expected)
 }
 
 /// [`verify`] for many envelopes at once, with one Ed25519 batch equation when every
@@ -122,7 +127,7 @@ pub fn verify_many(
     {
         return verified
             .iter()
-            .map(|(verified, runner)| accept(verified, runner, expected))
+            .map(|(verified, signers)| accept(verified, signers, expected))
             .collect();
     }
     envelopes
@@ -149,11 +154,19 @@ fn parse(envelope: &[u8], expected: &Expected<'_>) -> Result<Envelope, Refusal> 
 }
 
 /// Everything after the signature: the statement, its subject, suite and predicate.
+///
+/// Every trusted runner that signed must be allowed the suite: an envelope is one claim,
+/// and a signer that may not make it refuses the whole envelope, whichever signature comes
+/// first and whichever path (one by one or batched) verified it. The evidence is the first
+/// signer's; the others vouched for the same claim under the same rule.
 fn accept(
     verified: &VerifiedEnvelope,
-    runner: &TrustedRunner,
+    signers: &[&TrustedRunner],
     expected: &Expected<'_>,
 ) -> Result<AcceptedEvidence, Refusal> {
+    let Some(runner) = signers.first() else {
+        return Err(Refusal::UnknownKey { keyids: Vec::new() });
+    };
     let statement: Statement = serde_json::from_slice(verified.payload())
         .map_err(|e| malformed(format!("statement: {e}")))?;
     if statement.type_ != STATEMENT_V1 {
@@ -171,9 +184,9 @@ fn accept(
             )));
         }
     };
-    if !runner.suites.contains(&suite) {
+    if let Some(refused) = signers.iter().find(|r| !r.suites.contains(&suite)) {
         return Err(Refusal::SuiteNotAllowed {
-            runner: runner.name.clone(),
+            runner: refused.name.clone(),
             suite,
         });
     }
@@ -198,6 +211,7 @@ fn accept(
         repository,
         commit,
         predicate,
+        vex_authority: signers.iter().all(|r| r.vex),
     })
 }
 

@@ -36,6 +36,7 @@ fn verify_python_envelope(envelope: &[u8], public_json: &[u8]) {
         name: "python".to_owned(),
         key: public,
         suites: BTreeSet::from(["unit".to_owned()]),
+        vex: false,
     }];
     let accepted = verify(
         envelope,

@@ -22,6 +22,7 @@ fn runners() -> Vec<TrustedRunner> {
         name: "ci-linux".to_owned(),
         key: runner_key().public_key().clone(),
         suites: BTreeSet::from(["unit".to_owned(), "scan".to_owned()]),
+        vex: false,
     }]
 }
 
@@ -315,4 +316,60 @@ fn verify_many_agrees_with_verify_one_by_one() {
         "suite_not_allowed"
     );
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 19);
+}
+
+/// Issue 23 point 9: two signatures, the first with an empty key id by a runner that may not
+/// attest the suite, the second naming a runner that may. One verdict on both paths:
+/// refused, whichever signature comes first.
+#[test]
+fn every_signer_must_be_allowed_the_suite_on_both_paths() {
+    let scanner = SigningKey::from_seed(&[43; 32]);
+    let mut runners = runners();
+    runners[0].suites = BTreeSet::from(["unit".to_owned()]);
+    runners.push(TrustedRunner {
+        name: "scanner".to_owned(),
+        key: scanner.public_key().clone(),
+        suites: BTreeSet::from(["scan".to_owned()]),
+        vex: false,
+    });
+    let expected = Expected {
+        repository: REPO,
+        commit: HEAD,
+        max_bytes: DEFAULT_MAX_ENVELOPE_BYTES,
+    };
+    let mut env = attest(&statement(REPO, HEAD, "scan"), &scanner);
+    let mut ci = attest(&statement(REPO, HEAD, "scan"), &runner_key()).signatures;
+    ci[0].keyid = String::new();
+    let named = env.signatures.remove(0);
+    for order in [
+        [ci[0].clone(), named.clone()],
+        [named.clone(), ci[0].clone()],
+    ] {
+        env.signatures = order.to_vec();
+        let bytes = env.to_json();
+        let one = verify(&bytes, &runners, &expected).map(|a| a.runner);
+        let many = countersign_evidence::verify_many(&[&bytes, &good()], &runners, &expected)
+            .remove(0)
+            .map(|a| a.runner);
+        assert_eq!(one, many);
+        assert_eq!(one.unwrap_err().reason(), "suite_not_allowed");
+    }
+    // Both named: the batch path sees both signers too.
+    let mut ci_named = ci[0].clone();
+    ci_named.keyid = runner_key().public_key().key_id().to_owned();
+    env.signatures = vec![named, ci_named];
+    let bytes = env.to_json();
+    let many = countersign_evidence::verify_many(&[&bytes], &runners, &expected).remove(0);
+    assert_eq!(many.unwrap_err().reason(), "suite_not_allowed");
+}
+
+/// A signature that names a trusted key and does not verify refuses the envelope even when
+/// another signature verifies: a claimed signer it does not have makes it ambiguous.
+#[test]
+fn a_bad_named_signature_beside_a_good_one_is_refused() {
+    let mut env = attest(&statement(REPO, HEAD, "unit"), &runner_key());
+    let mut bad = env.signatures[0].clone();
+    bad.sig[0] ^= 1;
+    env.signatures.push(bad);
+    insta::assert_snapshot!(check(&env.to_json()), @"refused (bad_signature): signature by key c1e3566d2143da273b4904ad552a906ce4b6130510f8eceba62d908d8bac8d4e does not verify");
 }

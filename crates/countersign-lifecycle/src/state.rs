@@ -58,13 +58,12 @@ impl ProposalState {
         )
     }
 
-    /// Whether evidence may still change the decision. Once authorized, rejected or
-    /// finished, the decision is final for this head.
+    /// Whether evidence may still change the decision: until the proposal is final. An
+    /// authorized proposal is not merged yet, so evidence arriving now (a failing run, a
+    /// finding) is weighed like any other and can lapse the authorization: the order in
+    /// which evidence arrives never changes the outcome.
     pub fn takes_evidence(self) -> bool {
-        matches!(
-            self,
-            ProposalState::Open | ProposalState::AwaitingEvidence | ProposalState::AwaitingApproval
-        )
+        !self.is_final()
     }
 }
 

@@ -351,8 +351,11 @@ fn on_redecided(proposal: &Proposal<'_>, record: &DecidedRecord) -> Result<Trans
         carried: Vec::new(),
         lapsed: Vec::new(),
         trivial_rebase: false,
-        // An automated decision records its own (system) authorization.
-        authorized_by_people: next == ProposalState::Authorized && !record.automated,
+        // An automated decision records its own (system) authorization; people's is
+        // recorded when the evidence completes it, not again while it stands.
+        authorized_by_people: next == ProposalState::Authorized
+            && proposal.state != ProposalState::Authorized
+            && !record.automated,
         tally,
     })
 }

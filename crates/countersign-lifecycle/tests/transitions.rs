@@ -160,5 +160,8 @@ fn head_moves_and_endings() {
     assert_snapshot!(check(Closed, SingleApprover, &[], Event::Closed { superseded: false }), @r#"refused (Conflict): the proposal is closed: it is final: nothing changes it any more"#);
     let evidence_in = record(SingleApprover);
     assert_snapshot!(check(AwaitingEvidence, SingleApprover, &[], Event::Redecided { record: &evidence_in }), @r#"awaiting_evidence -> awaiting_approval; verdict: none; counted 0/1 []; rejecters []"#);
-    assert_snapshot!(check(Authorized, SingleApprover, &[], Event::Redecided { record: &evidence_in }), @r#"refused (Conflict): the proposal is authorized: evidence no longer changes its decision"#);
+    // Evidence after the authorization and before the merge is weighed: a decision that now
+    // needs an approval nobody gave lapses the authorization (issue 22 point 3).
+    assert_snapshot!(check(Authorized, SingleApprover, &[], Event::Redecided { record: &evidence_in }), @r#"authorized -> awaiting_approval; verdict: none; counted 0/1 []; rejecters []"#);
+    assert_snapshot!(check(Merged, SingleApprover, &[], Event::Redecided { record: &evidence_in }), @r#"refused (Conflict): the proposal is merged: it is final: nothing changes it any more"#);
 }

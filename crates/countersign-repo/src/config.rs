@@ -101,6 +101,10 @@ pub struct RunnerConfig {
     pub public_key: String,
     /// The suites this runner may attest; evidence for any other suite is refused.
     pub suites: BTreeSet<String>,
+    /// `vex = true`: a VEX authority (the security team's key), whose OpenVEX
+    /// `not_affected` may clear a finding on any node. Otherwise a runner's VEX reaches only
+    /// the nodes its envelope's suite exercises.
+    pub vex: bool,
 }
 
 /// `[graph]`: where the system graph's descriptors live.
@@ -561,6 +565,8 @@ struct RawRunner {
     name: Spanned<String>,
     public_key: Spanned<String>,
     suites: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    vex: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -838,6 +844,7 @@ fn runners(
             name: name.clone(),
             public_key: key,
             suites,
+            vex: runner.vex,
         });
     }
     Ok(out)
@@ -934,4 +941,5 @@ patterns = ["*[bot]", "dependabot*", "renovate*"]
 # name = "ci-linux"
 # public_key = "<64 hex digits>"
 # suites = ["unit", "e2e"]
+# vex = true  # a VEX authority: its `not_affected` may clear findings on any node
 "#;

@@ -137,7 +137,7 @@ pub fn attest(args: AttestArgs) -> Result<ExitCode> {
     let commit = git.resolve(&args.commit)?;
     let config = governed::read_config(&git.commit_tree(&commit)?)
         .with_context(|| format!("reading the configuration at {}", args.commit))?;
-    let repository = evidence::repository_name(&config, &args.commit)?.to_owned();
+    let repository = subject_repository(&args.repository, &config, &args.commit)?;
     let key = read_key(&args.key)?;
 
     let attestation = if args.run {
@@ -189,6 +189,30 @@ pub fn attest(args: AttestArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The repository the statement is about: the one the runner was told (`--repository`),
+/// checked against the commit's `[repository] name`. The name comes from the runner, never
+/// from the commit alone, so a commit cannot make a runner vouch for another repository;
+/// a commit that names no repository or another one is refused.
+fn subject_repository(
+    runner: &str,
+    config: &countersign_repo::Config,
+    rev: &str,
+) -> Result<String> {
+    let runner = runner.trim();
+    if runner.is_empty() {
+        bail!("--repository must name the repository this runner attests for");
+    }
+    let configured = evidence::repository_name(config, rev)?;
+    if configured != runner {
+        bail!(
+            "--repository {runner:?}, but {} at {rev} names repository {configured:?}: \
+             refusing to vouch for a repository this runner was not set up for",
+            countersign_repo::CONFIG_FILE
+        );
+    }
+    Ok(runner.to_owned())
 }
 
 /// Why an envelope is refused at attest time, with what to do about it.
@@ -298,6 +322,15 @@ fn from_junit(patterns: &[String]) -> Result<Attestation> {
     }
     let (cases, configuration) = read_junit(&files)?;
     let result = TestResult::from_cases(&cases, configuration);
+    if result.passed_tests.is_empty()
+        && result.warned_tests.is_empty()
+        && result.failed_tests.is_empty()
+    {
+        eprintln!(
+            "warning: the reports hold no test that ran (no test cases, or only skipped ones): \
+             verifiers weigh this as `no_tests`, which does not satisfy the plan"
+        );
+    }
     Ok(test_result_attestation(result, false))
 }
 

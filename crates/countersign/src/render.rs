@@ -105,6 +105,9 @@ fn evidence_text(evidence: &EvidenceReport) -> String {
             suite.status,
             if suite.planned { "" } else { " (not planned)" }
         );
+        if suite.status == "no_tests" {
+            let _ = writeln!(out, "    {}", suite.explanation);
+        }
     }
     if !evidence.failed_suites.is_empty() {
         let _ = writeln!(out, "failed suites: {}", evidence.failed_suites.join(", "));
@@ -120,11 +123,15 @@ fn evidence_text(evidence: &EvidenceReport) -> String {
         for v in &evidence.vulnerabilities {
             let _ = writeln!(
                 out,
-                "  {}{} {} in {}: {}",
+                "  {}{} {} in {}{}: {}",
                 if v.blocking { "[blocks] " } else { "" },
                 v.id,
                 v.severity.as_deref().unwrap_or("(no severity)"),
                 v.node.as_deref().unwrap_or("no known node"),
+                v.location
+                    .as_deref()
+                    .map(|at| format!(" at {at}"))
+                    .unwrap_or_default(),
                 v.explanation
             );
         }

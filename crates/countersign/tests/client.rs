@@ -197,6 +197,8 @@ impl Fixture {
             "attest",
             "--repo",
             s(&self.repo),
+            "--repository",
+            REPOSITORY,
             "--key",
             s(&self.ci_key),
             "--commit",

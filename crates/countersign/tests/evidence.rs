@@ -114,6 +114,8 @@ struct Fixture {
     head: CommitId,
     ci_key: PathBuf,
     other_key: PathBuf,
+    /// A VEX authority (`vex = true`), trusted for no suite the plan has.
+    security_key: PathBuf,
 }
 
 /// Runs `runner keygen` and returns the key file and the public key it printed.
@@ -149,8 +151,9 @@ fn fixture() -> Fixture {
     let keys = dir.path().join("keys");
     let (ci_key, ci_public) = keygen("ci", &keys);
     let (other_key, other_public) = keygen("other", &keys);
+    let (security_key, security_public) = keygen("security", &keys);
     let config = format!(
-        "[repository]\nname = \"{REPOSITORY}\"\n\n[[runners]]\nname = \"ci\"\npublic_key = \"{ci_public}\"\nsuites = [\"lib-unit\", \"lib-scan\", \"batch-scan\"]\n\n[[runners]]\nname = \"other\"\npublic_key = \"{other_public}\"\nsuites = [\"batch-scan\"]\n"
+        "[repository]\nname = \"{REPOSITORY}\"\n\n[[runners]]\nname = \"ci\"\npublic_key = \"{ci_public}\"\nsuites = [\"lib-unit\", \"lib-scan\", \"batch-scan\"]\n\n[[runners]]\nname = \"other\"\npublic_key = \"{other_public}\"\nsuites = [\"batch-scan\"]\n\n[[runners]]\nname = \"security\"\npublic_key = \"{security_public}\"\nsuites = [\"security-review\"]\nvex = true\n"
     );
     let mut writer = RepoWriter::init(&repo).unwrap();
     let base = writer
@@ -184,6 +187,7 @@ fn fixture() -> Fixture {
         head,
         ci_key,
         other_key,
+        security_key,
     }
 }
 
@@ -216,6 +220,8 @@ impl Fixture {
             "attest",
             "--repo",
             self.repo(),
+            "--repository",
+            REPOSITORY,
             "--key",
             key.to_str().unwrap(),
             "--commit",
@@ -265,6 +271,16 @@ impl Fixture {
             self.attest(&self.ci_key, &self.head, "lib-scan", "--sarif", SARIF_CLEAN),
         ]
     }
+}
+
+/// The `evidence.suites` entry of `suite`.
+fn suite_status<'r>(report: &'r Value, suite: &str) -> &'r Value {
+    report["evidence"]["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["suite"] == suite)
+        .unwrap_or_else(|| panic!("no suite {suite}: {report:#}"))
 }
 
 fn refused_reasons(report: &Value) -> Vec<String> {
@@ -526,7 +542,14 @@ fn a_pre_existing_vulnerability_is_reported_and_does_not_block() {
 fn an_unreachable_vulnerability_does_not_block() {
     let f = fixture();
     let mut evidence = f.full_coverage();
-    evidence.push(f.attest(&f.ci_key, &f.head, "batch-scan", "--sarif", SARIF_FINDING));
+    // In batch's file: placed on batch through the path map.
+    evidence.push(f.attest(
+        &f.ci_key,
+        &f.head,
+        "batch-scan",
+        "--sarif",
+        &sarif(&[("CVE-2026-0001", "batch/job.sh", 1)]),
+    ));
     let report = f.evaluate(&evidence);
     let vuln = &report["evidence"]["vulnerabilities"][0];
     assert_eq!(vuln["node"], "component:default/batch");
@@ -628,6 +651,8 @@ fn attest_run_records_the_command_and_the_junit_it_leaves() {
         "attest",
         "--repo",
         f.repo(),
+        "--repository",
+        REPOSITORY,
         "--key",
         f.ci_key.to_str().unwrap(),
         "--commit",
@@ -693,6 +718,8 @@ fn evidence_needs_commits_and_a_repository_name() {
         "attest",
         "--repo",
         dir.path().to_str().unwrap(),
+        "--repository",
+        REPOSITORY,
         "--key",
         f.ci_key.to_str().unwrap(),
         "--commit",
@@ -784,4 +811,471 @@ fn a_decision_with_evidence_re_derives_from_its_bundle() {
         "{}",
         stdout(&out)
     );
+}
+
+/// Issue 23 point 8: the runner names the repository it vouches for; a commit whose
+/// countersign.toml names another repository cannot borrow the runner's signature for it.
+#[test]
+fn the_runner_names_the_repository_not_the_commit() {
+    let mut f = fixture();
+    let borrowed = f
+        .writer
+        .commit(
+            [(
+                "countersign.toml",
+                Some("[repository]\nname = \"github.com/acme/payments\"\n"),
+            )],
+            "claim another repository",
+            ALICE,
+            TIME + 2,
+        )
+        .unwrap();
+    let report = f.report("borrowed.xml", JUNIT_PASS);
+    let out = f.work.join("borrowed.dsse.json");
+    let attest = |repository: Option<&str>| {
+        let mut args = vec![
+            "attest",
+            "--repo",
+            f.repo(),
+            "--key",
+            f.ci_key.to_str().unwrap(),
+            "--commit",
+            borrowed.as_str(),
+            "--suite",
+            "lib-unit",
+            "--junit",
+            &report,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if let Some(repository) = repository {
+            args.extend(["--repository", repository]);
+        }
+        countersign(&args)
+    };
+    let refused = attest(Some(REPOSITORY));
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let message = stderr(&refused);
+    assert!(
+        message.contains("github.com/acme/payments") && message.contains(REPOSITORY),
+        "{message}"
+    );
+    assert!(!out.exists(), "nothing is signed");
+    // The name is required: without it nothing says which repository the runner serves.
+    let unnamed = attest(None);
+    assert_eq!(unnamed.status.code(), Some(2), "{}", stderr(&unnamed));
+    assert!(
+        stderr(&unnamed).contains("--repository"),
+        "{}",
+        stderr(&unnamed)
+    );
+    assert!(!out.exists());
+
+    // From the environment, for a runner configured once.
+    let args = [
+        "attest",
+        "--repo",
+        f.repo(),
+        "--key",
+        f.ci_key.to_str().unwrap(),
+        "--commit",
+        f.head.as_str(),
+        "--suite",
+        "lib-unit",
+        "--junit",
+        &report,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let from_env = countersign_env(&args, "COUNTERSIGN_REPOSITORY", REPOSITORY);
+    assert!(from_env.status.success(), "{}", stderr(&from_env));
+    let mismatched = countersign_env(&args, "COUNTERSIGN_REPOSITORY", "github.com/acme/payments");
+    assert_eq!(mismatched.status.code(), Some(2), "{}", stderr(&mismatched));
+}
+
+/// Adds a signature by `key` to the envelope file `path`, with an empty key id, before the
+/// signatures already there: what an independent DSSE signer may write.
+fn cosign_without_keyid(path: &str, key: &Path, out: &str) {
+    use countersign_evidence::dsse::{Envelope, SigningKey};
+    let mut envelope = Envelope::parse(&std::fs::read(path).unwrap()).unwrap();
+    let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(key).unwrap()).unwrap();
+    let mut extra = Envelope::sign(&envelope.payload_type, envelope.payload.clone(), &key)
+        .signatures
+        .remove(0);
+    extra.keyid = String::new();
+    envelope.signatures.insert(0, extra);
+    std::fs::write(out, envelope.to_json()).unwrap();
+}
+
+/// Issue 23 point 9: one envelope signed by `ci` (named) and `other` (no key id), for a suite
+/// only `ci` may attest, gets one verdict from `evidence verify` and `evaluate`: refused,
+/// because every trusted signer must be allowed the suite.
+#[test]
+fn one_verdict_for_one_envelope_with_two_signatures() {
+    let f = fixture();
+    let unit = f.attest(&f.ci_key, &f.head, "lib-unit", "--junit", JUNIT_PASS);
+    let scan = f.attest(&f.ci_key, &f.head, "lib-scan", "--sarif", SARIF_CLEAN);
+    let both = f.work.join("both.dsse.json").to_str().unwrap().to_owned();
+    cosign_without_keyid(&unit, &f.other_key, &both);
+
+    let verify = countersign(&[
+        "evidence",
+        "verify",
+        "--repo",
+        f.repo(),
+        "--rev",
+        f.base.as_str(),
+        "--commit",
+        f.head.as_str(),
+        &both,
+    ]);
+    assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("suite_not_allowed") && stdout(&verify).contains("other"),
+        "{}",
+        stdout(&verify)
+    );
+    // The same file through the decision, alone and batched with another envelope.
+    for evidence in [vec![both.clone()], vec![both.clone(), scan.clone()]] {
+        let report = f.evaluate(&evidence);
+        assert_eq!(
+            refused_reasons(&report)[0],
+            "suite_not_allowed",
+            "{report:#}"
+        );
+        assert_eq!(
+            suite_status(&report, "lib-unit")["status"],
+            "missing",
+            "{report:#}"
+        );
+    }
+    // Both signers allowed the suite: accepted on both paths.
+    let shared = f.attest(&f.ci_key, &f.head, "batch-scan", "--sarif", SARIF_CLEAN);
+    let shared_both = f.work.join("shared.dsse.json").to_str().unwrap().to_owned();
+    cosign_without_keyid(&shared, &f.other_key, &shared_both);
+    let verify = countersign(&[
+        "evidence",
+        "verify",
+        "--repo",
+        f.repo(),
+        "--rev",
+        f.base.as_str(),
+        "--commit",
+        f.head.as_str(),
+        &shared_both,
+    ]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    let report = f.evaluate(&[shared_both, scan]);
+    assert!(refused_reasons(&report).is_empty(), "{report:#}");
+}
+
+const JUNIT_EMPTY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites><testsuite name="lib" tests="0"></testsuite></testsuites>
+"#;
+
+const JUNIT_ONLY_SKIPPED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites><testsuite name="lib" tests="2" skipped="2">
+  <testcase classname="lib" name="adds"><skipped/></testcase>
+  <testcase classname="lib" name="subtracts"><skipped message="later"/></testcase>
+</testsuite></testsuites>
+"#;
+
+const JUNIT_SUITE_ERROR: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites><testsuite name="lib" tests="0" errors="1">
+  <error message="collection failed">ImportError: no module named lib</error>
+</testsuite></testsuites>
+"#;
+
+/// Issue 23 point 7: a report that executed no test is not a pass. No test cases and only
+/// skipped ones are `no_tests` (the plan is not satisfied, the explanation says why); a
+/// suite-level `<error>` is a failure.
+#[test]
+fn no_tests_run_is_not_a_pass() {
+    let f = fixture();
+    let scan = f.attest(&f.ci_key, &f.head, "lib-scan", "--sarif", SARIF_CLEAN);
+    for junit in [JUNIT_EMPTY, JUNIT_ONLY_SKIPPED] {
+        let unit = f.attest(&f.ci_key, &f.head, "lib-unit", "--junit", junit);
+        let report = f.evaluate(&[unit, scan.clone()]);
+        let suite = suite_status(&report, "lib-unit");
+        assert_eq!(suite["status"], "no_tests", "{report:#}");
+        assert!(
+            suite["explanation"]
+                .as_str()
+                .unwrap()
+                .contains("does not satisfy the plan"),
+            "{suite}"
+        );
+        assert_eq!(report["facts"]["coverage_percent"], 50, "{report:#}");
+        assert_ne!(report["tier"], "auto_merge", "{report:#}");
+    }
+    let unit = f.attest(&f.ci_key, &f.head, "lib-unit", "--junit", JUNIT_SUITE_ERROR);
+    let report = f.evaluate(&[unit.clone(), scan.clone()]);
+    assert_eq!(
+        suite_status(&report, "lib-unit")["status"],
+        "failed",
+        "{report:#}"
+    );
+    assert_eq!(
+        report["evidence"]["failed_suites"],
+        serde_json::json!(["lib-unit"])
+    );
+    assert!(
+        report["evidence"]["accepted"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("FAILED"),
+        "{report:#}"
+    );
+    assert_eq!(report["automated"], false, "{report:#}");
+    let text = stdout(&countersign(&[
+        "evaluate",
+        "--repo",
+        f.repo(),
+        "--base",
+        f.base.as_str(),
+        "--head",
+        f.head.as_str(),
+        "--author",
+        "human:visitor",
+        "--evidence",
+        &f.attest(&f.ci_key, &f.head, "lib-unit", "--junit", JUNIT_EMPTY),
+        &scan,
+    ]));
+    assert!(text.contains("suite lib-unit no_tests"), "{text}");
+    assert!(text.contains("does not satisfy the plan"), "{text}");
+}
+
+/// A SARIF log with one result per `(rule, uri, line)`.
+fn sarif(results: &[(&str, &str, u32)]) -> String {
+    let results: Vec<String> = results
+        .iter()
+        .map(|(rule, uri, line)| {
+            format!(
+                r#"{{"ruleId": "{rule}", "level": "error", "message": {{"text": "tainted input reaches a query"}},
+   "locations": [{{"physicalLocation": {{"artifactLocation": {{"uri": "{uri}"}}, "region": {{"startLine": {line}}}}}}}]}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"version": "2.1.0", "runs": [{{"tool": {{"driver": {{"name": "Semgrep", "version": "1.90.0"}}}}, "results": [{}]}}]}}"#,
+        results.join(",")
+    )
+}
+
+/// Issue 23 point 6: a finding is its rule and its location. An old result of a rule in one
+/// file does not make new results of that rule elsewhere pre-existing; two head results of
+/// one rule are two findings; a finding is placed on the node its file maps to.
+#[test]
+fn a_finding_is_its_location_not_its_rule() {
+    let f = fixture();
+    let base = f.attest(
+        &f.ci_key,
+        &f.base,
+        "lib-scan",
+        "--sarif",
+        &sarif(&[("sql-injection", "lib/changelog.rs", 10)]),
+    );
+    let head = f.attest(
+        &f.ci_key,
+        &f.head,
+        "lib-scan",
+        "--sarif",
+        &sarif(&[
+            ("sql-injection", "lib/changelog.rs", 10),
+            ("sql-injection", "lib/src.rs", 99),
+            ("sql-injection", "lib/src.rs", 120),
+            ("sql-injection", "batch/job.sh", 1),
+        ]),
+    );
+    let unit = f.attest(&f.ci_key, &f.head, "lib-unit", "--junit", JUNIT_PASS);
+    let report = f.evaluate(&[base, head, unit]);
+    let vulns = report["evidence"]["vulnerabilities"].as_array().unwrap();
+    assert_eq!(vulns.len(), 4, "one per result: {report:#}");
+    let at = |location: &str| {
+        vulns
+            .iter()
+            .find(|v| v["location"] == location)
+            .unwrap_or_else(|| panic!("no finding at {location}: {report:#}"))
+    };
+    assert_eq!(at("lib/changelog.rs:10")["pre_existing"], true);
+    for new in ["lib/src.rs:99", "lib/src.rs:120"] {
+        assert_eq!(at(new)["pre_existing"], false, "{new}");
+        assert_eq!(at(new)["blocking"], true, "{new}");
+        assert_eq!(at(new)["node"], "component:default/lib");
+    }
+    // Attested under lib-scan, but its file is batch's: placed there, unreachable.
+    assert_eq!(at("batch/job.sh:1")["node"], "component:default/batch");
+    assert_eq!(at("batch/job.sh:1")["reachability"], "unreachable");
+    assert_eq!(
+        report["facts"]["reachable_vulnerabilities"], 2,
+        "{report:#}"
+    );
+    assert_eq!(report["tier"], "change_control", "{report:#}");
+}
+
+/// With `partialFingerprints` the tool's identity wins over the line: a result that moved
+/// down the file is still the base's.
+#[test]
+fn partial_fingerprints_follow_a_finding_that_moved() {
+    let f = fixture();
+    let with_fingerprint = |line: u32| {
+        sarif(&[("sql-injection", "lib/src.rs", line)]).replace(
+            r#""level": "error""#,
+            r#""level": "error", "partialFingerprints": {"primaryLocationLineHash": "39fa2ee980eb94b0:1"}"#,
+        )
+    };
+    let evidence = vec![
+        f.attest(
+            &f.ci_key,
+            &f.base,
+            "lib-scan",
+            "--sarif",
+            &with_fingerprint(10),
+        ),
+        f.attest(
+            &f.ci_key,
+            &f.head,
+            "lib-scan",
+            "--sarif",
+            &with_fingerprint(14),
+        ),
+        f.attest(&f.ci_key, &f.head, "lib-unit", "--junit", JUNIT_PASS),
+    ];
+    let report = f.evaluate(&evidence);
+    let vuln = &report["evidence"]["vulnerabilities"][0];
+    assert_eq!(vuln["pre_existing"], true, "{report:#}");
+    assert_eq!(
+        vuln["fingerprint"],
+        "partialFingerprints:primaryLocationLineHash=39fa2ee980eb94b0:1"
+    );
+    assert_eq!(report["tier"], "auto_merge", "{report:#}");
+}
+
+/// Signs a vulns predicate for `suite` at `commit` with `key` directly, as an independent
+/// signer may (attest writes no package annotation from SARIF).
+fn sign_vulns(f: &Fixture, key: &Path, commit: &CommitId, suite: &str, results: Value) -> String {
+    use countersign_evidence::Statement;
+    use countersign_evidence::dsse::SigningKey;
+    use countersign_evidence::statement::VULNS_V02;
+    let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(key).unwrap()).unwrap();
+    let predicate = serde_json::json!({
+        "scanner": {"uri": "pkg:generic/forged", "result": results},
+    });
+    let statement = Statement::for_commit(REPOSITORY, commit.as_str(), suite, VULNS_V02, predicate);
+    let n = std::fs::read_dir(&f.work).unwrap().count();
+    let out = f.work.join(format!("signed-{n}.json"));
+    std::fs::write(
+        &out,
+        countersign_evidence::attest(&statement, &key).to_json(),
+    )
+    .unwrap();
+    out.to_str().unwrap().to_owned()
+}
+
+/// Issue 23 point 5: base evidence vouches only for its own suite. A runner trusted only
+/// for `batch-scan` signs a base finding placed on `lib` (package annotation, same id and
+/// location as the scanner's real head finding): the head finding stays introduced.
+#[test]
+fn base_evidence_vouches_only_for_its_own_suite() {
+    let f = fixture();
+    let forged = sign_vulns(
+        &f,
+        &f.other_key,
+        &f.base,
+        "batch-scan",
+        serde_json::json!([{
+            "id": "CVE-2026-0001",
+            "severity": [{"method": "sarif-level", "score": "error"}],
+            "annotations": [
+                {"countersign.dev/package": "component:default/lib"},
+                {"countersign.dev/location": "lib/src.rs:1"}
+            ]
+        }]),
+    );
+    let evidence = vec![
+        forged.clone(),
+        f.attest(&f.ci_key, &f.head, "lib-unit", "--junit", JUNIT_PASS),
+        f.attest(&f.ci_key, &f.head, "lib-scan", "--sarif", SARIF_FINDING),
+    ];
+    let report = f.evaluate(&evidence);
+    assert!(refused_reasons(&report).is_empty(), "{report:#}");
+    assert_eq!(report["evidence"]["accepted"][0]["binds_to"], "base");
+    let vuln = &report["evidence"]["vulnerabilities"][0];
+    assert_eq!(vuln["node"], "component:default/lib");
+    assert_eq!(vuln["pre_existing"], false, "{report:#}");
+    assert_eq!(vuln["blocking"], true);
+    assert_eq!(report["tier"], "change_control", "{report:#}");
+
+    // The same base finding from the suite's own runner is pre-existing.
+    let own = sign_vulns(
+        &f,
+        &f.ci_key,
+        &f.base,
+        "lib-scan",
+        serde_json::json!([{
+            "id": "CVE-2026-0001",
+            "severity": [{"method": "sarif-level", "score": "error"}],
+            "annotations": [{"countersign.dev/location": "lib/src.rs:1"}]
+        }]),
+    );
+    let mut evidence = evidence;
+    evidence[0] = own;
+    let report = f.evaluate(&evidence);
+    assert_eq!(
+        report["evidence"]["vulnerabilities"][0]["pre_existing"], true,
+        "{report:#}"
+    );
+}
+
+/// Issue 22 point 3: a runner's VEX reaches only what its suites validate. `other` (trusted
+/// for `batch-scan` only) says `not_affected` about `lib`: refused with a reason, the
+/// finding stays reachable. A VEX authority (`vex = true`) may say it.
+#[test]
+fn a_runners_vex_reaches_only_what_its_suites_validate() {
+    let f = fixture();
+    let mut evidence = vec![
+        f.attest(&f.ci_key, &f.head, "lib-unit", "--junit", JUNIT_PASS),
+        f.attest(&f.ci_key, &f.head, "lib-scan", "--sarif", SARIF_FINDING),
+        f.attest(
+            &f.other_key,
+            &f.head,
+            "batch-scan",
+            "--vex",
+            VEX_NOT_AFFECTED,
+        ),
+    ];
+    let report = f.evaluate(&evidence);
+    assert_eq!(
+        refused_reasons(&report),
+        ["vex_not_authorized"],
+        "{report:#}"
+    );
+    let message = report["evidence"]["refused"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        message.contains("component:default/lib") && message.contains("vex = true"),
+        "{message}"
+    );
+    assert_eq!(
+        report["evidence"]["vulnerabilities"][0]["reachability"],
+        "reachable"
+    );
+    assert_eq!(report["tier"], "change_control", "{report:#}");
+
+    // The security team's key, trusted for VEX, clears it.
+    evidence[2] = f.attest(
+        &f.security_key,
+        &f.head,
+        "security-review",
+        "--vex",
+        VEX_NOT_AFFECTED,
+    );
+    let report = f.evaluate(&evidence);
+    assert!(refused_reasons(&report).is_empty(), "{report:#}");
+    assert_eq!(
+        report["evidence"]["vulnerabilities"][0]["reachability"], "not_affected",
+        "{report:#}"
+    );
+    assert_eq!(report["tier"], "auto_merge", "{report:#}");
 }

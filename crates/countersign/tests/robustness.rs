@@ -479,6 +479,8 @@ fn attest_refuses_what_verifiers_would_refuse_before_writing() {
             "attest",
             "--repo",
             repo_arg,
+            "--repository",
+            "acme/shop",
             "--key",
             key.to_str().unwrap(),
             "--commit",

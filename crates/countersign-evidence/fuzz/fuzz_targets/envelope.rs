@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
         name: "fuzz".to_owned(),
         key: SigningKey::from_seed(&[1; 32]).public_key().clone(),
         suites: BTreeSet::from(["unit".to_owned()]),
+        vex: false,
     }];
     let expected = Expected {
         repository: "github.com/acme/shop",

@@ -101,6 +101,7 @@ fn evidence(suite: &str, predicate: Predicate) -> AcceptedEvidence {
         repository: "acme/shop".into(),
         commit: "c".into(),
         predicate,
+        vex_authority: false,
     }
 }
 
@@ -443,4 +444,39 @@ fn purl_names() {
     assert_eq!(purl_name("npm/%40acme/ui@2?x=y#sub").as_deref(), Some("ui"));
     assert_eq!(purl_name("nonsense"), None);
     assert_eq!(purl_name("@1"), None);
+}
+
+#[test]
+fn a_runners_vex_reaches_only_the_nodes_of_its_suite_unless_it_is_a_vex_authority() {
+    let graph = graph();
+    let outsider = vex("tool-scan", "CVE-5", &["lib"], VexStatus::NotAffected);
+    let head = [scan("scan", &[("CVE-5", None)]), outsider.clone()];
+    assert_eq!(run(&head, &[]).blocking_vulnerabilities(), 1);
+    let Predicate::OpenVex(doc) = &outsider.predicate else {
+        unreachable!()
+    };
+    let refused = check_vex_authority(&outsider, doc, &graph).unwrap_err();
+    assert!(
+        refused.contains("CVE-5") && refused.contains("lib"),
+        "{refused}"
+    );
+
+    let mut authority = outsider;
+    authority.vex_authority = true;
+    let Predicate::OpenVex(doc) = &authority.predicate else {
+        unreachable!()
+    };
+    assert!(check_vex_authority(&authority, doc, &graph).is_ok());
+    let head = [scan("scan", &[("CVE-5", None)]), authority];
+    assert_eq!(run(&head, &[]).blocking_vulnerabilities(), 0);
+}
+
+#[test]
+fn base_evidence_of_another_suite_does_not_make_a_finding_pre_existing() {
+    let a = run(
+        &[scan("scan", &[("CVE-7", Some("lib"))])],
+        &[scan("tool-scan", &[("CVE-7", Some("lib"))])],
+    );
+    assert!(!a.vulnerabilities[0].pre_existing);
+    assert_eq!(a.blocking_vulnerabilities(), 1);
 }

@@ -103,6 +103,9 @@ pub fn read(
     let mut seen_root = false;
     // The open test case, if any, and the depth it opened at.
     let mut open: Option<(TestCase, usize)> = None;
+    // The name of the innermost open `<testsuite>` and the depth it opened at, for a
+    // suite-level `<error>`/`<failure>`.
+    let mut suites: Vec<(String, usize)> = Vec::new();
 
     loop {
         buf.clear();
@@ -152,6 +155,29 @@ pub fn read(
                             open = Some((case, depth));
                         }
                     }
+                    b"testsuite" if !is_empty => {
+                        suites.push((
+                            attribute(file, line, element, b"name")?.unwrap_or_default(),
+                            depth,
+                        ));
+                    }
+                    // Outside any test case, an `<error>` or `<failure>` is the suite's own
+                    // (setup, collection, a crash before any test ran): a failed test of its
+                    // own, so the suite fails rather than reading as passed with no tests.
+                    b"failure" | b"error" if open.is_none() => {
+                        let suite = suites.last().map_or("", |(name, _)| name.as_str());
+                        let case = TestCase {
+                            id: format!("{SUITE_LEVEL_PREFIX}{suite}"),
+                            outcome: if name == b"error" {
+                                Outcome::Errored
+                            } else {
+                                Outcome::Failed
+                            },
+                            time: None,
+                        };
+                        summary.add(&case);
+                        on_case(case);
+                    }
                     b"failure" | b"rerunFailure" | b"rerunError" => {
                         raise(&mut open, Outcome::Failed)
                     }
@@ -173,6 +199,12 @@ pub fn read(
             }
             Event::End(_) => {
                 depth = depth.saturating_sub(1);
+                if suites
+                    .last()
+                    .is_some_and(|(_, opened_at)| *opened_at == depth)
+                {
+                    suites.pop();
+                }
                 if let Some((_, opened_at)) = &open
                     && *opened_at == depth
                     && let Some((case, _)) = open.take()
@@ -220,6 +252,29 @@ fn raise(open: &mut Option<(TestCase, usize)>, outcome: Outcome) {
     {
         case.outcome = outcome;
     }
+}
+
+/// The id prefix of the failed test a suite-level `<error>` or `<failure>` becomes, followed
+/// by the suite's name.
+pub const SUITE_LEVEL_PREFIX: &str = "suite-level error: ";
+
+/// One attribute of an element, unescaped.
+fn attribute(
+    file: &str,
+    line: u64,
+    element: &BytesStart<'_>,
+    key: &[u8],
+) -> Result<Option<String>, ReportError> {
+    for attribute in element.attributes() {
+        let attribute = attribute.map_err(|e| invalid(file, line, &e.to_string()))?;
+        if attribute.key.local_name().as_ref() == key {
+            return attribute
+                .unescape_value()
+                .map(|v| Some(v.into_owned()))
+                .map_err(|e| invalid(file, line, &format!("attribute: {e}")));
+        }
+    }
+    Ok(None)
 }
 
 fn test_case(file: &str, line: u64, element: &BytesStart<'_>) -> Result<TestCase, ReportError> {
@@ -326,6 +381,21 @@ mod tests {
         Skipped same
         Flaky flaky
         Failed c::rerun
+        ");
+    }
+
+    #[test]
+    fn a_suite_level_error_or_failure_is_a_failed_test() {
+        insta::assert_snapshot!(check(r#"<testsuites>
+  <testsuite name="collect" tests="0" errors="1"><error message="ImportError"/></testsuite>
+  <testsuite name="setup"><failure>boom</failure><testcase name="ok"/></testsuite>
+  <testsuite name="quiet"><properties/><testcase name="skip"><skipped/></testcase></testsuite>
+</testsuites>"#), @r"
+        JunitSummary { tests: 4, passed: 1, failed: 1, errored: 1, skipped: 1, flaky: 0, time: 0.0 }
+        Errored suite-level error: collect
+        Failed suite-level error: setup
+        Passed ok
+        Skipped skip
         ");
     }
 

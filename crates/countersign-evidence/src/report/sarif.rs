@@ -39,6 +39,11 @@ pub enum Level {
 pub struct Location {
     pub uri: Option<String>,
     pub start_line: Option<u64>,
+    /// The rest of the region, when the tool gives it: with `start_line`, what tells two
+    /// results of one rule in one file apart.
+    pub start_column: Option<u64>,
+    pub end_line: Option<u64>,
+    pub end_column: Option<u64>,
 }
 
 /// One result.
@@ -54,6 +59,9 @@ pub struct SarifResult {
     pub message: String,
     /// Empty when the tool gave none (flagged in the summary, not refused).
     pub locations: Vec<Location>,
+    /// `partialFingerprints` (SARIF §3.27.17): the tool's stable identity of the result,
+    /// by fingerprint name. Empty when the tool gave none.
+    pub partial_fingerprints: std::collections::BTreeMap<String, String>,
 }
 
 /// The tool of one run.
@@ -389,6 +397,8 @@ struct WireResult {
     message: Option<WireMessage>,
     #[serde(default)]
     locations: Option<Vec<WireLocation>>,
+    #[serde(default, rename = "partialFingerprints")]
+    partial_fingerprints: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -431,6 +441,12 @@ struct WireArtifact {
 struct WireRegion {
     #[serde(default, rename = "startLine")]
     start_line: Option<u64>,
+    #[serde(default, rename = "startColumn")]
+    start_column: Option<u64>,
+    #[serde(default, rename = "endLine")]
+    end_line: Option<u64>,
+    #[serde(default, rename = "endColumn")]
+    end_column: Option<u64>,
 }
 
 impl<'de, F: FnMut(SarifResult)> DeserializeSeed<'de> for ResultsSeed<'_, F> {
@@ -477,15 +493,16 @@ impl<'de, F: FnMut(SarifResult)> Visitor<'de> for ResultsSeed<'_, F> {
                 .into_iter()
                 .map(|l| {
                     let physical = l.physical;
+                    let region = physical.as_ref().and_then(|p| p.region.as_ref());
                     Location {
                         uri: physical
                             .as_ref()
                             .and_then(|p| p.artifact.as_ref())
                             .and_then(|a| a.uri.clone()),
-                        start_line: physical
-                            .as_ref()
-                            .and_then(|p| p.region.as_ref())
-                            .and_then(|r| r.start_line),
+                        start_line: region.and_then(|r| r.start_line),
+                        start_column: region.and_then(|r| r.start_column),
+                        end_line: region.and_then(|r| r.end_line),
+                        end_column: region.and_then(|r| r.end_column),
                     }
                 })
                 .filter(|l| l.uri.is_some())
@@ -498,6 +515,16 @@ impl<'de, F: FnMut(SarifResult)> Visitor<'de> for ResultsSeed<'_, F> {
                 level: explicit.unwrap_or(Level::Warning),
                 message,
                 locations,
+                // Values are strings by the spec; anything else is not a fingerprint.
+                partial_fingerprints: wire
+                    .partial_fingerprints
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(k, v)| match v {
+                        serde_json::Value::String(v) => Some((k, v)),
+                        _ => None,
+                    })
+                    .collect(),
             };
             let pending = Pending { rule_index, result };
             match (explicit, self.rules) {
@@ -553,9 +580,9 @@ mod tests {
           }]
         }"#), @r#"
         SarifSummary { runs: [SarifRun { tool: "clippy", version: Some("0.1.95") }], results: 3, errors: 1, warnings: 1, notes: 0, nones: 1, without_location: 2 }
-        SarifResult { run: 0, index: 0, rule_id: Some("r1"), level: Error, message: "bad", locations: [Location { uri: Some("src/a.rs"), start_line: Some(3) }] }
-        SarifResult { run: 0, index: 2, rule_id: Some("r3"), level: None, message: "fine", locations: [] }
-        SarifResult { run: 0, index: 1, rule_id: Some("r2"), level: Warning, message: "no place", locations: [] }
+        SarifResult { run: 0, index: 0, rule_id: Some("r1"), level: Error, message: "bad", locations: [Location { uri: Some("src/a.rs"), start_line: Some(3), start_column: None, end_line: None, end_column: None }], partial_fingerprints: {} }
+        SarifResult { run: 0, index: 2, rule_id: Some("r3"), level: None, message: "fine", locations: [], partial_fingerprints: {} }
+        SarifResult { run: 0, index: 1, rule_id: Some("r2"), level: Warning, message: "no place", locations: [], partial_fingerprints: {} }
         "#);
     }
 
@@ -579,10 +606,10 @@ mod tests {
         ));
         insta::assert_snapshot!(first, @r#"
         SarifSummary { runs: [SarifRun { tool: "semgrep", version: None }], results: 4, errors: 1, warnings: 1, notes: 2, nones: 0, without_location: 4 }
-        SarifResult { run: 0, index: 3, rule_id: Some("sql"), level: Note, message: "d", locations: [] }
-        SarifResult { run: 0, index: 0, rule_id: Some("sql"), level: Error, message: "a", locations: [] }
-        SarifResult { run: 0, index: 1, rule_id: None, level: Note, message: "b", locations: [] }
-        SarifResult { run: 0, index: 2, rule_id: Some("unknown"), level: Warning, message: "c", locations: [] }
+        SarifResult { run: 0, index: 3, rule_id: Some("sql"), level: Note, message: "d", locations: [], partial_fingerprints: {} }
+        SarifResult { run: 0, index: 0, rule_id: Some("sql"), level: Error, message: "a", locations: [], partial_fingerprints: {} }
+        SarifResult { run: 0, index: 1, rule_id: None, level: Note, message: "b", locations: [], partial_fingerprints: {} }
+        SarifResult { run: 0, index: 2, rule_id: Some("unknown"), level: Warning, message: "c", locations: [], partial_fingerprints: {} }
         "#);
         // Same results, only yielded in document order when the rules come first.
         let sorted = |text: &str| {

@@ -273,10 +273,14 @@ pub enum RunnerCommand {
 
 #[derive(Debug, Args)]
 pub struct AttestArgs {
-    /// The repository the commit belongs to; its `[repository] name` at that commit names
-    /// the statement's subject.
+    /// The git repository the commit is read from.
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
+    /// The repository this runner vouches for, as the statement's subject names it (e.g.
+    /// `github.com/acme/shop`). The runner's own setting, never the commit's: a commit whose
+    /// countersign.toml names another repository is refused.
+    #[arg(long, value_name = "NAME", env = "COUNTERSIGN_REPOSITORY")]
+    pub repository: String,
     /// The runner's private key (PKCS#8 PEM, as `runner keygen` writes it).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,

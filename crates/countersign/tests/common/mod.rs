@@ -20,7 +20,8 @@ fn command(args: &[&str]) -> Command {
         .args(args)
         .env_remove("COUNTERSIGN_DATABASE")
         .env_remove("COUNTERSIGN_SERVER")
-        .env_remove("COUNTERSIGN_TOKEN");
+        .env_remove("COUNTERSIGN_TOKEN")
+        .env_remove("COUNTERSIGN_REPOSITORY");
     command
 }
 
