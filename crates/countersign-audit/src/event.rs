@@ -30,6 +30,8 @@ pub enum EventKind {
     HeadMoved,
     /// A proposal was closed (or closed as superseded) before being merged.
     Closed,
+    /// An API token was revoked; the subject is the token's id (`t-…`), never a proposal.
+    TokenRevoked,
 }
 
 /// One log entry, as it is canonicalized into a leaf.
@@ -41,7 +43,7 @@ pub struct Event {
     pub kind: EventKind,
     /// RFC 3339 date-time, from the caller's clock.
     pub at: String,
-    /// The proposal id the event is about.
+    /// The proposal id the event is about (a token id for [`EventKind::TokenRevoked`]).
     pub subject: String,
     /// The principal that caused the event.
     pub actor: String,

@@ -154,6 +154,7 @@ fn every_kind_has_its_wire_name() {
         (EventKind::Verified, "verified"),
         (EventKind::HeadMoved, "head_moved"),
         (EventKind::Closed, "closed"),
+        (EventKind::TokenRevoked, "token_revoked"),
     ];
     for (kind, name) in kinds {
         assert_eq!(serde_json::to_value(kind).unwrap(), json!(name));
