@@ -49,6 +49,26 @@ pub struct Event {
     pub actor: String,
     /// Kind-specific payload.
     pub data: Value,
+    /// The chain of entries about one subject: the log index of the previous entry about
+    /// the same subject, `null` (`Some(None)`) for the first. The store that appends the
+    /// event sets it, inside the transaction that orders the log; an event built with
+    /// [`Event::new`] starts as the first. Absent (`None`) only in events written before the
+    /// chain existed: a bundle of those cannot be shown complete (see `bundle`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub prev: Option<Option<u64>>,
+}
+
+/// A field that is present, `null` included, is `Some`: what tells a first entry (`null`)
+/// from an event written before the chain (no field).
+fn present<'de, D>(deserializer: D) -> Result<Option<Option<u64>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<u64>::deserialize(deserializer).map(Some)
 }
 
 /// Why bytes or fields do not make an event. `field` names the offending field.
@@ -80,6 +100,7 @@ impl Event {
             subject: subject.to_owned(),
             actor: actor.to_owned(),
             data,
+            prev: Some(None),
         };
         event.validate()?;
         Ok(event)

@@ -380,10 +380,35 @@ pub fn verify_file(file: &Path, log_key: &Path) -> Result<ExitCode> {
         }
     };
     println!(
-        "{}: {} entries included in the signed checkpoint of size {}",
+        "{}: {} entries included in the signed checkpoint of size {}, one unbroken chain from the proposal's first entry",
         file.display(),
         bundle.events.len(),
         bundle.checkpoint.size()
+    );
+    let outcome = match bundle::outcome(&bundle) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            eprintln!("{}: REFUSED: {error:#}", file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let by = match &outcome.authorized {
+        Some(bundle::Authorization::People {
+            approvers,
+            required,
+        }) => format!(
+            "; authorized by {} ({} of {required} required)",
+            approvers.join(", "),
+            approvers.len()
+        ),
+        Some(bundle::Authorization::Automated { tier }) => {
+            format!("; authorized automatically ({tier} tier)")
+        }
+        None => "; not authorized".to_owned(),
+    };
+    println!(
+        "proposal {}: head {}, {} as of log index {}{by}",
+        outcome.proposal, outcome.head, outcome.state, outcome.as_of
     );
     match bundle::rederive(&bundle, &verifier) {
         Ok(differences) if differences.is_empty() => {
