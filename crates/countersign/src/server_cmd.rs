@@ -258,7 +258,7 @@ fn token_create(principal: &str, role: &str, expires: &str, database: &str) -> R
     let principal: Principal = principal.parse().context("--principal")?;
     let role: Role = role.parse().map_err(|e| anyhow!("--role: {e}"))?;
     let ttl =
-        humantime::parse_duration(&expires).with_context(|| format!("--expires {expires:?}"))?;
+        humantime::parse_duration(expires).with_context(|| format!("--expires {expires:?}"))?;
     // Expiry is kept in whole seconds: anything shorter than one would be expired when made.
     if ttl.as_secs() == 0 {
         bail!("--expires {expires:?}: a token must be valid for at least one second");
