@@ -180,6 +180,18 @@ pub fn checkpoint(url: &str, key: &Path) -> Result<ExitCode> {
     let signer = read_signer(key)?;
     let rt = runtime()?;
     let store = connect(&rt, url)?;
+    // A log a server started is signed with the key it recorded, whoever signs (a server
+    // records it; a local log of `evaluate --record` has none recorded).
+    let given = signer.verifier().to_string();
+    if let Some(recorded) = rt.block_on(store.log_key())?
+        && recorded != given
+    {
+        bail!(
+            "this log is signed with the key {recorded}, not {given} (--key {}): sign its \
+             checkpoints with the key the server recorded",
+            key.display()
+        );
+    }
     let stored = rt.block_on(store.sign_checkpoint(&signer))?;
     print!("{}", stored.signed_note);
     Ok(ExitCode::SUCCESS)

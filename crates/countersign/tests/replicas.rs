@@ -277,6 +277,29 @@ async fn a_second_key_is_refused(database: &str) {
     assert!(said.contains(&id(&second)), "{said}");
     assert!(said.contains("--log-key"), "{said}");
     assert!(!said.contains("countersign serving on"), "{said}");
+    // Nor does a checkpoint signed from the command line with the other key.
+    let checkpoint = countersign(&[
+        "log",
+        "checkpoint",
+        "--database",
+        database,
+        "--key",
+        second.to_str().unwrap(),
+    ]);
+    assert!(!checkpoint.status.success());
+    assert!(
+        stderr(&checkpoint).contains("sign its checkpoints with the key the server recorded"),
+        "{}",
+        stderr(&checkpoint)
+    );
+    ok(countersign(&[
+        "log",
+        "checkpoint",
+        "--database",
+        database,
+        "--key",
+        first.to_str().unwrap(),
+    ]));
     // The first server goes on serving under its key.
     let key = reqwest::Client::new()
         .get(format!("{}/v1/log/key", a.url))
