@@ -4,7 +4,11 @@
 //!
 //! This module checks everything that can be checked without knowing what a decision is:
 //! the checkpoint's signature, each entry's inclusion under it, each event's canonical form
-//! and subject, and each blob's digest. Re-deriving the decision from the verified events
+//! and subject, each blob's digest, and completeness: every event names the log index of the
+//! previous entry about the same subject (`prev`, `null` for the first), so the entries of a
+//! bundle must form one unbroken chain from the subject's first entry. An entry removed from
+//! the middle or the start breaks it; a bundle of events written before the chain existed
+//! cannot be shown complete and is refused. Re-deriving the decision from the verified events
 //! and blobs is the caller's job (it needs the graph and policy crates), and it runs only on
 //! the [`VerifiedBundle`] this module returns.
 
@@ -89,6 +93,9 @@ pub enum BundleError {
     Blob { digest: String, reason: String },
     #[error("the bundle holds no log entry")]
     Empty,
+    /// Entries about the subject are missing, or the bundle cannot show that none is.
+    #[error("the bundle is incomplete: {0}")]
+    Incomplete(String),
 }
 
 /// Lower-case hex SHA-256: how blobs are addressed.
@@ -233,6 +240,7 @@ pub fn verify_bundle(bytes: &[u8], verifiers: &[Verifier]) -> Result<VerifiedBun
         }
         events.push((entry.index, event));
     }
+    check_chain(&bundle.subject, &events)?;
     let mut blobs = BTreeMap::new();
     for (expected, encoded) in &bundle.blobs {
         let bytes = STANDARD.decode(encoded).map_err(|e| BundleError::Blob {
@@ -256,6 +264,46 @@ pub fn verify_bundle(bytes: &[u8], verifiers: &[Verifier]) -> Result<VerifiedBun
     })
 }
 
+/// The entries form one chain: the first is the subject's first entry in the log, and each
+/// next one names the one before it in the bundle as its previous entry about the subject.
+fn check_chain(subject: &str, events: &[(u64, Event)]) -> Result<(), BundleError> {
+    let mut previous: Option<u64> = None;
+    for (position, (index, event)) in events.iter().enumerate() {
+        let Some(link) = event.prev else {
+            return Err(BundleError::Incomplete(format!(
+                "entry {position} (log index {index}) was written before log entries named \
+                 their predecessor (no `prev`), so the bundle cannot show that no entry about \
+                 {subject} was left out; check it against the log itself (`log verify`)"
+            )));
+        };
+        match (previous, link) {
+            (None, None) => {}
+            (None, Some(before)) => {
+                return Err(BundleError::Incomplete(format!(
+                    "it starts at log index {index}, but entry {before} about {subject} comes \
+                     before it: the earlier entries were left out"
+                )));
+            }
+            (Some(previous), link) if link == Some(previous) => {}
+            (Some(previous), Some(before)) => {
+                return Err(BundleError::Incomplete(format!(
+                    "log index {index} follows entry {before} about {subject}, but the \
+                     bundle's entry before it is {previous}: entry {before} (and any before it \
+                     back to {previous}) was left out"
+                )));
+            }
+            (Some(previous), None) => {
+                return Err(BundleError::Incomplete(format!(
+                    "log index {index} says it is the first entry about {subject}, but the \
+                     bundle has entry {previous} before it: entries of another log were mixed in"
+                )));
+            }
+        }
+        previous = Some(*index);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +321,13 @@ mod tests {
         leaf_bytes(&e).unwrap()
     }
 
+    /// `leaf` linked to the entry at `prev`, as the store links an entry when it appends it.
+    fn chained(leaf: Vec<u8>, prev: u64) -> Vec<u8> {
+        let mut e = Event::from_leaf(&leaf).unwrap();
+        e.prev = Some(Some(prev));
+        leaf_bytes(&e).unwrap()
+    }
+
     /// A log of five events, two about `p-1`, checkpointed at size 5.
     fn fixture() -> Fixture {
         let signer = Signer::from_seed("log.example/test", [7; 32]).unwrap();
@@ -281,10 +336,13 @@ mod tests {
             event("p-0", EventKind::Proposed, serde_json::json!({})),
             event("p-1", EventKind::Proposed, serde_json::json!({})),
             event("p-0", EventKind::Decided, serde_json::json!({})),
-            event(
-                "p-1",
-                EventKind::Decided,
-                serde_json::json!({"blob": digest(b"policy text")}),
+            chained(
+                event(
+                    "p-1",
+                    EventKind::Decided,
+                    serde_json::json!({"blob": digest(b"policy text")}),
+                ),
+                1,
             ),
             event("p-2", EventKind::Proposed, serde_json::json!({})),
         ];
@@ -423,5 +481,46 @@ mod tests {
         f.bundle.subject = "p-0".into();
         let err = check(&f.bundle, &f.verifier).unwrap_err().to_string();
         assert!(err.contains("not the bundle's subject"), "{err}");
+    }
+
+    #[test]
+    fn a_bundle_with_an_entry_left_out_is_refused() {
+        let mut f = fixture();
+        f.bundle.entries.remove(0);
+        let err = check(&f.bundle, &f.verifier).unwrap_err().to_string();
+        assert!(
+            err.contains("incomplete") && err.contains("earlier entries were left out"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bundle_of_unchained_events_is_refused() {
+        let signer = Signer::from_seed("log.example/test", [7; 32]).unwrap();
+        let mut store = MemoryStore::new();
+        let mut e = Event::new(
+            EventKind::Proposed,
+            "2026-11-27T10:00:00Z",
+            "p-9",
+            "human:alice",
+            serde_json::json!({}),
+        )
+        .unwrap();
+        e.prev = None;
+        let leaf = leaf_bytes(&e).unwrap();
+        assert!(!String::from_utf8_lossy(&leaf).contains("prev"));
+        store.append(&leaf).unwrap();
+        let root = crate::merkle::tree_hash(1, &store).unwrap();
+        let checkpoint = Checkpoint::new("log.example/test", 1, root).unwrap();
+        let note = SignedCheckpoint::sign(&checkpoint, &signer).unwrap();
+        let bundle = Bundle::new(
+            "p-9".into(),
+            note,
+            vec![(0, leaf, vec![])],
+            Vec::<Vec<u8>>::new(),
+        )
+        .unwrap();
+        let err = check(&bundle, &signer.verifier()).unwrap_err().to_string();
+        assert!(err.contains("cannot show that no entry"), "{err}");
     }
 }

@@ -30,6 +30,8 @@ pub enum EventKind {
     HeadMoved,
     /// A proposal was closed (or closed as superseded) before being merged.
     Closed,
+    /// An API token was revoked; the subject is the token's id (`t-…`), never a proposal.
+    TokenRevoked,
 }
 
 /// One log entry, as it is canonicalized into a leaf.
@@ -41,12 +43,32 @@ pub struct Event {
     pub kind: EventKind,
     /// RFC 3339 date-time, from the caller's clock.
     pub at: String,
-    /// The proposal id the event is about.
+    /// The proposal id the event is about (a token id for [`EventKind::TokenRevoked`]).
     pub subject: String,
     /// The principal that caused the event.
     pub actor: String,
     /// Kind-specific payload.
     pub data: Value,
+    /// The chain of entries about one subject: the log index of the previous entry about
+    /// the same subject, `null` (`Some(None)`) for the first. The store that appends the
+    /// event sets it, inside the transaction that orders the log; an event built with
+    /// [`Event::new`] starts as the first. Absent (`None`) only in events written before the
+    /// chain existed: a bundle of those cannot be shown complete (see `bundle`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub prev: Option<Option<u64>>,
+}
+
+/// A field that is present, `null` included, is `Some`: what tells a first entry (`null`)
+/// from an event written before the chain (no field).
+fn present<'de, D>(deserializer: D) -> Result<Option<Option<u64>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<u64>::deserialize(deserializer).map(Some)
 }
 
 /// Why bytes or fields do not make an event. `field` names the offending field.
@@ -78,6 +100,7 @@ impl Event {
             subject: subject.to_owned(),
             actor: actor.to_owned(),
             data,
+            prev: Some(None),
         };
         event.validate()?;
         Ok(event)

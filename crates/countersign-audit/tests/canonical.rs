@@ -94,7 +94,7 @@ fn event_leaf_bytes_are_canonical_and_round_trip() {
     let bytes = leaf_bytes(&event).unwrap();
     assert_eq!(
         String::from_utf8(bytes.clone()).unwrap(),
-        r#"{"actor":"human:alice","at":"2026-11-27T02:40:23Z","data":{"a":[1.5,"é"],"envelope":"sha256:ab","z":1},"kind":"evidence_accepted","subject":"prop-42","v":1}"#
+        r#"{"actor":"human:alice","at":"2026-11-27T02:40:23Z","data":{"a":[1.5,"é"],"envelope":"sha256:ab","z":1},"kind":"evidence_accepted","prev":null,"subject":"prop-42","v":1}"#
     );
     assert_eq!(Event::from_leaf(&bytes).unwrap(), event);
 }
@@ -154,6 +154,7 @@ fn every_kind_has_its_wire_name() {
         (EventKind::Verified, "verified"),
         (EventKind::HeadMoved, "head_moved"),
         (EventKind::Closed, "closed"),
+        (EventKind::TokenRevoked, "token_revoked"),
     ];
     for (kind, name) in kinds {
         assert_eq!(serde_json::to_value(kind).unwrap(), json!(name));

@@ -7,11 +7,18 @@
 //! authorization statement recorded must be signed by the log key and be about the commit
 //! its `authorized` event names. Shared by the binary and the server's tests, so a bundle from
 //! either is judged by one implementation.
+//!
+//! [`outcome`] re-derives what the events say happened (the head, the final state, who
+//! authorized it) with countersign-lifecycle's tally, the count the server authorizes by, and
+//! refuses an authorization the bundle's own verdicts do not support.
 
 use std::collections::BTreeMap;
 
 use countersign_audit::{Event, EventKind, VerifiedBundle, Verifier};
 use countersign_evidence::dsse::{Envelope, PublicKey};
+use countersign_lifecycle::{
+    Approval, DecidedRecord, ProposalState, Verdict, same_principal, settle, tally,
+};
 use countersign_repo::{ChangeKind, ChangedPath};
 use serde_json::Value;
 
@@ -172,4 +179,262 @@ pub fn check_summary(envelope: &[u8], verifier: &Verifier, commit: &str) -> Resu
         bail!("the verification summary is about another commit than the one authorized");
     }
     Ok(statement)
+}
+
+/// How the bundle's last authorization of its head was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization {
+    /// The decision's tier is automated: the system authorized it.
+    Automated { tier: String },
+    /// Enough eligible people approved the head, as re-counted from the bundle's verdicts.
+    People {
+        /// Distinct approvers whose approval counts, lower-cased, sorted.
+        approvers: Vec<String>,
+        required: u32,
+    },
+}
+
+/// What a bundle shows happened to its proposal, re-derived from its events alone with the
+/// lifecycle's own tally: the proposal, its head, the state the events settle and who
+/// authorized the head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub proposal: String,
+    pub head: String,
+    /// `authorized`, `merged`, `closed`, `rejected`, `awaiting_approval`, ...
+    pub state: String,
+    /// The log index of the bundle's last entry: the state is the state as of it.
+    pub as_of: u64,
+    /// Who authorized the head; `None` when nothing did.
+    pub authorized: Option<Authorization>,
+}
+
+fn text<'a>(event: &'a Event, name: &str) -> Result<&'a str> {
+    field(event, name)?.as_str().ok_or_else(|| {
+        DecideError::invalid(format!(
+            "the {:?} event's {name:?} is not a string",
+            event.kind
+        ))
+    })
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Re-derives the outcome of `bundle` (already checked complete by `verify_bundle`): walks
+/// its events in log order as the server's handlers made them, and refuses an authorization
+/// the bundle does not support: one for another commit than the head then decided, or by
+/// people whose standing approvals on that head (counted by `countersign_lifecycle::tally`,
+/// the server's one count) do not meet the decision's requirements or face a standing
+/// rejection. Approvals that would authorize the head with no `authorized` event after them
+/// mean the bundle was cut short: refused too.
+pub fn outcome(bundle: &VerifiedBundle) -> Result<Outcome> {
+    let mut head: Option<String> = None;
+    let mut proposer = String::new();
+    // The head the latest `decided` event was made for, and its data.
+    let mut decided: Option<(String, &Value)> = None;
+    let mut authors: Vec<String> = Vec::new();
+    let mut verdicts: Vec<Approval> = Vec::new();
+    let mut authorized: Option<Authorization> = None;
+    let mut closed: Option<String> = None;
+    let mut as_of = 0;
+    for (index, event) in &bundle.events {
+        as_of = *index;
+        let current = || {
+            head.clone().ok_or_else(|| {
+                DecideError::invalid(format!(
+                    "the {:?} event at log index {index} comes before the proposal's `proposed` event",
+                    event.kind
+                ))
+            })
+        };
+        match event.kind {
+            EventKind::Proposed => {
+                head = Some(text(event, "head")?.to_owned());
+                proposer = text(event, "author")?.to_owned();
+            }
+            EventKind::Decided => {
+                authors = strings(event.data.get("commit_authors"));
+                decided = Some((current()?, &event.data));
+            }
+            EventKind::HeadMoved => {
+                let (from, to) = (text(event, "from")?, text(event, "to")?);
+                if current()? != from {
+                    bail!(
+                        "the head move at log index {index} is from {from}, but the proposal's head was {}",
+                        current()?
+                    );
+                }
+                let carried: Vec<(String, String)> = field(event, "carried_over")?
+                    .as_array()
+                    .map(|list| {
+                        list.iter()
+                            .map(|v| {
+                                (
+                                    v["approver"].as_str().unwrap_or_default().to_lowercase(),
+                                    v["verdict"].as_str().unwrap_or_default().to_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut moved = Vec::new();
+                for verdict in verdicts.iter_mut().filter(|v| v.stands_on(from)) {
+                    verdict.lapsed_by = Some(*index);
+                    let key = (
+                        verdict.approver.to_lowercase(),
+                        verdict.verdict.as_str().to_owned(),
+                    );
+                    if carried.contains(&key) {
+                        moved.push(Approval {
+                            head: to.to_owned(),
+                            log_index: *index,
+                            lapsed_by: None,
+                            carried_from: Some(from.to_owned()),
+                            ..verdict.clone()
+                        });
+                    }
+                }
+                verdicts.extend(moved);
+                if let Some(list) = event.data.get("commit_authors") {
+                    authors = strings(Some(list));
+                }
+                head = Some(to.to_owned());
+                authorized = None;
+            }
+            EventKind::Approved | EventKind::Rejected => {
+                let on = text(event, "head")?;
+                if current()? != on {
+                    bail!(
+                        "the verdict at log index {index} is on {on}, but the proposal's head was {}",
+                        current()?
+                    );
+                }
+                for earlier in verdicts
+                    .iter_mut()
+                    .filter(|v| v.stands_on(on) && same_principal(&v.approver, &event.actor))
+                {
+                    earlier.lapsed_by = Some(*index);
+                }
+                verdicts.push(Approval {
+                    proposal: bundle.subject.clone(),
+                    head: on.to_owned(),
+                    approver: event.actor.clone(),
+                    verdict: if event.kind == EventKind::Approved {
+                        Verdict::Approve
+                    } else {
+                        Verdict::Reject
+                    },
+                    comment: String::new(),
+                    log_index: *index,
+                    lapsed_by: None,
+                    carried_from: None,
+                });
+            }
+            EventKind::Authorized => {
+                let commit = text(event, "commit")?;
+                let head = current()?;
+                if commit != head {
+                    bail!(
+                        "the authorization at log index {index} is for {commit}, but the proposal's head was {head}"
+                    );
+                }
+                let Some((decided_head, record)) = &decided else {
+                    bail!("the authorization at log index {index} has no decision before it");
+                };
+                if decided_head != commit {
+                    bail!(
+                        "the authorization at log index {index} is for {commit}, but the last decision before it was made for {decided_head}"
+                    );
+                }
+                let tier = record["tier"].as_str().unwrap_or_default().to_owned();
+                if record["automated"].as_bool() == Some(true) {
+                    if !strings(record.get("missing_suites")).is_empty() {
+                        bail!(
+                            "the automated authorization at log index {index} was given while required evidence was missing"
+                        );
+                    }
+                    authorized = Some(Authorization::Automated { tier });
+                    continue;
+                }
+                let typed = DecidedRecord::from_json(record).invalid(|| {
+                    format!("the decision behind the authorization at log index {index}")
+                })?;
+                let counted = tally(&typed, commit, &proposer, &authors, &verdicts);
+                if settle(&typed, &counted) != ProposalState::Authorized {
+                    let mut why = format!(
+                        "{} of {} required approvals stand on {commit}",
+                        counted.counted(),
+                        counted.required
+                    );
+                    if counted.rejected() {
+                        why.push_str(&format!(", rejected by {}", counted.rejecters.join(", ")));
+                    }
+                    for (subject, more) in &counted.open {
+                        why.push_str(&format!(", {subject} needs {more} more"));
+                    }
+                    if !typed.missing_suites.is_empty() {
+                        why.push_str(&format!(
+                            ", evidence missing for {}",
+                            typed.missing_suites.join(", ")
+                        ));
+                    }
+                    bail!(
+                        "the authorization at log index {index} is not supported by the bundle: {why}"
+                    );
+                }
+                authorized = Some(Authorization::People {
+                    approvers: counted.approvers,
+                    required: counted.required,
+                });
+            }
+            EventKind::Merged => closed = Some("merged".to_owned()),
+            EventKind::Closed => {
+                closed = Some(event.data["state"].as_str().unwrap_or("closed").to_owned());
+            }
+            _ => {}
+        }
+    }
+    let head = head.ok_or_else(|| DecideError::invalid("the bundle has no `proposed` event"))?;
+    let state = if let Some(closed) = closed {
+        closed
+    } else if authorized.is_some() {
+        ProposalState::Authorized.as_str().to_owned()
+    } else {
+        match &decided {
+            Some((decided_head, record)) if *decided_head == head => {
+                match DecidedRecord::from_json(record) {
+                    Ok(typed) => {
+                        let counted = tally(&typed, &head, &proposer, &authors, &verdicts);
+                        let state = settle(&typed, &counted);
+                        if state == ProposalState::Authorized {
+                            bail!(
+                                "the bundle was cut short: its decision and verdicts authorize {head}, but it holds no `authorized` event after log index {as_of}"
+                            );
+                        }
+                        state.as_str().to_owned()
+                    }
+                    // A record of `evaluate --record` for people: nobody can approve it here.
+                    Err(_) => ProposalState::AwaitingApproval.as_str().to_owned(),
+                }
+            }
+            _ => "undecided".to_owned(),
+        }
+    };
+    Ok(Outcome {
+        proposal: bundle.subject.clone(),
+        head,
+        state,
+        as_of,
+        authorized,
+    })
 }

@@ -34,6 +34,7 @@ mod metrics;
 pub mod oidc;
 mod pipeline;
 mod proposals;
+mod tokens;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,7 @@ pub use auth::{Caller, Role, TOKEN_PREFIX, create_token, token_hash};
 pub use error::{ApiError, Problem};
 pub use metrics::Metrics;
 pub use oidc::{JwksSource, OidcConfig};
+pub use tokens::revoke_token;
 pub use webhooks::{
     DeliverySettings, NotificationKind, Target, WebhookConfig, WebhookConfigError, signature,
 };
@@ -217,6 +219,52 @@ impl AppState {
     }
 }
 
+/// Why a server may not sign for the log on its database.
+#[derive(Debug, thiserror::Error)]
+pub enum LogKeyError {
+    /// The log on the database was started under another key.
+    #[error(
+        "this database's log is signed with key {recorded}, but this server's log key is \
+         {given}: replicas on one database share one log key. Start this server with the key \
+         of the server that started the log (--log-key FILE or COUNTERSIGN_LOG_KEY, the file \
+         whose verifier key is {recorded_key})"
+    )]
+    Mismatch {
+        /// `<origin>+<key id>` of the recorded key.
+        recorded: String,
+        /// `<origin>+<key id>` of this server's key.
+        given: String,
+        /// The recorded verifier key in full.
+        recorded_key: String,
+    },
+    #[error(transparent)]
+    Store(#[from] countersign_store::Error),
+}
+
+/// `<origin>+<key id>`: how messages name a log key.
+fn key_name(verifier: &str) -> String {
+    match countersign_audit::Verifier::parse(verifier) {
+        Ok(v) => format!("{}+{:08x}", v.name(), v.key_id()),
+        Err(_) => verifier.to_owned(),
+    }
+}
+
+/// Binds the log on `store` to `signer`'s key: the first server to start records its
+/// verifier key with the log; a later one whose key differs is refused, with both keys named.
+/// Call it before serving: one log is signed with one key, whichever replica signs.
+pub async fn claim_log_key(store: &Store, signer: &Signer) -> Result<(), LogKeyError> {
+    let given = signer.verifier().to_string();
+    let recorded = store.claim_log_key(&given).await?;
+    if recorded == given {
+        return Ok(());
+    }
+    Err(LogKeyError::Mismatch {
+        recorded: key_name(&recorded),
+        given: key_name(&given),
+        recorded_key: recorded,
+    })
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "countersign", description = "Agents propose, humans authorize, every decision is evidence."),
@@ -349,6 +397,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(log::router())
         .merge(bundle::router())
         .merge(evidence::router())
+        .merge(tokens::router())
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then finishes the requests in

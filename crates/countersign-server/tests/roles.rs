@@ -82,6 +82,8 @@ fn endpoints() -> Vec<Endpoint> {
             "/v1/webhooks/redeliver",
             Some(json!({ "target": "nope" })),
         ),
+        e(Method::GET, "/v1/tokens", None),
+        e(Method::DELETE, "/v1/tokens/t-none", None),
     ]
 }
 
@@ -116,6 +118,10 @@ fn admitted(endpoint: &Endpoint, role: Role, kind: &str) -> bool {
     }
     if is(Method::POST, "/v1/webhooks/redeliver") {
         // Operating the delivery worker: the server's operator.
+        return role == Role::Admin;
+    }
+    if route.starts_with("/v1/tokens") {
+        // Managing API tokens: the server's operator only.
         return role == Role::Admin;
     }
     if route == "/v1/webhooks/deliveries" {
@@ -182,7 +188,13 @@ fn the_matrix_covers_every_endpoint() {
     let mut tested: Vec<String> = endpoints()
         .iter()
         .map(|e| {
-            let path = e.path.split('?').next().unwrap().replace("p-none", "{id}");
+            let path = e
+                .path
+                .split('?')
+                .next()
+                .unwrap()
+                .replace("p-none", "{id}")
+                .replace("t-none", "{id}");
             format!("{} {path}", e.method)
         })
         .collect();

@@ -455,6 +455,19 @@ impl Conn<'_> {
         )
     }
 
+    /// The index of the last entry about `subject`, if any.
+    pub(crate) async fn last_about(&mut self, subject: &str) -> Result<Option<u64>, Error> {
+        let last: Option<i64> = dispatch!(self, c => sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT max(idx) FROM log_subjects WHERE subject = $1",
+            )
+            .bind(subject)
+            .fetch_one(&mut **c)
+            .await
+            .map_err(db("reading the last entry about a subject"))?);
+        last.map(|i| u64::try_from(i).map_err(|_| Error::Batch(format!("negative log index {i}"))))
+            .transpose()
+    }
+
     /// The entries about `subject`, in index order, in one query.
     pub(crate) async fn leaves_about(&mut self, subject: &str) -> Result<Vec<Entry>, Error> {
         let entries = dispatch!(self, c => {

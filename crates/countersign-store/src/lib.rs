@@ -32,6 +32,7 @@ mod error;
 mod evidence;
 mod group;
 mod log;
+mod log_key;
 mod mirror;
 mod outbox;
 mod proposal;

@@ -5,6 +5,8 @@
 //! The lowest layer of the crate with `error`: `backend` writes and reads these, `Tx` and
 //! `Store` hand them to callers. It runs no SQL and does no Merkle math beyond hashing a leaf.
 
+use std::borrow::Cow;
+
 use countersign_audit::merkle::Hash;
 use countersign_audit::{Event, EventError, leaf_bytes, leaf_hash};
 
@@ -35,12 +37,15 @@ pub struct StoredCheckpoint {
     pub created_at: String,
 }
 
-/// An event encoded as a log leaf: its canonical bytes, leaf hash and subject.
+/// An event encoded as a log leaf: its canonical bytes, leaf hash and subject, and the event
+/// itself, so the transaction that appends it can link it to the previous entry about its
+/// subject ([`Leaf::chained`]).
 #[derive(Debug, Clone)]
 pub struct Leaf {
     bytes: Vec<u8>,
     pub(crate) hash: Hash,
     subject: String,
+    event: Event,
 }
 
 impl Leaf {
@@ -52,7 +57,24 @@ impl Leaf {
             hash: leaf_hash(&bytes),
             bytes,
             subject: event.subject.clone(),
+            event: event.clone(),
         })
+    }
+
+    /// This leaf linked to `prev`, the index of the previous entry about its subject (`None`:
+    /// the first). Encoded again only when the link differs from the event's: the first
+    /// entry of a subject, most of a new proposal's, keeps the bytes encoded before `begin`.
+    pub(crate) fn chained(&self, prev: Option<u64>) -> Result<Cow<'_, Leaf>, Error> {
+        if self.event.prev == Some(prev) {
+            return Ok(Cow::Borrowed(self));
+        }
+        let mut event = self.event.clone();
+        event.prev = Some(prev);
+        Ok(Cow::Owned(Leaf::new(&event)?))
+    }
+
+    pub(crate) fn subject(&self) -> &str {
+        &self.subject
     }
 }
 
@@ -60,7 +82,8 @@ impl Leaf {
 /// `first` on).
 pub(crate) struct NewEntry<'a> {
     pub index: u64,
-    pub leaf: &'a Leaf,
+    /// The leaf as written: linked to the previous entry about its subject.
+    pub leaf: Cow<'a, Leaf>,
     pub first: u64,
     pub hashes: Vec<Hash>,
 }

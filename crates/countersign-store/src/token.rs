@@ -1,13 +1,15 @@
 //! [`Token`]: an API token as stored, found by the SHA-256 of its secret.
 //!
-//! Only the hash of a secret is ever stored or compared. What a role may do, and reading the
-//! clock to decide expiry, are the server's.
+//! Only the hash of a secret is ever stored or compared, and nothing here reads it back: a
+//! listing holds ids, principals, roles and expiry. What a role may do, reading the clock to
+//! decide expiry, and the audit event of a revocation are the server's.
 
 use sqlx::Row as _;
 
 use crate::backend::{Conn, dispatch};
 use crate::error::{Error, db};
 use crate::store::Store;
+use crate::tx::Tx;
 
 /// An API token. `role` is one of `proposer`, `runner`, `approver`, `auditor`, `admin`
 /// (the schema refuses others); `expires_at` is Unix seconds.
@@ -47,6 +49,31 @@ impl Conn<'_> {
             }
             Err(e) => Err(db("inserting token")(e)),
         }
+    }
+
+    async fn tokens(&mut self, id: Option<&str>) -> Result<Vec<Token>, Error> {
+        Ok(dispatch!(self, c => {
+            let rows = match id {
+                Some(id) => sqlx::query("SELECT id, principal, role, expires_at, revoked FROM tokens WHERE id = $1")
+                    .bind(id)
+                    .fetch_all(&mut **c)
+                    .await,
+                None => sqlx::query("SELECT id, principal, role, expires_at, revoked FROM tokens ORDER BY id")
+                    .fetch_all(&mut **c)
+                    .await,
+            }
+            .map_err(db("reading tokens"))?;
+            rows.into_iter()
+                .map(|row| Ok::<_, sqlx::Error>(Token {
+                    id: row.try_get(0)?,
+                    principal: row.try_get(1)?,
+                    role: row.try_get(2)?,
+                    expires_at: row.try_get(3)?,
+                    revoked: row.try_get(4)?,
+                }))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db("decoding token"))?
+        }))
     }
 
     async fn token_by_secret(&mut self, secret_sha256: &str) -> Result<Option<Token>, Error> {
@@ -98,8 +125,31 @@ impl Store {
             .await
     }
 
-    /// Revokes token `id`; `false` when there is no such token.
+    /// Every token, revoked and expired ones included, by id. Secrets are not read.
+    pub async fn tokens(&self) -> Result<Vec<Token>, Error> {
+        self.pooled().await?.conn().tokens(None).await
+    }
+
+    /// Revokes token `id`; `false` when there is no such token. Prefer [`Tx::revoke_token`],
+    /// which lets the caller log the revocation in the same transaction.
     pub async fn revoke_token(&self, id: &str) -> Result<bool, Error> {
         self.pooled().await?.conn().revoke_token(id).await
+    }
+}
+
+impl Tx {
+    /// Revokes token `id` in this transaction; returns the token as it was before (so the
+    /// caller can tell a fresh revocation from a repeated one and log it), `None` when there
+    /// is no such token. The server reads the token row on every request, so once this
+    /// commits no process sharing the database accepts the token.
+    pub async fn revoke_token(&mut self, id: &str) -> Result<Option<Token>, Error> {
+        let mut conn = self.conn();
+        let Some(before) = conn.tokens(Some(id)).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        if !before.revoked {
+            conn.revoke_token(id).await?;
+        }
+        Ok(Some(before))
     }
 }

@@ -146,8 +146,20 @@ impl Tx {
             None => self.conn().lock_head().await?,
         };
         self.head = Some(index);
+        // Each entry names the previous entry about its subject: appenders are serialized,
+        // so the last entry about a subject read here is the last one in the log.
+        let mut last: HashMap<&str, Option<u64>> = HashMap::new();
+        let mut chained = Vec::with_capacity(leaves.len());
+        for (offset, leaf) in (index..).zip(leaves) {
+            let prev = match last.get(leaf.subject()) {
+                Some(prev) => *prev,
+                None => self.conn().last_about(leaf.subject()).await?,
+            };
+            last.insert(leaf.subject(), Some(offset));
+            chained.push(leaf.chained(prev)?);
+        }
         let mut entries = Vec::with_capacity(leaves.len());
-        for leaf in leaves {
+        for leaf in chained {
             let needed = stored_hashes_indexes(index);
             let missing: Vec<u64> = needed
                 .iter()

@@ -180,6 +180,18 @@ pub fn checkpoint(url: &str, key: &Path) -> Result<ExitCode> {
     let signer = read_signer(key)?;
     let rt = runtime()?;
     let store = connect(&rt, url)?;
+    // A log a server started is signed with the key it recorded, whoever signs (a server
+    // records it; a local log of `evaluate --record` has none recorded).
+    let given = signer.verifier().to_string();
+    if let Some(recorded) = rt.block_on(store.log_key())?
+        && recorded != given
+    {
+        bail!(
+            "this log is signed with the key {recorded}, not {given} (--key {}): sign its \
+             checkpoints with the key the server recorded",
+            key.display()
+        );
+    }
     let stored = rt.block_on(store.sign_checkpoint(&signer))?;
     print!("{}", stored.signed_note);
     Ok(ExitCode::SUCCESS)
@@ -380,10 +392,35 @@ pub fn verify_file(file: &Path, log_key: &Path) -> Result<ExitCode> {
         }
     };
     println!(
-        "{}: {} entries included in the signed checkpoint of size {}",
+        "{}: {} entries included in the signed checkpoint of size {}, one unbroken chain from the proposal's first entry",
         file.display(),
         bundle.events.len(),
         bundle.checkpoint.size()
+    );
+    let outcome = match bundle::outcome(&bundle) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            eprintln!("{}: REFUSED: {error:#}", file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let by = match &outcome.authorized {
+        Some(bundle::Authorization::People {
+            approvers,
+            required,
+        }) => format!(
+            "; authorized by {} ({} of {required} required)",
+            approvers.join(", "),
+            approvers.len()
+        ),
+        Some(bundle::Authorization::Automated { tier }) => {
+            format!("; authorized automatically ({tier} tier)")
+        }
+        None => "; not authorized".to_owned(),
+    };
+    println!(
+        "proposal {}: head {}, {} as of log index {}{by}",
+        outcome.proposal, outcome.head, outcome.state, outcome.as_of
     );
     match bundle::rederive(&bundle, &verifier) {
         Ok(differences) if differences.is_empty() => {

@@ -1,4 +1,4 @@
-//! `countersign serve` and `countersign token create`: argument types and the wiring that
+//! `countersign serve` and `countersign token create|list|revoke`: argument types and the wiring that
 //! hands a listener, a store and the configured repositories to countersign-server.
 //!
 //! The server itself (routes, auth, approvals) is countersign-server's; only this module
@@ -84,6 +84,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         let store = Store::connect(&args.database)
             .await
             .with_context(|| format!("opening {}", args.database))?;
+        countersign_server::claim_log_key(&store, &signer).await?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -174,16 +175,90 @@ fn log_signer(explicit: Option<&Path>) -> Result<Signer> {
 }
 
 pub fn token(command: TokenCommand) -> Result<ExitCode> {
-    let TokenCommand::Create {
-        principal,
-        role,
-        expires,
-        database,
-    } = command;
+    match command {
+        TokenCommand::Create {
+            principal,
+            role,
+            expires,
+            database,
+        } => token_create(&principal, &role, &expires, &database),
+        TokenCommand::List { database } => token_list(&database),
+        TokenCommand::Revoke {
+            id,
+            actor,
+            database,
+        } => token_revoke(&id, &actor, &database),
+    }
+}
+
+/// Unix seconds as RFC 3339, or the number when it is out of range.
+fn rfc3339(unix_seconds: i64) -> String {
+    u64::try_from(unix_seconds)
+        .ok()
+        .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))
+        .map_or_else(
+            || unix_seconds.to_string(),
+            |t| humantime::format_rfc3339_seconds(t).to_string(),
+        )
+}
+
+fn token_list(database: &str) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = Store::connect(database)
+            .await
+            .with_context(|| format!("opening {database}"))?;
+        let tokens = store.tokens().await?;
+        store.close().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        for token in tokens {
+            let status = if token.revoked {
+                "revoked"
+            } else if token.expires_at <= now {
+                "expired"
+            } else {
+                "active"
+            };
+            println!(
+                "{}\t{}\t{}\t{}\t{status}",
+                token.id,
+                token.principal,
+                token.role,
+                rfc3339(token.expires_at)
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn token_revoke(id: &str, actor: &str, database: &str) -> Result<ExitCode> {
+    let actor: Principal = actor.parse().context("--actor")?;
+    let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    runtime()?.block_on(async {
+        let store = Store::connect(database)
+            .await
+            .with_context(|| format!("opening {database}"))?;
+        let revoked = countersign_server::revoke_token(&store, id, &actor.to_string(), &at).await;
+        store.close().await;
+        match revoked? {
+            Some(token) => {
+                eprintln!(
+                    "token {} for {} ({}) is revoked",
+                    token.id, token.principal, token.role
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            None => bail!("no token {id} in {database} (see `countersign token list`)"),
+        }
+    })
+}
+
+fn token_create(principal: &str, role: &str, expires: &str, database: &str) -> Result<ExitCode> {
     let principal: Principal = principal.parse().context("--principal")?;
     let role: Role = role.parse().map_err(|e| anyhow!("--role: {e}"))?;
     let ttl =
-        humantime::parse_duration(&expires).with_context(|| format!("--expires {expires:?}"))?;
+        humantime::parse_duration(expires).with_context(|| format!("--expires {expires:?}"))?;
     // Expiry is kept in whole seconds: anything shorter than one would be expired when made.
     if ttl.as_secs() == 0 {
         bail!("--expires {expires:?}: a token must be valid for at least one second");
@@ -196,19 +271,13 @@ pub fn token(command: TokenCommand) -> Result<ExitCode> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| anyhow!("reading randomness from the OS: {e}"))?;
     runtime()?.block_on(async {
-        let store = Store::connect(&database)
+        let store = Store::connect(database)
             .await
             .with_context(|| format!("opening {database}"))?;
         let (text, token) =
             countersign_server::create_token(&store, &principal, role, expires_at, secret).await?;
         store.close().await;
-        let expires = u64::try_from(token.expires_at)
-            .ok()
-            .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))
-            .map_or_else(
-                || token.expires_at.to_string(),
-                |t| humantime::format_rfc3339_seconds(t).to_string(),
-            );
+        let expires = rfc3339(token.expires_at);
         eprintln!(
             "token {} for {} ({}), expires at {expires}; shown once:",
             token.id, token.principal, token.role

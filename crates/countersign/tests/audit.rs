@@ -421,3 +421,237 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .decode(text)
         .unwrap()
 }
+
+/// `payments` is high criticality: one of its owners, alice or bob, must approve. No runner
+/// is trusted, so nothing waits for evidence.
+const PEOPLE_CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: team-shop
+spec:
+  type: team
+  children: []
+  members: [alice, bob]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: alice
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: bob
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments
+  annotations:
+    countersign.dev/criticality: high
+    countersign.dev/paths: /payments/**
+spec:
+  type: service
+  lifecycle: production
+  owner: team-shop
+"#;
+
+/// The kinds of a bundle's entries, in order.
+fn kinds_of(bundle: &Value) -> Vec<String> {
+    bundle["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let event: Value = serde_json::from_str(e["leaf"].as_str().unwrap()).unwrap();
+            event["kind"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Keeps the entries at `positions` (in order) of the bundle.
+fn keep(bundle: &mut Value, positions: &[usize]) {
+    let entries = bundle["entries"].as_array().unwrap().clone();
+    bundle["entries"] = Value::from(
+        positions
+            .iter()
+            .map(|&i| entries[i].clone())
+            .collect::<Vec<_>>(),
+    );
+}
+
+/// Entries removed from a server's bundle, or entries of two heads mixed, never verify as a
+/// complete record: every entry names the previous entry about its proposal, and the
+/// authorization is re-derived from the bundle's own verdicts with the server's tally.
+#[test]
+fn bundles_with_entries_left_out_or_mixed_are_refused() {
+    use countersign_repo::RepoWriter;
+    use countersign_server::Role;
+
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let mut writer = RepoWriter::init(&repo).unwrap();
+    let base = writer
+        .commit(
+            [
+                ("countersign.toml", Some("[repository]\nname = \"shop\"\n")),
+                ("catalog-info.yaml", Some(PEOPLE_CATALOG)),
+                ("payments/capture.rs", Some("pub fn capture() {}\n")),
+            ],
+            "base",
+            "fixbot <fixbot@agents.example.com>",
+            TIME,
+        )
+        .unwrap();
+    for (branch, body, at) in [
+        ("refs/heads/payments", "retry();", TIME + 60),
+        ("refs/heads/payments-v2", "retry_once();", TIME + 120),
+    ] {
+        writer
+            .commit_on(
+                branch,
+                &base,
+                [(
+                    "payments/capture.rs",
+                    Some(format!("pub fn capture() {{ {body} }}\n").as_str()),
+                )],
+                "payments: retry",
+                "fixbot <fixbot@agents.example.com>",
+                at,
+            )
+            .unwrap();
+    }
+    let server = TestServer::start(&[("shop", &repo)]);
+    let fixbot = server.token("agent:fixbot", Role::Proposer);
+    let alice = server.token("human:alice", Role::Approver);
+    let run = |token: &str, args: &[&str]| client(&server.url, Some(token), args);
+
+    // Proposed at one head, moved to another, rejected by alice, then approved by her (her
+    // approval supersedes her rejection): authorized.
+    let proposal = json(&run(
+        &fixbot,
+        &[
+            "propose", "--repo", "shop", "--base", "main", "--head", "payments", "--title",
+            "retry", "--format", "json",
+        ],
+    ));
+    let id = proposal["id"].as_str().unwrap().to_owned();
+    let first_head = proposal["head"].as_str().unwrap().to_owned();
+    let moved = json(&run(
+        &fixbot,
+        &["update", &id, "--head", "payments-v2", "--format", "json"],
+    ));
+    let head = moved["head"].as_str().unwrap().to_owned();
+    assert_ne!(head, first_head);
+    ok(run(
+        &alice,
+        &[
+            "reject",
+            &id,
+            "--head",
+            &head,
+            "--comment",
+            "retry is not idempotent",
+        ],
+    ));
+    let approved = json(&run(
+        &alice,
+        &["approve", &id, "--head", &head, "--format", "json"],
+    ));
+    assert_eq!(approved["state"], "authorized", "{approved}");
+    let full = dir.path().join("full.bundle.json");
+    ok(run(&fixbot, &["bundle", "fetch", &id, "--out", s(&full)]));
+    let key = server.verifier_key.clone();
+    let verify = |path: &Path| countersign(&["bundle", "verify", s(path), "--log-key", s(&key)]);
+
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&full).unwrap()).unwrap();
+    let kinds = kinds_of(&bundle);
+    assert_eq!(
+        kinds,
+        [
+            "proposed",
+            "decided",
+            "head_moved",
+            "proposed",
+            "decided",
+            "rejected",
+            "approved",
+            "authorized"
+        ],
+        "{kinds:?}"
+    );
+    let out = ok(verify(&full));
+    assert!(
+        out.contains(&format!(
+            "proposal {id}: head {head}, authorized as of log index"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("authorized by human:alice (1 of 1 required)"),
+        "{out}"
+    );
+    let position = |kind: &str| kinds.iter().position(|k| k == kind).unwrap();
+    // A head move records the change at the new head (`proposed`) and its decision.
+    let (decided_first, decided_second) = (1, 4);
+    let (rejected, approved_at, authorized) = (
+        position("rejected"),
+        position("approved"),
+        position("authorized"),
+    );
+
+    // The rejection cut out.
+    let cut = edit_bundle(&full, |b| {
+        b["entries"].as_array_mut().unwrap().remove(rejected);
+    });
+    let why = refused(verify(&cut));
+    assert!(why.contains("the bundle is incomplete"), "{why}");
+    assert!(why.contains("was left out"), "{why}");
+
+    // Truncated right before the authorization: the approvals authorize the head, yet the
+    // `authorized` event the server writes with them is missing.
+    let truncated = edit_bundle(&full, |b| {
+        b["entries"].as_array_mut().unwrap().truncate(authorized);
+    });
+    let why = refused(verify(&truncated));
+    assert!(why.contains("cut short"), "{why}");
+    // Truncated before the approval: an earlier state, shown as such, never "authorized".
+    let earlier = edit_bundle(&full, |b| {
+        b["entries"].as_array_mut().unwrap().truncate(approved_at);
+    });
+    let out = ok(verify(&earlier));
+    assert!(
+        out.contains(&format!("head {head}, rejected as of log index")),
+        "{out}"
+    );
+    assert!(out.contains("; not authorized"), "{out}");
+
+    // Only the decision and the authorization: no approval at all.
+    let bare = edit_bundle(&full, |b| keep(b, &[0, decided_second, authorized]));
+    let why = refused(verify(&bare));
+    assert!(why.contains("the bundle is incomplete"), "{why}");
+
+    // The decision of the first head with the authorization of the second.
+    let mixed = edit_bundle(&full, |b| keep(b, &[0, decided_first, authorized]));
+    let why = refused(verify(&mixed));
+    assert!(why.contains("the bundle is incomplete"), "{why}");
+
+    // The same bundles with the chain taken out of every event (as a log written before it
+    // would be): refused as unprovable, never passed as complete.
+    let unchained = edit_bundle(&full, |b| {
+        for entry in b["entries"].as_array_mut().unwrap() {
+            let mut event: Value = serde_json::from_str(entry["leaf"].as_str().unwrap()).unwrap();
+            event.as_object_mut().unwrap().remove("prev");
+            entry["leaf"] = Value::from(serde_json::to_string(&event).unwrap());
+        }
+    });
+    let why = refused(verify(&unchained));
+    assert!(
+        why.contains("not included in the checkpoint") || why.contains("cannot show"),
+        "{why}"
+    );
+}

@@ -97,6 +97,24 @@ pub enum TokenCommand {
         #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE", default_value = DEFAULT_DATABASE)]
         database: String,
     },
+    /// List API tokens: id, principal, role, expiry, revoked. Never their secrets (only
+    /// hashes are stored).
+    List {
+        #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE", default_value = DEFAULT_DATABASE)]
+        database: String,
+    },
+    /// Revoke an API token by id (`t-…`, as `token create` and `token list` show it):
+    /// refused by every server on the database from the next request, logged as a
+    /// `token_revoked` audit event.
+    Revoke {
+        /// The token's id.
+        id: String,
+        /// Who revokes, recorded as the event's actor.
+        #[arg(long, default_value = "system:cli")]
+        actor: String,
+        #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE", default_value = DEFAULT_DATABASE)]
+        database: String,
+    },
 }
 
 fn parse_repo(arg: &str) -> Result<(String, PathBuf), String> {
