@@ -51,6 +51,21 @@ pub struct EvaluationReport {
     /// above used the base's policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_change: Option<crate::policy_change::PolicyChangeReport>,
+    /// Present when the change edits a workspace manifest (`Cargo.toml`, `package.json`,
+    /// `pnpm-workspace.yaml`) and the head's graph has other edges than the base's. Display
+    /// only: manifests are code, not rules, so the decision used the base's graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_change: Option<GraphChangeReport>,
+}
+
+/// How the graph's edges would change once the change lands.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct GraphChangeReport {
+    /// Edges the head's graph has and the base's does not: `from kind to`, e.g.
+    /// `component:default/a depends-on component:default/b`.
+    pub edges_added: Vec<String>,
+    /// Edges the base's graph has and the head's does not.
+    pub edges_removed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]
@@ -296,6 +311,7 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
             .collect(),
         evidence,
         policy_change: None,
+        graph_change: None,
     }
 }
 

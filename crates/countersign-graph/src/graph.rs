@@ -217,8 +217,16 @@ pub struct SystemGraph {
     codeowners: Option<Codeowners>,
     /// Per CODEOWNERS rule, its owners as entity refs (unknown emails left out).
     codeowner_refs: Vec<Vec<EntityRef>>,
+    /// Catalog files read and the CODEOWNERS file in effect (hashed into the version).
     governance_files: BTreeSet<String>,
+    /// Files the snapshot would read were they there: literal Location targets, every
+    /// CODEOWNERS location GitHub consults and the configured one. Not hashed: they are
+    /// a function of the config and the catalog files, which are.
+    would_read: BTreeSet<String>,
+    /// `ALWAYS_GOVERNANCE`, the configured governance globs and the catalog globs.
     governance_globs: GlobSet,
+    /// Location targets that are globs.
+    target_globs: GlobSet,
     never_automate: GlobSet,
     never_automate_surface: Vec<Surface>,
     version: String,
@@ -254,9 +262,6 @@ fn glob_set(field: &'static str, globs: &[String]) -> Result<GlobSet, GraphError
 pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildOutput, GraphError> {
     let ns = settings.default_namespace.as_str();
     let catalog_globs = glob_set("catalog_globs", &settings.catalog_globs)?;
-    let mut governance: Vec<String> = ALWAYS_GOVERNANCE.iter().map(|s| s.to_string()).collect();
-    governance.extend(settings.governance_globs.iter().cloned());
-    let governance_globs = glob_set("governance_globs", &governance)?;
     let mut never_globs = Vec::new();
     let mut never_automate_surface = Vec::new();
     for (surface, globs) in &settings.never_automate {
@@ -266,6 +271,28 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
     let never_automate = glob_set("never_automate", &never_globs)?;
 
     let catalog = backstage::read_catalog(source, &catalog_globs, ns, &settings.limits)?;
+    // Governance is every file the governed state reads *or would read*: a file that does
+    // not exist yet but would be read once added (a new `catalog-info.yaml`, a
+    // `.github/CODEOWNERS` in front of the root one, the target of a Location) changes the
+    // rules as much as an edit does. So the catalog globs themselves, every CODEOWNERS
+    // location GitHub consults and every Location target are governance, present or not.
+    let mut governance: Vec<String> = ALWAYS_GOVERNANCE.iter().map(|s| s.to_string()).collect();
+    governance.extend(settings.governance_globs.iter().cloned());
+    governance.extend(settings.catalog_globs.iter().cloned());
+    let governance_globs = glob_set("governance_globs", &governance)?;
+    let mut governance_globs_builder = GlobSetBuilder::new();
+    for pattern in &catalog.target_patterns {
+        if repo_path::has_glob_meta(pattern) {
+            // Validated when the target was resolved; an invalid one was reported and
+            // names no file.
+            if let Ok(glob) = repo_path::glob(pattern) {
+                governance_globs_builder.add(glob);
+            }
+        }
+    }
+    let target_globs = governance_globs_builder
+        .build()
+        .unwrap_or_else(|_| GlobSet::empty());
     let mut diagnostics = catalog.diagnostics;
     let mut descriptors = catalog.descriptors;
     let (packages, ws_diagnostics) = workspace::discover(source, &settings.limits)?;
@@ -462,6 +489,14 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
     let mut codeowners = None;
     let mut codeowner_refs = Vec::new();
     let mut governance_files: BTreeSet<String> = catalog.files.into_iter().collect();
+    let mut would_read: BTreeSet<String> = catalog
+        .target_patterns
+        .iter()
+        .filter(|p| !repo_path::has_glob_meta(p))
+        .cloned()
+        .collect();
+    would_read.extend(CODEOWNERS_LOCATIONS.iter().map(|p| p.to_string()));
+    would_read.extend(settings.codeowners.iter().cloned());
     if let Some(file) = codeowners_file {
         if let Some(bytes) = source.read(&file, settings.limits.file_bytes)? {
             let text =
@@ -511,7 +546,9 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
         codeowners,
         codeowner_refs,
         governance_files,
+        would_read,
         governance_globs,
+        target_globs,
         never_automate,
         never_automate_surface,
         version: String::new(),
@@ -680,10 +717,20 @@ impl SystemGraph {
         &self.path_map.rules
     }
 
-    /// Whether a path is countersign's own governance: a catalog file that was read, the
-    /// CODEOWNERS file, `countersign.toml`, `.countersign/**`, or a configured glob.
+    /// Whether a path is countersign's own governance, at this snapshot or once the path is
+    /// added: a catalog file that was read, a path the catalog globs match, a Location
+    /// target, any CODEOWNERS location GitHub consults (and the configured one),
+    /// `countersign.toml`, `.countersign/**`, or a configured glob.
+    ///
+    /// Computed from the base only, and still the set of the head too: the head's set can
+    /// differ from the base's only through a file the base's set already holds (the
+    /// config, a catalog file, a Location target), so a change that does not touch the
+    /// base's set loads the same rules at its head.
     pub fn is_governance(&self, path: &str) -> bool {
-        self.governance_files.contains(path) || self.governance_globs.is_match(path)
+        self.governance_files.contains(path)
+            || self.would_read.contains(path)
+            || self.governance_globs.is_match(path)
+            || self.target_globs.is_match(path)
     }
 
     /// The never-automate surfaces whose configured globs match `path`.

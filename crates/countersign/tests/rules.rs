@@ -1,0 +1,183 @@
+//! Black-box tests of how the rules are read: a rule file an agent adds is an edit of the
+//! rules, files that run at build time are a surface, and a dead glob is an error. The real
+//! binary against repositories written with `RepoWriter`.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+
+use std::path::Path;
+
+use countersign_repo::{CommitId, RepoWriter};
+use serde_json::Value;
+
+/// A team of two, a low docs site and a critical payments service whose code is under
+/// `services/payments/src/` (its descriptor sits in `services/payments/`).
+const CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: payments-team
+spec:
+  type: team
+  children: []
+  members: [alice, bob]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: alice
+spec:
+  memberOf: [payments-team]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: bob
+spec:
+  memberOf: [payments-team]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: docs
+  annotations:
+    countersign.dev/criticality: low
+    countersign.dev/paths: /docs/**
+spec:
+  type: website
+  owner: payments-team
+"#;
+
+const PAYMENTS: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments
+  annotations:
+    countersign.dev/criticality: low
+    countersign.dev/paths: src/**
+spec:
+  type: service
+  owner: payments-team
+"#;
+
+/// mallory, declared by the agent as a member of the payments team.
+const MALLORY: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: mallory
+spec:
+  memberOf: [payments-team]
+"#;
+
+fn repo(dir: &Path, extra: &[(&str, &str)]) -> RepoWriter {
+    let mut writer = RepoWriter::init(dir).unwrap();
+    let mut files: Vec<(&str, Option<&str>)> = vec![
+        ("catalog-info.yaml", Some(CATALOG)),
+        ("services/payments/catalog-info.yaml", Some(PAYMENTS)),
+        ("services/payments/src/lib.rs", Some("pub fn charge() {}\n")),
+        ("docs/index.md", Some("# Docs\n")),
+        ("CODEOWNERS", Some("* @payments-team\n")),
+    ];
+    files.extend(extra.iter().map(|(p, c)| (*p, Some(*c))));
+    writer.commit(files, "base", ALICE, TIME).unwrap();
+    writer
+}
+
+fn evaluate(dir: &Path, base: &CommitId, head: &CommitId, author: &str) -> Value {
+    json(&countersign(&[
+        "evaluate",
+        "--repo",
+        dir.to_str().unwrap(),
+        "--base",
+        base.as_str(),
+        "--head",
+        head.as_str(),
+        "--author",
+        author,
+        "--format",
+        "json",
+    ]))
+}
+
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect()
+}
+
+/// Adds `files` on top of the base as one commit and judges it for an agent.
+fn agent_adds(files: &[(&str, &str)]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = repo(dir.path(), &[]);
+    let base = writer.head().unwrap();
+    let head = writer
+        .commit(
+            files.iter().map(|(p, c)| (*p, Some(*c))),
+            "add",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    evaluate(dir.path(), &base, &head, "agent:fixbot")
+}
+
+#[test]
+fn an_agent_adding_a_catalog_user_needs_change_control() {
+    let report = agent_adds(&[("tools/x/catalog-info.yaml", MALLORY)]);
+    assert_eq!(report["tier"], "change_control", "{report:#}");
+    assert_eq!(
+        strings(&report["impact"]["governance_paths"]),
+        ["tools/x/catalog-info.yaml"]
+    );
+    assert!(strings(&report["impact"]["surfaces_touched"]).contains(&"governance"));
+}
+
+#[test]
+fn an_agent_adding_a_codeowners_file_github_reads_first_needs_change_control() {
+    let report = agent_adds(&[(".github/CODEOWNERS", "* @mallory\n")]);
+    assert_eq!(report["tier"], "change_control", "{report:#}");
+    assert_eq!(
+        strings(&report["impact"]["governance_paths"]),
+        [".github/CODEOWNERS"]
+    );
+    // docs/CODEOWNERS is read only when neither of the others exists: still a rule file.
+    let report = agent_adds(&[("docs/CODEOWNERS", "* @mallory\n")]);
+    assert_eq!(report["tier"], "change_control", "{report:#}");
+}
+
+#[test]
+fn an_agent_adding_the_target_of_a_location_needs_change_control() {
+    let location = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: people\nspec:\n  targets: [./people/*.yaml]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = repo(dir.path(), &[("catalog/locations.yaml", location)]);
+    // The Location is not itself a catalog file unless the globs say so: point at it.
+    writer
+        .commit(
+            [
+                ("catalog-info.yaml", Some(format!("{CATALOG}---\napiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: more\nspec:\n  target: ./catalog/locations.yaml\n").as_str())),
+            ],
+            "locate",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    let base = writer.head().unwrap();
+    let head = writer
+        .commit(
+            [("catalog/people/mallory.yaml", Some(MALLORY))],
+            "add",
+            ALICE,
+            TIME + 2,
+        )
+        .unwrap();
+    let report = evaluate(dir.path(), &base, &head, "agent:fixbot");
+    assert_eq!(report["tier"], "change_control", "{report:#}");
+    assert_eq!(
+        strings(&report["impact"]["governance_paths"]),
+        ["catalog/people/mallory.yaml"]
+    );
+}
