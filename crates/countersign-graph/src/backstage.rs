@@ -11,7 +11,7 @@
 //! | annotation | value |
 //! |---|---|
 //! | `countersign.dev/criticality` | `low` \| `moderate` \| `high` \| `critical` (default `low`) |
-//! | `countersign.dev/surfaces` | comma-separated: `auth, authz, payments, regulated-data, irreversible, ci-cd, governance` |
+//! | `countersign.dev/surfaces` | comma-separated: `auth, authz, payments, regulated-data, irreversible, ci-cd, governance, build` |
 //! | `countersign.dev/paths` | globs of the files the entity owns, separated by commas or newlines (a comma inside `{…}` belongs to the glob) |
 //! | `countersign.dev/suites` | comma-separated validation suite names |
 //! | `countersign.dev/revenue-path` | `true` \| `false` (default `false`) |

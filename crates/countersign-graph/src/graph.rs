@@ -29,7 +29,7 @@ use crate::diagnostic::{Diagnostic, DiagnosticCode, Severity};
 use crate::error::GraphError;
 use crate::model::{EntityRef, Kind, Node, NodeId, SourceLocation, Surface};
 use crate::repo_path;
-use crate::settings::{ALWAYS_GOVERNANCE, CODEOWNERS_LOCATIONS, GraphSettings};
+use crate::settings::{ALWAYS_GOVERNANCE, BUILD_FILES, CODEOWNERS_LOCATIONS, GraphSettings};
 use crate::source::FileSource;
 use crate::workspace;
 
@@ -214,6 +214,9 @@ pub struct SystemGraph {
     group_members: HashMap<NodeId, Vec<NodeId>>,
     group_children: HashMap<NodeId, Vec<NodeId>>,
     path_map: PathMap,
+    /// Directory → the Component(s) an unmapped file below it belongs to: the directory of
+    /// a descriptor declaring one Component, or of a workspace package.
+    fallback: BTreeMap<String, Vec<NodeId>>,
     codeowners: Option<Codeowners>,
     /// Per CODEOWNERS rule, its owners as entity refs (unknown emails left out).
     codeowner_refs: Vec<Vec<EntityRef>>,
@@ -268,6 +271,9 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
         never_globs.extend(globs.iter().cloned());
         never_automate_surface.extend(globs.iter().map(|_| *surface));
     }
+    // The built-in build surface: files that run at build time, whatever the config says.
+    never_globs.extend(BUILD_FILES.iter().map(|g| g.to_string()));
+    never_automate_surface.extend(BUILD_FILES.iter().map(|_| Surface::Build));
     let never_automate = glob_set("never_automate", &never_globs)?;
 
     let catalog = backstage::read_catalog(source, &catalog_globs, ns, &settings.limits)?;
@@ -316,7 +322,36 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
         }
     }
     let mut descriptors = kept;
+    // Where an unmapped file falls back to (see `SystemGraph::map_path`): the directory of
+    // a descriptor file declaring exactly one Component (a file declaring several, a
+    // central catalog, names no single owner of its directory) ...
+    let mut components_in: BTreeMap<&str, Vec<&EntityRef>> = BTreeMap::new();
+    for d in descriptors.iter().filter(|d| d.entity.kind == Kind::Component) {
+        components_in.entry(&d.source.file).or_default().push(&d.entity);
+    }
+    let mut fallback_refs: Vec<(String, EntityRef)> = components_in
+        .into_iter()
+        .filter_map(|(file, entities)| match entities.as_slice() {
+            [one] => Some((repo_path::dir_of(file).to_owned(), (*one).clone())),
+            _ => None,
+        })
+        .collect();
     merge_workspace(&mut descriptors, &packages, ns);
+    // ... and the directory of each workspace package, for the Component it became.
+    for p in &packages {
+        let name = workspace::entity_name(&p.name);
+        let dir_glob = if p.dir.is_empty() {
+            "**".to_string()
+        } else {
+            format!("{}/**", p.dir)
+        };
+        if let Some(d) = descriptors.iter().find(|d| {
+            d.entity.kind == Kind::Component
+                && (d.entity.name == name || d.paths.iter().any(|g| *g == dir_glob || *g == p.dir))
+        }) {
+            fallback_refs.push((p.dir.clone(), d.entity.clone()));
+        }
+    }
     descriptors.sort_by(|a, b| a.entity.cmp(&b.entity));
 
     let index: HashMap<EntityRef, NodeId> = descriptors
@@ -462,6 +497,15 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
         .collect();
     rules.sort();
     let path_map = PathMap::new(rules);
+    let mut fallback: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
+    for (dir, entity) in fallback_refs {
+        if let Some(&id) = index.get(&entity) {
+            let ids = fallback.entry(dir).or_default();
+            ids.push(id);
+            ids.sort_unstable();
+            ids.dedup();
+        }
+    }
 
     // CODEOWNERS: the configured file, or GitHub's lookup order.
     let codeowners_file = match &settings.codeowners {
@@ -543,6 +587,7 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
         group_members,
         group_children,
         path_map,
+        fallback,
         codeowners,
         codeowner_refs,
         governance_files,
@@ -708,8 +753,27 @@ impl SystemGraph {
     }
 
     /// The node(s) a path belongs to, by the most-specific-glob rule of the module doc.
+    ///
+    /// A path no glob claims falls back to the Component whose descriptor (declaring only
+    /// that Component) or workspace package sits in its nearest directory: a
+    /// `services/payments/build.rs` outside the payments component's explicit `paths` is
+    /// still payments' file. Unmapped files fail closed: they belong to someone when the
+    /// layout says who.
     pub fn map_path(&self, path: &str) -> Vec<NodeId> {
-        self.path_map.map(path)
+        let nodes = self.path_map.map(path);
+        if !nodes.is_empty() {
+            return nodes;
+        }
+        let mut dir = repo_path::dir_of(path);
+        loop {
+            if let Some(ids) = self.fallback.get(dir) {
+                return ids.clone();
+            }
+            if dir.is_empty() {
+                return Vec::new();
+            }
+            dir = repo_path::dir_of(dir);
+        }
     }
 
     /// Every path rule (a node's glob), sorted.
@@ -733,7 +797,8 @@ impl SystemGraph {
             || self.target_globs.is_match(path)
     }
 
-    /// The never-automate surfaces whose configured globs match `path`.
+    /// The surfaces whose globs match `path`: the configured never-automate globs and the
+    /// built-in build files ([`Surface::Build`]).
     pub fn never_automate_surfaces(&self, path: &str) -> BTreeSet<Surface> {
         self.never_automate
             .matches(path)
@@ -789,6 +854,10 @@ impl SystemGraph {
         }
         line(&"governance_files");
         line(&self.governance_files);
+        line(&"fallback");
+        for (dir, ids) in &self.fallback {
+            line(&(dir, ids.iter().map(|&id| r(id)).collect::<Vec<_>>()));
+        }
         hex::encode(hasher.0.finalize())
     }
 }

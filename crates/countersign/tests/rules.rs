@@ -47,6 +47,17 @@ metadata:
 spec:
   type: website
   owner: payments-team
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: web
+  annotations:
+    countersign.dev/criticality: low
+    countersign.dev/paths: /web/**
+spec:
+  type: website
+  owner: payments-team
 "#;
 
 const PAYMENTS: &str = r#"apiVersion: backstage.io/v1alpha1
@@ -77,7 +88,8 @@ fn repo(dir: &Path, extra: &[(&str, &str)]) -> RepoWriter {
         ("services/payments/catalog-info.yaml", Some(PAYMENTS)),
         ("services/payments/src/lib.rs", Some("pub fn charge() {}\n")),
         ("docs/index.md", Some("# Docs\n")),
-        ("CODEOWNERS", Some("* @payments-team\n")),
+        ("web/index.html", Some("<html></html>\n")),
+        ("CODEOWNERS", Some("* @acme/payments-team\n")),
     ];
     files.extend(extra.iter().map(|(p, c)| (*p, Some(*c))));
     writer.commit(files, "base", ALICE, TIME).unwrap();
@@ -180,4 +192,90 @@ fn an_agent_adding_the_target_of_a_location_needs_change_control() {
         strings(&report["impact"]["governance_paths"]),
         ["catalog/people/mallory.yaml"]
     );
+}
+
+/// Edits `files` on top of the base as one commit and judges it for `author`.
+fn change_by(author: &str, files: &[(&str, &str)]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = repo(dir.path(), &[("services/payments/build.rs", "fn main() {}\n")]);
+    let base = writer.head().unwrap();
+    let head = writer
+        .commit(
+            files.iter().map(|(p, c)| (*p, Some(*c))),
+            "edit",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    evaluate(dir.path(), &base, &head, author)
+}
+
+#[test]
+fn an_agent_editing_a_build_script_outside_the_component_paths_is_not_automated() {
+    let report = change_by(
+        "agent:fixbot",
+        &[("services/payments/build.rs", "fn main() { evil() }\n")],
+    );
+    assert_eq!(report["automated"], false, "{report:#}");
+    assert_eq!(report["tier"], "single_approver", "{report:#}");
+    // Outside the component's `paths`, inside its descriptor's directory: still payments'.
+    assert_eq!(report["impact"]["touched"][0]["node"], "component:default/payments");
+    assert!(strings(&report["impact"]["unmapped"]).is_empty());
+    assert!(strings(&report["impact"]["surfaces_touched"]).contains(&"build"));
+    let raised: Vec<&str> = report["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert!(raised.contains(&"agent-edits-build"), "{raised:?}");
+    // A person's build-script change is reviewed like other code: the pack decides (the
+    // default pack notifies the owners of a change touching any surface).
+    let report = change_by(
+        "human:alice",
+        &[("services/payments/build.rs", "fn main() { evil() }\n")],
+    );
+    assert_eq!(report["tier"], "notify_and_proceed", "{report:#}");
+}
+
+#[test]
+fn files_that_run_at_build_time_are_the_build_surface_for_an_agent() {
+    for path in [
+        ".cargo/config.toml",
+        "rust-toolchain.toml",
+        ".npmrc",
+        "web/.yarnrc.yml",
+        "tools/setup.py",
+        "tests/conftest.py",
+        "Makefile",
+        "mk/rules.mk",
+        "web/Dockerfile",
+    ] {
+        let report = change_by("agent:fixbot", &[(path, "x\n")]);
+        assert_eq!(report["automated"], false, "{path}: {report:#}");
+        assert!(
+            strings(&report["impact"]["surfaces_touched"]).contains(&"build"),
+            "{path}: {report:#}"
+        );
+    }
+    // A dependency bump in package.json is not a build file.
+    let report = change_by("agent:fixbot", &[("web/package.json", "{}\n")]);
+    assert!(!strings(&report["impact"]["surfaces_touched"]).contains(&"build"));
+}
+
+#[test]
+fn an_agent_changing_an_unmapped_file_needs_one_of_its_codeowners() {
+    let report = change_by("agent:fixbot", &[("scratch/notes.txt", "hi\n")]);
+    assert_eq!(strings(&report["impact"]["unmapped"]), ["scratch/notes.txt"]);
+    assert_eq!(report["tier"], "single_approver", "{report:#}");
+    let requirements = report["approvers"]["requirements"].as_array().unwrap();
+    assert_eq!(requirements.len(), 1, "{requirements:?}");
+    assert_eq!(requirements[0]["subject"], "unmapped files");
+    assert_eq!(
+        strings(&requirements[0]["owners"]),
+        ["group:default/payments-team"]
+    );
+    // A person's unmapped file still only never auto-merges.
+    let report = change_by("human:alice", &[("scratch/notes.txt", "hi\n")]);
+    assert_eq!(report["tier"], "notify_and_proceed", "{report:#}");
 }
