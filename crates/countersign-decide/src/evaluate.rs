@@ -108,6 +108,7 @@ pub fn evaluate_with_evidence(
                 &[],
             )?;
             evaluation.untracked_read = untracked_read;
+            evaluation.report.dead_globs = state.dead_globs.iter().map(Into::into).collect();
             Ok(evaluation)
         }
     }
@@ -193,6 +194,7 @@ fn evaluate_commits(
         &state.config.policy.dir,
         &changed,
     );
+    evaluation.report.dead_globs = state.dead_globs.iter().map(Into::into).collect();
     if changed
         .iter()
         .any(|p| countersign_graph::workspace::is_manifest(p))

@@ -14,6 +14,9 @@ pub struct GovernedState {
     pub config: Config,
     pub build: BuildOutput,
     pub pack: PolicyPack,
+    /// The catalog's `countersign.dev/paths` globs that match no file of the snapshot,
+    /// found once per load (a scan of the tracked files), reported with every decision.
+    pub dead_globs: Vec<countersign_graph::check::DeadGlob>,
 }
 
 impl GovernedState {
@@ -32,10 +35,12 @@ pub fn load(source: &dyn FileSource) -> Result<GovernedState> {
     } else {
         PolicyPack::from_files(policy_files)?
     };
+    let dead_globs = countersign_graph::check::dead_globs(&build.graph, &build.tracked);
     Ok(GovernedState {
         config,
         build,
         pack,
+        dead_globs,
     })
 }
 

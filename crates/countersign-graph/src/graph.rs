@@ -164,6 +164,28 @@ impl PathMap {
         }
     }
 
+    /// Every rule whose glob matches `path`, most specific or not.
+    fn matching(&self, path: &str) -> Vec<u32> {
+        let mut rules: Vec<u32> = Vec::new();
+        let mut dir = path;
+        loop {
+            if let Some(found) = self.by_dir.get(dir) {
+                rules.extend(found);
+            }
+            if dir.is_empty() {
+                break;
+            }
+            dir = repo_path::dir_of(dir);
+        }
+        rules.extend(
+            self.set
+                .matches(path)
+                .into_iter()
+                .map(|g| self.set_rules[g]),
+        );
+        rules
+    }
+
     fn map(&self, path: &str) -> Vec<NodeId> {
         let mut candidates: Vec<u32> = Vec::new();
         let mut dir = path;
@@ -779,6 +801,27 @@ impl SystemGraph {
     /// Every path rule (a node's glob), sorted.
     pub fn path_rules(&self) -> &[PathRule] {
         &self.path_map.rules
+    }
+
+    /// The path rules that match none of `paths`, in [`SystemGraph::path_rules`] order:
+    /// dead globs. One pass over the paths, each looked up as [`SystemGraph::map_path`]
+    /// does, so a large repository costs what mapping it costs.
+    pub fn dead_rules<S: AsRef<str>>(&self, paths: &[S]) -> Vec<&PathRule> {
+        let mut live = vec![false; self.path_map.rules.len()];
+        for path in paths {
+            for rule in self.path_map.matching(path.as_ref()) {
+                if let Some(slot) = live.get_mut(rule as usize) {
+                    *slot = true;
+                }
+            }
+        }
+        self.path_map
+            .rules
+            .iter()
+            .zip(live)
+            .filter(|(_, live)| !live)
+            .map(|(rule, _)| rule)
+            .collect()
     }
 
     /// Whether a path is countersign's own governance, at this snapshot or once the path is

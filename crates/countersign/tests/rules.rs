@@ -279,3 +279,87 @@ fn an_agent_changing_an_unmapped_file_needs_one_of_its_codeowners() {
     let report = change_by("human:alice", &[("scratch/notes.txt", "hi\n")]);
     assert_eq!(report["tier"], "notify_and_proceed", "{report:#}");
 }
+
+/// A central catalog in `catalog/` that writes a glob meant from the root.
+const CENTRAL: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: billing
+  annotations:
+    countersign.dev/criticality: critical
+    countersign.dev/paths: services/billing/**
+spec:
+  type: service
+  owner: payments-team
+"#;
+
+#[test]
+fn a_glob_that_matches_no_file_fails_graph_check_and_is_listed_by_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = repo(
+        dir.path(),
+        &[
+            ("catalog/system.yaml", CENTRAL),
+            ("countersign.toml", "[graph]\ncatalog = [\"**/catalog-info.yaml\", \"catalog/*.yaml\"]\n"),
+            ("services/billing/src/lib.rs", "pub fn bill() {}\n"),
+        ],
+    );
+    let base = writer.head().unwrap();
+    let check = countersign(&[
+        "graph",
+        "check",
+        "--repo",
+        dir.path().to_str().unwrap(),
+        "--rev",
+        base.as_str(),
+    ]);
+    assert!(!check.status.success(), "{}", stdout(&check));
+    let text = format!("{}{}", stdout(&check), stderr(&check));
+    for expected in [
+        "catalog/system.yaml:1",
+        "component:default/billing",
+        "`catalog/services/billing/**`",
+        "did you mean /services/billing/**?",
+    ] {
+        assert!(text.contains(expected), "{expected} not in {text}");
+    }
+    let head = writer
+        .commit(
+            [("services/billing/src/lib.rs", Some("pub fn bill() { twice() }\n"))],
+            "edit",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    let output = countersign(&[
+        "evaluate",
+        "--repo",
+        dir.path().to_str().unwrap(),
+        "--base",
+        base.as_str(),
+        "--head",
+        head.as_str(),
+        "--author",
+        "agent:fixbot",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        stderr(&output).contains("warning: catalog/system.yaml:1: component:default/billing"),
+        "{}",
+        stderr(&output)
+    );
+    let report = json(&output);
+    assert_eq!(
+        report["dead_globs"],
+        serde_json::json!([{
+            "entity": "component:default/billing",
+            "file": "catalog/system.yaml",
+            "line": 1,
+            "glob": "catalog/services/billing/**",
+            "did_you_mean": "/services/billing/**",
+        }])
+    );
+    // The billing code is unmapped, so an agent's change to it needs one of its owners.
+    assert_eq!(report["tier"], "single_approver", "{report:#}");
+}
