@@ -123,10 +123,13 @@ fn source(repo: &Repo) -> MemorySource {
 /// version, config.
 type Rules = (String, Option<String>, String, String);
 
+/// The `.cedar` files of a snapshot's policy directory, by path.
+type PolicyFiles = Vec<(String, String)>;
+
 thread_local! {
     /// Policy versions by policy files: parsing Cedar dominates a case's time, and the
     /// generated repositories have only a handful of distinct policy directories.
-    static PACKS: RefCell<HashMap<Vec<(String, String)>, Option<String>>> =
+    static PACKS: RefCell<HashMap<PolicyFiles, Option<String>>> =
         RefCell::new(HashMap::new());
 }
 

@@ -348,8 +348,14 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
     // a descriptor file declaring exactly one Component (a file declaring several, a
     // central catalog, names no single owner of its directory) ...
     let mut components_in: BTreeMap<&str, Vec<&EntityRef>> = BTreeMap::new();
-    for d in descriptors.iter().filter(|d| d.entity.kind == Kind::Component) {
-        components_in.entry(&d.source.file).or_default().push(&d.entity);
+    for d in descriptors
+        .iter()
+        .filter(|d| d.entity.kind == Kind::Component)
+    {
+        components_in
+            .entry(&d.source.file)
+            .or_default()
+            .push(&d.entity);
     }
     let mut fallback_refs: Vec<(String, EntityRef)> = components_in
         .into_iter()

@@ -197,7 +197,10 @@ fn an_agent_adding_the_target_of_a_location_needs_change_control() {
 /// Edits `files` on top of the base as one commit and judges it for `author`.
 fn change_by(author: &str, files: &[(&str, &str)]) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let mut writer = repo(dir.path(), &[("services/payments/build.rs", "fn main() {}\n")]);
+    let mut writer = repo(
+        dir.path(),
+        &[("services/payments/build.rs", "fn main() {}\n")],
+    );
     let base = writer.head().unwrap();
     let head = writer
         .commit(
@@ -219,7 +222,10 @@ fn an_agent_editing_a_build_script_outside_the_component_paths_is_not_automated(
     assert_eq!(report["automated"], false, "{report:#}");
     assert_eq!(report["tier"], "single_approver", "{report:#}");
     // Outside the component's `paths`, inside its descriptor's directory: still payments'.
-    assert_eq!(report["impact"]["touched"][0]["node"], "component:default/payments");
+    assert_eq!(
+        report["impact"]["touched"][0]["node"],
+        "component:default/payments"
+    );
     assert!(strings(&report["impact"]["unmapped"]).is_empty());
     assert!(strings(&report["impact"]["surfaces_touched"]).contains(&"build"));
     let raised: Vec<&str> = report["reasons"]
@@ -266,7 +272,10 @@ fn files_that_run_at_build_time_are_the_build_surface_for_an_agent() {
 #[test]
 fn an_agent_changing_an_unmapped_file_needs_one_of_its_codeowners() {
     let report = change_by("agent:fixbot", &[("scratch/notes.txt", "hi\n")]);
-    assert_eq!(strings(&report["impact"]["unmapped"]), ["scratch/notes.txt"]);
+    assert_eq!(
+        strings(&report["impact"]["unmapped"]),
+        ["scratch/notes.txt"]
+    );
     assert_eq!(report["tier"], "single_approver", "{report:#}");
     let requirements = report["approvers"]["requirements"].as_array().unwrap();
     assert_eq!(requirements.len(), 1, "{requirements:?}");
@@ -300,7 +309,10 @@ fn a_glob_that_matches_no_file_fails_graph_check_and_is_listed_by_evaluate() {
         dir.path(),
         &[
             ("catalog/system.yaml", CENTRAL),
-            ("countersign.toml", "[graph]\ncatalog = [\"**/catalog-info.yaml\", \"catalog/*.yaml\"]\n"),
+            (
+                "countersign.toml",
+                "[graph]\ncatalog = [\"**/catalog-info.yaml\", \"catalog/*.yaml\"]\n",
+            ),
             ("services/billing/src/lib.rs", "pub fn bill() {}\n"),
         ],
     );
@@ -325,7 +337,10 @@ fn a_glob_that_matches_no_file_fails_graph_check_and_is_listed_by_evaluate() {
     }
     let head = writer
         .commit(
-            [("services/billing/src/lib.rs", Some("pub fn bill() { twice() }\n"))],
+            [(
+                "services/billing/src/lib.rs",
+                Some("pub fn bill() { twice() }\n"),
+            )],
             "edit",
             ALICE,
             TIME + 1,
@@ -362,4 +377,39 @@ fn a_glob_that_matches_no_file_fails_graph_check_and_is_listed_by_evaluate() {
     );
     // The billing code is unmapped, so an agent's change to it needs one of its owners.
     assert_eq!(report["tier"], "single_approver", "{report:#}");
+}
+
+#[test]
+fn a_dependency_bump_is_code_but_says_which_edges_it_adds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = repo(
+        dir.path(),
+        &[
+            (
+                "Cargo.toml",
+                "[workspace]\nmembers = [\"libs/a\", \"libs/b\"]\n",
+            ),
+            ("libs/a/Cargo.toml", "[package]\nname = \"a\"\n"),
+            ("libs/b/Cargo.toml", "[package]\nname = \"b\"\n"),
+        ],
+    );
+    let base = writer.head().unwrap();
+    let head = writer
+        .commit(
+            [(
+                "libs/a/Cargo.toml",
+                Some("[package]\nname = \"a\"\n[dependencies]\nb = { path = \"../b\" }\n"),
+            )],
+            "bump",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    let report = evaluate(dir.path(), &base, &head, "agent:fixbot");
+    assert!(strings(&report["impact"]["governance_paths"]).is_empty());
+    assert_ne!(report["tier"], "change_control", "{report:#}");
+    assert_eq!(
+        report["graph_change"]["edges_added"],
+        serde_json::json!(["component:default/a depends-on component:default/b"])
+    );
 }
