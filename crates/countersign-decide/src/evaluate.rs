@@ -78,21 +78,37 @@ pub fn evaluate_with_evidence(
         ),
         ChangeSource::Paths { paths, rev } => {
             let changes = listed_paths(paths)?;
-            let (state, untracked_read) = match rev {
+            let (state, reads, untracked_read) = match rev {
                 Some(rev) => {
                     let git = Repo::open(repo)?;
                     let id = git.resolve(&rev)?;
-                    (load_from(&git.commit_tree(&id)?, &rev)?, Vec::new())
+                    let tree = git.commit_tree(&id)?;
+                    let recording = RecordingSource::new(&tree);
+                    let state = load_from(&recording, &rev)?;
+                    (state, recording.into_reads(), Vec::new())
                 }
                 None => {
                     let source = WorkTree::open(repo)?;
-                    let state = load_from(&source, "the working tree")?;
-                    (state, source.untracked_read())
+                    let recording = RecordingSource::new(&source);
+                    let state = load_from(&recording, "the working tree")?;
+                    let reads = recording.into_reads();
+                    (state, reads, source.untracked_read())
                 }
             };
-            let mut evaluation =
-                decide(&state, BTreeMap::new(), changes, proposer, None, None, &[])?;
+            // The reads mark governance paths only; a listed change records no inputs.
+            let read_paths: Vec<String> = reads.into_keys().collect();
+            let mut evaluation = decide(
+                &state,
+                BTreeMap::new(),
+                &read_paths,
+                changes,
+                proposer,
+                None,
+                None,
+                &[],
+            )?;
             evaluation.untracked_read = untracked_read;
+            evaluation.report.dead_globs = state.dead_globs.iter().map(Into::into).collect();
             Ok(evaluation)
         }
     }
@@ -159,9 +175,11 @@ fn evaluate_commits(
     };
     let state = &loaded.state;
     let changed = countersign_repo::changed_paths(&changes);
+    let read_paths: Vec<String> = loaded.reads.keys().cloned().collect();
     let mut evaluation = decide(
         state,
         loaded.reads.clone(),
+        &read_paths,
         changes,
         proposer,
         Some(base_id.as_str().to_string()),
@@ -176,7 +194,48 @@ fn evaluate_commits(
         &state.config.policy.dir,
         &changed,
     );
+    evaluation.report.dead_globs = state.dead_globs.iter().map(Into::into).collect();
+    if changed
+        .iter()
+        .any(|p| countersign_graph::workspace::is_manifest(p))
+    {
+        evaluation.report.graph_change = graph_change(&git, &head_id, state);
+    }
     Ok(evaluation)
+}
+
+/// The edges the head's graph adds and removes, when a workspace manifest changed: what the
+/// explanation says about a dependency change, which stays an ordinary change. `None` when
+/// the edges are the same or the head's rules do not load (then the change touched them,
+/// and governance says so).
+fn graph_change(
+    git: &Repo,
+    head: &countersign_repo::CommitId,
+    base: &GovernedState,
+) -> Option<report::GraphChangeReport> {
+    let tree = git.commit_tree(head).ok()?;
+    let head_state = governed::load(&tree).ok()?;
+    let edges = |graph: &countersign_graph::SystemGraph| -> std::collections::BTreeSet<String> {
+        graph
+            .edges()
+            .iter()
+            .filter_map(|e| {
+                let from = &graph.node(e.from)?.entity;
+                let to = &graph.node(e.to)?.entity;
+                let kind = serde_json::to_value(e.kind).ok()?;
+                Some(format!("{from} {} {to}", kind.as_str()?))
+            })
+            .collect()
+    };
+    let before = edges(base.graph());
+    let after = edges(head_state.graph());
+    if before == after {
+        return None;
+    }
+    Some(report::GraphChangeReport {
+        edges_added: after.difference(&before).cloned().collect(),
+        edges_removed: before.difference(&after).cloned().collect(),
+    })
 }
 
 fn load_from(source: &dyn FileSource, what: &str) -> Result<GovernedState> {
@@ -232,12 +291,26 @@ pub fn rederive(
         .map(|(n, bytes)| (format!("recorded evidence #{}", n + 1), Ok(bytes)))
         .collect();
     let state = governed::load(&source).context("re-reading the recorded governed state")?;
-    decide(&state, inputs, changes, proposer, base, head, &recorded)
+    let read_paths: Vec<String> = inputs.keys().cloned().collect();
+    decide(
+        &state,
+        inputs,
+        &read_paths,
+        changes,
+        proposer,
+        base,
+        head,
+        &recorded,
+    )
 }
 
+/// `read_paths`: every path loading `state` read or looked for (governance whatever the
+/// graph says, see [`governed::mark_read_rules`]).
+#[allow(clippy::too_many_arguments)]
 fn decide(
     state: &GovernedState,
     inputs: BTreeMap<String, Option<Vec<u8>>>,
+    read_paths: &[String],
     changes: Vec<ChangedPath>,
     proposer: &Proposer,
     base: Option<String>,
@@ -247,7 +320,8 @@ fn decide(
     let author = principal(state, &proposer.author)?;
     let paths = countersign_repo::changed_paths(&changes);
     let graph = state.graph();
-    let impact = countersign_graph::impact(graph, &paths);
+    let mut impact = countersign_graph::impact(graph, &paths);
+    governed::mark_read_rules(&mut impact, graph, read_paths);
     let plan = countersign_evidence::plan(
         &impact,
         |entity| {

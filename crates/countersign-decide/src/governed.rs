@@ -14,6 +14,9 @@ pub struct GovernedState {
     pub config: Config,
     pub build: BuildOutput,
     pub pack: PolicyPack,
+    /// The catalog's `countersign.dev/paths` globs that match no file of the snapshot,
+    /// found once per load (a scan of the tracked files), reported with every decision.
+    pub dead_globs: Vec<countersign_graph::check::DeadGlob>,
 }
 
 impl GovernedState {
@@ -32,10 +35,12 @@ pub fn load(source: &dyn FileSource) -> Result<GovernedState> {
     } else {
         PolicyPack::from_files(policy_files)?
     };
+    let dead_globs = countersign_graph::check::dead_globs(&build.graph, &build.tracked);
     Ok(GovernedState {
         config,
         build,
         pack,
+        dead_globs,
     })
 }
 
@@ -95,6 +100,40 @@ pub fn graph_settings(config: &Config) -> GraphSettings {
             .collect(),
         limits: config.limits,
         ..GraphSettings::default()
+    }
+}
+
+/// Fail closed on whatever reader comes next: a changed path that loading the governed
+/// state read (or looked for and missed), other than a workspace manifest (code, not a
+/// rule), is a governance path even when no graph rule names it.
+pub fn mark_read_rules<'a>(
+    impact: &mut countersign_graph::Impact,
+    graph: &SystemGraph,
+    reads: impl IntoIterator<Item = &'a String>,
+) {
+    let reads: std::collections::BTreeSet<&str> = reads
+        .into_iter()
+        .map(String::as_str)
+        .filter(|p| !countersign_graph::workspace::is_manifest(p))
+        .collect();
+    let mut owners: std::collections::BTreeSet<countersign_graph::EntityRef> =
+        impact.governance_owners.iter().cloned().collect();
+    for path in &impact.changed_paths {
+        if reads.contains(path.as_str()) && !impact.governance_paths.contains(path) {
+            impact.governance_paths.push(path.clone());
+            impact.unmapped.retain(|p| p != path);
+            owners.extend(graph.owners_of_path(path));
+        }
+    }
+    if !impact.governance_paths.is_empty() {
+        impact.governance_paths.sort();
+        impact
+            .surfaces_touched
+            .insert(countersign_graph::Surface::Governance);
+        impact
+            .surfaces_reached
+            .insert(countersign_graph::Surface::Governance);
+        impact.governance_owners = owners.into_iter().collect();
     }
 }
 

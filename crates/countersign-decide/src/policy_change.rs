@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::governed;
 
 /// What the Rust invariants add to any proof: printed with every verification.
-pub const INVARIANTS_NOTE: &str = "the Rust invariants also hold at run time (never-automate surface, agent edits governance, unmapped files never auto-merge): no pack can lift them";
+pub const INVARIANTS_NOTE: &str = "the Rust invariants also hold at run time (never-automate surface, agent edits governance, agent edits build files, agent's unmapped files need an owner, unmapped files never auto-merge): no pack can lift them";
 
 /// The solver from `CVC5`, else `cvc5` on `PATH`.
 pub fn solver() -> SolverConfig {

@@ -51,6 +51,53 @@ pub struct EvaluationReport {
     /// above used the base's policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_change: Option<crate::policy_change::PolicyChangeReport>,
+    /// Present when the change edits a workspace manifest (`Cargo.toml`, `package.json`,
+    /// `pnpm-workspace.yaml`) and the head's graph has other edges than the base's. Display
+    /// only: manifests are code, not rules, so the decision used the base's graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_change: Option<GraphChangeReport>,
+    /// `countersign.dev/paths` globs of the judging catalog that match no tracked file
+    /// (`graph check` fails on them): the files they were meant for are judged as unmapped
+    /// or as someone else's. Absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_globs: Vec<DeadGlobReport>,
+}
+
+/// A `countersign.dev/paths` glob that matches no tracked file.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct DeadGlobReport {
+    /// The entity whose annotation it is, `kind:namespace/name`.
+    pub entity: String,
+    /// The descriptor file and the line of the entity's document.
+    pub file: String,
+    pub line: u32,
+    /// The glob as resolved against the descriptor's directory.
+    pub glob: String,
+    /// The root-anchored pattern that would match files, e.g. `/services/payments/**`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub did_you_mean: Option<String>,
+}
+
+impl From<&countersign_graph::check::DeadGlob> for DeadGlobReport {
+    fn from(dead: &countersign_graph::check::DeadGlob) -> Self {
+        DeadGlobReport {
+            entity: dead.entity.to_string(),
+            file: dead.location.file.clone(),
+            line: dead.location.line,
+            glob: dead.glob.clone(),
+            did_you_mean: dead.did_you_mean.clone(),
+        }
+    }
+}
+
+/// How the graph's edges would change once the change lands.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct GraphChangeReport {
+    /// Edges the head's graph has and the base's does not: `from kind to`, e.g.
+    /// `component:default/a depends-on component:default/b`.
+    pub edges_added: Vec<String>,
+    /// Edges the base's graph has and the head's does not.
+    pub edges_removed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]
@@ -297,6 +344,8 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
             .collect(),
         evidence,
         policy_change: None,
+        graph_change: None,
+        dead_globs: Vec::new(),
     }
 }
 

@@ -11,7 +11,7 @@
 //! | annotation | value |
 //! |---|---|
 //! | `countersign.dev/criticality` | `low` \| `moderate` \| `high` \| `critical` (default `low`) |
-//! | `countersign.dev/surfaces` | comma-separated: `auth, authz, payments, regulated-data, irreversible, ci-cd, governance` |
+//! | `countersign.dev/surfaces` | comma-separated: `auth, authz, payments, regulated-data, irreversible, ci-cd, governance, build` |
 //! | `countersign.dev/paths` | globs of the files the entity owns, separated by commas or newlines (a comma inside `{…}` belongs to the glob) |
 //! | `countersign.dev/suites` | comma-separated validation suite names |
 //! | `countersign.dev/revenue-path` | `true` \| `false` (default `false`) |
@@ -111,6 +111,10 @@ pub struct Catalog {
     pub descriptors: Vec<Descriptor>,
     /// Every descriptor file read, sorted: they are the governance surface.
     pub files: Vec<String>,
+    /// Every Location target inside the repository as resolved (a path or a glob),
+    /// whether or not it names a file today, sorted: adding a file there changes the
+    /// catalog, so these are governance too.
+    pub target_patterns: Vec<String>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -182,7 +186,9 @@ pub fn read_catalog(
                 });
             }
             for target in &d.targets {
-                for next in resolve_target(source, &file, d, target, &mut catalog.diagnostics) {
+                let resolved = resolve_target(source, &file, d, target, &mut catalog.diagnostics);
+                catalog.target_patterns.extend(resolved.pattern);
+                for next in resolved.files {
                     // The seen set makes Location cycles (a → b → a) terminate.
                     if seen.insert(next.clone()) {
                         queue.push_back(next);
@@ -194,6 +200,8 @@ pub fn read_catalog(
         catalog.files.push(file);
     }
     catalog.files.sort();
+    catalog.target_patterns.sort();
+    catalog.target_patterns.dedup();
     Ok(catalog)
 }
 
@@ -215,6 +223,14 @@ fn catalog_text(file: &str, bytes: Vec<u8>) -> Result<String, GraphError> {
     })
 }
 
+/// What a Location target resolves to: the pattern inside the repository (when it is
+/// one) and the files it names today.
+#[derive(Default)]
+struct ResolvedTarget {
+    pattern: Option<String>,
+    files: Vec<String>,
+}
+
 /// The repository files a Location target names; URLs, absolute paths and paths
 /// outside the repository are reported, never fetched.
 fn resolve_target(
@@ -223,7 +239,7 @@ fn resolve_target(
     d: &Descriptor,
     target: &str,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<String> {
+) -> ResolvedTarget {
     let mut report = |why: &str| {
         diagnostics.push(Diagnostic::new(
             Severity::Warning,
@@ -234,21 +250,22 @@ fn resolve_target(
     };
     if target.contains("://") {
         report("is a URL; countersign reads only the repository and does not fetch it");
-        return Vec::new();
+        return ResolvedTarget::default();
     }
     if target.starts_with('/') {
         report("is an absolute path outside the repository; not read");
-        return Vec::new();
+        return ResolvedTarget::default();
     }
     let Some(joined) = repo_path::join(repo_path::dir_of(file), target) else {
         report("leaves the repository; not read");
-        return Vec::new();
+        return ResolvedTarget::default();
     };
     if repo_path::has_glob_meta(&joined) {
         let Ok(glob) = repo_path::glob(&joined) else {
             report("is not a valid glob");
-            return Vec::new();
+            return ResolvedTarget::default();
         };
+        let pattern = Some(joined.clone());
         let matcher = glob.compile_matcher();
         let found: Vec<String> = source
             .paths()
@@ -259,12 +276,21 @@ fn resolve_target(
         if found.is_empty() {
             report("matches no file");
         }
-        found
+        ResolvedTarget {
+            pattern,
+            files: found,
+        }
     } else if source.paths().binary_search(&joined).is_ok() {
-        vec![joined]
+        ResolvedTarget {
+            pattern: Some(joined.clone()),
+            files: vec![joined],
+        }
     } else {
         report(&format!("names `{joined}`, which does not exist"));
-        Vec::new()
+        ResolvedTarget {
+            pattern: Some(joined),
+            files: Vec::new(),
+        }
     }
 }
 

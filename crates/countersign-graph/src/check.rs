@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode, Severity};
 use crate::graph::{BuildOutput, SystemGraph};
-use crate::model::NodeId;
+use crate::model::{EntityRef, NodeId, SourceLocation};
+use crate::repo_path;
 
 /// Share of tracked files that map to at least one node.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -17,6 +18,75 @@ pub struct Coverage {
     /// `mapped / tracked`, 1.0 for an empty repository.
     pub ratio: f64,
     pub unmapped: Vec<String>,
+}
+
+/// A `countersign.dev/paths` glob that matches no tracked file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadGlob {
+    pub entity: EntityRef,
+    /// The glob as resolved against the descriptor's directory, repository-relative.
+    pub glob: String,
+    /// The entity's descriptor (file and the line of its document).
+    pub location: SourceLocation,
+    /// The root-anchored pattern (`/services/payments/**`) when the glob, read from the
+    /// repository root rather than the descriptor's directory, matches files.
+    pub did_you_mean: Option<String>,
+}
+
+impl DeadGlob {
+    /// One line: `file:line: entity: ... matches no tracked file; did you mean ...?`
+    pub fn message(&self) -> String {
+        let hint = self
+            .did_you_mean
+            .as_ref()
+            .map(|p| format!("; did you mean {p}?"))
+            .unwrap_or_default();
+        format!(
+            "{}: `countersign.dev/paths` glob resolves to `{}`, which matches no tracked file{hint}",
+            self.entity, self.glob
+        )
+    }
+}
+
+/// The `countersign.dev/paths` globs of `graph` that match none of `tracked`, with a hint
+/// when the glob was probably meant from the repository root: a central
+/// `catalog/system.yaml` writing `services/payments/**` means `catalog/services/payments/**`.
+pub fn dead_globs(graph: &SystemGraph, tracked: &[String]) -> Vec<DeadGlob> {
+    graph
+        .dead_rules(tracked)
+        .into_iter()
+        .filter_map(|rule| {
+            let node = graph.node(rule.node)?;
+            let dir = repo_path::dir_of(&node.source.file);
+            let did_you_mean = rule
+                .glob
+                .strip_prefix(dir)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .filter(|_| !dir.is_empty())
+                .filter(|rooted| matches_any(rooted, tracked))
+                .map(|rooted| format!("/{rooted}"));
+            Some(DeadGlob {
+                entity: node.entity.clone(),
+                glob: rule.glob.clone(),
+                location: node.source.clone(),
+                did_you_mean,
+            })
+        })
+        .collect()
+}
+
+/// Whether `glob` (a path rule: a literal file or directory, or a pattern) matches a path.
+fn matches_any(glob: &str, paths: &[String]) -> bool {
+    if let Some(dir) = repo_path::literal_dir(glob) {
+        return paths.iter().any(|p| {
+            p == dir || dir.is_empty() || p.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+        });
+    }
+    let Ok(glob) = repo_path::glob(glob) else {
+        return false;
+    };
+    let matcher = glob.compile_matcher();
+    paths.iter().any(|p| matcher.is_match(p))
 }
 
 /// Everything `graph check` reports.
@@ -67,6 +137,14 @@ pub fn check(output: &BuildOutput) -> CheckReport {
                 .first()
                 .and_then(|&id| graph.node(id))
                 .map(|n| n.source.clone()),
+        ));
+    }
+    for dead in dead_globs(graph, &output.tracked) {
+        diagnostics.push(Diagnostic::new(
+            Severity::Error,
+            DiagnosticCode::DeadGlob,
+            dead.message(),
+            Some(dead.location.clone()),
         ));
     }
     if !unmapped.is_empty() {

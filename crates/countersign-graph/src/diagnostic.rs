@@ -46,6 +46,9 @@ pub enum DiagnosticCode {
     PathClaimedTwice,
     /// Tracked files that map to no node.
     Unmapped,
+    /// A `countersign.dev/paths` glob that matches no tracked file (an error: the files it
+    /// was meant for are unmapped, or owned by someone else).
+    DeadGlob,
 }
 
 /// One finding.

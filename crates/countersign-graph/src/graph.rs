@@ -29,7 +29,7 @@ use crate::diagnostic::{Diagnostic, DiagnosticCode, Severity};
 use crate::error::GraphError;
 use crate::model::{EntityRef, Kind, Node, NodeId, SourceLocation, Surface};
 use crate::repo_path;
-use crate::settings::{ALWAYS_GOVERNANCE, CODEOWNERS_LOCATIONS, GraphSettings};
+use crate::settings::{ALWAYS_GOVERNANCE, BUILD_FILES, CODEOWNERS_LOCATIONS, GraphSettings};
 use crate::source::FileSource;
 use crate::workspace;
 
@@ -168,6 +168,28 @@ impl PathMap {
         }
     }
 
+    /// Every rule whose glob matches `path`, most specific or not.
+    fn matching(&self, path: &str) -> Vec<u32> {
+        let mut rules: Vec<u32> = Vec::new();
+        let mut dir = path;
+        loop {
+            if let Some(found) = self.by_dir.get(dir) {
+                rules.extend(found);
+            }
+            if dir.is_empty() {
+                break;
+            }
+            dir = repo_path::dir_of(dir);
+        }
+        rules.extend(
+            self.set
+                .matches(path)
+                .into_iter()
+                .map(|g| self.set_rules[g]),
+        );
+        rules
+    }
+
     fn map(&self, path: &str) -> Vec<NodeId> {
         let mut candidates: Vec<u32> = Vec::new();
         let mut dir = path;
@@ -220,11 +242,22 @@ pub struct SystemGraph {
     group_members: HashMap<NodeId, Vec<NodeId>>,
     group_children: HashMap<NodeId, Vec<NodeId>>,
     path_map: PathMap,
+    /// Directory → the Component(s) an unmapped file below it belongs to: the directory of
+    /// a descriptor declaring one Component, or of a workspace package.
+    fallback: BTreeMap<String, Vec<NodeId>>,
     codeowners: Option<Codeowners>,
     /// Per CODEOWNERS rule, its owners as entity refs (unknown emails left out).
     codeowner_refs: Vec<Vec<EntityRef>>,
+    /// Catalog files read and the CODEOWNERS file in effect (hashed into the version).
     governance_files: BTreeSet<String>,
+    /// Files the snapshot would read were they there: literal Location targets, every
+    /// CODEOWNERS location GitHub consults and the configured one. Not hashed: they are
+    /// a function of the config and the catalog files, which are.
+    would_read: BTreeSet<String>,
+    /// `ALWAYS_GOVERNANCE`, the configured governance globs and the catalog globs.
     governance_globs: GlobSet,
+    /// Location targets that are globs.
+    target_globs: GlobSet,
     never_automate: GlobSet,
     never_automate_surface: Vec<Surface>,
     version: String,
@@ -260,18 +293,40 @@ fn glob_set(field: &'static str, globs: &[String]) -> Result<GlobSet, GraphError
 pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildOutput, GraphError> {
     let ns = settings.default_namespace.as_str();
     let catalog_globs = glob_set("catalog_globs", &settings.catalog_globs)?;
-    let mut governance: Vec<String> = ALWAYS_GOVERNANCE.iter().map(|s| s.to_string()).collect();
-    governance.extend(settings.governance_globs.iter().cloned());
-    let governance_globs = glob_set("governance_globs", &governance)?;
     let mut never_globs = Vec::new();
     let mut never_automate_surface = Vec::new();
     for (surface, globs) in &settings.never_automate {
         never_globs.extend(globs.iter().cloned());
         never_automate_surface.extend(globs.iter().map(|_| *surface));
     }
+    // The built-in build surface: files that run at build time, whatever the config says.
+    never_globs.extend(BUILD_FILES.iter().map(|g| g.to_string()));
+    never_automate_surface.extend(BUILD_FILES.iter().map(|_| Surface::Build));
     let never_automate = glob_set("never_automate", &never_globs)?;
 
     let catalog = backstage::read_catalog(source, &catalog_globs, ns, &settings.limits)?;
+    // Governance is every file the governed state reads *or would read*: a file that does
+    // not exist yet but would be read once added (a new `catalog-info.yaml`, a
+    // `.github/CODEOWNERS` in front of the root one, the target of a Location) changes the
+    // rules as much as an edit does. So the catalog globs themselves, every CODEOWNERS
+    // location GitHub consults and every Location target are governance, present or not.
+    let mut governance: Vec<String> = ALWAYS_GOVERNANCE.iter().map(|s| s.to_string()).collect();
+    governance.extend(settings.governance_globs.iter().cloned());
+    governance.extend(settings.catalog_globs.iter().cloned());
+    let governance_globs = glob_set("governance_globs", &governance)?;
+    let mut governance_globs_builder = GlobSetBuilder::new();
+    for pattern in &catalog.target_patterns {
+        if repo_path::has_glob_meta(pattern) {
+            // Validated when the target was resolved; an invalid one was reported and
+            // names no file.
+            if let Ok(glob) = repo_path::glob(pattern) {
+                governance_globs_builder.add(glob);
+            }
+        }
+    }
+    let target_globs = governance_globs_builder
+        .build()
+        .unwrap_or_else(|_| GlobSet::empty());
     let mut diagnostics = catalog.diagnostics;
     let mut descriptors = catalog.descriptors;
     let (packages, ws_diagnostics) = workspace::discover(source, &settings.limits)?;
@@ -295,7 +350,42 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
         }
     }
     let mut descriptors = kept;
+    // Where an unmapped file falls back to (see `SystemGraph::map_path`): the directory of
+    // a descriptor file declaring exactly one Component (a file declaring several, a
+    // central catalog, names no single owner of its directory) ...
+    let mut components_in: BTreeMap<&str, Vec<&EntityRef>> = BTreeMap::new();
+    for d in descriptors
+        .iter()
+        .filter(|d| d.entity.kind == Kind::Component)
+    {
+        components_in
+            .entry(&d.source.file)
+            .or_default()
+            .push(&d.entity);
+    }
+    let mut fallback_refs: Vec<(String, EntityRef)> = components_in
+        .into_iter()
+        .filter_map(|(file, entities)| match entities.as_slice() {
+            [one] => Some((repo_path::dir_of(file).to_owned(), (*one).clone())),
+            _ => None,
+        })
+        .collect();
     merge_workspace(&mut descriptors, &packages, ns);
+    // ... and the directory of each workspace package, for the Component it became.
+    for p in &packages {
+        let name = workspace::entity_name(&p.name);
+        let dir_glob = if p.dir.is_empty() {
+            "**".to_string()
+        } else {
+            format!("{}/**", p.dir)
+        };
+        if let Some(d) = descriptors.iter().find(|d| {
+            d.entity.kind == Kind::Component
+                && (d.entity.name == name || d.paths.iter().any(|g| *g == dir_glob || *g == p.dir))
+        }) {
+            fallback_refs.push((p.dir.clone(), d.entity.clone()));
+        }
+    }
     descriptors.sort_by(|a, b| a.entity.cmp(&b.entity));
 
     let index: HashMap<EntityRef, NodeId> = descriptors
@@ -446,6 +536,15 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
         .collect();
     rules.sort();
     let path_map = PathMap::new(rules);
+    let mut fallback: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
+    for (dir, entity) in fallback_refs {
+        if let Some(&id) = index.get(&entity) {
+            let ids = fallback.entry(dir).or_default();
+            ids.push(id);
+            ids.sort_unstable();
+            ids.dedup();
+        }
+    }
 
     // CODEOWNERS: the configured file, or GitHub's lookup order.
     let codeowners_file = match &settings.codeowners {
@@ -473,6 +572,14 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
     let mut codeowners = None;
     let mut codeowner_refs = Vec::new();
     let mut governance_files: BTreeSet<String> = catalog.files.into_iter().collect();
+    let mut would_read: BTreeSet<String> = catalog
+        .target_patterns
+        .iter()
+        .filter(|p| !repo_path::has_glob_meta(p))
+        .cloned()
+        .collect();
+    would_read.extend(CODEOWNERS_LOCATIONS.iter().map(|p| p.to_string()));
+    would_read.extend(settings.codeowners.iter().cloned());
     if let Some(file) = codeowners_file {
         if let Some(bytes) = source.read(&file, settings.limits.file_bytes)? {
             let text =
@@ -520,10 +627,13 @@ pub fn build(source: &dyn FileSource, settings: &GraphSettings) -> Result<BuildO
         group_members,
         group_children,
         path_map,
+        fallback,
         codeowners,
         codeowner_refs,
         governance_files,
+        would_read,
         governance_globs,
+        target_globs,
         never_automate,
         never_automate_surface,
         version: String::new(),
@@ -700,8 +810,27 @@ impl SystemGraph {
     }
 
     /// The node(s) a path belongs to, by the most-specific-glob rule of the module doc.
+    ///
+    /// A path no glob claims falls back to the Component whose descriptor (declaring only
+    /// that Component) or workspace package sits in its nearest directory: a
+    /// `services/payments/build.rs` outside the payments component's explicit `paths` is
+    /// still payments' file. Unmapped files fail closed: they belong to someone when the
+    /// layout says who.
     pub fn map_path(&self, path: &str) -> Vec<NodeId> {
-        self.path_map.map(path)
+        let nodes = self.path_map.map(path);
+        if !nodes.is_empty() {
+            return nodes;
+        }
+        let mut dir = repo_path::dir_of(path);
+        loop {
+            if let Some(ids) = self.fallback.get(dir) {
+                return ids.clone();
+            }
+            if dir.is_empty() {
+                return Vec::new();
+            }
+            dir = repo_path::dir_of(dir);
+        }
     }
 
     /// Every path rule (a node's glob), sorted.
@@ -709,13 +838,45 @@ impl SystemGraph {
         &self.path_map.rules
     }
 
-    /// Whether a path is countersign's own governance: a catalog file that was read, the
-    /// CODEOWNERS file, `countersign.toml`, `.countersign/**`, or a configured glob.
-    pub fn is_governance(&self, path: &str) -> bool {
-        self.governance_files.contains(path) || self.governance_globs.is_match(path)
+    /// The path rules that match none of `paths`, in [`SystemGraph::path_rules`] order:
+    /// dead globs. One pass over the paths, each looked up as [`SystemGraph::map_path`]
+    /// does, so a large repository costs what mapping it costs.
+    pub fn dead_rules<S: AsRef<str>>(&self, paths: &[S]) -> Vec<&PathRule> {
+        let mut live = vec![false; self.path_map.rules.len()];
+        for path in paths {
+            for rule in self.path_map.matching(path.as_ref()) {
+                if let Some(slot) = live.get_mut(rule as usize) {
+                    *slot = true;
+                }
+            }
+        }
+        self.path_map
+            .rules
+            .iter()
+            .zip(live)
+            .filter(|(_, live)| !live)
+            .map(|(rule, _)| rule)
+            .collect()
     }
 
-    /// The never-automate surfaces whose configured globs match `path`.
+    /// Whether a path is countersign's own governance, at this snapshot or once the path is
+    /// added: a catalog file that was read, a path the catalog globs match, a Location
+    /// target, any CODEOWNERS location GitHub consults (and the configured one),
+    /// `countersign.toml`, `.countersign/**`, or a configured glob.
+    ///
+    /// Computed from the base only, and still the set of the head too: the head's set can
+    /// differ from the base's only through a file the base's set already holds (the
+    /// config, a catalog file, a Location target), so a change that does not touch the
+    /// base's set loads the same rules at its head.
+    pub fn is_governance(&self, path: &str) -> bool {
+        self.governance_files.contains(path)
+            || self.would_read.contains(path)
+            || self.governance_globs.is_match(path)
+            || self.target_globs.is_match(path)
+    }
+
+    /// The surfaces whose globs match `path`: the configured never-automate globs and the
+    /// built-in build files ([`Surface::Build`]).
     pub fn never_automate_surfaces(&self, path: &str) -> BTreeSet<Surface> {
         self.never_automate
             .matches(path)
@@ -771,6 +932,10 @@ impl SystemGraph {
         }
         line(&"governance_files");
         line(&self.governance_files);
+        line(&"fallback");
+        for (dir, ids) in &self.fallback {
+            line(&(dir, ids.iter().map(|&id| r(id)).collect::<Vec<_>>()));
+        }
         hex::encode(hasher.0.finalize())
     }
 }

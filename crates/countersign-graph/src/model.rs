@@ -51,6 +51,9 @@ pub enum Surface {
     Irreversible,
     CiCd,
     Governance,
+    /// Files that run during a build or CI job (`build.rs`, `.cargo/config.toml`,
+    /// `Makefile`, `Dockerfile`, ...): built in, from [`crate::settings::BUILD_FILES`].
+    Build,
 }
 
 /// Whether a node faces the internet.
@@ -182,6 +185,7 @@ keywords!(Surface, "surface", case_insensitive: false, {
     Irreversible => "irreversible",
     CiCd => "ci-cd",
     Governance => "governance",
+    Build => "build",
 });
 
 keywords!(Exposure, "exposure", case_insensitive: false, {

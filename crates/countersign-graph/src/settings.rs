@@ -29,6 +29,56 @@ pub struct GraphSettings {
 /// Where GitHub looks for CODEOWNERS, in its order.
 pub const CODEOWNERS_LOCATIONS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"];
 
+/// Files known to execute during a build or a CI job: the built-in `build` surface, which
+/// an agent's change never takes an automated route through. Globs, matched anywhere in
+/// the repository. Documented in docs/catalog.md ("Files that run at build time").
+///
+/// - Cargo: `build.rs` runs on every build; `.cargo/config.toml` can set a `rustc-wrapper`,
+///   a linker or `runner`; `rust-toolchain(.toml)` picks the compiler that runs.
+/// - npm, yarn, pnpm: `.npmrc`, `.yarnrc(.yml)` (registries, scripts, `node-options`),
+///   `.pnpmfile.cjs` (hooks run at install), `.yarn/plugins/**`.
+/// - Python: `setup.py`, `pyproject.toml` (its `build-system` backend runs at install),
+///   `conftest.py` (pytest imports it), `noxfile.py`, `tox.ini`.
+/// - Make: `Makefile`, `makefile`, `GNUmakefile`, `*.mk`.
+/// - Docker: `Dockerfile`, `Dockerfile.*`, `*.Dockerfile`.
+/// - Go: `go generate` runs only when someone asks for it, and a `//go:generate` line can
+///   sit in any `.go` file, so no Go file is on the list.
+/// - Git hooks and environments: `.husky/**`, `.pre-commit-config.yaml`, `lefthook.yml`,
+///   `.envrc`.
+///
+/// `package.json` is not on the list: it is a workspace manifest, and a dependency bump
+/// is an ordinary change. Its `scripts` run at install, but telling a `scripts` edit from
+/// a dependency bump needs both versions of the file, and a decision reads only paths
+/// (so it can be re-derived from its record): documented as a known gap.
+pub const BUILD_FILES: &[&str] = &[
+    "**/build.rs",
+    "**/.cargo/config.toml",
+    "**/.cargo/config",
+    "**/rust-toolchain",
+    "**/rust-toolchain.toml",
+    "**/.npmrc",
+    "**/.yarnrc",
+    "**/.yarnrc.yml",
+    "**/.pnpmfile.cjs",
+    "**/.yarn/plugins/**",
+    "**/setup.py",
+    "**/pyproject.toml",
+    "**/conftest.py",
+    "**/noxfile.py",
+    "**/tox.ini",
+    "**/Makefile",
+    "**/makefile",
+    "**/GNUmakefile",
+    "**/*.mk",
+    "**/Dockerfile",
+    "**/Dockerfile.*",
+    "**/*.Dockerfile",
+    "**/.husky/**",
+    "**/.pre-commit-config.yaml",
+    "**/lefthook.yml",
+    "**/.envrc",
+];
+
 /// Files that are always governance: countersign's own configuration and policies.
 pub const ALWAYS_GOVERNANCE: [&str; 2] = ["countersign.toml", ".countersign/**"];
 

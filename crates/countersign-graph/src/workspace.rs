@@ -41,6 +41,16 @@ pub struct WorkspacePackage {
     pub manifest: SourceLocation,
 }
 
+/// The file names of the manifests this module reads.
+pub const MANIFESTS: [&str; 3] = ["Cargo.toml", "package.json", "pnpm-workspace.yaml"];
+
+/// Whether `path` is a workspace manifest: code that declares dependencies, not a rule.
+/// Its edges enter the graph, but a change to it is an ordinary change, not governance.
+pub fn is_manifest(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    MANIFESTS.contains(&name)
+}
+
 /// Every member of the repository's Cargo and npm/pnpm workspaces.
 ///
 /// A manifest field of the wrong type, or a path dependency that leaves the repository, is

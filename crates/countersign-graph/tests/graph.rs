@@ -199,7 +199,8 @@ fn demo_graph_shape_and_diagnostics() {
     assert_eq!(map("services/payments/src/lib.rs"), ["payments-service"]);
     assert_eq!(map("db/migrations/001_init.sql"), ["payments-db"]);
     assert_eq!(map("shared/web-assets/logo.svg"), ["web"]);
-    assert_eq!(map("services/web/catalog-info.yaml"), Vec::<String>::new());
+    // No glob claims the descriptor itself; it falls back to the one Component it declares.
+    assert_eq!(map("services/web/catalog-info.yaml"), ["web"]);
     assert_eq!(map("libs/ledger/Cargo.toml"), ["ledger"]);
     assert_eq!(map("README.md"), Vec::<String>::new());
     // CODEOWNERS: email owners resolve through profile emails.
@@ -294,7 +295,7 @@ fn bad_inputs() {
         ),
         (
             component("  annotations:\n    countersign.dev/surfaces: auth, payment\n"),
-            "svc/catalog-info.yaml:6: annotation `countersign.dev/surfaces`: unknown surface `payment` (expected one of: auth, authz, payments, regulated-data, irreversible, ci-cd, governance)",
+            "svc/catalog-info.yaml:6: annotation `countersign.dev/surfaces`: unknown surface `payment` (expected one of: auth, authz, payments, regulated-data, irreversible, ci-cd, governance, build)",
         ),
         (
             component("  annotations:\n    countersign.dev/revenue-path: yes\n"),

@@ -40,7 +40,7 @@ pub struct DecisionInput<'a> {
 }
 
 impl<'a> DecisionInput<'a> {
-    /// An input with the default never-automate list (all seven surfaces), no declared
+    /// An input with the default never-automate list (every surface but `build`), no declared
     /// tier, no approver pool and no evidence.
     pub fn new(impact: &'a Impact, author: Principal) -> DecisionInput<'a> {
         DecisionInput {

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::principal::{Principal, PrincipalKind};
 
-/// Every surface, in order: the default never-automate list.
-pub const ALL_SURFACES: [Surface; 7] = [
+/// Every surface, in order.
+pub const ALL_SURFACES: [Surface; 8] = [
     Surface::Auth,
     Surface::Authz,
     Surface::Payments,
@@ -22,11 +22,17 @@ pub const ALL_SURFACES: [Surface; 7] = [
     Surface::Irreversible,
     Surface::CiCd,
     Surface::Governance,
+    Surface::Build,
 ];
 
-/// The default never-automate list: all seven surfaces.
+/// The default never-automate list: every surface but `build`. The `build` surface is
+/// never automated for an agent whatever the list says (an invariant); for a person, a
+/// build script is reviewed like other code unless the list names it.
 pub fn default_never_automate() -> BTreeSet<Surface> {
-    ALL_SURFACES.into_iter().collect()
+    ALL_SURFACES
+        .into_iter()
+        .filter(|s| *s != Surface::Build)
+        .collect()
 }
 
 /// A surface's name as written in catalogs, configuration and Cedar facts (the graph's

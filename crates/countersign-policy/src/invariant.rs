@@ -6,6 +6,8 @@
 //! invariants read the typed [`Facts`], never a fact by name, so renaming a fact cannot
 //! switch one off.
 
+use countersign_graph::Surface;
+
 use crate::facts::Facts;
 use crate::principal::PrincipalKind;
 use crate::tier::Tier;
@@ -38,6 +40,23 @@ pub(crate) fn check(facts: &Facts) -> Vec<InvariantHit> {
             facts: &["governance_touched", "author_kind"],
         });
     }
+    if facts.surfaces_touched.contains(&Surface::Build) && facts.author_kind == PrincipalKind::Agent
+    {
+        hits.push(InvariantHit {
+            name: "agent-edits-build",
+            minimum: Tier::SingleApprover,
+            message: "An agent edits a file that runs at build time (the build surface): never an automated route.",
+            facts: &["surfaces_touched", "author_kind"],
+        });
+    }
+    if facts.unmapped_files > 0 && facts.author_kind == PrincipalKind::Agent {
+        hits.push(InvariantHit {
+            name: "agent-unmapped-needs-owner",
+            minimum: Tier::SingleApprover,
+            message: "An agent changes files that map to no node: one of their CODEOWNERS owners approves.",
+            facts: &["unmapped_files", "author_kind"],
+        });
+    }
     if facts.unmapped_files > 0 {
         hits.push(InvariantHit {
             name: "unmapped-never-auto-merge",
@@ -53,7 +72,7 @@ pub(crate) fn check(facts: &Facts) -> Vec<InvariantHit> {
 mod tests {
     use super::*;
 
-    use countersign_graph::{Impact, Surface};
+    use countersign_graph::Impact;
     use std::collections::BTreeSet;
 
     use crate::principal::Principal;
@@ -68,6 +87,7 @@ mod tests {
         );
         assert!(check(&facts).is_empty());
         facts.never_automate_touched = [Surface::Payments].into();
+        facts.surfaces_touched = [Surface::Build].into();
         facts.governance_touched = true;
         facts.unmapped_files = 1;
         let hits = check(&facts);
@@ -77,6 +97,8 @@ mod tests {
             [
                 "never-automate-surface",
                 "agent-edits-governance",
+                "agent-edits-build",
+                "agent-unmapped-needs-owner",
                 "unmapped-never-auto-merge"
             ]
         );
@@ -90,7 +112,7 @@ mod tests {
         assert_eq!(
             check(&facts).len(),
             2,
-            "only agents trip the governance rule"
+            "only agents trip the governance, build and unmapped-owner rules"
         );
     }
 }

@@ -64,7 +64,8 @@ unless {
   context.regressions >= 0 && context.reachable_vulnerabilities >= 0 &&
   ["human", "agent", "runner", "system"].contains(context.author_kind) &&
   principal.kind == context.author_kind &&
-  ["auth", "authz", "payments", "regulated-data", "irreversible", "ci-cd", "governance"]
+  ["auth", "authz", "payments", "regulated-data", "irreversible", "ci-cd", "governance",
+   "build"]
     .containsAll(context.surfaces_reached) &&
   context.surfaces_reached.containsAll(context.surfaces_touched) &&
   context.surfaces_touched.containsAll(context.never_automate_touched) &&
@@ -158,7 +159,7 @@ pub struct Property {
 }
 
 /// The built-in properties: never-automate surfaces, unmapped files, reachable
-/// vulnerabilities, missing coverage.
+/// vulnerabilities, missing coverage, an agent's build files and unmapped files.
 pub fn builtin_properties() -> Vec<Property> {
     // The embedded text is checked by this module's tests; an error here would be a
     // build defect, reported as no property rather than a panic.
@@ -968,6 +969,8 @@ mod tests {
                 "unmapped-files-never-auto-merge",
                 "reachable-vulnerability-never-automated",
                 "missing-coverage-never-auto-merge",
+                "agent-build-never-automated",
+                "agent-unmapped-never-automated",
             ]
         );
     }

@@ -180,6 +180,24 @@ proptest! {
     }
 
     #[test]
+    fn an_agents_build_files_and_unmapped_files_are_never_automated(
+        change in change(), never in never_automate(), evidence in evidence(), build in any::<bool>(),
+    ) {
+        let agent = Principal::Agent("fixbot".to_owned());
+        let change = if build {
+            let mut change = change;
+            change.touched.push(N::new("svc", Criticality::Low).surface(Surface::Build));
+            change
+        } else {
+            change.unmapped(["scratch.txt"])
+        };
+        for pack in [&*DEFAULT, &*PERMIT_ALL] {
+            let decision = run(pack, &change, &agent, &never, evidence);
+            prop_assert!(!decision.tier.is_automated(), "{:?}", decision.tier);
+        }
+    }
+
+    #[test]
     fn adding_a_dependent_never_lowers_the_tier(
         change in change(), extra in node(), author in author(),
         never in never_automate(), evidence in evidence(),

@@ -172,7 +172,13 @@ impl Default for PolicyConfig {
 impl Default for NeverAutomateConfig {
     fn default() -> Self {
         NeverAutomateConfig {
-            surfaces: Surface::ALL.iter().copied().collect(),
+            // Every surface but `build`, which is never automated for an agent anyway (an
+            // invariant) and is reviewed like other code for a person unless listed here.
+            surfaces: Surface::ALL
+                .iter()
+                .copied()
+                .filter(|s| *s != Surface::Build)
+                .collect(),
             paths: BTreeMap::from([
                 (Surface::Irreversible, strings(&["**/migrations/**"])),
                 (
@@ -903,8 +909,10 @@ dir = ".countersign/policy"
 
 [never_automate]
 # Surfaces whose changes are never merged without a person. Valid names: auth, authz,
-# payments, regulated-data, irreversible, ci-cd, governance. `governance` (countersign's
-# own config, policy, catalog and CODEOWNERS files) cannot be removed.
+# payments, regulated-data, irreversible, ci-cd, governance, build. `governance` (countersign's
+# own config, policy, catalog and CODEOWNERS files) cannot be removed. `build` (files that run
+# at build time) is never automated for an agent whatever this list says; add it to hold
+# people's build-script changes too.
 surfaces = ["auth", "authz", "payments", "regulated-data", "irreversible", "ci-cd", "governance"]
 
 # Files that carry a surface whatever the catalog says. Each key is a surface; a key

@@ -107,11 +107,11 @@ fn errors_name_line_column_and_field() {
         ),
         (
             "[never_automate]\nsurfaces = [\"auth\", \"payment\"]\n",
-            "error: countersign.toml:2:21: field `never_automate.surfaces`: unknown surface `payment`, expected one of: auth, authz, payments, regulated-data, irreversible, ci-cd, governance",
+            "error: countersign.toml:2:21: field `never_automate.surfaces`: unknown surface `payment`, expected one of: auth, authz, payments, regulated-data, irreversible, ci-cd, governance, build",
         ),
         (
             "[never_automate.paths]\nbilling = [\"x/**\"]\n",
-            "error: countersign.toml:2:1: field `never_automate.paths.billing`: unknown surface `billing`, expected one of: auth, authz, payments, regulated-data, irreversible, ci-cd, governance",
+            "error: countersign.toml:2:1: field `never_automate.paths.billing`: unknown surface `billing`, expected one of: auth, authz, payments, regulated-data, irreversible, ci-cd, governance, build",
         ),
         (
             "[never_automate]\nsurfaces = [\"auth\"]\n",

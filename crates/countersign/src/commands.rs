@@ -101,6 +101,17 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
     if let Some(base) = &evaluation.report.change.base {
         warn_unprotected_base(&args.repo, base);
     }
+    for dead in &evaluation.report.dead_globs {
+        let hint = dead
+            .did_you_mean
+            .as_ref()
+            .map(|p| format!("; did you mean {p}?"))
+            .unwrap_or_default();
+        eprintln!(
+            "warning: {}:{}: {}: `countersign.dev/paths` glob resolves to `{}`, which matches no tracked file{hint} (`graph check` fails on it)",
+            dead.file, dead.line, dead.entity, dead.glob
+        );
+    }
     match args.format {
         OutputFormat::Json => print_json(&evaluation.report)?,
         OutputFormat::Text => print_text(&render::evaluation(&evaluation))?,

@@ -52,6 +52,19 @@ pub fn evaluation(evaluation: &Evaluation) -> String {
     if let Some(policy_change) = &report.policy_change {
         out.push_str(&crate::assurance::render_policy_change(policy_change));
     }
+    if let Some(graph_change) = &report.graph_change {
+        let _ = writeln!(
+            out,
+            "\ngraph edges: the change's workspace manifests alter the graph once it lands \
+             (code, not rules: this decision used the base's graph)"
+        );
+        for edge in &graph_change.edges_added {
+            let _ = writeln!(out, "  + {edge}");
+        }
+        for edge in &graph_change.edges_removed {
+            let _ = writeln!(out, "  - {edge}");
+        }
+    }
     let _ = writeln!(
         out,
         "\ngraph {}  policy {}",
