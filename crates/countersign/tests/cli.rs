@@ -980,3 +980,123 @@ fn a_base_outside_protected_history_gets_a_warning() {
     let out = evaluate(base.as_str());
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }
+
+/// Issue 14 point 6 through the binary: a change to a test helper plans the tests of the
+/// critical crate that dev-depends on it, but is not judged as a change to that crate (no
+/// payments surface, no change control); `graph check` shows the edge kind.
+#[test]
+fn a_dev_dependency_plans_the_tests_that_use_it_without_raising_the_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = CATALOG.to_string() + "---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: testkit\n  annotations:\n    countersign.dev/criticality: low\n    countersign.dev/paths: /testkit/**\n    countersign.dev/suites: testkit-unit\nspec:\n  type: library\n  owner: team-shop\n";
+    let mut writer = RepoWriter::init(dir.path()).unwrap();
+    writer
+        .commit(
+            [
+                ("catalog-info.yaml", Some(catalog.as_str())),
+                (
+                    "Cargo.toml",
+                    Some("[workspace]\nmembers = [\"payments\", \"testkit\"]\n"),
+                ),
+                (
+                    "payments/Cargo.toml",
+                    Some(
+                        "[package]\nname = \"payments\"\n[dev-dependencies]\ntestkit = { path = \"../testkit\" }\n",
+                    ),
+                ),
+                ("payments/src/lib.rs", Some("pub fn charge() {}\n")),
+                (
+                    "testkit/Cargo.toml",
+                    Some(
+                        "[package]\nname = \"testkit\"\n[dependencies]\npayments = { path = \"../payments\" }\n",
+                    ),
+                ),
+                ("testkit/src/lib.rs", Some("pub fn fake_card() {}\n")),
+            ],
+            "base",
+            ALICE,
+            TIME,
+        )
+        .unwrap();
+    let base = writer.head().unwrap();
+    let head = writer
+        .commit(
+            [("testkit/src/lib.rs", Some("pub fn fake_card() -> u8 { 4 }\n"))],
+            "a better fake card",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    let repo = repo_arg(dir.path());
+    let report = json(&countersign(&[
+        "evaluate",
+        "--repo",
+        repo,
+        "--base",
+        base.as_str(),
+        "--head",
+        head.as_str(),
+        "--author",
+        "human:alice",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(report["tier"], "notify_and_proceed", "{report:#}");
+    assert_eq!(report["impact"]["blast_radius"], serde_json::json!([]));
+    let suites: Vec<&str> = report["validation_plan"]["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["suite"].as_str().unwrap())
+        .collect();
+    assert_eq!(suites, ["payments-contract", "testkit-unit"], "{report:#}");
+    let why = report["validation_plan"]["suites"][0]["why"].to_string();
+    assert!(why.contains("dev-dependency"), "{why}");
+
+    // The payments crate's own change still reaches testkit, a runtime dependent.
+    let graph = countersign(&["graph", "show", "--repo", repo, "--format", "json"]);
+    let edges = json(&graph)["edges"].to_string();
+    assert!(
+        edges.contains("dev-depends-on") && edges.contains("depends-on"),
+        "{edges}"
+    );
+    let check = countersign(&["graph", "check", "--repo", repo]);
+    assert!(
+        !stdout(&check).contains("cycle"),
+        "testkit -> payments -dev-> testkit is no cycle: {}",
+        stdout(&check)
+    );
+}
+
+/// Issue 14 point 7 through the binary: a catalog error names the line of the offending
+/// key, in the second document of a file as in the first.
+#[test]
+fn a_catalog_error_names_the_line_of_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = CATALOG.replace(
+        "    countersign.dev/surfaces: payments\n",
+        "    countersign.dev/surfaces: payment\n",
+    );
+    let line = catalog
+        .lines()
+        .position(|l| l.contains("surfaces: payment"))
+        .unwrap()
+        + 1;
+    let mut writer = RepoWriter::init(dir.path()).unwrap();
+    writer
+        .commit(
+            [("catalog-info.yaml", Some(catalog.as_str()))],
+            "base",
+            ALICE,
+            TIME,
+        )
+        .unwrap();
+    let check = countersign(&["graph", "check", "--repo", repo_arg(dir.path()), "--rev", "HEAD"]);
+    assert_eq!(check.status.code(), Some(2), "{}", stderr(&check));
+    assert!(
+        stderr(&check).contains(&format!(
+            "catalog-info.yaml:{line}: annotation `countersign.dev/surfaces`: unknown surface `payment`"
+        )),
+        "{}",
+        stderr(&check)
+    );
+}
