@@ -414,7 +414,10 @@ async fn passing_evidence_authorizes_an_automated_tier(db: &Db) {
     let (_, auth) = server
         .send(
             M::GET,
-            &format!("/v1/authorizations?repo=lab&commit={}", lab.lib),
+            &format!(
+                "/v1/authorizations?repo=lab&old={}&commit={}",
+                lab.base, lab.lib
+            ),
             Some("auditor"),
             None,
         )
@@ -512,7 +515,10 @@ async fn a_run_without_tests_does_not_satisfy_the_plan(db: &Db) {
     let (_, auth) = server
         .send(
             M::GET,
-            &format!("/v1/authorizations?repo=lab&commit={}", lab.lib),
+            &format!(
+                "/v1/authorizations?repo=lab&old={}&commit={}",
+                lab.base, lab.lib
+            ),
             Some("auditor"),
             None,
         )
