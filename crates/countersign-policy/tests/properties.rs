@@ -233,6 +233,57 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Issue 22 point 1: an agent (or anyone) adding a file owned by others to a change
+    /// never makes those others able to approve the original parts. Every requirement about
+    /// a node of the original change is met only by that node's own owners, before and
+    /// after the addition, and no requirement of the original change disappears.
+    #[test]
+    fn adding_a_file_owned_by_others_never_lets_them_approve_the_rest(
+        change in change(), extra in node(), author in author(), never in never_automate(),
+    ) {
+        let outsiders = OwnerGroup {
+            owner: group("outsiders"),
+            members: vec![user("outsider-lead"), user("outsider-dev")],
+        };
+        let decide_with = |change: &Change| {
+            let impact = change.impact();
+            let mut input = DecisionInput::new(&impact, author.clone());
+            input.never_automate = never.clone();
+            input.approver_pool = pool().into_iter().chain([outsiders.clone()]).collect();
+            decide(&DEFAULT, &input)
+        };
+        let before = decide_with(&change);
+        let mut extra = extra;
+        extra.entity = common::entity(countersign_graph::Kind::Component, "outsiders-file");
+        extra.owner = Some(group("outsiders"));
+        let mut widened = change.clone();
+        widened.touched.push(extra);
+        let after = decide_with(&widened);
+
+        let is_outsider = |u: &countersign_graph::EntityRef| u.name.starts_with("outsider-");
+        for n in &change.touched {
+            let subject = n.entity.to_string();
+            for r in after.approvals.requirements.iter().filter(|r| r.subject == subject) {
+                prop_assert!(
+                    !r.eligible.iter().any(is_outsider),
+                    "{subject} approvable by outsiders: {:?}", r.eligible
+                );
+            }
+        }
+        for r in &before.approvals.requirements {
+            if r.subject.starts_with("component:") {
+                prop_assert!(
+                    after.approvals.requirements.iter().any(|a| a.subject == r.subject),
+                    "the requirement of {} disappeared", r.subject
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn unmapped_files_never_auto_merge_even_when_permitted() {
     let change = Change::default().unmapped(["scratch.txt"]);
