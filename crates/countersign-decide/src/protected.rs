@@ -69,17 +69,15 @@ impl Protected {
 /// Reads the protected branches: the root branches that exist, plus `[repository] protected`
 /// of the config at each root's tip. An unreadable branch list or config is an error.
 pub fn protected_branches(repo: &Repo) -> Result<Protected> {
-    let branches = repo
-        .branches()
-        .context("listing the repository's branches")?;
+    // Each branch looked up by name: a repository may hold thousands of branches, and this
+    // runs for every proposal.
     let tip_of = |name: &str| {
-        branches
-            .iter()
-            .find_map(|(branch, tip)| (branch == name).then(|| tip.clone()))
+        repo.branch_tip(name)
+            .with_context(|| format!("reading the tip of branch {name}"))
     };
     let mut names = BTreeSet::new();
     for root in ROOT_BRANCHES {
-        let Some(tip) = tip_of(root) else { continue };
+        let Some(tip) = tip_of(root)? else { continue };
         names.insert((*root).to_owned());
         let tree = repo
             .commit_tree(&tip)
@@ -95,10 +93,10 @@ pub fn protected_branches(repo: &Repo) -> Result<Protected> {
         branches: names
             .into_iter()
             .map(|name| {
-                let tip = tip_of(&name);
-                ProtectedBranch { name, tip }
+                let tip = tip_of(&name)?;
+                Ok(ProtectedBranch { name, tip })
             })
-            .collect(),
+            .collect::<Result<_>>()?,
     })
 }
 

@@ -717,10 +717,21 @@ impl Repo {
     /// The commit branch `name` (`refs/heads/<name>`) points at, `None` when there is no
     /// such branch.
     pub fn branch_tip(&self, name: &str) -> Result<Option<CommitId>, RepoError> {
-        Ok(self
-            .branches()?
-            .into_iter()
-            .find_map(|(branch, tip)| (branch == name).then_some(tip)))
+        // One lookup of `refs/heads/NAME` (loose, then packed), never a listing of every
+        // branch: a server asks this on every proposal of repositories with many branches.
+        let full = format!("refs/heads/{name}");
+        let Some(mut reference) = self
+            .inner
+            .try_find_reference(full.as_str())
+            .map_err(|e| git_error(format!("reading branch {name}"), &e))?
+        else {
+            return Ok(None);
+        };
+        let id = reference
+            .peel_to_id()
+            .map_err(|e| git_error(format!("reading branch {name}"), &e))?
+            .detach();
+        self.peel_to_commit(name, id).map(Some)
     }
 
     /// Whether `ancestor` is `descendant` or one of its ancestors (git's `merge-base

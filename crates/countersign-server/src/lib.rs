@@ -176,6 +176,8 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store, repos: BTreeMap<String, PathBuf>, clock: Clock) -> AppState {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let pipeline = pipeline::Pipeline::new(cores).for_repositories(repos.len());
         AppState {
             store,
             repos: Arc::new(repos),
@@ -184,7 +186,7 @@ impl AppState {
             oidc: None,
             log_signer: None,
             webhooks: None,
-            pipeline: Arc::new(pipeline::Pipeline::default()),
+            pipeline: Arc::new(pipeline),
             workers: Arc::new(webhooks::WorkerNames::new()),
         }
     }
@@ -197,10 +199,15 @@ impl AppState {
         self
     }
 
-    /// Decisions on `concurrency` cores at most (each repository on all but one of them), and
-    /// a request waiting at most `budget` for its decision before it is answered `503`.
+    /// Decisions on `concurrency` cores at most (each repository on all but one of them when
+    /// there are several), and a request waiting at most `budget` for its decision before it
+    /// is answered `503`.
     pub fn with_decisions(mut self, concurrency: usize, budget: std::time::Duration) -> AppState {
-        self.pipeline = Arc::new(pipeline::Pipeline::new(concurrency).with_budget(budget));
+        self.pipeline = Arc::new(
+            pipeline::Pipeline::new(concurrency)
+                .for_repositories(self.repos.len())
+                .with_budget(budget),
+        );
         self
     }
 

@@ -50,9 +50,9 @@ pub struct Pipeline {
     /// the log's write order (the database connection, the committing task) of the CPU they
     /// need to hand their turn on, which is what every other writer waits for.
     deciding: Arc<tokio::sync::Semaphore>,
-    /// Each repository's share of those cores: all but one when there are several, so one
-    /// repository (a hostile or merely huge one) can never hold every core while another's
-    /// proposals wait.
+    /// Each repository's share of those cores: all but one when the server has several
+    /// repositories, so one (a hostile or merely huge one) can never hold every core while
+    /// another's proposals wait; all of them when it has one, which has nobody to wait.
     shares: std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Semaphore>>>,
     share: usize,
     /// How long a request waits for its decision work before it is answered `503`; the
@@ -82,6 +82,18 @@ impl Pipeline {
             share: if concurrency > 1 { concurrency - 1 } else { 1 },
             budget: DECISION_BUDGET,
         }
+    }
+
+    /// The same, for a server of `repositories` repositories: with one, it may use every
+    /// core; with several, each gets all but one (see `share`).
+    pub fn for_repositories(mut self, repositories: usize) -> Pipeline {
+        let concurrency = self.deciding.available_permits();
+        self.share = if repositories > 1 && concurrency > 1 {
+            concurrency - 1
+        } else {
+            concurrency
+        };
+        self
     }
 
     /// The same, answering `503` to a request whose decision takes longer than `budget`.
