@@ -69,18 +69,36 @@ impl Protected {
 /// Reads the protected branches: the root branches that exist, plus `[repository] protected`
 /// of the config at each root's tip. An unreadable branch list or config is an error.
 pub fn protected_branches(repo: &Repo) -> Result<Protected> {
-    // Each branch looked up by name: a repository may hold thousands of branches, and this
-    // runs for every proposal.
-    let tip_of = |name: &str| {
-        repo.branch_tip(name)
-            .with_context(|| format!("reading the tip of branch {name}"))
-    };
-    let mut names = BTreeSet::new();
+    let roots = root_tips(repo)?;
+    let names = names_at(repo, &roots)?;
+    resolve(repo, names)
+}
+
+/// The root branches that exist, with their tips, in [`ROOT_BRANCHES`] order: what the
+/// list of protected names depends on (a cache of [`names_at`] is keyed by it).
+pub fn root_tips(repo: &Repo) -> Result<Vec<(&'static str, CommitId)>> {
+    let mut roots = Vec::with_capacity(ROOT_BRANCHES.len());
     for root in ROOT_BRANCHES {
-        let Some(tip) = tip_of(root)? else { continue };
+        // Each branch looked up by name: a repository may hold thousands of branches, and
+        // this runs for every proposal.
+        if let Some(tip) = repo
+            .branch_tip(root)
+            .with_context(|| format!("reading the tip of branch {root}"))?
+        {
+            roots.push((*root, tip));
+        }
+    }
+    Ok(roots)
+}
+
+/// The names of the protected branches given the roots' tips: the roots, and the
+/// `[repository] protected` of the config at each root's tip.
+pub fn names_at(repo: &Repo, roots: &[(&'static str, CommitId)]) -> Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    for (root, tip) in roots {
         names.insert((*root).to_owned());
         let tree = repo
-            .commit_tree(&tip)
+            .commit_tree(tip)
             .with_context(|| format!("reading the tip of {root} ({tip})"))?;
         let config = read_config(&tree).with_context(|| {
             format!(
@@ -89,11 +107,18 @@ pub fn protected_branches(repo: &Repo) -> Result<Protected> {
         })?;
         names.extend(config.repository.protected.unwrap_or_default());
     }
+    Ok(names)
+}
+
+/// The protected branches named `names`, each with its tip as the repository has it now.
+pub fn resolve(repo: &Repo, names: BTreeSet<String>) -> Result<Protected> {
     Ok(Protected {
         branches: names
             .into_iter()
             .map(|name| {
-                let tip = tip_of(&name)?;
+                let tip = repo
+                    .branch_tip(&name)
+                    .with_context(|| format!("reading the tip of branch {name}"))?;
                 Ok(ProtectedBranch { name, tip })
             })
             .collect::<Result<_>>()?,
@@ -104,7 +129,12 @@ pub fn protected_branches(repo: &Repo) -> Result<Protected> {
 /// otherwise the base, and the rules read from it, would be the proposer's choice, and
 /// `main..head` could hold commits nobody judged. `Ok` names the branch; the error says why.
 pub fn check_base(repo: &Repo, base: &CommitId) -> Result<String> {
-    let protected = protected_branches(repo)?;
+    check_base_in(repo, &protected_branches(repo)?, base)
+}
+
+/// [`check_base`] against protected branches already read (a server caches their names per
+/// tip of the roots; see [`names_at`]).
+pub fn check_base_in(repo: &Repo, protected: &Protected, base: &CommitId) -> Result<String> {
     match protected.holding(repo, base)? {
         Some(branch) => Ok(branch.to_owned()),
         None => bail!(

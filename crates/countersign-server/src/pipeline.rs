@@ -45,6 +45,10 @@ pub struct Pipeline {
     governed: GovernedCache,
     /// Commit authors' principals by base (see `change`).
     directories: crate::change::Directories,
+    /// The names of each repository's protected branches, by the tips of its root branches
+    /// (`main`, `master`), which are all the names depend on: read from a config at those
+    /// tips, immutable objects, so an entry is never stale; a moved root is a new key.
+    protected: std::sync::Mutex<ProtectedNames>,
     /// Decisions computed at once, at most: one per core. They are CPU work (git, Cedar);
     /// more threads than cores only slice the CPU finer, and starve the threads that hold
     /// the log's write order (the database connection, the committing task) of the CPU they
@@ -59,6 +63,14 @@ pub struct Pipeline {
     /// work goes on (its result fills the caches, so asking again is fast).
     budget: Duration,
 }
+
+/// Protected branch names by repository and root tips (see `Pipeline::protected`).
+type ProtectedNames =
+    std::collections::HashMap<(PathBuf, Vec<(&'static str, CommitId)>), BTreeSet<String>>;
+
+/// How many (repository, root tips) entries the protected names cache keeps before it
+/// starts again: a root moves with each merge, so old keys stop being asked.
+const PROTECTED_NAMES_KEPT: usize = 256;
 
 /// How long a request waits for its decision by default.
 pub const DECISION_BUDGET: Duration = Duration::from_secs(60);
@@ -77,6 +89,7 @@ impl Pipeline {
         Pipeline {
             governed: GovernedCache::new(64),
             directories: crate::change::Directories::default(),
+            protected: std::sync::Mutex::default(),
             deciding: Arc::new(tokio::sync::Semaphore::new(concurrency)),
             shares: std::sync::Mutex::default(),
             share: if concurrency > 1 { concurrency - 1 } else { 1 },
@@ -162,7 +175,30 @@ impl Pipeline {
     pub fn check_base(&self, path: &Path, base: &str) -> Result<String, DecideError> {
         let repo = Repo::open_shared(path)?;
         let base = CommitId::from_hex(base)?;
-        protected::check_base(&repo, &base)
+        let roots = protected::root_tips(&repo)?;
+        let key = (path.to_owned(), roots.clone());
+        let cached = self
+            .protected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        let names = match cached {
+            Some(names) => names,
+            None => {
+                // Read outside the lock: a slow config read blocks no other repository.
+                let names = protected::names_at(&repo, &roots)?;
+                let mut cache = self.protected.lock().unwrap_or_else(PoisonError::into_inner);
+                if cache.len() >= PROTECTED_NAMES_KEPT {
+                    cache.clear();
+                }
+                cache.insert(key, names.clone());
+                names
+            }
+        };
+        // The tips of the named branches are read again each time: any of them may move.
+        let branches = protected::resolve(&repo, names)?;
+        protected::check_base_in(&repo, &branches, &base)
     }
 
     /// Whether moving protected branch `branch` of the repository at `path` from `old`

@@ -656,7 +656,9 @@ impl Tx {
         proposal: &Proposal,
         tail: &str,
     ) -> Result<Vec<u64>, Error> {
-        let entries = self.entries(leaves).await?;
+        // The proposal is new: its row is inserted with these entries, and the write fails
+        // if the id exists (see `insert_decided`).
+        let entries = self.entries(leaves, Some(&proposal.id)).await?;
         let Some(entry) = entries.get(decided) else {
             let none = Err(Error::Batch(format!(
                 "no leaf {decided} among the {} appended",

@@ -130,16 +130,24 @@ impl Tx {
     /// work before [`Store::begin`]: appenders are serialized, and only what happens
     /// between `begin` and `commit` is.
     pub async fn append(&mut self, leaves: &[Leaf]) -> Result<Vec<u64>, Error> {
-        let entries = self.entries(leaves).await?;
+        let entries = self.entries(leaves, None).await?;
         let written = self.conn().insert_entries(&entries).await;
         self.appended(&entries, written)
     }
 
     /// The entries `leaves` make at the end of the log as this transaction leaves it,
     /// with their stored hashes (remembered as written; see [`Tx::appended`]).
+    ///
+    /// `new_subject` names a subject this same write creates and that the database refuses
+    /// to create twice (a new proposal: its row's primary key, written in the same
+    /// statement, fails the write if the id exists, and no entry is about a proposal
+    /// before its row): its first leaf here is the first entry about it, so the log is not
+    /// asked. That lookup was a round trip inside the write order, which every other
+    /// writer waits for.
     pub(crate) async fn entries<'l>(
         &mut self,
         leaves: &'l [Leaf],
+        new_subject: Option<&str>,
     ) -> Result<Vec<NewEntry<'l>>, Error> {
         let mut index = match self.head {
             Some(head) => head,
@@ -153,6 +161,7 @@ impl Tx {
         for (offset, leaf) in (index..).zip(leaves) {
             let prev = match last.get(leaf.subject()) {
                 Some(prev) => *prev,
+                None if new_subject == Some(leaf.subject()) => None,
                 None => self.conn().last_about(leaf.subject()).await?,
             };
             last.insert(leaf.subject(), Some(offset));
