@@ -8,6 +8,7 @@
 //! arguments: rendering and command-line wiring stay in the binary. The decisions
 //! themselves are made by `countersign-policy`; the graph and plan by their crates.
 
+pub mod authorship;
 pub mod bundle;
 pub mod cache;
 mod error;

@@ -133,3 +133,22 @@ pub fn commit_emails(
     }
     Ok(emails)
 }
+
+/// The commits of `base..head` as authorship reads them: who each names and what its
+/// signature proves. Blocking (git).
+pub fn commit_facts(
+    repo: &Repo,
+    base: &CommitId,
+    head: &CommitId,
+) -> Result<Vec<crate::authorship::CommitFacts>, DecideError> {
+    Ok(repo
+        .commits_between(base, head)?
+        .into_iter()
+        .map(|commit| crate::authorship::CommitFacts {
+            id: commit.id.as_str().to_owned(),
+            author_email: commit.author.email.trim().to_ascii_lowercase(),
+            committer_email: commit.committer.email.trim().to_ascii_lowercase(),
+            signed: crate::authorship::Signed::Unsigned,
+        })
+        .collect())
+}

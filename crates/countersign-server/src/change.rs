@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use countersign_decide::DecideError;
+use countersign_decide::authorship::{self, Author};
 use countersign_decide::people::{self, Directory};
 use countersign_policy::Principal;
 use countersign_repo::{CommitId, ContentChange, Repo, Side};
@@ -24,6 +25,9 @@ pub struct ChangeFacts {
     /// `agent:<user>` for a bot account) for a catalog User of the base whose profile email
     /// is the commit's, `email:<addr>` when no User has it. Sorted, unique.
     pub authors: Vec<String>,
+    /// The same people with the commits that name them and how far their authorship is
+    /// believed (`verified`, `claimed`, `invalid`).
+    pub authorship: Vec<Author>,
     /// Lower-case hex SHA-256 of [`Repo::diff_content`]: equal digests, same diff.
     pub diff_digest: String,
 }
@@ -40,10 +44,12 @@ impl ChangeFacts {
     ) -> Result<ChangeFacts, DecideError> {
         let repo = Repo::open_shared(path)?;
         let (base, head) = (CommitId::from_hex(base)?, CommitId::from_hex(head)?);
-        let emails = people::commit_emails(&repo, &base, &head)?;
+        let commits = people::commit_facts(&repo, &base, &head)?;
         let directory = directories.get(path, &repo, &base)?;
+        let authorship = authorship::authorship(&directory, &commits);
         Ok(ChangeFacts {
-            authors: people::authors(&directory, emails),
+            authors: authorship::principals(&authorship),
+            authorship,
             diff_digest: diff_digest(&repo.diff_content(&base, &head)?),
         })
     }

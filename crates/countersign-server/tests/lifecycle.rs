@@ -405,6 +405,145 @@ async fn commit_authors_cannot_approve(db: &Db) {
     server.stop().await;
 }
 
+/// Issue 23 point 1, the attack: bob rejects the payments change; the proposer rebases it
+/// (the same diff) under a commit naming bob as its author, to lapse his rejection and
+/// disqualify him. His rejection stands, and the decision shows the authorship as a claim
+/// (which commit, pushed by whom), names bob as an approver the claim took out, and shows
+/// the pool left. Then a change whose commit names two of the three owners: change control
+/// cannot be met, the decision says it is because of unverified claims, and the one owner
+/// left approving does not authorize it.
+async fn claimed_authorship_is_shown_and_never_lapses_a_rejection(db: &Db) {
+    let mut lab = Lab::new();
+    let fix = "pub fn charge() { /* claimed */ }\n";
+    let first = lab.change(PAYMENTS, fix, FIXBOT, FIXBOT);
+    let naming_bob = lab.change(PAYMENTS, fix, BOB, FIXBOT);
+    let naming_two = lab.change(
+        PAYMENTS,
+        "pub fn charge() { /* two */ }\n",
+        BOB,
+        "Carol <carol@example.com>",
+    );
+    let server = start(db, &lab).await;
+    let proposal = propose(&server, &lab, "fixbot", &first).await;
+    let id = proposal["id"].as_str().unwrap();
+    assert_eq!(proposal["approver_pool"]["eligible_count"], 3, "{proposal}");
+    // The proposer's own commit: a claimed author the catalog does not know, excluding
+    // nobody.
+    assert_eq!(
+        proposal["authorship_explanation"],
+        json!([format!(
+            "email:fixbot@bots.example.com: authorship claimed, not verified: named by commit {} (author and committer) without their signature, pushed by agent:fixbot",
+            &first[..12]
+        )]),
+        "{proposal}"
+    );
+    let (_, rejected) = server.verdict("bob", id, &first, "reject").await;
+    assert_eq!(rejected["state"], "rejected", "{rejected}");
+
+    let (status, moved) = move_head(&server, "fixbot", id, &naming_bob).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["state"], "rejected", "{moved}");
+    assert_eq!(moved["rejected_by"], json!(["human:bob"]), "{moved}");
+    let bob = moved["authorship"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["principal"] == "human:bob")
+        .unwrap_or_else(|| panic!("{moved}"));
+    assert_eq!(
+        bob,
+        &json!({
+            "principal": "human:bob",
+            "status": "claimed",
+            "commits": [{ "commit": naming_bob, "as": ["author"], "status": "claimed" }],
+        })
+    );
+    assert_eq!(
+        moved["approver_pool"],
+        json!({
+            "eligible": ["human:alice", "human:carol"],
+            "eligible_count": 2,
+            "excluded_as_authors": ["human:bob"],
+            "meetable": true,
+        })
+    );
+    let explanation: Vec<&str> = moved["authorship_explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let short = &naming_bob[..12];
+    assert!(
+        explanation.contains(&format!(
+            "human:bob: authorship claimed, not verified: named by commit {short} (author) without their signature, pushed by agent:fixbot"
+        ).as_str()),
+        "{explanation:#?}"
+    );
+    assert!(
+        explanation.iter().any(|l| l.starts_with(
+            "human:bob is an eligible approver of this change but may not approve it"
+        )),
+        "{explanation:#?}"
+    );
+    // The decision as recorded in the log says the same.
+    let decided = events(&server, id)
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Decided)
+        .unwrap();
+    assert_eq!(decided.data["authorship"]["authors"], moved["authorship"]);
+    assert_eq!(decided.data["authorship"]["pushed_by"], "agent:fixbot");
+    // Nobody else's approval lifts bob's rejection, and bob, now named, cannot approve.
+    assert_eq!(
+        server.verdict("alice", id, &naming_bob, "approve").await.0,
+        409
+    );
+    assert_eq!(
+        server.verdict("carol", id, &naming_bob, "approve").await.0,
+        409
+    );
+    assert_eq!(
+        server.verdict("bob", id, &naming_bob, "approve").await.0,
+        403
+    );
+    assert!(!authorized(&server, &naming_bob).await);
+
+    // Two of the three owners named: change control needs two, one is left.
+    let other = propose(&server, &lab, "fixbot", &naming_two).await;
+    let other_id = other["id"].as_str().unwrap();
+    assert_eq!(
+        (
+            other["approver_pool"]["eligible_count"].as_u64(),
+            other["approver_pool"]["meetable"].as_bool(),
+            &other["approver_pool"]["excluded_as_authors"],
+        ),
+        (Some(1), Some(false), &json!(["human:bob", "human:carol"])),
+        "{other}"
+    );
+    let last = other["authorship_explanation"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap();
+    assert!(
+        last.starts_with("cannot be authorized: too few eligible approvers are left")
+            && last
+                .contains("because of unverified authorship claims naming human:bob, human:carol"),
+        "{last}"
+    );
+    let (status, approved) = server
+        .verdict("alice", other_id, &naming_two, "approve")
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["state"], "awaiting_approval", "{approved}");
+    assert!(!authorized(&server, &naming_two).await);
+    server.stop().await;
+}
+
 /// Closing is for the author or an admin, is final, and may name a successor.
 async fn close_and_supersede(db: &Db) {
     let mut lab = Lab::new();
@@ -820,6 +959,7 @@ on_both_backends!(
     trivial_rebase_carries_verdicts,
     rejection_then_new_head_unblocks,
     commit_authors_cannot_approve,
+    claimed_authorship_is_shown_and_never_lapses_a_rejection,
     close_and_supersede,
     idempotent_head_move,
     supersession_never_goes_in_a_circle,
