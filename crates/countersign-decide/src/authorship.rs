@@ -58,8 +58,11 @@ pub enum Signed {
     Unsigned,
     /// Verified with `key` (its fingerprint) of `principal`, one of the people named.
     By { principal: String, key: String },
+    /// Signed in a way that cannot be checked (a format countersign does not verify, or
+    /// nobody named lists a key): the authorship stays claimed, `why` says so.
+    Unverifiable { why: String },
     /// Signed, and the signature verifies against no key of the people named: `why`.
-    Unverified { why: String },
+    Invalid { why: String },
 }
 
 /// One commit of a change as authorship reads it.
@@ -127,7 +130,8 @@ pub fn authorship(directory: &Directory, commits: &[CommitFacts]) -> Vec<Author>
                     Status::Claimed,
                     Some(format!("signed by {by}, not by them")),
                 ),
-                Signed::Unverified { why } => (Status::Invalid, Some(why.clone())),
+                Signed::Unverifiable { why } => (Status::Claimed, Some(why.clone())),
+                Signed::Invalid { why } => (Status::Invalid, Some(why.clone())),
             };
             named.entry(principal).or_default().push(Named {
                 commit: commit.id.clone(),

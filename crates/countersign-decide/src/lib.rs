@@ -20,5 +20,6 @@ pub mod policy_change;
 pub mod protected;
 pub mod record;
 pub mod report;
+pub mod signature;
 
 pub use error::{DecideError, ErrorKind, Result};

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use countersign_decide::DecideError;
 use countersign_decide::authorship::{self, Author};
-use countersign_decide::people::{self, Directory};
+use countersign_decide::people::{self, People};
 use countersign_policy::Principal;
 use countersign_repo::{CommitId, ContentChange, Repo, Side};
 use sha2::{Digest, Sha256};
@@ -28,6 +28,9 @@ pub struct ChangeFacts {
     /// The same people with the commits that name them and how far their authorship is
     /// believed (`verified`, `claimed`, `invalid`).
     pub authorship: Vec<Author>,
+    /// The raw objects of the commits of `base..head` (id, bytes): recorded with the
+    /// decision, so a bundle checks their signatures again.
+    pub commit_objects: Vec<(String, Vec<u8>)>,
     /// Lower-case hex SHA-256 of [`Repo::diff_content`]: equal digests, same diff.
     pub diff_digest: String,
 }
@@ -44,12 +47,14 @@ impl ChangeFacts {
     ) -> Result<ChangeFacts, DecideError> {
         let repo = Repo::open_shared(path)?;
         let (base, head) = (CommitId::from_hex(base)?, CommitId::from_hex(head)?);
-        let commits = people::commit_facts(&repo, &base, &head)?;
-        let directory = directories.get(path, &repo, &base)?;
-        let authorship = authorship::authorship(&directory, &commits);
+        let catalog = directories.get(path, &repo, &base)?;
+        let commit_objects = people::commit_objects(&repo, &base, &head)?;
+        let commits = people::commit_facts(&commit_objects, &catalog)?;
+        let authorship = authorship::authorship(&catalog.directory, &commits);
         Ok(ChangeFacts {
             authors: authorship::principals(&authorship),
             authorship,
+            commit_objects,
             diff_digest: diff_digest(&repo.diff_content(&base, &head)?),
         })
     }
@@ -77,7 +82,7 @@ fn diff_digest(changes: &[ContentChange]) -> String {
 /// The catalog Users of recent bases by profile email, by repository path and base commit
 /// id (an immutable object, so never stale). Owned by the server's `Pipeline`.
 #[derive(Default)]
-pub struct Directories(Mutex<HashMap<(PathBuf, String), Arc<Directory>>>);
+pub struct Directories(Mutex<HashMap<(PathBuf, String), Arc<People>>>);
 
 impl std::fmt::Debug for Directories {
     /// How many bases are held; not the Users and emails themselves.
@@ -103,17 +108,13 @@ impl Directories {
         let directory = self.get(path, &repo, &base)?;
         let wanted = principal.to_string();
         Ok(directory
+            .directory
             .get(&email.trim().to_ascii_lowercase())
             .is_some_and(|users| users.iter().any(|u| u.eq_ignore_ascii_case(&wanted))))
     }
 
-    /// The catalog Users of `base` by profile email, cached.
-    fn get(
-        &self,
-        path: &Path,
-        repo: &Repo,
-        base: &CommitId,
-    ) -> Result<Arc<Directory>, DecideError> {
+    /// The catalog Users of `base` by profile email, and their signing keys, cached.
+    fn get(&self, path: &Path, repo: &Repo, base: &CommitId) -> Result<Arc<People>, DecideError> {
         let key = (path.to_owned(), base.as_str().to_owned());
         if let Some(found) = self
             .0
@@ -123,7 +124,7 @@ impl Directories {
         {
             return Ok(Arc::clone(found));
         }
-        let directory = Arc::new(people::directory(repo, base)?);
+        let directory = Arc::new(people::people(repo, base)?);
         let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         // Bases are few (the tips of protected branches); forget them all rather than track
         // age.

@@ -367,8 +367,15 @@ impl Outcome {
         let pool =
             countersign_lifecycle::pool(&record, &self.proposer.author, &self.change.authors);
         let pushed_by = self.proposer.author.as_str();
+        let commits: Vec<Value> = self
+            .change
+            .commit_objects
+            .iter()
+            .map(|(id, bytes)| json!({ "commit": id, "object": countersign_audit::bundle::digest(bytes) }))
+            .collect();
         Ok(json!({
             "authors": self.change.authorship,
+            "commits": commits,
             "pushed_by": pushed_by,
             "approvers": {
                 "eligible": pool.eligible,
@@ -463,7 +470,7 @@ impl Outcome {
             "touched".to_owned(),
             json!(impact.touched.iter().map(|t| &t.node).collect::<Vec<_>>()),
         );
-        let record = record::record_as(
+        let mut record = record::record_as(
             subject.to_owned(),
             &self.evaluation,
             &self.proposer,
@@ -472,6 +479,14 @@ impl Outcome {
             log_key,
             annotations,
         )?;
+        // The commits' raw objects, named by `authorship.commits`: a bundle checks their
+        // signatures again against the catalog among the recorded inputs.
+        record.blobs.extend(
+            self.change
+                .commit_objects
+                .iter()
+                .map(|(_, bytes)| bytes.clone()),
+        );
         let decided = record
             .events
             .iter()

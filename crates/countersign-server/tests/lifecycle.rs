@@ -44,13 +44,16 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
+        Lab::with_catalog(&catalog())
+    }
+
+    fn with_catalog(catalog: &str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = RepoWriter::init(dir.path()).unwrap();
-        let catalog = catalog();
         writer
             .commit(
                 [
-                    ("catalog-info.yaml", Some(catalog.as_str())),
+                    ("catalog-info.yaml", Some(catalog)),
                     ("docs/index.md", Some("# Docs\n")),
                     (PAYMENTS, Some("pub fn charge() {}\n")),
                     ("shop/index.html", Some("<html></html>\n")),
@@ -89,6 +92,83 @@ impl Lab {
             .as_str()
             .to_owned()
     }
+}
+
+/// An SSH key made by the real `ssh-keygen`: its private key file and public key line.
+fn ssh_key(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, String) {
+    let path = dir.join(name);
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    (path, public.trim().to_owned())
+}
+
+/// The fingerprint `ssh-keygen -l` prints for a public key file.
+fn ssh_fingerprint(private: &std::path::Path) -> String {
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(private.with_extension("pub"))
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned()
+}
+
+/// `git commit-tree -S` with an SSH key, by the real `git`: a commit of `tree` on `parent`
+/// by `author`, committed by `committer` (`Name <email>`), signed with `key` (or unsigned).
+fn git_commit(
+    lab: &Lab,
+    tree_of: &str,
+    author: &str,
+    committer: &str,
+    key: Option<&std::path::Path>,
+) -> String {
+    let split = |who: &str| {
+        let (name, email) = who.split_once(" <").unwrap();
+        (name.to_owned(), email.trim_end_matches('>').to_owned())
+    };
+    let ((an, ae), (cn, ce)) = (split(author), split(committer));
+    let home = tempfile::tempdir().unwrap();
+    let mut git = std::process::Command::new("git");
+    git.current_dir(lab.writer.dir())
+        .env("HOME", home.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", an)
+        .env("GIT_AUTHOR_EMAIL", ae)
+        .env("GIT_AUTHOR_DATE", "2026-01-05T10:00:00Z")
+        .env("GIT_COMMITTER_NAME", cn)
+        .env("GIT_COMMITTER_EMAIL", ce)
+        .env("GIT_COMMITTER_DATE", "2026-01-05T10:00:00Z");
+    if let Some(key) = key {
+        git.args(["-c", "gpg.format=ssh", "-c"])
+            .arg(format!("user.signingkey={}", key.display()));
+    }
+    git.args([
+        "commit-tree",
+        &format!("{tree_of}^{{tree}}"),
+        "-p",
+        lab.base.as_str(),
+        "-m",
+        "signed",
+    ]);
+    if key.is_some() {
+        git.arg("-S");
+    }
+    let out = git.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 async fn start(db: &Db, lab: &Lab) -> Server {
@@ -544,6 +624,165 @@ async fn claimed_authorship_is_shown_and_never_lapses_a_rejection(db: &Db) {
     server.stop().await;
 }
 
+/// Commits signed by the real `git` with SSH keys from the real `ssh-keygen`, against a
+/// catalog where alice lists her key: signed by alice's key, alice is a *verified* author;
+/// the same commit signed by mallory's key (on nobody's User) makes her authorship
+/// *invalid*, a red flag; a commit naming bob as author that alice committed and signed
+/// verifies alice and leaves bob *claimed*. Every author, whatever the status, still cannot
+/// approve.
+async fn signed_commits_verify_authorship(db: &Db) {
+    let keys = tempfile::tempdir().unwrap();
+    let (alice_key, alice_public) = ssh_key(keys.path(), "alice");
+    let (mallory_key, _) = ssh_key(keys.path(), "mallory");
+    let plain = "  name: alice\nspec:\n";
+    let catalog = catalog().replace(
+        plain,
+        &format!(
+            "  name: alice\n  annotations:\n    countersign.dev/ssh-signing-keys: |\n      # her laptop\n      {alice_public}\nspec:\n"
+        ),
+    );
+    assert!(catalog.contains(&alice_public));
+    let mut lab = Lab::with_catalog(&catalog);
+    let change = lab.change(
+        PAYMENTS,
+        "pub fn charge() { /* signed */ }\n",
+        FIXBOT,
+        FIXBOT,
+    );
+    let alice = common::ALICE;
+    let by_alice = git_commit(&lab, &change, alice, alice, Some(&alice_key));
+    let by_mallory = git_commit(&lab, &change, alice, alice, Some(&mallory_key));
+    let bob_by_alice = git_commit(&lab, &change, BOB, alice, Some(&alice_key));
+    let fingerprint = ssh_fingerprint(&alice_key);
+    let path = lab.writer.dir().to_owned();
+    let server = start_with(db, move |mut state| {
+        state.repos = Arc::new(BTreeMap::from([("shop".to_owned(), path)]));
+        state.with_log_signer(common::log_signer())
+    })
+    .await;
+    let author = |proposal: &Value, who: &str| {
+        proposal["authorship"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["principal"] == who)
+            .cloned()
+            .unwrap_or_else(|| panic!("{who} in {proposal}"))
+    };
+    let explained = |proposal: &Value, line: &str| {
+        proposal["authorship_explanation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap() == line)
+    };
+
+    let verified = propose(&server, &lab, "fixbot", &by_alice).await;
+    assert_eq!(
+        author(&verified, "human:alice"),
+        json!({
+            "principal": "human:alice",
+            "status": "verified",
+            "commits": [{
+                "commit": by_alice,
+                "as": ["author", "committer"],
+                "status": "verified",
+                "detail": format!("signed with {fingerprint}"),
+            }],
+        }),
+        "{verified}"
+    );
+    assert!(
+        explained(
+            &verified,
+            &format!(
+                "human:alice: authorship verified: commit {} (author and committer), signed with {fingerprint}",
+                &by_alice[..12]
+            )
+        ),
+        "{verified}"
+    );
+    assert!(
+        explained(
+            &verified,
+            "human:alice is an eligible approver of this change but may not approve it: they authored it (verified)"
+        ),
+        "{verified}"
+    );
+    let id = verified["id"].as_str().unwrap();
+    assert_eq!(
+        server.verdict("alice", id, &by_alice, "approve").await.0,
+        403
+    );
+
+    let forged = propose(&server, &lab, "fixbot", &by_mallory).await;
+    let alice_forged = author(&forged, "human:alice");
+    assert_eq!(alice_forged["status"], "invalid", "{forged}");
+    let red_flag = forged["authorship_explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .find(|l| l.starts_with("red flag: human:alice"))
+        .unwrap_or_else(|| panic!("{forged}"));
+    assert!(
+        red_flag.contains(&format!(
+            "an SSH signature by key {}, which no person the commit names lists",
+            ssh_fingerprint(&mallory_key)
+        )),
+        "{red_flag}"
+    );
+    let id = forged["id"].as_str().unwrap();
+    assert_eq!(
+        server.verdict("alice", id, &by_mallory, "approve").await.0,
+        403
+    );
+
+    let mixed = propose(&server, &lab, "fixbot", &bob_by_alice).await;
+    assert_eq!(
+        author(&mixed, "human:alice")["status"],
+        "verified",
+        "{mixed}"
+    );
+    let bob = author(&mixed, "human:bob");
+    assert_eq!(
+        (&bob["status"], &bob["commits"][0]["detail"]),
+        (
+            &json!("claimed"),
+            &json!("signed by human:alice, not by them")
+        ),
+        "{mixed}"
+    );
+    let id = mixed["id"].as_str().unwrap();
+    assert_eq!(
+        server.verdict("bob", id, &bob_by_alice, "approve").await.0,
+        403
+    );
+
+    // Offline: each bundle carries the commit objects, and re-deriving it checks their
+    // signatures again against the catalog it recorded, to the same statuses.
+    let verifier = common::log_signer().verifier();
+    for proposal in [&verified, &forged, &mixed] {
+        let id = proposal["id"].as_str().unwrap();
+        let bytes = server
+            .client
+            .get(format!("{}/v1/proposals/{id}/bundle", server.base))
+            .bearer_auth(&server.tokens["auditor"])
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let bundle =
+            countersign_audit::bundle::verify_bundle(&bytes, std::slice::from_ref(&verifier))
+                .unwrap();
+        let differences = countersign_decide::bundle::rederive(&bundle, &verifier).unwrap();
+        assert!(differences.is_empty(), "{id}: {differences:?}");
+    }
+    server.stop().await;
+}
+
 /// Closing is for the author or an admin, is final, and may name a successor.
 async fn close_and_supersede(db: &Db) {
     let mut lab = Lab::new();
@@ -960,6 +1199,7 @@ on_both_backends!(
     rejection_then_new_head_unblocks,
     commit_authors_cannot_approve,
     claimed_authorship_is_shown_and_never_lapses_a_rejection,
+    signed_commits_verify_authorship,
     close_and_supersede,
     idempotent_head_move,
     supersession_never_goes_in_a_circle,
