@@ -130,6 +130,20 @@ pub fn referenced_blobs(event: &Event) -> Vec<String> {
     if let Some(evidence) = event.data.get("evidence").and_then(Value::as_array) {
         digests.extend(evidence.iter().filter_map(Value::as_str).map(str::to_owned));
     }
+    // The raw commit objects a decision's authorship was read from.
+    if let Some(commits) = event
+        .data
+        .get("authorship")
+        .and_then(|a| a.get("commits"))
+        .and_then(Value::as_array)
+    {
+        digests.extend(
+            commits
+                .iter()
+                .filter_map(|c| c.get("object").and_then(Value::as_str))
+                .map(str::to_owned),
+        );
+    }
     digests
 }
 

@@ -25,6 +25,7 @@ use serde_json::Value;
 use crate::error::{Classify, DecideError, Result, bail};
 use crate::evaluate::{self, Proposer};
 use crate::record;
+use crate::{authorship, people};
 
 fn last_event(bundle: &VerifiedBundle, kind: EventKind) -> Option<&Event> {
     bundle
@@ -102,9 +103,12 @@ pub fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<Stri
             .collect::<Result<Vec<_>>>()?,
         None => Vec::new(),
     };
+    let mut differences = match decided.data.get("authorship") {
+        Some(recorded) => rederive_authorship(recorded, &inputs, &blob)?,
+        None => Vec::new(),
+    };
     let again = evaluate::rederive(inputs, changes, &proposer, base, head.clone(), envelopes)?;
     let report = &again.report;
-    let mut differences = Vec::new();
     let recorded_tier = decided.data["tier"].clone();
     let derived_tier =
         serde_json::to_value(report.tier).internal(|| "encoding the re-derived tier".into())?;
@@ -159,6 +163,58 @@ pub fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<Stri
             .or(head.as_deref())
             .unwrap_or_default();
         check_summary(&blob(d)?, verifier, commit)?;
+    }
+    Ok(differences)
+}
+
+/// The recorded `authorship` re-derived offline: the recorded commit objects (each must hash
+/// to its commit id) read again, their signatures checked against the signing keys of the
+/// catalog among the recorded inputs (the base's, as the decision read it), and the authors
+/// compared with the record. Lists each difference; `Err` when a commit object is missing.
+fn rederive_authorship(
+    recorded: &Value,
+    inputs: &BTreeMap<String, Option<Vec<u8>>>,
+    blob: &dyn Fn(&str) -> Result<Vec<u8>>,
+) -> Result<Vec<String>> {
+    let commits = recorded
+        .get("commits")
+        .and_then(Value::as_array)
+        .ok_or_else(|| DecideError::invalid("the decision's `authorship` lists no `commits`"))?;
+    let mut objects = Vec::with_capacity(commits.len());
+    for commit in commits {
+        let (Some(id), Some(object)) = (
+            commit.get("commit").and_then(Value::as_str),
+            commit.get("object").and_then(Value::as_str),
+        ) else {
+            bail!("an `authorship.commits` entry is not {{commit, object}}");
+        };
+        objects.push((id.to_owned(), blob(object)?));
+    }
+    let present: Vec<(String, Vec<u8>)> = inputs
+        .iter()
+        .filter_map(|(path, bytes)| Some((path.clone(), bytes.clone()?)))
+        .collect();
+    let source = countersign_graph::MemorySource::new(present);
+    let people = people::people_of(people::catalog_users_in(&source, "the recorded inputs")?)?;
+    let facts = people::commit_facts(&objects, &people)?;
+    let derived = authorship::authorship(&people.directory, &facts);
+    let recorded_authors: Vec<authorship::Author> =
+        serde_json::from_value(recorded.get("authors").cloned().unwrap_or(Value::Null))
+            .invalid(|| "the decision's `authorship.authors`".into())?;
+    let mut differences = Vec::new();
+    if derived != recorded_authors {
+        let show = |authors: &[authorship::Author]| {
+            authors
+                .iter()
+                .map(|a| format!("{} {}", a.principal, a.status.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        differences.push(format!(
+            "authorship: recorded [{}], re-derived [{}]",
+            show(&recorded_authors),
+            show(&derived)
+        ));
     }
     Ok(differences)
 }

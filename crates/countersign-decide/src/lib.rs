@@ -8,6 +8,7 @@
 //! arguments: rendering and command-line wiring stay in the binary. The decisions
 //! themselves are made by `countersign-policy`; the graph and plan by their crates.
 
+pub mod authorship;
 pub mod bundle;
 pub mod cache;
 mod error;
@@ -19,5 +20,6 @@ pub mod policy_change;
 pub mod protected;
 pub mod record;
 pub mod report;
+pub mod signature;
 
 pub use error::{DecideError, ErrorKind, Result};

@@ -11,9 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use countersign_graph::Kind;
 use countersign_policy::Principal;
-use countersign_repo::{CommitId, Repo};
+use countersign_repo::{CommitId, Repo, read_commit_object};
 
 use crate::DecideError;
+use crate::authorship::{CommitFacts, Signed};
+use crate::signature::SigningKeys;
 
 /// Principals (`human:<user>`, `agent:<user>`) by lower-cased profile email.
 pub type Directory = BTreeMap<String, Vec<String>>;
@@ -26,6 +28,8 @@ pub struct CatalogUser {
     pub email: String,
     /// The name matches the repository's agent patterns: a bot account, not a person.
     pub agent: bool,
+    /// `countersign.dev/ssh-signing-keys`, as written.
+    pub ssh_signing_keys: Vec<String>,
 }
 
 /// How a catalog User is written as a principal, `human:NAME`: the one form the CLI's
@@ -38,13 +42,20 @@ pub fn principal_of(user: &countersign_graph::EntityRef) -> String {
 /// `countersign.toml` (catalog globs, agent patterns). The one reading of "who is this email"
 /// for both commit authors (here) and people signing in (`oidc`). Blocking (git).
 pub fn catalog_users(repo: &Repo, commit: &CommitId) -> Result<Vec<CatalogUser>, DecideError> {
+    catalog_users_in(&repo.commit_tree(commit)?, &commit.to_string())
+}
+
+/// [`catalog_users`] of the files of `tree` (a commit's tree, or a decision's recorded
+/// inputs), named `at` in errors.
+pub fn catalog_users_in(
+    tree: &dyn countersign_graph::FileSource,
+    at: &str,
+) -> Result<Vec<CatalogUser>, DecideError> {
     let within = |what: &str, source: DecideError| DecideError::Context {
-        context: format!("{what} at {commit}"),
+        context: format!("{what} at {at}"),
         source: Box::new(source),
     };
-    let tree = repo.commit_tree(commit)?;
-    let config =
-        crate::governed::read_config(&tree).map_err(|e| within("reading the config", e))?;
+    let config = crate::governed::read_config(tree).map_err(|e| within("reading the config", e))?;
     let settings = crate::governed::graph_settings(&config);
     let mut globs = globset::GlobSetBuilder::new();
     for glob in &settings.catalog_globs {
@@ -60,7 +71,7 @@ pub fn catalog_users(repo: &Repo, commit: &CommitId) -> Result<Vec<CatalogUser>,
         source: Some(Box::new(e)),
     })?;
     let catalog = countersign_graph::backstage::read_catalog(
-        &tree,
+        tree,
         &globs,
         &settings.default_namespace,
         &settings.limits,
@@ -75,6 +86,7 @@ pub fn catalog_users(repo: &Repo, commit: &CommitId) -> Result<Vec<CatalogUser>,
             };
             Some(CatalogUser {
                 agent: config.agents.is_agent(&descriptor.entity.name),
+                ssh_signing_keys: descriptor.ssh_signing_keys,
                 email: email.trim().to_ascii_lowercase(),
                 name: descriptor.entity.name,
             })
@@ -84,22 +96,55 @@ pub fn catalog_users(repo: &Repo, commit: &CommitId) -> Result<Vec<CatalogUser>,
 
 /// The catalog Users of `base` by profile email.
 pub fn directory(repo: &Repo, base: &CommitId) -> Result<Directory, DecideError> {
-    let mut directory = Directory::new();
-    for user in catalog_users(repo, base).map_err(|source| DecideError::Context {
-        context: "the base".to_owned(),
-        source: Box::new(source),
-    })? {
+    Ok(people(repo, base)?.directory)
+}
+
+/// Signing keys by principal (lower-cased), for the Users that list any.
+pub type Keys = BTreeMap<String, SigningKeys>;
+
+/// The people of a base: who each profile email is, and the keys each signs with.
+#[derive(Debug, Default)]
+pub struct People {
+    pub directory: Directory,
+    pub keys: Keys,
+}
+
+/// The catalog Users of `base`: by profile email, and their signing keys. A key that does
+/// not parse is the catalog's error, naming the User.
+pub fn people(repo: &Repo, base: &CommitId) -> Result<People, DecideError> {
+    people_of(
+        catalog_users(repo, base).map_err(|source| DecideError::Context {
+            context: "the base".to_owned(),
+            source: Box::new(source),
+        })?,
+    )
+}
+
+/// The people of catalog Users read elsewhere (a decision's recorded inputs).
+pub fn people_of(users: Vec<CatalogUser>) -> Result<People, DecideError> {
+    let mut people = People::default();
+    for user in users {
         let principal = if user.agent {
             Principal::Agent(user.name)
         } else {
             Principal::Human(user.name)
-        };
-        directory
+        }
+        .to_string();
+        if !user.ssh_signing_keys.is_empty() {
+            let keys = SigningKeys::parse(&user.ssh_signing_keys).map_err(|e| {
+                DecideError::invalid(format!(
+                    "catalog User {principal} at the base: `countersign.dev/ssh-signing-keys`: {e}"
+                ))
+            })?;
+            people.keys.insert(principal.to_lowercase(), keys);
+        }
+        people
+            .directory
             .entry(user.email)
             .or_default()
-            .push(principal.to_string());
+            .push(principal);
     }
-    Ok(directory)
+    Ok(people)
 }
 
 /// The principals of the commit `emails` (authors and committers, trimmed and lower-cased)
@@ -132,4 +177,62 @@ pub fn commit_emails(
         }
     }
     Ok(emails)
+}
+
+/// The raw objects of the commits of `base..head` (id, bytes), in walk order: what
+/// [`commit_facts`] reads and what a decision records. Blocking (git).
+pub fn commit_objects(
+    repo: &Repo,
+    base: &CommitId,
+    head: &CommitId,
+) -> Result<Vec<(String, Vec<u8>)>, DecideError> {
+    let mut objects = Vec::new();
+    for commit in repo.commits_between(base, head)? {
+        objects.push((
+            commit.id.as_str().to_owned(),
+            repo.commit_object(&commit.id)?,
+        ));
+    }
+    Ok(objects)
+}
+
+/// Commits as authorship reads them, from their raw `objects` (id, bytes; each checked to
+/// hash to its id): who each names, and what its signature proves against the signing keys
+/// of the people it names. Pure: the same answer live and when a bundle is re-derived.
+pub fn commit_facts(
+    objects: &[(String, Vec<u8>)],
+    people: &People,
+) -> Result<Vec<CommitFacts>, DecideError> {
+    let none = SigningKeys::default();
+    let mut facts = Vec::new();
+    for (id, bytes) in objects {
+        let object = read_commit_object(&CommitId::from_hex(id)?, bytes)?;
+        let signed = match &object.signature {
+            None => Signed::Unsigned,
+            Some(signature) => {
+                let named: BTreeSet<&String> = [&object.author_email, &object.committer_email]
+                    .into_iter()
+                    .filter_map(|email| people.directory.get(email))
+                    .flatten()
+                    .collect();
+                let named: Vec<(&str, &SigningKeys)> = named
+                    .into_iter()
+                    .map(|p| {
+                        (
+                            p.as_str(),
+                            people.keys.get(&p.to_lowercase()).unwrap_or(&none),
+                        )
+                    })
+                    .collect();
+                crate::signature::check(&signature.signature, &signature.signed, &named)
+            }
+        };
+        facts.push(CommitFacts {
+            id: id.clone(),
+            author_email: object.author_email,
+            committer_email: object.committer_email,
+            signed,
+        });
+    }
+    Ok(facts)
 }

@@ -17,6 +17,7 @@
 //! | `countersign.dev/revenue-path` | `true` \| `false` (default `false`) |
 //! | `countersign.dev/exposure` | `internet` \| `internal` (default `internal`) |
 //! | `countersign.dev/data-classes` | comma-separated data classes (`pii`, `pci`, ...) |
+//! | `countersign.dev/ssh-signing-keys` | a User's OpenSSH public keys, one a line (commit signatures) |
 //!
 //! **Paths are relative to the descriptor's directory** unless they start with `/`, which
 //! means the repository root: a descriptor travels with its code, so `src/**` in
@@ -100,6 +101,9 @@ pub struct Descriptor {
     pub relations: Vec<Relation>,
     /// User `spec.profile.email`, for CODEOWNERS email owners.
     pub email: Option<String>,
+    /// User `countersign.dev/ssh-signing-keys`: OpenSSH public key lines, as written (not
+    /// parsed here: verifying commit signatures is countersign-decide's).
+    pub ssh_signing_keys: Vec<String>,
     /// Location `spec.target` and `spec.targets`, as written.
     pub targets: Vec<String>,
     pub source: SourceLocation,
@@ -486,6 +490,7 @@ fn descriptor(
         data_classes: BTreeSet::new(),
         relations: Vec::new(),
         email: None,
+        ssh_signing_keys: Vec::new(),
         targets: Vec::new(),
         source: at.clone(),
         entity,
@@ -705,6 +710,17 @@ fn apply_annotation(
                 })?;
                 d.paths.push(glob);
             }
+        }
+        "ssh-signing-keys" => {
+            if d.entity.kind != Kind::User {
+                return Err(doc.annotation_error(key, "only a User lists signing keys"));
+            }
+            d.ssh_signing_keys = value
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect();
         }
         _ => return Err(doc.annotation_error(key, "unknown countersign annotation")),
     }

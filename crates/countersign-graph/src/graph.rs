@@ -686,6 +686,7 @@ fn merge_workspace(
                     data_classes: BTreeSet::new(),
                     relations: Vec::new(),
                     email: None,
+                    ssh_signing_keys: Vec::new(),
                     targets: Vec::new(),
                     source: p.manifest.clone(),
                 });

@@ -16,7 +16,7 @@ mod transition;
 
 pub use record::{DecidedRecord, RecordError, Requirement};
 pub use state::{ProposalState, UnknownValue, Verdict};
-pub use tally::{Approval, Ineligible, Tally, eligibility, same_principal, tally};
+pub use tally::{Approval, Ineligible, Pool, Tally, eligibility, pool, same_principal, tally};
 pub use transition::{
     Event, Proposal, Refusal, RefusalKind, Transition, VerdictChange, opened, settle, transition,
 };

@@ -166,3 +166,73 @@ pub fn tally(
         open,
     }
 }
+
+/// Who is left to approve a proposal once its proposer and authors are taken out: the
+/// decision's eligible approvers split into those who may still give a verdict and those
+/// excluded as authors, and the parts of the change the people left cannot satisfy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// Eligible approvers of the decision who may give a verdict, as recorded, sorted.
+    pub eligible: Vec<String>,
+    /// Eligible approvers of the decision who may not, because a commit of the change names
+    /// them as author or committer, sorted.
+    pub excluded: Vec<String>,
+    /// What the people left cannot satisfy: a requirement's subject and how many people it
+    /// lacks, and `the tier` when fewer distinct people remain than it needs.
+    pub unmet: Vec<(String, u32)>,
+}
+
+impl Pool {
+    /// Enough people remain for every requirement and for the tier's count.
+    pub fn meetable(&self) -> bool {
+        self.unmet.is_empty()
+    }
+
+    /// How many people may still approve.
+    pub fn count(&self) -> u32 {
+        u32::try_from(self.eligible.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// The approver pool of a proposal by `proposer` whose commits name `authors`, under
+/// `record`: the same [`eligibility`] the tally counts by, applied to everyone the decision
+/// named, so what it shows is what can happen.
+pub fn pool(record: &DecidedRecord, proposer: &str, authors: &[String]) -> Pool {
+    let mut eligible = BTreeSet::new();
+    let mut excluded = BTreeSet::new();
+    let may = |person: &str| {
+        person
+            .parse::<Principal>()
+            .map_err(|_| Ineligible::NotHuman)
+            .and_then(|who| eligibility(&who, proposer, authors, record))
+    };
+    for person in &record.eligible_approvers {
+        match may(person) {
+            Ok(()) => {
+                eligible.insert(person.clone());
+            }
+            Err(Ineligible::CommitAuthor) => {
+                excluded.insert(person.clone());
+            }
+            Err(_) => {}
+        }
+    }
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let mut unmet: Vec<(String, u32)> = record
+        .requirements
+        .iter()
+        .filter_map(|r| {
+            let left = count(r.eligible.iter().filter(|p| may(p).is_ok()).count());
+            (left < r.min).then(|| (r.subject.clone(), r.min - left))
+        })
+        .collect();
+    let left = count(eligible.len());
+    if left < record.approvals_required {
+        unmet.push(("the tier".to_owned(), record.approvals_required - left));
+    }
+    Pool {
+        eligible: eligible.into_iter().collect(),
+        excluded: excluded.into_iter().collect(),
+        unmet,
+    }
+}

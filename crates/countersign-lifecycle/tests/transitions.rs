@@ -165,3 +165,32 @@ fn head_moves_and_endings() {
     assert_snapshot!(check(Authorized, SingleApprover, &[], Event::Redecided { record: &evidence_in }), @r#"authorized -> awaiting_approval; verdict: none; counted 0/1 []; rejecters []"#);
     assert_snapshot!(check(Merged, SingleApprover, &[], Event::Redecided { record: &evidence_in }), @r#"refused (Conflict): the proposal is merged: it is final: nothing changes it any more"#);
 }
+
+/// Who is left to approve once the commits' authors are taken out: a named approver is
+/// excluded (never silently: `excluded` says who), and a requirement or a tier the people
+/// left cannot meet is listed, so the decision can say it cannot be authorized.
+#[test]
+fn approver_pool() {
+    use Tier::*;
+    let check = |tier: Tier, authors: &[&str]| {
+        let authors: Vec<String> = authors.iter().map(|a| (*a).to_owned()).collect();
+        let pool = countersign_lifecycle::pool(&record(tier), "agent:fixbot", &authors);
+        format!(
+            "eligible {:?} ({}); excluded {:?}; unmet {:?}; meetable {}",
+            pool.eligible,
+            pool.count(),
+            pool.excluded,
+            pool.unmet,
+            pool.meetable()
+        )
+    };
+    assert_snapshot!(check(ChangeControl, &[]), @r#"eligible ["human:dave", "human:erin"] (2); excluded []; unmet []; meetable true"#);
+    // An author who is not an approver changes nothing; the agent never counted.
+    assert_snapshot!(check(ChangeControl, &["human:carol", "email:x@y"]), @r#"eligible ["human:dave", "human:erin"] (2); excluded []; unmet []; meetable true"#);
+    // Erin named as an author: one person left, change control needs two.
+    assert_snapshot!(check(ChangeControl, &["human:Erin"]), @r#"eligible ["human:dave"] (1); excluded ["human:erin"]; unmet [("the tier", 1)]; meetable false"#);
+    assert_snapshot!(check(SingleApprover, &["human:erin"]), @r#"eligible ["human:dave"] (1); excluded ["human:erin"]; unmet []; meetable true"#);
+    // Both named: the payments requirement has nobody left either.
+    assert_snapshot!(check(SingleApprover, &["human:erin", "human:dave"]), @r#"eligible [] (0); excluded ["human:dave", "human:erin"]; unmet [("component:default/payments", 1), ("the tier", 1)]; meetable false"#);
+    assert_snapshot!(check(AutoMerge, &["human:erin"]), @r#"eligible ["human:dave"] (1); excluded ["human:erin"]; unmet []; meetable true"#);
+}

@@ -217,6 +217,61 @@ pub struct CommitInfo {
     pub parents: Vec<CommitId>,
 }
 
+/// A commit's signature and the bytes it signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSignature {
+    /// The `gpgsig` header's value, continuation lines joined (an armored PGP, SSH or X.509
+    /// signature).
+    pub signature: Vec<u8>,
+    /// The commit object without the `gpgsig` header: what was signed.
+    pub signed: Vec<u8>,
+}
+
+/// A commit object as [`read_commit_object`] reads it: who it names and its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitObject {
+    /// Trimmed and lower-cased.
+    pub author_email: String,
+    pub committer_email: String,
+    /// `None` for an unsigned commit. Nothing is verified here: that is the caller's,
+    /// against keys it trusts.
+    pub signature: Option<CommitSignature>,
+}
+
+/// Reads the raw commit object `bytes` of commit `id`, after checking the bytes hash to
+/// `id` (so recorded bytes cannot stand in for another commit). Pure: no repository.
+pub fn read_commit_object(id: &CommitId, bytes: &[u8]) -> Result<CommitObject, RepoError> {
+    let oid = id.object_id()?;
+    let bad = |message: String| RepoError::Git {
+        context: format!("reading commit object {id}"),
+        message,
+    };
+    let computed = gix::objs::compute_hash(oid.kind(), gix::objs::Kind::Commit, bytes)
+        .map_err(|e| bad(e.to_string()))?;
+    if computed != oid {
+        return Err(bad(format!(
+            "the bytes hash to {computed}, not to the commit id"
+        )));
+    }
+    let commit =
+        gix::objs::CommitRef::from_bytes(bytes, oid.kind()).map_err(|e| bad(e.to_string()))?;
+    let author = commit.author().map_err(|e| bad(e.to_string()))?;
+    let committer = commit.committer().map_err(|e| bad(e.to_string()))?;
+    let author_email = author.email.to_str_lossy().trim().to_ascii_lowercase();
+    let committer_email = committer.email.to_str_lossy().trim().to_ascii_lowercase();
+    let signature = gix::objs::CommitRefIter::signature(bytes, oid.kind())
+        .map_err(|e| bad(e.to_string()))?
+        .map(|(signature, signed)| CommitSignature {
+            signature: signature.to_vec(),
+            signed: signed.to_bstring().to_vec(),
+        });
+    Ok(CommitObject {
+        author_email,
+        committer_email,
+        signature,
+    })
+}
+
 impl Repo {
     /// Opens the repository containing `path` (a work tree, a directory inside one, or a
     /// git dir).
@@ -678,6 +733,13 @@ impl Repo {
             commits.push(self.commit_info(&CommitId::from_object_id(info.id))?);
         }
         Ok(commits)
+    }
+
+    /// The raw bytes of commit `id`, as `git cat-file commit` prints them: what
+    /// [`read_commit_object`] reads, and what a decision records so a commit's signature can
+    /// be checked again offline.
+    pub fn commit_object(&self, id: &CommitId) -> Result<Vec<u8>, RepoError> {
+        Ok(self.find_commit(id)?.data.clone())
     }
 
     /// Every local branch (`refs/heads/<name>`) by its short name, with the commit it

@@ -17,7 +17,7 @@ pub use config::{
     RepositoryConfig, RunnerConfig, STARTER_CONFIG,
 };
 pub use git::{
-    ChangeKind, ChangedPath, CommitId, CommitInfo, CommitTree, ContentChange, Person, Repo,
-    RepoError, Side, WorkTree, changed_paths,
+    ChangeKind, ChangedPath, CommitId, CommitInfo, CommitObject, CommitSignature, CommitTree,
+    ContentChange, Person, Repo, RepoError, Side, WorkTree, changed_paths, read_commit_object,
 };
 pub use write::{Content, MAIN_BRANCH, RepoWriter};

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use countersign_decide::DecideError;
-use countersign_decide::people::{self, Directory};
+use countersign_decide::authorship::{self, Author};
+use countersign_decide::people::{self, People};
 use countersign_policy::Principal;
 use countersign_repo::{CommitId, ContentChange, Repo, Side};
 use sha2::{Digest, Sha256};
@@ -24,6 +25,12 @@ pub struct ChangeFacts {
     /// `agent:<user>` for a bot account) for a catalog User of the base whose profile email
     /// is the commit's, `email:<addr>` when no User has it. Sorted, unique.
     pub authors: Vec<String>,
+    /// The same people with the commits that name them and how far their authorship is
+    /// believed (`verified`, `claimed`, `invalid`).
+    pub authorship: Vec<Author>,
+    /// The raw objects of the commits of `base..head` (id, bytes): recorded with the
+    /// decision, so a bundle checks their signatures again.
+    pub commit_objects: Vec<(String, Vec<u8>)>,
     /// Lower-case hex SHA-256 of [`Repo::diff_content`]: equal digests, same diff.
     pub diff_digest: String,
 }
@@ -40,10 +47,14 @@ impl ChangeFacts {
     ) -> Result<ChangeFacts, DecideError> {
         let repo = Repo::open_shared(path)?;
         let (base, head) = (CommitId::from_hex(base)?, CommitId::from_hex(head)?);
-        let emails = people::commit_emails(&repo, &base, &head)?;
-        let directory = directories.get(path, &repo, &base)?;
+        let catalog = directories.get(path, &repo, &base)?;
+        let commit_objects = people::commit_objects(&repo, &base, &head)?;
+        let commits = people::commit_facts(&commit_objects, &catalog)?;
+        let authorship = authorship::authorship(&catalog.directory, &commits);
         Ok(ChangeFacts {
-            authors: people::authors(&directory, emails),
+            authors: authorship::principals(&authorship),
+            authorship,
+            commit_objects,
             diff_digest: diff_digest(&repo.diff_content(&base, &head)?),
         })
     }
@@ -71,7 +82,7 @@ fn diff_digest(changes: &[ContentChange]) -> String {
 /// The catalog Users of recent bases by profile email, by repository path and base commit
 /// id (an immutable object, so never stale). Owned by the server's `Pipeline`.
 #[derive(Default)]
-pub struct Directories(Mutex<HashMap<(PathBuf, String), Arc<Directory>>>);
+pub struct Directories(Mutex<HashMap<(PathBuf, String), Arc<People>>>);
 
 impl std::fmt::Debug for Directories {
     /// How many bases are held; not the Users and emails themselves.
@@ -97,17 +108,13 @@ impl Directories {
         let directory = self.get(path, &repo, &base)?;
         let wanted = principal.to_string();
         Ok(directory
+            .directory
             .get(&email.trim().to_ascii_lowercase())
             .is_some_and(|users| users.iter().any(|u| u.eq_ignore_ascii_case(&wanted))))
     }
 
-    /// The catalog Users of `base` by profile email, cached.
-    fn get(
-        &self,
-        path: &Path,
-        repo: &Repo,
-        base: &CommitId,
-    ) -> Result<Arc<Directory>, DecideError> {
+    /// The catalog Users of `base` by profile email, and their signing keys, cached.
+    fn get(&self, path: &Path, repo: &Repo, base: &CommitId) -> Result<Arc<People>, DecideError> {
         let key = (path.to_owned(), base.as_str().to_owned());
         if let Some(found) = self
             .0
@@ -117,7 +124,7 @@ impl Directories {
         {
             return Ok(Arc::clone(found));
         }
-        let directory = Arc::new(people::directory(repo, base)?);
+        let directory = Arc::new(people::people(repo, base)?);
         let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         // Bases are few (the tips of protected branches); forget them all rather than track
         // age.

@@ -364,6 +364,66 @@ fn required_and_missing(
 }
 
 impl Outcome {
+    /// The `authorship` annotation: each person the commits name and how far it is
+    /// believed, who pushed the commits, and the approver pool the lifecycle will count
+    /// from (the same `countersign_lifecycle::pool` the view shows), with its explanation.
+    /// Read from the annotations just built, so it describes exactly what is recorded.
+    fn authorship(&self, annotations: &Map<String, Value>) -> Result<Value, DecideError> {
+        let strings = |name: &str| -> Vec<String> {
+            annotations
+                .get(name)
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let requirements = annotations
+            .get("requirements")
+            .cloned()
+            .map(serde_json::from_value::<Vec<countersign_lifecycle::Requirement>>)
+            .transpose()
+            .map_err(|e| DecideError::internal(format!("the recorded requirements: {e}")))?
+            .unwrap_or_default();
+        let decision = &self.evaluation.decision;
+        let record = countersign_lifecycle::DecidedRecord {
+            tier: decision.tier,
+            automated: decision.tier.is_automated(),
+            approvals_required: decision.approvals.required,
+            requirements,
+            eligible_approvers: strings("eligible_approvers"),
+            validation_plan: strings("validation_plan"),
+            required_suites: self.required_suites.clone(),
+            missing_suites: self.missing_suites.clone(),
+            policy_version: decision.policy_version.clone(),
+        };
+        let pool =
+            countersign_lifecycle::pool(&record, &self.proposer.author, &self.change.authors);
+        let pushed_by = self.proposer.author.as_str();
+        let commits: Vec<Value> = self
+            .change
+            .commit_objects
+            .iter()
+            .map(|(id, bytes)| json!({ "commit": id, "object": countersign_audit::bundle::digest(bytes) }))
+            .collect();
+        Ok(json!({
+            "authors": self.change.authorship,
+            "commits": commits,
+            "pushed_by": pushed_by,
+            "approvers": {
+                "eligible": pool.eligible,
+                "eligible_count": pool.count(),
+                "excluded_as_authors": pool.excluded,
+                "meetable": pool.meetable(),
+                "unmet": pool.unmet.iter().map(|(subject, more)| json!({ "subject": subject, "lacks": more })).collect::<Vec<_>>(),
+            },
+            "explanation": countersign_decide::authorship::explain(&self.change.authorship, &pool, pushed_by),
+        }))
+    }
+
     /// The evidence weighed, when any was given: each envelope accepted (and bound to the
     /// head or the base) or refused with its reason, and the suites' status.
     pub fn evidence(&self) -> Option<&EvidenceReport> {
@@ -423,6 +483,7 @@ impl Outcome {
         );
         annotations.insert("shortfall".to_owned(), json!(decision.approvals.shortfall));
         annotations.insert("commit_authors".to_owned(), json!(self.change.authors));
+        annotations.insert("authorship".to_owned(), self.authorship(&annotations)?);
         annotations.insert(
             "validation_plan".to_owned(),
             json!(
@@ -445,7 +506,7 @@ impl Outcome {
             "touched".to_owned(),
             json!(impact.touched.iter().map(|t| &t.node).collect::<Vec<_>>()),
         );
-        let record = record::record_as(
+        let mut record = record::record_as(
             subject.to_owned(),
             &self.evaluation,
             &self.proposer,
@@ -454,6 +515,14 @@ impl Outcome {
             log_key,
             annotations,
         )?;
+        // The commits' raw objects, named by `authorship.commits`: a bundle checks their
+        // signatures again against the catalog among the recorded inputs.
+        record.blobs.extend(
+            self.change
+                .commit_objects
+                .iter()
+                .map(|(_, bytes)| bytes.clone()),
+        );
         let decided = record
             .events
             .iter()

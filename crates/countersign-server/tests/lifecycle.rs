@@ -44,13 +44,16 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
+        Lab::with_catalog(&catalog())
+    }
+
+    fn with_catalog(catalog: &str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = RepoWriter::init(dir.path()).unwrap();
-        let catalog = catalog();
         writer
             .commit(
                 [
-                    ("catalog-info.yaml", Some(catalog.as_str())),
+                    ("catalog-info.yaml", Some(catalog)),
                     ("docs/index.md", Some("# Docs\n")),
                     (PAYMENTS, Some("pub fn charge() {}\n")),
                     ("shop/index.html", Some("<html></html>\n")),
@@ -89,6 +92,83 @@ impl Lab {
             .as_str()
             .to_owned()
     }
+}
+
+/// An SSH key made by the real `ssh-keygen`: its private key file and public key line.
+fn ssh_key(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, String) {
+    let path = dir.join(name);
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    (path, public.trim().to_owned())
+}
+
+/// The fingerprint `ssh-keygen -l` prints for a public key file.
+fn ssh_fingerprint(private: &std::path::Path) -> String {
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(private.with_extension("pub"))
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned()
+}
+
+/// `git commit-tree -S` with an SSH key, by the real `git`: a commit of `tree` on `parent`
+/// by `author`, committed by `committer` (`Name <email>`), signed with `key` (or unsigned).
+fn git_commit(
+    lab: &Lab,
+    tree_of: &str,
+    author: &str,
+    committer: &str,
+    key: Option<&std::path::Path>,
+) -> String {
+    let split = |who: &str| {
+        let (name, email) = who.split_once(" <").unwrap();
+        (name.to_owned(), email.trim_end_matches('>').to_owned())
+    };
+    let ((an, ae), (cn, ce)) = (split(author), split(committer));
+    let home = tempfile::tempdir().unwrap();
+    let mut git = std::process::Command::new("git");
+    git.current_dir(lab.writer.dir())
+        .env("HOME", home.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", an)
+        .env("GIT_AUTHOR_EMAIL", ae)
+        .env("GIT_AUTHOR_DATE", "2026-01-05T10:00:00Z")
+        .env("GIT_COMMITTER_NAME", cn)
+        .env("GIT_COMMITTER_EMAIL", ce)
+        .env("GIT_COMMITTER_DATE", "2026-01-05T10:00:00Z");
+    if let Some(key) = key {
+        git.args(["-c", "gpg.format=ssh", "-c"])
+            .arg(format!("user.signingkey={}", key.display()));
+    }
+    git.args([
+        "commit-tree",
+        &format!("{tree_of}^{{tree}}"),
+        "-p",
+        lab.base.as_str(),
+        "-m",
+        "signed",
+    ]);
+    if key.is_some() {
+        git.arg("-S");
+    }
+    let out = git.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 async fn start(db: &Db, lab: &Lab) -> Server {
@@ -402,6 +482,304 @@ async fn commit_authors_cannot_approve(db: &Db) {
         .find(|e| e.kind == EventKind::Decided)
         .unwrap();
     assert_eq!(decided.data["commit_authors"], proposal["authors"]);
+    server.stop().await;
+}
+
+/// Issue 23 point 1, the attack: bob rejects the payments change; the proposer rebases it
+/// (the same diff) under a commit naming bob as its author, to lapse his rejection and
+/// disqualify him. His rejection stands, and the decision shows the authorship as a claim
+/// (which commit, pushed by whom), names bob as an approver the claim took out, and shows
+/// the pool left. Then a change whose commit names two of the three owners: change control
+/// cannot be met, the decision says it is because of unverified claims, and the one owner
+/// left approving does not authorize it.
+async fn claimed_authorship_is_shown_and_never_lapses_a_rejection(db: &Db) {
+    let mut lab = Lab::new();
+    let fix = "pub fn charge() { /* claimed */ }\n";
+    let first = lab.change(PAYMENTS, fix, FIXBOT, FIXBOT);
+    let naming_bob = lab.change(PAYMENTS, fix, BOB, FIXBOT);
+    let naming_two = lab.change(
+        PAYMENTS,
+        "pub fn charge() { /* two */ }\n",
+        BOB,
+        "Carol <carol@example.com>",
+    );
+    let server = start(db, &lab).await;
+    let proposal = propose(&server, &lab, "fixbot", &first).await;
+    let id = proposal["id"].as_str().unwrap();
+    assert_eq!(proposal["approver_pool"]["eligible_count"], 3, "{proposal}");
+    // The proposer's own commit: a claimed author the catalog does not know, excluding
+    // nobody.
+    assert_eq!(
+        proposal["authorship_explanation"],
+        json!([format!(
+            "email:fixbot@bots.example.com: authorship claimed, not verified: named by commit {} (author and committer) without their signature, pushed by agent:fixbot",
+            &first[..12]
+        )]),
+        "{proposal}"
+    );
+    let (_, rejected) = server.verdict("bob", id, &first, "reject").await;
+    assert_eq!(rejected["state"], "rejected", "{rejected}");
+
+    let (status, moved) = move_head(&server, "fixbot", id, &naming_bob).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["state"], "rejected", "{moved}");
+    assert_eq!(moved["rejected_by"], json!(["human:bob"]), "{moved}");
+    let bob = moved["authorship"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["principal"] == "human:bob")
+        .unwrap_or_else(|| panic!("{moved}"));
+    assert_eq!(
+        bob,
+        &json!({
+            "principal": "human:bob",
+            "status": "claimed",
+            "commits": [{ "commit": naming_bob, "as": ["author"], "status": "claimed" }],
+        })
+    );
+    assert_eq!(
+        moved["approver_pool"],
+        json!({
+            "eligible": ["human:alice", "human:carol"],
+            "eligible_count": 2,
+            "excluded_as_authors": ["human:bob"],
+            "meetable": true,
+        })
+    );
+    let explanation: Vec<&str> = moved["authorship_explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let short = &naming_bob[..12];
+    assert!(
+        explanation.contains(&format!(
+            "human:bob: authorship claimed, not verified: named by commit {short} (author) without their signature, pushed by agent:fixbot"
+        ).as_str()),
+        "{explanation:#?}"
+    );
+    assert!(
+        explanation.iter().any(|l| l.starts_with(
+            "human:bob is an eligible approver of this change but may not approve it"
+        )),
+        "{explanation:#?}"
+    );
+    // The decision as recorded in the log says the same.
+    let decided = events(&server, id)
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Decided)
+        .unwrap();
+    assert_eq!(decided.data["authorship"]["authors"], moved["authorship"]);
+    assert_eq!(decided.data["authorship"]["pushed_by"], "agent:fixbot");
+    // Nobody else's approval lifts bob's rejection, and bob, now named, cannot approve.
+    assert_eq!(
+        server.verdict("alice", id, &naming_bob, "approve").await.0,
+        409
+    );
+    assert_eq!(
+        server.verdict("carol", id, &naming_bob, "approve").await.0,
+        409
+    );
+    assert_eq!(
+        server.verdict("bob", id, &naming_bob, "approve").await.0,
+        403
+    );
+    assert!(!authorized(&server, &naming_bob).await);
+
+    // Two of the three owners named: change control needs two, one is left.
+    let other = propose(&server, &lab, "fixbot", &naming_two).await;
+    let other_id = other["id"].as_str().unwrap();
+    assert_eq!(
+        (
+            other["approver_pool"]["eligible_count"].as_u64(),
+            other["approver_pool"]["meetable"].as_bool(),
+            &other["approver_pool"]["excluded_as_authors"],
+        ),
+        (Some(1), Some(false), &json!(["human:bob", "human:carol"])),
+        "{other}"
+    );
+    let last = other["authorship_explanation"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap();
+    assert!(
+        last.starts_with("cannot be authorized: too few eligible approvers are left")
+            && last
+                .contains("because of unverified authorship claims naming human:bob, human:carol"),
+        "{last}"
+    );
+    let (status, approved) = server
+        .verdict("alice", other_id, &naming_two, "approve")
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["state"], "awaiting_approval", "{approved}");
+    assert!(!authorized(&server, &naming_two).await);
+    server.stop().await;
+}
+
+/// Commits signed by the real `git` with SSH keys from the real `ssh-keygen`, against a
+/// catalog where alice lists her key: signed by alice's key, alice is a *verified* author;
+/// the same commit signed by mallory's key (on nobody's User) makes her authorship
+/// *invalid*, a red flag; a commit naming bob as author that alice committed and signed
+/// verifies alice and leaves bob *claimed*. Every author, whatever the status, still cannot
+/// approve.
+async fn signed_commits_verify_authorship(db: &Db) {
+    let keys = tempfile::tempdir().unwrap();
+    let (alice_key, alice_public) = ssh_key(keys.path(), "alice");
+    let (mallory_key, _) = ssh_key(keys.path(), "mallory");
+    let plain = "  name: alice\nspec:\n";
+    let catalog = catalog().replace(
+        plain,
+        &format!(
+            "  name: alice\n  annotations:\n    countersign.dev/ssh-signing-keys: |\n      # her laptop\n      {alice_public}\nspec:\n"
+        ),
+    );
+    assert!(catalog.contains(&alice_public));
+    let mut lab = Lab::with_catalog(&catalog);
+    let change = lab.change(
+        PAYMENTS,
+        "pub fn charge() { /* signed */ }\n",
+        FIXBOT,
+        FIXBOT,
+    );
+    let alice = common::ALICE;
+    let by_alice = git_commit(&lab, &change, alice, alice, Some(&alice_key));
+    let by_mallory = git_commit(&lab, &change, alice, alice, Some(&mallory_key));
+    let bob_by_alice = git_commit(&lab, &change, BOB, alice, Some(&alice_key));
+    let fingerprint = ssh_fingerprint(&alice_key);
+    let path = lab.writer.dir().to_owned();
+    let server = start_with(db, move |mut state| {
+        state.repos = Arc::new(BTreeMap::from([("shop".to_owned(), path)]));
+        state.with_log_signer(common::log_signer())
+    })
+    .await;
+    let author = |proposal: &Value, who: &str| {
+        proposal["authorship"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["principal"] == who)
+            .cloned()
+            .unwrap_or_else(|| panic!("{who} in {proposal}"))
+    };
+    let explained = |proposal: &Value, line: &str| {
+        proposal["authorship_explanation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap() == line)
+    };
+
+    let verified = propose(&server, &lab, "fixbot", &by_alice).await;
+    assert_eq!(
+        author(&verified, "human:alice"),
+        json!({
+            "principal": "human:alice",
+            "status": "verified",
+            "commits": [{
+                "commit": by_alice,
+                "as": ["author", "committer"],
+                "status": "verified",
+                "detail": format!("signed with {fingerprint}"),
+            }],
+        }),
+        "{verified}"
+    );
+    assert!(
+        explained(
+            &verified,
+            &format!(
+                "human:alice: authorship verified: commit {} (author and committer), signed with {fingerprint}",
+                &by_alice[..12]
+            )
+        ),
+        "{verified}"
+    );
+    assert!(
+        explained(
+            &verified,
+            "human:alice is an eligible approver of this change but may not approve it: they authored it (verified)"
+        ),
+        "{verified}"
+    );
+    let id = verified["id"].as_str().unwrap();
+    assert_eq!(
+        server.verdict("alice", id, &by_alice, "approve").await.0,
+        403
+    );
+
+    let forged = propose(&server, &lab, "fixbot", &by_mallory).await;
+    let alice_forged = author(&forged, "human:alice");
+    assert_eq!(alice_forged["status"], "invalid", "{forged}");
+    let red_flag = forged["authorship_explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .find(|l| l.starts_with("red flag: human:alice"))
+        .unwrap_or_else(|| panic!("{forged}"));
+    assert!(
+        red_flag.contains(&format!(
+            "an SSH signature by key {}, which no person the commit names lists",
+            ssh_fingerprint(&mallory_key)
+        )),
+        "{red_flag}"
+    );
+    let id = forged["id"].as_str().unwrap();
+    assert_eq!(
+        server.verdict("alice", id, &by_mallory, "approve").await.0,
+        403
+    );
+
+    let mixed = propose(&server, &lab, "fixbot", &bob_by_alice).await;
+    assert_eq!(
+        author(&mixed, "human:alice")["status"],
+        "verified",
+        "{mixed}"
+    );
+    let bob = author(&mixed, "human:bob");
+    assert_eq!(
+        (&bob["status"], &bob["commits"][0]["detail"]),
+        (
+            &json!("claimed"),
+            &json!("signed by human:alice, not by them")
+        ),
+        "{mixed}"
+    );
+    let id = mixed["id"].as_str().unwrap();
+    assert_eq!(
+        server.verdict("bob", id, &bob_by_alice, "approve").await.0,
+        403
+    );
+
+    // Offline: each bundle carries the commit objects, and re-deriving it checks their
+    // signatures again against the catalog it recorded, to the same statuses.
+    let verifier = common::log_signer().verifier();
+    for proposal in [&verified, &forged, &mixed] {
+        let id = proposal["id"].as_str().unwrap();
+        let bytes = server
+            .client
+            .get(format!("{}/v1/proposals/{id}/bundle", server.base))
+            .bearer_auth(&server.tokens["auditor"])
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let bundle =
+            countersign_audit::bundle::verify_bundle(&bytes, std::slice::from_ref(&verifier))
+                .unwrap();
+        let differences = countersign_decide::bundle::rederive(&bundle, &verifier).unwrap();
+        assert!(differences.is_empty(), "{id}: {differences:?}");
+    }
     server.stop().await;
 }
 
@@ -820,6 +1198,8 @@ on_both_backends!(
     trivial_rebase_carries_verdicts,
     rejection_then_new_head_unblocks,
     commit_authors_cannot_approve,
+    claimed_authorship_is_shown_and_never_lapses_a_rejection,
+    signed_commits_verify_authorship,
     close_and_supersede,
     idempotent_head_move,
     supersession_never_goes_in_a_circle,

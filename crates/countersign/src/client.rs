@@ -713,9 +713,28 @@ struct ProposalText {
     #[serde(default)]
     authors: Vec<String>,
     #[serde(default)]
+    authorship: Vec<AuthorText>,
+    #[serde(default)]
+    authorship_explanation: Vec<String>,
+    #[serde(default)]
+    approver_pool: Option<PoolText>,
+    #[serde(default)]
     superseded_by: Option<String>,
     #[serde(default)]
     closed_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthorText {
+    principal: String,
+    status: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PoolText {
+    eligible_count: u64,
+    #[serde(default)]
+    excluded_as_authors: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -783,6 +802,38 @@ pub fn render_proposal(value: &Value) -> Result<String, Failure> {
             p.eligible_approvers.join(", ")
         };
         let _ = writeln!(out, "  eligible   {eligible}");
+    }
+    // Approvers a commit names as its author: shown with how far that is believed, so a
+    // claim never shrinks the pool silently.
+    if let Some(pool) = p
+        .approver_pool
+        .as_ref()
+        .filter(|pool| !pool.excluded_as_authors.is_empty())
+    {
+        let status = |who: &str| {
+            p.authorship
+                .iter()
+                .find(|a| a.principal.eq_ignore_ascii_case(who))
+                .map_or("claimed", |a| a.status.as_str())
+        };
+        let excluded: Vec<String> = pool
+            .excluded_as_authors
+            .iter()
+            .map(|who| format!("{who} (authorship {})", status(who)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  excluded   {} as commit authors; {} eligible left",
+            excluded.join(", "),
+            pool.eligible_count
+        );
+    }
+    for line in p
+        .authorship_explanation
+        .iter()
+        .filter(|l| l.starts_with("cannot be authorized") || l.starts_with("red flag"))
+    {
+        let _ = writeln!(out, "  authorship {line}");
     }
     let plan: Vec<&str> = p.decision["validation_plan"]
         .as_array()

@@ -2,7 +2,7 @@
 //! its decision and its verdicts, with the approval count from the lifecycle's one tally, so
 //! the count shown is the count decided.
 
-use countersign_lifecycle::{DecidedRecord, ProposalState, Verdict, tally};
+use countersign_lifecycle::{DecidedRecord, ProposalState, Verdict, pool, tally};
 use countersign_store::{Approval, Decision, Proposal, Store, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -57,6 +57,45 @@ pub struct OpenRequirement {
     pub eligible: Vec<String>,
 }
 
+/// A commit that names a person, and how far that is believed.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NamedView {
+    pub commit: String,
+    /// `author`, `committer`, or both.
+    #[serde(rename = "as")]
+    pub roles: Vec<String>,
+    /// `verified` (signed with a key their catalog User lists), `claimed` (not signed by
+    /// them), `invalid` (a signature that verifies against none of the named people's keys).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A person the change's commits name as author or committer, as recorded with the
+/// decision (docs/server.md, "Authorship").
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuthorView {
+    pub principal: String,
+    /// `verified`, `claimed` or `invalid`: the least believed of `commits`, with `invalid`
+    /// first.
+    pub status: String,
+    pub commits: Vec<NamedView>,
+}
+
+/// Who may still approve the current head: the decision's eligible approvers less the
+/// proposer and every author, counted as the tally counts.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApproverPoolView {
+    pub eligible: Vec<String>,
+    pub eligible_count: u32,
+    /// Eligible approvers of the decision whom a commit names as author or committer.
+    pub excluded_as_authors: Vec<String>,
+    /// Enough people are left for every requirement and the tier; when false, nothing can
+    /// authorize the head until an admin acts (the decision's `authorship.explanation`
+    /// says why).
+    pub meetable: bool,
+}
+
 /// A proposal with its decision and verdicts.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProposalView {
@@ -89,6 +128,14 @@ pub struct ProposalView {
     /// Everyone who authored or committed a commit of the change: none of them may approve.
     #[serde(default)]
     pub authors: Vec<String>,
+    /// The same people, each with the commits that name them and whether their authorship
+    /// is verified, claimed or invalid.
+    #[serde(default)]
+    pub authorship: Vec<AuthorView>,
+    /// What the decision says about its authors and the approvers they took out.
+    #[serde(default)]
+    pub authorship_explanation: Vec<String>,
+    pub approver_pool: ApproverPoolView,
     /// The proposal that replaced this one, when it is superseded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<String>,
@@ -117,6 +164,7 @@ pub(crate) fn view(
         &proposal.authors,
         &approvals,
     );
+    let pool = pool(record, &proposal.author, &proposal.authors);
     ProposalView {
         id: proposal.id.clone(),
         repo: proposal.repo.clone(),
@@ -159,6 +207,22 @@ pub(crate) fn view(
             .collect(),
         created_at: proposal.created_at.clone(),
         authors: proposal.authors.clone(),
+        authorship: decision.record["authorship"]
+            .get("authors")
+            .cloned()
+            .and_then(|a| serde_json::from_value(a).ok())
+            .unwrap_or_default(),
+        authorship_explanation: decision.record["authorship"]
+            .get("explanation")
+            .cloned()
+            .and_then(|a| serde_json::from_value(a).ok())
+            .unwrap_or_default(),
+        approver_pool: ApproverPoolView {
+            eligible_count: pool.count(),
+            meetable: pool.meetable(),
+            eligible: pool.eligible,
+            excluded_as_authors: pool.excluded,
+        },
         superseded_by: proposal.superseded_by.clone(),
         closed_reason: proposal.closed_reason.clone(),
     }
