@@ -262,6 +262,43 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// What would lower the tier of the change `base..head` by `author`, weighing the
+    /// accepted `envelopes` as [`Pipeline::decide_with_evidence`] does: the search of
+    /// `countersign evaluate --what-if` under `budget`. Blocking, like a decision.
+    pub fn what_if(
+        &self,
+        path: &Path,
+        base: &str,
+        head: &str,
+        author: &Principal,
+        envelopes: &[(String, Vec<u8>)],
+        budget: &countersign_decide::what_if::Budget,
+    ) -> Result<countersign_decide::report::WhatIfReport, DecideError> {
+        let proposer = Proposer {
+            author: author.to_string(),
+            declared_tier: None,
+        };
+        let envelopes: Vec<EvidenceInput> = envelopes
+            .iter()
+            .map(|(name, bytes)| (name.clone(), Ok(bytes.clone())))
+            .collect();
+        let evaluation = evaluate::what_if_cached(
+            path,
+            base,
+            head,
+            &proposer,
+            &envelopes,
+            &self.governed,
+            budget,
+        )?;
+        evaluation
+            .report
+            .what_if
+            .ok_or_else(|| DecideError::internal("the evaluation ran no what-if search"))
+    }
+}
+
 /// A decided change, before it is recorded under a proposal id.
 pub struct Outcome {
     pub base: String,
