@@ -258,6 +258,7 @@ impl Pipeline {
             missing_suites,
             evaluation,
             proposer,
+            dispatched_by: None,
         })
     }
 }
@@ -312,6 +313,8 @@ pub struct Outcome {
     proposer: Proposer,
     /// The change's authors and diff identity (the proposal lifecycle's rules).
     pub change: crate::change::ChangeFacts,
+    /// The human who dispatched the proposing agent, recorded with the decision.
+    pub dispatched_by: Option<String>,
 }
 
 /// The planned suites a runner trusted at the base may attest, and those of them no accepted
@@ -424,6 +427,10 @@ impl Outcome {
         );
         annotations.insert("shortfall".to_owned(), json!(decision.approvals.shortfall));
         annotations.insert("commit_authors".to_owned(), json!(self.change.authors));
+        if let Some(dispatcher) = &self.dispatched_by {
+            // Agent provenance: the person who dispatched the proposing agent, beside it.
+            annotations.insert("dispatched_by".to_owned(), json!(dispatcher));
+        }
         annotations.insert(
             "validation_plan".to_owned(),
             json!(

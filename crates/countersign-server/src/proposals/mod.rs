@@ -124,10 +124,11 @@ async fn create(
     // Everything but the writes is CPU work and runs off the async workers: those also run
     // the transactions that hold the log's write order, which should never queue behind a
     // decision being computed, recorded, encoded or freed.
-    let (clock, signer, principal, pipeline) = (
+    let (clock, signer, principal, dispatcher, pipeline) = (
         state.clock.clone(),
         state.log_signer.clone(),
         caller.principal.clone(),
+        caller.dispatched_by.clone(),
         std::sync::Arc::clone(&state.pipeline),
     );
     let open::Prepared {
@@ -140,7 +141,15 @@ async fn create(
     } = state
         .pipeline
         .blocking_for(&path.clone(), move || {
-            open::prepare(&pipeline, &path, body, &principal, &clock, signer)
+            open::prepare(
+                &pipeline,
+                &path,
+                body,
+                &principal,
+                dispatcher.as_ref(),
+                &clock,
+                signer,
+            )
         })
         .await??;
     if key.is_none()
@@ -196,6 +205,18 @@ fn created(response: String) -> Response {
         response,
     )
         .into_response()
+}
+
+/// The authors of a change: its commits' authors and committers and, for an agent's
+/// proposal, the human who dispatched the agent (who cannot approve what they sent it to do).
+pub(crate) fn with_dispatcher(authors: &[String], dispatcher: Option<&str>) -> Vec<String> {
+    let mut all = authors.to_vec();
+    if let Some(dispatcher) = dispatcher
+        && !all.iter().any(|a| a == dispatcher)
+    {
+        all.push(dispatcher.to_owned());
+    }
+    all
 }
 
 /// A proposal, its decision and its verdicts.
@@ -486,12 +507,15 @@ async fn move_head(
         .map_err(|e| ApiError::Internal(format!("proposal {id}: {e}")))?;
     let (base, head) = (current.base.clone(), body.head.clone());
     let pipeline = std::sync::Arc::clone(&state.pipeline);
-    let outcome = state
+    let mut outcome = state
         .pipeline
         .blocking_for(&path.clone(), move || {
             pipeline.decide(&path, &base, &head, &author)
         })
         .await??;
+    // The dispatcher stays an author whatever the new commits say.
+    outcome.dispatched_by = current.dispatched_by.clone();
+    let authors = with_dispatcher(&outcome.change.authors, current.dispatched_by.as_deref());
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository
     // never changes, so the row read above names the same one the locked row will.
@@ -512,7 +536,7 @@ async fn move_head(
         Event::HeadMoved {
             head: &outcome.head,
             record: &decided_record,
-            authors: &outcome.change.authors,
+            authors: &authors,
             diff_digest: &outcome.change.diff_digest,
         },
     )
@@ -559,7 +583,7 @@ async fn move_head(
         head: outcome.head.clone(),
         state: t.next,
         tier: outcome.tier,
-        authors: outcome.change.authors.clone(),
+        authors: authors.clone(),
         diff_digest: outcome.change.diff_digest.clone(),
         ..proposal.clone()
     };
@@ -581,7 +605,7 @@ async fn move_head(
         state: t.next,
         tier: outcome.tier,
         decision: decision_id.clone(),
-        authors: outcome.change.authors.clone(),
+        authors: authors.clone(),
         diff_digest: outcome.change.diff_digest.clone(),
     };
     tx.move_head(&id, &change).await?;
