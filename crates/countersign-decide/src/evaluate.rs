@@ -518,6 +518,7 @@ impl Judge<'_> {
         input.approver_pool = governed::approver_pool(graph, &state.config, &impact);
         input.approval_rules = countersign_policy::ApprovalRules {
             change_control_owners: state.config.approval.change_control_owners,
+            agent_extra: state.config.approval.agent_extra,
         };
         let decision = countersign_policy::decide(&state.pack, &input);
         Judged {
