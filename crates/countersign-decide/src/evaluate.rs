@@ -6,11 +6,11 @@
 //! changed paths comes from the head.
 
 use crate::error::{Context, Result, bail};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use countersign_evidence::{AssessInput, Assessment};
+use countersign_evidence::{AcceptedEvidence, AssessInput, Assessment, ValidationPlan};
 use countersign_graph::{FileSource, Impact, MemorySource, RecordingSource};
 use countersign_policy::{Decision, DecisionInput, EvidenceFacts, Principal};
 use countersign_repo::{ChangeKind, ChangedPath, Repo, WorkTree};
@@ -50,6 +50,8 @@ pub struct Evaluation {
     /// In working-tree mode, the untracked (not ignored) files the governed state was read
     /// from: rules no commit holds yet. Empty otherwise.
     pub untracked_read: Vec<String>,
+    /// What would lower the tier, when asked for (`evaluate --what-if`).
+    pub what_if: Option<crate::what_if::WhatIf>,
 }
 
 pub fn evaluate(repo: &Path, change: ChangeSource, proposer: &Proposer) -> Result<Evaluation> {
@@ -64,6 +66,18 @@ pub fn evaluate_with_evidence(
     proposer: &Proposer,
     evidence: &[PathBuf],
 ) -> Result<Evaluation> {
+    evaluate_with_what_if(repo, change, proposer, evidence, None)
+}
+
+/// [`evaluate_with_evidence`], and with `what_if` the search for what would lower the tier
+/// ([`crate::what_if`]) under that budget, in [`Evaluation::what_if`] and the report.
+pub fn evaluate_with_what_if(
+    repo: &Path,
+    change: ChangeSource,
+    proposer: &Proposer,
+    evidence: &[PathBuf],
+    what_if: Option<&crate::what_if::Budget>,
+) -> Result<Evaluation> {
     if !evidence.is_empty() && matches!(change, ChangeSource::Paths { .. }) {
         bail!("evidence needs a change between two commits: evidence is bound to commits");
     }
@@ -75,6 +89,7 @@ pub fn evaluate_with_evidence(
             proposer,
             &evidence::read_all(evidence)?,
             None,
+            what_if,
         ),
         ChangeSource::Paths { paths, rev } => {
             let changes = listed_paths(paths)?;
@@ -106,6 +121,7 @@ pub fn evaluate_with_evidence(
                 None,
                 None,
                 &[],
+                what_if,
             )?;
             evaluation.untracked_read = untracked_read;
             evaluation.report.dead_globs = state.dead_globs.iter().map(Into::into).collect();
@@ -124,7 +140,7 @@ pub fn evaluate_cached(
     proposer: &Proposer,
     cache: &GovernedCache,
 ) -> Result<Evaluation> {
-    evaluate_commits(repo, base, head, proposer, &[], Some(cache))
+    evaluate_commits(repo, base, head, proposer, &[], Some(cache), None)
 }
 
 /// [`evaluate_cached`] weighing evidence envelopes already in memory (the server's accepted
@@ -139,7 +155,29 @@ pub fn evaluate_cached_with_evidence(
     envelopes: &[evidence::EvidenceInput],
     cache: &GovernedCache,
 ) -> Result<Evaluation> {
-    evaluate_commits(repo, base, head, proposer, envelopes, Some(cache))
+    evaluate_commits(repo, base, head, proposer, envelopes, Some(cache), None)
+}
+
+/// [`evaluate_cached_with_evidence`] with the what-if search under `budget`: the server's
+/// `GET /v1/proposals/{id}/what-if`.
+pub fn what_if_cached(
+    repo: &Path,
+    base: &str,
+    head: &str,
+    proposer: &Proposer,
+    envelopes: &[evidence::EvidenceInput],
+    cache: &GovernedCache,
+    budget: &crate::what_if::Budget,
+) -> Result<Evaluation> {
+    evaluate_commits(
+        repo,
+        base,
+        head,
+        proposer,
+        envelopes,
+        Some(cache),
+        Some(budget),
+    )
 }
 
 fn evaluate_commits(
@@ -149,6 +187,7 @@ fn evaluate_commits(
     proposer: &Proposer,
     evidence_files: &[evidence::EvidenceInput],
     cache: Option<&GovernedCache>,
+    what_if: Option<&crate::what_if::Budget>,
 ) -> Result<Evaluation> {
     // The server (with a cache) opens each repository once per process.
     let git = match cache {
@@ -185,6 +224,7 @@ fn evaluate_commits(
         Some(base_id.as_str().to_string()),
         Some(head_id.as_str().to_string()),
         evidence_files,
+        what_if,
     )?;
     // Display only: approvers see what the head's policy would put in force.
     evaluation.report.policy_change = crate::policy_change::policy_change(
@@ -301,11 +341,45 @@ pub fn rederive(
         base,
         head,
         &recorded,
+        None,
+    )
+}
+
+/// [`rederive`] over a governed state already loaded (from the recorded inputs, whose paths
+/// are `read_paths`), with the what-if search when a budget is given: many decisions over
+/// one base without reading it again. The evaluation records no inputs.
+#[allow(clippy::too_many_arguments)]
+pub fn decide_loaded(
+    state: &GovernedState,
+    read_paths: &[String],
+    changes: Vec<ChangedPath>,
+    proposer: &Proposer,
+    base: Option<String>,
+    head: Option<String>,
+    envelopes: Vec<Vec<u8>>,
+    what_if: Option<&crate::what_if::Budget>,
+) -> Result<Evaluation> {
+    let recorded: Vec<evidence::EvidenceInput> = envelopes
+        .into_iter()
+        .enumerate()
+        .map(|(n, bytes)| (format!("evidence #{}", n + 1), Ok(bytes)))
+        .collect();
+    decide(
+        state,
+        BTreeMap::new(),
+        read_paths,
+        changes,
+        proposer,
+        base,
+        head,
+        &recorded,
+        what_if,
     )
 }
 
 /// `read_paths`: every path loading `state` read or looked for (governance whatever the
-/// graph says, see [`governed::mark_read_rules`]).
+/// graph says, see [`governed::mark_read_rules`]). With `what_if`, the search for what would
+/// lower the tier runs on the same [`Judge`] (see [`crate::what_if`]).
 #[allow(clippy::too_many_arguments)]
 fn decide(
     state: &GovernedState,
@@ -316,67 +390,52 @@ fn decide(
     base: Option<String>,
     head: Option<String>,
     evidence_files: &[evidence::EvidenceInput],
+    what_if: Option<&crate::what_if::Budget>,
 ) -> Result<Evaluation> {
     let author = principal(state, &proposer.author)?;
-    let paths = countersign_repo::changed_paths(&changes);
-    let graph = state.graph();
-    let mut impact = countersign_graph::impact(graph, &paths);
-    governed::mark_read_rules(&mut impact, graph, read_paths);
-    let plan = countersign_evidence::plan(
-        &impact,
-        |entity| {
-            graph
-                .find(entity)
-                .and_then(|id| graph.node(id))
-                .map(|node| node.suites.clone())
-                .unwrap_or_default()
-        },
-        state.config.plan.depth,
-    );
     // Evidence is weighed only when files were given: no files keeps "no evidence
     // considered", which is not the same as "evidence of nothing".
-    let weighed = match (&base, &head) {
-        (Some(base), Some(head)) if !evidence_files.is_empty() => {
-            let verified =
-                evidence::verify_for_change(evidence_files, &state.config, graph, head, base)?;
-            let head_evidence = verified.bound_to(Binding::Head);
-            let base_evidence = verified.bound_to(Binding::Base);
-            let assessment = countersign_evidence::assess(&AssessInput {
-                graph,
-                plan: &plan,
-                head: &head_evidence,
-                base: &base_evidence,
-            });
-            Some((verified, assessment))
-        }
+    let verified = match (&base, &head) {
+        (Some(base), Some(head)) if !evidence_files.is_empty() => Some(
+            evidence::verify_for_change(evidence_files, &state.config, state.graph(), head, base)?,
+        ),
         _ => None,
     };
-    let mut input = DecisionInput::new(&impact, author);
-    input.evidence = weighed
+    let bound = verified
         .as_ref()
-        .map(|(_, assessment)| evidence_facts(assessment));
-    input.declared_tier = proposer.declared_tier.clone();
-    input.never_automate = state.config.never_automate.surfaces.clone();
-    input.approver_pool = governed::approver_pool(graph, &state.config, &impact);
-    input.approval_rules = countersign_policy::ApprovalRules {
-        change_control_owners: state.config.approval.change_control_owners,
+        .map(|v| (v.bound_to(Binding::Head), v.bound_to(Binding::Base)));
+    let judge = Judge {
+        state,
+        read_paths,
+        author,
+        declared_tier: proposer.declared_tier.clone(),
+        evidence: bound.as_ref().map(|(h, b)| (h.as_slice(), b.as_slice())),
     };
-    let decision = countersign_policy::decide(&state.pack, &input);
-    let report = report::build(ReportInput {
+    let judged = judge.judge(&changes, &BTreeSet::new());
+    let what_if = what_if.map(|budget| crate::what_if::search(&judge, &changes, &judged, budget));
+    let Judged {
+        impact,
+        plan,
+        assessment,
+        decision,
+    } = judged;
+    let mut report = report::build(ReportInput {
         decision: &decision,
         impact: &impact,
         plan: &plan,
         changes: &changes,
         base,
         head,
-        graph_version: graph.version().to_string(),
-        evidence: weighed
+        graph_version: state.graph().version().to_string(),
+        evidence: verified
             .as_ref()
+            .zip(assessment.as_ref())
             .map(|(verified, assessment)| report::evidence_report(verified, assessment)),
     });
-    let evidence = weighed
+    report.what_if = what_if.as_ref().map(report::what_if_report);
+    let evidence = verified
         .as_ref()
-        .map(|(verified, _)| {
+        .map(|verified| {
             verified
                 .accepted
                 .iter()
@@ -391,17 +450,138 @@ fn decide(
         inputs,
         evidence,
         untracked_read: Vec::new(),
+        what_if,
     })
 }
 
-/// The Cedar facts of an assessment.
-fn evidence_facts(assessment: &Assessment) -> EvidenceFacts {
+/// What a decision holds fixed while the changed files vary: the governed state of the
+/// base, the paths its loading read, the author and the verified evidence. One judge makes
+/// the decision and every re-decision of the what-if search, so a suggestion's tier is
+/// what this very pipeline gives the modified change.
+pub(crate) struct Judge<'a> {
+    pub state: &'a GovernedState,
+    pub read_paths: &'a [String],
+    pub author: Principal,
+    pub declared_tier: Option<String>,
+    /// Accepted evidence (head, base), when evidence is weighed.
+    pub evidence: Option<(&'a [AcceptedEvidence], &'a [AcceptedEvidence])>,
+}
+
+/// A judged change with its intermediate results.
+pub(crate) struct Judged {
+    pub impact: Impact,
+    pub plan: ValidationPlan,
+    /// The assessment of the accepted evidence; `None` when no evidence was weighed.
+    pub assessment: Option<Assessment>,
+    pub decision: Decision,
+}
+
+impl Judge<'_> {
+    /// Decides `changes`. `assume_passing` names suites taken as passing at the head (the
+    /// what-if's evidence assumption): with suites named and no evidence weighed, the
+    /// evidence is the assumption alone; empty, the decision is the real one.
+    pub fn judge(&self, changes: &[ChangedPath], assume_passing: &BTreeSet<String>) -> Judged {
+        let state = self.state;
+        let paths = countersign_repo::changed_paths(changes);
+        let graph = state.graph();
+        let mut impact = countersign_graph::impact(graph, &paths);
+        governed::mark_read_rules(&mut impact, graph, self.read_paths);
+        let plan = countersign_evidence::plan(
+            &impact,
+            |entity| {
+                graph
+                    .find(entity)
+                    .and_then(|id| graph.node(id))
+                    .map(|node| node.suites.clone())
+                    .unwrap_or_default()
+            },
+            state.config.plan.depth,
+        );
+        let assess = |head: &[AcceptedEvidence], base: &[AcceptedEvidence]| {
+            countersign_evidence::assess(&AssessInput {
+                graph,
+                plan: &plan,
+                head,
+                base,
+            })
+        };
+        let assessment = self.evidence.map(|(head, base)| assess(head, base));
+        let evidence_facts = match (&assessment, assume_passing.is_empty()) {
+            (Some(assessment), _) => Some(evidence_facts(assessment, &plan, assume_passing)),
+            (None, true) => None,
+            (None, false) => Some(evidence_facts(&assess(&[], &[]), &plan, assume_passing)),
+        };
+        let mut input = DecisionInput::new(&impact, self.author.clone());
+        input.evidence = evidence_facts;
+        input.declared_tier = self.declared_tier.clone();
+        input.never_automate = state.config.never_automate.surfaces.clone();
+        input.approver_pool = governed::approver_pool(graph, &state.config, &impact);
+        input.approval_rules = countersign_policy::ApprovalRules {
+            change_control_owners: state.config.approval.change_control_owners,
+            agent_extra: state.config.approval.agent_extra,
+        };
+        let decision = countersign_policy::decide(&state.pack, &input);
+        Judged {
+            impact,
+            plan,
+            assessment,
+            decision,
+        }
+    }
+}
+
+/// The Cedar facts of an assessment, with the suites of `assume_passing` taken as passing
+/// at the head: passed, so not failed, and without regressions (a passing run fails no
+/// test). Vulnerabilities stay as reported: a passing test run says nothing about a scan.
+fn evidence_facts(
+    assessment: &Assessment,
+    plan: &ValidationPlan,
+    assume_passing: &BTreeSet<String>,
+) -> EvidenceFacts {
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    if assume_passing.is_empty() {
+        return EvidenceFacts {
+            coverage_percent: assessment.coverage.percent,
+            planned_suites: assessment.coverage.planned,
+            failed_suites: count(assessment.failed_suites.len()),
+            regressions: count(assessment.regressions.len()),
+            reachable_vulnerabilities: count(assessment.blocking_vulnerabilities()),
+        };
+    }
+    let passed: BTreeSet<&str> = assessment
+        .suites
+        .iter()
+        .filter(|s| s.status == countersign_evidence::SuiteStatus::Passed)
+        .map(|s| s.suite.as_str())
+        .chain(assume_passing.iter().map(String::as_str))
+        .collect();
+    let planned = plan.suites.len();
+    let planned_passed = plan
+        .suites
+        .iter()
+        .filter(|s| passed.contains(s.suite.as_str()))
+        .count();
+    // As `assess` rounds: down, so one suite missing never reads as full coverage.
+    let coverage_percent = (planned_passed * 100)
+        .checked_div(planned)
+        .map_or(100, |p| u8::try_from(p).unwrap_or(100));
     EvidenceFacts {
-        coverage_percent: assessment.coverage.percent,
-        planned_suites: assessment.coverage.planned,
-        failed_suites: count(assessment.failed_suites.len()),
-        regressions: count(assessment.regressions.len()),
+        coverage_percent,
+        planned_suites: count(planned),
+        failed_suites: count(
+            assessment
+                .failed_suites
+                .iter()
+                .filter(|s| !assume_passing.contains(*s))
+                .count(),
+        ),
+        regressions: count(
+            assessment
+                .regressions
+                .iter()
+                .filter(|r| !assume_passing.contains(&r.suite))
+                .count(),
+        ),
         reachable_vulnerabilities: count(assessment.blocking_vulnerabilities()),
     }
 }

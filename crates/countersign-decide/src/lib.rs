@@ -21,5 +21,6 @@ pub mod protected;
 pub mod record;
 pub mod report;
 pub mod signature;
+pub mod what_if;
 
 pub use error::{DecideError, ErrorKind, Result};

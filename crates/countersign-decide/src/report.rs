@@ -61,6 +61,144 @@ pub struct EvaluationReport {
     /// or as someone else's. Absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dead_globs: Vec<DeadGlobReport>,
+    /// What would lower the tier (`evaluate --what-if`): the smallest differences that route
+    /// the change to a more automated tier, each re-decided. Absent unless asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what_if: Option<WhatIfReport>,
+}
+
+/// What would lower the tier, and how far the search went (see docs/evaluate.md, "What
+/// would lower the tier").
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct WhatIfReport {
+    /// The change's own tier.
+    pub tier: TierName,
+    /// One entry per tier more automated than `tier`, most automated first; empty when the
+    /// change is already `auto_merge`.
+    pub targets: Vec<WhatIfTargetReport>,
+    pub search: WhatIfSearchReport,
+}
+
+/// The ways to one more automated tier.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct WhatIfTargetReport {
+    pub tier: TierName,
+    /// Leaving changed files out of the change.
+    pub removals: WhatIfFoundReport,
+    /// Passing evidence for planned suites.
+    pub evidence: WhatIfFoundReport,
+}
+
+/// The outcome of searching one kind of difference for one tier.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct WhatIfFoundReport {
+    /// `found`: `suggestions` reach the tier. `nothing`: every candidate of this kind was
+    /// re-decided and none reaches it. `unknown`: the search did not try every candidate
+    /// (size bound, budget or deadline) and found none.
+    pub outcome: WhatIfOutcome,
+    pub suggestions: Vec<WhatIfSuggestionReport>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WhatIfOutcome {
+    Found,
+    Nothing,
+    Unknown,
+}
+
+/// One difference and the tier a re-decision of the modified change gives.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct WhatIfSuggestionReport {
+    /// Changed files left out (a rename is named by its new path and moves both paths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without: Vec<String>,
+    /// What the removed files are, when they are every file of one group: an entity ref,
+    /// `unmapped` or `governance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Planned suites assumed to pass at the head.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passing_suites: Vec<String>,
+    /// The tier the modified change takes: the target or a more automated one.
+    pub tier: TierName,
+    /// Every smaller difference of this kind was re-decided and none reached the target.
+    pub minimal: bool,
+}
+
+/// How the search ran.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct WhatIfSearchReport {
+    /// Re-decisions made.
+    pub decisions: u32,
+    /// Re-decisions allowed.
+    pub budget: u32,
+    /// The largest set of files (or suites) tried exhaustively.
+    pub max_removed: usize,
+    /// `decisions` or `deadline` when the search stopped before trying every candidate it
+    /// meant to; absent when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<String>,
+}
+
+/// The wire form of a what-if search.
+pub fn what_if_report(what_if: &crate::what_if::WhatIf) -> WhatIfReport {
+    use crate::what_if::{Difference, Found, Group};
+    let found = |found: &Found| match found {
+        Found::Some(suggestions) => WhatIfFoundReport {
+            outcome: WhatIfOutcome::Found,
+            suggestions: suggestions
+                .iter()
+                .map(|s| {
+                    let (without, group, passing_suites) = match &s.difference {
+                        Difference::Remove { paths, group } => (
+                            paths.clone(),
+                            group.as_ref().map(|g| match g {
+                                Group::Node(entity) => entity.to_string(),
+                                Group::Unmapped => "unmapped".to_owned(),
+                                Group::Governance => "governance".to_owned(),
+                            }),
+                            Vec::new(),
+                        ),
+                        Difference::AssumePassing { suites } => (Vec::new(), None, suites.clone()),
+                    };
+                    WhatIfSuggestionReport {
+                        without,
+                        group,
+                        passing_suites,
+                        tier: s.tier.into(),
+                        minimal: s.minimal,
+                    }
+                })
+                .collect(),
+        },
+        Found::Nothing => WhatIfFoundReport {
+            outcome: WhatIfOutcome::Nothing,
+            suggestions: Vec::new(),
+        },
+        Found::Unknown => WhatIfFoundReport {
+            outcome: WhatIfOutcome::Unknown,
+            suggestions: Vec::new(),
+        },
+    };
+    WhatIfReport {
+        tier: what_if.tier.into(),
+        targets: what_if
+            .targets
+            .iter()
+            .map(|t| WhatIfTargetReport {
+                tier: t.tier.into(),
+                removals: found(&t.removals),
+                evidence: found(&t.evidence),
+            })
+            .collect(),
+        search: WhatIfSearchReport {
+            decisions: what_if.search.decisions,
+            budget: what_if.search.budget,
+            max_removed: what_if.search.max_removed,
+            cut: what_if.search.cut.map(|c| c.as_str().to_owned()),
+        },
+    }
 }
 
 /// A `countersign.dev/paths` glob that matches no tracked file.
@@ -346,6 +484,7 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
         policy_change: None,
         graph_change: None,
         dead_globs: Vec::new(),
+        what_if: None,
     }
 }
 

@@ -65,12 +65,16 @@ pub struct ApprovalRules {
     /// (the default: one owner of each, two distinct humans in all) or 2 (two from the owning
     /// team).
     pub change_control_owners: u32,
+    /// How many more distinct humans than the tier's count an agent's change needs, when
+    /// its tier needs people at all (`[approval] agent_extra`, 0 by default).
+    pub agent_extra: u32,
 }
 
 impl Default for ApprovalRules {
     fn default() -> Self {
         ApprovalRules {
             change_control_owners: 1,
+            agent_extra: 0,
         }
     }
 }
@@ -128,7 +132,13 @@ pub(crate) fn requirement(
     never_automate: &BTreeSet<Surface>,
     rules: ApprovalRules,
 ) -> ApprovalRequirement {
-    let required = tier.required_approvals();
+    // An agent's change that needs people at all needs `agent_extra` more of them; an
+    // automated tier stays automated (the extra is approvals, not a tier).
+    let required = match (tier.required_approvals(), author) {
+        (0, _) => 0,
+        (n, Principal::Agent(_)) => n.saturating_add(rules.agent_extra),
+        (n, _) => n,
+    };
     let all_owners: Vec<EntityRef> = impact.owners.clone();
     let notify = if tier == Tier::NotifyAndProceed {
         all_owners.clone()
@@ -228,4 +238,33 @@ fn is_author(user: &EntityRef, author: &Principal) -> bool {
     let user_name = user.name.to_lowercase();
     let namespaced = format!("{}/{}", user.namespace.to_lowercase(), user_name);
     name == user_name || name == namespaced || name == format!("user:{namespaced}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[approval] agent_extra`: an agent's change needs that many more humans when its tier
+    /// needs any; a person's change and an automated tier are unchanged.
+    #[test]
+    fn agent_extra_adds_humans_to_an_agents_change_only() {
+        let impact = Impact::default();
+        let rules = ApprovalRules {
+            agent_extra: 1,
+            ..ApprovalRules::default()
+        };
+        let none = BTreeSet::new();
+        let required = |tier: Tier, author: &str, rules: ApprovalRules| {
+            let author: Principal = author.parse().unwrap();
+            requirement(tier, &impact, &author, &[], &none, rules).required
+        };
+        assert_eq!(required(Tier::ChangeControl, "agent:fixbot", rules), 3);
+        assert_eq!(required(Tier::SingleApprover, "agent:fixbot", rules), 2);
+        assert_eq!(required(Tier::NotifyAndProceed, "agent:fixbot", rules), 0);
+        assert_eq!(required(Tier::AutoMerge, "agent:fixbot", rules), 0);
+        assert_eq!(required(Tier::ChangeControl, "human:alice", rules), 2);
+        assert_eq!(required(Tier::SingleApprover, "human:alice", rules), 1);
+        let default = ApprovalRules::default();
+        assert_eq!(required(Tier::ChangeControl, "agent:fixbot", default), 2);
+    }
 }

@@ -58,12 +58,16 @@ pub struct ApprovalConfig {
     /// that needs people must approve: 1 (the default: one owner of each, two distinct
     /// humans in all) or 2 (two from each owning team).
     pub change_control_owners: u32,
+    /// `agent_extra`: how many more distinct humans than its tier's count a change proposed
+    /// by an agent needs, when the tier needs people at all: 0 (the default) to 3.
+    pub agent_extra: u32,
 }
 
 impl Default for ApprovalConfig {
     fn default() -> Self {
         ApprovalConfig {
             change_control_owners: 1,
+            agent_extra: 0,
         }
     }
 }
@@ -484,6 +488,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawApproval {
     change_control_owners: Option<Spanned<u32>>,
+    agent_extra: Option<Spanned<u32>>,
 }
 
 /// `[limits]`: each key is a field of [`Limits`], a positive integer.
@@ -693,6 +698,20 @@ impl RawConfig {
                             column,
                             field: Some("approval.change_control_owners".to_owned()),
                             message: "1 (one owner of each part, two humans in all) or 2 (two owners of each part)".to_owned(),
+                        });
+                    }
+                },
+                agent_extra: match self.approval.agent_extra {
+                    None => 0,
+                    Some(n) if *n.get_ref() <= 3 => *n.get_ref(),
+                    Some(n) => {
+                        let (line, column) = position(text, n.span().start);
+                        return Err(ConfigError {
+                            file: CONFIG_FILE.to_owned(),
+                            line,
+                            column,
+                            field: Some("approval.agent_extra".to_owned()),
+                            message: "0 to 3: how many more humans than its tier needs an agent's change needs".to_owned(),
                         });
                     }
                 },

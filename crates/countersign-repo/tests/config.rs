@@ -344,3 +344,14 @@ fn many_runners_are_linear_and_bounded() {
         "{default_limit}"
     );
 }
+
+#[test]
+fn agent_extra_is_read_and_bounded() {
+    let config = Config::parse("[approval]\nagent_extra = 1\n").unwrap();
+    assert_eq!(config.approval.agent_extra, 1);
+    assert_eq!(Config::default().approval.agent_extra, 0);
+    assert_eq!(
+        check("[approval]\nagent_extra = 4\n"),
+        "error: countersign.toml:2:15: field `approval.agent_extra`: 0 to 3: how many more humans than its tier needs an agent's change needs"
+    );
+}

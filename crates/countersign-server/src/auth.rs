@@ -85,6 +85,10 @@ pub struct Caller {
     pub role: Role,
     /// For a person signed in with an ID token: the issuer and subject that vouched.
     pub identity: Option<crate::oidc::Person>,
+    /// For an agent's token bound to a person (`token create --on-behalf-of`): that person,
+    /// an author of every proposal the agent makes. Only the token row says so: nothing in
+    /// a request can claim a dispatcher.
+    pub dispatched_by: Option<Principal>,
 }
 
 impl Caller {
@@ -134,6 +138,64 @@ pub async fn create_token(
         role: role.as_str().to_owned(),
         expires_at,
         revoked: false,
+        on_behalf_of: None,
+    };
+    store.put_token(&token, &hash).await?;
+    Ok((text, token))
+}
+
+/// Why a token cannot be bound to a dispatcher.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("only an agent's token is dispatched by a person: {0} is not an agent (agent:NAME)")]
+    NotAnAgent(Principal),
+    #[error("the dispatcher must be a person (human:NAME): {0} is not")]
+    NotAHuman(Principal),
+    #[error(
+        "the dispatcher {0} is unknown here: no active token of this database names them (create theirs first)"
+    )]
+    Unknown(Principal),
+    #[error(transparent)]
+    Store(#[from] countersign_store::Error),
+}
+
+/// [`create_token`] for an agent dispatched by the human `on_behalf_of`, who becomes an
+/// author of every proposal the token opens. Refused unless `principal` is an agent and
+/// `on_behalf_of` a person the server knows (an active token of theirs in this database):
+/// a token can neither vouch for an agent it is not nor name someone nobody authenticated.
+pub async fn create_dispatched_token(
+    store: &Store,
+    principal: &Principal,
+    role: Role,
+    expires_at: i64,
+    secret: [u8; 32],
+    on_behalf_of: &Principal,
+    now: i64,
+) -> Result<(String, Token), DispatchError> {
+    if !matches!(principal, Principal::Agent(_)) {
+        return Err(DispatchError::NotAnAgent(principal.clone()));
+    }
+    if !on_behalf_of.is_human() {
+        return Err(DispatchError::NotAHuman(on_behalf_of.clone()));
+    }
+    let name = on_behalf_of.to_string();
+    let known = store
+        .tokens()
+        .await?
+        .iter()
+        .any(|t| t.principal == name && !t.revoked && t.expires_at > now);
+    if !known {
+        return Err(DispatchError::Unknown(on_behalf_of.clone()));
+    }
+    let text = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
+    let hash = token_hash(&text);
+    let token = Token {
+        id: format!("t-{}", &hash[..16]),
+        principal: principal.to_string(),
+        role: role.as_str().to_owned(),
+        expires_at,
+        revoked: false,
+        on_behalf_of: Some(name),
     };
     store.put_token(&token, &hash).await?;
     Ok((text, token))
@@ -167,6 +229,7 @@ impl FromRequestParts<AppState> for Caller {
                 principal: person.principal.clone(),
                 role: oidc.config().role,
                 identity: Some(person),
+                dispatched_by: None,
             }
         } else {
             return Err(unauthorized(
@@ -237,9 +300,16 @@ async fn api_token(state: &AppState, text: &str) -> Result<Caller, ApiError> {
         .role
         .parse()
         .map_err(|e| ApiError::Internal(format!("token {}: {e}", token.id)))?;
+    let dispatched_by = token
+        .on_behalf_of
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| ApiError::Internal(format!("token {}: on_behalf_of: {e}", token.id)))?;
     Ok(Caller {
         principal,
         role,
         identity: None,
+        dispatched_by,
     })
 }

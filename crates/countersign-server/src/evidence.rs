@@ -201,7 +201,7 @@ async fn weigh(
             pipeline.decide_with_evidence(&path, &base, &head, &author, &envelopes)
         })
         .await?;
-    let outcome = match result {
+    let mut outcome = match result {
         Ok(outcome) => outcome,
         // The change decided when the proposal was opened; what is new is the evidence, so
         // an input error here is its verification's (e.g. a base naming no repository). The
@@ -213,6 +213,7 @@ async fn weigh(
         }
         Err(e) => return Err(e.into()),
     };
+    outcome.dispatched_by = proposal.dispatched_by.clone();
     let Some(report) = outcome.evidence() else {
         return Err(ApiError::Internal(
             "evidence was given but the decision weighed none".into(),

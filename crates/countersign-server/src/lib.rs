@@ -52,7 +52,9 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::{Caller, Role, TOKEN_PREFIX, create_token, token_hash};
+pub use auth::{
+    Caller, DispatchError, Role, TOKEN_PREFIX, create_dispatched_token, create_token, token_hash,
+};
 pub use error::{ApiError, Problem};
 pub use metrics::Metrics;
 pub use oidc::{JwksSource, OidcConfig};

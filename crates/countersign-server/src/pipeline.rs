@@ -294,7 +294,45 @@ impl Pipeline {
             missing_suites,
             evaluation,
             proposer,
+            dispatched_by: None,
         })
+    }
+}
+
+impl Pipeline {
+    /// What would lower the tier of the change `base..head` by `author`, weighing the
+    /// accepted `envelopes` as [`Pipeline::decide_with_evidence`] does: the search of
+    /// `countersign evaluate --what-if` under `budget`. Blocking, like a decision.
+    pub fn what_if(
+        &self,
+        path: &Path,
+        base: &str,
+        head: &str,
+        author: &Principal,
+        envelopes: &[(String, Vec<u8>)],
+        budget: &countersign_decide::what_if::Budget,
+    ) -> Result<countersign_decide::report::WhatIfReport, DecideError> {
+        let proposer = Proposer {
+            author: author.to_string(),
+            declared_tier: None,
+        };
+        let envelopes: Vec<EvidenceInput> = envelopes
+            .iter()
+            .map(|(name, bytes)| (name.clone(), Ok(bytes.clone())))
+            .collect();
+        let evaluation = evaluate::what_if_cached(
+            path,
+            base,
+            head,
+            &proposer,
+            &envelopes,
+            &self.governed,
+            budget,
+        )?;
+        evaluation
+            .report
+            .what_if
+            .ok_or_else(|| DecideError::internal("the evaluation ran no what-if search"))
     }
 }
 
@@ -311,6 +349,8 @@ pub struct Outcome {
     proposer: Proposer,
     /// The change's authors and diff identity (the proposal lifecycle's rules).
     pub change: crate::change::ChangeFacts,
+    /// The human who dispatched the proposing agent, recorded with the decision.
+    pub dispatched_by: Option<String>,
 }
 
 /// The planned suites a runner trusted at the base may attest, and those of them no accepted
@@ -400,8 +440,10 @@ impl Outcome {
             missing_suites: self.missing_suites.clone(),
             policy_version: decision.policy_version.clone(),
         };
-        let pool =
-            countersign_lifecycle::pool(&record, &self.proposer.author, &self.change.authors);
+        // The dispatcher of an agent counts as an author (agent provenance): out of the pool.
+        let mut authors = self.change.authors.clone();
+        authors.extend(self.dispatched_by.iter().cloned());
+        let pool = countersign_lifecycle::pool(&record, &self.proposer.author, &authors);
         let pushed_by = self.proposer.author.as_str();
         let commits: Vec<Value> = self
             .change
@@ -483,6 +525,10 @@ impl Outcome {
         );
         annotations.insert("shortfall".to_owned(), json!(decision.approvals.shortfall));
         annotations.insert("commit_authors".to_owned(), json!(self.change.authors));
+        if let Some(dispatcher) = &self.dispatched_by {
+            // Agent provenance: the person who dispatched the proposing agent, beside it.
+            annotations.insert("dispatched_by".to_owned(), json!(dispatcher));
+        }
         annotations.insert("authorship".to_owned(), self.authorship(&annotations)?);
         annotations.insert(
             "validation_plan".to_owned(),

@@ -41,6 +41,7 @@ fn endpoints() -> Vec<Endpoint> {
             Some(json!({ "repo": "nope", "base": "a", "head": "b", "title": "t" })),
         ),
         e(Method::GET, "/v1/proposals/p-none", None),
+        e(Method::GET, "/v1/proposals/p-none/what-if", None),
         e(
             Method::POST,
             "/v1/proposals/p-none/approvals",

@@ -42,6 +42,9 @@ pub struct Proposal {
     pub superseded_by: Option<String>,
     /// Why it was closed, as the closer said.
     pub closed_reason: Option<String>,
+    /// The human who dispatched the agent that proposed it (the proposer's token's
+    /// `on_behalf_of`): an author through every head move.
+    pub dispatched_by: Option<String>,
 }
 
 /// What a head move changes in a proposal row: everything derived from the head.
@@ -65,7 +68,7 @@ pub struct Idempotent {
     pub scope: String,
 }
 
-const PROPOSAL_COLUMNS: &str = "id, repo, base, head, title, description, author, state, tier, decision, created_at, authors, diff_digest, superseded_by, closed_reason";
+const PROPOSAL_COLUMNS: &str = "id, repo, base, head, title, description, author, state, tier, decision, created_at, authors, diff_digest, superseded_by, closed_reason, dispatched_by";
 
 /// A proposal row as read: its typed columns still text (parsed by [`decode_proposal`]).
 struct RawProposal {
@@ -97,6 +100,7 @@ where
         diff_digest: row.try_get(12)?,
         superseded_by: row.try_get(13)?,
         closed_reason: row.try_get(14)?,
+        dispatched_by: row.try_get(15)?,
     };
     Ok(RawProposal {
         proposal,
@@ -165,7 +169,7 @@ impl<'a> ProposalRow<'a> {
     /// The `INSERT`, its placeholders numbered after the first `used`.
     fn insert(used: usize) -> String {
         let mut sql = format!("INSERT INTO proposals ({PROPOSAL_COLUMNS}) VALUES (");
-        placeholders(&mut sql, used + 1, 15);
+        placeholders(&mut sql, used + 1, 16);
         sql.push(')');
         sql
     }
@@ -197,6 +201,7 @@ impl<'a> ProposalRow<'a> {
             .bind(p.diff_digest.as_str())
             .bind(p.superseded_by.as_deref())
             .bind(p.closed_reason.as_deref())
+            .bind(p.dispatched_by.as_deref())
     }
 }
 

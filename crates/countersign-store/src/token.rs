@@ -20,12 +20,15 @@ pub struct Token {
     pub role: String,
     pub expires_at: i64,
     pub revoked: bool,
+    /// For an agent's token: the human who dispatches the agent (`human:alice`), an author
+    /// of every proposal made with it.
+    pub on_behalf_of: Option<String>,
 }
 
 impl Conn<'_> {
     async fn insert_token(&mut self, token: &Token, secret_sha256: &str) -> Result<(), Error> {
         let result = dispatch!(self, c => sqlx::query(
-            "INSERT INTO tokens (id, secret_sha256, principal, role, expires_at, revoked) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO tokens (id, secret_sha256, principal, role, expires_at, revoked, on_behalf_of) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&token.id)
         .bind(secret_sha256)
@@ -33,6 +36,7 @@ impl Conn<'_> {
         .bind(&token.role)
         .bind(token.expires_at)
         .bind(token.revoked)
+        .bind(token.on_behalf_of.as_deref())
         .execute(&mut **c)
         .await
         .map(|done| done.rows_affected()));
@@ -54,11 +58,11 @@ impl Conn<'_> {
     async fn tokens(&mut self, id: Option<&str>) -> Result<Vec<Token>, Error> {
         Ok(dispatch!(self, c => {
             let rows = match id {
-                Some(id) => sqlx::query("SELECT id, principal, role, expires_at, revoked FROM tokens WHERE id = $1")
+                Some(id) => sqlx::query("SELECT id, principal, role, expires_at, revoked, on_behalf_of FROM tokens WHERE id = $1")
                     .bind(id)
                     .fetch_all(&mut **c)
                     .await,
-                None => sqlx::query("SELECT id, principal, role, expires_at, revoked FROM tokens ORDER BY id")
+                None => sqlx::query("SELECT id, principal, role, expires_at, revoked, on_behalf_of FROM tokens ORDER BY id")
                     .fetch_all(&mut **c)
                     .await,
             }
@@ -70,6 +74,7 @@ impl Conn<'_> {
                     role: row.try_get(2)?,
                     expires_at: row.try_get(3)?,
                     revoked: row.try_get(4)?,
+                    on_behalf_of: row.try_get(5)?,
                 }))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(db("decoding token"))?
@@ -78,7 +83,7 @@ impl Conn<'_> {
 
     async fn token_by_secret(&mut self, secret_sha256: &str) -> Result<Option<Token>, Error> {
         Ok(dispatch!(self, c => {
-            let row = sqlx::query("SELECT id, principal, role, expires_at, revoked FROM tokens WHERE secret_sha256 = $1")
+            let row = sqlx::query("SELECT id, principal, role, expires_at, revoked, on_behalf_of FROM tokens WHERE secret_sha256 = $1")
                 .bind(secret_sha256)
                 .fetch_optional(&mut **c)
                 .await
@@ -89,6 +94,7 @@ impl Conn<'_> {
                 role: row.try_get(2)?,
                 expires_at: row.try_get(3)?,
                 revoked: row.try_get(4)?,
+                on_behalf_of: row.try_get(5)?,
             }))
             .transpose()
             .map_err(db("decoding token"))?

@@ -29,6 +29,7 @@ fn proposal(id: &str, decision: &str) -> Proposal {
         diff_digest: "d".repeat(64),
         superseded_by: None,
         closed_reason: None,
+        dispatched_by: None,
     }
 }
 

@@ -505,6 +505,8 @@ async fn server_state(db: &Db) {
         role: "proposer".into(),
         expires_at: 1_900_000_000,
         revoked: false,
+        // The dispatcher is stored and read back with the token.
+        on_behalf_of: Some("human:alice".into()),
     };
     let hash = "a".repeat(64);
     store.put_token(&token, &hash).await.unwrap();
@@ -546,6 +548,7 @@ async fn server_state(db: &Db) {
         diff_digest: "e".repeat(64),
         superseded_by: None,
         closed_reason: None,
+        dispatched_by: None,
     };
     let mut tx = store.begin().await.unwrap();
     let index = tx.append_event(&event(1)).await.unwrap();

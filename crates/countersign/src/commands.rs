@@ -89,14 +89,24 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
         author,
         declared_tier: args.declared_tier,
     };
-    let evaluation =
-        evaluate::evaluate_with_evidence(&args.repo, change, &proposer, &args.evidence).map_err(
-            |error| match error {
-                // The library names no flag; the author came from this one.
-                DecideError::Author { .. } => anyhow::Error::new(error).context("--author"),
-                other => other.into(),
-            },
-        )?;
+    let what_if = args.what_if.then(|| countersign_decide::what_if::Budget {
+        decisions: args.what_if_budget,
+        // A person waits for this: two seconds at most, and the output says when it was cut.
+        deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(2)),
+        ..countersign_decide::what_if::Budget::default()
+    });
+    let evaluation = evaluate::evaluate_with_what_if(
+        &args.repo,
+        change,
+        &proposer,
+        &args.evidence,
+        what_if.as_ref(),
+    )
+    .map_err(|error| match error {
+        // The library names no flag; the author came from this one.
+        DecideError::Author { .. } => anyhow::Error::new(error).context("--author"),
+        other => other.into(),
+    })?;
     note_untracked(&evaluation.untracked_read);
     if let Some(base) = &evaluation.report.change.base {
         warn_unprotected_base(&args.repo, base);

@@ -65,6 +65,10 @@ pub fn evaluation(evaluation: &Evaluation) -> String {
             let _ = writeln!(out, "  - {edge}");
         }
     }
+    if let Some(what_if) = &report.what_if {
+        out.push('\n');
+        out.push_str(&what_if_text(what_if));
+    }
     let _ = writeln!(
         out,
         "\ngraph {}  policy {}",
@@ -294,4 +298,84 @@ pub fn check_text(report: &CheckReport) -> String {
 
 pub fn check_json(report: &CheckReport) -> &CheckReport {
     report
+}
+
+/// The what-if section: per more automated tier, the smallest removals and evidence that
+/// reach it, or why none is listed.
+pub fn what_if_text(what_if: &countersign_decide::report::WhatIfReport) -> String {
+    use countersign_decide::report::{TierName, WhatIfFoundReport, WhatIfOutcome};
+    let name = |tier: TierName| {
+        serde_json::to_value(tier)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "what would lower the tier (now {}):",
+        name(what_if.tier)
+    );
+    if what_if.targets.is_empty() {
+        let _ = writeln!(out, "  nothing: auto_merge is the most automated tier");
+    }
+    let line = |out: &mut String, found: &WhatIfFoundReport, what: &str| match found.outcome {
+        WhatIfOutcome::Found => {
+            for s in &found.suggestions {
+                let difference = if s.passing_suites.is_empty() {
+                    let group = s
+                        .group
+                        .as_ref()
+                        .map(|g| format!(" (every file of {g})"))
+                        .unwrap_or_default();
+                    format!("without {}{group}", s.without.join(", "))
+                } else {
+                    let plural = if s.passing_suites.len() == 1 { "" } else { "s" };
+                    format!(
+                        "with passing evidence for suite{plural} {}",
+                        s.passing_suites.join(", ")
+                    )
+                };
+                let minimal = if s.minimal {
+                    ""
+                } else {
+                    " (not known to be the smallest)"
+                };
+                let _ = writeln!(out, "    {difference}: {}{minimal}", name(s.tier));
+            }
+        }
+        WhatIfOutcome::Nothing => {
+            let _ = writeln!(
+                out,
+                "    no {what} reaches it (every candidate was re-decided)"
+            );
+        }
+        WhatIfOutcome::Unknown => {
+            let _ = writeln!(
+                out,
+                "    no {what} found within the search's bounds (not every candidate was tried)"
+            );
+        }
+    };
+    for target in &what_if.targets {
+        let _ = writeln!(out, "  to reach {}:", name(target.tier));
+        line(
+            &mut out,
+            &target.removals,
+            "removal of fewer than all files",
+        );
+        line(&mut out, &target.evidence, "passing evidence");
+    }
+    let search = &what_if.search;
+    let cut = match search.cut.as_deref() {
+        Some("deadline") => ", cut short by its deadline".to_owned(),
+        Some(other) => format!(", cut short: {other} spent"),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "  ({} re-decisions of {} allowed, sets of up to {} tried exhaustively{cut})",
+        search.decisions, search.budget, search.max_removed
+    );
+    out
 }

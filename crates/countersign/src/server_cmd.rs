@@ -180,8 +180,15 @@ pub fn token(command: TokenCommand) -> Result<ExitCode> {
             principal,
             role,
             expires,
+            on_behalf_of,
             database,
-        } => token_create(&principal, &role, &expires, &database),
+        } => token_create(
+            &principal,
+            &role,
+            &expires,
+            on_behalf_of.as_deref(),
+            &database,
+        ),
         TokenCommand::List { database } => token_list(&database),
         TokenCommand::Revoke {
             id,
@@ -254,8 +261,18 @@ fn token_revoke(id: &str, actor: &str, database: &str) -> Result<ExitCode> {
     })
 }
 
-fn token_create(principal: &str, role: &str, expires: &str, database: &str) -> Result<ExitCode> {
+fn token_create(
+    principal: &str,
+    role: &str,
+    expires: &str,
+    on_behalf_of: Option<&str>,
+    database: &str,
+) -> Result<ExitCode> {
     let principal: Principal = principal.parse().context("--principal")?;
+    let on_behalf_of: Option<Principal> = on_behalf_of
+        .map(str::parse)
+        .transpose()
+        .context("--on-behalf-of")?;
     let role: Role = role.parse().map_err(|e| anyhow!("--role: {e}"))?;
     let ttl =
         humantime::parse_duration(expires).with_context(|| format!("--expires {expires:?}"))?;
@@ -274,12 +291,31 @@ fn token_create(principal: &str, role: &str, expires: &str, database: &str) -> R
         let store = Store::connect(database)
             .await
             .with_context(|| format!("opening {database}"))?;
-        let (text, token) =
-            countersign_server::create_token(&store, &principal, role, expires_at, secret).await?;
+        let created = match &on_behalf_of {
+            None => countersign_server::create_token(&store, &principal, role, expires_at, secret)
+                .await
+                .map_err(anyhow::Error::from),
+            Some(dispatcher) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                countersign_server::create_dispatched_token(
+                    &store, &principal, role, expires_at, secret, dispatcher, now,
+                )
+                .await
+                .map_err(|e| anyhow::Error::new(e).context("--on-behalf-of"))
+            }
+        };
         store.close().await;
+        let (text, token) = created?;
         let expires = rfc3339(token.expires_at);
+        let dispatched = token
+            .on_behalf_of
+            .as_ref()
+            .map(|d| format!(" on behalf of {d}"))
+            .unwrap_or_default();
         eprintln!(
-            "token {} for {} ({}), expires at {expires}; shown once:",
+            "token {} for {}{dispatched} ({}), expires at {expires}; shown once:",
             token.id, token.principal, token.role
         );
         println!("{text}");

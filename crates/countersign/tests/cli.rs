@@ -1122,3 +1122,73 @@ fn a_catalog_error_names_the_line_of_its_key() {
         stderr(&check)
     );
 }
+
+/// `evaluate --what-if`: a docs fix riding with a payments change learns that without the
+/// payments file it auto-merges, in JSON and in text, and the promise holds when the docs
+/// fix is evaluated alone.
+#[test]
+fn what_if_names_the_file_to_split_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = governed_repo(dir.path());
+    let base = writer.head().unwrap();
+    let head = writer
+        .commit(
+            [
+                ("docs/index.md", Some("# Documentation\n")),
+                ("payments/src/lib.rs", Some("pub fn charge() { todo() }\n")),
+            ],
+            "both",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    let args = |format: &'static str| {
+        vec![
+            "evaluate",
+            "--repo",
+            repo_arg(dir.path()),
+            "--base",
+            base.as_str(),
+            "--head",
+            head.as_str(),
+            "--author",
+            "agent:fixbot",
+            "--what-if",
+            "--format",
+            format,
+        ]
+    };
+    let report = json(&countersign(&args("json")));
+    assert_eq!(report["tier"], "change_control", "{report:#}");
+    let what_if = &report["what_if"];
+    assert_eq!(what_if["targets"][0]["tier"], "auto_merge", "{what_if:#}");
+    let removal = &what_if["targets"][0]["removals"];
+    assert_eq!(removal["outcome"], "found");
+    assert_eq!(
+        removal["suggestions"][0]["without"],
+        serde_json::json!(["payments/src/lib.rs"])
+    );
+    assert_eq!(removal["suggestions"][0]["tier"], "auto_merge");
+    assert_eq!(removal["suggestions"][0]["minimal"], true);
+    assert!(what_if["search"].get("cut").is_none(), "{what_if:#}");
+    let text = String::from_utf8(countersign(&args("text")).stdout).unwrap();
+    assert!(
+        text.contains("without payments/src/lib.rs: auto_merge"),
+        "{text}"
+    );
+    // Without --what-if the report has no such section.
+    let plain = json(&countersign(&[
+        "evaluate",
+        "--repo",
+        repo_arg(dir.path()),
+        "--base",
+        base.as_str(),
+        "--head",
+        head.as_str(),
+        "--author",
+        "agent:fixbot",
+        "--format",
+        "json",
+    ]));
+    assert!(plain.get("what_if").is_none());
+}

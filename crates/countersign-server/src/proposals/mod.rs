@@ -41,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
         .routes(routes!(show))
+        .routes(routes!(what_if))
         .routes(routes!(approve))
         .routes(routes!(move_head))
         .routes(routes!(close))
@@ -123,10 +124,11 @@ async fn create(
     // Everything but the writes is CPU work and runs off the async workers: those also run
     // the transactions that hold the log's write order, which should never queue behind a
     // decision being computed, recorded, encoded or freed.
-    let (clock, signer, principal, pipeline) = (
+    let (clock, signer, principal, dispatcher, pipeline) = (
         state.clock.clone(),
         state.log_signer.clone(),
         caller.principal.clone(),
+        caller.dispatched_by.clone(),
         std::sync::Arc::clone(&state.pipeline),
     );
     let open::Prepared {
@@ -139,7 +141,15 @@ async fn create(
     } = state
         .pipeline
         .blocking_for(&path.clone(), move || {
-            open::prepare(&pipeline, &path, body, &principal, &clock, signer)
+            open::prepare(
+                &pipeline,
+                &path,
+                body,
+                &principal,
+                dispatcher.as_ref(),
+                &clock,
+                signer,
+            )
         })
         .await??;
     if key.is_none()
@@ -197,6 +207,18 @@ fn created(response: String) -> Response {
         .into_response()
 }
 
+/// The authors of a change: its commits' authors and committers and, for an agent's
+/// proposal, the human who dispatched the agent (who cannot approve what they sent it to do).
+pub(crate) fn with_dispatcher(authors: &[String], dispatcher: Option<&str>) -> Vec<String> {
+    let mut all = authors.to_vec();
+    if let Some(dispatcher) = dispatcher
+        && !all.iter().any(|a| a == dispatcher)
+    {
+        all.push(dispatcher.to_owned());
+    }
+    all
+}
+
 /// A proposal, its decision and its verdicts.
 #[utoipa::path(
     get, path = "/v1/proposals/{id}",
@@ -210,6 +232,81 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<ProposalView>, ApiError> {
     Ok(Json(load_view_of(&state.store, &id).await?))
+}
+
+/// What would lower the tier of a proposal's current head.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct WhatIfView {
+    pub proposal: String,
+    /// The head the search judged (the proposal's current head).
+    pub head: String,
+    /// The `what_if` object of `countersign evaluate --what-if --format json`: per more
+    /// automated tier, the fewest changed files to leave out and the fewest planned suites
+    /// whose passing evidence would reach it, each re-decided, and how far the search went
+    /// (`search.cut` when it stopped early). Its JSON schema is `what_if` in
+    /// docs/evaluate.schema.json.
+    #[schema(value_type = Object)]
+    pub what_if: countersign_decide::report::WhatIfReport,
+}
+
+/// How long the what-if search of one request may run, and how many re-decisions it may make.
+const WHAT_IF_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+const WHAT_IF_DECISIONS: u32 = 256;
+
+/// What would lower the proposal's tier: the smallest differences (changed files left out,
+/// passing evidence for planned suites) that route its current head to a more automated
+/// tier, each re-decided with the proposal's author and accepted evidence. Read like the
+/// proposal itself.
+#[utoipa::path(
+    get, path = "/v1/proposals/{id}/what-if",
+    params(("id" = String, Path, description = "Proposal id")),
+    responses(
+        (status = 200, body = WhatIfView), (status = 401, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn what_if(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WhatIfView>, ApiError> {
+    let proposal = state
+        .store
+        .proposal(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
+    let path = state.repos.get(&proposal.repo).cloned().ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "repository {:?} of this proposal is no longer configured on this server",
+            proposal.repo
+        ))
+    })?;
+    let author: Principal = proposal
+        .author
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("proposal {id}: author: {e}")))?;
+    let envelopes =
+        crate::evidence::named(crate::evidence::for_head(&state.store, &id, &proposal.head).await?);
+    let (base, head) = (proposal.base.clone(), proposal.head.clone());
+    let pipeline = std::sync::Arc::clone(&state.pipeline);
+    let report = state
+        .pipeline
+        .blocking_for(&path.clone(), move || {
+            // The deadline counts from when a core is ours, not from the wait for one.
+            let budget = countersign_decide::what_if::Budget {
+                decisions: WHAT_IF_DECISIONS,
+                deadline: Some(std::time::Instant::now() + WHAT_IF_DEADLINE),
+                ..countersign_decide::what_if::Budget::default()
+            };
+            pipeline.what_if(&path, &base, &head, &author, &envelopes, &budget)
+        })
+        .await??;
+    Ok(Json(WhatIfView {
+        proposal: proposal.id,
+        head: proposal.head,
+        what_if: report,
+    }))
 }
 
 /// Approve or reject the proposal's current head. A person's later verdict on the same head
@@ -410,12 +507,15 @@ async fn move_head(
         .map_err(|e| ApiError::Internal(format!("proposal {id}: {e}")))?;
     let (base, head) = (current.base.clone(), body.head.clone());
     let pipeline = std::sync::Arc::clone(&state.pipeline);
-    let outcome = state
+    let mut outcome = state
         .pipeline
         .blocking_for(&path.clone(), move || {
             pipeline.decide(&path, &base, &head, &author)
         })
         .await??;
+    // The dispatcher stays an author whatever the new commits say.
+    outcome.dispatched_by = current.dispatched_by.clone();
+    let authors = with_dispatcher(&outcome.change.authors, current.dispatched_by.as_deref());
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository
     // never changes, so the row read above names the same one the locked row will.
@@ -436,7 +536,7 @@ async fn move_head(
         Event::HeadMoved {
             head: &outcome.head,
             record: &decided_record,
-            authors: &outcome.change.authors,
+            authors: &authors,
             diff_digest: &outcome.change.diff_digest,
         },
     )
@@ -483,7 +583,7 @@ async fn move_head(
         head: outcome.head.clone(),
         state: t.next,
         tier: outcome.tier,
-        authors: outcome.change.authors.clone(),
+        authors: authors.clone(),
         diff_digest: outcome.change.diff_digest.clone(),
         ..proposal.clone()
     };
@@ -505,7 +605,7 @@ async fn move_head(
         state: t.next,
         tier: outcome.tier,
         decision: decision_id.clone(),
-        authors: outcome.change.authors.clone(),
+        authors: authors.clone(),
         diff_digest: outcome.change.diff_digest.clone(),
     };
     tx.move_head(&id, &change).await?;

@@ -56,10 +56,12 @@ pub(super) fn prepare(
     path: &std::path::Path,
     body: NewProposal,
     author: &Principal,
+    dispatched_by: Option<&Principal>,
     clock: &crate::Clock,
     signer: Option<std::sync::Arc<countersign_audit::Signer>>,
 ) -> Result<Prepared, ApiError> {
-    let outcome = pipeline.decide(path, &body.base, &body.head, author)?;
+    let mut outcome = pipeline.decide(path, &body.base, &body.head, author)?;
+    outcome.dispatched_by = dispatched_by.map(ToString::to_string);
     // The base must already be protected history, or the proposer would choose the rules
     // and hide commits from `main..head` (checked on the resolved id, after the decision
     // has said what an unknown revision is).
@@ -87,10 +89,11 @@ pub(super) fn prepare(
         tier: outcome.tier,
         decision: format!("{id}@{}", outcome.head),
         created_at: now,
-        authors: outcome.change.authors.clone(),
+        authors: super::with_dispatcher(&outcome.change.authors, outcome.dispatched_by.as_deref()),
         diff_digest: outcome.change.diff_digest.clone(),
         superseded_by: None,
         closed_reason: None,
+        dispatched_by: outcome.dispatched_by.clone(),
     };
     // The events of `countersign_decide::record`, in log order: proposed, decided and, for
     // an automated decision, authorized. Encoded here: appenders are serialized, so only the

@@ -246,6 +246,14 @@ pub struct EvaluateArgs {
     /// evidence, anything else is refused and listed with its reason.
     #[arg(long, value_name = "FILE", num_args = 1.., requires = "base")]
     pub evidence: Vec<PathBuf>,
+    /// Also search what would lower the tier: the fewest changed files to leave out, or the
+    /// planned suites whose passing evidence would route the change to a more automated
+    /// tier, each re-decided (see docs/evaluate.md).
+    #[arg(long)]
+    pub what_if: bool,
+    /// With `--what-if`: the most re-decisions the search may make.
+    #[arg(long, value_name = "N", default_value_t = 256, requires = "what_if")]
+    pub what_if_budget: u32,
     /// Append the decision to the audit log, with every input needed to re-derive it.
     #[arg(long, requires = "base", requires = "log_key")]
     pub record: bool,

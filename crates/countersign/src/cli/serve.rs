@@ -94,6 +94,11 @@ pub enum TokenCommand {
         /// How long the token is valid from now, e.g. `30d`, `12h`; at least `1s`.
         #[arg(long, default_value = "30d")]
         expires: String,
+        /// For an agent's token: the person who dispatches the agent (`human:alice`, who
+        /// must hold an active token in this database). They count as an author of every
+        /// proposal the agent makes with it, so they cannot approve those.
+        #[arg(long, value_name = "PRINCIPAL")]
+        on_behalf_of: Option<String>,
         #[arg(long, value_name = "URL", env = "COUNTERSIGN_DATABASE", default_value = DEFAULT_DATABASE)]
         database: String,
     },
