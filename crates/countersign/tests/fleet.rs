@@ -345,3 +345,27 @@ fn a_runner_killed_mid_run_loses_its_item_to_another() {
     assert_eq!(run["envelopes"].as_array().unwrap().len(), 1);
     server.stop();
 }
+
+/// SIGTERM with a run in hand: the command is stopped, the lease given back (the run is
+/// queued again, its attempt logged as returned) and the runner exits 0.
+#[test]
+fn sigterm_gives_the_lease_back_and_exits_0() {
+    let lab = lab();
+    let mut server = TestServer::start(&[("lab", lab.repo.as_path())]);
+    let fixbot = server.token("agent:fixbot", Role::Proposer);
+    let auditor = server.token("human:erin", Role::Auditor);
+    let ci = server.token("runner:ci", Role::Runner);
+    let id = propose(&server, &fixbot, "main", &lab.svc);
+    let mut runner = runner(&server, &lab, "ci", &ci);
+    wait_for(&server, &auditor, &id, Duration::from_secs(60), |runs| {
+        runs.len() == 1 && runs[0]["state"] == "running"
+    });
+    let status = sigterm(&mut runner.0);
+    assert!(status.success(), "{status:?}");
+    let runs = wait_for(&server, &auditor, &id, Duration::from_secs(10), |runs| {
+        runs[0]["state"] == "queued"
+    });
+    assert_eq!(runs[0]["attempt"], 1, "{runs:#?}");
+    assert_eq!(runs[0]["outcome"], Value::Null);
+    server.stop();
+}
