@@ -32,6 +32,13 @@ pub enum EventKind {
     Closed,
     /// An API token was revoked; the subject is the token's id (`t-…`), never a proposal.
     TokenRevoked,
+    /// A runner of the fleet leased a run (a work item) and started it; the subject is the
+    /// run's id (`r-…`).
+    RunStarted,
+    /// A run ended: passed, failed, errored, timed out or cancelled; the subject is the run's id.
+    RunFinished,
+    /// A runner gave a run back unfinished (it is queued again); the subject is the run's id.
+    RunReturned,
 }
 
 /// One log entry, as it is canonicalized into a leaf.

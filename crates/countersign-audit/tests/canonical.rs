@@ -155,6 +155,9 @@ fn every_kind_has_its_wire_name() {
         (EventKind::HeadMoved, "head_moved"),
         (EventKind::Closed, "closed"),
         (EventKind::TokenRevoked, "token_revoked"),
+        (EventKind::RunStarted, "run_started"),
+        (EventKind::RunFinished, "run_finished"),
+        (EventKind::RunReturned, "run_returned"),
     ];
     for (kind, name) in kinds {
         assert_eq!(serde_json::to_value(kind).unwrap(), json!(name));

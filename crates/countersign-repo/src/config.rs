@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::time::Duration;
 
 use countersign_graph::limits::MAX_YAML_DEPTH;
 use countersign_graph::{Limits, Surface};
@@ -49,6 +50,54 @@ pub struct Config {
     pub limits: Limits,
     /// `[approval]`: how many owners each part of a change needs.
     pub approval: ApprovalConfig,
+    /// `[suites.NAME]`: how each validation suite is run, by name (docs/config.md, "Suites").
+    pub suites: BTreeMap<String, SuiteConfig>,
+}
+
+/// The environment a suite runs in when its `environments` key is absent, and the one a
+/// runner serves unless told another.
+pub const DEFAULT_ENVIRONMENT: &str = "default";
+
+/// How long a suite may run when its `timeout` key is absent.
+pub const DEFAULT_SUITE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// The longest `timeout` a suite may declare: a lease held longer than a day is a runner
+/// that is stuck, not a suite that is slow.
+pub const MAX_SUITE_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// One `[suites.NAME]` entry: how a runner of the fleet executes a validation suite. A suite
+/// named by a component's `countersign.dev/suites` annotation without an entry here is still
+/// planned (and evidence for it still counts), but no runner of the fleet can run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteConfig {
+    pub name: String,
+    /// The argv run, never through a shell: `["sh", "-c", "..."]` when a shell is wanted.
+    pub command: Vec<String>,
+    /// Repository-relative directory the command runs in (`.`: the root of the checkout).
+    pub workdir: String,
+    /// How long the command may run before its process group is killed (`timed_out`).
+    pub timeout: Duration,
+    /// The reports the command leaves, repository-relative; one envelope per kind.
+    pub reports: SuiteReports,
+    /// The environments the suite may run in (one work item each); never empty.
+    pub environments: BTreeSet<String>,
+    /// Globs of the files that define the suite (tests, fixtures, scripts). Parsed and
+    /// validated only: nothing reads them yet.
+    pub paths: Vec<String>,
+}
+
+/// `[suites.NAME.reports]`: the report files a suite's command writes, by kind.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SuiteReports {
+    pub junit: Vec<String>,
+    pub sarif: Vec<String>,
+    pub vex: Vec<String>,
+}
+
+impl SuiteReports {
+    pub fn is_empty(&self) -> bool {
+        self.junit.is_empty() && self.sarif.is_empty() && self.vex.is_empty()
+    }
 }
 
 /// `[approval]`: who must approve beyond the tier's count of distinct humans.
@@ -482,6 +531,28 @@ struct RawConfig {
     replay: RawReplay,
     limits: RawLimits,
     approval: RawApproval,
+    suites: BTreeMap<Spanned<String>, RawSuite>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    command: Spanned<Vec<Spanned<String>>>,
+    workdir: Option<RepoPath>,
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    reports: RawReports,
+    environments: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    paths: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawReports {
+    junit: Vec<Spanned<String>>,
+    sarif: Vec<Spanned<String>>,
+    vex: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -670,6 +741,7 @@ impl RawConfig {
                     .transpose()?,
             },
             runners: runners(text, self.runners, repository_declared, limits.runners)?,
+            suites: suites(text, self.suites)?,
             replay: ReplayConfig {
                 human_share_max: match self.replay.human_share_max {
                     Some(share) if *share.get_ref() > 100 => {
@@ -875,6 +947,204 @@ fn runners(
     Ok(out)
 }
 
+/// A suite or environment name: letters, digits, `-`, `_`, `.`, not starting with `.`
+/// (names travel in URLs, work items and log events; nothing there should need quoting).
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Validates `[suites.NAME]`: a name that can travel in URLs, a non-empty argv, a
+/// repository-relative workdir and report paths, a bounded timeout, environment names and
+/// valid globs. The number of suites is bounded by the size of `countersign.toml` itself.
+fn suites(
+    text: &str,
+    raw: BTreeMap<Spanned<String>, RawSuite>,
+) -> Result<BTreeMap<String, SuiteConfig>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, suite) in raw {
+        if !is_name(name.get_ref()) {
+            return Err(invalid_value(
+                text,
+                "suites",
+                &name,
+                format!(
+                    "`{}` is not a suite name (letters, digits, `-`, `_`, `.`, at most 128, not starting with `.`)",
+                    name.get_ref()
+                ),
+            ));
+        }
+        let suite_name = name.get_ref().clone();
+        let field = |key: &str| format!("suites.{suite_name}.{key}");
+        let (command_span, command) = (suite.command.span(), suite.command.into_inner());
+        if command.is_empty() || command[0].get_ref().is_empty() {
+            let (line, column) = position(text, command_span.start);
+            return Err(ConfigError {
+                file: CONFIG_FILE.to_owned(),
+                line,
+                column,
+                field: Some(field("command")),
+                message: "the command is an argv list with a program first, e.g. [\"make\", \"test\"] or [\"sh\", \"-c\", \"...\"]".to_owned(),
+            });
+        }
+        if let Some(arg) = command.iter().find(|a| a.get_ref().contains('\0')) {
+            return Err(invalid_value(
+                text,
+                &field("command"),
+                arg,
+                "an argument cannot hold a NUL character".to_owned(),
+            ));
+        }
+        let timeout = match suite.timeout {
+            None => DEFAULT_SUITE_TIMEOUT,
+            Some(value) => match parse_duration(value.get_ref()) {
+                Some(d) if !d.is_zero() && d <= MAX_SUITE_TIMEOUT => d,
+                Some(_) => {
+                    return Err(invalid_value(
+                        text,
+                        &field("timeout"),
+                        &value,
+                        format!(
+                            "`{}` is out of range: from 1s to {}h",
+                            value.get_ref(),
+                            MAX_SUITE_TIMEOUT.as_secs() / 3600
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(invalid_value(
+                        text,
+                        &field("timeout"),
+                        &value,
+                        format!(
+                            "`{}` is not a duration (whole numbers with a unit s, m or h: `90s`, `10m`, `1h30m`)",
+                            value.get_ref()
+                        ),
+                    ));
+                }
+            },
+        };
+        let report_paths = |kind: &str, list: Vec<Spanned<String>>| {
+            list.into_iter()
+                .map(|path| match repo_relative(path.get_ref()) {
+                    Some(clean) => Ok(clean),
+                    None => Err(invalid_value(
+                        text,
+                        &field(&format!("reports.{kind}")),
+                        &path,
+                        format!(
+                            "`{}` is not a repository-relative file path (use `/` separators, no leading `/`, no `..`, no glob)",
+                            path.get_ref()
+                        ),
+                    )),
+                })
+                .collect::<Result<Vec<String>, ConfigError>>()
+        };
+        let reports = SuiteReports {
+            junit: report_paths("junit", suite.reports.junit)?,
+            sarif: report_paths("sarif", suite.reports.sarif)?,
+            vex: report_paths("vex", suite.reports.vex)?,
+        };
+        let environments = match suite.environments {
+            None => BTreeSet::from([DEFAULT_ENVIRONMENT.to_owned()]),
+            Some(list) => {
+                let (span, list) = (list.span(), list.into_inner());
+                if list.is_empty() {
+                    let (line, column) = position(text, span.start);
+                    return Err(ConfigError {
+                        file: CONFIG_FILE.to_owned(),
+                        line,
+                        column,
+                        field: Some(field("environments")),
+                        message: format!(
+                            "suite `{suite_name}` may run in no environment; list at least one or leave the key out (`{DEFAULT_ENVIRONMENT}`)"
+                        ),
+                    });
+                }
+                let mut set = BTreeSet::new();
+                for env in list {
+                    if !is_name(env.get_ref()) {
+                        return Err(invalid_value(
+                            text,
+                            &field("environments"),
+                            &env,
+                            format!(
+                                "`{}` is not an environment name (letters, digits, `-`, `_`, `.`)",
+                                env.get_ref()
+                            ),
+                        ));
+                    }
+                    set.insert(env.into_inner());
+                }
+                set
+            }
+        };
+        let paths = globs(text, &field("paths"), suite.paths)?;
+        out.insert(
+            suite_name.clone(),
+            SuiteConfig {
+                name: suite_name,
+                command: command.into_iter().map(Spanned::into_inner).collect(),
+                workdir: suite.workdir.map_or_else(|| ".".to_owned(), |p| p.0),
+                timeout,
+                reports,
+                environments,
+                paths,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// A report path: repository-relative, `/`-separated, no `..`, no empty component and no
+/// glob character (a runner reads exactly the files named, inside its checkout).
+fn repo_relative(path: &str) -> Option<String> {
+    let unsafe_path = path.is_empty()
+        || path.starts_with('/')
+        || path.ends_with('/')
+        || path.contains(['\\', '\0', '*', '?', '[', '{'])
+        || path.split('/').any(|c| c == ".." || c.is_empty());
+    (!unsafe_path).then(|| path.trim_start_matches("./").to_owned())
+}
+
+/// `90s`, `10m`, `1h30m`: whole numbers each followed by `h`, `m` or `s`, at most one of
+/// each unit, in that order. `None` for anything else (a bare number has no unit to guess).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    let mut last_rank = 0u8;
+    if text.is_empty() {
+        return None;
+    }
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            if digits.len() > 9 {
+                return None;
+            }
+            continue;
+        }
+        let (rank, seconds) = match c {
+            'h' => (1, 3600),
+            'm' => (2, 60),
+            's' => (3, 1),
+            _ => return None,
+        };
+        if digits.is_empty() || rank <= last_rank {
+            return None;
+        }
+        let n: u64 = digits.parse().ok()?;
+        total = total.checked_add(n.checked_mul(seconds)?)?;
+        digits.clear();
+        last_rank = rank;
+    }
+    digits.is_empty().then_some(Duration::from_secs(total))
+}
+
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct SurfaceName(Surface);
 
@@ -969,4 +1239,12 @@ patterns = ["*[bot]", "dependabot*", "renovate*"]
 # public_key = "<64 hex digits>"
 # suites = ["unit", "e2e"]
 # vex = true  # a VEX authority: its `not_affected` may clear findings on any node
+
+# Suites the fleet runs (`countersign runner serve`), named by components'
+# `countersign.dev/suites` annotations. The command is an argv, never run through a shell.
+# [suites.unit]
+# command = ["make", "test"]
+# timeout = "10m"
+# reports = { junit = ["target/junit.xml"] }
+# environments = ["default"]
 "#;

@@ -13,8 +13,9 @@ pub mod write;
 
 pub use config::{
     AgentsConfig, ApprovalConfig, CODEOWNERS_LOCATIONS, CONFIG_FILE, Config, ConfigError,
-    GovernanceConfig, GraphConfig, NeverAutomateConfig, PlanConfig, PolicyConfig, ReplayConfig,
-    RepositoryConfig, RunnerConfig, STARTER_CONFIG,
+    DEFAULT_ENVIRONMENT, GovernanceConfig, GraphConfig, NeverAutomateConfig, PlanConfig,
+    PolicyConfig, ReplayConfig, RepositoryConfig, RunnerConfig, STARTER_CONFIG, SuiteConfig,
+    SuiteReports,
 };
 pub use git::{
     ChangeKind, ChangedPath, CommitId, CommitInfo, CommitObject, CommitSignature, CommitTree,

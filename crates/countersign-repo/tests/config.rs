@@ -103,7 +103,7 @@ fn errors_name_line_column_and_field() {
         ),
         (
             "[grpah]\n",
-            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`, `replay`, `limits`, `approval`",
+            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`, `replay`, `limits`, `approval`, `suites`",
         ),
         (
             "[never_automate]\nsurfaces = [\"auth\", \"payment\"]\n",
@@ -354,4 +354,155 @@ fn agent_extra_is_read_and_bounded() {
         check("[approval]\nagent_extra = 4\n"),
         "error: countersign.toml:2:15: field `approval.agent_extra`: 0 to 3: how many more humans than its tier needs an agent's change needs"
     );
+}
+
+/// `[suites.NAME]`: an argv, a workdir, a bounded timeout, reports by kind, environments
+/// (default `default`) and the globs of the files that define the suite.
+#[test]
+fn suites_parse_with_their_defaults() {
+    let config = Config::parse(
+        r#"
+[suites.unit]
+command = ["cargo", "nextest", "run"]
+workdir = "services/api"
+timeout = "1h30m"
+reports = { junit = ["target/junit.xml"], sarif = ["./scan.sarif"] }
+environments = ["staging", "ci"]
+paths = ["services/api/tests/**"]
+
+[suites.e2e]
+command = ["sh", "-c", "make e2e"]
+"#,
+    )
+    .unwrap();
+    let unit = &config.suites["unit"];
+    assert_eq!(unit.command, ["cargo", "nextest", "run"]);
+    assert_eq!(unit.workdir, "services/api");
+    assert_eq!(unit.timeout, std::time::Duration::from_secs(5400));
+    assert_eq!(unit.reports.junit, ["target/junit.xml"]);
+    assert_eq!(unit.reports.sarif, ["scan.sarif"]);
+    assert!(unit.reports.vex.is_empty());
+    assert_eq!(
+        unit.environments
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["ci", "staging"]
+    );
+    assert_eq!(unit.paths, ["services/api/tests/**"]);
+    let e2e = &config.suites["e2e"];
+    assert_eq!(e2e.workdir, ".");
+    assert_eq!(e2e.timeout, std::time::Duration::from_secs(600));
+    assert!(e2e.reports.is_empty());
+    assert_eq!(
+        e2e.environments
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["default"]
+    );
+    assert!(Config::default().suites.is_empty());
+}
+
+#[test]
+fn suite_errors_name_line_column_and_field() {
+    let cases: Vec<(&str, &str)> = vec![
+        (
+            "[suites.unit]\nworkdir = \".\"\n",
+            "error: countersign.toml:1:1: field `suites.unit`: missing field `command`",
+        ),
+        (
+            "[suites.unit]\ncommand = []\n",
+            "error: countersign.toml:2:11: field `suites.unit.command`: the command is an argv list with a program first, e.g. [\"make\", \"test\"] or [\"sh\", \"-c\", \"...\"]",
+        ),
+        (
+            "[suites.unit]\ncommand = \"make test\"\n",
+            "error: countersign.toml:2:11: field `suites.unit.command`: invalid type: string \"make test\", expected a sequence",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\nworkdir = \"../elsewhere\"\n",
+            "error: countersign.toml:3:11: field `suites.unit.workdir`: `../elsewhere` is not a repository-relative path (use `/` separators, no leading `/`, no `..`)",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\nworkdir = \"/tmp\"\n",
+            "error: countersign.toml:3:11: field `suites.unit.workdir`: `/tmp` is not a repository-relative path (use `/` separators, no leading `/`, no `..`)",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\ntimeout = \"10\"\n",
+            "error: countersign.toml:3:11: field `suites.unit.timeout`: `10` is not a duration (whole numbers with a unit s, m or h: `90s`, `10m`, `1h30m`)",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\ntimeout = \"25h\"\n",
+            "error: countersign.toml:3:11: field `suites.unit.timeout`: `25h` is out of range: from 1s to 24h",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\ntimeout = \"0s\"\n",
+            "error: countersign.toml:3:11: field `suites.unit.timeout`: `0s` is out of range: from 1s to 24h",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\nreports = { junit = [\"../../etc/passwd\"] }\n",
+            "error: countersign.toml:3:22: field `suites.unit.reports.junit`: `../../etc/passwd` is not a repository-relative file path (use `/` separators, no leading `/`, no `..`, no glob)",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\nreports = { sarif = [\"out/*.sarif\"] }\n",
+            "error: countersign.toml:3:22: field `suites.unit.reports.sarif`: `out/*.sarif` is not a repository-relative file path (use `/` separators, no leading `/`, no `..`, no glob)",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\nreports = { coverage = [\"c.xml\"] }\n",
+            "error: countersign.toml:3:13: field `suites.unit.reports`: unknown field `coverage`, expected one of `junit`, `sarif`, `vex`",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\nenvironments = []\n",
+            "error: countersign.toml:3:16: field `suites.unit.environments`: suite `unit` may run in no environment; list at least one or leave the key out (`default`)",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\nenvironments = [\"eu west\"]\n",
+            "error: countersign.toml:3:17: field `suites.unit.environments`: `eu west` is not an environment name (letters, digits, `-`, `_`, `.`)",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\npaths = [\"tests/[\"]\n",
+            "error: countersign.toml:3:10: field `suites.unit.paths`: invalid glob `tests/[`: unclosed character class; missing ']'",
+        ),
+        (
+            "[suites.\"a b\"]\ncommand = [\"make\"]\n",
+            "error: countersign.toml:1:9: field `suites`: `a b` is not a suite name (letters, digits, `-`, `_`, `.`, at most 128, not starting with `.`)",
+        ),
+        (
+            "[suites.unit]\ncommand = [\"make\"]\nshell = true\n",
+            "error: countersign.toml:3:1: field `suites.unit.shell`: unknown field `shell`, expected one of `command`, `workdir`, `timeout`, `reports`, `environments`, `paths`",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (input, expected) in &cases {
+        let actual = check(input);
+        if actual != *expected {
+            failures.push(format!(
+                "input:\n{input}\nexpected: {expected}\nactual:   {actual}\n"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn durations_take_units_in_order() {
+    use countersign_repo::config::parse_duration;
+    use std::time::Duration;
+    assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+    assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("2h5s"), Some(Duration::from_secs(7205)));
+    for bad in [
+        "",
+        "10",
+        "m",
+        "1m1h",
+        "1m1m",
+        "1.5h",
+        "-1s",
+        "1d",
+        "99999999999s",
+        " 1s",
+    ] {
+        assert_eq!(parse_duration(bad), None, "{bad:?}");
+    }
 }

@@ -246,10 +246,14 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The routes a runner may call: it submits evidence and reads the plan it runs.
+/// The routes a runner may call: it leases work, submits evidence and reads the plan it runs.
 const RUNNER_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/proposals/{id}/evidence"),
     ("GET", "/v1/proposals/{id}/plan"),
+    ("POST", "/v1/work/lease"),
+    ("POST", "/v1/work/{id}/heartbeat"),
+    ("POST", "/v1/work/{id}/finish"),
+    ("POST", "/v1/work/{id}/return"),
 ];
 
 impl Caller {
@@ -264,7 +268,7 @@ impl Caller {
                 .any(|(m, r)| method.as_str() == *m && route == *r)
         {
             return Err(ApiError::Forbidden(format!(
-                "{} with {} token may only submit evidence and read plans, not {method} {route}",
+                "{} with {} token may only lease work, submit evidence and read plans, not {method} {route}",
                 self.principal,
                 with_article(self.role)
             )));

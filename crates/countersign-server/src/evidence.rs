@@ -103,6 +103,9 @@ pub struct PlannedSuite {
     pub status: String,
     /// Evidence accepted for it under the current head.
     pub evidence: Vec<EvidenceView>,
+    /// Whether the fleet can run it: the base defines it under `[suites]`. A planned suite
+    /// without a definition is never queued; only evidence attested by hand covers it.
+    pub runnable: bool,
 }
 
 /// The validation plan of the current head, for runners to pick up.
@@ -552,6 +555,11 @@ async fn plan(
         })?;
     let record = crate::proposals::view::decided_record(&decision)?;
     let evidence = for_head(&state.store, &id, &proposal.head).await?;
+    // Recorded only when the base defines suites (`pipeline::Fleet`): absent, none is runnable.
+    let runnable: Vec<&str> = decision.record["runnable_suites"]
+        .as_array()
+        .map(|list| list.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     let mut view = PlanView {
         proposal: proposal.id.clone(),
         head: proposal.head.clone(),
@@ -584,6 +592,7 @@ async fn plan(
                     log_index: row.log_index,
                 })
                 .collect(),
+            runnable: runnable.contains(&suite.as_str()),
             suite,
             status: status.to_owned(),
         });

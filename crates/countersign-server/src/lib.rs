@@ -16,8 +16,9 @@
 //! verification summary of every authorization; the log, its proofs and proposal bundles are
 //! served under `/v1/log` and `/v1/proposals/{id}/bundle` (`log`, `bundle`).
 //!
-//! Runners submit signed evidence and read the validation plan (`evidence`); the proposal
-//! lifecycle (head moves, closing, merged) is `proposals`'.
+//! Runners submit signed evidence and read the validation plan (`evidence`), and lease the
+//! work the plans queue (`runs`: runs, leases, heartbeats); the proposal lifecycle (head
+//! moves, closing, merged) is `proposals`'.
 
 mod auth;
 mod authorizations;
@@ -34,6 +35,7 @@ mod metrics;
 pub mod oidc;
 mod pipeline;
 mod proposals;
+mod runs;
 mod tokens;
 mod webhooks;
 
@@ -67,6 +69,7 @@ pub use webhooks::{
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub use evidence::{EVIDENCE_BODY_LIMIT, MAX_REFUSED_PER_HEAD};
+pub use runs::{DEFAULT_LEASE, Definition, Leased, RunView, RunsView, WorkItem};
 
 /// The largest body any route accepts: a body announced larger is refused before routing.
 pub const LARGEST_BODY_LIMIT: usize = if EVIDENCE_BODY_LIMIT > BODY_LIMIT {
@@ -174,6 +177,9 @@ pub struct AppState {
     pub(crate) pipeline: Arc<pipeline::Pipeline>,
     /// The lease owners' names of the webhook workers [`run`] starts with this state.
     pub(crate) workers: Arc<webhooks::WorkerNames>,
+    /// How long a runner's lease on a work item lasts without a heartbeat
+    /// ([`AppState::with_lease`]).
+    pub lease: Duration,
 }
 
 impl AppState {
@@ -190,7 +196,16 @@ impl AppState {
             webhooks: None,
             pipeline: Arc::new(pipeline),
             workers: Arc::new(webhooks::WorkerNames::new()),
+            lease: runs::DEFAULT_LEASE,
         }
+    }
+
+    /// Leases of work items last `lease` without a heartbeat (at least one second): a
+    /// runner that dies loses its items to another runner that long after its last
+    /// heartbeat, by this state's clock.
+    pub fn with_lease(mut self, lease: Duration) -> AppState {
+        self.lease = lease.max(Duration::from_secs(1));
+        self
     }
 
     /// The server signs with `signer`: checkpoints of its log, and the SLSA verification
@@ -406,6 +421,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(log::router())
         .merge(bundle::router())
         .merge(evidence::router())
+        .merge(runs::router())
         .merge(tokens::router())
 }
 

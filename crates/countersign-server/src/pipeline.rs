@@ -275,7 +275,7 @@ impl Pipeline {
             &envelopes,
             &self.governed,
         )?;
-        let (required_suites, missing_suites) = required_and_missing(&evaluation)?;
+        let (required_suites, missing_suites, fleet) = required_and_missing(&evaluation)?;
         let (Some(base), Some(head)) = (
             evaluation.report.change.base.clone(),
             evaluation.report.change.head.clone(),
@@ -292,6 +292,7 @@ impl Pipeline {
             tier: evaluation.decision.tier,
             required_suites,
             missing_suites,
+            fleet,
             evaluation,
             proposer,
             dispatched_by: None,
@@ -345,6 +346,8 @@ pub struct Outcome {
     pub required_suites: Vec<String>,
     /// Required suites no accepted head evidence covers yet (passed or failed).
     pub missing_suites: Vec<String>,
+    /// What the fleet can run of the plan (the base's `[suites]`).
+    pub fleet: Fleet,
     evaluation: Evaluation,
     proposer: Proposer,
     /// The change's authors and diff identity (the proposal lifecycle's rules).
@@ -353,13 +356,40 @@ pub struct Outcome {
     pub dispatched_by: Option<String>,
 }
 
+/// What the fleet can run of a plan, from the base's `countersign.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    /// Planned suites with a `[suites]` entry, whether or not a runner may attest them.
+    /// `None` when the base defines no suite at all (then nothing is runnable, and the
+    /// record carries no annotation, as before suites existed).
+    pub runnable: Option<Vec<String>>,
+    /// The work items to queue for the head: one per required suite with a `[suites]` entry
+    /// and environment.
+    pub work: Vec<WorkSpec>,
+}
+
+/// One work item a plan asks of the fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkSpec {
+    pub suite: String,
+    pub environment: String,
+    /// The base's `[repository] name`, which the run's evidence must carry.
+    pub repository: String,
+    /// The suite's definition at the base, as the runner receives it (`runs::Definition`).
+    pub definition: Value,
+    /// The `[[runners]]` at the base that may attest the suite: the only ones that may lease it.
+    pub runners: Vec<String>,
+}
+
 /// The planned suites a runner trusted at the base may attest, and those of them no accepted
 /// head evidence covers. A planned suite no trusted runner may attest is not waited for: no
 /// evidence of it can ever be accepted (it still counts against coverage once evidence is
-/// weighed, so the policy sees it).
+/// weighed, so the policy sees it). Also what of the plan the fleet can run: a required
+/// suite with a `[suites]` entry, in each of its environments. A planned suite without one
+/// stays planned (evidence attested by hand counts) but is never queued.
 fn required_and_missing(
     evaluation: &Evaluation,
-) -> Result<(Vec<String>, Vec<String>), DecideError> {
+) -> Result<(Vec<String>, Vec<String>, Fleet), DecideError> {
     let config = match evaluation.inputs.get(CONFIG_FILE) {
         Some(Some(bytes)) => {
             let text = std::str::from_utf8(bytes).map_err(|e| DecideError::Invalid {
@@ -400,7 +430,65 @@ fn required_and_missing(
         .filter(|s| !covered.contains(s.as_str()))
         .cloned()
         .collect();
-    Ok((required, missing))
+    let fleet = fleet(&config, evaluation, &required);
+    Ok((required, missing, fleet))
+}
+
+fn fleet(config: &Config, evaluation: &Evaluation, required: &[String]) -> Fleet {
+    if config.suites.is_empty() {
+        return Fleet::default();
+    }
+    let runnable: Vec<String> = evaluation
+        .report
+        .validation_plan
+        .suites
+        .iter()
+        .filter(|s| config.suites.contains_key(&s.suite))
+        .map(|s| s.suite.clone())
+        .collect();
+    let mut work = Vec::new();
+    // Runners exist only with a repository name (config validation), so without one there
+    // is nothing any runner could lease.
+    if let Some(repository) = &config.repository.name {
+        for suite in required {
+            let Some(definition) = config.suites.get(suite) else {
+                continue;
+            };
+            let runners: Vec<String> = config
+                .runners
+                .iter()
+                .filter(|r| r.suites.contains(suite))
+                .map(|r| r.name.clone())
+                .collect();
+            for environment in &definition.environments {
+                work.push(WorkSpec {
+                    suite: suite.clone(),
+                    environment: environment.clone(),
+                    repository: repository.clone(),
+                    definition: definition_json(definition),
+                    runners: runners.clone(),
+                });
+            }
+        }
+    }
+    Fleet {
+        runnable: Some(runnable),
+        work,
+    }
+}
+
+/// A suite's definition as runners receive it in a lease.
+fn definition_json(suite: &countersign_repo::SuiteConfig) -> Value {
+    json!({
+        "command": suite.command,
+        "workdir": suite.workdir,
+        "timeout_seconds": suite.timeout.as_secs(),
+        "reports": {
+            "junit": suite.reports.junit,
+            "sarif": suite.reports.sarif,
+            "vex": suite.reports.vex,
+        },
+    })
 }
 
 impl Outcome {
@@ -544,6 +632,11 @@ impl Outcome {
         );
         annotations.insert("required_suites".to_owned(), json!(self.required_suites));
         annotations.insert("missing_suites".to_owned(), json!(self.missing_suites));
+        // Only when the base defines suites, so records of repositories without a fleet are
+        // what they were.
+        if let Some(runnable) = &self.fleet.runnable {
+            annotations.insert("runnable_suites".to_owned(), json!(runnable));
+        }
         // Who webhook notifications concern (`webhooks`): the owners of the touched nodes
         // (groups and users, as entity refs) and the touched nodes themselves.
         let impact = &self.evaluation.report.impact;

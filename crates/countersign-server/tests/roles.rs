@@ -85,6 +85,28 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         e(Method::GET, "/v1/tokens", None),
         e(Method::DELETE, "/v1/tokens/t-none", None),
+        e(Method::GET, "/v1/runs", None),
+        e(Method::GET, "/v1/runs/r-none", None),
+        e(
+            Method::POST,
+            "/v1/work/lease",
+            Some(json!({ "repository": "github.com/acme/none", "environments": ["default"] })),
+        ),
+        e(
+            Method::POST,
+            "/v1/work/r-none/heartbeat",
+            Some(json!({ "attempt": 1 })),
+        ),
+        e(
+            Method::POST,
+            "/v1/work/r-none/finish",
+            Some(json!({ "attempt": 1, "outcome": "passed" })),
+        ),
+        e(
+            Method::POST,
+            "/v1/work/r-none/return",
+            Some(json!({ "attempt": 1 })),
+        ),
     ]
 }
 
@@ -100,6 +122,11 @@ fn admitted(endpoint: &Endpoint, role: Role, kind: &str) -> bool {
     }
     if is(Method::GET, "/plan") {
         return true;
+    }
+    if route.starts_with("/v1/work/") {
+        // Leasing and running work: a runner token of a runner principal, nobody else (an
+        // admin neither: a lease is a promise to run and sign that only a runner keeps).
+        return role == Role::Runner && kind == "runner";
     }
     // A runner token submits evidence and reads plans, nothing else.
     if runner {
@@ -195,7 +222,8 @@ fn the_matrix_covers_every_endpoint() {
                 .next()
                 .unwrap()
                 .replace("p-none", "{id}")
-                .replace("t-none", "{id}");
+                .replace("t-none", "{id}")
+                .replace("r-none", "{id}");
             format!("{} {path}", e.method)
         })
         .collect();

@@ -18,6 +18,8 @@
 //! * Webhook notifications: an outbox written in the transaction of the state change it
 //!   announces ([`Tx::enqueue_notification`]), claimed under a lease by delivery workers,
 //!   and a log of every delivery [`Attempt`].
+//! * Runs of the fleet ([`Run`]): work items queued from a validation plan, leased by exactly
+//!   one runner (`FOR UPDATE SKIP LOCKED` on PostgreSQL), heartbeats, finish, cancel.
 //! * [`verify()`] recomputes the tree from storage and checks it against the latest signed
 //!   checkpoint, naming the first altered or missing entry.
 //!
@@ -36,6 +38,7 @@ mod log_key;
 mod mirror;
 mod outbox;
 mod proposal;
+mod run;
 mod store;
 mod token;
 mod tx;
@@ -47,6 +50,9 @@ pub use evidence::AcceptedEvidence;
 pub use log::{Entry, Leaf, StoredCheckpoint};
 pub use outbox::{Attempt, Claimed, Delivery, OutboxItem, OutboxRow, Outcome};
 pub use proposal::{Approval, HeadMove, Idempotent, Proposal};
+pub use run::{
+    Finish, LeaseAsk, NewRun, Refusal, Run, RunFilter, RunFor, RunOutcome, RunState, TestCounts,
+};
 pub use store::Store;
 pub use token::Token;
 pub use tx::Tx;

@@ -2,8 +2,9 @@
 //! trusts it) and `attest` (a signed in-toto statement about one commit, built from reports
 //! or from running a command).
 //!
-//! This is the only place countersign makes randomness (a key seed from the OS) or runs a
-//! process. Statements are built and signed by countersign-evidence; verifying them is
+//! This is the only place countersign makes randomness (a key seed from the OS); it and
+//! `runner serve` (`runner`, which reuses the statement building here) are the only ones
+//! that run a process. Statements are built and signed by countersign-evidence; verifying them is
 //! `evidence`'s job.
 
 use std::collections::BTreeMap;
@@ -111,18 +112,18 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
-fn read_key(path: &Path) -> Result<SigningKey> {
+pub(crate) fn read_key(path: &Path) -> Result<SigningKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the runner key {}", path.display()))?;
     SigningKey::from_pkcs8_pem(&text).with_context(|| format!("{}", path.display()))
 }
 
-/// What `attest` signs, and whether a command it ran failed.
-struct Attestation {
-    predicate_type: &'static str,
-    predicate: Value,
-    summary: String,
-    command_failed: bool,
+/// What `attest` (and `runner serve`) signs, and whether a command it ran failed.
+pub(crate) struct Attestation {
+    pub predicate_type: &'static str,
+    pub predicate: Value,
+    pub summary: String,
+    pub command_failed: bool,
 }
 
 /// `countersign attest`.
@@ -195,7 +196,7 @@ pub fn attest(args: AttestArgs) -> Result<ExitCode> {
 /// checked against the commit's `[repository] name`. The name comes from the runner, never
 /// from the commit alone, so a commit cannot make a runner vouch for another repository;
 /// a commit that names no repository or another one is refused.
-fn subject_repository(
+pub(crate) fn subject_repository(
     runner: &str,
     config: &countersign_repo::Config,
     rev: &str,
@@ -279,12 +280,19 @@ fn envelope_bytes_of(id: &str) -> usize {
 /// Reads JUnit reports into test cases and configuration entries, streaming each report and
 /// stopping as soon as the test ids alone would make an envelope verifiers refuse, so a
 /// 10-million-case report costs neither the memory nor the time of a 200 MB envelope.
-fn read_junit(files: &[PathBuf]) -> Result<(Vec<TestCase>, Vec<ResourceDescriptor>)> {
+///
+/// Reports are named by their path below `root` (the checkout a runner ran in; empty for
+/// `attest`, whose paths are the user's own).
+pub(crate) fn read_junit(
+    files: &[PathBuf],
+    root: &Path,
+) -> Result<(Vec<TestCase>, Vec<ResourceDescriptor>)> {
     let mut cases = Vec::new();
     let mut configuration = Vec::new();
     let mut estimate = 0usize;
     for path in files {
-        let name = path.display().to_string();
+        let shown = path.strip_prefix(root).unwrap_or(path);
+        let name = shown.display().to_string();
         let (_, digest) = stream_report(path, "JUnit", Sha256::new(), |reader| {
             let mut over = false;
             junit::read(&name, reader, |case| {
@@ -306,7 +314,7 @@ fn read_junit(files: &[PathBuf]) -> Result<(Vec<TestCase>, Vec<ResourceDescripto
             }
             Ok(())
         })?;
-        configuration.push(file_descriptor(path, hex::encode(digest.finalize())));
+        configuration.push(file_descriptor(shown, hex::encode(digest.finalize())));
     }
     Ok((cases, configuration))
 }
@@ -320,7 +328,7 @@ fn from_junit(patterns: &[String]) -> Result<Attestation> {
         }
         files.extend(found);
     }
-    let (cases, configuration) = read_junit(&files)?;
+    let (cases, configuration) = read_junit(&files, Path::new(""))?;
     let result = TestResult::from_cases(&cases, configuration);
     if result.passed_tests.is_empty()
         && result.warned_tests.is_empty()
@@ -380,8 +388,45 @@ fn run_command(argv: &[String], junit_patterns: &[String]) -> Result<Attestation
         }
         files.extend(found);
     }
-    let (cases, junit_configuration) = read_junit(&files)?;
+    let (cases, junit_configuration) = read_junit(&files, Path::new(""))?;
+    #[cfg(unix)]
+    let signal = {
+        use std::os::unix::process::ExitStatusExt as _;
+        status.signal()
+    };
+    #[cfg(not(unix))]
+    let signal = None;
+    Ok(command_attestation(
+        argv,
+        CommandExit {
+            success: status.success(),
+            code: status.code(),
+            signal,
+            duration_ms,
+        },
+        cases,
+        junit_configuration,
+    ))
+}
 
+/// How a command ended, as its test-result records it.
+pub(crate) struct CommandExit {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration_ms: u64,
+}
+
+/// The test-result of a command that ran: its JUnit cases, and the command itself as a test
+/// of its own, `command: ARGV`, passed on exit status 0 and failed otherwise, so a crash
+/// that leaves no JUnit still fails the suite and a base/head pair shows it as a regression.
+/// Exit status, signal and duration are recorded in a `command` configuration entry.
+pub(crate) fn command_attestation(
+    argv: &[String],
+    exit: CommandExit,
+    cases: Vec<TestCase>,
+    junit_configuration: Vec<ResourceDescriptor>,
+) -> Attestation {
     let mut annotations = BTreeMap::from([
         (
             "countersign.dev/argv".to_owned(),
@@ -389,19 +434,15 @@ fn run_command(argv: &[String], junit_patterns: &[String]) -> Result<Attestation
         ),
         (
             "countersign.dev/exit-code".to_owned(),
-            status.code().map_or(Value::Null, Value::from),
+            exit.code.map_or(Value::Null, Value::from),
         ),
         (
             "countersign.dev/duration-ms".to_owned(),
-            Value::from(duration_ms),
+            Value::from(exit.duration_ms),
         ),
     ]);
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt as _;
-        if let Some(signal) = status.signal() {
-            annotations.insert("countersign.dev/signal".to_owned(), Value::from(signal));
-        }
+    if let Some(signal) = exit.signal {
+        annotations.insert("countersign.dev/signal".to_owned(), Value::from(signal));
     }
     let mut configuration = vec![ResourceDescriptor {
         name: Some("command".to_owned()),
@@ -412,7 +453,7 @@ fn run_command(argv: &[String], junit_patterns: &[String]) -> Result<Attestation
 
     let mut result = TestResult::from_cases(&cases, configuration);
     let command_test = format!("command: {}", argv.join(" "));
-    let failed = !status.success();
+    let failed = !exit.success;
     if failed {
         result.failed_tests.push(command_test);
         result.result = TestResultOutcome::Failed;
@@ -422,17 +463,17 @@ fn run_command(argv: &[String], junit_patterns: &[String]) -> Result<Attestation
     let mut attestation = test_result_attestation(result, failed);
     attestation.summary = format!(
         "{} in {} ms, {}",
-        match status.code() {
+        match exit.code {
             Some(code) => format!("exit status {code}"),
             None => "killed by a signal".to_owned(),
         },
-        duration_ms,
+        exit.duration_ms,
         attestation.summary
     );
-    Ok(attestation)
+    attestation
 }
 
-fn from_sarif(files: &[PathBuf]) -> Result<Attestation> {
+pub(crate) fn from_sarif(files: &[PathBuf]) -> Result<Attestation> {
     let mut merged = sarif::SarifReport::default();
     for path in files {
         let name = path.display().to_string();
@@ -463,7 +504,7 @@ fn from_sarif(files: &[PathBuf]) -> Result<Attestation> {
     })
 }
 
-fn from_vex(files: &[PathBuf]) -> Result<Attestation> {
+pub(crate) fn from_vex(files: &[PathBuf]) -> Result<Attestation> {
     let mut inputs = Sha256::new();
     let mut statements: Vec<Value> = Vec::new();
     let timestamp = rfc3339(SystemTime::now());

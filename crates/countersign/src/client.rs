@@ -357,6 +357,11 @@ impl Api {
         .await
     }
 
+    /// `POST` of a JSON `body` to the route of `segments` (the runner's work routes).
+    pub async fn post(&self, segments: &[&str], body: &Value) -> Result<Value, Failure> {
+        self.json(Method::POST, segments, Some(body), None).await
+    }
+
     /// `POST /v1/proposals/{id}/evidence` with one envelope, byte for byte.
     pub async fn push_evidence(&self, id: &str, envelope: Vec<u8>) -> Result<Value, Failure> {
         let url = self.url(&["v1", "proposals", id, "evidence"])?;

@@ -13,6 +13,7 @@ mod evidence;
 mod hook;
 mod render;
 mod replay;
+mod runner;
 mod server_cmd;
 
 use std::process::ExitCode;

@@ -80,6 +80,11 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     if budget.is_zero() {
         bail!("--decision-budget: a decision needs some time; give at least 1s");
     }
+    let lease = humantime::parse_duration(&args.lease)
+        .with_context(|| format!("--lease {:?}", args.lease))?;
+    if lease < std::time::Duration::from_secs(1) {
+        bail!("--lease: a runner needs time to heartbeat; give at least 1s");
+    }
     runtime()?.block_on(async {
         let store = Store::connect(&args.database)
             .await
@@ -91,10 +96,12 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         eprintln!("countersign serving on http://{}", listener.local_addr()?);
         let mut state =
             AppState::new(store.clone(), repos, Clock::system()).with_log_signer(signer);
-        state = state.with_decisions(
-            std::thread::available_parallelism().map_or(2, |n| n.get()),
-            budget,
-        );
+        state = state
+            .with_decisions(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+                budget,
+            )
+            .with_lease(lease);
         if let Some(webhooks) = webhooks {
             eprintln!(
                 "webhooks: {}",

@@ -138,6 +138,7 @@ async fn create(
         leaves,
         decided,
         response,
+        work,
     } = state
         .pipeline
         .blocking_for(&path.clone(), move || {
@@ -153,6 +154,7 @@ async fn create(
         })
         .await??;
     if key.is_none()
+        && !crate::runs::queues_any(&work)
         && !crate::webhooks::announces(&state, &proposal, proposal.state.as_str(), &decision.record)
     {
         // The common case: nothing is written but the decided proposal, in a transaction of
@@ -176,6 +178,16 @@ async fn create(
     // The entries, the decision (pointing at the `decided` entry) and the proposal.
     tx.append_decided(&leaves, decided, &mut decision, &proposal)
         .await?;
+    // The fleet's work for the head, queued with the proposal.
+    crate::runs::enqueue(
+        &state,
+        &mut tx,
+        &proposal.repo,
+        &proposal.id,
+        &proposal.head,
+        &work,
+    )
+    .await?;
     // What the new proposal announces to webhook targets, queued in this transaction.
     crate::webhooks::notify(
         &state,
@@ -569,6 +581,26 @@ async fn move_head(
     tx.lapse_approvals(&id, moved).await?;
     // Evidence is about one head too: none of it counts for the new one (evidence.rs).
     tx.lapse_evidence(&id, moved).await?;
+    // So is the fleet's work: the old head's unfinished runs end `cancelled` (evidence they
+    // would push is refused anyway, bound to the old head) and the new head's are queued.
+    crate::runs::cancel(
+        &state,
+        &mut tx,
+        &id,
+        Some(&outcome.head),
+        &actor,
+        "head_moved",
+    )
+    .await?;
+    crate::runs::enqueue(
+        &state,
+        &mut tx,
+        &proposal.repo,
+        &id,
+        &outcome.head,
+        &outcome.fleet.work,
+    )
+    .await?;
     for verdict in &t.carried {
         tx.put_approval(&countersign_store::Approval {
             head: outcome.head.clone(),
@@ -718,6 +750,16 @@ async fn close(
     .await?;
     tx.close_proposal(&id, t.next, reason.as_deref(), superseded_by.as_deref())
         .await?;
+    // Nothing will weigh its evidence any more: its unfinished runs end `cancelled`.
+    crate::runs::cancel(
+        &state,
+        &mut tx,
+        &id,
+        None,
+        &caller.principal.to_string(),
+        t.next.as_str(),
+    )
+    .await?;
     let closed = Proposal {
         state: t.next,
         superseded_by,

@@ -47,6 +47,8 @@ pub(super) struct Prepared {
     pub decided: usize,
     /// The `201` body.
     pub response: String,
+    /// The work the head's plan queues for the fleet.
+    pub work: Vec<crate::pipeline::WorkSpec>,
 }
 
 /// Decides `body`'s change for `author` and prepares its proposal, audit entries and
@@ -128,6 +130,7 @@ pub(super) fn prepare(
         leaves,
         decided,
         response,
+        work: outcome.fleet.work,
     })
 }
 

@@ -277,6 +277,39 @@ pub enum RunnerCommand {
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
     },
+    /// Serve the fleet: lease work from the server, run each suite's command (from the base's
+    /// `[suites]`) in a scratch checkout, sign its reports and push the evidence. The token
+    /// (a runner token) comes from COUNTERSIGN_TOKEN. Outbound connections only; SIGTERM
+    /// gives the leases in hand back and exits 0. See docs/fleet.md.
+    Serve(RunnerServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunnerServeArgs {
+    /// The countersign server.
+    #[arg(long, value_name = "URL", env = "COUNTERSIGN_SERVER")]
+    pub server: String,
+    /// The runner's private key (PKCS#8 PEM, as `runner keygen` writes it).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The repository this runner attests for (the `[repository] name` its evidence names).
+    #[arg(long, value_name = "NAME", env = "COUNTERSIGN_REPOSITORY")]
+    pub repository: String,
+    /// Where commits are fetched from: a git URL or a path.
+    #[arg(long, value_name = "URL")]
+    pub repo: String,
+    /// The runner's own bare clone, created on first use and fetched as needed.
+    #[arg(long, value_name = "DIR", default_value = ".countersign-runner/clone")]
+    pub clone: PathBuf,
+    /// The environments this runner serves (repeatable; default `default`).
+    #[arg(long, value_name = "NAME")]
+    pub env: Vec<String>,
+    /// Work items run at once (1 to 16).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub concurrency: usize,
+    /// How long to wait before asking again when there is no work (`5s`, `1m`).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub poll: String,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// delays only its own proposals.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub decision_budget: String,
+    /// How long a runner's lease on a work item lasts without a heartbeat; once it has
+    /// expired, another runner may take the item (docs/fleet.md). At least 1s.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub lease: String,
     /// Accept people's OIDC ID tokens from this issuer (the exact `iss`), besides API tokens.
     #[arg(
         long,

@@ -101,6 +101,14 @@ pub struct TestServer {
 impl TestServer {
     /// Serves the repositories `repos` (name, path) with the system clock.
     pub fn start(repos: &[(&str, &std::path::Path)]) -> TestServer {
+        TestServer::start_with(repos, |state| state)
+    }
+
+    /// [`TestServer::start`] with the state changed before it serves (a short lease).
+    pub fn start_with(
+        repos: &[(&str, &std::path::Path)],
+        configure: impl FnOnce(countersign_server::AppState) -> countersign_server::AppState,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -128,6 +136,7 @@ impl TestServer {
             countersign_server::Clock::system(),
         )
         .with_log_signer(signer);
+        let state = configure(state);
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
@@ -169,6 +178,22 @@ impl TestServer {
             ))
             .unwrap();
         text
+    }
+
+    /// `GET path` with `token`: the JSON answer, whatever the status.
+    pub fn get(&self, path: &str, token: &str) -> Value {
+        let url = format!("{}{path}", self.url);
+        self.runtime.block_on(async {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
     }
 
     /// Stops the server and waits for the requests in flight.

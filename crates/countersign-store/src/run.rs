@@ -1,0 +1,752 @@
+//! Runs of the fleet: work items queued from a validation plan ([`Tx::enqueue_runs`]),
+//! leased by exactly one runner ([`Tx::lease_runs`]), kept alive by heartbeats, finished,
+//! given back or cancelled; and read back ([`Store::runs`], [`Store::run`]).
+//!
+//! Leasing is safe with several server processes on one database: on PostgreSQL the rows
+//! are picked with `FOR UPDATE SKIP LOCKED`, so two leases never pick the same row and never
+//! wait on each other; on SQLite the lease is one `UPDATE … RETURNING` under the database's
+//! single write lock. A row is leasable when it is `queued`, or `running` with a lease that
+//! has expired (its runner died): the new lease counts a new `attempt`, and only the holder
+//! of the current attempt may heartbeat, finish or give it back. Times are the caller's (the
+//! server's injected clock), in Unix milliseconds.
+//!
+//! What a run executes and who may lease it are decided by the server from the base's
+//! `countersign.toml`; this module stores them and never reads a repository.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::backend::{Conn, dispatch, int, uint};
+use crate::error::{Error, db};
+use crate::store::Store;
+use crate::tx::Tx;
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RunState {
+    /// A work item no runner holds.
+    Queued,
+    /// Leased by a runner, executing.
+    Running,
+    /// Over: see its [`RunOutcome`].
+    Finished,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RunOutcome {
+    /// The command exited 0 and its reports hold no failure.
+    Passed,
+    /// The command failed, or a report holds a failure.
+    Failed,
+    /// The runner could not run the suite (no checkout, no command, unreadable reports).
+    Errored,
+    /// The suite ran past its timeout and was killed.
+    TimedOut,
+    /// The server cancelled it (the proposal's head moved, or it was closed).
+    Cancelled,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 3] = [RunState::Queued, RunState::Running, RunState::Finished];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Finished => "finished",
+        }
+    }
+}
+
+impl RunOutcome {
+    pub const ALL: [RunOutcome; 5] = [
+        RunOutcome::Passed,
+        RunOutcome::Failed,
+        RunOutcome::Errored,
+        RunOutcome::TimedOut,
+        RunOutcome::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Passed => "passed",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Errored => "errored",
+            RunOutcome::TimedOut => "timed_out",
+            RunOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RunState, String> {
+        RunState::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown run state {s:?}: expected queued, running or finished"))
+    }
+}
+
+impl FromStr for RunOutcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RunOutcome, String> {
+        RunOutcome::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown run outcome {s:?}: expected passed, failed, errored, timed_out or cancelled"
+                )
+            })
+    }
+}
+
+/// What a run was queued for: a proposal's head, or (later) a branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunFor {
+    Proposal(String),
+    Branch(String),
+}
+
+/// A work item to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRun {
+    pub id: String,
+    /// The server's name of the repository.
+    pub repo: String,
+    /// The base's `[repository] name`, which the run's evidence must carry.
+    pub repository: String,
+    pub suite: String,
+    pub environment: String,
+    pub commit: String,
+    pub target: RunFor,
+    /// The suite's definition as JSON (what the runner executes).
+    pub definition: String,
+    /// The `[[runners]]` names that may lease it.
+    pub runners: Vec<String>,
+    pub queued_at_ms: i64,
+}
+
+/// What a runner asks to lease.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseAsk<'a> {
+    /// Its `[[runners]]` name: only runs that name it may be leased.
+    pub runner: &'a str,
+    /// Its principal (`runner:NAME`), recorded as the holder.
+    pub principal: &'a str,
+    /// The `[repository] name` it attests for.
+    pub repository: &'a str,
+    pub environments: &'a [String],
+    pub max: u32,
+    /// The server's clock, Unix milliseconds: leases that ended before it are expired.
+    pub now_ms: i64,
+    /// How long the new leases last.
+    pub lease_ms: u64,
+}
+
+/// Test counts a finished run reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TestCounts {
+    pub passed: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub id: String,
+    pub repo: String,
+    pub repository: String,
+    pub suite: String,
+    pub environment: String,
+    pub commit: String,
+    pub target: RunFor,
+    pub definition: String,
+    pub state: RunState,
+    pub outcome: Option<RunOutcome>,
+    /// The runner principal holding (or that last held) the lease.
+    pub runner: Option<String>,
+    /// Leases taken so far; the holder of the current one names it.
+    pub attempt: u32,
+    pub lease_until_ms: Option<i64>,
+    pub heartbeat_at_ms: Option<i64>,
+    pub queued_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub tests: Option<TestCounts>,
+    pub duration_ms: Option<u64>,
+    /// Digests (lower-case hex SHA-256) of the envelopes the run produced.
+    pub envelopes: Vec<String>,
+}
+
+/// What a runner reports when it finishes a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    pub outcome: RunOutcome,
+    pub tests: Option<TestCounts>,
+    pub duration_ms: Option<u64>,
+    pub envelopes: Vec<String>,
+}
+
+/// Which runs to list; every field narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub state: Option<RunState>,
+    pub suite: Option<String>,
+    pub environment: Option<String>,
+    pub proposal: Option<String>,
+    /// Queued at or after, Unix milliseconds.
+    pub since_ms: Option<i64>,
+    /// Queued strictly before this run id's position (newest first paging): `(queued_at, id)`.
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+/// Why a runner's call on a run was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NotFound,
+    /// Another runner (or another attempt) holds it, or nobody does.
+    NotHolder,
+    /// It is finished (cancelled, perhaps): nothing more to do.
+    Finished(RunOutcome),
+}
+
+const COLUMNS: &str = "id, repo, repository, suite, environment, commit_id, proposal, branch, definition, \
+     state, outcome, runner, attempt, lease_until, heartbeat_at, queued_at, started_at, finished_at, \
+     tests_passed, tests_failed, tests_skipped, duration_ms, envelopes";
+
+/// A row as the database holds it, before [`run_from`] parses it.
+struct RawRun {
+    id: String,
+    repo: String,
+    repository: String,
+    suite: String,
+    environment: String,
+    commit: String,
+    proposal: Option<String>,
+    branch: Option<String>,
+    definition: String,
+    state: String,
+    outcome: Option<String>,
+    runner: Option<String>,
+    attempt: i64,
+    lease_until: Option<i64>,
+    heartbeat_at: Option<i64>,
+    queued_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    passed: Option<i64>,
+    failed: Option<i64>,
+    skipped: Option<i64>,
+    duration: Option<i64>,
+    envelopes: String,
+}
+
+fn decode<R: sqlx::Row>(row: &R) -> Result<RawRun, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(RawRun {
+        id: row.try_get(0)?,
+        repo: row.try_get(1)?,
+        repository: row.try_get(2)?,
+        suite: row.try_get(3)?,
+        environment: row.try_get(4)?,
+        commit: row.try_get(5)?,
+        proposal: row.try_get(6)?,
+        branch: row.try_get(7)?,
+        definition: row.try_get(8)?,
+        state: row.try_get(9)?,
+        outcome: row.try_get(10)?,
+        runner: row.try_get(11)?,
+        attempt: row.try_get(12)?,
+        lease_until: row.try_get(13)?,
+        heartbeat_at: row.try_get(14)?,
+        queued_at: row.try_get(15)?,
+        started_at: row.try_get(16)?,
+        finished_at: row.try_get(17)?,
+        passed: row.try_get(18)?,
+        failed: row.try_get(19)?,
+        skipped: row.try_get(20)?,
+        duration: row.try_get(21)?,
+        envelopes: row.try_get(22)?,
+    })
+}
+
+/// The row boundary: every stored value parsed into its type; an unknown state or outcome
+/// is an error naming the row, never a default.
+fn run_from(raw: RawRun) -> Result<Run, Error> {
+    let id = raw.id;
+    let corrupt = |column: &'static str, reason: String| Error::Corrupt {
+        table: "runs",
+        key: id.clone(),
+        column,
+        reason,
+    };
+    let state: RunState = raw.state.parse().map_err(|e| corrupt("state", e))?;
+    let outcome: Option<RunOutcome> = raw
+        .outcome
+        .map(|o| o.parse())
+        .transpose()
+        .map_err(|e| corrupt("outcome", e))?;
+    if (state == RunState::Finished) != outcome.is_some() {
+        return Err(corrupt(
+            "outcome",
+            format!("state {state} with outcome {outcome:?}"),
+        ));
+    }
+    let target = match (raw.proposal, raw.branch) {
+        (Some(p), None) => RunFor::Proposal(p),
+        (None, Some(b)) => RunFor::Branch(b),
+        _ => {
+            return Err(corrupt(
+                "proposal",
+                "neither or both of proposal and branch".into(),
+            ));
+        }
+    };
+    let envelopes: Vec<String> =
+        serde_json::from_str(&raw.envelopes).map_err(|e| corrupt("envelopes", e.to_string()))?;
+    let count = |column, v: Option<i64>| v.map(|v| uint("runs", &id, column, v)).transpose();
+    let tests = match (
+        count("tests_passed", raw.passed)?,
+        count("tests_failed", raw.failed)?,
+        count("tests_skipped", raw.skipped)?,
+    ) {
+        (Some(passed), Some(failed), Some(skipped)) => Some(TestCounts {
+            passed,
+            failed,
+            skipped,
+        }),
+        _ => None,
+    };
+    let duration_ms = count("duration_ms", raw.duration)?;
+    let attempt =
+        u32::try_from(raw.attempt).map_err(|_| corrupt("attempt", raw.attempt.to_string()))?;
+    Ok(Run {
+        repo: raw.repo,
+        repository: raw.repository,
+        suite: raw.suite,
+        environment: raw.environment,
+        commit: raw.commit,
+        target,
+        definition: raw.definition,
+        state,
+        outcome,
+        runner: raw.runner,
+        attempt,
+        lease_until_ms: raw.lease_until,
+        heartbeat_at_ms: raw.heartbeat_at,
+        queued_at_ms: raw.queued_at,
+        started_at_ms: raw.started_at,
+        finished_at_ms: raw.finished_at,
+        tests,
+        duration_ms,
+        envelopes,
+        id,
+    })
+}
+
+macro_rules! fetch_runs {
+    ($self:expr, $query:expr, $what:literal) => {{
+        let raw = dispatch!($self, c => $query
+            .fetch_all(&mut **c)
+            .await
+            .map_err(db($what))?
+            .iter()
+            .map(decode)
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(db($what))?);
+        raw.into_iter().map(run_from).collect::<Result<Vec<Run>, Error>>()
+    }};
+}
+
+impl Conn<'_> {
+    async fn insert_run(&mut self, run: &NewRun) -> Result<(), Error> {
+        let (proposal, branch) = match &run.target {
+            RunFor::Proposal(p) => (Some(p.as_str()), None),
+            RunFor::Branch(b) => (None, Some(b.as_str())),
+        };
+        dispatch!(self, c => sqlx::query(
+            "INSERT INTO runs (id, repo, repository, suite, environment, commit_id, proposal, branch, definition, state, queued_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10)",
+        )
+        .bind(&run.id).bind(&run.repo).bind(&run.repository).bind(&run.suite)
+        .bind(&run.environment).bind(&run.commit).bind(proposal).bind(branch)
+        .bind(&run.definition).bind(run.queued_at_ms)
+        .execute(&mut **c)
+        .await
+        .map_err(db("queueing a run"))?
+        .rows_affected());
+        for runner in &run.runners {
+            dispatch!(self, c => sqlx::query(
+                "INSERT INTO run_runners (run, runner) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(&run.id).bind(runner)
+            .execute(&mut **c)
+            .await
+            .map_err(db("queueing a run's runners"))?
+            .rows_affected());
+        }
+        Ok(())
+    }
+
+    async fn lease(&mut self, ask: &LeaseAsk<'_>, lease_ms: i64) -> Result<Vec<Run>, Error> {
+        let LeaseAsk {
+            runner,
+            principal,
+            repository,
+            environments,
+            max,
+            now_ms,
+            ..
+        } = *ask;
+        // PostgreSQL: skip rows another transaction is leasing right now instead of waiting
+        // for it and then leasing them again. SQLite: the statement holds the only write lock.
+        let skip_locked = match self {
+            Conn::Postgres(_) => " FOR UPDATE OF runs SKIP LOCKED",
+            Conn::Sqlite(_) => "",
+        };
+        let mut envs = String::new();
+        crate::backend::placeholders(&mut envs, 7, environments.len());
+        let sql = format!(
+            "UPDATE runs SET state = 'running', runner = $1, attempt = attempt + 1, \
+                 lease_until = $2 + $3, heartbeat_at = $2, started_at = $2 \
+             WHERE id IN (SELECT id FROM runs \
+                 WHERE (state = 'queued' OR (state = 'running' AND lease_until <= $2)) \
+                 AND repository = $4 AND environment IN ({envs}) \
+                 AND EXISTS (SELECT 1 FROM run_runners rr WHERE rr.run = runs.id AND rr.runner = $5) \
+                 ORDER BY queued_at, id LIMIT $6{skip_locked}) \
+             RETURNING {COLUMNS}"
+        );
+        let raw = dispatch!(self, c => {
+            let mut q = sqlx::query(&sql)
+                .bind(principal)
+                .bind(now_ms)
+                .bind(lease_ms)
+                .bind(repository)
+                .bind(runner)
+                .bind(i64::from(max));
+            for env in environments {
+                q = q.bind(env);
+            }
+            q.fetch_all(&mut **c)
+                .await
+                .map_err(db("leasing runs"))?
+                .iter()
+                .map(decode)
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(db("decoding leased runs"))?
+        });
+        let mut runs = raw
+            .into_iter()
+            .map(run_from)
+            .collect::<Result<Vec<Run>, Error>>()?;
+        runs.sort_by(|a, b| (a.queued_at_ms, &a.id).cmp(&(b.queued_at_ms, &b.id)));
+        Ok(runs)
+    }
+
+    async fn run_by_id(&mut self, id: &str) -> Result<Option<Run>, Error> {
+        let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = $1");
+        let mut runs = fetch_runs!(self, sqlx::query(&sql).bind(id), "reading a run")?;
+        Ok(runs.pop())
+    }
+
+    /// The run `id` if `principal` holds its current lease (`attempt`), else why not.
+    async fn held(
+        &mut self,
+        id: &str,
+        principal: &str,
+        attempt: u32,
+    ) -> Result<Result<Run, Refusal>, Error> {
+        let Some(run) = self.run_by_id(id).await? else {
+            return Ok(Err(Refusal::NotFound));
+        };
+        if let Some(outcome) = run.outcome {
+            return Ok(Err(Refusal::Finished(outcome)));
+        }
+        if run.state != RunState::Running
+            || run.runner.as_deref() != Some(principal)
+            || run.attempt != attempt
+        {
+            return Ok(Err(Refusal::NotHolder));
+        }
+        Ok(Ok(run))
+    }
+
+    /// Runs `sql` (an `UPDATE runs SET …` whose last three parameters are `$first`..)
+    /// guarded again in the statement: a lease taken between [`Conn::held`] and the write
+    /// changes `attempt`, and then nothing is written.
+    fn guard(first: usize) -> String {
+        format!(
+            " WHERE id = ${first} AND runner = ${} AND attempt = ${} AND state = 'running'",
+            first + 1,
+            first + 2
+        )
+    }
+
+    async fn heartbeat(
+        &mut self,
+        id: &str,
+        principal: &str,
+        attempt: u32,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, Error> {
+        let sql = format!(
+            "UPDATE runs SET lease_until = $1, heartbeat_at = $2{}",
+            Self::guard(3)
+        );
+        let done = dispatch!(self, c => sqlx::query(&sql)
+            .bind(until_ms).bind(now_ms)
+            .bind(id).bind(principal).bind(i64::from(attempt))
+            .execute(&mut **c)
+            .await
+            .map_err(db("extending a lease"))?
+            .rows_affected());
+        Ok(done == 1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &mut self,
+        id: &str,
+        principal: &str,
+        attempt: u32,
+        outcome: RunOutcome,
+        counts: [Option<i64>; 4],
+        envelopes: &str,
+        now_ms: i64,
+    ) -> Result<bool, Error> {
+        let sql = format!(
+            "UPDATE runs SET state = 'finished', outcome = $1, finished_at = $2, tests_passed = $3,              tests_failed = $4, tests_skipped = $5, duration_ms = $6, envelopes = $7, lease_until = NULL{}",
+            Self::guard(8)
+        );
+        let [passed, failed, skipped, duration] = counts;
+        let done = dispatch!(self, c => sqlx::query(&sql)
+            .bind(outcome.as_str()).bind(now_ms)
+            .bind(passed).bind(failed).bind(skipped).bind(duration).bind(envelopes)
+            .bind(id).bind(principal).bind(i64::from(attempt))
+            .execute(&mut **c)
+            .await
+            .map_err(db("finishing a run"))?
+            .rows_affected());
+        Ok(done == 1)
+    }
+
+    async fn give_back(&mut self, id: &str, principal: &str, attempt: u32) -> Result<bool, Error> {
+        let sql = format!(
+            "UPDATE runs SET state = 'queued', lease_until = NULL{}",
+            Self::guard(1)
+        );
+        let done = dispatch!(self, c => sqlx::query(&sql)
+            .bind(id).bind(principal).bind(i64::from(attempt))
+            .execute(&mut **c)
+            .await
+            .map_err(db("returning a run"))?
+            .rows_affected());
+        Ok(done == 1)
+    }
+
+    async fn cancel_runs(
+        &mut self,
+        proposal: &str,
+        keep_commit: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<Run>, Error> {
+        let sql = format!(
+            "UPDATE runs SET state = 'finished', outcome = 'cancelled', finished_at = $1, lease_until = NULL \
+             WHERE proposal = $2 AND state IN ('queued', 'running') AND ($3 IS NULL OR commit_id <> $3) \
+             RETURNING {COLUMNS}"
+        );
+        let mut runs = fetch_runs!(
+            self,
+            sqlx::query(&sql)
+                .bind(now_ms)
+                .bind(proposal)
+                .bind(keep_commit),
+            "cancelling runs"
+        )?;
+        runs.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(runs)
+    }
+
+    async fn list_runs(&mut self, filter: &RunFilter) -> Result<Vec<Run>, Error> {
+        let (before_at, before_id) = filter
+            .before
+            .clone()
+            .map_or((None, None), |(at, id)| (Some(at), Some(id)));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM runs \
+             WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR suite = $2) \
+             AND ($3 IS NULL OR environment = $3) AND ($4 IS NULL OR proposal = $4) \
+             AND ($5 IS NULL OR queued_at >= $5) \
+             AND ($6 IS NULL OR queued_at < $6 OR (queued_at = $6 AND id < $7)) \
+             ORDER BY queued_at DESC, id DESC LIMIT $8"
+        );
+        fetch_runs!(
+            self,
+            sqlx::query(&sql)
+                .bind(filter.state.map(RunState::as_str))
+                .bind(filter.suite.as_deref())
+                .bind(filter.environment.as_deref())
+                .bind(filter.proposal.as_deref())
+                .bind(filter.since_ms)
+                .bind(before_at)
+                .bind(before_id)
+                .bind(i64::from(filter.limit)),
+            "listing runs"
+        )
+    }
+}
+
+impl Tx {
+    /// Queues work items; they become leasable when this transaction commits.
+    pub async fn enqueue_runs(&mut self, runs: &[NewRun]) -> Result<(), Error> {
+        let mut conn = self.conn();
+        for run in runs {
+            conn.insert_run(run).await?;
+        }
+        Ok(())
+    }
+
+    /// Leases up to `ask.max` runs (see [`LeaseAsk`]): queued ones and running ones whose
+    /// lease expired, oldest first. See the module docs.
+    pub async fn lease_runs(&mut self, ask: &LeaseAsk<'_>) -> Result<Vec<Run>, Error> {
+        if ask.environments.is_empty() || ask.max == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_ms = int("lease", ask.lease_ms)?;
+        self.conn().lease(ask, lease_ms).await
+    }
+
+    /// Extends the lease of run `id` to `now_ms + lease_ms`, if `principal` holds `attempt`
+    /// (even past its expiry, as long as no other runner has taken it).
+    pub async fn heartbeat_run(
+        &mut self,
+        id: &str,
+        principal: &str,
+        attempt: u32,
+        now_ms: i64,
+        lease_ms: u64,
+    ) -> Result<Result<Run, Refusal>, Error> {
+        let mut conn = self.conn();
+        if let Err(refusal) = conn.held(id, principal, attempt).await? {
+            return Ok(Err(refusal));
+        }
+        let until = now_ms.saturating_add(int("lease", lease_ms)?);
+        if !conn
+            .heartbeat(id, principal, attempt, until, now_ms)
+            .await?
+        {
+            return Ok(Err(Refusal::NotHolder));
+        }
+        Ok(conn.run_by_id(id).await?.ok_or(Refusal::NotFound))
+    }
+
+    /// Finishes run `id` as `finish` says, if `principal` holds `attempt`.
+    pub async fn finish_run(
+        &mut self,
+        id: &str,
+        principal: &str,
+        attempt: u32,
+        finish: &Finish,
+        now_ms: i64,
+    ) -> Result<Result<Run, Refusal>, Error> {
+        let mut conn = self.conn();
+        if let Err(refusal) = conn.held(id, principal, attempt).await? {
+            return Ok(Err(refusal));
+        }
+        let count = |n: u64| int("test count", n);
+        let counts = [
+            finish.tests.map(|t| count(t.passed)).transpose()?,
+            finish.tests.map(|t| count(t.failed)).transpose()?,
+            finish.tests.map(|t| count(t.skipped)).transpose()?,
+            finish.duration_ms.map(|d| int("duration", d)).transpose()?,
+        ];
+        let envelopes = serde_json::to_string(&finish.envelopes).map_err(|e| Error::Corrupt {
+            table: "runs",
+            key: id.to_owned(),
+            column: "envelopes",
+            reason: e.to_string(),
+        })?;
+        let done = conn
+            .finish(
+                id,
+                principal,
+                attempt,
+                finish.outcome,
+                counts,
+                &envelopes,
+                now_ms,
+            )
+            .await?;
+        if !done {
+            return Ok(Err(Refusal::NotHolder));
+        }
+        Ok(conn.run_by_id(id).await?.ok_or(Refusal::NotFound))
+    }
+
+    /// Gives run `id` back to the queue unfinished, if `principal` holds `attempt`.
+    pub async fn return_run(
+        &mut self,
+        id: &str,
+        principal: &str,
+        attempt: u32,
+    ) -> Result<Result<Run, Refusal>, Error> {
+        let mut conn = self.conn();
+        if let Err(refusal) = conn.held(id, principal, attempt).await? {
+            return Ok(Err(refusal));
+        }
+        if !conn.give_back(id, principal, attempt).await? {
+            return Ok(Err(Refusal::NotHolder));
+        }
+        Ok(conn.run_by_id(id).await?.ok_or(Refusal::NotFound))
+    }
+
+    /// Cancels the unfinished runs of `proposal` (all of them, or those not about
+    /// `keep_commit`); returns them as cancelled.
+    pub async fn cancel_runs(
+        &mut self,
+        proposal: &str,
+        keep_commit: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<Run>, Error> {
+        self.conn().cancel_runs(proposal, keep_commit, now_ms).await
+    }
+
+    /// [`Store::run`] as this transaction sees it.
+    pub async fn run(&mut self, id: &str) -> Result<Option<Run>, Error> {
+        self.conn().run_by_id(id).await
+    }
+}
+
+impl Store {
+    /// The run `id`.
+    pub async fn run(&self, id: &str) -> Result<Option<Run>, Error> {
+        self.pooled().await?.conn().run_by_id(id).await
+    }
+
+    /// Runs matching `filter`, newest first (by queue time, then id).
+    pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>, Error> {
+        self.pooled().await?.conn().list_runs(filter).await
+    }
+}

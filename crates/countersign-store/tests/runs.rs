@@ -1,0 +1,336 @@
+//! Runs of the fleet against both backends: exactly one runner leases an item (two stores,
+//! as two server processes, leasing concurrently), an expired lease is taken over by the
+//! server's clock, only the holder of the current attempt acts on a run, and cancelling.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::Db;
+use countersign_store::{
+    Finish, LeaseAsk, NewRun, Refusal, RunFilter, RunFor, RunOutcome, RunState, Store, TestCounts,
+};
+
+const LEASE_MS: u64 = 60_000;
+
+fn work(n: usize, suite: &str, env: &str, runners: &[&str]) -> NewRun {
+    NewRun {
+        id: format!("r-{n:06}"),
+        repo: "shop".into(),
+        repository: "github.com/acme/shop".into(),
+        suite: suite.into(),
+        environment: env.into(),
+        commit: "c".repeat(40),
+        target: RunFor::Branch("main".into()),
+        definition: "{}".into(),
+        runners: runners.iter().map(|r| (*r).to_owned()).collect(),
+        queued_at_ms: 1_000 + i64::try_from(n).unwrap(),
+    }
+}
+
+async fn enqueue(store: &Store, runs: &[NewRun]) {
+    let mut tx = store.begin().await.unwrap();
+    tx.enqueue_runs(runs).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn lease(store: &Store, runner: &str, envs: &[&str], max: u32, now: i64) -> Vec<String> {
+    let envs: Vec<String> = envs.iter().map(|e| (*e).to_owned()).collect();
+    let mut tx = store.begin().await.unwrap();
+    let principal = format!("runner:{runner}");
+    let runs = tx
+        .lease_runs(&LeaseAsk {
+            runner,
+            principal: &principal,
+            repository: "github.com/acme/shop",
+            environments: &envs,
+            max,
+            now_ms: now,
+            lease_ms: LEASE_MS,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    runs.into_iter().map(|r| r.id).collect()
+}
+
+/// 300 items, two stores (two server processes) each with two runners leasing at once, in
+/// small batches: every item is leased exactly once.
+async fn concurrent_leases_never_share_an_item(db: &Db) {
+    let a = db.store().await;
+    let b = db.store().await;
+    let items: Vec<NewRun> = (0..300)
+        .map(|n| work(n, "unit", "default", &["ci-1", "ci-2", "ci-3", "ci-4"]))
+        .collect();
+    enqueue(&a, &items).await;
+    let mut tasks = Vec::new();
+    for (store, runner) in [(&a, "ci-1"), (&a, "ci-2"), (&b, "ci-3"), (&b, "ci-4")] {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = lease(&store, runner, &["default"], 3, 10_000).await;
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got);
+            }
+            mine
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut per_runner = Vec::new();
+    for task in tasks {
+        let mine = task.await.unwrap();
+        per_runner.push(mine.len());
+        for id in mine {
+            assert!(seen.insert(id.clone()), "{id} was leased twice");
+        }
+    }
+    assert_eq!(seen.len(), 300, "every item leased once: {per_runner:?}");
+    let running = a
+        .runs(&RunFilter {
+            state: Some(RunState::Running),
+            limit: 1000,
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 300);
+    assert!(running.iter().all(|r| r.attempt == 1));
+    a.close().await;
+    b.close().await;
+}
+
+/// A runner only sees items of its environments that it may attest; an expired lease is
+/// taken by another runner when the server's clock passes it, and the first holder can then
+/// neither heartbeat nor finish; the new holder finishes it.
+async fn leases_expire_and_only_the_holder_acts(db: &Db) {
+    let store = db.store().await;
+    enqueue(
+        &store,
+        &[
+            work(1, "unit", "default", &["ci-1", "ci-2"]),
+            work(2, "unit", "staging", &["ci-1", "ci-2"]),
+            work(3, "payments", "default", &["payments-only"]),
+        ],
+    )
+    .await;
+    // ci-1 may not attest `payments`, and serves only `default`.
+    assert_eq!(
+        lease(&store, "ci-1", &["default"], 10, 0).await,
+        ["r-000001"]
+    );
+    assert!(lease(&store, "ci-2", &["default"], 10, 1).await.is_empty());
+    // A runner principal that is not the holder.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.heartbeat_run("r-000001", "runner:ci-2", 1, 5, LEASE_MS)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::NotHolder
+    );
+    // The holder extends its lease to 30_000 + LEASE_MS.
+    let run = tx
+        .heartbeat_run("r-000001", "runner:ci-1", 1, 30_000, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.lease_until_ms, Some(30_000 + 60_000));
+    assert_eq!(
+        tx.heartbeat_run("nope", "runner:ci-1", 1, 5, LEASE_MS)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::NotFound
+    );
+    tx.commit().await.unwrap();
+    // Not expired yet at 89_999; expired at 90_000.
+    assert!(
+        lease(&store, "ci-2", &["default"], 10, 89_999)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        lease(&store, "ci-2", &["default"], 10, 90_000).await,
+        ["r-000001"]
+    );
+    let mut tx = store.begin().await.unwrap();
+    let finish = Finish {
+        outcome: RunOutcome::Passed,
+        tests: Some(TestCounts {
+            passed: 3,
+            failed: 0,
+            skipped: 1,
+        }),
+        duration_ms: Some(1234),
+        envelopes: vec!["a".repeat(64)],
+    };
+    // The first holder's attempt is over.
+    assert_eq!(
+        tx.finish_run("r-000001", "runner:ci-1", 1, &finish, 91_000)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::NotHolder
+    );
+    // Even naming the current attempt, it is not ci-1's.
+    assert_eq!(
+        tx.finish_run("r-000001", "runner:ci-1", 2, &finish, 91_000)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::NotHolder
+    );
+    let done = tx
+        .finish_run("r-000001", "runner:ci-2", 2, &finish, 91_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.state, RunState::Finished);
+    assert_eq!(done.outcome, Some(RunOutcome::Passed));
+    assert_eq!(done.tests, Some(finish.tests.unwrap()));
+    assert_eq!(done.envelopes, finish.envelopes);
+    assert_eq!(done.runner.as_deref(), Some("runner:ci-2"));
+    // Finished is final.
+    assert_eq!(
+        tx.finish_run("r-000001", "runner:ci-2", 2, &finish, 92_000)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::Finished(RunOutcome::Passed)
+    );
+    tx.commit().await.unwrap();
+    // A finished run is never leased again.
+    assert!(
+        lease(&store, "ci-2", &["default"], 10, 10_000_000)
+            .await
+            .is_empty()
+    );
+    // `payments-only` gets its item; a returned item goes back to the queue.
+    assert_eq!(
+        lease(&store, "payments-only", &["default", "staging"], 10, 0).await,
+        ["r-000003"]
+    );
+    let mut tx = store.begin().await.unwrap();
+    let back = tx
+        .return_run("r-000003", "runner:payments-only", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.state, RunState::Queued);
+    tx.commit().await.unwrap();
+    assert_eq!(
+        lease(&store, "payments-only", &["default"], 10, 0).await,
+        ["r-000003"]
+    );
+    let run = store.run("r-000003").await.unwrap().unwrap();
+    assert_eq!(run.attempt, 2);
+    store.close().await;
+}
+
+/// Listing filters and pages newest first; a corrupt state is an error, not a default.
+async fn listing_filters(db: &Db) {
+    let store = db.store().await;
+    enqueue(
+        &store,
+        &[
+            work(1, "unit", "default", &["ci"]),
+            work(2, "unit", "staging", &["ci"]),
+            work(3, "e2e", "default", &["ci"]),
+        ],
+    )
+    .await;
+    let ids =
+        |runs: Vec<countersign_store::Run>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = RunFilter {
+        limit: 10,
+        ..RunFilter::default()
+    };
+    assert_eq!(
+        ids(store.runs(&all).await.unwrap()),
+        ["r-000003", "r-000002", "r-000001"]
+    );
+    let unit = RunFilter {
+        suite: Some("unit".into()),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(store.runs(&unit).await.unwrap()),
+        ["r-000002", "r-000001"]
+    );
+    let staging = RunFilter {
+        environment: Some("staging".into()),
+        ..all.clone()
+    };
+    assert_eq!(ids(store.runs(&staging).await.unwrap()), ["r-000002"]);
+    let since = RunFilter {
+        since_ms: Some(1_002),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(store.runs(&since).await.unwrap()),
+        ["r-000003", "r-000002"]
+    );
+    let page = RunFilter {
+        before: Some((1_003, "r-000003".into())),
+        limit: 1,
+        ..all.clone()
+    };
+    assert_eq!(ids(store.runs(&page).await.unwrap()), ["r-000002"]);
+    let queued = RunFilter {
+        state: Some(RunState::Queued),
+        ..all.clone()
+    };
+    assert_eq!(store.runs(&queued).await.unwrap().len(), 3);
+    // The schema refuses an unknown outcome outright.
+    db.refused("UPDATE runs SET state = 'finished', outcome = 'skipped' WHERE id = 'r-000001'")
+        .await;
+    store.close().await;
+}
+
+#[test]
+fn states_and_outcomes_parse_strictly() {
+    for outcome in RunOutcome::ALL {
+        assert_eq!(outcome.as_str().parse::<RunOutcome>().unwrap(), outcome);
+    }
+    for state in RunState::ALL {
+        assert_eq!(state.as_str().parse::<RunState>().unwrap(), state);
+    }
+    assert!("timed out".parse::<RunOutcome>().is_err());
+    assert!("Passed".parse::<RunOutcome>().is_err());
+    assert!("leased".parse::<RunState>().is_err());
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::Db::sqlite().await;
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::Db::postgres().await else { return };
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    concurrent_leases_never_share_an_item,
+    leases_expire_and_only_the_holder_acts,
+    listing_filters,
+);
