@@ -346,15 +346,31 @@ fn decide(
                 plan: &plan,
                 head: &head_evidence,
                 base: &base_evidence,
+                base_commit: Some(base.as_str()),
             });
             Some((verified, assessment))
         }
         _ => None,
     };
+    let suites_of = |entity: &countersign_graph::EntityRef| {
+        graph
+            .find(entity)
+            .and_then(|id| graph.node(id))
+            .map(|node| node.suites.clone())
+            .unwrap_or_default()
+    };
+    let self_validated = crate::selfval::self_validated(&plan, &impact, &state.config, suites_of);
     let mut input = DecisionInput::new(&impact, author);
     input.evidence = weighed
         .as_ref()
         .map(|(_, assessment)| evidence_facts(assessment));
+    input.self_validation = countersign_policy::SelfValidation {
+        suites: self_validated.keys().cloned().collect(),
+        base_suite_passed: weighed
+            .as_ref()
+            .map(|(_, assessment)| assessment.base_suite_passed.iter().cloned().collect())
+            .unwrap_or_default(),
+    };
     input.declared_tier = proposer.declared_tier.clone();
     input.never_automate = state.config.never_automate.surfaces.clone();
     input.approver_pool = governed::approver_pool(graph, &state.config, &impact);
@@ -373,6 +389,7 @@ fn decide(
         evidence: weighed
             .as_ref()
             .map(|(verified, assessment)| report::evidence_report(verified, assessment)),
+        self_validated: &self_validated,
     });
     let evidence = weighed
         .as_ref()

@@ -19,5 +19,6 @@ pub mod policy_change;
 pub mod protected;
 pub mod record;
 pub mod report;
+pub mod selfval;
 
 pub use error::{DecideError, ErrorKind, Result};
