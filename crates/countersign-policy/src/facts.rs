@@ -340,6 +340,7 @@ mod tests {
             &Principal::Human("h".into()),
             &BTreeSet::new(),
             None,
+            &SelfValidation::default(),
         );
         let base_context = base.to_cedar_context();
         let evidence = EvidenceFacts {
@@ -462,6 +463,26 @@ mod tests {
                     ..base.clone()
                 },
             ),
+            (
+                vec!["self_validated_suites"],
+                Facts {
+                    self_validation: SelfValidation {
+                        suites: ["lib-unit".to_owned()].into(),
+                        base_suite_passed: BTreeSet::new(),
+                    },
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["base_suite_passed"],
+                Facts {
+                    self_validation: SelfValidation {
+                        suites: BTreeSet::new(),
+                        base_suite_passed: ["lib-unit".to_owned()].into(),
+                    },
+                    ..base.clone()
+                },
+            ),
         ];
         let mut covered = BTreeSet::new();
         for (names, facts) in variants {
@@ -484,6 +505,7 @@ mod tests {
             &Principal::Human("h".into()),
             &BTreeSet::new(),
             None,
+            &SelfValidation::default(),
         );
         facts.unmapped_files = u64::MAX;
         assert_eq!(facts.to_cedar_context()["unmapped_files"], i64::MAX);
