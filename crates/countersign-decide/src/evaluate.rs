@@ -410,6 +410,7 @@ fn decide(
         author,
         declared_tier: proposer.declared_tier.clone(),
         evidence: bound.as_ref().map(|(h, b)| (h.as_slice(), b.as_slice())),
+        base_commit: base.as_deref(),
     };
     let judged = judge.judge(&changes, &BTreeSet::new());
     let what_if = what_if.map(|budget| crate::what_if::search(&judge, &changes, &judged, budget));
@@ -418,6 +419,7 @@ fn decide(
         plan,
         assessment,
         decision,
+        self_validated,
     } = judged;
     let mut report = report::build(ReportInput {
         decision: &decision,
@@ -431,6 +433,7 @@ fn decide(
             .as_ref()
             .zip(assessment.as_ref())
             .map(|(verified, assessment)| report::evidence_report(verified, assessment)),
+        self_validated: &self_validated,
     });
     report.what_if = what_if.as_ref().map(report::what_if_report);
     let evidence = verified
@@ -465,6 +468,8 @@ pub(crate) struct Judge<'a> {
     pub declared_tier: Option<String>,
     /// Accepted evidence (head, base), when evidence is weighed.
     pub evidence: Option<(&'a [AcceptedEvidence], &'a [AcceptedEvidence])>,
+    /// The base commit, whose suite files a head run may name (a suite's base version).
+    pub base_commit: Option<&'a str>,
 }
 
 /// A judged change with its intermediate results.
@@ -474,6 +479,8 @@ pub(crate) struct Judged {
     /// The assessment of the accepted evidence; `None` when no evidence was weighed.
     pub assessment: Option<Assessment>,
     pub decision: Decision,
+    /// The self-validated suites with the defining files the change edits.
+    pub self_validated: BTreeMap<String, Vec<String>>,
 }
 
 impl Judge<'_> {
@@ -486,23 +493,23 @@ impl Judge<'_> {
         let graph = state.graph();
         let mut impact = countersign_graph::impact(graph, &paths);
         governed::mark_read_rules(&mut impact, graph, self.read_paths);
-        let plan = countersign_evidence::plan(
-            &impact,
-            |entity| {
-                graph
-                    .find(entity)
-                    .and_then(|id| graph.node(id))
-                    .map(|node| node.suites.clone())
-                    .unwrap_or_default()
-            },
-            state.config.plan.depth,
-        );
+        let suites_of = |entity: &countersign_graph::EntityRef| {
+            graph
+                .find(entity)
+                .and_then(|id| graph.node(id))
+                .map(|node| node.suites.clone())
+                .unwrap_or_default()
+        };
+        let plan = countersign_evidence::plan(&impact, suites_of, state.config.plan.depth);
+        let self_validated =
+            crate::selfval::self_validated(&plan, &impact, &state.config, suites_of);
         let assess = |head: &[AcceptedEvidence], base: &[AcceptedEvidence]| {
             countersign_evidence::assess(&AssessInput {
                 graph,
                 plan: &plan,
                 head,
                 base,
+                base_commit: self.base_commit,
             })
         };
         let assessment = self.evidence.map(|(head, base)| assess(head, base));
@@ -513,6 +520,15 @@ impl Judge<'_> {
         };
         let mut input = DecisionInput::new(&impact, self.author.clone());
         input.evidence = evidence_facts;
+        // A suite assumed passing (what-if) is the head's own run: it never confirms a
+        // self-validated suite, which only its base version does.
+        input.self_validation = countersign_policy::SelfValidation {
+            suites: self_validated.keys().cloned().collect(),
+            base_suite_passed: assessment
+                .as_ref()
+                .map(|a| a.base_suite_passed.iter().cloned().collect())
+                .unwrap_or_default(),
+        };
         input.declared_tier = self.declared_tier.clone();
         input.never_automate = state.config.never_automate.surfaces.clone();
         input.approver_pool = governed::approver_pool(graph, &state.config, &impact);
@@ -526,6 +542,7 @@ impl Judge<'_> {
             plan,
             assessment,
             decision,
+            self_validated,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod policy_change;
 pub mod protected;
 pub mod record;
 pub mod report;
+pub mod selfval;
 pub mod signature;
 pub mod what_if;
 

@@ -392,6 +392,12 @@ pub struct PlannedSuiteReport {
     pub suite: String,
     /// Why the suite is planned, one sentence per node it exercises.
     pub why: Vec<String>,
+    /// The suite's own defining files (tests, fixtures, its script) that the change adds,
+    /// edits, deletes or renames: the suite is *self-validated*, and its evidence cannot
+    /// earn an automated tier unless its base version passed against the head. Absent when
+    /// the change leaves them alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub self_validated_by: Vec<String>,
 }
 
 /// The inputs a report is built from.
@@ -404,6 +410,8 @@ pub struct ReportInput<'a> {
     pub head: Option<String>,
     pub graph_version: String,
     pub evidence: Option<EvidenceReport>,
+    /// Self-validated suites with the defining files the change edits.
+    pub self_validated: &'a BTreeMap<String, Vec<String>>,
 }
 
 pub fn build(input: ReportInput<'_>) -> EvaluationReport {
@@ -416,6 +424,7 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
         head,
         graph_version,
         evidence,
+        self_validated,
     } = input;
     EvaluationReport {
         schema: EVALUATE_SCHEMA.to_string(),
@@ -471,7 +480,7 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
             notify: refs(&decision.approvals.notify),
             shortfall: decision.approvals.shortfall,
         },
-        validation_plan: plan_report(plan),
+        validation_plan: plan_report(plan, self_validated),
         graph_version,
         policy_version: decision.policy_version.clone(),
         facts: decision
@@ -556,7 +565,7 @@ pub fn impact_report(impact: &Impact) -> ImpactReport {
     }
 }
 
-fn plan_report(plan: &ValidationPlan) -> PlanReport {
+fn plan_report(plan: &ValidationPlan, self_validated: &BTreeMap<String, Vec<String>>) -> PlanReport {
     PlanReport {
         depth: plan.depth,
         suites: plan
@@ -565,6 +574,7 @@ fn plan_report(plan: &ValidationPlan) -> PlanReport {
             .map(|s| PlannedSuiteReport {
                 suite: s.suite.clone(),
                 why: s.reasons.iter().map(plan_reason).collect(),
+                self_validated_by: self_validated.get(&s.suite).cloned().unwrap_or_default(),
             })
             .collect(),
         uncovered: refs(&plan.uncovered),
@@ -622,8 +632,13 @@ pub struct EvidenceReport {
     pub suites: Vec<SuiteReport>,
     /// Planned suites that failed at the head.
     pub failed_suites: Vec<String>,
-    /// Tests that pass in the base evidence and fail in the head evidence.
+    /// Tests that pass in the base evidence and fail, or are missing, in the head evidence.
     pub regressions: Vec<RegressionReport>,
+    /// Tests that fail in the base evidence and pass in the head evidence.
+    pub newly_passing: Vec<NewlyPassingReport>,
+    /// Suites whose base version (the base commit's suite files, run against the head)
+    /// passed: each confirms a self-validated suite.
+    pub base_suite_passed: Vec<String>,
     pub vulnerabilities: Vec<VulnerabilityReport>,
 }
 
@@ -683,6 +698,17 @@ pub struct SuiteReport {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct RegressionReport {
+    pub suite: String,
+    pub test: String,
+    /// `failing`: it ran and failed; `missing`: the head's run of the suite does not list
+    /// it (deleted, renamed or skipped).
+    pub kind: String,
+}
+
+/// A test that fails in the base evidence and passes in the head evidence: a fix, or a
+/// test weakened to pass. Shown for reviewers; it does not count against the change.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NewlyPassingReport {
     pub suite: String,
     pub test: String,
 }
@@ -781,8 +807,18 @@ pub fn evidence_report(
             .map(|r| RegressionReport {
                 suite: r.suite.clone(),
                 test: r.test.clone(),
+                kind: r.kind.as_str().to_owned(),
             })
             .collect(),
+        newly_passing: assessment
+            .newly_passing
+            .iter()
+            .map(|n| NewlyPassingReport {
+                suite: n.suite.clone(),
+                test: n.test.clone(),
+            })
+            .collect(),
+        base_suite_passed: assessment.base_suite_passed.clone(),
         vulnerabilities: assessment
             .vulnerabilities
             .iter()

@@ -205,6 +205,7 @@ proptest! {
             &Principal::Agent("bot".into()),
             &base_state.config.never_automate.surfaces,
             None,
+            &Default::default(),
         );
         if head_rules.as_ref() != Some(&base_rules) {
             prop_assert!(

@@ -68,6 +68,9 @@ pub struct AssessInput<'a> {
     pub head: &'a [AcceptedEvidence],
     /// Accepted evidence bound to the base commit.
     pub base: &'a [AcceptedEvidence],
+    /// The base commit, whose suite files a head run may name as its source
+    /// ([`crate::statement::SUITE_SOURCE`]). `None`: no such run counts.
+    pub base_commit: Option<&'a str>,
 }
 
 /// A suite's outcome at the head.
@@ -137,9 +140,39 @@ pub struct Coverage {
     pub nodes: Vec<NodeCoverage>,
 }
 
-/// A test that passed in the base's evidence and fails in the head's.
+/// A test that passed in the base's evidence and does not pass in the head's own run of
+/// the same suite.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Regression {
+    pub suite: String,
+    pub test: String,
+    pub kind: RegressionKind,
+}
+
+/// How a test that passed at the base fails to pass at the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RegressionKind {
+    /// It ran and failed.
+    Failing,
+    /// The head's run of its suite does not list it: the test was deleted, renamed or
+    /// skipped (a skipped test is in no list of a test-result). A suite whose tests
+    /// disappear is weaker, which is a regression until a person approves it.
+    Missing,
+}
+
+impl RegressionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegressionKind::Failing => "failing",
+            RegressionKind::Missing => "missing",
+        }
+    }
+}
+
+/// A test that failed in the base's evidence and passes in the head's: a fix, or a test
+/// weakened to pass. Shown, never counted against the change.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NewlyPassing {
     pub suite: String,
     pub test: String,
 }
@@ -217,6 +250,10 @@ pub struct Assessment {
     /// Planned suites that failed at the head.
     pub failed_suites: Vec<String>,
     pub regressions: Vec<Regression>,
+    pub newly_passing: Vec<NewlyPassing>,
+    /// Suites whose base version (the base commit's suite files, run against the head)
+    /// passed: what confirms a self-validated suite.
+    pub base_suite_passed: Vec<String>,
     /// Sorted by id, then node.
     pub vulnerabilities: Vec<Vulnerability>,
 }
@@ -230,6 +267,49 @@ impl Assessment {
 
 /// Assesses accepted evidence against the plan (see the module doc for the rules).
 pub fn assess(input: &AssessInput<'_>) -> Assessment {
+    // A head run of another commit's suite files says nothing about the head's own suite:
+    // it only confirms a self-validated suite (base_suite_passed).
+    let source = |e: &AcceptedEvidence| match &e.predicate {
+        Predicate::TestResult(r) => r.suite_source().map(str::to_owned),
+        _ => None,
+    };
+    let own: Vec<AcceptedEvidence> = input
+        .head
+        .iter()
+        .filter(|e| source(e).is_none_or(|s| s == e.commit))
+        .cloned()
+        .collect();
+    let base_suite_passed: BTreeSet<String> = input
+        .head
+        .iter()
+        .filter(|e| input.base_commit.is_some() && source(e).as_deref() == input.base_commit)
+        .filter_map(|e| match &e.predicate {
+            Predicate::TestResult(r)
+                if r.result == crate::statement::TestResultOutcome::Passed
+                    && !r.passed_tests.is_empty() =>
+            {
+                Some(e.suite.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    // A suite with a failing base-version run anywhere is not confirmed by a passing one.
+    let base_suite_failed: BTreeSet<&str> = input
+        .head
+        .iter()
+        .filter(|e| input.base_commit.is_some() && source(e).as_deref() == input.base_commit)
+        .filter(|e| {
+            matches!(&e.predicate, Predicate::TestResult(r)
+                if r.result != crate::statement::TestResultOutcome::Passed || r.passed_tests.is_empty())
+        })
+        .map(|e| e.suite.as_str())
+        .collect();
+    let base_suite_passed = base_suite_passed
+        .into_iter()
+        .filter(|s| !base_suite_failed.contains(s.as_str()))
+        .collect();
+    let own_input = AssessInput { head: &own, ..*input };
+    let input = &own_input;
     let suites = suite_results(input);
     let status: BTreeMap<&str, SuiteStatus> = suites
         .iter()
@@ -286,6 +366,8 @@ pub fn assess(input: &AssessInput<'_>) -> Assessment {
         coverage,
         failed_suites,
         regressions: regressions(input.head, input.base),
+        newly_passing: newly_passing(input.head, input.base),
+        base_suite_passed,
         vulnerabilities: vulnerabilities(input),
     }
 }
@@ -366,28 +448,75 @@ fn suite_results(input: &AssessInput<'_>) -> Vec<SuiteResult> {
 }
 
 fn regressions(head: &[AcceptedEvidence], base: &[AcceptedEvidence]) -> Vec<Regression> {
-    let mut passed: BTreeSet<(&str, &str)> = BTreeSet::new();
-    for evidence in base {
+    let passed_at_base = tests_by(base, |r| &r.passed_tests);
+    // Every test the head's runs list, by suite: a suite the head has no test-result for
+    // is a coverage gap, not a regression.
+    let mut listed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut failing: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for evidence in head {
         if let Predicate::TestResult(result) = &evidence.predicate {
-            for test in &result.passed_tests {
-                passed.insert((evidence.suite.as_str(), test.as_str()));
+            let here = listed.entry(evidence.suite.as_str()).or_default();
+            for test in result
+                .passed_tests
+                .iter()
+                .chain(&result.warned_tests)
+                .chain(&result.failed_tests)
+            {
+                here.insert(test.as_str());
+            }
+            for test in &result.failed_tests {
+                failing.insert((evidence.suite.as_str(), test.as_str()));
             }
         }
     }
     let mut found = BTreeSet::new();
-    for evidence in head {
-        if let Predicate::TestResult(result) = &evidence.predicate {
-            for test in &result.failed_tests {
-                if passed.contains(&(evidence.suite.as_str(), test.as_str())) {
-                    found.insert(Regression {
-                        suite: evidence.suite.clone(),
-                        test: test.clone(),
-                    });
-                }
+    for (suite, test) in passed_at_base {
+        let Some(here) = listed.get(suite) else {
+            continue;
+        };
+        let kind = if failing.contains(&(suite, test)) {
+            RegressionKind::Failing
+        } else if !here.contains(test) {
+            RegressionKind::Missing
+        } else {
+            continue;
+        };
+        found.insert(Regression {
+            suite: suite.to_owned(),
+            test: test.to_owned(),
+            kind,
+        });
+    }
+    found.into_iter().collect()
+}
+
+/// Tests that failed at the base and pass at the head, by suite.
+fn newly_passing(head: &[AcceptedEvidence], base: &[AcceptedEvidence]) -> Vec<NewlyPassing> {
+    let failed_at_base = tests_by(base, |r| &r.failed_tests);
+    let passed_at_head = tests_by(head, |r| &r.passed_tests);
+    failed_at_base
+        .intersection(&passed_at_head)
+        .map(|(suite, test)| NewlyPassing {
+            suite: (*suite).to_owned(),
+            test: (*test).to_owned(),
+        })
+        .collect()
+}
+
+/// (suite, test) pairs of one list of the test-results in `evidence`.
+fn tests_by<'a>(
+    evidence: &'a [AcceptedEvidence],
+    list: impl Fn(&'a crate::statement::TestResult) -> &'a Vec<String>,
+) -> BTreeSet<(&'a str, &'a str)> {
+    let mut out = BTreeSet::new();
+    for e in evidence {
+        if let Predicate::TestResult(result) = &e.predicate {
+            for test in list(result) {
+                out.insert((e.suite.as_str(), test.as_str()));
             }
         }
     }
-    found.into_iter().collect()
+    out
 }
 
 /// The node a product or package string names: an entity ref (`component:default/cart`,

@@ -15,7 +15,10 @@ pub mod report;
 pub mod statement;
 pub mod verify;
 
-pub use assess::{AssessInput, Assessment, Reachability, SuiteStatus, Vulnerability, assess};
+pub use assess::{
+    AssessInput, Assessment, NewlyPassing, Reachability, Regression, RegressionKind, SuiteStatus,
+    Vulnerability, assess,
+};
 pub use dsse::{Envelope, PublicKey, SigningKey, VerifiedEnvelope};
 pub use plan::{PlanReason, PlannedSuite, ValidationPlan, plan};
 pub use statement::{Predicate, Statement};

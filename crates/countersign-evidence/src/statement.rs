@@ -120,7 +120,21 @@ pub struct TestResult {
     pub failed_tests: Vec<String>,
 }
 
+/// The `configuration` entry of a test-result that says whose suite files ran: a resource
+/// named this, with the commit in its `gitCommit` digest. Absent: the suite files of the
+/// commit under test (the subject). A runner that checks the *base* commit's suite files out
+/// over the head's code names the base here (docs/evidence.md, "Base version of a suite").
+pub const SUITE_SOURCE: &str = "countersign.dev/suite-source";
+
 impl TestResult {
+    /// The commit whose suite files ran ([`SUITE_SOURCE`]), when the runner named one.
+    pub fn suite_source(&self) -> Option<&str> {
+        self.configuration
+            .iter()
+            .find(|c| c.name.as_deref() == Some(SUITE_SOURCE))
+            .map(|c| c.digest.get("gitCommit").map_or("", String::as_str))
+    }
+
     /// From test cases read out of reports: failed and errored tests are failed, flaky tests
     /// (passed on a retry) are warned, skipped tests are in no list. The run is FAILED when a
     /// test failed, WARNED when one was flaky, else PASSED.

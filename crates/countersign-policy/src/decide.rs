@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::approval::{ApprovalRequirement, ApprovalRules, OwnerGroup, requirement};
 use crate::check::PolicyEffect;
-use crate::facts::{EvidenceFacts, Facts, default_never_automate};
+use crate::facts::{EvidenceFacts, Facts, SelfValidation, default_never_automate};
 use crate::invariant;
 use crate::pack::PolicyPack;
 use crate::principal::Principal;
@@ -37,6 +37,9 @@ pub struct DecisionInput<'a> {
     pub evidence: Option<EvidenceFacts>,
     /// How many owners each requirement needs (the repository's `[approval]`).
     pub approval_rules: ApprovalRules,
+    /// The planned suites the change defines itself, and those the base's version
+    /// confirmed (see [`SelfValidation`]).
+    pub self_validation: SelfValidation,
 }
 
 impl<'a> DecisionInput<'a> {
@@ -51,6 +54,7 @@ impl<'a> DecisionInput<'a> {
             approver_pool: Vec::new(),
             evidence: None,
             approval_rules: ApprovalRules::default(),
+            self_validation: SelfValidation::default(),
         }
     }
 }
@@ -154,6 +158,7 @@ pub fn decide(pack: &PolicyPack, input: &DecisionInput<'_>) -> Decision {
         &input.author,
         &input.never_automate,
         input.evidence.as_ref(),
+        &input.self_validation,
     );
     let context = facts.to_cedar_context();
     let verdicts = evaluate(pack, &input.author, &context);
@@ -422,6 +427,7 @@ mod tests {
                 &author,
                 &default_never_automate(),
                 evidence.as_ref(),
+                &crate::facts::SelfValidation::default(),
             );
             let context = facts.to_cedar_context();
             let (principal, _entities, context) = prepare(&pack, &author, &context).unwrap();

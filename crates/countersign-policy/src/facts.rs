@@ -65,6 +65,23 @@ pub struct EvidenceFacts {
     pub reachable_vulnerabilities: u32,
 }
 
+/// The planned suites a change defines itself (it edits their tests, fixtures or script:
+/// countersign-decide's `selfval`), and the suites whose *base* version (the base commit's
+/// suite files run against the head's code) passed in accepted evidence. A self-validated
+/// suite not in `base_suite_passed` never earns an automated tier (docs/policy.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SelfValidation {
+    pub suites: BTreeSet<String>,
+    pub base_suite_passed: BTreeSet<String>,
+}
+
+impl SelfValidation {
+    /// The self-validated suites the base's version has not confirmed.
+    pub fn unconfirmed(&self) -> impl Iterator<Item = &String> {
+        self.suites.difference(&self.base_suite_passed)
+    }
+}
+
 /// Every fact the engine derives about one change. Counts are counts of distinct things
 /// in the impact; sets are surfaces. Built only by [`Facts::derive`] in production (tests
 /// and the verifier may build one by hand), so a fact cannot be missing: there is no
@@ -87,6 +104,8 @@ pub struct Facts {
     pub author_kind: PrincipalKind,
     /// `None` when no evidence was considered (`evidence_considered` is false).
     pub evidence: Option<EvidenceFacts>,
+    /// `self_validated_suites` and `base_suite_passed`.
+    pub self_validation: SelfValidation,
 }
 
 impl Facts {
@@ -99,6 +118,7 @@ impl Facts {
         author: &Principal,
         never_automate: &BTreeSet<Surface>,
         evidence: Option<&EvidenceFacts>,
+        self_validation: &SelfValidation,
     ) -> Facts {
         let governance_touched = !impact.governance_paths.is_empty()
             || impact.surfaces_touched.contains(&Surface::Governance);
@@ -131,6 +151,7 @@ impl Facts {
             governance_touched,
             author_kind: author.kind_of(),
             evidence: evidence.copied(),
+            self_validation: self_validation.clone(),
         }
     }
 
@@ -156,7 +177,15 @@ impl Facts {
             governance_touched,
             author_kind,
             evidence,
+            self_validation,
         } = self;
+        let SelfValidation {
+            suites: self_validated_suites,
+            base_suite_passed,
+        } = self_validation;
+        let names = |names: &BTreeSet<String>| {
+            Value::Array(names.iter().map(|n| Value::from(n.as_str())).collect())
+        };
         let set = |surfaces: &BTreeSet<Surface>| {
             Value::Array(
                 surfaces
@@ -211,6 +240,8 @@ impl Facts {
                 "reachable_vulnerabilities",
                 Value::from(i64::from(observed.reachable_vulnerabilities)),
             ),
+            ("self_validated_suites", names(self_validated_suites)),
+            ("base_suite_passed", names(base_suite_passed)),
         ])
     }
 
@@ -221,6 +252,7 @@ impl Facts {
             &Principal::System("names".to_owned()),
             &BTreeSet::new(),
             None,
+            &SelfValidation::default(),
         )
         .to_cedar_context()
         .into_keys()
@@ -308,6 +340,7 @@ mod tests {
             &Principal::Human("h".into()),
             &BTreeSet::new(),
             None,
+            &SelfValidation::default(),
         );
         let base_context = base.to_cedar_context();
         let evidence = EvidenceFacts {
@@ -430,6 +463,26 @@ mod tests {
                     ..base.clone()
                 },
             ),
+            (
+                vec!["self_validated_suites"],
+                Facts {
+                    self_validation: SelfValidation {
+                        suites: ["lib-unit".to_owned()].into(),
+                        base_suite_passed: BTreeSet::new(),
+                    },
+                    ..base.clone()
+                },
+            ),
+            (
+                vec!["base_suite_passed"],
+                Facts {
+                    self_validation: SelfValidation {
+                        suites: BTreeSet::new(),
+                        base_suite_passed: ["lib-unit".to_owned()].into(),
+                    },
+                    ..base.clone()
+                },
+            ),
         ];
         let mut covered = BTreeSet::new();
         for (names, facts) in variants {
@@ -452,6 +505,7 @@ mod tests {
             &Principal::Human("h".into()),
             &BTreeSet::new(),
             None,
+            &SelfValidation::default(),
         );
         facts.unmapped_files = u64::MAX;
         assert_eq!(facts.to_cedar_context()["unmapped_files"], i64::MAX);

@@ -57,6 +57,16 @@ pub(crate) fn check(facts: &Facts) -> Vec<InvariantHit> {
             facts: &["unmapped_files", "author_kind"],
         });
     }
+    if facts.self_validation.unconfirmed().next().is_some()
+        && facts.author_kind == PrincipalKind::Agent
+    {
+        hits.push(InvariantHit {
+            name: "agent-self-validated-suite",
+            minimum: Tier::SingleApprover,
+            message: "An agent edits the tests or definition of a planned suite that judges its change, and the base's version of that suite has not passed against the head: never an automated route.",
+            facts: &["self_validated_suites", "base_suite_passed", "author_kind"],
+        });
+    }
     if facts.unmapped_files > 0 {
         hits.push(InvariantHit {
             name: "unmapped-never-auto-merge",
@@ -84,12 +94,14 @@ mod tests {
             &Principal::Agent("a".into()),
             &BTreeSet::new(),
             None,
+            &crate::facts::SelfValidation::default(),
         );
         assert!(check(&facts).is_empty());
         facts.never_automate_touched = [Surface::Payments].into();
         facts.surfaces_touched = [Surface::Build].into();
         facts.governance_touched = true;
         facts.unmapped_files = 1;
+        facts.self_validation.suites = ["pay-unit".to_owned()].into();
         let hits = check(&facts);
         let names: Vec<&str> = hits.iter().map(|h| h.name).collect();
         assert_eq!(
@@ -99,6 +111,7 @@ mod tests {
                 "agent-edits-governance",
                 "agent-edits-build",
                 "agent-unmapped-needs-owner",
+                "agent-self-validated-suite",
                 "unmapped-never-auto-merge"
             ]
         );
@@ -112,7 +125,15 @@ mod tests {
         assert_eq!(
             check(&facts).len(),
             2,
-            "only agents trip the governance, build and unmapped-owner rules"
+            "only agents trip the governance, build, unmapped-owner and self-validation rules"
+        );
+        // The base's version of the suite passed against the head: confirmed.
+        facts.author_kind = crate::principal::PrincipalKind::Agent;
+        facts.self_validation.base_suite_passed = ["pay-unit".to_owned()].into();
+        assert!(
+            !check(&facts)
+                .iter()
+                .any(|h| h.name == "agent-self-validated-suite")
         );
     }
 }

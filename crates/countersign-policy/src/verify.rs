@@ -72,6 +72,7 @@ unless {
   context.surfaces_reached.containsAll(context.never_automate_reached) &&
   context.never_automate_reached.containsAll(context.never_automate_touched) &&
   context.governance_touched == context.surfaces_touched.contains("governance") &&
+  (context.evidence_considered || context.base_suite_passed.isEmpty()) &&
   (context.evidence_considered ||
     (context.coverage_percent == 0 && context.planned_suites == 0 &&
      context.failed_suites == 0 && context.regressions == 0 &&
@@ -921,7 +922,7 @@ fn describe(author: &str, facts: &BTreeMap<String, Value>) -> String {
         "no evidence considered".to_owned()
     };
     format!(
-        "a change by a {kind} author{shown_author}; surfaces touched: {} (never-automate: {}); surfaces reached: {} (never-automate: {}); criticality touched {} ({}), reached {} ({}); {} node(s) touched, {} more reached; {} critical and {} revenue-path node(s) reached; {} data store(s) touched; {} unmapped file(s); governance files {}; {evidence}",
+        "a change by a {kind} author{shown_author}; surfaces touched: {} (never-automate: {}); surfaces reached: {} (never-automate: {}); criticality touched {} ({}), reached {} ({}); {} node(s) touched, {} more reached; {} critical and {} revenue-path node(s) reached; {} data store(s) touched; {} unmapped file(s); governance files {}; {evidence}; self-validated suites: {} (base version passed: {})",
         set("surfaces_touched"),
         set("never_automate_touched"),
         set("surfaces_reached"),
@@ -941,6 +942,8 @@ fn describe(author: &str, facts: &BTreeMap<String, Value>) -> String {
         } else {
             "not edited"
         },
+        set("self_validated_suites"),
+        set("base_suite_passed"),
     )
 }
 
@@ -971,6 +974,7 @@ mod tests {
                 "missing-coverage-never-auto-merge",
                 "agent-build-never-automated",
                 "agent-unmapped-never-automated",
+                "self-validated-suite-never-automated",
             ]
         );
     }

@@ -41,7 +41,7 @@ fn the_default_pack_satisfies_the_builtin_properties() {
     let Some(solver) = solver() else { return };
     let verification = verify(&PolicyPack::default_pack(), &[], &solver).unwrap();
     assert!(verification.holds(), "{:#?}", verification.results);
-    assert_eq!(verification.results.len(), 6);
+    assert_eq!(verification.results.len(), 7);
     assert!(!verification.solver_version.is_empty());
 }
 
@@ -91,8 +91,8 @@ fn a_planted_hole_is_found_with_a_counterexample() {
         .filter(|r| r.outcome != Outcome::Holds)
         .map(|r| r.id.as_str())
         .collect();
-    // The fast lane also lets unmapped files, reachable vulnerabilities and an agent's
-    // build files through.
+    // The fast lane also lets unmapped files, reachable vulnerabilities, an agent's build
+    // files and a self-validated suite through.
     assert_eq!(
         failed,
         [
@@ -100,7 +100,8 @@ fn a_planted_hole_is_found_with_a_counterexample() {
             "unmapped-files-never-auto-merge",
             "reachable-vulnerability-never-automated",
             "agent-build-never-automated",
-            "agent-unmapped-never-automated"
+            "agent-unmapped-never-automated",
+            "self-validated-suite-never-automated"
         ]
     );
     let Outcome::Fails {
@@ -179,7 +180,7 @@ fn differently_written_equivalent_packs_are_equivalent() {
 @id("b") @reason("r") permit (principal, action == Countersign::Action::"notify_and_proceed", resource) unless { context.max_criticality_reached >= 3 };
 @id("c") @reason("r") permit (principal, action == Countersign::Action::"single_approver", resource);
 @id("d") @reason("r") forbid (principal, action in [Countersign::Action::"auto_merge", Countersign::Action::"notify_and_proceed", Countersign::Action::"single_approver"], resource) when { context.never_automate_touched.isEmpty() == false || (context.governance_touched && principal.kind == "agent") || context.reachable_vulnerabilities >= 1 };
-@id("e") @reason("r") forbid (principal, action in [Countersign::Action::"auto_merge", Countersign::Action::"notify_and_proceed"], resource) when { !context.never_automate_reached.isEmpty() || context.critical_reached > 0 || context.revenue_path_reached > 0 || context.max_criticality_touched > 2 || context.data_stores_touched > 0 || (context.evidence_considered && !(context.coverage_percent >= 100)) || context.failed_suites > 0 || context.regressions > 0 };
+@id("e") @reason("r") forbid (principal, action in [Countersign::Action::"auto_merge", Countersign::Action::"notify_and_proceed"], resource) when { !context.never_automate_reached.isEmpty() || context.critical_reached > 0 || context.revenue_path_reached > 0 || context.max_criticality_touched > 2 || context.data_stores_touched > 0 || (context.evidence_considered && !(context.coverage_percent >= 100)) || context.failed_suites > 0 || context.regressions > 0 || !context.base_suite_passed.containsAll(context.self_validated_suites) };
 @id("f") @reason("r") forbid (principal, action == Countersign::Action::"auto_merge", resource) when { context.surfaces_reached.isEmpty() == false || context.unmapped_files > 0 };
 @id("g") @reason("r") forbid (principal, action in [Countersign::Action::"auto_merge", Countersign::Action::"notify_and_proceed"], resource) when { principal.kind == "agent" && (context.surfaces_touched.contains("build") || context.unmapped_files >= 1) };
 "#

@@ -141,7 +141,7 @@ pub fn attest(args: AttestArgs) -> Result<ExitCode> {
     let repository = subject_repository(&args.repository, &config, &args.commit)?;
     let key = read_key(&args.key)?;
 
-    let attestation = if args.run {
+    let mut attestation = if args.run {
         run_command(&args.command, &args.junit)?
     } else if !args.sarif.is_empty() {
         from_sarif(&args.sarif)?
@@ -152,6 +152,28 @@ pub fn attest(args: AttestArgs) -> Result<ExitCode> {
     } else {
         bail!("nothing to attest: give --junit, --sarif or --vex reports, or --run -- CMD");
     };
+    if let Some(rev) = &args.suite_source {
+        let source = git
+            .resolve(rev)
+            .with_context(|| format!("--suite-source {rev}"))?;
+        let Some(configuration) = attestation
+            .predicate
+            .get_mut("configuration")
+            .and_then(Value::as_array_mut)
+        else {
+            bail!("--suite-source applies to test results (--junit or --run) only");
+        };
+        configuration.push(serde_json::to_value(ResourceDescriptor {
+            name: Some(countersign_evidence::statement::SUITE_SOURCE.to_owned()),
+            digest: [("gitCommit".to_owned(), source.as_str().to_owned())].into(),
+            ..ResourceDescriptor::default()
+        })?);
+        attestation.summary = format!(
+            "{} (the suite files of {})",
+            attestation.summary,
+            source.as_str()
+        );
+    }
 
     let statement = Statement::for_commit(
         &repository,

@@ -37,6 +37,13 @@ pub fn evaluation(evaluation: &Evaluation) -> String {
         for why in &suite.why {
             let _ = writeln!(out, "      {why}");
         }
+        if !suite.self_validated_by.is_empty() {
+            let _ = writeln!(
+                out,
+                "      self-validated: the change edits this suite's own files ({}); its evidence cannot earn an automated tier unless its base version passes against the head",
+                suite.self_validated_by.join(", ")
+            );
+        }
     }
     if !plan.uncovered.is_empty() {
         let _ = writeln!(
@@ -130,10 +137,31 @@ fn evidence_text(evidence: &EvidenceReport) -> String {
         let _ = writeln!(out, "failed suites: {}", evidence.failed_suites.join(", "));
     }
     if !evidence.regressions.is_empty() {
-        let _ = writeln!(out, "regressions (pass at base, fail at head):");
+        let _ = writeln!(
+            out,
+            "regressions (pass at base; fail, or missing from the run, at head):"
+        );
         for r in &evidence.regressions {
-            let _ = writeln!(out, "  {}: {}", r.suite, r.test);
+            let how = if r.kind == "missing" {
+                " (missing: deleted, renamed or skipped)"
+            } else {
+                " (failing)"
+            };
+            let _ = writeln!(out, "  {}: {}{how}", r.suite, r.test);
         }
+    }
+    if !evidence.newly_passing.is_empty() {
+        let _ = writeln!(out, "newly passing (fail at base, pass at head; a fix or a weakened test):");
+        for n in &evidence.newly_passing {
+            let _ = writeln!(out, "  {}: {}", n.suite, n.test);
+        }
+    }
+    if !evidence.base_suite_passed.is_empty() {
+        let _ = writeln!(
+            out,
+            "base version passed against the head: {}",
+            evidence.base_suite_passed.join(", ")
+        );
     }
     if !evidence.vulnerabilities.is_empty() {
         let _ = writeln!(out, "vulnerabilities:");

@@ -395,7 +395,7 @@ fn a_test_passing_at_base_and_failing_at_head_is_a_regression() {
     assert_eq!(report["facts"]["regressions"], 1);
     assert_eq!(
         report["evidence"]["regressions"],
-        serde_json::json!([{"suite": "lib-unit", "test": "lib::subtracts"}])
+        serde_json::json!([{"suite": "lib-unit", "test": "lib::subtracts", "kind": "failing"}])
     );
     assert_eq!(report["automated"], false);
 }

@@ -183,6 +183,7 @@ fn run(head: &[AcceptedEvidence], base: &[AcceptedEvidence]) -> Assessment {
         plan: &plan,
         head,
         base,
+        base_commit: Some("b"),
     })
 }
 
@@ -234,6 +235,7 @@ fn nothing_planned_is_full_coverage_and_unplanned_suites_are_listed() {
         plan: &empty,
         head: &head,
         base: &[],
+        base_commit: None,
     });
     assert_eq!(a.coverage.percent, 100);
     assert_eq!(a.suites.len(), 1);
@@ -274,9 +276,84 @@ fn regressions_pass_at_base_and_fail_at_head_in_the_same_suite() {
         a.regressions,
         [Regression {
             suite: "lib-unit".into(),
-            test: "broke".into()
+            test: "broke".into(),
+            kind: RegressionKind::Failing,
         }]
     );
+    assert_eq!(
+        a.newly_passing,
+        [],
+        "was-broken still fails; `other` has no head run"
+    );
+}
+
+/// The attack of issue 21: the change deletes (or skips) the test that failed. The head's
+/// run passes, but the test that passed at the base is missing from it: a regression.
+#[test]
+fn a_test_gone_from_the_heads_run_is_a_missing_regression() {
+    let a = run(
+        &[tests("lib-unit", &["kept"], &[])],
+        &[tests("lib-unit", &["kept", "deleted"], &[])],
+    );
+    assert_eq!(
+        a.regressions,
+        [Regression {
+            suite: "lib-unit".into(),
+            test: "deleted".into(),
+            kind: RegressionKind::Missing,
+        }]
+    );
+    assert!(a.failed_suites.is_empty(), "the head's own run passed");
+    // No head run of the suite at all: a coverage gap, not a regression.
+    let a = run(&[], &[tests("lib-unit", &["kept", "deleted"], &[])]);
+    assert!(a.regressions.is_empty());
+    // A test that failed at the base and passes now is listed, not counted.
+    let a = run(
+        &[tests("lib-unit", &["kept", "fixed"], &[])],
+        &[tests("lib-unit", &["kept"], &["fixed"])],
+    );
+    assert!(a.regressions.is_empty());
+    assert_eq!(
+        a.newly_passing,
+        [NewlyPassing {
+            suite: "lib-unit".into(),
+            test: "fixed".into()
+        }]
+    );
+}
+
+fn from_source(mut e: AcceptedEvidence, commit: &str) -> AcceptedEvidence {
+    if let Predicate::TestResult(r) = &mut e.predicate {
+        r.configuration.push(crate::statement::ResourceDescriptor {
+            name: Some(crate::statement::SUITE_SOURCE.to_owned()),
+            digest: [("gitCommit".to_owned(), commit.to_owned())].into(),
+            ..Default::default()
+        });
+    }
+    e
+}
+
+/// A head run of the base's suite files confirms a self-validated suite only when it names
+/// the base and passes; it never stands in for the head's own run of the suite.
+#[test]
+fn a_run_of_the_base_suite_confirms_and_counts_for_nothing_else() {
+    let base_run = from_source(tests("lib-unit", &["kept", "deleted"], &[]), "b");
+    let a = run(std::slice::from_ref(&base_run), &[]);
+    assert_eq!(a.base_suite_passed, ["lib-unit"]);
+    let lib = a.suites.iter().find(|s| s.suite == "lib-unit").unwrap();
+    assert_eq!(lib.status, SuiteStatus::Missing, "not the head's own run");
+    assert_eq!(a.coverage.passed, 0);
+
+    // Another commit's suite, or a failing base run beside a passing one: no confirmation.
+    let other = from_source(tests("lib-unit", &["kept"], &[]), "someone-else");
+    assert!(run(&[other], &[]).base_suite_passed.is_empty());
+    let failing = from_source(tests("lib-unit", &["kept"], &["deleted"]), "b");
+    assert!(run(&[base_run, failing], &[]).base_suite_passed.is_empty());
+    // A run naming the head itself is the head's own run.
+    let own = from_source(tests("lib-unit", &["kept"], &[]), "c");
+    let a = run(&[own], &[]);
+    assert!(a.base_suite_passed.is_empty());
+    assert_eq!(a.coverage.passed, 1);
 }
 
 #[test]

@@ -348,6 +348,12 @@ pub struct AttestArgs {
     /// it leaves. Exits 1 after signing when the command failed.
     #[arg(long, requires = "command")]
     pub run: bool,
+    /// The tests that ran are the suite files of REV (usually the proposal's base), checked
+    /// out over `--commit`'s code: the *base version* of the suite, which confirms a
+    /// self-validated suite (docs/policy.md). Recorded in the test-result's configuration
+    /// as `countersign.dev/suite-source`. JUnit or `--run` only.
+    #[arg(long, value_name = "REV", conflicts_with_all = ["sarif", "vex"])]
+    pub suite_source: Option<String>,
     /// The command for `--run`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -1,0 +1,448 @@
+//! Issue 21: evidence a change wrote for itself does not count. Black-box, through the real
+//! binary with a real repository and a real runner: each run checks the commit out with
+//! git, executes the suite's test scripts from that checkout, writes JUnit, and signs it
+//! with `countersign attest`.
+
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use countersign_repo::{CommitId, RepoWriter};
+use serde_json::{Value, json};
+
+const REPOSITORY: &str = "github.com/acme/shop";
+
+const CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: team-shop
+spec:
+  type: team
+  children: []
+  members: [alice, bob]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: alice
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: bob
+spec:
+  memberOf: [team-shop]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: lib
+  annotations:
+    countersign.dev/criticality: low
+    countersign.dev/paths: /lib/**
+    countersign.dev/suites: lib-unit
+spec:
+  type: library
+  lifecycle: production
+  owner: team-shop
+"#;
+
+/// The runner's harness: runs every `*.sh` test of a directory from a checkout, one JUnit
+/// test case per file; a test whose file says `# skip` is reported skipped, as a test
+/// framework's skip marker would be.
+const HARNESS: &str = r#"#!/bin/sh
+dir="$1"; out="$2"; checkout="$3"
+{
+  echo '<?xml version="1.0" encoding="UTF-8"?>'
+  echo '<testsuites><testsuite name="lib">'
+  for t in "$dir"/*.sh; do
+    [ -e "$t" ] || continue
+    name=$(basename "$t" .sh)
+    if grep -q '^# skip' "$t"; then
+      echo "<testcase classname=\"lib\" name=\"$name\"><skipped/></testcase>"
+    elif (cd "$checkout" && sh "$t") >/dev/null 2>&1; then
+      echo "<testcase classname=\"lib\" name=\"$name\"/>"
+    else
+      echo "<testcase classname=\"lib\" name=\"$name\"><failure message=\"failed\">$name</failure></testcase>"
+    fi
+  done
+  echo '</testsuite></testsuites>'
+} > "$out"
+"#;
+
+/// `adds` holds for any version of the library; `limit` only while the limit is 100.
+const ADDS: &str = "grep -q 'fn add' lib/src.rs\n";
+const LIMIT: &str = "grep -q 'LIMIT: u32 = 100' lib/src.rs\n";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    repo: PathBuf,
+    writer: RepoWriter,
+    base: CommitId,
+    key: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let keys = dir.path().join("keys");
+    let output = countersign(&[
+        "runner",
+        "keygen",
+        "--name",
+        "ci",
+        "--out",
+        keys.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let public = stdout(&output)
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let config = format!(
+        "[repository]\nname = \"{REPOSITORY}\"\n\n[[runners]]\nname = \"ci\"\npublic_key = \"{public}\"\nsuites = [\"lib-unit\"]\n"
+    );
+    std::fs::write(dir.path().join("harness.sh"), HARNESS).unwrap();
+    let mut writer = RepoWriter::init(&repo).unwrap();
+    let base = writer
+        .commit(
+            [
+                ("countersign.toml", Some(config.as_str())),
+                ("catalog-info.yaml", Some(CATALOG)),
+                (
+                    "lib/src.rs",
+                    Some("pub const LIMIT: u32 = 100;\npub fn add() {}\n"),
+                ),
+                ("lib/tests/adds.sh", Some(ADDS)),
+                ("lib/tests/limit.sh", Some(LIMIT)),
+            ],
+            "base",
+            ALICE,
+            TIME,
+        )
+        .unwrap();
+    Fixture {
+        key: keys.join("ci.key"),
+        dir,
+        repo,
+        writer,
+        base,
+    }
+}
+
+impl Fixture {
+    fn git(&self, args: &[&str]) {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&self.repo)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+    }
+
+    /// A change on top of the base (each test makes one).
+    fn change(&mut self, files: &[(&str, Option<&str>)], time: i64) -> CommitId {
+        self.writer
+            .commit(files.iter().copied(), "change", ALICE, TIME + time)
+            .unwrap()
+    }
+
+    /// The runner: checks `commit` out (with the suite files of `suite_source`, when given,
+    /// restored over it), runs the suite, and signs what it found. Returns the envelope.
+    fn run_suite(&self, commit: &CommitId, suite_source: Option<&CommitId>) -> String {
+        let n = std::fs::read_dir(self.dir.path()).unwrap().count();
+        let checkout = self.dir.path().join(format!("checkout-{n}"));
+        let checkout_str = checkout.to_str().unwrap();
+        self.git(&["worktree", "add", "-q", "--detach", checkout_str, commit.as_str()]);
+        if let Some(source) = suite_source {
+            // The base's suite files over the head's code.
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(&checkout)
+                .args(["rm", "-r", "-q", "--ignore-unmatch", "lib/tests"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(&checkout)
+                .args(["checkout", source.as_str(), "--", "lib/tests"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let junit = self.dir.path().join(format!("junit-{n}.xml"));
+        let status = Command::new("sh")
+            .arg(self.dir.path().join("harness.sh"))
+            .arg(checkout.join("lib/tests"))
+            .arg(&junit)
+            .arg(&checkout)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let envelope = self.dir.path().join(format!("envelope-{n}.json"));
+        let mut args = vec![
+            "attest",
+            "--repo",
+            self.repo.to_str().unwrap(),
+            "--repository",
+            REPOSITORY,
+            "--key",
+            self.key.to_str().unwrap(),
+            "--commit",
+            commit.as_str(),
+            "--suite",
+            "lib-unit",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--out",
+            envelope.to_str().unwrap(),
+        ];
+        if let Some(source) = suite_source {
+            args.extend(["--suite-source", source.as_str()]);
+        }
+        let output = countersign(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        envelope.to_str().unwrap().to_owned()
+    }
+
+    fn evaluate(&self, head: &CommitId, author: &str, evidence: &[String]) -> Value {
+        let mut args = vec![
+            "evaluate",
+            "--repo",
+            self.repo.to_str().unwrap(),
+            "--base",
+            self.base.as_str(),
+            "--head",
+            head.as_str(),
+            "--author",
+            author,
+            "--format",
+            "json",
+        ];
+        args.push("--evidence");
+        args.extend(evidence.iter().map(String::as_str));
+        let output = countersign(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn text(&self, head: &CommitId, author: &str, evidence: &[String]) -> String {
+        let mut args = vec![
+            "evaluate",
+            "--repo",
+            self.repo.to_str().unwrap(),
+            "--base",
+            self.base.as_str(),
+            "--head",
+            head.as_str(),
+            "--author",
+            author,
+            "--evidence",
+        ];
+        args.extend(evidence.iter().map(String::as_str));
+        let output = countersign(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    }
+}
+
+/// The change breaks the limit; the base's run of the suite passed.
+const BROKEN: &str = "pub const LIMIT: u32 = 1000;\npub fn add() {}\n";
+
+fn planned<'r>(report: &'r Value) -> &'r Value {
+    &report["validation_plan"]["suites"][0]
+}
+
+#[test]
+fn an_agent_deleting_the_failing_test_is_refused_automation_and_the_deletion_is_named() {
+    let mut f = fixture();
+    let base_run = f.run_suite(&f.base.clone(), None);
+    let head = f.change(
+        &[("lib/src.rs", Some(BROKEN)), ("lib/tests/limit.sh", None)],
+        1,
+    );
+    let head_run = f.run_suite(&head, None);
+    let report = f.evaluate(&head, "agent:fixbot", &[base_run, head_run]);
+    // The runner honestly signed "all passed": full coverage, nothing failed.
+    assert_eq!(report["facts"]["coverage_percent"], 100, "{report:#}");
+    assert_eq!(report["facts"]["failed_suites"], 0);
+    // But the suite judged its own change, and the deleted test is missing from its run.
+    assert_eq!(report["facts"]["self_validated_suites"], json!(["lib-unit"]));
+    assert_eq!(
+        planned(&report)["self_validated_by"],
+        json!(["lib/tests/limit.sh"])
+    );
+    assert_eq!(
+        report["evidence"]["regressions"],
+        json!([{"suite": "lib-unit", "test": "lib::limit", "kind": "missing"}])
+    );
+    assert_eq!(report["automated"], false, "{report:#}");
+    let reasons = serde_json::to_string(&report["reasons"]).unwrap();
+    assert!(reasons.contains("self-validated-suite"), "{reasons}");
+    assert!(
+        reasons.contains("agent-self-validated-suite"),
+        "the invariant holds it too: {reasons}"
+    );
+
+    let text = f.text(&head, "agent:fixbot", &[
+        f.run_suite(&f.base.clone(), None),
+        f.run_suite(&head, None),
+    ]);
+    assert!(
+        text.contains("self-validated: the change edits this suite's own files (lib/tests/limit.sh)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lib-unit: lib::limit (missing: deleted, renamed or skipped)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_agent_marking_the_failing_test_skipped_is_refused_the_same_way() {
+    let mut f = fixture();
+    let base_run = f.run_suite(&f.base.clone(), None);
+    let head = f.change(
+        &[
+            ("lib/src.rs", Some(BROKEN)),
+            ("lib/tests/limit.sh", Some(&format!("# skip\n{LIMIT}"))),
+        ],
+        1,
+    );
+    let head_run = f.run_suite(&head, None);
+    let report = f.evaluate(&head, "agent:fixbot", &[base_run, head_run.clone()]);
+    assert_eq!(report["facts"]["failed_suites"], 0, "{report:#}");
+    assert_eq!(report["facts"]["self_validated_suites"], json!(["lib-unit"]));
+    assert_eq!(
+        report["evidence"]["regressions"],
+        json!([{"suite": "lib-unit", "test": "lib::limit", "kind": "missing"}])
+    );
+    assert_eq!(report["automated"], false, "{report:#}");
+
+    // Even without base evidence to compare with, the self-validated suite alone keeps the
+    // change from automation; and the base's version of the suite, run against the head by
+    // the runner, fails (the limit is broken), so it confirms nothing.
+    let base_version = f.run_suite(&head, Some(&f.base.clone()));
+    let report = f.evaluate(&head, "agent:fixbot", &[head_run, base_version]);
+    assert_eq!(report["evidence"]["base_suite_passed"], json!([]), "{report:#}");
+    assert_eq!(report["facts"]["base_suite_passed"], json!([]));
+    assert_eq!(report["automated"], false, "{report:#}");
+}
+
+#[test]
+fn an_agent_editing_only_production_code_earns_automation() {
+    let mut f = fixture();
+    let base_run = f.run_suite(&f.base.clone(), None);
+    let head = f.change(
+        &[(
+            "lib/src.rs",
+            Some("pub const LIMIT: u32 = 100;\npub fn add() { let _ = 1; }\n"),
+        )],
+        1,
+    );
+    let head_run = f.run_suite(&head, None);
+    let report = f.evaluate(&head, "agent:fixbot", &[base_run, head_run]);
+    assert_eq!(report["facts"]["self_validated_suites"], json!([]), "{report:#}");
+    assert!(planned(&report).get("self_validated_by").is_none());
+    assert_eq!(report["evidence"]["regressions"], json!([]));
+    assert_eq!(report["tier"], "auto_merge", "{report:#}");
+}
+
+#[test]
+fn new_tests_count_normally_once_the_base_version_of_the_suite_passes() {
+    let mut f = fixture();
+    let base_run = f.run_suite(&f.base.clone(), None);
+    let head = f.change(
+        &[
+            (
+                "lib/src.rs",
+                Some("pub const LIMIT: u32 = 100;\npub fn add() {}\npub fn sub() {}\n"),
+            ),
+            ("lib/tests/subs.sh", Some("grep -q 'fn sub' lib/src.rs\n")),
+        ],
+        1,
+    );
+    let head_run = f.run_suite(&head, None);
+    for author in ["human:alice", "agent:fixbot"] {
+        // The new test file makes the suite self-validated: without more, no automation.
+        let report = f.evaluate(&head, author, &[base_run.clone(), head_run.clone()]);
+        assert_eq!(report["facts"]["self_validated_suites"], json!(["lib-unit"]));
+        assert_eq!(
+            planned(&report)["self_validated_by"],
+            json!(["lib/tests/subs.sh"])
+        );
+        assert_eq!(report["evidence"]["regressions"], json!([]), "nothing weakened");
+        assert_eq!(report["automated"], false, "{author}: {report:#}");
+    }
+    // The runner runs the base's suite files against the head: they pass, so the old tests
+    // still hold and the new ones were added to them. The change counts normally.
+    let base_version = f.run_suite(&head, Some(&f.base.clone()));
+    for author in ["human:alice", "agent:fixbot"] {
+        let report = f.evaluate(
+            &head,
+            author,
+            &[base_run.clone(), head_run.clone(), base_version.clone()],
+        );
+        assert_eq!(
+            report["facts"]["base_suite_passed"],
+            json!(["lib-unit"]),
+            "{report:#}"
+        );
+        assert_eq!(report["facts"]["coverage_percent"], 100);
+        assert_eq!(report["tier"], "auto_merge", "{author}: {report:#}");
+    }
+}
+
+/// `--suite-source` names a commit of the repository and applies to test results only.
+#[test]
+fn suite_source_is_checked() {
+    let f = fixture();
+    let junit = f.dir.path().join("j.xml");
+    std::fs::write(
+        &junit,
+        r#"<testsuites><testsuite name="s"><testcase name="t"/></testsuite></testsuites>"#,
+    )
+    .unwrap();
+    let sarif = f.dir.path().join("s.sarif");
+    std::fs::write(
+        &sarif,
+        r#"{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": []}]}"#,
+    )
+    .unwrap();
+    let base = f.base.as_str();
+    let common = |report: &Path, flag: &'static str, source: &'static str| {
+        countersign(&[
+            "attest",
+            "--repo",
+            f.repo.to_str().unwrap(),
+            "--repository",
+            REPOSITORY,
+            "--key",
+            f.key.to_str().unwrap(),
+            "--commit",
+            base,
+            "--suite",
+            "lib-unit",
+            flag,
+            report.to_str().unwrap(),
+            "--suite-source",
+            source,
+        ])
+    };
+    let unknown = common(&junit, "--junit", "no-such-rev");
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("--suite-source no-such-rev"), "{}", stderr(&unknown));
+    let scan = common(&sarif, "--sarif", "HEAD");
+    assert!(!scan.status.success());
+}
