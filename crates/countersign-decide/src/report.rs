@@ -565,7 +565,10 @@ pub fn impact_report(impact: &Impact) -> ImpactReport {
     }
 }
 
-fn plan_report(plan: &ValidationPlan, self_validated: &BTreeMap<String, Vec<String>>) -> PlanReport {
+fn plan_report(
+    plan: &ValidationPlan,
+    self_validated: &BTreeMap<String, Vec<String>>,
+) -> PlanReport {
     PlanReport {
         depth: plan.depth,
         suites: plan

@@ -224,7 +224,14 @@ mod tests {
             command_file(".", "ci/run-tests").as_deref(),
             Some("ci/run-tests")
         );
-        for not in ["cargo", "-p", "/usr/bin/env", "https://x/y", "a b/c", "../../x/y"] {
+        for not in [
+            "cargo",
+            "-p",
+            "/usr/bin/env",
+            "https://x/y",
+            "a b/c",
+            "../../x/y",
+        ] {
             assert_eq!(command_file("svc", not), None, "{not}");
         }
     }

@@ -308,7 +308,10 @@ pub fn assess(input: &AssessInput<'_>) -> Assessment {
         .into_iter()
         .filter(|s| !base_suite_failed.contains(s.as_str()))
         .collect();
-    let own_input = AssessInput { head: &own, ..*input };
+    let own_input = AssessInput {
+        head: &own,
+        ..*input
+    };
     let input = &own_input;
     let suites = suite_results(input);
     let status: BTreeMap<&str, SuiteStatus> = suites

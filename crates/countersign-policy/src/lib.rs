@@ -25,7 +25,8 @@ pub use decide::{
 };
 pub use explain::explain_text;
 pub use facts::{
-    ALL_SURFACES, EvidenceFacts, Facts, SelfValidation, criticality_level, default_never_automate, surface_name,
+    ALL_SURFACES, EvidenceFacts, Facts, SelfValidation, criticality_level, default_never_automate,
+    surface_name,
 };
 pub use pack::{PolicyError, PolicyPack, default_files};
 pub use principal::{Principal, PrincipalError, PrincipalKind};

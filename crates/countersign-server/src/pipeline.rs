@@ -188,7 +188,10 @@ impl Pipeline {
             None => {
                 // Read outside the lock: a slow config read blocks no other repository.
                 let names = protected::names_at(&repo, &roots)?;
-                let mut cache = self.protected.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut cache = self
+                    .protected
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 if cache.len() >= PROTECTED_NAMES_KEPT {
                     cache.clear();
                 }

@@ -151,7 +151,10 @@ fn evidence_text(evidence: &EvidenceReport) -> String {
         }
     }
     if !evidence.newly_passing.is_empty() {
-        let _ = writeln!(out, "newly passing (fail at base, pass at head; a fix or a weakened test):");
+        let _ = writeln!(
+            out,
+            "newly passing (fail at base, pass at head; a fix or a weakened test):"
+        );
         for n in &evidence.newly_passing {
             let _ = writeln!(out, "  {}: {}", n.suite, n.test);
         }

@@ -79,7 +79,7 @@ dir="$1"; out="$2"; checkout="$3"
 
 /// `adds` holds for any version of the library; `limit` only while the limit is 100.
 const ADDS: &str = "grep -q 'fn add' lib/src.rs\n";
-const LIMIT: &str = "grep -q 'LIMIT: u32 = 100' lib/src.rs\n";
+const LIMIT: &str = "grep -q 'LIMIT: u32 = 100;' lib/src.rs\n";
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -163,7 +163,14 @@ impl Fixture {
         let n = std::fs::read_dir(self.dir.path()).unwrap().count();
         let checkout = self.dir.path().join(format!("checkout-{n}"));
         let checkout_str = checkout.to_str().unwrap();
-        self.git(&["worktree", "add", "-q", "--detach", checkout_str, commit.as_str()]);
+        self.git(&[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            checkout_str,
+            commit.as_str(),
+        ]);
         if let Some(source) = suite_source {
             // The base's suite files over the head's code.
             let out = Command::new("git")
@@ -278,7 +285,10 @@ fn an_agent_deleting_the_failing_test_is_refused_automation_and_the_deletion_is_
     assert_eq!(report["facts"]["coverage_percent"], 100, "{report:#}");
     assert_eq!(report["facts"]["failed_suites"], 0);
     // But the suite judged its own change, and the deleted test is missing from its run.
-    assert_eq!(report["facts"]["self_validated_suites"], json!(["lib-unit"]));
+    assert_eq!(
+        report["facts"]["self_validated_suites"],
+        json!(["lib-unit"])
+    );
     assert_eq!(
         planned(&report)["self_validated_by"],
         json!(["lib/tests/limit.sh"])
@@ -288,19 +298,24 @@ fn an_agent_deleting_the_failing_test_is_refused_automation_and_the_deletion_is_
         json!([{"suite": "lib-unit", "test": "lib::limit", "kind": "missing"}])
     );
     assert_eq!(report["automated"], false, "{report:#}");
+    // The pack's rule names it (the agent invariant, which holds it whatever the pack says,
+    // is listed only when it raises a tier the pack permitted: unit-tested in the policy
+    // crate).
     let reasons = serde_json::to_string(&report["reasons"]).unwrap();
-    assert!(reasons.contains("self-validated-suite"), "{reasons}");
     assert!(
-        reasons.contains("agent-self-validated-suite"),
-        "the invariant holds it too: {reasons}"
+        reasons.contains("\"id\":\"self-validated-suite\""),
+        "{reasons}"
     );
 
-    let text = f.text(&head, "agent:fixbot", &[
-        f.run_suite(&f.base.clone(), None),
-        f.run_suite(&head, None),
-    ]);
+    let text = f.text(
+        &head,
+        "agent:fixbot",
+        &[f.run_suite(&f.base.clone(), None), f.run_suite(&head, None)],
+    );
     assert!(
-        text.contains("self-validated: the change edits this suite's own files (lib/tests/limit.sh)"),
+        text.contains(
+            "self-validated: the change edits this suite's own files (lib/tests/limit.sh)"
+        ),
         "{text}"
     );
     assert!(
@@ -323,7 +338,10 @@ fn an_agent_marking_the_failing_test_skipped_is_refused_the_same_way() {
     let head_run = f.run_suite(&head, None);
     let report = f.evaluate(&head, "agent:fixbot", &[base_run, head_run.clone()]);
     assert_eq!(report["facts"]["failed_suites"], 0, "{report:#}");
-    assert_eq!(report["facts"]["self_validated_suites"], json!(["lib-unit"]));
+    assert_eq!(
+        report["facts"]["self_validated_suites"],
+        json!(["lib-unit"])
+    );
     assert_eq!(
         report["evidence"]["regressions"],
         json!([{"suite": "lib-unit", "test": "lib::limit", "kind": "missing"}])
@@ -335,7 +353,11 @@ fn an_agent_marking_the_failing_test_skipped_is_refused_the_same_way() {
     // the runner, fails (the limit is broken), so it confirms nothing.
     let base_version = f.run_suite(&head, Some(&f.base.clone()));
     let report = f.evaluate(&head, "agent:fixbot", &[head_run, base_version]);
-    assert_eq!(report["evidence"]["base_suite_passed"], json!([]), "{report:#}");
+    assert_eq!(
+        report["evidence"]["base_suite_passed"],
+        json!([]),
+        "{report:#}"
+    );
     assert_eq!(report["facts"]["base_suite_passed"], json!([]));
     assert_eq!(report["automated"], false, "{report:#}");
 }
@@ -353,7 +375,11 @@ fn an_agent_editing_only_production_code_earns_automation() {
     );
     let head_run = f.run_suite(&head, None);
     let report = f.evaluate(&head, "agent:fixbot", &[base_run, head_run]);
-    assert_eq!(report["facts"]["self_validated_suites"], json!([]), "{report:#}");
+    assert_eq!(
+        report["facts"]["self_validated_suites"],
+        json!([]),
+        "{report:#}"
+    );
     assert!(planned(&report).get("self_validated_by").is_none());
     assert_eq!(report["evidence"]["regressions"], json!([]));
     assert_eq!(report["tier"], "auto_merge", "{report:#}");
@@ -377,12 +403,19 @@ fn new_tests_count_normally_once_the_base_version_of_the_suite_passes() {
     for author in ["human:alice", "agent:fixbot"] {
         // The new test file makes the suite self-validated: without more, no automation.
         let report = f.evaluate(&head, author, &[base_run.clone(), head_run.clone()]);
-        assert_eq!(report["facts"]["self_validated_suites"], json!(["lib-unit"]));
+        assert_eq!(
+            report["facts"]["self_validated_suites"],
+            json!(["lib-unit"])
+        );
         assert_eq!(
             planned(&report)["self_validated_by"],
             json!(["lib/tests/subs.sh"])
         );
-        assert_eq!(report["evidence"]["regressions"], json!([]), "nothing weakened");
+        assert_eq!(
+            report["evidence"]["regressions"],
+            json!([]),
+            "nothing weakened"
+        );
         assert_eq!(report["automated"], false, "{author}: {report:#}");
     }
     // The runner runs the base's suite files against the head: they pass, so the old tests
@@ -442,7 +475,11 @@ fn suite_source_is_checked() {
     };
     let unknown = common(&junit, "--junit", "no-such-rev");
     assert!(!unknown.status.success());
-    assert!(stderr(&unknown).contains("--suite-source no-such-rev"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("--suite-source no-such-rev"),
+        "{}",
+        stderr(&unknown)
+    );
     let scan = common(&sarif, "--sarif", "HEAD");
     assert!(!scan.status.success());
 }
