@@ -267,7 +267,7 @@ impl Fixture {
 /// The change breaks the limit; the base's run of the suite passed.
 const BROKEN: &str = "pub const LIMIT: u32 = 1000;\npub fn add() {}\n";
 
-fn planned<'r>(report: &'r Value) -> &'r Value {
+fn planned(report: &Value) -> &Value {
     &report["validation_plan"]["suites"][0]
 }
 
