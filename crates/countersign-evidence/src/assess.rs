@@ -269,44 +269,35 @@ impl Assessment {
 pub fn assess(input: &AssessInput<'_>) -> Assessment {
     // A head run of another commit's suite files says nothing about the head's own suite:
     // it only confirms a self-validated suite (base_suite_passed).
-    let source = |e: &AcceptedEvidence| match &e.predicate {
-        Predicate::TestResult(r) => r.suite_source().map(str::to_owned),
-        _ => None,
-    };
+    fn source(e: &AcceptedEvidence) -> Option<&str> {
+        match &e.predicate {
+            Predicate::TestResult(r) => r.suite_source(),
+            _ => None,
+        }
+    }
     let own: Vec<AcceptedEvidence> = input
         .head
         .iter()
         .filter(|e| source(e).is_none_or(|s| s == e.commit))
         .cloned()
         .collect();
-    let base_suite_passed: BTreeSet<String> = input
-        .head
-        .iter()
-        .filter(|e| input.base_commit.is_some() && source(e).as_deref() == input.base_commit)
-        .filter_map(|e| match &e.predicate {
-            Predicate::TestResult(r)
-                if r.result == crate::statement::TestResultOutcome::Passed
-                    && !r.passed_tests.is_empty() =>
-            {
-                Some(e.suite.clone())
-            }
-            _ => None,
-        })
-        .collect();
-    // A suite with a failing base-version run anywhere is not confirmed by a passing one.
-    let base_suite_failed: BTreeSet<&str> = input
-        .head
-        .iter()
-        .filter(|e| input.base_commit.is_some() && source(e).as_deref() == input.base_commit)
-        .filter(|e| {
-            matches!(&e.predicate, Predicate::TestResult(r)
-                if r.result != crate::statement::TestResultOutcome::Passed || r.passed_tests.is_empty())
-        })
-        .map(|e| e.suite.as_str())
-        .collect();
-    let base_suite_passed = base_suite_passed
+    // The suites whose base-version runs all passed (with a test that ran): one failing run
+    // of a suite cancels any passing one.
+    let mut base_version: BTreeMap<&str, bool> = BTreeMap::new();
+    for e in input.head {
+        if input.base_commit.is_none() || source(e) != input.base_commit {
+            continue;
+        }
+        if let Predicate::TestResult(r) = &e.predicate {
+            let passed = r.result == crate::statement::TestResultOutcome::Passed
+                && !r.passed_tests.is_empty();
+            *base_version.entry(e.suite.as_str()).or_insert(true) &= passed;
+        }
+    }
+    let base_suite_passed = base_version
         .into_iter()
-        .filter(|s| !base_suite_failed.contains(s.as_str()))
+        .filter(|(_, passed)| *passed)
+        .map(|(suite, _)| suite.to_owned())
         .collect();
     let own_input = AssessInput {
         head: &own,

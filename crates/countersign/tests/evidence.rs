@@ -119,30 +119,6 @@ struct Fixture {
 }
 
 /// Runs `runner keygen` and returns the key file and the public key it printed.
-fn keygen(name: &str, out: &Path) -> (PathBuf, String) {
-    let output = countersign(&[
-        "runner",
-        "keygen",
-        "--name",
-        name,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let text = stdout(&output);
-    let public = text
-        .lines()
-        .find_map(|l| l.strip_prefix("public key: "))
-        .unwrap()
-        .trim()
-        .to_owned();
-    assert!(
-        text.contains(&format!("public_key = \"{public}\"")),
-        "{text}"
-    );
-    (out.join(format!("{name}.key")), public)
-}
-
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");

@@ -93,21 +93,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let keys = dir.path().join("keys");
-    let output = countersign(&[
-        "runner",
-        "keygen",
-        "--name",
-        "ci",
-        "--out",
-        keys.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let public = stdout(&output)
-        .lines()
-        .find_map(|l| l.strip_prefix("public key: "))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (key, public) = keygen("ci", &keys);
     let config = format!(
         "[repository]\nname = \"{REPOSITORY}\"\n\n[[runners]]\nname = \"ci\"\npublic_key = \"{public}\"\nsuites = [\"lib-unit\"]\n"
     );
@@ -131,7 +117,7 @@ fn fixture() -> Fixture {
         )
         .unwrap();
     Fixture {
-        key: keys.join("ci.key"),
+        key,
         dir,
         repo,
         writer,

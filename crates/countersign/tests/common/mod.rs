@@ -227,3 +227,29 @@ pub fn client(server: &str, token: Option<&str>, args: &[&str]) -> Output {
     }
     command.output().expect("the binary runs")
 }
+
+/// `countersign runner keygen --name NAME --out DIR`: the private key's path and the public
+/// key's hex, checked against the config snippet keygen prints.
+pub fn keygen(name: &str, out: &std::path::Path) -> (std::path::PathBuf, String) {
+    let output = countersign(&[
+        "runner",
+        "keygen",
+        "--name",
+        name,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let public = text
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        text.contains(&format!("public_key = \"{public}\"")),
+        "{text}"
+    );
+    (out.join(format!("{name}.key")), public)
+}
