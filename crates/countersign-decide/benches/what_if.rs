@@ -22,6 +22,7 @@ fn what_if(c: &mut Criterion) {
     let proposer = Proposer {
         author: "agent:bench".to_owned(),
         declared_tier: None,
+        dispatched_by: None,
     };
     let run = || {
         decide_loaded(

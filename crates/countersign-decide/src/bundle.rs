@@ -93,6 +93,17 @@ pub fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<Stri
             .unwrap_or_default()
             .to_string(),
         declared_tier: proposed.data["declared_tier"].as_str().map(str::to_string),
+        // Recorded with the decision (agent provenance): policies may read it, so the
+        // re-derivation decides with it too.
+        dispatched_by: match decided.data.get("dispatched_by") {
+            None => None,
+            Some(Value::String(d)) => Some(d.clone()),
+            Some(other) => {
+                return Err(DecideError::invalid(format!(
+                    "`dispatched_by` is not a principal: {other}"
+                )));
+            }
+        },
     };
     let base = proposed.data["base"].as_str().map(str::to_string);
     let head = proposed.data["head"].as_str().map(str::to_string);

@@ -35,6 +35,9 @@ pub enum ChangeSource {
 pub struct Proposer {
     pub author: String,
     pub declared_tier: Option<String>,
+    /// The human who dispatched the proposing agent (`token create --on-behalf-of`), as
+    /// `human:NAME`: the `dispatched_by` fact. `None` when nobody did.
+    pub dispatched_by: Option<String>,
 }
 
 /// A decided change with the intermediate results, for the text rendering and the record.
@@ -393,6 +396,11 @@ fn decide(
     what_if: Option<&crate::what_if::Budget>,
 ) -> Result<Evaluation> {
     let author = principal(state, &proposer.author)?;
+    let dispatched_by = proposer
+        .dispatched_by
+        .as_deref()
+        .map(|d| dispatcher(state, d))
+        .transpose()?;
     // Evidence is weighed only when files were given: no files keeps "no evidence
     // considered", which is not the same as "evidence of nothing".
     let verified = match (&base, &head) {
@@ -408,6 +416,7 @@ fn decide(
         state,
         read_paths,
         author,
+        dispatched_by,
         declared_tier: proposer.declared_tier.clone(),
         evidence: bound.as_ref().map(|(h, b)| (h.as_slice(), b.as_slice())),
         base_commit: base.as_deref(),
@@ -465,6 +474,8 @@ pub(crate) struct Judge<'a> {
     pub state: &'a GovernedState,
     pub read_paths: &'a [String],
     pub author: Principal,
+    /// The human who dispatched the proposing agent, if anyone did.
+    pub dispatched_by: Option<Principal>,
     pub declared_tier: Option<String>,
     /// Accepted evidence (head, base), when evidence is weighed.
     pub evidence: Option<(&'a [AcceptedEvidence], &'a [AcceptedEvidence])>,
@@ -530,6 +541,7 @@ impl Judge<'_> {
                 .unwrap_or_default(),
         };
         input.declared_tier = self.declared_tier.clone();
+        input.dispatched_by = self.dispatched_by.clone();
         input.never_automate = state.config.never_automate.surfaces.clone();
         input.approver_pool = governed::approver_pool(graph, &state.config, &impact);
         input.approval_rules = countersign_policy::ApprovalRules {
@@ -600,6 +612,18 @@ fn evidence_facts(
                 .count(),
         ),
         reachable_vulnerabilities: count(assessment.blocking_vulnerabilities()),
+    }
+}
+
+/// Parses the dispatcher of an agent: only a human dispatches (a name the configured agent
+/// patterns call a bot is not one), so a record naming anything else is refused rather than
+/// decided with a dispatcher policies would misread.
+fn dispatcher(state: &GovernedState, dispatcher: &str) -> Result<Principal> {
+    match principal(state, dispatcher)? {
+        human @ Principal::Human(_) => Ok(human),
+        other => Err(crate::DecideError::invalid(format!(
+            "the dispatcher {other} is not a human: only a person dispatches an agent"
+        ))),
     }
 }
 

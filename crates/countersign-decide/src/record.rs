@@ -142,6 +142,10 @@ pub fn record_as(
         "inputs": inputs,
         "evidence": evidence,
     });
+    if let Some(dispatcher) = &proposer.dispatched_by {
+        // Agent provenance, a decision input (the `dispatched_by` fact): re-derived with it.
+        decided["dispatched_by"] = Value::from(dispatcher.as_str());
+    }
     if let Some(object) = decided.as_object_mut() {
         for (name, value) in annotations {
             // Never overwrite what re-derivation compares.

@@ -206,6 +206,7 @@ proptest! {
             &base_state.config.never_automate.surfaces,
             None,
             &Default::default(),
+            None,
         );
         if head_rules.as_ref() != Some(&base_rules) {
             prop_assert!(

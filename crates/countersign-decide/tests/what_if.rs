@@ -172,6 +172,7 @@ fn decide(
     let proposer = Proposer {
         author: author.to_owned(),
         declared_tier: None,
+        dispatched_by: None,
     };
     decide_loaded(
         &base.state,

@@ -40,6 +40,8 @@ pub struct DecisionInput<'a> {
     /// The planned suites the change defines itself, and those the base's version
     /// confirmed (see [`SelfValidation`]).
     pub self_validation: SelfValidation,
+    /// The human who dispatched the proposing agent (agent provenance), if anyone did.
+    pub dispatched_by: Option<Principal>,
 }
 
 impl<'a> DecisionInput<'a> {
@@ -55,6 +57,7 @@ impl<'a> DecisionInput<'a> {
             evidence: None,
             approval_rules: ApprovalRules::default(),
             self_validation: SelfValidation::default(),
+            dispatched_by: None,
         }
     }
 }
@@ -159,6 +162,7 @@ pub fn decide(pack: &PolicyPack, input: &DecisionInput<'_>) -> Decision {
         &input.never_automate,
         input.evidence.as_ref(),
         &input.self_validation,
+        input.dispatched_by.as_ref(),
     );
     let context = facts.to_cedar_context();
     let verdicts = evaluate(pack, &input.author, &context);
@@ -428,6 +432,7 @@ mod tests {
                 &default_never_automate(),
                 evidence.as_ref(),
                 &crate::facts::SelfValidation::default(),
+                None,
             );
             let context = facts.to_cedar_context();
             let (principal, _entities, context) = prepare(&pack, &author, &context).unwrap();

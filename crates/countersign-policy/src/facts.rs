@@ -106,6 +106,10 @@ pub struct Facts {
     pub evidence: Option<EvidenceFacts>,
     /// `self_validated_suites` and `base_suite_passed`.
     pub self_validation: SelfValidation,
+    /// The human who dispatched the proposing agent (agent provenance: the agent token is
+    /// bound to them), `None` for a change nobody dispatched. `dispatched_by` in Cedar: a
+    /// set of zero or one principal, so a policy never reads an absent attribute.
+    pub dispatched_by: Option<Principal>,
 }
 
 impl Facts {
@@ -119,6 +123,7 @@ impl Facts {
         never_automate: &BTreeSet<Surface>,
         evidence: Option<&EvidenceFacts>,
         self_validation: &SelfValidation,
+        dispatched_by: Option<&Principal>,
     ) -> Facts {
         let governance_touched = !impact.governance_paths.is_empty()
             || impact.surfaces_touched.contains(&Surface::Governance);
@@ -152,6 +157,7 @@ impl Facts {
             author_kind: author.kind_of(),
             evidence: evidence.copied(),
             self_validation: self_validation.clone(),
+            dispatched_by: dispatched_by.cloned(),
         }
     }
 
@@ -178,6 +184,7 @@ impl Facts {
             author_kind,
             evidence,
             self_validation,
+            dispatched_by,
         } = self;
         let SelfValidation {
             suites: self_validated_suites,
@@ -242,6 +249,15 @@ impl Facts {
             ),
             ("self_validated_suites", names(self_validated_suites)),
             ("base_suite_passed", names(base_suite_passed)),
+            (
+                "dispatched_by",
+                Value::Array(
+                    dispatched_by
+                        .iter()
+                        .map(|p| Value::from(p.to_string()))
+                        .collect(),
+                ),
+            ),
         ])
     }
 
@@ -253,6 +269,7 @@ impl Facts {
             &BTreeSet::new(),
             None,
             &SelfValidation::default(),
+            None,
         )
         .to_cedar_context()
         .into_keys()
@@ -341,6 +358,7 @@ mod tests {
             &BTreeSet::new(),
             None,
             &SelfValidation::default(),
+            None,
         );
         let base_context = base.to_cedar_context();
         let evidence = EvidenceFacts {
@@ -483,6 +501,13 @@ mod tests {
                     ..base.clone()
                 },
             ),
+            (
+                vec!["dispatched_by"],
+                Facts {
+                    dispatched_by: Some(Principal::Human("alice".into())),
+                    ..base.clone()
+                },
+            ),
         ];
         let mut covered = BTreeSet::new();
         for (names, facts) in variants {
@@ -506,6 +531,7 @@ mod tests {
             &BTreeSet::new(),
             None,
             &SelfValidation::default(),
+            None,
         );
         facts.unmapped_files = u64::MAX;
         assert_eq!(facts.to_cedar_context()["unmapped_files"], i64::MAX);

@@ -95,6 +95,7 @@ mod tests {
             &BTreeSet::new(),
             None,
             &crate::facts::SelfValidation::default(),
+            None,
         );
         assert!(check(&facts).is_empty());
         facts.never_automate_touched = [Surface::Payments].into();

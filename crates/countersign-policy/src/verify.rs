@@ -922,7 +922,7 @@ fn describe(author: &str, facts: &BTreeMap<String, Value>) -> String {
         "no evidence considered".to_owned()
     };
     format!(
-        "a change by a {kind} author{shown_author}; surfaces touched: {} (never-automate: {}); surfaces reached: {} (never-automate: {}); criticality touched {} ({}), reached {} ({}); {} node(s) touched, {} more reached; {} critical and {} revenue-path node(s) reached; {} data store(s) touched; {} unmapped file(s); governance files {}; {evidence}; self-validated suites: {} (base version passed: {})",
+        "a change by a {kind} author{shown_author}; surfaces touched: {} (never-automate: {}); surfaces reached: {} (never-automate: {}); criticality touched {} ({}), reached {} ({}); {} node(s) touched, {} more reached; {} critical and {} revenue-path node(s) reached; {} data store(s) touched; {} unmapped file(s); governance files {}; {evidence}; self-validated suites: {} (base version passed: {}); dispatched by: {}",
         set("surfaces_touched"),
         set("never_automate_touched"),
         set("surfaces_reached"),
@@ -944,6 +944,7 @@ fn describe(author: &str, facts: &BTreeMap<String, Value>) -> String {
         },
         set("self_validated_suites"),
         set("base_suite_passed"),
+        set("dispatched_by"),
     )
 }
 

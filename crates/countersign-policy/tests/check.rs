@@ -120,8 +120,8 @@ fn documented_examples_check_clean() {
             (format!("example{i}.cedar"), text.to_owned())
         })
         .collect();
-    // Two policy examples and one properties file (`policy verify --properties`).
-    assert_eq!(examples.len(), 3);
+    // Three policy examples and one properties file (`policy verify --properties`).
+    assert_eq!(examples.len(), 4);
     let mut files: Vec<(String, String)> = default_files()
         .into_iter()
         .map(|(p, t)| (p.to_owned(), t.to_owned()))

@@ -85,9 +85,10 @@ pub struct Caller {
     pub role: Role,
     /// For a person signed in with an ID token: the issuer and subject that vouched.
     pub identity: Option<crate::oidc::Person>,
-    /// For an agent's token bound to a person (`token create --on-behalf-of`): that person,
-    /// an author of every proposal the agent makes. Only the token row says so: nothing in
-    /// a request can claim a dispatcher.
+    /// For an agent's token bound to a person (`token create --on-behalf-of`), or a
+    /// per-task token sent with the person's verified ID token ([`DISPATCHER_HEADER`]):
+    /// that person, an author of every proposal the agent makes. Nothing else in a request
+    /// can claim a dispatcher.
     pub dispatched_by: Option<Principal>,
 }
 
@@ -237,12 +238,72 @@ impl FromRequestParts<AppState> for Caller {
                  tokens (no OIDC issuer is configured)",
             ));
         };
+        let mut caller = caller;
+        if let Some(value) = parts.headers.get(DISPATCHER_HEADER) {
+            caller.dispatched_by = Some(dispatcher(state, &caller, value).await?);
+        }
         let route = parts
             .extensions
             .get::<MatchedPath>()
             .map_or_else(|| parts.uri.path().to_owned(), |m| m.as_str().to_owned());
         caller.admit(&parts.method, &route)?;
         Ok(caller)
+    }
+}
+
+/// The header an agent with a per-task token sends to name the person who dispatched it:
+/// that person's OIDC ID token, verified exactly as a person's sign-in is.
+pub const DISPATCHER_HEADER: &str = "x-countersign-dispatcher-token";
+
+/// The person an agent's [`DISPATCHER_HEADER`] proves: the ID token verifies against the
+/// configured issuer (signature, issuer, audience, expiry on the server's clock) and names a
+/// catalog person. Anything less is refused, never ignored: a request that claims a
+/// dispatcher the server cannot check is not decided as if it claimed none. A token bound
+/// to one person (`--on-behalf-of`) cannot name another.
+async fn dispatcher(
+    state: &AppState,
+    caller: &Caller,
+    value: &header::HeaderValue,
+) -> Result<Principal, ApiError> {
+    let refused = |why: String| ApiError::Unauthorized(format!("{DISPATCHER_HEADER}: {why}"));
+    if !matches!(caller.principal, Principal::Agent(_)) {
+        return Err(ApiError::Forbidden(format!(
+            "{DISPATCHER_HEADER}: only an agent is dispatched, and {} is not one",
+            caller.principal
+        )));
+    }
+    let Some(oidc) = &state.oidc else {
+        return Err(refused(
+            "this server verifies no ID tokens (no OIDC issuer is configured), so it cannot \
+             check who dispatched the agent"
+                .to_owned(),
+        ));
+    };
+    let text = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| refused("empty or not text; send the dispatcher's ID token".to_owned()))?;
+    let person = oidc
+        .authenticate(text, state.clock.unix_seconds(), &state.repos)
+        .await
+        .map_err(|e| match e {
+            ApiError::Unauthorized(why) => refused(why),
+            ApiError::Forbidden(why) => ApiError::Forbidden(format!("{DISPATCHER_HEADER}: {why}")),
+            other => other,
+        })?;
+    let principal = person.principal;
+    if !matches!(principal, Principal::Human(_)) {
+        return Err(ApiError::Forbidden(format!(
+            "{DISPATCHER_HEADER}: the dispatcher must be a person, and {principal} is not"
+        )));
+    }
+    match &caller.dispatched_by {
+        Some(bound) if *bound != principal => Err(ApiError::Forbidden(format!(
+            "{DISPATCHER_HEADER}: this token is bound to {bound}, not {principal}"
+        ))),
+        _ => Ok(principal),
     }
 }
 

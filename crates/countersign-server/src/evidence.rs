@@ -197,14 +197,22 @@ async fn weigh(
     let mut envelopes = accepted;
     envelopes.push((submitted.clone(), envelope.to_vec()));
     let (base, head) = (proposal.base.clone(), proposal.head.clone());
+    let dispatched_by = proposal.dispatched_by.clone();
     let pipeline = std::sync::Arc::clone(&state.pipeline);
     let result = state
         .pipeline
         .blocking_for(&path.clone(), move || {
-            pipeline.decide_with_evidence(&path, &base, &head, &author, &envelopes)
+            pipeline.decide_with_evidence(
+                &path,
+                &base,
+                &head,
+                &author,
+                dispatched_by.as_deref(),
+                &envelopes,
+            )
         })
         .await?;
-    let mut outcome = match result {
+    let outcome = match result {
         Ok(outcome) => outcome,
         // The change decided when the proposal was opened; what is new is the evidence, so
         // an input error here is its verification's (e.g. a base naming no repository). The
@@ -216,7 +224,6 @@ async fn weigh(
         }
         Err(e) => return Err(e.into()),
     };
-    outcome.dispatched_by = proposal.dispatched_by.clone();
     let Some(report) = outcome.evidence() else {
         return Err(ApiError::Internal(
             "evidence was given but the decision weighed none".into(),

@@ -247,8 +247,9 @@ impl Pipeline {
         base: &str,
         head: &str,
         author: &Principal,
+        dispatched_by: Option<&str>,
     ) -> Result<Outcome, DecideError> {
-        self.decide_with_evidence(path, base, head, author, &[])
+        self.decide_with_evidence(path, base, head, author, dispatched_by, &[])
     }
 
     /// [`Pipeline::decide`], weighing evidence `envelopes` (name, bytes) as `evaluate
@@ -260,11 +261,13 @@ impl Pipeline {
         base: &str,
         head: &str,
         author: &Principal,
+        dispatched_by: Option<&str>,
         envelopes: &[(String, Vec<u8>)],
     ) -> Result<Outcome, DecideError> {
         let proposer = Proposer {
             author: author.to_string(),
             declared_tier: None,
+            dispatched_by: dispatched_by.map(str::to_owned),
         };
         let envelopes: Vec<EvidenceInput> = envelopes
             .iter()
@@ -297,8 +300,8 @@ impl Pipeline {
             missing_suites,
             fleet,
             evaluation,
+            dispatched_by: proposer.dispatched_by.clone(),
             proposer,
-            dispatched_by: None,
         })
     }
 }
@@ -307,18 +310,21 @@ impl Pipeline {
     /// What would lower the tier of the change `base..head` by `author`, weighing the
     /// accepted `envelopes` as [`Pipeline::decide_with_evidence`] does: the search of
     /// `countersign evaluate --what-if` under `budget`. Blocking, like a decision.
+    #[allow(clippy::too_many_arguments)] // a decision's inputs, as `decide_with_evidence` takes them, and the budget
     pub fn what_if(
         &self,
         path: &Path,
         base: &str,
         head: &str,
         author: &Principal,
+        dispatched_by: Option<&str>,
         envelopes: &[(String, Vec<u8>)],
         budget: &countersign_decide::what_if::Budget,
     ) -> Result<countersign_decide::report::WhatIfReport, DecideError> {
         let proposer = Proposer {
             author: author.to_string(),
             declared_tier: None,
+            dispatched_by: dispatched_by.map(str::to_owned),
         };
         let envelopes: Vec<EvidenceInput> = envelopes
             .iter()
@@ -616,10 +622,6 @@ impl Outcome {
         );
         annotations.insert("shortfall".to_owned(), json!(decision.approvals.shortfall));
         annotations.insert("commit_authors".to_owned(), json!(self.change.authors));
-        if let Some(dispatcher) = &self.dispatched_by {
-            // Agent provenance: the person who dispatched the proposing agent, beside it.
-            annotations.insert("dispatched_by".to_owned(), json!(dispatcher));
-        }
         annotations.insert("authorship".to_owned(), self.authorship(&annotations)?);
         annotations.insert(
             "validation_plan".to_owned(),

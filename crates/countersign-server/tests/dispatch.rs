@@ -8,7 +8,8 @@
 
 mod common;
 
-use common::{Db, NOW, start};
+use common::{Db, NOW, log_signer, start_with};
+use countersign_audit::bundle::verify_bundle;
 use countersign_policy::Principal;
 use countersign_server::{DispatchError, Role, create_dispatched_token};
 use reqwest::{Method, StatusCode};
@@ -19,7 +20,7 @@ fn p(text: &str) -> Principal {
 }
 
 async fn the_dispatcher_is_an_author(db: &Db) {
-    let mut server = start(db).await;
+    let mut server = start_with(db, |state| state.with_log_signer(log_signer())).await;
     let expires = NOW as i64 + 3600;
     let (text, token) = create_dispatched_token(
         &server.store,
@@ -53,6 +54,25 @@ async fn the_dispatcher_is_an_author(db: &Db) {
         proposal["decision"]["dispatched_by"], "human:carol",
         "{proposal:#}"
     );
+
+    // The dispatcher is a decision input (the `dispatched_by` fact): the bundle records it
+    // and re-derives the decision with it.
+    let response = server
+        .client
+        .get(format!("{}/v1/proposals/{id}/bundle", server.base))
+        .bearer_auth(&server.tokens["auditor"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let verifier = log_signer().verifier();
+    let bundle = verify_bundle(
+        &response.bytes().await.unwrap(),
+        std::slice::from_ref(&verifier),
+    )
+    .unwrap();
+    let differences = countersign_decide::bundle::rederive(&bundle, &verifier).unwrap();
+    assert!(differences.is_empty(), "{differences:?}");
 
     // carol sent the agent: her approval is refused; bob's counts.
     let (status, refused) = server.verdict("carol", &id, &head, "approve").await;

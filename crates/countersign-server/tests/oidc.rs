@@ -660,8 +660,129 @@ async fn an_identity_repository_is_the_only_directory(db: &Db) {
     server.stop().await;
 }
 
+/// A per-task agent token names its dispatcher with the person's own ID token
+/// (`X-Countersign-Dispatcher-Token`): verified like a sign-in, the person becomes an author
+/// of the proposal and the `dispatched_by` of its decision. A header that does not verify,
+/// names no person, comes from a person's own token or contradicts a token's binding is
+/// refused, never ignored.
+async fn an_id_token_proves_who_dispatched_the_agent(db: &Db) {
+    let key = Key::new("k1", 7);
+    let forger = Key::new("k1", 8);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, jwks(&[&key])).unwrap();
+    let (people_dir, _people) = people();
+    let config = OidcConfig::new(ISSUER, AUDIENCE, JwksSource::File(file));
+    let server = start_oidc(db, people_dir.path(), config).await;
+    let propose = |bearer: &'static str, dispatcher: String| {
+        let request = server
+            .client
+            .post(format!("{}/v1/proposals", server.base))
+            .bearer_auth(&server.tokens[bearer])
+            .header("X-Countersign-Dispatcher-Token", dispatcher)
+            .json(&json!({
+                "repo": "shop", "base": server.repo.base, "head": server.repo.shop, "title": "t"
+            }));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+
+    // Refused, each with its reason: a forged, an expired, a nobody's ID token; a person
+    // sending a dispatcher for themselves.
+    for (bearer, dispatcher, status, why) in [
+        (
+            "fixbot",
+            forger.token(&claims("bob@example.com")),
+            StatusCode::UNAUTHORIZED,
+            "signature",
+        ),
+        (
+            "fixbot",
+            key.token(&with(claims("bob@example.com"), "exp", json!(NOW - 61))),
+            StatusCode::UNAUTHORIZED,
+            "expired",
+        ),
+        (
+            "fixbot",
+            key.token(&claims("mallory@example.com")),
+            StatusCode::FORBIDDEN,
+            "mallory@example.com",
+        ),
+        (
+            "alice-proposer",
+            key.token(&claims("bob@example.com")),
+            StatusCode::FORBIDDEN,
+            "only an agent is dispatched",
+        ),
+        ("fixbot", " ".to_owned(), StatusCode::UNAUTHORIZED, "empty"),
+    ] {
+        let (got, problem) = propose(bearer, dispatcher).await;
+        assert_eq!(got, status, "{why}: {problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("x-countersign-dispatcher-token: ") && detail.contains(why),
+            "{why}: {detail}"
+        );
+    }
+
+    // bob's ID token: bob dispatched the agent, so he is an author and cannot approve.
+    let (status, proposal) = propose("fixbot", key.token(&claims("bob@example.com"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{proposal}");
+    assert_eq!(proposal["author"], "agent:fixbot");
+    assert_eq!(
+        proposal["decision"]["dispatched_by"], "human:bob",
+        "{proposal:#}"
+    );
+    assert!(
+        proposal["authors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "human:bob"),
+        "{proposal:#}"
+    );
+    let id = proposal["id"].as_str().unwrap();
+    let (status, problem) = server
+        .verdict("bob", id, &server.repo.shop, "approve")
+        .await;
+    assert!(status.is_client_error(), "{status} {problem}");
+    server.stop().await;
+}
+
+/// Without an OIDC issuer, a dispatcher header cannot be checked: refused, not ignored.
+async fn a_dispatcher_header_without_an_issuer_is_refused(db: &Db) {
+    let server = common::start(db).await;
+    let response = server
+        .client
+        .post(format!("{}/v1/proposals", server.base))
+        .bearer_auth(&server.tokens["fixbot"])
+        .header("X-Countersign-Dispatcher-Token", "eyJ.e30.x")
+        .json(&json!({
+            "repo": "shop", "base": server.repo.base, "head": server.repo.shop, "title": "t"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let problem: Value = response.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no OIDC issuer is configured"),
+        "{problem}"
+    );
+    server.stop().await;
+}
+
 on_both_backends!(
     one_repository_cannot_claim_anothers_people,
+    an_id_token_proves_who_dispatched_the_agent,
+    a_dispatcher_header_without_an_issuer_is_refused,
     an_identity_repository_is_the_only_directory,
     id_tokens_from_a_jwks_file,
     id_tokens_from_a_jwks_url,

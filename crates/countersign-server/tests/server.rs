@@ -338,6 +338,7 @@ async fn a_server_decision_re_derives_from_its_record(db: &Db) {
         let proposer = countersign_decide::evaluate::Proposer {
             author: proposed.data["author"].as_str().unwrap().to_owned(),
             declared_tier: None,
+            dispatched_by: None,
         };
         let again = countersign_decide::evaluate::rederive(
             inputs,

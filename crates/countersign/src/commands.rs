@@ -89,6 +89,7 @@ fn evaluate_cmd(args: EvaluateArgs) -> Result<ExitCode> {
     let proposer = Proposer {
         author,
         declared_tier: args.declared_tier,
+        dispatched_by: args.dispatched_by,
     };
     let what_if = args.what_if.then(|| countersign_decide::what_if::Budget {
         decisions: args.what_if_budget,

@@ -171,6 +171,81 @@ fn a_docs_typo_auto_merges_and_a_payments_change_needs_change_control() {
     assert_eq!(reached, ["component:default/shop"]);
 }
 
+/// Agent provenance reaches the policies: a pack may treat an agent nobody dispatched
+/// differently (docs/policy.md's example), and only a person can be a dispatcher.
+#[test]
+fn the_dispatcher_is_a_fact_policies_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = governed_repo(dir.path());
+    let rule = "@id(\"undispatched-agent-needs-a-person\")\n@reason(\"An agent's change that no person dispatched is approved by one.\")\nforbid (principal, action in [Countersign::Action::\"auto_merge\", Countersign::Action::\"notify_and_proceed\"], resource)\nwhen { principal.kind == \"agent\" && context.dispatched_by.isEmpty() };\n";
+    let mut files: Vec<(String, Option<String>)> = countersign_policy::default_files()
+        .into_iter()
+        .map(|(name, text)| (format!(".countersign/policy/{name}"), Some(text.to_owned())))
+        .collect();
+    files.push((
+        ".countersign/policy/provenance.cedar".to_owned(),
+        Some(rule.to_owned()),
+    ));
+    let base = writer
+        .commit(
+            files.iter().map(|(p, t)| (p.as_str(), t.as_deref())),
+            "policy",
+            ALICE,
+            TIME + 1,
+        )
+        .unwrap();
+    let docs = writer
+        .commit(
+            [("docs/index.md", Some("# Documentation\n"))],
+            "typo",
+            ALICE,
+            TIME + 2,
+        )
+        .unwrap();
+    let evaluate = |extra: &[&str]| {
+        let mut args = vec![
+            "evaluate",
+            "--repo",
+            repo_arg(dir.path()),
+            "--base",
+            base.as_str(),
+            "--head",
+            docs.as_str(),
+            "--author",
+            "agent:fixbot",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        countersign(&args)
+    };
+    let alone = json(&evaluate(&[]));
+    assert_eq!(alone["tier"], "single_approver", "{alone:#}");
+    assert_eq!(alone["facts"]["dispatched_by"], serde_json::json!([]));
+    assert!(
+        alone["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == "undispatched-agent-needs-a-person"),
+        "{alone:#}"
+    );
+    let sent = json(&evaluate(&["--dispatched-by", "human:bob"]));
+    assert_eq!(sent["tier"], "auto_merge", "{sent:#}");
+    assert_eq!(
+        sent["facts"]["dispatched_by"],
+        serde_json::json!(["human:bob"])
+    );
+    // Only a person dispatches an agent.
+    let refused = evaluate(&["--dispatched-by", "agent:other"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("the dispatcher agent:other is not a human"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
 #[test]
 fn the_rules_are_read_from_the_base_commit_not_the_head() {
     let dir = tempfile::tempdir().unwrap();

@@ -301,6 +301,7 @@ async fn what_if(
     let envelopes =
         crate::evidence::named(crate::evidence::for_head(&state.store, &id, &proposal.head).await?);
     let (base, head) = (proposal.base.clone(), proposal.head.clone());
+    let dispatched_by = proposal.dispatched_by.clone();
     let pipeline = std::sync::Arc::clone(&state.pipeline);
     let report = state
         .pipeline
@@ -311,7 +312,15 @@ async fn what_if(
                 deadline: Some(std::time::Instant::now() + WHAT_IF_DEADLINE),
                 ..countersign_decide::what_if::Budget::default()
             };
-            pipeline.what_if(&path, &base, &head, &author, &envelopes, &budget)
+            pipeline.what_if(
+                &path,
+                &base,
+                &head,
+                &author,
+                dispatched_by.as_deref(),
+                &envelopes,
+                &budget,
+            )
         })
         .await??;
     Ok(Json(WhatIfView {
@@ -519,14 +528,15 @@ async fn move_head(
         .map_err(|e| ApiError::Internal(format!("proposal {id}: {e}")))?;
     let (base, head) = (current.base.clone(), body.head.clone());
     let pipeline = std::sync::Arc::clone(&state.pipeline);
-    let mut outcome = state
+    // The dispatcher stays an author (and the `dispatched_by` fact) whatever the new
+    // commits say.
+    let dispatched_by = current.dispatched_by.clone();
+    let outcome = state
         .pipeline
         .blocking_for(&path.clone(), move || {
-            pipeline.decide(&path, &base, &head, &author)
+            pipeline.decide(&path, &base, &head, &author, dispatched_by.as_deref())
         })
         .await??;
-    // The dispatcher stays an author whatever the new commits say.
-    outcome.dispatched_by = current.dispatched_by.clone();
     let authors = with_dispatcher(&outcome.change.authors, current.dispatched_by.as_deref());
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository

@@ -62,8 +62,14 @@ pub(super) fn prepare(
     clock: &crate::Clock,
     signer: Option<std::sync::Arc<countersign_audit::Signer>>,
 ) -> Result<Prepared, ApiError> {
-    let mut outcome = pipeline.decide(path, &body.base, &body.head, author)?;
-    outcome.dispatched_by = dispatched_by.map(ToString::to_string);
+    let dispatched_by = dispatched_by.map(ToString::to_string);
+    let outcome = pipeline.decide(
+        path,
+        &body.base,
+        &body.head,
+        author,
+        dispatched_by.as_deref(),
+    )?;
     // The base must already be protected history, or the proposer would choose the rules
     // and hide commits from `main..head` (checked on the resolved id, after the decision
     // has said what an unknown revision is).

@@ -239,6 +239,10 @@ pub struct EvaluateArgs {
     /// A tier the author claims. It is recorded in the output and ignored.
     #[arg(long, value_name = "TIER")]
     pub declared_tier: Option<String>,
+    /// The human who dispatched the proposing agent (`human:NAME`), as a server knows it
+    /// from the agent's token (`token create --on-behalf-of`): the `dispatched_by` fact.
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub dispatched_by: Option<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
     /// Signed evidence (DSSE envelopes) to weigh. Only with `--base/--head`: trusted runners

@@ -63,6 +63,7 @@ pub fn run(dir: Option<&Path>) -> Result<DemoOutcome> {
         let proposer = Proposer {
             author: change.author.to_string(),
             declared_tier: change.declared_tier.map(str::to_string),
+            dispatched_by: None,
         };
         let source = ChangeSource::Commits {
             base: base.as_str().to_string(),
