@@ -121,6 +121,8 @@ pub struct ProposalView {
     /// `needed` more approvals from its `eligible` people.
     #[serde(default)]
     pub open_requirements: Vec<OpenRequirement>,
+    /// The people who may approve this proposal: the owners the decision names, without
+    /// the proposer and the change's authors (`approver_pool.eligible`).
     pub eligible_approvers: Vec<String>,
     pub decision: Value,
     pub approvals: Vec<ApprovalView>,
@@ -184,15 +186,26 @@ pub(crate) fn view(
             .map(|(subject, needed)| OpenRequirement {
                 subject: subject.clone(),
                 needed: *needed,
+                // Those who can still approve it: its authors never can.
                 eligible: record
                     .requirements
                     .iter()
                     .find(|r| &r.subject == subject)
-                    .map(|r| r.eligible.clone())
+                    .map(|r| {
+                        r.eligible
+                            .iter()
+                            .filter(|p| {
+                                **p != proposal.author && !proposal.authors.contains(*p)
+                            })
+                            .cloned()
+                            .collect()
+                    })
                     .unwrap_or_default(),
             })
             .collect(),
-        eligible_approvers: record.eligible_approvers.clone(),
+        // Who can approve: the decision's eligible people without the change's authors
+        // (the decision record keeps the list before authors are taken out).
+        eligible_approvers: pool.eligible.clone(),
         decision: decision.record.clone(),
         approvals: approvals
             .into_iter()
