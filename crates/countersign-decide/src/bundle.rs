@@ -195,7 +195,7 @@ fn rederive_authorship(
         .filter_map(|(path, bytes)| Some((path.clone(), bytes.clone()?)))
         .collect();
     let source = countersign_graph::MemorySource::new(present);
-    let people = people::people_of(people::catalog_users_in(&source, "the recorded inputs")?)?;
+    let people = people::people_in(&source, "the recorded inputs")?;
     let facts = people::commit_facts(&objects, &people)?;
     let derived = authorship::authorship(&people.directory, &facts);
     let recorded_authors: Vec<authorship::Author> =
