@@ -1,5 +1,7 @@
 //! The people of a commit: the catalog Users that have a profile email, read with the
-//! commit's own `countersign.toml` (catalog globs, agent patterns), and the principals a
+//! commit's own `countersign.toml` (catalog globs, agent patterns), the signing keys they
+//! list (a key that does not parse is an error naming the catalog file, the annotation's
+//! line and the annotation, for decisions and `graph check` alike), and the principals a
 //! change's commit authors and committers are, mapped through them.
 //!
 //! The mapping is strict: no guessing from names or email local parts, so an identity the
