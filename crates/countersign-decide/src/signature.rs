@@ -346,7 +346,7 @@ fn names(sig: &Signature, fingerprint: &Fingerprint, id: &KeyId) -> bool {
     if fingerprints.is_empty() && ids.is_empty() {
         return true;
     }
-    fingerprints.iter().any(|f| *f == fingerprint) || ids.iter().any(|i| *i == id)
+    fingerprints.contains(&fingerprint) || ids.contains(&id)
 }
 
 /// The issuer a signature names, for messages: its fingerprint, else its key id.
@@ -627,6 +627,9 @@ mod tests {
         }
     }
 
+    /// People a commit names, each with the fixture keys their User lists.
+    type Named<'a> = &'a [(&'a str, &'a [&'a str])];
+
     /// Checks the signature of fixture commit `commit` against `named` (principal, the
     /// armored keys their User lists) and renders the outcome as one line.
     fn check_commit(commit: &str, named: &[(&str, &[&str])]) -> String {
@@ -672,7 +675,7 @@ mod tests {
             fingerprint_of("mallory"),
             fingerprint_of("erin"),
         );
-        let cases: &[(&str, &[(&str, &[&str])], String)] = &[
+        let cases: &[(&str, Named, String)] = &[
             // Signed by alice's signing subkey: hers.
             (
                 "alice",
