@@ -285,7 +285,9 @@ fn check_openpgp(signature: &[u8], signed: &[u8], named: &[(&str, &SigningKeys)]
                 if !names(&sig, &fingerprint, &id) {
                     continue;
                 }
-                listed = true;
+                // A signature naming no issuer matches every key: only one naming this key
+                // says it is this key's, so only then is a mismatch an altered commit.
+                listed |= !(sig.issuer_fingerprint().is_empty() && sig.issuer_key_id().is_empty());
                 let verified = match &component {
                     Component::Primary => sig.verify(&cert.primary_key, signed),
                     Component::Subkey(sub) => sig.verify(&sub.key, signed),
