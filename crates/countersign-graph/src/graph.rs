@@ -687,6 +687,7 @@ fn merge_workspace(
                     relations: Vec::new(),
                     email: None,
                     ssh_signing_keys: Vec::new(),
+                    openpgp_signing_keys: None,
                     targets: Vec::new(),
                     source: p.manifest.clone(),
                 });
