@@ -51,6 +51,55 @@ pub fn catalog_users_in(
     tree: &dyn countersign_graph::FileSource,
     at: &str,
 ) -> Result<Vec<CatalogUser>, DecideError> {
+    let (agents, descriptors) = user_descriptors(tree, at)?;
+    Ok(descriptors
+        .into_iter()
+        .filter_map(|descriptor| {
+            let email = descriptor.email?;
+            Some(CatalogUser {
+                agent: agents.is_agent(&descriptor.entity.name),
+                ssh_signing_keys: descriptor.ssh_signing_keys,
+                email: email.trim().to_ascii_lowercase(),
+                name: descriptor.entity.name,
+            })
+        })
+        .collect())
+}
+
+/// A catalog User with a GitHub account (`github.com/user-login`), as one commit's catalog
+/// names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubUser {
+    pub name: String,
+    /// The login, lower-cased (GitHub logins are case-insensitive).
+    pub login: String,
+    /// The name matches the repository's agent patterns: a bot account, not a person.
+    pub agent: bool,
+}
+
+/// The catalog Users with a `github.com/user-login` at `commit`, read with the commit's own
+/// `countersign.toml` (catalog globs, agent patterns): who a GitHub account is, for the
+/// server's GitHub integration. Blocking (git).
+pub fn github_users(repo: &Repo, commit: &CommitId) -> Result<Vec<GithubUser>, DecideError> {
+    let (agents, descriptors) = user_descriptors(&repo.commit_tree(commit)?, commit.as_str())?;
+    Ok(descriptors
+        .into_iter()
+        .filter_map(|descriptor| {
+            let login = descriptor.github_login?;
+            Some(GithubUser {
+                agent: agents.is_agent(&descriptor.entity.name),
+                login: login.to_ascii_lowercase(),
+                name: descriptor.entity.name,
+            })
+        })
+        .collect())
+}
+
+/// The catalog's User descriptors in `tree`, with the agent patterns of its config.
+fn user_descriptors(
+    tree: &dyn countersign_graph::FileSource,
+    at: &str,
+) -> Result<(countersign_repo::AgentsConfig, Vec<countersign_graph::backstage::Descriptor>), DecideError> {
     let within = |what: &str, source: DecideError| DecideError::Context {
         context: format!("{what} at {at}"),
         source: Box::new(source),
@@ -77,21 +126,12 @@ pub fn catalog_users_in(
         &settings.limits,
     )
     .map_err(|e| within("reading the catalog", e.into()))?;
-    Ok(catalog
+    let users = catalog
         .descriptors
         .into_iter()
-        .filter_map(|descriptor| {
-            let (Kind::User, Some(email)) = (&descriptor.entity.kind, &descriptor.email) else {
-                return None;
-            };
-            Some(CatalogUser {
-                agent: config.agents.is_agent(&descriptor.entity.name),
-                ssh_signing_keys: descriptor.ssh_signing_keys,
-                email: email.trim().to_ascii_lowercase(),
-                name: descriptor.entity.name,
-            })
-        })
-        .collect())
+        .filter(|descriptor| descriptor.entity.kind == Kind::User)
+        .collect();
+    Ok((config.agents, users))
 }
 
 /// The catalog Users of `base` by profile email.

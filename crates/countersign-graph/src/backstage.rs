@@ -19,6 +19,10 @@
 //! | `countersign.dev/data-classes` | comma-separated data classes (`pii`, `pci`, ...) |
 //! | `countersign.dev/ssh-signing-keys` | a User's OpenSSH public keys, one a line (commit signatures) |
 //!
+//! Of Backstage's own annotations one is read: `github.com/user-login` on a User, the
+//! person's GitHub account (the GitHub integration maps reviews and pull request authors
+//! through it).
+//!
 //! **Paths are relative to the descriptor's directory** unless they start with `/`, which
 //! means the repository root: a descriptor travels with its code, so `src/**` in
 //! `services/pay/catalog-info.yaml` is `services/pay/src/**`. A trailing `/` means the
@@ -47,6 +51,9 @@ use crate::yaml;
 
 /// The annotation prefix countersign owns.
 pub const ANNOTATION_PREFIX: &str = "countersign.dev/";
+
+/// Backstage's annotation naming a User's GitHub account, read for the GitHub integration.
+pub const GITHUB_LOGIN_ANNOTATION: &str = "github.com/user-login";
 
 /// A relation a descriptor declares towards another entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -104,6 +111,10 @@ pub struct Descriptor {
     /// User `countersign.dev/ssh-signing-keys`: OpenSSH public key lines, as written (not
     /// parsed here: verifying commit signatures is countersign-decide's).
     pub ssh_signing_keys: Vec<String>,
+    /// User `github.com/user-login` (Backstage's own annotation, which its GitHub org
+    /// importer writes): the GitHub account of the person, as written. Whose reviews on
+    /// GitHub are this User's is the server's GitHub integration's to decide.
+    pub github_login: Option<String>,
     /// Location `spec.target` and `spec.targets`, as written.
     pub targets: Vec<String>,
     pub source: SourceLocation,
@@ -491,6 +502,7 @@ fn descriptor(
         relations: Vec::new(),
         email: None,
         ssh_signing_keys: Vec::new(),
+        github_login: None,
         targets: Vec::new(),
         source: at.clone(),
         entity,
@@ -564,6 +576,14 @@ fn descriptor(
             return Err(doc.field_error("metadata.annotations", "must be a mapping"));
         };
         for (key, value) in map {
+            if key == GITHUB_LOGIN_ANNOTATION && kind == Kind::User {
+                // Not countersign's annotation, so not refused when odd: a login that is no
+                // GitHub login only never matches anyone (the person never counts).
+                d.github_login = scalar(value)
+                    .map(|login| login.trim().to_owned())
+                    .filter(|login| !login.is_empty());
+                continue;
+            }
             let Some(short) = key.strip_prefix(ANNOTATION_PREFIX) else {
                 continue;
             };

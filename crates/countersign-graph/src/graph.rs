@@ -687,6 +687,7 @@ fn merge_workspace(
                     relations: Vec::new(),
                     email: None,
                     ssh_signing_keys: Vec::new(),
+                    github_login: None,
                     targets: Vec::new(),
                     source: p.manifest.clone(),
                 });

@@ -24,6 +24,7 @@ mod worker;
 
 pub(crate) use audience::{announces, notify};
 pub use config::{DeliverySettings, NotificationKind, Target, WebhookConfig, WebhookConfigError};
+pub(crate) use config::DeliveryFile;
 pub use routes::router;
 pub use worker::signature;
-pub(crate) use worker::{WorkerNames, spawn};
+pub(crate) use worker::{WorkerNames, spawn, transport_error};
