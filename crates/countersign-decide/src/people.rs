@@ -99,7 +99,13 @@ pub fn github_users(repo: &Repo, commit: &CommitId) -> Result<Vec<GithubUser>, D
 fn user_descriptors(
     tree: &dyn countersign_graph::FileSource,
     at: &str,
-) -> Result<(countersign_repo::AgentsConfig, Vec<countersign_graph::backstage::Descriptor>), DecideError> {
+) -> Result<
+    (
+        countersign_repo::AgentsConfig,
+        Vec<countersign_graph::backstage::Descriptor>,
+    ),
+    DecideError,
+> {
     let within = |what: &str, source: DecideError| DecideError::Context {
         context: format!("{what} at {at}"),
         source: Box::new(source),

@@ -826,7 +826,11 @@ impl Repo {
     /// The best common ancestor of `one` and `two` (git's `merge-base`), `None` when their
     /// histories never meet. Both must be commits of this repository. What a pull request's
     /// diff is taken from: GitHub shows `merge-base(base, head)..head`.
-    pub fn merge_base(&self, one: &CommitId, two: &CommitId) -> Result<Option<CommitId>, RepoError> {
+    pub fn merge_base(
+        &self,
+        one: &CommitId,
+        two: &CommitId,
+    ) -> Result<Option<CommitId>, RepoError> {
         self.find_commit(one)?;
         self.find_commit(two)?;
         if one == two {

@@ -260,7 +260,10 @@ impl AppState {
             if !self.repos.contains_key(&repository.repo) {
                 return Err(GithubConfigError::Invalid {
                     at: format!("repository {:?}, repo", repository.github),
-                    reason: format!("{:?} is not a configured repository (--repo NAME=PATH)", repository.repo),
+                    reason: format!(
+                        "{:?} is not a configured repository (--repo NAME=PATH)",
+                        repository.repo
+                    ),
                 });
             }
         }

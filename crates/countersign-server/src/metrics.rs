@@ -63,7 +63,10 @@ impl Metrics {
 
     /// Counts one GitHub delivery refused for its signature (`reason` from a closed set).
     pub fn observe_github_refusal(&self, reason: &'static str) {
-        let mut counts = self.github_refused.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self
+            .github_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         *counts.entry(reason).or_default() += 1;
     }
 

@@ -105,7 +105,15 @@ pub(crate) async fn enqueue(
     head: &str,
     work: &[WorkSpec],
 ) -> Result<usize, ApiError> {
-    enqueue_for(state, tx, repo, RunFor::Proposal(proposal.to_owned()), head, work).await
+    enqueue_for(
+        state,
+        tx,
+        repo,
+        RunFor::Proposal(proposal.to_owned()),
+        head,
+        work,
+    )
+    .await
 }
 
 /// Queues `work` (the plan of the change that moved protected `branch` to `commit`) as
@@ -119,7 +127,15 @@ pub(crate) async fn enqueue_branch(
     commit: &str,
     work: &[WorkSpec],
 ) -> Result<usize, ApiError> {
-    enqueue_for(state, tx, repo, RunFor::Branch(branch.to_owned()), commit, work).await
+    enqueue_for(
+        state,
+        tx,
+        repo,
+        RunFor::Branch(branch.to_owned()),
+        commit,
+        work,
+    )
+    .await
 }
 
 async fn enqueue_for(

@@ -396,7 +396,10 @@ async fn access_tokens(
     });
     if let Err(why) = checked {
         api.refused.push(format!("JWT: {why}"));
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": why})));
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"message": why})),
+        );
     }
     let token = format!("ghs_test{}", api.minted.len());
     api.minted.push(token.clone());
@@ -490,7 +493,10 @@ async fn stand_in(clock: ManualClock) -> StandIn {
     let app = axum::Router::new()
         .route("/app/installations/{id}/access_tokens", post(access_tokens))
         .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
-        .route("/repos/{owner}/{repo}/check-runs/{id}", patch(update_check_run))
+        .route(
+            "/repos/{owner}/{repo}/check-runs/{id}",
+            patch(update_check_run),
+        )
         .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
         .with_state(stand_in.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -507,7 +513,10 @@ impl StandIn {
         let calls = self.calls();
         let mut head_of = BTreeMap::new();
         let mut runs: BTreeMap<String, Vec<(u64, Value)>> = BTreeMap::new();
-        for call in calls.iter().filter(|c| c.path.ends_with("/check-runs") || c.path.contains("/check-runs/")) {
+        for call in calls
+            .iter()
+            .filter(|c| c.path.ends_with("/check-runs") || c.path.contains("/check-runs/"))
+        {
             let id = call.body["id"].as_u64().unwrap();
             let sent = call.body["sent"].clone();
             if call.method == "POST" {
@@ -527,8 +536,7 @@ impl StandIn {
         let newest = reports.iter().map(|(id, _)| *id).max()?;
         reports
             .iter()
-            .filter(|(id, _)| *id == newest)
-            .next_back()
+            .rfind(|(id, _)| *id == newest)
             .map(|(_, body)| body.clone())
     }
 }
@@ -563,9 +571,15 @@ async fn start(
 ) -> Server {
     let store = Store::connect(db.url()).await.unwrap();
     let principal: Principal = "human:root".parse().unwrap();
-    let (admin, _) = create_token(&store, &principal, Role::Admin, NOW as i64 + 86_400, [7; 32])
-        .await
-        .unwrap();
+    let (admin, _) = create_token(
+        &store,
+        &principal,
+        Role::Admin,
+        NOW as i64 + 86_400,
+        [7; 32],
+    )
+    .await
+    .unwrap();
     let config = GithubConfig::new(
         SECRET,
         vec![GithubRepository {
@@ -730,7 +744,10 @@ async fn a_pull_request_is_followed_to_its_merge(db: &Db) {
     assert_eq!(server.store.log_size().await.unwrap(), size);
 
     // Synchronize: the head moves.
-    git(&world.github, &["update-ref", "refs/pull/2/head", &world.h2]);
+    git(
+        &world.github,
+        &["update-ref", "refs/pull/2/head", &world.h2],
+    );
     let synchronize = adapt(
         example(&all, "pull_request", Some("synchronize")),
         &[
@@ -760,7 +777,10 @@ async fn a_pull_request_is_followed_to_its_merge(db: &Db) {
         )
     };
     let author = review_example["review"]["user"].clone();
-    assert_eq!(author["login"], "Codertocat", "the example's reviewer is the author");
+    assert_eq!(
+        author["login"], "Codertocat",
+        "the example's reviewer is the author"
+    );
     let octocat = requested_reviewer(&opened_example);
     let mut bot = octocat.clone();
     bot["type"] = json!("Bot");
@@ -790,7 +810,11 @@ async fn a_pull_request_is_followed_to_its_merge(db: &Db) {
             "{why}: {answer}"
         );
     }
-    assert_eq!(server.store.log_size().await.unwrap(), size, "nothing was logged");
+    assert_eq!(
+        server.store.log_size().await.unwrap(),
+        size,
+        "nothing was logged"
+    );
     let proposal = server.proposal(&id).await;
     assert_eq!(proposal["approvals_counted"], 0, "{proposal}");
     assert_eq!(proposal["state"], "awaiting_approval");
@@ -802,7 +826,10 @@ async fn a_pull_request_is_followed_to_its_merge(db: &Db) {
     let (status, answer) = server
         .deliver("pull_request_review", "d-comment", &commented)
         .await;
-    assert_eq!((status, answer["outcome"].as_str()), (StatusCode::ACCEPTED, Some("ignored")));
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (StatusCode::ACCEPTED, Some("ignored"))
+    );
 
     // The eligible person approves the head: authorized.
     let approval = review(&world.h2, "approved", octocat);
@@ -819,6 +846,12 @@ async fn a_pull_request_is_followed_to_its_merge(db: &Db) {
     let size = server.store.log_size().await.unwrap();
     let (status, again) = server
         .deliver("pull_request_review", "d-approve", &approval)
+        .await;
+    assert_eq!((status, &again), (StatusCode::OK, &answer));
+    // The same signed body under another delivery id (the id is a header the signature does
+    // not cover) is the same delivery.
+    let (status, again) = server
+        .deliver("pull_request_review", "d-approve-replayed", &approval)
         .await;
     assert_eq!((status, &again), (StatusCode::OK, &answer));
     assert_eq!(server.store.log_size().await.unwrap(), size);
@@ -854,14 +887,15 @@ async fn a_pull_request_is_followed_to_its_merge(db: &Db) {
     let old = api.shown(&world.h1).unwrap();
     assert_eq!(old["conclusion"], "cancelled", "{old}");
     // Every call was authenticated with the one installation token the App's JWT bought.
-    let stand = api.api.lock().unwrap();
-    assert!(stand.refused.is_empty(), "{:?}", stand.refused);
-    assert_eq!(stand.minted.len(), 1, "{:?}", stand.calls);
-    assert_eq!(
-        stand.calls[0].path,
-        format!("/app/installations/{INSTALLATION}/access_tokens")
-    );
-    drop(stand);
+    {
+        let stand = api.api.lock().unwrap();
+        assert!(stand.refused.is_empty(), "{:?}", stand.refused);
+        assert_eq!(stand.minted.len(), 1, "{:?}", stand.calls);
+        assert_eq!(
+            stand.calls[0].path,
+            format!("/app/installations/{INSTALLATION}/access_tokens")
+        );
+    }
     server.stop().await;
 }
 
@@ -904,7 +938,14 @@ async fn only_signed_deliveries_are_heard(db: &Db) {
         assert_eq!(status, 401, "{name}: {problem}");
         assert_eq!(problem["status"], 401);
     }
-    assert!(server.store.github_delivery("d-forged").await.unwrap().is_none());
+    assert!(
+        server
+            .store
+            .github_delivery("d-forged", "")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(server.store.log_size().await.unwrap(), size);
     let metrics = server
         .client
@@ -922,12 +963,18 @@ async fn only_signed_deliveries_are_heard(db: &Db) {
 
     // The same delivery, signed, is heard.
     let (status, answer) = server.deliver("pull_request", "d-forged", &opened).await;
-    assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("proposed")));
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (StatusCode::OK, Some("proposed"))
+    );
 
     // Events countersign does not follow: acknowledged, ignored, recorded.
     for (event, payload) in [
         ("installation", all["installation"][0].clone()),
-        ("pull_request", example(&all, "pull_request", Some("labeled"))),
+        (
+            "pull_request",
+            example(&all, "pull_request", Some("labeled")),
+        ),
     ] {
         let id = format!("d-{}", event.replace('_', "-"));
         let (status, answer) = server.deliver(event, &id, &payload).await;
@@ -936,7 +983,10 @@ async fn only_signed_deliveries_are_heard(db: &Db) {
     }
     let ping = all["ping"][0].clone();
     let (status, answer) = server.deliver("ping", "d-ping", &ping).await;
-    assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("pong")));
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (StatusCode::OK, Some("pong"))
+    );
 
     // Malformed, but signed: a 422 naming the field, recorded nowhere.
     let mut broken = opened.clone();
@@ -947,23 +997,53 @@ async fn only_signed_deliveries_are_heard(db: &Db) {
     let (status, problem) = server.deliver("pull_request", "d-broken", &broken).await;
     assert_eq!(status, 422, "{problem}");
     assert!(
-        problem["detail"].as_str().unwrap().contains("pull_request.head"),
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("pull_request.head"),
         "{problem}"
     );
-    let bad_commit = adapt(opened.clone(), &[("/pull_request/head/sha", json!("--upload-pack=x"))]);
-    let (status, problem) = server.deliver("pull_request", "d-bad-sha", &bad_commit).await;
+    let bad_commit = adapt(
+        opened.clone(),
+        &[("/pull_request/head/sha", json!("--upload-pack=x"))],
+    );
+    let (status, problem) = server
+        .deliver("pull_request", "d-bad-sha", &bad_commit)
+        .await;
     assert_eq!(status, 422, "{problem}");
     let body = b"not json";
     let (status, _) = server
-        .send_raw("push", "d-text", body, Some(hub_signature(SECRET.as_bytes(), body)))
+        .send_raw(
+            "push",
+            "d-text",
+            body,
+            Some(hub_signature(SECRET.as_bytes(), body)),
+        )
         .await;
     assert_eq!(status, 422);
     let (status, problem) = server
-        .send_raw("push", "", body, Some(hub_signature(SECRET.as_bytes(), body)))
+        .send_raw(
+            "push",
+            "",
+            body,
+            Some(hub_signature(SECRET.as_bytes(), body)),
+        )
         .await;
     assert_eq!(status, 422);
-    assert!(problem["detail"].as_str().unwrap().contains("x-github-delivery"));
-    assert!(server.store.github_delivery("d-broken").await.unwrap().is_none());
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("x-github-delivery")
+    );
+    assert!(
+        server
+            .store
+            .github_delivery("d-broken", "")
+            .await
+            .unwrap()
+            .is_none()
+    );
     server.stop().await;
 }
 
@@ -993,7 +1073,11 @@ async fn closing_reopening_and_pushes(db: &Db) {
         ],
     );
     let (status, answer) = server.deliver("pull_request", "d-2", &closed).await;
-    assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("closed")), "{answer}");
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (StatusCode::OK, Some("closed")),
+        "{answer}"
+    );
     assert_eq!(server.proposal(&first).await["state"], "closed");
     server.reported(&first).await;
     assert_eq!(api.shown(&world.h1).unwrap()["conclusion"], "cancelled");
@@ -1007,13 +1091,20 @@ async fn closing_reopening_and_pushes(db: &Db) {
         ],
     );
     let (status, answer) = server.deliver("pull_request", "d-3", &reopened).await;
-    assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("proposed")), "{answer}");
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (StatusCode::OK, Some("proposed")),
+        "{answer}"
+    );
     let second = answer["proposal"].as_str().unwrap().to_owned();
     assert_ne!(first, second);
     server.reported(&second).await;
     let shown = api.shown(&world.h1).unwrap();
     assert_eq!(shown["status"], "in_progress", "{shown}");
-    assert_eq!(shown["output"]["title"], "awaiting approval: 0 of 1 (single_approver)");
+    assert_eq!(
+        shown["output"]["title"],
+        "awaiting approval: 0 of 1 (single_approver)"
+    );
 
     // Merged on GitHub while countersign never authorized it: closed, and said so.
     let merged = adapt(
@@ -1026,7 +1117,11 @@ async fn closing_reopening_and_pushes(db: &Db) {
         ],
     );
     let (status, answer) = server.deliver("pull_request", "d-4", &merged).await;
-    assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("closed")), "{answer}");
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (StatusCode::OK, Some("closed")),
+        "{answer}"
+    );
     assert!(
         answer["reason"]
             .as_str()
@@ -1038,7 +1133,10 @@ async fn closing_reopening_and_pushes(db: &Db) {
     assert_eq!(api.shown(&world.h1).unwrap()["conclusion"], "cancelled");
 
     // A push to master on GitHub: the server's master follows, the fleet gets the plan.
-    git(&world.github, &["update-ref", "refs/heads/master", &world.lib]);
+    git(
+        &world.github,
+        &["update-ref", "refs/heads/master", &world.lib],
+    );
     let push = adapt(
         push_example(&all),
         &[("/before", json!(world.base)), ("/after", json!(world.lib))],
@@ -1048,7 +1146,10 @@ async fn closing_reopening_and_pushes(db: &Db) {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["outcome"], "recorded", "{answer}");
     assert_eq!(answer["runs"], 1, "{answer}");
-    assert_eq!(git(&world.server, &["rev-parse", "refs/heads/master"]), world.lib);
+    assert_eq!(
+        git(&world.server, &["rev-parse", "refs/heads/master"]),
+        world.lib
+    );
     let runs: Value = server
         .client
         .get(format!("{}/v1/runs", server.base))
@@ -1064,7 +1165,10 @@ async fn closing_reopening_and_pushes(db: &Db) {
     assert_eq!(run["branch"], "master", "{runs}");
     assert_eq!(run["commit"], world.lib.as_str(), "{runs}");
     // A push to master that does not fast-forward it: the server keeps its master.
-    git(&world.github, &["update-ref", "refs/heads/master", &world.h1]);
+    git(
+        &world.github,
+        &["update-ref", "refs/heads/master", &world.h1],
+    );
     let forced = adapt(
         push_example(&all),
         &[("/before", json!(world.lib)), ("/after", json!(world.h1))],
@@ -1072,10 +1176,28 @@ async fn closing_reopening_and_pushes(db: &Db) {
     let (status, answer) = server.deliver("push", "d-6", &forced).await;
     assert_eq!(status, 200, "{answer}");
     assert!(
-        answer["reason"].as_str().unwrap().contains("does not fast-forward"),
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not fast-forward"),
         "{answer}"
     );
-    assert_eq!(git(&world.server, &["rev-parse", "refs/heads/master"]), world.lib);
+    assert_eq!(
+        git(&world.server, &["rev-parse", "refs/heads/master"]),
+        world.lib
+    );
+
+    // A pull request into a branch that is not protected is not judged.
+    let elsewhere = adapt(opened, &[("/pull_request/base/ref", json!("develop"))]);
+    let (status, answer) = server.deliver("pull_request", "d-7", &elsewhere).await;
+    assert_eq!(status, 202, "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a protected branch"),
+        "{answer}"
+    );
     server.stop().await;
 }
 
@@ -1146,10 +1268,11 @@ async fn installation_tokens_expire_with_the_clock(db: &Db) {
     let (_, answer) = server.deliver("pull_request", "d-app-2", &closed).await;
     assert_eq!(answer["outcome"], "closed", "{answer}");
     server.reported(&first).await;
-    let stand = api.api.lock().unwrap();
-    assert_eq!(stand.minted.len(), 2, "{:?}", stand.calls);
-    assert!(stand.refused.is_empty(), "{:?}", stand.refused);
-    drop(stand);
+    {
+        let stand = api.api.lock().unwrap();
+        assert_eq!(stand.minted.len(), 2, "{:?}", stand.calls);
+        assert!(stand.refused.is_empty(), "{:?}", stand.refused);
+    }
     server.stop().await;
 }
 
@@ -1172,7 +1295,10 @@ async fn the_route_is_404_without_the_integration() {
         .post(format!("{}/v1/integrations/github/webhook", server.base))
         .header("x-github-event", "ping")
         .header("x-github-delivery", "d-1")
-        .header("x-hub-signature-256", hub_signature(SECRET.as_bytes(), body))
+        .header(
+            "x-hub-signature-256",
+            hub_signature(SECRET.as_bytes(), body),
+        )
         .body(body.to_vec())
         .send()
         .await

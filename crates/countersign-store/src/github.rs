@@ -1,5 +1,6 @@
 //! The GitHub integration's state: webhook deliveries answered for good
-//! ([`Tx::put_github_delivery`], so a redelivery is answered alike and changes nothing), the
+//! ([`Tx::put_github_delivery`], so a redelivery, or the same body under another delivery
+//! id, is answered alike and changes nothing), the
 //! pull requests proposals follow ([`GithubPull`]), and the outbox of the `countersign`
 //! checks reported on GitHub ([`GithubCheck`]).
 //!
@@ -74,7 +75,10 @@ pub struct GithubCheck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckReport {
     /// Reported: the run now shows `status`.
-    Reported { check_run: Option<u64>, status: String },
+    Reported {
+        check_run: Option<u64>,
+        status: String,
+    },
     /// Not reported; due again `after_ms` from now. A check run created before the failure
     /// is kept.
     Failed {
@@ -130,8 +134,16 @@ where
 }
 
 fn check_from(row: CheckRow) -> Result<GithubCheck, Error> {
-    let ([id, proposal, head, repository], installation, version, check_run, status, attempts, last_error, reported) =
-        row;
+    let (
+        [id, proposal, head, repository],
+        installation,
+        version,
+        check_run,
+        status,
+        attempts,
+        last_error,
+        reported,
+    ) = row;
     let t = "github_checks";
     let version = unsigned(t, &id, "version", version)?;
     Ok(GithubCheck {
@@ -159,11 +171,15 @@ fn check_from(row: CheckRow) -> Result<GithubCheck, Error> {
 }
 
 impl Conn<'_> {
-    async fn github_delivery(&mut self, id: &str) -> Result<Option<GithubDelivery>, Error> {
+    async fn github_delivery(
+        &mut self,
+        id: &str,
+        body_digest: &str,
+    ) -> Result<Option<GithubDelivery>, Error> {
         let row = dispatch!(self, c => sqlx::query(
-            "SELECT status, response FROM github_deliveries WHERE id = $1",
+            "SELECT status, response FROM github_deliveries WHERE id = $1 OR body_digest = $2 LIMIT 1",
         )
-        .bind(id)
+        .bind(id).bind(body_digest)
         .fetch_optional(&mut **c)
         .await
         .map_err(db("reading a GitHub delivery"))?
@@ -185,13 +201,14 @@ impl Conn<'_> {
     async fn insert_github_delivery(
         &mut self,
         id: &str,
+        body_digest: &str,
         event: &str,
         answer: &GithubDelivery,
     ) -> Result<bool, Error> {
         let done = dispatch!(self, c => sqlx::query(
-            "INSERT INTO github_deliveries (id, event, status, response) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            "INSERT INTO github_deliveries (id, body_digest, event, status, response) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
-        .bind(id).bind(event).bind(i64::from(answer.status)).bind(&answer.response)
+        .bind(id).bind(body_digest).bind(event).bind(i64::from(answer.status)).bind(&answer.response)
         .execute(&mut **c)
         .await
         .map_err(db("recording a GitHub delivery"))?
@@ -373,7 +390,8 @@ impl Conn<'_> {
     }
 
     async fn github_checks(&mut self, proposal: &str) -> Result<Vec<GithubCheck>, Error> {
-        let sql = format!("SELECT {CHECK_COLUMNS} FROM github_checks WHERE proposal = $1 ORDER BY id");
+        let sql =
+            format!("SELECT {CHECK_COLUMNS} FROM github_checks WHERE proposal = $1 ORDER BY id");
         let rows = dispatch!(self, c => sqlx::query(&sql)
             .bind(proposal)
             .fetch_all(&mut **c)
@@ -399,20 +417,29 @@ impl Conn<'_> {
 }
 
 impl Tx {
-    /// The answer recorded for delivery `id`, as this transaction sees it.
-    pub async fn github_delivery(&mut self, id: &str) -> Result<Option<GithubDelivery>, Error> {
-        self.conn().github_delivery(id).await
+    /// The answer recorded for delivery `id`, or for a delivery of the same body (its
+    /// SHA-256, lower-case hex), as this transaction sees it.
+    pub async fn github_delivery(
+        &mut self,
+        id: &str,
+        body_digest: &str,
+    ) -> Result<Option<GithubDelivery>, Error> {
+        self.conn().github_delivery(id, body_digest).await
     }
 
-    /// Records the answer to delivery `id` (an `event` delivery); `false` when one is
-    /// recorded already (another process answered it first).
+    /// Records the answer to delivery `id` of body `body_digest` (an `event` delivery);
+    /// `false` when that delivery or body is recorded already (another request answered it
+    /// first).
     pub async fn put_github_delivery(
         &mut self,
         id: &str,
+        body_digest: &str,
         event: &str,
         answer: &GithubDelivery,
     ) -> Result<bool, Error> {
-        self.conn().insert_github_delivery(id, event, answer).await
+        self.conn()
+            .insert_github_delivery(id, body_digest, event, answer)
+            .await
     }
 
     /// The proposal following pull request `number` of `repository` (`owner/name` as configured).
@@ -444,9 +471,17 @@ impl Tx {
 }
 
 impl Store {
-    /// The answer recorded for delivery `id`.
-    pub async fn github_delivery(&self, id: &str) -> Result<Option<GithubDelivery>, Error> {
-        self.pooled().await?.conn().github_delivery(id).await
+    /// The answer recorded for delivery `id`, or for a delivery of the same body.
+    pub async fn github_delivery(
+        &self,
+        id: &str,
+        body_digest: &str,
+    ) -> Result<Option<GithubDelivery>, Error> {
+        self.pooled()
+            .await?
+            .conn()
+            .github_delivery(id, body_digest)
+            .await
     }
 
     /// The proposal following pull request `number` of `repository` (`owner/name` as configured).

@@ -172,8 +172,17 @@ async fn create(
         // Another request with this key committed while the pipeline ran.
         return Ok(replayed);
     }
-    write_opened(&state, &mut tx, &proposal, &mut decision, &blobs, &leaves, decided, &work)
-        .await?;
+    write_opened(
+        &state,
+        &mut tx,
+        &proposal,
+        &mut decision,
+        &blobs,
+        &leaves,
+        decided,
+        &work,
+    )
+    .await?;
     if let Some(key) = &key
         && !key
             .remember(&mut tx, StatusCode::CREATED, &response)
@@ -204,9 +213,18 @@ pub(crate) async fn write_opened(
         tx.put_blob(blob).await?;
     }
     // The entries, the decision (pointing at the `decided` entry) and the proposal.
-    tx.append_decided(leaves, decided, decision, proposal).await?;
+    tx.append_decided(leaves, decided, decision, proposal)
+        .await?;
     // The fleet's work for the head, queued with the proposal.
-    crate::runs::enqueue(state, tx, &proposal.repo, &proposal.id, &proposal.head, work).await?;
+    crate::runs::enqueue(
+        state,
+        tx,
+        &proposal.repo,
+        &proposal.id,
+        &proposal.head,
+        work,
+    )
+    .await?;
     // What the new proposal announces to webhook targets, queued in this transaction.
     crate::webhooks::notify(
         state,
@@ -609,8 +627,7 @@ pub(crate) async fn decide_head_move(
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository
     // never changes, so the row read above names the same one the locked row will.
-    let (record, decided) =
-        outcome.record(id, &current.repo, &now, state.log_signer.as_deref())?;
+    let (record, decided) = outcome.record(id, &current.repo, &now, state.log_signer.as_deref())?;
     let decided_record = typed(&decided)?;
     Ok(HeadMoveDecided {
         outcome,
@@ -628,7 +645,8 @@ pub(crate) enum Moved {
     Unchanged(Proposal),
     Moved {
         proposal: Proposal,
-        view: ProposalView,
+        /// Boxed: a view is large, and most callers only need the proposal.
+        view: Box<ProposalView>,
     },
 }
 
@@ -757,7 +775,7 @@ pub(crate) async fn apply_head_move(
     let view = view::view(&moved_proposal, &stored, decided_record, approvals);
     Ok(Moved::Moved {
         proposal: moved_proposal,
-        view,
+        view: Box::new(view),
     })
 }
 
@@ -873,14 +891,7 @@ pub(crate) async fn apply_close(
         closed_reason: reason,
         ..proposal.clone()
     };
-    crate::webhooks::notify(
-        state,
-        tx,
-        &closed,
-        t.next.as_str(),
-        &loaded.decision.record,
-    )
-    .await?;
+    crate::webhooks::notify(state, tx, &closed, t.next.as_str(), &loaded.decision.record).await?;
     crate::integrations::github::changed(state, tx, id, &closed.head).await?;
     Ok(closed)
 }

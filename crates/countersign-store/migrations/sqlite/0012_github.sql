@@ -6,6 +6,9 @@
 -- for a passing reason (5xx) is not here, so a redelivery does the work.
 CREATE TABLE github_deliveries (
     id TEXT PRIMARY KEY,
+    -- SHA-256 of the signed body: the delivery id is a header the signature does not cover,
+    -- so a captured body sent again under another id is the same delivery.
+    body_digest TEXT NOT NULL UNIQUE,
     event TEXT NOT NULL,
     status INTEGER NOT NULL,
     response TEXT NOT NULL,

@@ -168,9 +168,11 @@ impl Api {
                 let answer = self
                     .send(
                         self.client
-                            .post(self.url(&format!(
-                                "app/installations/{installation}/access_tokens"
-                            )))
+                            .post(
+                                self.url(&format!(
+                                    "app/installations/{installation}/access_tokens"
+                                )),
+                            )
                             .bearer_auth(jwt),
                         &what,
                     )
@@ -211,7 +213,11 @@ impl Api {
     }
 
     /// Sends `request` with GitHub's headers; the JSON answer of a 2xx, else why not.
-    async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<Value, ApiFailure> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Value, ApiFailure> {
         let sent = request
             .header("accept", "application/vnd.github+json")
             .header("x-github-api-version", API_VERSION)
@@ -262,10 +268,13 @@ impl Api {
         now: SystemTime,
     ) -> Result<Value, ApiFailure> {
         let what = format!("{method} /{path}");
-        let token = self.token(installation, now).await?.ok_or_else(|| ApiFailure::Other {
-            what: what.clone(),
-            detail: "no [app] or [token] is configured".into(),
-        })?;
+        let token = self
+            .token(installation, now)
+            .await?
+            .ok_or_else(|| ApiFailure::Other {
+                what: what.clone(),
+                detail: "no [app] or [token] is configured".into(),
+            })?;
         let request = self
             .client
             .request(method, self.url(path))

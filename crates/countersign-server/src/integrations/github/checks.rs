@@ -122,12 +122,7 @@ pub(crate) fn shown(view: &ProposalView, head: &str) -> Shown {
             "failure",
             format!("rejected by {} ({tier})", view.rejected_by.join(", ")),
         ),
-        ProposalState::Closed => (
-            "completed",
-            Some("cancelled"),
-            "error",
-            "closed".to_owned(),
-        ),
+        ProposalState::Closed => ("completed", Some("cancelled"), "error", "closed".to_owned()),
         ProposalState::Superseded => (
             "completed",
             Some("cancelled"),
@@ -165,11 +160,12 @@ pub(crate) fn shown(view: &ProposalView, head: &str) -> Shown {
 
 /// The link a report carries: the proposal on the server's console.
 fn details_url(github: &Github, proposal: &str) -> Option<String> {
-    github
-        .config
-        .public_url
-        .as_ref()
-        .map(|url| format!("{}/proposals/{proposal}", url.as_str().trim_end_matches('/')))
+    github.config.public_url.as_ref().map(|url| {
+        format!(
+            "{}/proposals/{proposal}",
+            url.as_str().trim_end_matches('/')
+        )
+    })
 }
 
 /// GitHub's commit status description holds at most 140 characters.
@@ -183,7 +179,12 @@ fn description(title: &str) -> String {
 }
 
 /// One report of a claimed check: the proposal as it is now, to GitHub.
-async fn report(github: &Github, store: &Store, clock: &Clock, claimed: &GithubCheck) -> CheckReport {
+async fn report(
+    github: &Github,
+    store: &Store,
+    clock: &Clock,
+    claimed: &GithubCheck,
+) -> CheckReport {
     let failed = |check_run: Option<u64>, error: String| CheckReport::Failed {
         check_run,
         after_ms: u64::try_from(
@@ -215,7 +216,13 @@ async fn report(github: &Github, store: &Store, clock: &Clock, claimed: &GithubC
                 body["target_url"] = json!(link);
             }
             match api
-                .create_status(&claimed.repository, &claimed.head, &body, claimed.installation, now)
+                .create_status(
+                    &claimed.repository,
+                    &claimed.head,
+                    &body,
+                    claimed.installation,
+                    now,
+                )
                 .await
             {
                 Ok(()) => CheckReport::Reported {
@@ -242,7 +249,8 @@ async fn report(github: &Github, store: &Store, clock: &Clock, claimed: &GithubC
             // A run still in progress is updated; a completed one only to another
             // conclusion. Back to waiting is a new run: GitHub takes the newest.
             let update = claimed.check_run.filter(|_| {
-                claimed.check_status.as_deref() == Some("in_progress") || shown.status == "completed"
+                claimed.check_status.as_deref() == Some("in_progress")
+                    || shown.status == "completed"
             });
             if let Some(id) = update {
                 match api
@@ -310,8 +318,12 @@ async fn work(
             Ok(claimed) if !claimed.is_empty() => {
                 let mut reports = tokio::task::JoinSet::new();
                 for check in claimed {
-                    let (github, store, clock, owner) =
-                        (Arc::clone(&github), store.clone(), clock.clone(), owner.clone());
+                    let (github, store, clock, owner) = (
+                        Arc::clone(&github),
+                        store.clone(),
+                        clock.clone(),
+                        owner.clone(),
+                    );
                     reports.spawn(async move {
                         let outcome = report(&github, &store, &clock, &check).await;
                         match &outcome {

@@ -201,7 +201,10 @@ fn secret(
         (Some(file), None) => {
             let path = dir.join(file);
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                invalid(format!("{at}{}", names.0), format!("{}: {e}", path.display()))
+                invalid(
+                    format!("{at}{}", names.0),
+                    format!("{}: {e}", path.display()),
+                )
             })?;
             text.trim().to_owned()
         }
@@ -268,8 +271,8 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 /// An http(s) URL; plain http only to a loopback host (a token would cross the network in
 /// clear otherwise). No credentials in it.
 fn url(at: &str, text: &str) -> Result<reqwest::Url, GithubConfigError> {
-    let parsed =
-        reqwest::Url::parse(text).map_err(|e| invalid(at, format!("{text:?} is not a URL: {e}")))?;
+    let parsed = reqwest::Url::parse(text)
+        .map_err(|e| invalid(at, format!("{text:?} is not a URL: {e}")))?;
     match parsed.scheme() {
         "https" => {}
         "http" if is_loopback(&parsed) => {}
@@ -407,7 +410,10 @@ impl GithubConfig {
         if secret.len() < MIN_SECRET_BYTES {
             return Err(invalid(
                 "webhook secret",
-                format!("{} bytes; at least {MIN_SECRET_BYTES} are needed", secret.len()),
+                format!(
+                    "{} bytes; at least {MIN_SECRET_BYTES} are needed",
+                    secret.len()
+                ),
             ));
         }
         self.webhook_secret = Secret(secret);
@@ -520,12 +526,15 @@ impl GithubConfig {
                 fetch_url: r.fetch_url,
             });
         }
-        let mut config = GithubConfig::new(webhook_secret.0, repositories).map_err(|e| relocate(e, origin))?;
+        let mut config =
+            GithubConfig::new(webhook_secret.0, repositories).map_err(|e| relocate(e, origin))?;
         if let Some(api) = &file.api_url {
             config = config.with_api_url(api).map_err(|e| relocate(e, origin))?;
         }
         if let Some(public) = &file.public_url {
-            config = config.with_public_url(public).map_err(|e| relocate(e, origin))?;
+            config = config
+                .with_public_url(public)
+                .map_err(|e| relocate(e, origin))?;
         }
         match (file.app, file.token) {
             (Some(_), Some(_)) => {
@@ -544,7 +553,10 @@ impl GithubConfig {
                 };
                 let path = dir.join(&app.private_key_file);
                 let pem = std::fs::read_to_string(&path).map_err(|e| {
-                    invalid(at("app, private_key_file"), format!("{}: {e}", path.display()))
+                    invalid(
+                        at("app, private_key_file"),
+                        format!("{}: {e}", path.display()),
+                    )
                 })?;
                 config = config
                     .with_app(&id, &pem, app.installation_id)

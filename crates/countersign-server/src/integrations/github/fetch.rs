@@ -93,7 +93,10 @@ pub(crate) async fn fetch(
         command
             .env("GIT_CONFIG_COUNT", "1")
             .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
+            .env(
+                "GIT_CONFIG_VALUE_0",
+                format!("Authorization: Basic {basic}"),
+            );
     }
     let child = command.spawn().map_err(|e| FetchError::Failed {
         what: what.clone(),
@@ -178,8 +181,18 @@ mod tests {
             assert!(safe_branch(ok), "{ok}");
         }
         for bad in [
-            "", "-main", "main:evil", "+main", "a..b", "a b", "a/", ".hidden", "x.lock",
-            "a@{1}", "a//b", "*",
+            "",
+            "-main",
+            "main:evil",
+            "+main",
+            "a..b",
+            "a b",
+            "a/",
+            ".hidden",
+            "x.lock",
+            "a@{1}",
+            "a//b",
+            "*",
         ] {
             assert!(!safe_branch(bad), "{bad}");
         }

@@ -205,7 +205,13 @@ mod tests {
     fn commit_ids_are_full_lower_case_hex() {
         let id = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
         assert_eq!(commit_id("after", id).unwrap(), id);
-        for bad in ["", "ec26c3e", &id.to_uppercase(), "--upload-pack=x", &format!("{id} ")] {
+        for bad in [
+            "",
+            "ec26c3e",
+            &id.to_uppercase(),
+            "--upload-pack=x",
+            &format!("{id} "),
+        ] {
             assert!(commit_id("after", bad).is_err(), "{bad:?}");
         }
         assert!(is_zero(&"0".repeat(40)));

@@ -75,7 +75,10 @@ pub(crate) fn account(users: &[GithubUser], user: &User) -> Account {
 /// The catalog Users with a GitHub login of recent bases, by repository path and base commit
 /// (immutable, so never stale).
 #[derive(Default)]
-pub(crate) struct Directory(Mutex<HashMap<(PathBuf, String), Arc<Vec<GithubUser>>>>);
+pub(crate) struct Directory(Mutex<HashMap<Base, Arc<Vec<GithubUser>>>>);
+
+/// A repository's path and a base commit id.
+type Base = (PathBuf, String);
 
 impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,12 +149,27 @@ mod tests {
     fn accounts_map_strictly() {
         let users = users();
         let cases = [
-            (user("Alice-GH", "User"), Account::Person("human:alice".parse().unwrap())),
-            (user("fixbot-gh", "User"), Account::Agent("agent:fixbot".parse().unwrap())),
+            (
+                user("Alice-GH", "User"),
+                Account::Person("human:alice".parse().unwrap()),
+            ),
+            (
+                user("fixbot-gh", "User"),
+                Account::Agent("agent:fixbot".parse().unwrap()),
+            ),
             // A bot is an agent even when a catalog User claims its login as a person's.
-            (user("alice-gh", "Bot"), Account::Agent("agent:github.com/alice-gh".parse().unwrap())),
-            (user("fixbot-gh", "Bot"), Account::Agent("agent:fixbot".parse().unwrap())),
-            (user("dependabot[bot]", "Bot"), Account::Agent("agent:github.com/dependabot[bot]".parse().unwrap())),
+            (
+                user("alice-gh", "Bot"),
+                Account::Agent("agent:github.com/alice-gh".parse().unwrap()),
+            ),
+            (
+                user("fixbot-gh", "Bot"),
+                Account::Agent("agent:fixbot".parse().unwrap()),
+            ),
+            (
+                user("dependabot[bot]", "Bot"),
+                Account::Agent("agent:github.com/dependabot[bot]".parse().unwrap()),
+            ),
             (user("stranger", "User"), Account::Unmapped),
             (
                 user("shared", "User"),

@@ -195,6 +195,20 @@ pub(crate) async fn pull_request(
             .changes
             .as_ref()
             .is_some_and(|changes| changes.get("base").is_some());
+    let follows = matches!(
+        event.action.as_str(),
+        "opened" | "reopened" | "synchronize" | "ready_for_review"
+    ) || retargeted;
+    if follows {
+        let (path, branch) = (target.path.to_owned(), pr.base.branch.clone());
+        let protected = state
+            .pipeline
+            .blocking(move || is_protected(&path, &branch))
+            .await??;
+        if !protected {
+            return unprotected(state, target, delivery, pr).await;
+        }
+    }
     match event.action.as_str() {
         "opened" | "reopened" | "synchronize" | "ready_for_review" => {
             follow(state, target, delivery, pr, &head, &base_tip, false).await
@@ -210,6 +224,42 @@ pub(crate) async fn pull_request(
             .await
         }
     }
+}
+
+/// A pull request into a branch that is not protected is not judged: nothing stops its
+/// merge there, and its proposal (when it was moved there from a protected branch) is closed.
+async fn unprotected(
+    state: &AppState,
+    target: &Target<'_>,
+    delivery: &Delivery,
+    pr: &PullRequest,
+) -> Result<Response, ApiError> {
+    let why = format!(
+        "pull request #{} targets {}, which is not a protected branch of {}",
+        pr.number, pr.base.branch, target.followed.repo
+    );
+    let Some(current) = followed(state, target, pr.number)
+        .await?
+        .filter(|p| !p.state.is_final())
+    else {
+        return webhook::ignore(state, delivery, why).await;
+    };
+    let mut tx = match webhook::begin(state, delivery).await? {
+        Ok(tx) => tx,
+        Err(replayed) => return Ok(replayed),
+    };
+    let closed = proposals::apply_close(
+        state,
+        &mut tx,
+        &current.id,
+        GITHUB_ACTOR,
+        Some(why.clone()),
+        None,
+        |_| Ok(()),
+    )
+    .await?;
+    let answer = delivery.answer("closed").about(&closed).because(why);
+    webhook::commit(state, tx, delivery, StatusCode::OK, &answer).await
 }
 
 /// The live proposal following pull request `number`, and the one recorded (final or not).
@@ -297,10 +347,16 @@ async fn open(
         let error = ApiError::Invalid(format!(
             "the pull request's head {head} shares no history with its base {base_tip}"
         ));
-        return refused(state, delivery, "refused", None, error).await.map(Some);
+        return refused(state, delivery, "refused", None, error)
+            .await
+            .map(Some);
     };
     let base = base.as_str().to_owned();
-    let (github, path, at) = (Arc::clone(target.github), target.path.to_owned(), base.clone());
+    let (github, path, at) = (
+        Arc::clone(target.github),
+        target.path.to_owned(),
+        base.clone(),
+    );
     let users = state
         .pipeline
         .blocking(move || github.people.users(&path, &at))
@@ -316,7 +372,9 @@ async fn open(
             pr.user.login,
             names.join(", ")
         ));
-        return refused(state, delivery, "refused", None, error).await.map(Some);
+        return refused(state, delivery, "refused", None, error)
+            .await
+            .map(Some);
     };
     let title = {
         let title = payload::storable(pr.title.trim(), TITLE_BYTES);
@@ -360,7 +418,11 @@ async fn open(
     };
     let prepared = match prepared.and_then(|p| p) {
         Ok(prepared) => prepared,
-        Err(error) => return refused(state, delivery, "refused", None, error).await.map(Some),
+        Err(error) => {
+            return refused(state, delivery, "refused", None, error)
+                .await
+                .map(Some);
+        }
     };
     let proposals::open::Prepared {
         proposal,
@@ -447,7 +509,8 @@ async fn move_head(
         Ok(tx) => tx,
         Err(replayed) => return Ok(Some(replayed)),
     };
-    let moved = proposals::apply_head_move(state, &mut tx, &current.id, &decided, GITHUB_ACTOR).await;
+    let moved =
+        proposals::apply_head_move(state, &mut tx, &current.id, &decided, GITHUB_ACTOR).await;
     let answer = match moved {
         Ok(Moved::Moved { proposal, .. }) => delivery.answer("head_moved").about(&proposal),
         Ok(Moved::Unchanged(proposal)) => delivery.answer("unchanged").about(&proposal),
@@ -487,6 +550,11 @@ async fn close(
         .await;
     };
     let merged = pr.merged == Some(true);
+    let merge_commit = pr
+        .merge_commit_sha
+        .as_deref()
+        .map(|sha| payload::commit_id("pull_request.merge_commit_sha", sha))
+        .transpose()?;
     let mut tx = match webhook::begin(state, delivery).await? {
         Ok(tx) => tx,
         Err(replayed) => return Ok(replayed),
@@ -495,7 +563,7 @@ async fn close(
         let details = json!({
             "pull_request": pr.number,
             "repository": target.followed.github,
-            "merge_commit": pr.merge_commit_sha,
+            "merge_commit": merge_commit,
             "delivery": delivery.id,
         });
         match proposals::apply_merged(
@@ -519,13 +587,13 @@ async fn close(
                 tx.rollback().await?;
                 tracing::warn!(
                     proposal = %current.id, pull_request = pr.number, repository = %target.followed.github,
-                    merge_commit = pr.merge_commit_sha.as_deref().unwrap_or(""), %why,
+                    merge_commit = merge_commit.as_deref().unwrap_or(""), %why,
                     "github: a pull request was merged on GitHub without countersign's authorization"
                 );
                 let reason = format!(
                     "merged on GitHub without countersign's authorization of {head} \
                      (merge commit {}): {why}",
-                    pr.merge_commit_sha.as_deref().unwrap_or("unknown")
+                    merge_commit.as_deref().unwrap_or("unknown")
                 );
                 tx = match webhook::begin(state, delivery).await? {
                     Ok(tx) => tx,
@@ -577,7 +645,10 @@ pub(crate) async fn review(
 ) -> Result<Response, ApiError> {
     let event: ReviewEvent = payload::parse("pull_request_review", body)?;
     let review = &event.review;
-    let verdict = match (event.action.as_str(), review.state.to_ascii_lowercase().as_str()) {
+    let verdict = match (
+        event.action.as_str(),
+        review.state.to_ascii_lowercase().as_str(),
+    ) {
         ("submitted", "approved") => Verdict::Approve,
         ("submitted", "changes_requested") => Verdict::Reject,
         ("submitted", other) => {

@@ -43,12 +43,7 @@ pub(crate) async fn push(
         .blocking(move || is_protected(&path, &name))
         .await??;
     if !protected {
-        return webhook::ignore(
-            state,
-            delivery,
-            format!("branch {branch} is not protected"),
-        )
-        .await;
+        return webhook::ignore(state, delivery, format!("branch {branch} is not protected")).await;
     }
     let pusher = event.pusher.as_ref().map_or("", |p| p.name.as_str());
     if event.deleted {
@@ -102,7 +97,9 @@ pub(crate) async fn push(
     let mut reason = None;
     let mut work = Vec::new();
     if payload::is_zero(&before) {
-        reason = Some(format!("{branch} was created: no earlier tip to plan the runs from"));
+        reason = Some(format!(
+            "{branch} was created: no earlier tip to plan the runs from"
+        ));
     } else {
         let (pipeline, path, from, to) = (
             Arc::clone(&state.pipeline),
@@ -113,7 +110,9 @@ pub(crate) async fn push(
         let system = Principal::System(GITHUB_ACTOR.trim_start_matches("system:").to_owned());
         let decided = state
             .pipeline
-            .blocking_for(target.path, move || pipeline.decide(&path, &from, &to, &system))
+            .blocking_for(target.path, move || {
+                pipeline.decide(&path, &from, &to, &system)
+            })
             .await?;
         match decided {
             Ok(outcome) => work = outcome.fleet.work,
@@ -132,15 +131,9 @@ pub(crate) async fn push(
         Ok(tx) => tx,
         Err(replayed) => return Ok(replayed),
     };
-    let runs = crate::runs::enqueue_branch(
-        state,
-        &mut tx,
-        &target.followed.repo,
-        branch,
-        &after,
-        &work,
-    )
-    .await?;
+    let runs =
+        crate::runs::enqueue_branch(state, &mut tx, &target.followed.repo, branch, &after, &work)
+            .await?;
     let mut answer = delivery.answer("recorded");
     answer.runs = Some(runs);
     if let Some(reason) = reason {

@@ -8,7 +8,9 @@ use sha2::Sha256;
 /// Why a delivery's signature was refused; the text is the 401's detail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("no X-Hub-Signature-256 header: GitHub signs every delivery when the webhook has a secret")]
+    #[error(
+        "no X-Hub-Signature-256 header: GitHub signs every delivery when the webhook has a secret"
+    )]
     Missing,
     #[error("X-Hub-Signature-256 is not sha256= and 64 hex digits")]
     Malformed,
@@ -71,11 +73,16 @@ mod tests {
     fn anything_else_is_refused() {
         let secret = b"It's a Secret to Everybody";
         let body = b"Hello, World!";
-        let upper = GITHUB_EXAMPLE.to_ascii_uppercase().replacen("SHA256", "sha256", 1);
+        let upper = GITHUB_EXAMPLE
+            .to_ascii_uppercase()
+            .replacen("SHA256", "sha256", 1);
         for (header, expect) in [
             (None, SignatureError::Missing),
             (Some(""), SignatureError::Malformed),
-            (Some("sha1=757107ea0eb2509fc211221cce984b8a37570b6d"), SignatureError::Malformed),
+            (
+                Some("sha1=757107ea0eb2509fc211221cce984b8a37570b6d"),
+                SignatureError::Malformed,
+            ),
             (Some(&GITHUB_EXAMPLE[..70]), SignatureError::Malformed),
             (
                 Some("sha256=zz7107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"),

@@ -4,8 +4,8 @@
 //! The order is fixed: the integration must be configured (404 otherwise: no secret, no
 //! delivery accepted), the signature must verify over the raw body (401, logged at `warn`,
 //! before a byte is parsed), the delivery and event headers must be sane (422), then a
-//! delivery answered before is answered alike ([`DeliveryAnswer`] as recorded) and nothing
-//! else happens. Otherwise the work runs in a task of its own, so GitHub hanging up (it waits
+//! delivery answered before (by its id, or by its body: the id is not signed) is answered
+//! alike ([`DeliveryAnswer`] as recorded) and nothing else happens. Otherwise the work runs in a task of its own, so GitHub hanging up (it waits
 //! 10 s) does not cancel it halfway: the answer is recorded in the transaction of its effect.
 //! An answer is recorded only when it is final (2xx): a 5xx (a fetch that failed, the
 //! database) records nothing, and GitHub's redelivery does the work.
@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use countersign_store::{GithubDelivery, Tx};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -66,6 +67,8 @@ pub struct DeliveryAnswer {
 /// One authenticated delivery being handled.
 pub(crate) struct Delivery {
     pub id: String,
+    /// SHA-256 of the signed body, lower-case hex.
+    pub digest: String,
     pub event: String,
     pub action: Option<String>,
     /// The App installation that sent it.
@@ -112,9 +115,12 @@ fn replay(recorded: GithubDelivery) -> Response {
 
 /// Starts the transaction of a delivery's effect; `Err` with the recorded answer when
 /// another request recorded this delivery meanwhile.
-pub(crate) async fn begin(state: &AppState, delivery: &Delivery) -> Result<Result<Tx, Response>, ApiError> {
+pub(crate) async fn begin(
+    state: &AppState,
+    delivery: &Delivery,
+) -> Result<Result<Tx, Response>, ApiError> {
     let mut tx = state.store.begin().await?;
-    if let Some(recorded) = tx.github_delivery(&delivery.id).await? {
+    if let Some(recorded) = tx.github_delivery(&delivery.id, &delivery.digest).await? {
         tx.rollback().await?;
         return Ok(Err(replay(recorded)));
     }
@@ -136,9 +142,16 @@ pub(crate) async fn commit(
         status: status.as_u16(),
         response: body.clone(),
     };
-    if !tx.put_github_delivery(&delivery.id, &delivery.event, &recorded).await? {
+    if !tx
+        .put_github_delivery(&delivery.id, &delivery.digest, &delivery.event, &recorded)
+        .await?
+    {
         tx.rollback().await?;
-        return match state.store.github_delivery(&delivery.id).await? {
+        return match state
+            .store
+            .github_delivery(&delivery.id, &delivery.digest)
+            .await?
+        {
             Some(first) => Ok(replay(first)),
             None => Err(ApiError::Conflict(
                 "this delivery is being handled by another request".into(),
@@ -183,9 +196,11 @@ fn header<'h>(
     max: usize,
     allowed: fn(char) -> bool,
 ) -> Result<&'h str, ApiError> {
-    let value = headers
-        .get(name)
-        .ok_or_else(|| ApiError::Invalid(format!("{name}: missing: GitHub sends it with every delivery")))?;
+    let value = headers.get(name).ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "{name}: missing: GitHub sends it with every delivery"
+        ))
+    })?;
     value
         .to_str()
         .ok()
@@ -223,8 +238,11 @@ async fn webhook(
         ));
     };
     let signature_header = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
-    if let Err(why) = signature::verify(github.config.webhook_secret.bytes(), signature_header, &body)
-    {
+    if let Err(why) = signature::verify(
+        github.config.webhook_secret.bytes(),
+        signature_header,
+        &body,
+    ) {
         // Only what GitHub's headers claim: nothing of the body is trusted or logged.
         let claimed = |name: &str| {
             headers
@@ -248,12 +266,16 @@ async fn webhook(
         c.is_ascii_lowercase() || c == '_'
     })?
     .to_owned();
-    if let Some(recorded) = state.store.github_delivery(&id).await? {
+    // The delivery id is a header the signature does not cover: a signed body seen before
+    // is that delivery again, whatever id it comes with (a captured approval sent again
+    // must not overturn the reviewer's later verdict).
+    let digest = hex::encode(Sha256::digest(&body));
+    if let Some(recorded) = state.store.github_delivery(&id, &digest).await? {
         return Ok(replay(recorded));
     }
     // The work runs in a task of its own: a caller that hangs up must not cut a delivery in
     // half (its transaction would roll back, but a fetch or a decision would be wasted).
-    let task = tokio::spawn(handle(state, github, id, event, body));
+    let task = tokio::spawn(handle(state, github, id, digest, event, body));
     task.await
         .map_err(|e| ApiError::Internal(format!("the delivery's task: {e}")))?
 }
@@ -267,6 +289,7 @@ async fn handle(
     state: AppState,
     github: std::sync::Arc<Github>,
     id: String,
+    digest: String,
     event: String,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -274,6 +297,7 @@ async fn handle(
     let action: Action = payload::parse(&event, &body)?;
     let delivery = Delivery {
         id,
+        digest,
         event,
         action: action.action,
         installation: envelope.installation.as_ref().map(|i| i.id),
@@ -293,14 +317,20 @@ async fn handle(
         )
         .await;
     }
-    let repository = envelope
-        .repository
-        .ok_or_else(|| ApiError::Invalid(format!("the {} payload: repository: missing", delivery.event)))?;
+    let repository = envelope.repository.ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "the {} payload: repository: missing",
+            delivery.event
+        ))
+    })?;
     let Some(followed) = github.config.repository(&repository.full_name).cloned() else {
         return ignore(
             &state,
             &delivery,
-            format!("repository {} is not followed by this server", repository.full_name),
+            format!(
+                "repository {} is not followed by this server",
+                repository.full_name
+            ),
         )
         .await;
     };
