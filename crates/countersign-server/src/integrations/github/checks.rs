@@ -384,7 +384,121 @@ pub(crate) fn spawn(
 
 #[cfg(test)]
 mod tests {
-    use super::description;
+    #![allow(clippy::unwrap_used)]
+
+    use super::{description, shown};
+    use crate::proposals::ProposalView;
+
+    fn view(state: &str) -> ProposalView {
+        serde_json::from_value(serde_json::json!({
+            "id": "p-1", "repo": "shop", "base": "b", "head": "h", "title": "t",
+            "description": "", "author": "agent:fixbot", "state": state,
+            "tier": "change_control", "approvals_required": 2, "approvals_counted": 1,
+            "rejected_by": if state == "rejected" { vec!["human:dave"] } else { vec![] },
+            "eligible_approvers": ["human:alice"], "decision": { "missing_suites": ["unit"] },
+            "approvals": [], "created_at": "2026-01-05T09:00:00Z",
+            "approver_pool": { "eligible": ["human:alice"], "eligible_count": 1,
+                               "excluded_as_authors": [], "meetable": true },
+        }))
+        .unwrap()
+    }
+
+    /// Only an authorized or merged head passes; waiting is in progress (a `neutral`
+    /// conclusion would pass a required check); a head left behind is cancelled.
+    #[test]
+    fn each_state_shows_as_its_check() {
+        let cases = [
+            (
+                "authorized",
+                "h",
+                (
+                    "completed",
+                    Some("success"),
+                    "success",
+                    "authorized (change_control)",
+                ),
+            ),
+            (
+                "merged",
+                "h",
+                (
+                    "completed",
+                    Some("success"),
+                    "success",
+                    "merged (change_control)",
+                ),
+            ),
+            (
+                "rejected",
+                "h",
+                (
+                    "completed",
+                    Some("failure"),
+                    "failure",
+                    "rejected by human:dave (change_control)",
+                ),
+            ),
+            (
+                "closed",
+                "h",
+                ("completed", Some("cancelled"), "error", "closed"),
+            ),
+            (
+                "superseded",
+                "h",
+                (
+                    "completed",
+                    Some("cancelled"),
+                    "error",
+                    "superseded by another proposal",
+                ),
+            ),
+            (
+                "awaiting_approval",
+                "h",
+                (
+                    "in_progress",
+                    None,
+                    "pending",
+                    "awaiting approval: 1 of 2 (change_control)",
+                ),
+            ),
+            (
+                "awaiting_evidence",
+                "h",
+                (
+                    "in_progress",
+                    None,
+                    "pending",
+                    "awaiting evidence: unit (change_control)",
+                ),
+            ),
+            (
+                "authorized",
+                "old",
+                (
+                    "completed",
+                    Some("cancelled"),
+                    "failure",
+                    "superseded: the head moved to h",
+                ),
+            ),
+        ];
+        for (state, head, (status, conclusion, commit_state, title)) in cases {
+            let shown = shown(&view(state), head);
+            assert_eq!(
+                (
+                    shown.status,
+                    shown.conclusion,
+                    shown.state,
+                    shown.title.as_str()
+                ),
+                (status, conclusion, commit_state, title),
+                "{state} at {head}"
+            );
+            assert_ne!(shown.conclusion, Some("neutral"));
+        }
+    }
 
     #[test]
     fn descriptions_fit_githubs_limit() {
