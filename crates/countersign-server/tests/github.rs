@@ -961,12 +961,21 @@ async fn only_signed_deliveries_are_heard(db: &Db) {
         "{metrics}"
     );
 
-    // The same delivery, signed, is heard.
-    let (status, answer) = server.deliver("pull_request", "d-forged", &opened).await;
+    // The same delivery, signed, is heard: sent twice at once, and once more under another
+    // id, it has one effect and one answer.
+    let (one, two) = tokio::join!(
+        server.deliver("pull_request", "d-forged", &opened),
+        server.deliver("pull_request", "d-forged", &opened)
+    );
+    assert_eq!(one, two);
+    let (status, answer) = one;
     assert_eq!(
         (status, answer["outcome"].as_str()),
-        (StatusCode::OK, Some("proposed"))
+        (StatusCode::OK, Some("proposed")),
+        "{answer}"
     );
+    let (_, again) = server.deliver("pull_request", "d-other-id", &opened).await;
+    assert_eq!(again, answer);
 
     // Events countersign does not follow: acknowledged, ignored, recorded.
     for (event, payload) in [

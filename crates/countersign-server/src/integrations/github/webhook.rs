@@ -36,6 +36,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
 }
 
+/// How long a delivery that lost the race to record its answer waits for the winner's.
+const RACE_WAITS: u32 = 40;
+const RACE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What the server did with a delivery; the same answer for every redelivery of it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryAnswer {
@@ -147,16 +151,21 @@ pub(crate) async fn commit(
         .await?
     {
         tx.rollback().await?;
-        return match state
-            .store
-            .github_delivery(&delivery.id, &delivery.digest)
-            .await?
-        {
-            Some(first) => Ok(replay(first)),
-            None => Err(ApiError::Conflict(
-                "this delivery is being handled by another request".into(),
-            )),
-        };
+        // The other request's answer becomes visible when its batch commits: wait for it a
+        // little rather than send GitHub a failure it will not retry.
+        for _ in 0..RACE_WAITS {
+            if let Some(first) = state
+                .store
+                .github_delivery(&delivery.id, &delivery.digest)
+                .await?
+            {
+                return Ok(replay(first));
+            }
+            tokio::time::sleep(RACE_WAIT).await;
+        }
+        return Err(ApiError::Conflict(
+            "this delivery is being handled by another request".into(),
+        ));
     }
     tx.commit().await?;
     tracing::info!(
