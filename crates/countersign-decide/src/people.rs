@@ -77,6 +77,37 @@ pub fn catalog_users_in(
         .collect())
 }
 
+/// A catalog User with a GitHub account (`github.com/user-login`), as one commit's catalog
+/// names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubUser {
+    pub name: String,
+    /// The login, lower-cased (GitHub logins are case-insensitive).
+    pub login: String,
+    /// The name matches the repository's agent patterns: a bot account, not a person.
+    pub agent: bool,
+}
+
+/// The catalog Users with a `github.com/user-login` at `commit`, read with the commit's own
+/// `countersign.toml` (catalog globs, agent patterns): who a GitHub account is, for the
+/// server's GitHub integration. Blocking (git).
+pub fn github_users(repo: &Repo, commit: &CommitId) -> Result<Vec<GithubUser>, DecideError> {
+    let (config, catalog) = read_catalog(&repo.commit_tree(commit)?, commit.as_str())?;
+    Ok(catalog
+        .descriptors
+        .into_iter()
+        .filter(|descriptor| descriptor.entity.kind == Kind::User)
+        .filter_map(|descriptor| {
+            let login = descriptor.github_login?;
+            Some(GithubUser {
+                agent: config.agents.is_agent(&descriptor.entity.name),
+                login: login.to_ascii_lowercase(),
+                name: descriptor.entity.name,
+            })
+        })
+        .collect())
+}
+
 /// The config and the catalog of `tree`, read as the graph reads them.
 fn read_catalog(
     tree: &dyn countersign_graph::FileSource,

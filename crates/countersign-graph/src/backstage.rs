@@ -20,6 +20,10 @@
 //! | `countersign.dev/ssh-signing-keys` | a User's OpenSSH public keys, one a line (commit signatures) |
 //! | `countersign.dev/openpgp-signing-keys` | a User's ASCII-armored OpenPGP public keys (commit signatures) |
 //!
+//! Of Backstage's own annotations one is read: `github.com/user-login` on a User, the
+//! person's GitHub account (the GitHub integration maps reviews and pull request authors
+//! through it).
+//!
 //! **Paths are relative to the descriptor's directory** unless they start with `/`, which
 //! means the repository root: a descriptor travels with its code, so `src/**` in
 //! `services/pay/catalog-info.yaml` is `services/pay/src/**`. A trailing `/` means the
@@ -48,6 +52,9 @@ use crate::yaml;
 
 /// The annotation prefix countersign owns.
 pub const ANNOTATION_PREFIX: &str = "countersign.dev/";
+
+/// Backstage's annotation naming a User's GitHub account, read for the GitHub integration.
+pub const GITHUB_LOGIN_ANNOTATION: &str = "github.com/user-login";
 
 /// A relation a descriptor declares towards another entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,6 +116,10 @@ pub struct Descriptor {
     /// User `countersign.dev/openpgp-signing-keys`: ASCII-armored OpenPGP public keys, as
     /// written (not parsed here either).
     pub openpgp_signing_keys: Option<String>,
+    /// User `github.com/user-login` (Backstage's own annotation, which its GitHub org
+    /// importer writes): the GitHub account of the person, as written. Whose reviews on
+    /// GitHub are this User's is the server's GitHub integration's to decide.
+    pub github_login: Option<String>,
     /// Location `spec.target` and `spec.targets`, as written.
     pub targets: Vec<String>,
     pub source: SourceLocation,
@@ -510,6 +521,7 @@ fn descriptor(
         email: None,
         ssh_signing_keys: Vec::new(),
         openpgp_signing_keys: None,
+        github_login: None,
         targets: Vec::new(),
         source: at.clone(),
         entity,
@@ -583,6 +595,14 @@ fn descriptor(
             return Err(doc.field_error("metadata.annotations", "must be a mapping"));
         };
         for (key, value) in map {
+            if key == GITHUB_LOGIN_ANNOTATION && kind == Kind::User {
+                // Not countersign's annotation, so not refused when odd: a login that is no
+                // GitHub login only never matches anyone (the person never counts).
+                d.github_login = scalar(value)
+                    .map(|login| login.trim().to_owned())
+                    .filter(|login| !login.is_empty());
+                continue;
+            }
             let Some(short) = key.strip_prefix(ANNOTATION_PREFIX) else {
                 continue;
             };

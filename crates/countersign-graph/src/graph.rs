@@ -688,6 +688,7 @@ fn merge_workspace(
                     email: None,
                     ssh_signing_keys: Vec::new(),
                     openpgp_signing_keys: None,
+                    github_login: None,
                     targets: Vec::new(),
                     source: p.manifest.clone(),
                 });
