@@ -588,11 +588,15 @@ fn schedule_errors_name_line_column_and_field() {
             "error: countersign.toml:6:11: field `schedules.nightly.suites`: suite `e2e` has no [suites.e2e] entry in this file: a schedule runs only suites the fleet can run",
         ),
         (
-            with("cron = \"0 3 * * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\nenvironment = \"prod\"\n"),
+            with(
+                "cron = \"0 3 * * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\nenvironment = \"prod\"\n",
+            ),
             "error: countersign.toml:7:15: field `schedules.nightly.environment`: suite `unit` does not run in environment `prod` (its environments: default)",
         ),
         (
-            with("cron = \"0 3 * * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\ntimezone = \"Mars/Olympus\"\n"),
+            with(
+                "cron = \"0 3 * * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\ntimezone = \"Mars/Olympus\"\n",
+            ),
             "error: countersign.toml:7:12: field `schedules.nightly.timezone`: `Mars/Olympus` is not a time zone this machine knows (an IANA name such as `UTC` or `Europe/Paris`)",
         ),
         (
@@ -600,7 +604,9 @@ fn schedule_errors_name_line_column_and_field() {
             "error: countersign.toml:3:1: field `schedules.nightly`: missing field `branch`",
         ),
         (
-            with("cron = \"0 3 * * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\nproposal = \"p-1\"\n"),
+            with(
+                "cron = \"0 3 * * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\nproposal = \"p-1\"\n",
+            ),
             "error: countersign.toml:7:1: field `schedules.nightly.proposal`: unknown field `proposal`, expected one of `cron`, `branch`, `suites`, `environment`, `timezone`",
         ),
     ];
