@@ -36,6 +36,7 @@ pub mod oidc;
 mod pipeline;
 mod proposals;
 mod runs;
+mod schedules;
 mod tokens;
 mod webhooks;
 
@@ -70,6 +71,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub use evidence::{EVIDENCE_BODY_LIMIT, MAX_REFUSED_PER_HEAD};
 pub use runs::{DEFAULT_LEASE, Definition, Leased, RunView, RunsView, WorkItem};
+pub use schedules::{DEFAULT_TICK, Fired, ScheduleView, SchedulesView, tick as tick_schedules};
 
 /// The largest body any route accepts: a body announced larger is refused before routing.
 pub const LARGEST_BODY_LIMIT: usize = if EVIDENCE_BODY_LIMIT > BODY_LIMIT {
@@ -180,6 +182,9 @@ pub struct AppState {
     /// How long a runner's lease on a work item lasts without a heartbeat
     /// ([`AppState::with_lease`]).
     pub lease: Duration,
+    /// How often (real time) [`run`] looks for due schedules; `None`: never (another
+    /// replica, or a test calling [`tick_schedules`] itself). See [`AppState::with_schedule_tick`].
+    pub schedule_tick: Option<Duration>,
 }
 
 impl AppState {
@@ -197,7 +202,16 @@ impl AppState {
             pipeline: Arc::new(pipeline),
             workers: Arc::new(webhooks::WorkerNames::new()),
             lease: runs::DEFAULT_LEASE,
+            schedule_tick: Some(schedules::DEFAULT_TICK),
         }
+    }
+
+    /// Looks for due schedules every `tick` of real time (the due times themselves are read
+    /// from this state's clock), or never with `None`. Several replicas may all tick: each
+    /// due time is queued once.
+    pub fn with_schedule_tick(mut self, tick: Option<Duration>) -> AppState {
+        self.schedule_tick = tick.map(|t| t.max(Duration::from_millis(10)));
+        self
     }
 
     /// Leases of work items last `lease` without a heartbeat (at least one second): a
@@ -422,6 +436,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(bundle::router())
         .merge(evidence::router())
         .merge(runs::router())
+        .merge(schedules::router())
         .merge(tokens::router())
 }
 
@@ -449,6 +464,7 @@ pub async fn run(
     // The webhook worker stops with the server: on `shutdown`, or when `serve` fails and
     // drops the sender.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let ticker = schedules::spawn(&state, stopped.clone());
     let worker = webhooks::spawn(&state, stopped);
     let shutdown = async move {
         shutdown.await;
@@ -460,6 +476,9 @@ pub async fn run(
     if let Some(worker) = worker {
         // It finishes the deliveries in flight, each bounded by its timeout.
         let _ = worker.await;
+    }
+    if let Some(ticker) = ticker {
+        let _ = ticker.await;
     }
     served
 }

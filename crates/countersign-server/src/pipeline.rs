@@ -480,6 +480,90 @@ fn fleet(config: &Config, evaluation: &Evaluation, required: &[String]) -> Fleet
     }
 }
 
+/// The work items of `suites` at a protected branch's tip whose config is `config`: one per
+/// suite with a `[suites]` entry that some runner there may attest, in `environment` or else
+/// each of the suite's environments. Nothing without a `[repository] name` (no runner could
+/// vouch for the commit). The branch's own tip is protected history: its config plays the
+/// part a base plays for a proposal.
+pub fn branch_work(config: &Config, suites: &[String], environment: Option<&str>) -> Vec<WorkSpec> {
+    let Some(repository) = &config.repository.name else {
+        return Vec::new();
+    };
+    let mut work = Vec::new();
+    for suite in suites {
+        let Some(definition) = config.suites.get(suite) else {
+            continue;
+        };
+        let runners: Vec<String> = config
+            .runners
+            .iter()
+            .filter(|r| r.suites.contains(suite))
+            .map(|r| r.name.clone())
+            .collect();
+        let environments: Vec<&str> = match environment {
+            Some(env) => vec![env],
+            None => definition.environments.iter().map(String::as_str).collect(),
+        };
+        for environment in environments {
+            work.push(WorkSpec {
+                suite: suite.clone(),
+                environment: environment.to_owned(),
+                repository: repository.clone(),
+                definition: definition_json(definition),
+                runners: runners.clone(),
+            });
+        }
+    }
+    work
+}
+
+/// One `[schedules.NAME]` in force: read at the tip of the protected branch it names.
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    pub schedule: countersign_repo::ScheduleConfig,
+    /// The branch's tip now: what a due time queues.
+    pub tip: String,
+    /// What a due time queues at the tip.
+    pub work: Vec<WorkSpec>,
+}
+
+impl Pipeline {
+    /// The schedules in force in the repository at `path`: each protected branch's own tip's
+    /// `[schedules]` that name that branch (a schedule naming another branch is that
+    /// branch's to declare). A branch whose config does not load is skipped with a warning:
+    /// nothing is scheduled from rules that cannot be read. Blocking (git).
+    pub fn schedules(&self, path: &Path) -> Result<Vec<Scheduled>, DecideError> {
+        let repo = Repo::open_shared(path)?;
+        let protected = protected::protected_branches(&repo)?;
+        let mut out = Vec::new();
+        for branch in &protected.branches {
+            let Some(tip) = &branch.tip else { continue };
+            let config = repo
+                .commit_tree(tip)
+                .map_err(DecideError::from)
+                .and_then(|tree| countersign_decide::governed::read_config(&tree));
+            let config = match config {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::warn!(branch = %branch.name, %tip, error = %error.chain(), "schedules of this branch not read");
+                    continue;
+                }
+            };
+            for schedule in config.schedules.values() {
+                if schedule.branch != branch.name {
+                    continue;
+                }
+                out.push(Scheduled {
+                    work: branch_work(&config, &schedule.suites, schedule.environment.as_deref()),
+                    schedule: schedule.clone(),
+                    tip: tip.as_str().to_owned(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A suite's definition as runners receive it in a lease.
 fn definition_json(suite: &countersign_repo::SuiteConfig) -> Value {
     json!({
