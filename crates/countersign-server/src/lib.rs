@@ -27,6 +27,7 @@ mod bundle;
 mod change;
 mod error;
 mod evidence;
+mod findings;
 mod health;
 mod idempotency;
 mod listener;
@@ -70,6 +71,7 @@ pub use webhooks::{
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub use evidence::{EVIDENCE_BODY_LIMIT, MAX_REFUSED_PER_HEAD};
+pub use findings::{FindingView, FindingsView, RunEvidenceAccepted};
 pub use runs::{DEFAULT_LEASE, Definition, Leased, RunView, RunsView, WorkItem};
 pub use schedules::{DEFAULT_TICK, Fired, ScheduleView, SchedulesView, tick as tick_schedules};
 
@@ -437,6 +439,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(evidence::router())
         .merge(runs::router())
         .merge(schedules::router())
+        .merge(findings::router())
         .merge(tokens::router())
 }
 

@@ -349,22 +349,20 @@ impl Tx {
     }
 
     /// Moves finding `id` to `state` after a fix's post-merge run, with that run's evidence.
+    /// Not an observation: a failure the same run reports is observed on its own.
     pub async fn settle_finding(
         &mut self,
         id: &str,
         state: FindingState,
         verification: &Value,
-        commit: &str,
         now_ms: i64,
     ) -> Result<(), Error> {
         let verification = to_json(id, "verification", verification)?;
         let mut conn = self.conn();
         dispatch!(&mut conn, c => sqlx::query(
-            "UPDATE findings SET state = $1, verification = $2, last_seen = CASE WHEN $1 = 'reopened' THEN $3 ELSE last_seen END, \
-             observations = CASE WHEN $1 = 'reopened' THEN observations + 1 ELSE observations END, \
-             updated_at = $4 WHERE id = $5",
+            "UPDATE findings SET state = $1, verification = $2, updated_at = $3 WHERE id = $4",
         )
-        .bind(state.as_str()).bind(&verification).bind(commit).bind(now_ms).bind(id)
+        .bind(state.as_str()).bind(&verification).bind(now_ms).bind(id)
         .execute(&mut **c)
         .await
         .map_err(db("settling a finding"))?

@@ -61,8 +61,10 @@ pub(super) fn prepare(
     dispatched_by: Option<&Principal>,
     clock: &crate::Clock,
     signer: Option<std::sync::Arc<countersign_audit::Signer>>,
+    fix_suites: &[String],
 ) -> Result<Prepared, ApiError> {
     let mut outcome = pipeline.decide(path, &body.base, &body.head, author)?;
+    outcome.require_suites(fix_suites)?;
     outcome.dispatched_by = dispatched_by.map(ToString::to_string);
     // The base must already be protected history, or the proposer would choose the rules
     // and hide commits from `main..head` (checked on the resolved id, after the decision
