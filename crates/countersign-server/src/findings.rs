@@ -63,6 +63,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(EVIDENCE_BODY_LIMIT))
         .routes(routes!(list))
         .routes(routes!(show))
+        .routes(routes!(bundle))
 }
 
 // ---- From an envelope to failures (blocking: git, graph) ----
@@ -994,4 +995,63 @@ fn predicate_of(envelope: &[u8]) -> Option<Predicate> {
     let statement: Value = serde_json::from_slice(&envelope.payload).ok()?;
     let predicate_type = statement["predicateType"].as_str()?.to_owned();
     Predicate::parse(&predicate_type, statement["predicate"].clone()).ok()
+}
+
+/// The finding's bundle (format `https://countersign.dev/finding-bundle/v1`): the whole
+/// loop in one file, which `countersign bundle verify FILE --log-key KEY` checks offline.
+#[utoipa::path(
+    get, path = "/v1/findings/{id}/bundle",
+    params(("id" = String, Path, description = "Finding id, F-<number>")),
+    responses(
+        (status = 200, content_type = "application/json", body = Object, description = "The finding's entries with proofs and envelopes, and each linked proposal's bundle"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn bundle(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let finding = state
+        .store
+        .finding(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no finding {id}")))?;
+    let export = |subject: String| {
+        let state = state.clone();
+        async move {
+            match state
+                .store
+                .export_bundle(&subject, state.log_signer.as_deref())
+                .await
+            {
+                Ok(bundle) => Ok(bundle),
+                Err(countersign_store::Error::NoCheckpoint { index }) => {
+                    Err(ApiError::Unavailable(format!(
+                        "no signed checkpoint covers entry {index} of {subject} and the server has no log key to sign one"
+                    )))
+                }
+                Err(error) => Err(ApiError::from(error)),
+            }
+        }
+    };
+    // The linked proposals first, the finding last: a checkpoint signed for a later part
+    // covers the earlier ones too, and each part names the checkpoint it was proved under.
+    let mut fixes = Vec::with_capacity(finding.fixes.len());
+    for proposal in &finding.fixes {
+        fixes.push(export(proposal.clone()).await?);
+    }
+    let own = export(finding.id.clone()).await?;
+    let bundle = countersign_audit::FindingBundle {
+        format: countersign_audit::FINDING_BUNDLE_FORMAT.to_owned(),
+        id: finding.id,
+        finding: own,
+        fixes,
+    };
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bundle.to_json(),
+    )
+        .into_response())
 }

@@ -229,7 +229,8 @@ async fn start(db: &Db) -> Loop {
         let state = state
             .with_lease(Duration::from_secs(600))
             .with_schedule_tick(None)
-            .with_webhooks(hooks);
+            .with_webhooks(hooks)
+            .with_log_signer(common::log_signer());
         tx.send(state.clone()).unwrap();
         state
     })
@@ -787,6 +788,70 @@ async fn fixes_are_verified_or_reopened(db: &Db) {
             EventKind::FindingObserved
         ]
     );
+
+    // The whole loop, exported and checked offline.
+    let verifier = common::log_signer().verifier();
+    let fetch = |id: &'static str| {
+        let (client, base, token) = (
+            server.client.clone(),
+            server.base.clone(),
+            server.tokens["auditor"].clone(),
+        );
+        async move {
+            let response = client
+                .get(format!("{base}/v1/findings/{id}/bundle"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.bytes().await.unwrap().to_vec()
+        }
+    };
+    let f1_bundle = fetch("F-1").await;
+    let outcome = countersign_decide::bundle::verify_finding(&f1_bundle, &verifier).unwrap();
+    let outcome_as_of = outcome.as_of;
+    assert_eq!(outcome.state, "verified");
+    assert_eq!(outcome.observations, 1);
+    assert_eq!(outcome.verified_by.as_deref(), Some(fix_id.as_str()));
+    assert_eq!(outcome.fixes.len(), 2);
+    for (fix, differences) in &outcome.fixes {
+        assert!(differences.is_empty(), "{}: {differences:?}", fix.proposal);
+    }
+    let merged = outcome
+        .fixes
+        .iter()
+        .find(|(o, _)| o.proposal == fix_id)
+        .unwrap();
+    assert_eq!(merged.0.state, "merged");
+    let f2_bundle = fetch("F-2").await;
+    let outcome = countersign_decide::bundle::verify_finding(&f2_bundle, &verifier).unwrap();
+    assert_eq!(outcome.state, "reopened");
+    assert_eq!(outcome.observations, 3);
+    assert_eq!(outcome.verified_by, None);
+    // Tampering shows: a fix's bundle left out, the verifying envelope swapped for the
+    // failing one, another log key.
+    let mut bundle: countersign_audit::FindingBundle = serde_json::from_slice(&f1_bundle).unwrap();
+    bundle.fixes.retain(|b| b.subject != fix_id);
+    let error = countersign_decide::bundle::verify_finding(&bundle.to_json(), &verifier)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("lacks the bundle of fix"), "{error}");
+    let other = countersign_audit::Signer::from_seed("countersign.test/server", [1; 32]).unwrap();
+    assert!(countersign_decide::bundle::verify_finding(&f1_bundle, &other.verifier()).is_err());
+    // An entry left out of the middle breaks the chain; cut at the end, the bundle shows the
+    // finding as of its last entry, as a proposal's bundle does.
+    let mut bundle: countersign_audit::FindingBundle = serde_json::from_slice(&f1_bundle).unwrap();
+    bundle.finding.entries.remove(1);
+    let error = countersign_decide::bundle::verify_finding(&bundle.to_json(), &verifier)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("incomplete"), "{error}");
+    let mut bundle: countersign_audit::FindingBundle = serde_json::from_slice(&f1_bundle).unwrap();
+    bundle.finding.entries.pop();
+    let cut = countersign_decide::bundle::verify_finding(&bundle.to_json(), &verifier).unwrap();
+    assert_eq!(cut.state, "open");
+    assert!(cut.as_of < outcome_as_of);
     server.stop().await;
 }
 
