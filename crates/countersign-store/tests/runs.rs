@@ -410,7 +410,6 @@ async fn findings_open_count_and_settle(db: &Db) {
         "F-1",
         FindingState::Verified,
         &serde_json::json!({"passed": true}),
-        "c3",
         4,
     )
     .await

@@ -53,6 +53,9 @@ pub(super) struct Prepared {
 
 /// Decides `body`'s change for `author` and prepares its proposal, audit entries and
 /// response. Blocking (git, Cedar, encoding).
+// Each argument is one input of the opening (who, with what key, under which clock, fixing
+// which findings); a struct of them would only be built here to be taken apart.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn prepare(
     pipeline: &pipeline::Pipeline,
     path: &std::path::Path,
