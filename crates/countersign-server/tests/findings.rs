@@ -17,7 +17,7 @@ use common::{ALICE, Db, NOW, Server, start_with};
 use countersign_audit::EventKind;
 use countersign_evidence::attest;
 use countersign_evidence::dsse::SigningKey;
-use countersign_evidence::statement::{Statement, TEST_RESULT_V01};
+use countersign_evidence::statement::{Statement, TEST_RESULT_V01, VULNS_V02};
 use countersign_policy::Principal;
 use countersign_repo::{CommitId, RepoWriter};
 use countersign_server::{ManualClock, Role, Target, WebhookConfig, create_token, tick_schedules};
@@ -63,6 +63,7 @@ metadata:
   annotations:
     countersign.dev/criticality: critical
     countersign.dev/surfaces: payments
+    countersign.dev/exposure: internet
     countersign.dev/paths: /pay/**
     countersign.dev/suites: pay-unit
 spec:
@@ -504,6 +505,63 @@ async fn scheduled_failures_open_findings(db: &Db) {
     server.stop().await;
 }
 
+/// A scan on a scheduled run: a vulnerability in internet-exposed payments code is reachable
+/// and opens a finding (critical: one step above the critical component's failed test); one
+/// in the internal docs site, which nothing exposed depends on, opens none.
+async fn reachable_vulnerabilities_open_findings(db: &Db) {
+    let Loop {
+        server,
+        lab,
+        clock: _clock,
+        state,
+    } = start(db).await;
+    tick_schedules(&state).await.unwrap();
+    let item = lease_one(&server, "ci").await;
+    let result = |id: &str, location: &str| {
+        json!({
+            "id": id,
+            "severity": [{ "method": "sarif-level", "score": "error" }],
+            "annotations": [{ "countersign.dev/location": location }],
+        })
+    };
+    let scan = attest(
+        &Statement::for_commit(
+            REPOSITORY,
+            &lab.base,
+            "pay-unit",
+            VULNS_V02,
+            json!({ "scanner": { "uri": "https://example.com/scanner", "result": [
+                result("CVE-2026-0001", "pay/src.rs:1"),
+                result("CVE-2026-0002", "docs/index.md:1"),
+            ] } }),
+        ),
+        &runner_key(),
+    )
+    .to_json();
+    let (status, answer) = post_bytes(
+        &server,
+        "ci",
+        &format!("/v1/runs/{}/evidence", item["id"].as_str().unwrap()),
+        scan,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(changes(&answer), [("F-1".to_owned(), "opened".to_owned())]);
+    let f1 = finding(&server, "F-1").await;
+    assert_eq!(f1["kind"], "vulnerability");
+    assert_eq!(f1["test"], "CVE-2026-0001");
+    assert_eq!(f1["component"], "component:default/payments");
+    assert_eq!(f1["severity"], "critical");
+    assert!(
+        f1["evidence"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reachable"),
+        "{f1}"
+    );
+    server.stop().await;
+}
+
 /// Opens F-1 (`pay::charge`) and F-2 (`pay::void`) from a scheduled run on main.
 async fn found(server: &Server, state: &countersign_server::AppState, lab: &Lab) {
     tick_schedules(state).await.unwrap();
@@ -857,5 +915,6 @@ async fn fixes_are_verified_or_reopened(db: &Db) {
 
 on_both_backends!(
     scheduled_failures_open_findings,
+    reachable_vulnerabilities_open_findings,
     fixes_are_verified_or_reopened
 );
