@@ -329,7 +329,8 @@ pub struct RunEvidenceAccepted {
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "A proposal's run, or not held by this runner"),
         (status = 413, body = Problem),
-        (status = 422, body = Problem, description = "Refused: the detail lists each reason")
+        (status = 422, body = Problem, description = "Refused: the detail lists each reason"),
+        (status = 429, body = Problem, description = "The run has the most envelopes one run may push")
     ),
     security(("bearer" = []))
 )]
@@ -538,16 +539,22 @@ fn held(run: &Run, actor: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The answer to an envelope accepted for `run` already, if it was.
+/// The answer to an envelope accepted for `run` already, if it was; `429` when the run has
+/// [`crate::runs::MAX_ENVELOPES`] envelopes accepted already (one per report kind, with room):
+/// a runner key, or whoever stole it, must not grow the log and the findings without bound.
 async fn already(
     state: &AppState,
     run: &Run,
     digest: &str,
 ) -> Result<Option<RunEvidenceAccepted>, ApiError> {
+    let mut accepted = 0;
     for entry in state.store.entries_about(&run.id).await? {
         let e = entry
             .event()
             .map_err(|e| ApiError::Internal(format!("log entry {}: {e}", entry.index)))?;
+        if e.kind == EventKind::EvidenceAccepted {
+            accepted += 1;
+        }
         if e.kind == EventKind::EvidenceAccepted && e.data["envelope"] == digest {
             let text = |k: &str| e.data[k].as_str().unwrap_or_default().to_owned();
             return Ok(Some(RunEvidenceAccepted {
@@ -561,6 +568,12 @@ async fn already(
                 findings: Vec::new(),
             }));
         }
+    }
+    if accepted >= crate::runs::MAX_ENVELOPES {
+        return Err(ApiError::TooMany(format!(
+            "run {} has {accepted} envelopes accepted already, the most one run may push",
+            run.id
+        )));
     }
     Ok(None)
 }

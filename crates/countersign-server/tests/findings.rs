@@ -412,6 +412,20 @@ async fn scheduled_failures_open_findings(db: &Db) {
     let (status, again) = post_bytes(&server, "ci", &route, failing.clone()).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["recorded"], false);
+    // A run takes at most 16 envelopes: a runner key cannot grow the log without bound.
+    for n in 1..16 {
+        let passing = envelope(&lab.base, &[&format!("pay::t{n}")], &[]);
+        let (status, answer) = post_bytes(&server, "ci", &route, passing).await;
+        assert_eq!(status, StatusCode::CREATED, "{n}: {answer}");
+    }
+    let (status, problem) = post_bytes(
+        &server,
+        "ci",
+        &route,
+        envelope(&lab.base, &["pay::t99"], &[]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{problem}");
     finish(&server, &item, "failed").await;
 
     let f1 = finding(&server, "F-1").await;
