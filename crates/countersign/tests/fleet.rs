@@ -438,6 +438,38 @@ fn a_scheduled_failure_opens_a_finding() {
     let missing = client(&server.url, Some(&auditor), &["findings", "show", "F-999"]);
     assert_eq!(missing.status.code(), Some(1));
 
+    // An agent proposes a fix of it: `--fixes` links it, and the plan reports on it.
+    let fixbot = server.token("agent:fixbot", Role::Proposer);
+    let unknown = client(
+        &server.url,
+        Some(&fixbot),
+        &[
+            "propose", "--repo", "lab", "--base", "main", "--head", &lab.lib, "--title", "fix",
+            "--fixes", "F-999",
+        ],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("there is no finding F-999"),
+        "{}",
+        stderr(&unknown)
+    );
+    let fix = json(&client(
+        &server.url,
+        Some(&fixbot),
+        &[
+            "propose", "--repo", "lab", "--base", "main", "--head", &lab.lib, "--title", "fix",
+            "--fixes", id, "--format", "json",
+        ],
+    ));
+    let fix_id = fix["id"].as_str().unwrap();
+    let plan = server.get(&format!("/v1/proposals/{fix_id}/plan"), &auditor);
+    assert_eq!(plan["fixes"][0]["finding"], id, "{plan:#}");
+    assert_eq!(
+        server.get(&format!("/v1/findings/{id}"), &auditor)["fixes"][0],
+        fix_id
+    );
+
     let bundle = server.get(&format!("/v1/findings/{id}/bundle"), &auditor);
     let file = lab.dir.path().join("finding.bundle.json");
     std::fs::write(&file, serde_json::to_vec(&bundle).unwrap()).unwrap();
