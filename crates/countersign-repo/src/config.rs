@@ -92,7 +92,7 @@ pub struct SuiteConfig {
 /// One `[schedules.NAME]` entry: some suites run on the tip of a protected branch whenever a
 /// cron expression is due. The expression is a standard five-field one (minute, hour, day of
 /// month, month, day of week), read in `timezone` (UTC unless named).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ScheduleConfig {
     pub name: String,
     /// The expression as written.
@@ -108,6 +108,21 @@ pub struct ScheduleConfig {
     pub timezone: String,
     parsed: croner::Cron,
     zone: jiff::tz::TimeZone,
+}
+
+/// As written: the parsed expression and zone say nothing more (and croner's own `Debug`
+/// prints thousands of bits).
+impl fmt::Debug for ScheduleConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScheduleConfig")
+            .field("name", &self.name)
+            .field("cron", &self.cron)
+            .field("branch", &self.branch)
+            .field("suites", &self.suites)
+            .field("environment", &self.environment)
+            .field("timezone", &self.timezone)
+            .finish()
+    }
 }
 
 impl ScheduleConfig {

@@ -621,3 +621,24 @@ fn schedule_errors_name_line_column_and_field() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// An expression that never falls due (the 30th of February) costs one bounded search, not
+/// a hang, every time it is asked.
+#[test]
+fn a_never_due_schedule_is_cheap() {
+    let config = Config::parse(
+        "[suites.unit]\ncommand = [\"make\"]\n[schedules.never]\ncron = \"0 0 30 2 *\"\nbranch = \"main\"\nsuites = [\"unit\"]\n",
+    );
+    let started = std::time::Instant::now();
+    if let Ok(config) = &config {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_603_600);
+        let never = &config.schedules["never"];
+        assert_eq!(never.due_at_or_before(now), None);
+        assert_eq!(never.due_after(now), None);
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
