@@ -130,6 +130,26 @@ pub fn referenced_blobs(event: &Event) -> Vec<String> {
     if let Some(evidence) = event.data.get("evidence").and_then(Value::as_array) {
         digests.extend(evidence.iter().filter_map(Value::as_str).map(str::to_owned));
     }
+    // The failing evidence of a finding's observation, and the evidence a fix was verified
+    // (or the finding reopened) by.
+    if matches!(
+        event.kind,
+        crate::event::EventKind::FindingOpened
+            | crate::event::EventKind::FindingObserved
+            | crate::event::EventKind::FindingVerified
+            | crate::event::EventKind::FindingReopened
+    ) {
+        for part in ["evidence", "verification"] {
+            if let Some(d) = event
+                .data
+                .get(part)
+                .and_then(|p| p.get("envelope"))
+                .and_then(Value::as_str)
+            {
+                digests.push(d.to_owned());
+            }
+        }
+    }
     // The raw commit objects a decision's authorship was read from.
     if let Some(commits) = event
         .data
@@ -145,6 +165,56 @@ pub fn referenced_blobs(event: &Event) -> Vec<String> {
         );
     }
     digests
+}
+
+/// The `format` of a finding's bundle.
+pub const FINDING_BUNDLE_FORMAT: &str = "https://countersign.dev/finding-bundle/v1";
+
+/// The whole loop of one finding, as one file: the finding's own bundle (its entries,
+/// opened to verified or reopened, with the failing and verifying envelopes as blobs) and
+/// the bundle of each proposal linked to it as a fix (its decision, evidence and
+/// approvals). Each part is a [`Bundle`] verified on its own; how they fit together is the
+/// caller's to check (countersign-decide's `bundle::verify_finding`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingBundle {
+    /// Always [`FINDING_BUNDLE_FORMAT`].
+    pub format: String,
+    /// The finding's id (`F-…`): the subject of `finding`.
+    pub id: String,
+    pub finding: Bundle,
+    /// The bundles of the proposals linked to it, by the order they were linked.
+    pub fixes: Vec<Bundle>,
+}
+
+impl FindingBundle {
+    pub fn to_json(&self) -> Vec<u8> {
+        // Strings, numbers and maps of strings: serializing cannot fail.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// Parses a finding bundle's JSON (unverified: verify each part with [`verify_bundle`]).
+    pub fn parse(bytes: &[u8]) -> Result<FindingBundle, BundleError> {
+        let bundle: FindingBundle =
+            serde_json::from_slice(bytes).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        if bundle.format != FINDING_BUNDLE_FORMAT {
+            return Err(BundleError::Format {
+                found: bundle.format,
+            });
+        }
+        Ok(bundle)
+    }
+}
+
+/// The `format` field of a bundle file, whichever kind it is.
+pub fn format_of(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Format {
+        format: String,
+    }
+    serde_json::from_slice::<Format>(bytes)
+        .ok()
+        .map(|f| f.format)
 }
 
 impl Bundle {

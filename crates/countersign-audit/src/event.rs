@@ -39,6 +39,18 @@ pub enum EventKind {
     RunFinished,
     /// A runner gave a run back unfinished (it is queued again); the subject is the run's id.
     RunReturned,
+    /// A failed test or reachable vulnerability on a protected branch opened a finding; the
+    /// subject is the finding's id (`F-…`).
+    FindingOpened,
+    /// A live finding was seen failing again (another run, a later commit).
+    FindingObserved,
+    /// A proposal said it fixes the finding (`fixes`).
+    FindingLinked,
+    /// A merged fix's reproducing run passed on the protected branch: the finding is closed.
+    FindingVerified,
+    /// A merged fix's reproducing run failed (or did not run the test): the finding is live
+    /// again and its owners are notified.
+    FindingReopened,
 }
 
 /// One log entry, as it is canonicalized into a leaf.

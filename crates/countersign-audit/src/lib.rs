@@ -15,7 +15,10 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 
-pub use bundle::{Bundle, BundleEntry, BundleError, VerifiedBundle, verify_bundle};
+pub use bundle::{
+    Bundle, BundleEntry, BundleError, FINDING_BUNDLE_FORMAT, FindingBundle, VerifiedBundle,
+    verify_bundle,
+};
 pub use canonical::{CanonicalError, canonicalize};
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
 pub use event::{Event, EventError, EventKind, leaf_bytes};

@@ -158,6 +158,11 @@ fn every_kind_has_its_wire_name() {
         (EventKind::RunStarted, "run_started"),
         (EventKind::RunFinished, "run_finished"),
         (EventKind::RunReturned, "run_returned"),
+        (EventKind::FindingOpened, "finding_opened"),
+        (EventKind::FindingObserved, "finding_observed"),
+        (EventKind::FindingLinked, "finding_linked"),
+        (EventKind::FindingVerified, "finding_verified"),
+        (EventKind::FindingReopened, "finding_reopened"),
     ];
     for (kind, name) in kinds {
         assert_eq!(serde_json::to_value(kind).unwrap(), json!(name));

@@ -592,3 +592,231 @@ pub fn outcome(bundle: &VerifiedBundle) -> Result<Outcome> {
         authorized,
     })
 }
+
+/// What a finding's bundle shows, re-checked from it alone.
+#[derive(Debug, Clone)]
+pub struct FindingOutcome {
+    pub finding: String,
+    /// `open`, `reopened` or `verified`, as the finding's events settle it.
+    pub state: String,
+    /// Failing observations (the opening one included), each backed by its envelope.
+    pub observations: usize,
+    /// Each linked proposal's outcome and the differences its re-derivation found.
+    pub fixes: Vec<(Outcome, Vec<String>)>,
+    /// The merged proposal whose post-merge run verified the finding, if it is verified.
+    pub verified_by: Option<String>,
+    /// The log index of the finding's last entry.
+    pub as_of: u64,
+}
+
+/// The statement of an envelope the bundle carries: its commit, predicate type and
+/// predicate.
+fn statement_of(bundle: &VerifiedBundle, digest: &str) -> Result<(String, String, Value)> {
+    let bytes = bundle.blobs.get(digest).ok_or_else(|| {
+        DecideError::invalid(format!("envelope {digest} is missing from the bundle"))
+    })?;
+    let envelope = Envelope::parse(bytes)
+        .map_err(|e| DecideError::invalid(format!("envelope {digest}: {e}")))?;
+    let statement: Value = serde_json::from_slice(&envelope.payload).map_err(|e| {
+        DecideError::invalid(format!("envelope {digest}: the statement is not JSON: {e}"))
+    })?;
+    let commit = statement["subject"][0]["digest"]["gitCommit"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let predicate_type = statement["predicateType"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Ok((commit, predicate_type, statement["predicate"].clone()))
+}
+
+/// Whether `predicate` (of `predicate_type`) reports `test` (a test id, or a vulnerability
+/// id) failing (`Some(false)`), passing (`Some(true)`) or not at all (`None`).
+fn reports(predicate_type: &str, predicate: &Value, test: &str) -> Option<bool> {
+    let names = |key: &str| {
+        predicate[key]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|t| t.as_str() == Some(test)))
+    };
+    if predicate_type == countersign_evidence::statement::TEST_RESULT_V01 {
+        if names("failedTests") {
+            return Some(false);
+        }
+        if names("passedTests") || names("warnedTests") {
+            return Some(true);
+        }
+        return None;
+    }
+    if predicate_type == countersign_evidence::statement::VULNS_V02 {
+        let reported = predicate["scanner"]["result"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|r| r["id"].as_str() == Some(test)));
+        return Some(!reported);
+    }
+    None
+}
+
+/// Verifies a finding's bundle (`countersign bundle verify` on a file of
+/// [`countersign_audit::FINDING_BUNDLE_FORMAT`]): every part's signature, proofs and chain;
+/// the finding's events replayed (opened, observed, linked, verified or reopened, in an
+/// order the lifecycle allows); each failing observation and the verification backed by its
+/// envelope in the bundle, about the stated commit and saying what the event says of the
+/// test; every linked proposal's bundle present, its outcome replayed and its decision
+/// re-derived; and the verifying proposal merged at the commit its post-merge run tested.
+///
+/// Not re-checked here: the signatures of the finding's envelopes against the runner keys
+/// of the branch's config at that commit (the server checked them when it accepted them;
+/// the config is not among the finding's blobs).
+pub fn verify_finding(bytes: &[u8], verifier: &Verifier) -> Result<FindingOutcome> {
+    use countersign_lifecycle::FindingState;
+    let parsed = countersign_audit::FindingBundle::parse(bytes)
+        .map_err(|e| DecideError::invalid(e.to_string()))?;
+    let verify = |part: &countersign_audit::Bundle, what: &str| {
+        countersign_audit::verify_bundle(&part.to_json(), std::slice::from_ref(verifier))
+            .map_err(|e| DecideError::invalid(format!("{what}: {e}")))
+    };
+    let finding = verify(&parsed.finding, "the finding's bundle")?;
+    if finding.subject != parsed.id {
+        bail!(
+            "the finding's bundle is about {}, not {}",
+            finding.subject,
+            parsed.id
+        );
+    }
+    let mut state: Option<FindingState> = None;
+    let mut observations = 0;
+    let mut linked: Vec<String> = Vec::new();
+    let mut verified_by = None;
+    let mut verifications: Vec<(String, String)> = Vec::new();
+    let mut test = String::new();
+    let mut as_of = 0;
+    for (index, event) in &finding.events {
+        as_of = *index;
+        let at = |what: String| DecideError::invalid(format!("log index {index}: {what}"));
+        match event.kind {
+            EventKind::FindingOpened | EventKind::FindingObserved => {
+                match (event.kind, state) {
+                    (EventKind::FindingOpened, None) => {
+                        test = text(event, "test")?.to_owned();
+                        state = Some(FindingState::Open);
+                    }
+                    (EventKind::FindingObserved, Some(s)) if s.is_live() => {}
+                    _ => {
+                        return Err(at(format!(
+                            "{:?} where the finding is {state:?}",
+                            event.kind
+                        )));
+                    }
+                }
+                let evidence = &event.data["evidence"];
+                let digest = evidence["envelope"].as_str().unwrap_or_default();
+                let (commit, predicate_type, predicate) = statement_of(&finding, digest)?;
+                if Some(commit.as_str()) != evidence["commit"].as_str() {
+                    return Err(at(format!(
+                        "the failing envelope is about commit {commit}, the event says {}",
+                        evidence["commit"]
+                    )));
+                }
+                if reports(&predicate_type, &predicate, &test) != Some(false) {
+                    return Err(at(format!(
+                        "the failing envelope does not report {test} failing"
+                    )));
+                }
+                observations += 1;
+            }
+            EventKind::FindingLinked => {
+                let proposal = text(event, "proposal")?.to_owned();
+                if !state.is_some_and(FindingState::is_live) {
+                    return Err(at(format!("a fix linked where the finding is {state:?}")));
+                }
+                linked.push(proposal);
+            }
+            EventKind::FindingVerified | EventKind::FindingReopened => {
+                let verification = &event.data["verification"];
+                let proposal = verification["proposal"].as_str().unwrap_or_default();
+                if !linked.iter().any(|p| p == proposal) {
+                    return Err(at(format!(
+                        "settled by proposal {proposal:?}, which the finding's events never linked"
+                    )));
+                }
+                let passed = event.kind == EventKind::FindingVerified;
+                let next = state
+                    .and_then(|s| s.after_fix(passed))
+                    .ok_or_else(|| at(format!("settled where the finding is {state:?}")))?;
+                let digest = verification["envelope"].as_str().unwrap_or_default();
+                let (commit, predicate_type, predicate) = statement_of(&finding, digest)?;
+                if Some(commit.as_str()) != verification["commit"].as_str() {
+                    return Err(at(format!(
+                        "the verifying envelope is about commit {commit}, the event says {}",
+                        verification["commit"]
+                    )));
+                }
+                let says = reports(&predicate_type, &predicate, &test);
+                // Verified only on a pass; reopened on a failure or a test that did not run.
+                let consistent = if passed {
+                    says == Some(true)
+                } else {
+                    says != Some(true)
+                };
+                if !consistent {
+                    return Err(at(format!(
+                        "the verifying envelope reports {test} {}, but the event says {}",
+                        match says {
+                            Some(true) => "passing",
+                            Some(false) => "failing",
+                            None => "not at all",
+                        },
+                        if passed { "verified" } else { "reopened" }
+                    )));
+                }
+                verifications.push((proposal.to_owned(), commit));
+                verified_by = passed.then(|| proposal.to_owned());
+                state = Some(next);
+            }
+            EventKind::Notified => {}
+            other => return Err(at(format!("{other:?} is not an event of a finding"))),
+        }
+    }
+    let Some(state) = state else {
+        bail!("the finding's bundle has no `finding_opened` event");
+    };
+    let mut fixes = Vec::new();
+    for part in &parsed.fixes {
+        let bundle = verify(part, &format!("the bundle of fix {}", part.subject))?;
+        if !linked.contains(&bundle.subject) {
+            bail!(
+                "the bundle holds proposal {}, which the finding's events never linked",
+                bundle.subject
+            );
+        }
+        let outcome = outcome(&bundle)?;
+        let differences = rederive(&bundle, verifier)?;
+        fixes.push((outcome, differences));
+    }
+    for proposal in &linked {
+        if !fixes.iter().any(|(o, _)| &o.proposal == proposal) {
+            bail!("the bundle lacks the bundle of fix {proposal}, which the finding's events link");
+        }
+    }
+    for (proposal, commit) in &verifications {
+        let Some((fix, _)) = fixes.iter().find(|(o, _)| &o.proposal == proposal) else {
+            bail!("the bundle lacks the bundle of fix {proposal}");
+        };
+        if fix.state != "merged" || &fix.head != commit {
+            bail!(
+                "fix {proposal} settled the finding at commit {commit}, but its bundle shows it {} with head {}",
+                fix.state,
+                fix.head
+            );
+        }
+    }
+    Ok(FindingOutcome {
+        finding: parsed.id,
+        state: state.as_str().to_owned(),
+        observations,
+        fixes,
+        verified_by,
+        as_of,
+    })
+}

@@ -9,11 +9,13 @@
 //! composing log events and notifications (the server, from the [`Transition`]).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::panic))]
 
+mod finding;
 mod record;
 mod state;
 mod tally;
 mod transition;
 
+pub use finding::{FindingKind, FindingState, Severity, identity, severity};
 pub use record::{DecidedRecord, RecordError, Requirement};
 pub use state::{ProposalState, UnknownValue, Verdict};
 pub use tally::{Approval, Ineligible, Pool, Tally, eligibility, pool, same_principal, tally};

@@ -52,6 +52,9 @@ pub struct Config {
     pub approval: ApprovalConfig,
     /// `[suites.NAME]`: how each validation suite is run, by name (docs/config.md, "Suites").
     pub suites: BTreeMap<String, SuiteConfig>,
+    /// `[schedules.NAME]`: suites run on a protected branch by the clock (docs/fleet.md,
+    /// "Schedules"). Only a branch's own tip says what is scheduled on it.
+    pub schedules: BTreeMap<String, ScheduleConfig>,
 }
 
 /// The environment a suite runs in when its `environments` key is absent, and the one a
@@ -84,6 +87,63 @@ pub struct SuiteConfig {
     /// Globs of the files that define the suite (tests, fixtures, scripts). Parsed and
     /// validated only: nothing reads them yet.
     pub paths: Vec<String>,
+}
+
+/// One `[schedules.NAME]` entry: some suites run on the tip of a protected branch whenever a
+/// cron expression is due. The expression is a standard five-field one (minute, hour, day of
+/// month, month, day of week), read in `timezone` (UTC unless named).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScheduleConfig {
+    pub name: String,
+    /// The expression as written.
+    pub cron: String,
+    /// The branch (short name) whose tip is run; a schedule counts only in the config at
+    /// that branch's own tip, and only while the branch is protected.
+    pub branch: String,
+    /// The suites run, each with a `[suites]` entry in the same file.
+    pub suites: Vec<String>,
+    /// The one environment to run them in; `None`: each suite's own environments.
+    pub environment: Option<String>,
+    /// The IANA time zone the expression is read in (`UTC` by default).
+    pub timezone: String,
+    parsed: croner::Cron,
+    zone: jiff::tz::TimeZone,
+}
+
+/// As written: the parsed expression and zone say nothing more (and croner's own `Debug`
+/// prints thousands of bits).
+impl fmt::Debug for ScheduleConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScheduleConfig")
+            .field("name", &self.name)
+            .field("cron", &self.cron)
+            .field("branch", &self.branch)
+            .field("suites", &self.suites)
+            .field("environment", &self.environment)
+            .field("timezone", &self.timezone)
+            .finish()
+    }
+}
+
+impl ScheduleConfig {
+    /// The latest time at or before `now` the expression is due, if any (whole minutes).
+    pub fn due_at_or_before(&self, now: std::time::SystemTime) -> Option<std::time::SystemTime> {
+        let zoned = self.zoned(now)?;
+        let due = self.parsed.find_previous_occurrence(&zoned, true).ok()?;
+        Some(std::time::SystemTime::from(due.timestamp()))
+    }
+
+    /// The first time strictly after `now` the expression is due, if any.
+    pub fn due_after(&self, now: std::time::SystemTime) -> Option<std::time::SystemTime> {
+        let zoned = self.zoned(now)?;
+        let due = self.parsed.find_next_occurrence(&zoned, false).ok()?;
+        Some(std::time::SystemTime::from(due.timestamp()))
+    }
+
+    fn zoned(&self, now: std::time::SystemTime) -> Option<jiff::Zoned> {
+        let at = jiff::Timestamp::try_from(now).ok()?;
+        Some(at.to_zoned(self.zone.clone()))
+    }
 }
 
 /// `[suites.NAME.reports]`: the report files a suite's command writes, by kind.
@@ -532,6 +592,17 @@ struct RawConfig {
     limits: RawLimits,
     approval: RawApproval,
     suites: BTreeMap<Spanned<String>, RawSuite>,
+    schedules: BTreeMap<Spanned<String>, RawSchedule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    cron: Spanned<String>,
+    branch: Spanned<String>,
+    suites: Spanned<Vec<Spanned<String>>>,
+    environment: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -701,7 +772,8 @@ impl RawConfig {
             let field = format!("never_automate.paths.{}", surface_name(surface.0));
             paths.insert(surface.0, globs(text, &field, list)?);
         }
-        Ok(Config {
+        let raw_schedules = self.schedules;
+        let mut config = Config {
             graph: GraphConfig {
                 catalog: match self.graph.catalog {
                     Some(list) => globs(text, "graph.catalog", list)?,
@@ -742,6 +814,7 @@ impl RawConfig {
             },
             runners: runners(text, self.runners, repository_declared, limits.runners)?,
             suites: suites(text, self.suites)?,
+            schedules: BTreeMap::new(),
             replay: ReplayConfig {
                 human_share_max: match self.replay.human_share_max {
                     Some(share) if *share.get_ref() > 100 => {
@@ -788,7 +861,9 @@ impl RawConfig {
                     }
                 },
             },
-        })
+        };
+        config.schedules = schedules(text, raw_schedules, &config.suites)?;
+        Ok(config)
     }
 }
 
@@ -810,6 +885,10 @@ fn repository_name(text: &str, name: Spanned<String>) -> Result<String, ConfigEr
 /// A branch's short name as git allows it (`main`, `release/1.x`): not a full ref, not a
 /// glob, no whitespace, no `..`.
 fn branch_name(text: &str, name: Spanned<String>) -> Result<String, ConfigError> {
+    branch_name_in(text, "repository.protected", name)
+}
+
+fn branch_name_in(text: &str, field: &str, name: Spanned<String>) -> Result<String, ConfigError> {
     let value = name.get_ref();
     let valid = !value.is_empty()
         && !value.starts_with(['-', '/', '.'])
@@ -824,7 +903,7 @@ fn branch_name(text: &str, name: Spanned<String>) -> Result<String, ConfigError>
     if !valid {
         return Err(invalid_value(
             text,
-            "repository.protected",
+            field,
             &name,
             format!(
                 "`{value}` is not a branch name (a short name such as `main` or `release/1.x`, no glob)"
@@ -1100,6 +1179,135 @@ fn suites(
     Ok(out)
 }
 
+/// Validates `[schedules.NAME]`: a standard five-field cron expression, a branch name, a
+/// time zone this machine knows, and suites (and an environment) the same file defines.
+fn schedules(
+    text: &str,
+    raw: BTreeMap<Spanned<String>, RawSchedule>,
+    suites: &BTreeMap<String, SuiteConfig>,
+) -> Result<BTreeMap<String, ScheduleConfig>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, schedule) in raw {
+        if !is_name(name.get_ref()) {
+            return Err(invalid_value(
+                text,
+                "schedules",
+                &name,
+                format!(
+                    "`{}` is not a schedule name (letters, digits, `-`, `_`, `.`, at most 128, not starting with `.`)",
+                    name.get_ref()
+                ),
+            ));
+        }
+        let schedule_name = name.into_inner();
+        let field = |key: &str| format!("schedules.{schedule_name}.{key}");
+        // Standard cron only: five fields, no seconds, no years (a sixth field would be read
+        // as seconds by some tools and as years by others).
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Disallowed)
+            .year(croner::parser::Year::Disallowed)
+            .build();
+        let expression = schedule.cron.get_ref().trim();
+        let parsed = if expression.contains('@') {
+            Err("nicknames such as `@daily` are not accepted: write the five fields".to_owned())
+        } else {
+            parser.parse(expression).map_err(|e| e.to_string())
+        };
+        let parsed = parsed.map_err(|reason| {
+            invalid_value(
+                text,
+                &field("cron"),
+                &schedule.cron,
+                format!(
+                    "`{}` is not a five-field cron expression (minute hour day-of-month month day-of-week, e.g. `0 3 * * *`): {reason}",
+                    schedule.cron.get_ref()
+                ),
+            )
+        })?;
+        let branch = branch_name_in(text, &field("branch"), schedule.branch)?;
+        let (list_span, list) = (schedule.suites.span(), schedule.suites.into_inner());
+        if list.is_empty() {
+            let (line, column) = position(text, list_span.start);
+            return Err(ConfigError {
+                file: CONFIG_FILE.to_owned(),
+                line,
+                column,
+                field: Some(field("suites")),
+                message: format!("schedule `{schedule_name}` runs no suite; list at least one"),
+            });
+        }
+        let mut names: Vec<String> = Vec::with_capacity(list.len());
+        for suite in &list {
+            let Some(defined) = suites.get(suite.get_ref()) else {
+                return Err(invalid_value(
+                    text,
+                    &field("suites"),
+                    suite,
+                    format!(
+                        "suite `{}` has no [suites.{}] entry in this file: a schedule runs only suites the fleet can run",
+                        suite.get_ref(),
+                        suite.get_ref()
+                    ),
+                ));
+            };
+            if let Some(environment) = &schedule.environment
+                && !defined.environments.contains(environment.get_ref())
+            {
+                return Err(invalid_value(
+                    text,
+                    &field("environment"),
+                    environment,
+                    format!(
+                        "suite `{}` does not run in environment `{}` (its environments: {})",
+                        suite.get_ref(),
+                        environment.get_ref(),
+                        defined
+                            .environments
+                            .iter()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            if !names.contains(suite.get_ref()) {
+                names.push(suite.get_ref().clone());
+            }
+        }
+        let (timezone, zone) = match schedule.timezone {
+            None => ("UTC".to_owned(), jiff::tz::TimeZone::UTC),
+            Some(tz) => match jiff::tz::TimeZone::get(tz.get_ref()) {
+                Ok(zone) => (tz.get_ref().clone(), zone),
+                Err(_) => {
+                    return Err(invalid_value(
+                        text,
+                        &field("timezone"),
+                        &tz,
+                        format!(
+                            "`{}` is not a time zone this machine knows (an IANA name such as `UTC` or `Europe/Paris`)",
+                            tz.get_ref()
+                        ),
+                    ));
+                }
+            },
+        };
+        out.insert(
+            schedule_name.clone(),
+            ScheduleConfig {
+                name: schedule_name,
+                cron: expression.to_owned(),
+                branch,
+                suites: names,
+                environment: schedule.environment.map(Spanned::into_inner),
+                timezone,
+                parsed,
+                zone,
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// A report path: repository-relative, `/`-separated, no `..`, no empty component and no
 /// glob character (a runner reads exactly the files named, inside its checkout).
 fn repo_relative(path: &str) -> Option<String> {
@@ -1247,4 +1455,13 @@ patterns = ["*[bot]", "dependabot*", "renovate*"]
 # timeout = "10m"
 # reports = { junit = ["target/junit.xml"] }
 # environments = ["default"]
+
+# Scheduled regression: suites run on the tip of a protected branch when a standard
+# five-field cron expression is due (UTC unless `timezone` names another). Read only from
+# that branch's own tip.
+# [schedules.nightly]
+# cron = "0 3 * * *"
+# branch = "main"
+# suites = ["unit"]
+# environment = "default"  # default: each suite's own environments
 "#;

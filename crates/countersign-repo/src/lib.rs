@@ -14,8 +14,8 @@ pub mod write;
 pub use config::{
     AgentsConfig, ApprovalConfig, CODEOWNERS_LOCATIONS, CONFIG_FILE, Config, ConfigError,
     DEFAULT_ENVIRONMENT, GovernanceConfig, GraphConfig, NeverAutomateConfig, PlanConfig,
-    PolicyConfig, ReplayConfig, RepositoryConfig, RunnerConfig, STARTER_CONFIG, SuiteConfig,
-    SuiteReports,
+    PolicyConfig, ReplayConfig, RepositoryConfig, RunnerConfig, STARTER_CONFIG, ScheduleConfig,
+    SuiteConfig, SuiteReports,
 };
 pub use git::{
     ChangeKind, ChangedPath, CommitId, CommitInfo, CommitObject, CommitSignature, CommitTree,

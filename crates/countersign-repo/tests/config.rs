@@ -103,7 +103,7 @@ fn errors_name_line_column_and_field() {
         ),
         (
             "[grpah]\n",
-            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`, `replay`, `limits`, `approval`, `suites`",
+            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`, `replay`, `limits`, `approval`, `suites`, `schedules`",
         ),
         (
             "[never_automate]\nsurfaces = [\"auth\", \"payment\"]\n",
@@ -505,4 +505,140 @@ fn durations_take_units_in_order() {
     ] {
         assert_eq!(parse_duration(bad), None, "{bad:?}");
     }
+}
+
+/// `[schedules.NAME]`: a five-field cron expression read in UTC unless a zone is named, a
+/// branch, suites the same file defines and an optional environment; due times are
+/// computed from the parsed expression.
+#[test]
+fn schedules_parse_and_compute_due_times() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let config = Config::parse(
+        r#"
+[suites.unit]
+command = ["make", "test"]
+environments = ["ci", "staging"]
+
+[schedules.nightly]
+cron = "0 3 * * *"
+branch = "main"
+suites = ["unit", "unit"]
+environment = "ci"
+
+[schedules.paris]
+cron = "30 8 * * 1-5"
+branch = "release/1.x"
+suites = ["unit"]
+timezone = "Europe/Paris"
+"#,
+    )
+    .unwrap();
+    let nightly = &config.schedules["nightly"];
+    assert_eq!(nightly.branch, "main");
+    assert_eq!(nightly.suites, ["unit"]);
+    assert_eq!(nightly.environment.as_deref(), Some("ci"));
+    assert_eq!(nightly.timezone, "UTC");
+    // 2026-01-05T09:00:00Z, a Monday.
+    let now = UNIX_EPOCH + Duration::from_secs(1_767_603_600);
+    let at = |t: std::time::SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    assert_eq!(at(nightly.due_at_or_before(now).unwrap()), 1_767_582_000); // 03:00Z
+    assert_eq!(at(nightly.due_after(now).unwrap()), 1_767_668_400); // next day 03:00Z
+    // Exactly at a due time, that time is due (and the next is a day on).
+    let exact = UNIX_EPOCH + Duration::from_secs(1_767_582_000);
+    assert_eq!(at(nightly.due_at_or_before(exact).unwrap()), 1_767_582_000);
+    assert_eq!(at(nightly.due_after(exact).unwrap()), 1_767_668_400);
+    let paris = &config.schedules["paris"];
+    assert_eq!(paris.environment, None);
+    // 08:30 in Paris (UTC+1 in January) is 07:30Z.
+    assert_eq!(at(paris.due_at_or_before(now).unwrap()), 1_767_598_200);
+    assert!(Config::default().schedules.is_empty());
+}
+
+#[test]
+fn schedule_errors_name_line_column_and_field() {
+    let suite = "[suites.unit]\ncommand = [\"make\"]\n";
+    let with = |schedule: &str| format!("{suite}[schedules.nightly]\n{schedule}");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            with("cron = \"0 3 * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\n"),
+            "error: countersign.toml:4:8: field `schedules.nightly.cron`: `0 3 * *` is not a five-field cron expression (minute hour day-of-month month day-of-week, e.g. `0 3 * * *`): Invalid pattern: Pattern must have 5 fields when seconds are disallowed.",
+        ),
+        (
+            with("cron = \"0 0 3 * * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\n"),
+            "error: countersign.toml:4:8: field `schedules.nightly.cron`: `0 0 3 * * *` is not a five-field cron expression (minute hour day-of-month month day-of-week, e.g. `0 3 * * *`): Invalid pattern: Pattern must have 5 fields when seconds are disallowed.",
+        ),
+        (
+            with("cron = \"61 3 * * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\n"),
+            "error: countersign.toml:4:8: field `schedules.nightly.cron`: `61 3 * * *` is not a five-field cron expression (minute hour day-of-month month day-of-week, e.g. `0 3 * * *`): Component error: Number out of bounds.",
+        ),
+        (
+            with("cron = \"@daily\"\nbranch = \"main\"\nsuites = [\"unit\"]\n"),
+            "error: countersign.toml:4:8: field `schedules.nightly.cron`: `@daily` is not a five-field cron expression (minute hour day-of-month month day-of-week, e.g. `0 3 * * *`): nicknames such as `@daily` are not accepted: write the five fields",
+        ),
+        (
+            with("cron = \"0 3 * * *\"\nbranch = \"refs/heads/main\"\nsuites = [\"unit\"]\n"),
+            "error: countersign.toml:5:10: field `schedules.nightly.branch`: `refs/heads/main` is not a branch name (a short name such as `main` or `release/1.x`, no glob)",
+        ),
+        (
+            with("cron = \"0 3 * * *\"\nbranch = \"main\"\nsuites = []\n"),
+            "error: countersign.toml:6:10: field `schedules.nightly.suites`: schedule `nightly` runs no suite; list at least one",
+        ),
+        (
+            with("cron = \"0 3 * * *\"\nbranch = \"main\"\nsuites = [\"e2e\"]\n"),
+            "error: countersign.toml:6:11: field `schedules.nightly.suites`: suite `e2e` has no [suites.e2e] entry in this file: a schedule runs only suites the fleet can run",
+        ),
+        (
+            with(
+                "cron = \"0 3 * * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\nenvironment = \"prod\"\n",
+            ),
+            "error: countersign.toml:7:15: field `schedules.nightly.environment`: suite `unit` does not run in environment `prod` (its environments: default)",
+        ),
+        (
+            with(
+                "cron = \"0 3 * * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\ntimezone = \"Mars/Olympus\"\n",
+            ),
+            "error: countersign.toml:7:12: field `schedules.nightly.timezone`: `Mars/Olympus` is not a time zone this machine knows (an IANA name such as `UTC` or `Europe/Paris`)",
+        ),
+        (
+            with("cron = \"0 3 * * *\"\nsuites = [\"unit\"]\n"),
+            "error: countersign.toml:3:1: field `schedules.nightly`: missing field `branch`",
+        ),
+        (
+            with(
+                "cron = \"0 3 * * *\"\nbranch = \"main\"\nsuites = [\"unit\"]\nproposal = \"p-1\"\n",
+            ),
+            "error: countersign.toml:7:1: field `schedules.nightly.proposal`: unknown field `proposal`, expected one of `cron`, `branch`, `suites`, `environment`, `timezone`",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (input, expected) in &cases {
+        let actual = check(input);
+        if actual != *expected {
+            failures.push(format!(
+                "input:\n{input}\nexpected: {expected}\nactual:   {actual}\n"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// An expression that never falls due (the 30th of February) costs one bounded search, not
+/// a hang, every time it is asked.
+#[test]
+fn a_never_due_schedule_is_cheap() {
+    let config = Config::parse(
+        "[suites.unit]\ncommand = [\"make\"]\n[schedules.never]\ncron = \"0 0 30 2 *\"\nbranch = \"main\"\nsuites = [\"unit\"]\n",
+    );
+    let started = std::time::Instant::now();
+    if let Ok(config) = &config {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_603_600);
+        let never = &config.schedules["never"];
+        assert_eq!(never.due_at_or_before(now), None);
+        assert_eq!(never.due_after(now), None);
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }

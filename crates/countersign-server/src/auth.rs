@@ -315,6 +315,7 @@ const RUNNER_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/work/{id}/heartbeat"),
     ("POST", "/v1/work/{id}/finish"),
     ("POST", "/v1/work/{id}/return"),
+    ("POST", "/v1/runs/{id}/evidence"),
 ];
 
 impl Caller {

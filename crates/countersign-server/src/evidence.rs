@@ -121,6 +121,8 @@ pub struct PlanView {
     pub missing: Vec<String>,
     /// Planned suites no trusted runner may attest: never waited for.
     pub unattestable: Vec<String>,
+    /// For each finding the proposal fixes: whether its reproducing test passes at the head.
+    pub fixes: Vec<crate::findings::FixStatus>,
 }
 
 /// The live evidence of `proposal` accepted under `head`, with the envelopes. Whoever
@@ -212,7 +214,7 @@ async fn weigh(
             )
         })
         .await?;
-    let outcome = match result {
+    let mut outcome = match result {
         Ok(outcome) => outcome,
         // The change decided when the proposal was opened; what is new is the evidence, so
         // an input error here is its verification's (e.g. a base naming no repository). The
@@ -224,6 +226,7 @@ async fn weigh(
         }
         Err(e) => return Err(e.into()),
     };
+    outcome.require_suites(&crate::findings::fix_suites(state, &proposal.id).await?)?;
     let Some(report) = outcome.evidence() else {
         return Err(ApiError::Internal(
             "evidence was given but the decision weighed none".into(),
@@ -577,6 +580,7 @@ async fn plan(
         satisfied: Vec::new(),
         missing: Vec::new(),
         unattestable: Vec::new(),
+        fixes: crate::findings::fix_statuses(&state, &id, &evidence).await?,
     };
     for suite in record.validation_plan {
         let status = if !record.required_suites.contains(&suite) {

@@ -29,6 +29,7 @@ mod bundle;
 mod change;
 mod error;
 mod evidence;
+mod findings;
 mod health;
 mod idempotency;
 pub mod integrations;
@@ -39,6 +40,7 @@ pub mod oidc;
 mod pipeline;
 mod proposals;
 mod runs;
+mod schedules;
 mod tokens;
 mod webhooks;
 
@@ -75,7 +77,9 @@ pub use webhooks::{
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub use evidence::{EVIDENCE_BODY_LIMIT, MAX_REFUSED_PER_HEAD};
+pub use findings::{FindingView, FindingsView, RunEvidenceAccepted};
 pub use runs::{DEFAULT_LEASE, Definition, Leased, RunView, RunsView, WorkItem};
+pub use schedules::{DEFAULT_TICK, Fired, ScheduleView, SchedulesView, tick as tick_schedules};
 
 /// The largest body any route accepts: a body announced larger is refused before routing.
 pub const LARGEST_BODY_LIMIT: usize = if EVIDENCE_BODY_LIMIT > BODY_LIMIT {
@@ -189,6 +193,9 @@ pub struct AppState {
     /// How long a runner's lease on a work item lasts without a heartbeat
     /// ([`AppState::with_lease`]).
     pub lease: Duration,
+    /// How often (real time) [`run`] looks for due schedules; `None`: never (another
+    /// replica, or a test calling [`tick_schedules`] itself). See [`AppState::with_schedule_tick`].
+    pub schedule_tick: Option<Duration>,
 }
 
 impl AppState {
@@ -207,7 +214,16 @@ impl AppState {
             pipeline: Arc::new(pipeline),
             workers: Arc::new(webhooks::WorkerNames::new()),
             lease: runs::DEFAULT_LEASE,
+            schedule_tick: Some(schedules::DEFAULT_TICK),
         }
+    }
+
+    /// Looks for due schedules every `tick` of real time (the due times themselves are read
+    /// from this state's clock), or never with `None`. Several replicas may all tick: each
+    /// due time is queued once.
+    pub fn with_schedule_tick(mut self, tick: Option<Duration>) -> AppState {
+        self.schedule_tick = tick.map(|t| t.max(Duration::from_millis(10)));
+        self
     }
 
     /// Leases of work items last `lease` without a heartbeat (at least one second): a
@@ -451,6 +467,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(bundle::router())
         .merge(evidence::router())
         .merge(runs::router())
+        .merge(schedules::router())
+        .merge(findings::router())
         .merge(tokens::router())
         .merge(integrations::router())
 }
@@ -479,6 +497,7 @@ pub async fn run(
     // The webhook worker stops with the server: on `shutdown`, or when `serve` fails and
     // drops the sender.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let ticker = schedules::spawn(&state, stopped.clone());
     let worker = webhooks::spawn(&state, stopped.clone());
     let reporter = integrations::github::spawn(&state, stopped);
     let shutdown = async move {
@@ -494,6 +513,9 @@ pub async fn run(
     }
     if let Some(reporter) = reporter {
         let _ = reporter.await;
+    }
+    if let Some(ticker) = ticker {
+        let _ = ticker.await;
     }
     served
 }

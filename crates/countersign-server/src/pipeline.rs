@@ -302,6 +302,7 @@ impl Pipeline {
             evaluation,
             dispatched_by: proposer.dispatched_by.clone(),
             proposer,
+            fix_suites: Vec::new(),
         })
     }
 }
@@ -363,6 +364,9 @@ pub struct Outcome {
     pub change: crate::change::ChangeFacts,
     /// The human who dispatched the proposing agent, recorded with the decision.
     pub dispatched_by: Option<String>,
+    /// Suites required because the change fixes findings they reproduced
+    /// ([`Outcome::require_suites`]).
+    pub fix_suites: Vec<String>,
 }
 
 /// What the fleet can run of a plan, from the base's `countersign.toml`.
@@ -486,6 +490,115 @@ fn fleet(config: &Config, evaluation: &Evaluation, required: &[String]) -> Fleet
     }
 }
 
+/// The work items of `suites` at a protected branch's tip whose config is `config`: one per
+/// suite with a `[suites]` entry that some runner there may attest, in `environment` or else
+/// each of the suite's environments. Nothing without a `[repository] name` (no runner could
+/// vouch for the commit). The branch's own tip is protected history: its config plays the
+/// part a base plays for a proposal.
+pub fn branch_work(config: &Config, suites: &[String], environment: Option<&str>) -> Vec<WorkSpec> {
+    let Some(repository) = &config.repository.name else {
+        return Vec::new();
+    };
+    let mut work = Vec::new();
+    for suite in suites {
+        let Some(definition) = config.suites.get(suite) else {
+            continue;
+        };
+        let runners: Vec<String> = config
+            .runners
+            .iter()
+            .filter(|r| r.suites.contains(suite))
+            .map(|r| r.name.clone())
+            .collect();
+        let environments: Vec<&str> = match environment {
+            Some(env) => vec![env],
+            None => definition.environments.iter().map(String::as_str).collect(),
+        };
+        for environment in environments {
+            work.push(WorkSpec {
+                suite: suite.clone(),
+                environment: environment.to_owned(),
+                repository: repository.clone(),
+                definition: definition_json(definition),
+                runners: runners.clone(),
+            });
+        }
+    }
+    work
+}
+
+/// One `[schedules.NAME]` in force: read at the tip of the protected branch it names.
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    pub schedule: countersign_repo::ScheduleConfig,
+    /// The branch's tip now: what a due time queues.
+    pub tip: String,
+    /// What a due time queues at the tip.
+    pub work: Vec<WorkSpec>,
+}
+
+impl Pipeline {
+    /// The schedules in force in the repository at `path`: each protected branch's own tip's
+    /// `[schedules]` that name that branch (a schedule naming another branch is that
+    /// branch's to declare). A branch whose config does not load is skipped with a warning:
+    /// nothing is scheduled from rules that cannot be read. Blocking (git).
+    pub fn schedules(&self, path: &Path) -> Result<Vec<Scheduled>, DecideError> {
+        let repo = Repo::open_shared(path)?;
+        let protected = protected::protected_branches(&repo)?;
+        let mut out = Vec::new();
+        for branch in &protected.branches {
+            let Some(tip) = &branch.tip else { continue };
+            let config = repo
+                .commit_tree(tip)
+                .map_err(DecideError::from)
+                .and_then(|tree| countersign_decide::governed::read_config(&tree));
+            let config = match config {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::warn!(branch = %branch.name, %tip, error = %error.chain(), "schedules of this branch not read");
+                    continue;
+                }
+            };
+            for schedule in config.schedules.values() {
+                if schedule.branch != branch.name {
+                    continue;
+                }
+                out.push(Scheduled {
+                    work: branch_work(&config, &schedule.suites, schedule.environment.as_deref()),
+                    schedule: schedule.clone(),
+                    tip: tip.as_str().to_owned(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Pipeline {
+    /// Where and what a merged fix's reproducing `suites` run: the first protected branch
+    /// (by name) whose history holds `commit`, and the work items of `suites` at `commit`
+    /// (now protected history: its config defines the suites and who may run them). `None`
+    /// when no protected branch holds the commit (yet). Blocking (git).
+    pub fn post_merge(
+        &self,
+        path: &Path,
+        commit: &str,
+        suites: &[String],
+    ) -> Result<Option<(String, Vec<WorkSpec>)>, DecideError> {
+        let repo = Repo::open_shared(path)?;
+        let id = CommitId::from_hex(commit)?;
+        let protected = protected::protected_branches(&repo)?;
+        let Some(branch) = protected.holding(&repo, &id)? else {
+            return Ok(None);
+        };
+        let config = countersign_decide::governed::read_config(&repo.commit_tree(&id)?)?;
+        Ok(Some((
+            branch.to_owned(),
+            branch_work(&config, suites, None),
+        )))
+    }
+}
+
 /// A suite's definition as runners receive it in a lease.
 fn definition_json(suite: &countersign_repo::SuiteConfig) -> Value {
     json!({
@@ -501,6 +614,54 @@ fn definition_json(suite: &countersign_repo::SuiteConfig) -> Value {
 }
 
 impl Outcome {
+    /// Requires `suites` of this change besides its plan: the suites that reproduced the
+    /// findings it says it fixes (`fixes`). Each one a runner trusted at the base may attest
+    /// becomes required (the proposal waits for its evidence, like a planned one), missing
+    /// while no accepted head evidence covers it, and queued for the fleet when the base
+    /// defines it. The decision itself is the pipeline's, untouched: only what the proposal
+    /// waits for grows. Recorded as the `fix_suites` annotation.
+    pub fn require_suites(&mut self, suites: &[String]) -> Result<(), DecideError> {
+        if suites.is_empty() {
+            return Ok(());
+        }
+        let config = match self.evaluation.inputs.get(CONFIG_FILE) {
+            Some(Some(bytes)) => Config::parse(&String::from_utf8_lossy(bytes))?,
+            _ => Config::default(),
+        };
+        let covered: BTreeSet<&str> = self
+            .evaluation
+            .report
+            .evidence
+            .iter()
+            .flat_map(|e| &e.suites)
+            .filter(|s| {
+                s.status == SuiteStatus::Passed.as_str() || s.status == SuiteStatus::Failed.as_str()
+            })
+            .map(|s| s.suite.as_str())
+            .collect();
+        for suite in suites {
+            self.fix_suites.push(suite.clone());
+            let attestable = config.runners.iter().any(|r| r.suites.contains(suite));
+            if !attestable || self.required_suites.contains(suite) {
+                continue;
+            }
+            self.required_suites.push(suite.clone());
+            if !covered.contains(suite.as_str()) {
+                self.missing_suites.push(suite.clone());
+            }
+            self.fleet
+                .work
+                .extend(branch_work(&config, std::slice::from_ref(suite), None));
+            if let Some(runnable) = &mut self.fleet.runnable
+                && config.suites.contains_key(suite)
+                && !runnable.contains(suite)
+            {
+                runnable.push(suite.clone());
+            }
+        }
+        Ok(())
+    }
+
     /// The `authorship` annotation: each person the commits name and how far it is
     /// believed, who pushed the commits, and the approver pool the lifecycle will count
     /// from (the same `countersign_lifecycle::pool` the view shows), with its explanation.
@@ -636,6 +797,25 @@ impl Outcome {
             ),
         );
         annotations.insert("required_suites".to_owned(), json!(self.required_suites));
+        if !self.fix_suites.is_empty() {
+            // The suites that reproduced the findings this change fixes: required even
+            // where the plan would not reach them.
+            annotations.insert("fix_suites".to_owned(), json!(self.fix_suites));
+            let mut plan: Vec<String> = self
+                .evaluation
+                .report
+                .validation_plan
+                .suites
+                .iter()
+                .map(|s| s.suite.clone())
+                .collect();
+            for suite in &self.fix_suites {
+                if !plan.contains(suite) {
+                    plan.push(suite.clone());
+                }
+            }
+            annotations.insert("validation_plan".to_owned(), json!(plan));
+        }
         annotations.insert("missing_suites".to_owned(), json!(self.missing_suites));
         // Only when the base defines suites, so records of repositories without a fleet are
         // what they were.

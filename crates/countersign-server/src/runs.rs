@@ -66,12 +66,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(give_back))
 }
 
-fn millis(time: SystemTime) -> i64 {
+pub(crate) fn millis(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn rfc3339_ms(ms: i64) -> String {
+pub(crate) fn rfc3339_ms(ms: i64) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_millis(at).to_string()
 }
@@ -165,10 +165,41 @@ async fn enqueue_for(
             definition: w.definition.to_string(),
             runners: w.runners.clone(),
             queued_at_ms: millis(now),
+            cause: None,
         })
         .collect();
     tx.enqueue_runs(&runs).await?;
     Ok(runs.len())
+}
+
+/// The work items `work` asks of the fleet for `commit` of protected branch `branch` of
+/// repository `repo`, queued for `cause` (`schedule:NAME`, `merge:p-…`), ready for
+/// `Tx::enqueue_runs`. A suite no runner may attest is left out: nobody could lease it.
+pub(crate) fn queued_for_branch(
+    state: &AppState,
+    repo: &str,
+    branch: &str,
+    commit: &str,
+    work: &[WorkSpec],
+    cause: &str,
+) -> Vec<NewRun> {
+    let now = state.clock.now();
+    work.iter()
+        .filter(|w| !w.runners.is_empty())
+        .map(|w| NewRun {
+            id: run_id(cause, commit, w, now),
+            repo: repo.to_owned(),
+            repository: w.repository.clone(),
+            suite: w.suite.clone(),
+            environment: w.environment.clone(),
+            commit: commit.to_owned(),
+            target: RunFor::Branch(branch.to_owned()),
+            definition: w.definition.to_string(),
+            runners: w.runners.clone(),
+            queued_at_ms: millis(now),
+            cause: Some(cause.to_owned()),
+        })
+        .collect()
 }
 
 /// Whether `work` holds anything [`enqueue`] would queue.
@@ -221,6 +252,7 @@ fn run_data(run: &Run) -> Value {
         "runner": run.runner,
         "outcome": run.outcome.map(RunOutcome::as_str),
         "envelopes": run.envelopes,
+        "cause": run.cause,
     })
 }
 
@@ -285,6 +317,8 @@ pub struct RunView {
     pub duration_ms: Option<u64>,
     /// SHA-256 digests of the evidence envelopes the run produced.
     pub envelopes: Vec<String>,
+    /// Why a branch's run was queued: `schedule:NAME` or `merge:p-…`; null for a proposal's.
+    pub cause: Option<String>,
 }
 
 impl From<&Run> for RunView {
@@ -318,6 +352,7 @@ impl From<&Run> for RunView {
             }),
             duration_ms: run.duration_ms,
             envelopes: run.envelopes.clone(),
+            cause: run.cause.clone(),
         }
     }
 }
@@ -331,6 +366,8 @@ pub struct RunsQuery {
     pub environment: Option<String>,
     /// Only the runs of this proposal.
     pub proposal: Option<String>,
+    /// Only the runs of this branch (scheduled and post-merge runs).
+    pub branch: Option<String>,
     /// Only runs queued at or after this RFC 3339 time.
     pub since: Option<String>,
     /// At most this many runs, newest first (default 100, at most 1000).
@@ -401,6 +438,7 @@ async fn list(
             suite: query.suite,
             environment: query.environment,
             proposal: query.proposal,
+            branch: query.branch,
             since_ms,
             before,
             limit,

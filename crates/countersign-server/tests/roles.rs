@@ -89,6 +89,17 @@ fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/v1/runs/r-none", None),
         e(
             Method::POST,
+            "/v1/runs/r-none/evidence",
+            Some(
+                json!({ "payloadType": "application/vnd.in-toto+json", "payload": "", "signatures": [] }),
+            ),
+        ),
+        e(Method::GET, "/v1/schedules", None),
+        e(Method::GET, "/v1/findings", None),
+        e(Method::GET, "/v1/findings/F-none", None),
+        e(Method::GET, "/v1/findings/F-none/bundle", None),
+        e(
+            Method::POST,
             "/v1/work/lease",
             Some(json!({ "repository": "github.com/acme/none", "environments": ["default"] })),
         ),
@@ -117,6 +128,11 @@ fn admitted(endpoint: &Endpoint, role: Role, kind: &str) -> bool {
     let is = |method: Method, suffix: &str| endpoint.method == method && route.ends_with(suffix);
     let runner = role == Role::Runner || kind == "runner";
     let one_of = |roles: &[Role]| role == Role::Admin || roles.contains(&role);
+    if route.starts_with("/v1/runs/") && is(Method::POST, "/evidence") {
+        // A branch run's evidence: only the runner holding it, so a runner token of a
+        // runner principal (an admin neither, as for the work routes).
+        return role == Role::Runner && kind == "runner";
+    }
     if is(Method::POST, "/evidence") {
         return one_of(&[Role::Runner]);
     }
@@ -236,7 +252,8 @@ fn the_matrix_covers_every_endpoint() {
                 .unwrap()
                 .replace("p-none", "{id}")
                 .replace("t-none", "{id}")
-                .replace("r-none", "{id}");
+                .replace("r-none", "{id}")
+                .replace("F-none", "{id}");
             format!("{} {path}", e.method)
         })
         .collect();

@@ -139,6 +139,8 @@ pub struct NewRun {
     /// The `[[runners]]` names that may lease it.
     pub runners: Vec<String>,
     pub queued_at_ms: i64,
+    /// Why a branch's run was queued (`schedule:NAME`, `merge:p-…`); `None` for a proposal's.
+    pub cause: Option<String>,
 }
 
 /// What a runner asks to lease.
@@ -192,6 +194,8 @@ pub struct Run {
     pub duration_ms: Option<u64>,
     /// Digests (lower-case hex SHA-256) of the envelopes the run produced.
     pub envelopes: Vec<String>,
+    /// Why a branch's run was queued (`schedule:NAME`, `merge:p-…`); `None` for a proposal's.
+    pub cause: Option<String>,
 }
 
 /// What a runner reports when it finishes a run.
@@ -210,6 +214,8 @@ pub struct RunFilter {
     pub suite: Option<String>,
     pub environment: Option<String>,
     pub proposal: Option<String>,
+    /// Only the runs of this branch (scheduled and post-merge runs).
+    pub branch: Option<String>,
     /// Queued at or after, Unix milliseconds.
     pub since_ms: Option<i64>,
     /// Queued strictly before this run id's position (newest first paging): `(queued_at, id)`.
@@ -229,7 +235,7 @@ pub enum Refusal {
 
 const COLUMNS: &str = "id, repo, repository, suite, environment, commit_id, proposal, branch, definition, \
      state, outcome, runner, attempt, lease_until, heartbeat_at, queued_at, started_at, finished_at, \
-     tests_passed, tests_failed, tests_skipped, duration_ms, envelopes";
+     tests_passed, tests_failed, tests_skipped, duration_ms, envelopes, cause";
 
 /// A row as the database holds it, before [`run_from`] parses it.
 struct RawRun {
@@ -256,6 +262,7 @@ struct RawRun {
     skipped: Option<i64>,
     duration: Option<i64>,
     envelopes: String,
+    cause: Option<String>,
 }
 
 fn decode<R: sqlx::Row>(row: &R) -> Result<RawRun, sqlx::Error>
@@ -288,6 +295,7 @@ where
         skipped: row.try_get(20)?,
         duration: row.try_get(21)?,
         envelopes: row.try_get(22)?,
+        cause: row.try_get(23)?,
     })
 }
 
@@ -361,6 +369,7 @@ fn run_from(raw: RawRun) -> Result<Run, Error> {
         tests,
         duration_ms,
         envelopes,
+        cause: raw.cause,
         id,
     })
 }
@@ -386,12 +395,12 @@ impl Conn<'_> {
             RunFor::Branch(b) => (None, Some(b.as_str())),
         };
         dispatch!(self, c => sqlx::query(
-            "INSERT INTO runs (id, repo, repository, suite, environment, commit_id, proposal, branch, definition, state, queued_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10)",
+            "INSERT INTO runs (id, repo, repository, suite, environment, commit_id, proposal, branch, definition, state, queued_at, cause) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11)",
         )
         .bind(&run.id).bind(&run.repo).bind(&run.repository).bind(&run.suite)
         .bind(&run.environment).bind(&run.commit).bind(proposal).bind(branch)
-        .bind(&run.definition).bind(run.queued_at_ms)
+        .bind(&run.definition).bind(run.queued_at_ms).bind(run.cause.as_deref())
         .execute(&mut **c)
         .await
         .map_err(db("queueing a run"))?
@@ -600,6 +609,7 @@ impl Conn<'_> {
              AND ($3 IS NULL OR environment = $3) AND ($4 IS NULL OR proposal = $4) \
              AND ($5 IS NULL OR queued_at >= $5) \
              AND ($6 IS NULL OR queued_at < $6 OR (queued_at = $6 AND id < $7)) \
+             AND ($9 IS NULL OR branch = $9) \
              ORDER BY queued_at DESC, id DESC LIMIT $8"
         );
         fetch_runs!(
@@ -612,7 +622,8 @@ impl Conn<'_> {
                 .bind(filter.since_ms)
                 .bind(before_at)
                 .bind(before_id)
-                .bind(i64::from(filter.limit)),
+                .bind(i64::from(filter.limit))
+                .bind(filter.branch.as_deref()),
             "listing runs"
         )
     }

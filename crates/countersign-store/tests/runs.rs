@@ -26,6 +26,7 @@ fn work(n: usize, suite: &str, env: &str, runners: &[&str]) -> NewRun {
         definition: "{}".into(),
         runners: runners.iter().map(|r| (*r).to_owned()).collect(),
         queued_at_ms: 1_000 + i64::try_from(n).unwrap(),
+        cause: Some("schedule:nightly".into()),
     }
 }
 
@@ -304,6 +305,147 @@ fn states_and_outcomes_parse_strictly() {
     assert!("leased".parse::<RunState>().is_err());
 }
 
+/// One due time of one schedule, taken by 20 transactions at once on two stores (two server
+/// processes): exactly one takes it; another due time is another row.
+async fn a_due_time_is_taken_once(db: &Db) {
+    let a = db.store().await;
+    let b = db.store().await;
+    let fire = |due: i64| countersign_store::ScheduleFire {
+        repo: "shop".into(),
+        schedule: "nightly".into(),
+        due_at_ms: due,
+        branch: "main".into(),
+        commit: "c".repeat(40),
+        fired_at_ms: due + 5,
+        runs: 1,
+    };
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let fire = fire(60_000);
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let took = tx.fire_schedule(&fire).await.unwrap();
+            if took {
+                tx.enqueue_runs(&[work(i, "unit", "default", &["ci"])])
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+            took
+        }));
+    }
+    let mut taken = 0;
+    for task in tasks {
+        taken += usize::from(task.await.unwrap());
+    }
+    assert_eq!(taken, 1, "one due time, taken once");
+    let all = RunFilter {
+        limit: 100,
+        ..RunFilter::default()
+    };
+    assert_eq!(a.runs(&all).await.unwrap().len(), 1, "queued once");
+    let mut tx = b.begin().await.unwrap();
+    assert!(tx.fire_schedule(&fire(120_000)).await.unwrap());
+    tx.commit().await.unwrap();
+    let latest = a.latest_schedule_fires("shop").await.unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].due_at_ms, 120_000);
+    assert!(a.latest_schedule_fires("other").await.unwrap().is_empty());
+}
+
+/// Findings: the first observation of an identity opens `F-1`, the next counts on it, another
+/// identity is `F-2`; a verified finding is not live, so its identity seen again opens `F-3`.
+async fn findings_open_count_and_settle(db: &Db) {
+    use countersign_lifecycle::{FindingKind, FindingState, Severity};
+    use countersign_store::{Observation, Observed};
+    let store = db.store().await;
+    let seen = |test: &str, commit: &str, now: i64| Observation {
+        repo: "shop".into(),
+        repository: "github.com/acme/shop".into(),
+        kind: FindingKind::TestFailure,
+        suite: "unit".into(),
+        test: test.into(),
+        component: "component:default/payments".into(),
+        severity: Severity::Critical,
+        branch: "main".into(),
+        commit: commit.into(),
+        evidence: serde_json::json!({ "test": test, "commit": commit }),
+        owners: vec!["group:default/team-pay".into()],
+        now_ms: now,
+    };
+    let observe = |s: Observation| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let observed = tx.observe_finding(&s).await.unwrap();
+            tx.commit().await.unwrap();
+            observed
+        }
+    };
+    let Observed::Opened(first) = observe(seen("t::charge", "c1", 1)).await else {
+        panic!("the first observation opens")
+    };
+    assert_eq!((first.id.as_str(), first.number), ("F-1", 1));
+    assert_eq!(first.state, FindingState::Open);
+    let Observed::Again(again) = observe(seen("t::charge", "c2", 2)).await else {
+        panic!("the second counts")
+    };
+    assert_eq!(again.id, "F-1");
+    assert_eq!(
+        (
+            again.first_seen.as_str(),
+            again.last_seen.as_str(),
+            again.observations
+        ),
+        ("c1", "c2", 2)
+    );
+    assert_eq!(again.evidence["commit"], "c2");
+    let Observed::Opened(other) = observe(seen("t::refund", "c2", 3)).await else {
+        panic!("another test is another finding")
+    };
+    assert_eq!(other.id, "F-2");
+    let mut tx = store.begin().await.unwrap();
+    tx.settle_finding(
+        "F-1",
+        FindingState::Verified,
+        &serde_json::json!({"passed": true}),
+        4,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let verified = store.finding("F-1").await.unwrap().unwrap();
+    assert_eq!(verified.state, FindingState::Verified);
+    assert_eq!(verified.verification.unwrap()["passed"], true);
+    assert_eq!(
+        verified.last_seen, "c2",
+        "verification is not an observation"
+    );
+    let Observed::Opened(recurred) = observe(seen("t::charge", "c4", 5)).await else {
+        panic!("a verified finding is not live")
+    };
+    assert_eq!(recurred.id, "F-3");
+    let listed = store
+        .findings(&countersign_store::FindingFilter {
+            state: Some(FindingState::Open),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["F-3", "F-2"]);
+    // The schema refuses a second live finding of one identity and an unknown state.
+    db.refused(
+        "INSERT INTO findings (id, number, repo, repository, identity, kind, suite, test, component, severity, state, branch, first_seen, last_seen, observations, evidence, owners, opened_at, updated_at) \
+         SELECT 'F-9', 9, repo, repository, identity, kind, suite, test, component, severity, 'reopened', branch, first_seen, last_seen, 1, evidence, owners, 0, 0 FROM findings WHERE id = 'F-3'",
+    )
+    .await;
+    db.refused("UPDATE findings SET state = 'closed' WHERE id = 'F-2'")
+        .await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -333,4 +475,6 @@ on_both_backends!(
     concurrent_leases_never_share_an_item,
     leases_expire_and_only_the_holder_acts,
     listing_filters,
+    a_due_time_is_taken_once,
+    findings_open_count_and_settle,
 );

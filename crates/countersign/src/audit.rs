@@ -384,6 +384,11 @@ pub fn export(
 pub fn verify_file(file: &Path, log_key: &Path) -> Result<ExitCode> {
     let verifier = read_verifier(log_key)?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if countersign_audit::bundle::format_of(&bytes).as_deref()
+        == Some(countersign_audit::FINDING_BUNDLE_FORMAT)
+    {
+        return verify_finding_file(file, &bytes, &verifier);
+    }
     let bundle = match verify_bundle(&bytes, std::slice::from_ref(&verifier)) {
         Ok(bundle) => bundle,
         Err(error) => {
@@ -438,4 +443,55 @@ pub fn verify_file(file: &Path, log_key: &Path) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `bundle verify` of a finding's bundle: the whole loop checked offline.
+fn verify_finding_file(
+    file: &Path,
+    bytes: &[u8],
+    verifier: &countersign_audit::Verifier,
+) -> Result<ExitCode> {
+    let outcome = match bundle::verify_finding(bytes, verifier) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            eprintln!("{}: REFUSED: {error:#}", file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    println!(
+        "finding {}: {} as of log index {}, {} failing observation(s) each backed by its signed envelope{}",
+        outcome.finding,
+        outcome.state,
+        outcome.as_of,
+        outcome.observations,
+        outcome
+            .verified_by
+            .as_deref()
+            .map(|p| format!("; verified after fix {p} merged"))
+            .unwrap_or_default()
+    );
+    let mut differ = false;
+    for (fix, differences) in &outcome.fixes {
+        println!(
+            "fix {}: head {}, {} as of log index {}; {}",
+            fix.proposal,
+            fix.head,
+            fix.state,
+            fix.as_of,
+            if differences.is_empty() {
+                "re-derived: same tier, reasons and versions as recorded".to_owned()
+            } else {
+                format!("{} difference(s)", differences.len())
+            }
+        );
+        for d in differences {
+            eprintln!("DIFFERENCE ({}): {d}", fix.proposal);
+            differ = true;
+        }
+    }
+    Ok(if differ {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

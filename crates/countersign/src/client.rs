@@ -260,6 +260,8 @@ impl Api {
     }
 
     /// `POST /v1/proposals`.
+    // One argument per field of the request body, as the API names them.
+    #[allow(clippy::too_many_arguments)]
     pub async fn propose(
         &self,
         repo: &str,
@@ -267,11 +269,15 @@ impl Api {
         head: &str,
         title: &str,
         description: &str,
+        fixes: &[String],
         idempotency_key: Option<&str>,
     ) -> Result<Value, Failure> {
-        let body = json!({
+        let mut body = json!({
             "repo": repo, "base": base, "head": head, "title": title, "description": description,
         });
+        if !fixes.is_empty() {
+            body["fixes"] = json!(fixes);
+        }
         self.json(
             Method::POST,
             &["v1", "proposals"],
@@ -360,6 +366,25 @@ impl Api {
     /// `POST` of a JSON `body` to the route of `segments` (the runner's work routes).
     pub async fn post(&self, segments: &[&str], body: &Value) -> Result<Value, Failure> {
         self.json(Method::POST, segments, Some(body), None).await
+    }
+
+    /// `GET` of the JSON at the route of `segments`, with `query` pairs.
+    pub async fn get(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Value, Failure> {
+        let mut url = self.url(segments)?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let bytes = self.request(Method::GET, url, None, None).await?;
+        parse_json(&bytes)
+    }
+
+    /// `POST /v1/runs/{id}/evidence` with one envelope, byte for byte: a branch run's.
+    pub async fn push_run_evidence(&self, run: &str, envelope: Vec<u8>) -> Result<Value, Failure> {
+        let url = self.url(&["v1", "runs", run, "evidence"])?;
+        let bytes = self
+            .request(Method::POST, url, Some(envelope), None)
+            .await?;
+        parse_json(&bytes)
     }
 
     /// `POST /v1/proposals/{id}/evidence` with one envelope, byte for byte.
@@ -494,6 +519,7 @@ pub fn run(command: ClientCommand) -> Result<ExitCode> {
                     &args.head,
                     &args.title,
                     &args.description,
+                    &args.fixes,
                     args.idempotency_key.as_deref(),
                 )
                 .await
@@ -867,4 +893,129 @@ pub fn render_proposal(value: &Value) -> Result<String, Failure> {
         );
     }
     Ok(out)
+}
+
+/// `findings list` and `findings show`.
+pub fn findings(command: crate::cli::client::FindingsCommand) -> Result<ExitCode> {
+    use crate::cli::client::FindingsCommand;
+    let (client, answer) = match &command {
+        FindingsCommand::List(args) => {
+            let api = Api::from_env(&args.client.server.server)?;
+            let limit = args.limit.to_string();
+            let mut query = vec![("limit", limit.as_str())];
+            if let Some(state) = &args.state {
+                query.push(("state", state));
+            }
+            if let Some(suite) = &args.suite {
+                query.push(("suite", suite));
+            }
+            (
+                &args.client,
+                runtime()?.block_on(api.get(&["v1", "findings"], &query)),
+            )
+        }
+        FindingsCommand::Show(args) => {
+            let api = Api::from_env(&args.client.server.server)?;
+            (
+                &args.client,
+                runtime()?.block_on(api.get(&["v1", "findings", &args.id], &[])),
+            )
+        }
+    };
+    let value = match answer {
+        Ok(value) => value,
+        Err(failure) => return Ok(fail(&failure)),
+    };
+    if client.format == OutputFormat::Json {
+        print_json(&value)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    match command {
+        FindingsCommand::List(_) => {
+            let findings = value["findings"].as_array().cloned().unwrap_or_default();
+            if findings.is_empty() {
+                println!("no findings");
+            }
+            for f in &findings {
+                println!(
+                    "{:<8} {:<9} {:<8} {:<12} {} {} on {} (last seen {})",
+                    text(&f["id"]),
+                    text(&f["state"]),
+                    text(&f["severity"]),
+                    text(&f["kind"]),
+                    text(&f["suite"]),
+                    text(&f["test"]),
+                    text(&f["component"]),
+                    text(&f["last_seen"]).chars().take(12).collect::<String>(),
+                );
+            }
+        }
+        FindingsCommand::Show(_) => {
+            let f = &value;
+            println!(
+                "{} {} ({} {})",
+                text(&f["id"]),
+                text(&f["state"]),
+                text(&f["severity"]),
+                text(&f["kind"])
+            );
+            println!("  suite:      {}", text(&f["suite"]));
+            println!("  test:       {}", text(&f["test"]));
+            println!("  component:  {}", text(&f["component"]));
+            let owners: Vec<String> = f["owners"]
+                .as_array()
+                .map(|o| o.iter().map(text).collect())
+                .unwrap_or_default();
+            println!(
+                "  owners:     {}",
+                if owners.is_empty() {
+                    "-".to_owned()
+                } else {
+                    owners.join(", ")
+                }
+            );
+            println!("  branch:     {}", text(&f["branch"]));
+            println!("  first seen: {}", text(&f["first_seen"]));
+            println!(
+                "  last seen:  {} ({} observations)",
+                text(&f["last_seen"]),
+                f["observations"]
+            );
+            println!("  message:    {}", text(&f["evidence"]["message"]));
+            println!("  reproduce:  {}", text(&f["evidence"]["command"]));
+            println!(
+                "  evidence:   sha256:{} (run {})",
+                text(&f["evidence"]["envelope"]),
+                text(&f["evidence"]["run"])
+            );
+            let fixes: Vec<String> = f["fixes"]
+                .as_array()
+                .map(|o| o.iter().map(text).collect())
+                .unwrap_or_default();
+            println!(
+                "  fixes:      {}",
+                if fixes.is_empty() {
+                    "-".to_owned()
+                } else {
+                    fixes.join(", ")
+                }
+            );
+            if !f["verification"].is_null() {
+                let v = &f["verification"];
+                println!(
+                    "  verified:   {} by {} at {} ({})",
+                    if v["passed"] == true {
+                        "held"
+                    } else {
+                        "did not hold"
+                    },
+                    text(&v["proposal"]),
+                    text(&v["commit"]),
+                    text(&v["reason"]),
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -298,9 +298,15 @@ async fn handle(
             note,
         } => {
             let mut digests = Vec::new();
-            if let Some(proposal) = &item.proposal {
+            {
                 for envelope in envelopes {
-                    match runner.api.push_evidence(proposal, envelope).await {
+                    // A proposal's head is weighed by its proposal; a branch's run (scheduled,
+                    // or after a merge) by the run itself, which may open findings.
+                    let pushed = match &item.proposal {
+                        Some(proposal) => runner.api.push_evidence(proposal, envelope).await,
+                        None => runner.api.push_run_evidence(&item.id, envelope).await,
+                    };
+                    match pushed {
                         Ok(accepted) => {
                             if let Some(digest) = accepted["digest"].as_str() {
                                 digests.push(digest.to_owned());

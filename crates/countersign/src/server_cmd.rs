@@ -93,6 +93,12 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     if lease < std::time::Duration::from_secs(1) {
         bail!("--lease: a runner needs time to heartbeat; give at least 1s");
     }
+    let tick = humantime::parse_duration(&args.schedule_tick)
+        .with_context(|| format!("--schedule-tick {:?}", args.schedule_tick))?;
+    let tick = (!tick.is_zero()).then_some(tick);
+    if tick.is_some_and(|t| t < std::time::Duration::from_secs(1)) {
+        bail!("--schedule-tick: at least 1s (or 0s: this server fires no schedule)");
+    }
     runtime()?.block_on(async {
         let store = Store::connect(&args.database)
             .await
@@ -109,7 +115,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
                 budget,
             )
-            .with_lease(lease);
+            .with_lease(lease)
+            .with_schedule_tick(tick);
         if let Some(webhooks) = webhooks {
             eprintln!(
                 "webhooks: {}",

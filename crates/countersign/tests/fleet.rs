@@ -68,6 +68,11 @@ struct Lab {
 }
 
 fn lab() -> Lab {
+    lab_with("")
+}
+
+/// [`lab`] with `extra` appended to its `countersign.toml` (a schedule).
+fn lab_with(extra: &str) -> Lab {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let junit_pass = r#"<testsuite name="s"><testcase classname="lib" name="adds"/></testsuite>"#;
@@ -102,7 +107,7 @@ timeout = "1s"
 command = ["sh", "../scripts/hang.sh"]
 workdir = "svc"
 reports = {{ junit = ["svc/junit.xml"] }}
-"#,
+{extra}"#,
         key(1).public_key().to_hex(),
         key(2).public_key().to_hex(),
     );
@@ -367,5 +372,117 @@ fn sigterm_gives_the_lease_back_and_exits_0() {
     });
     assert_eq!(runs[0]["attempt"], 1, "{runs:#?}");
     assert_eq!(runs[0]["outcome"], Value::Null);
+    server.stop();
+}
+
+/// The loop's first half, black-box: a schedule on main fires at once (its latest due time),
+/// the real runner runs the failing suite on main's tip and pushes its evidence to the run,
+/// the failed test opens a finding that `countersign findings list|show` shows, and the
+/// finding's bundle verifies offline with `countersign bundle verify`.
+#[test]
+fn a_scheduled_failure_opens_a_finding() {
+    let lab = lab_with(
+        "\n[schedules.minutely]\ncron = \"* * * * *\"\nbranch = \"main\"\nsuites = [\"fail\"]\n",
+    );
+    let mut server = TestServer::start_with(&[("lab", lab.repo.as_path())], |state| {
+        state.with_schedule_tick(Some(Duration::from_millis(200)))
+    });
+    let auditor = server.token("human:erin", Role::Auditor);
+    let ci = server.token("runner:ci", Role::Runner);
+    let _runner = runner(&server, &lab, "ci", &ci);
+    let start = Instant::now();
+    let findings = loop {
+        let findings = server.get("/v1/findings", &auditor)["findings"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if !findings.is_empty() {
+            break findings;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no finding: {:#}",
+            server.get("/v1/runs?branch=main", &auditor)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let subtracts = findings
+        .iter()
+        .find(|f| f["test"].as_str().unwrap().contains("subtracts"))
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    let id = subtracts["id"].as_str().unwrap();
+    assert_eq!(subtracts["suite"], "fail");
+    assert_eq!(subtracts["component"], "component:default/lib");
+    assert_eq!(subtracts["severity"], "low");
+    assert_eq!(subtracts["branch"], "main");
+    assert_eq!(subtracts["evidence"]["cause"], "schedule:minutely");
+
+    let listed = ok(client(&server.url, Some(&auditor), &["findings", "list"]));
+    assert!(
+        listed.contains(id) && listed.contains("subtracts"),
+        "{listed}"
+    );
+    let shown = ok(client(
+        &server.url,
+        Some(&auditor),
+        &["findings", "show", id],
+    ));
+    assert!(shown.contains("reproduce:  git checkout"), "{shown}");
+    assert!(shown.contains("sh scripts/fail.sh"), "{shown}");
+    let as_json = json(&client(
+        &server.url,
+        Some(&auditor),
+        &["findings", "show", id, "--format", "json"],
+    ));
+    assert_eq!(as_json["id"], id);
+    let missing = client(&server.url, Some(&auditor), &["findings", "show", "F-999"]);
+    assert_eq!(missing.status.code(), Some(1));
+
+    // An agent proposes a fix of it: `--fixes` links it, and the plan reports on it.
+    let fixbot = server.token("agent:fixbot", Role::Proposer);
+    let unknown = client(
+        &server.url,
+        Some(&fixbot),
+        &[
+            "propose", "--repo", "lab", "--base", "main", "--head", &lab.lib, "--title", "fix",
+            "--fixes", "F-999",
+        ],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("there is no finding F-999"),
+        "{}",
+        stderr(&unknown)
+    );
+    let fix = json(&client(
+        &server.url,
+        Some(&fixbot),
+        &[
+            "propose", "--repo", "lab", "--base", "main", "--head", &lab.lib, "--title", "fix",
+            "--fixes", id, "--format", "json",
+        ],
+    ));
+    let fix_id = fix["id"].as_str().unwrap();
+    let plan = server.get(&format!("/v1/proposals/{fix_id}/plan"), &auditor);
+    assert_eq!(plan["fixes"][0]["finding"], id, "{plan:#}");
+    assert_eq!(
+        server.get(&format!("/v1/findings/{id}"), &auditor)["fixes"][0],
+        fix_id
+    );
+
+    let bundle = server.get(&format!("/v1/findings/{id}/bundle"), &auditor);
+    let file = lab.dir.path().join("finding.bundle.json");
+    std::fs::write(&file, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let verified = ok(countersign(&[
+        "bundle",
+        "verify",
+        file.to_str().unwrap(),
+        "--log-key",
+        server.verifier_key.to_str().unwrap(),
+    ]));
+    assert!(
+        verified.contains(&format!("finding {id}: open")),
+        "{verified}"
+    );
     server.stop();
 }

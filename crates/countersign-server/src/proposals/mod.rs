@@ -62,6 +62,12 @@ pub struct NewProposal {
     pub title: String,
     #[serde(default)]
     pub description: String,
+    /// Findings this change fixes (`F-12`): each must be live and of this repository. The
+    /// suites that reproduced them are required of the change besides its plan, and once
+    /// it is merged they run again on the protected branch to verify the fix held.
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub fixes: Vec<String>,
 }
 
 fn verdict_schema() -> utoipa::openapi::schema::Object {
@@ -102,10 +108,14 @@ async fn create(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Proposer], "open proposals")?;
     let author = caller.principal.to_string();
-    let request = json!({
+    let mut request = json!({
         "repo": body.repo, "base": body.base, "head": body.head,
         "title": body.title, "description": body.description,
     });
+    if !body.fixes.is_empty() {
+        // Only when given, so keys of requests without it replay as before.
+        request["fixes"] = json!(body.fixes);
+    }
     let key = Key::from_headers(&headers, &author, "POST /v1/proposals", &request)?;
     if let Some(key) = &key
         && let Some(replayed) = key.replay(&state.store).await?
@@ -121,6 +131,8 @@ async fn create(
             body.repo
         ))
     })?;
+    let fixed = crate::findings::to_fix(&state, &body.repo, &body.fixes).await?;
+    let fix_suites = crate::findings::suites_of(&fixed);
     // Everything but the writes is CPU work and runs off the async workers: those also run
     // the transactions that hold the log's write order, which should never queue behind a
     // decision being computed, recorded, encoded or freed.
@@ -150,10 +162,12 @@ async fn create(
                 dispatcher.as_ref(),
                 &clock,
                 signer,
+                &fix_suites,
             )
         })
         .await??;
     if key.is_none()
+        && fixed.is_empty()
         && !crate::runs::queues_any(&work)
         && !crate::webhooks::announces(&state, &proposal, proposal.state.as_str(), &decision.record)
     {
@@ -181,6 +195,16 @@ async fn create(
         &leaves,
         decided,
         &work,
+    )
+    .await?;
+    // The findings it fixes, linked (and logged) with it.
+    crate::findings::link(
+        &mut tx,
+        &fixed,
+        &proposal.id,
+        &proposal.head,
+        &author,
+        &proposal.created_at,
     )
     .await?;
     if let Some(key) = &key
@@ -627,12 +651,13 @@ pub(crate) async fn decide_head_move(
     // The dispatcher stays an author (and the `dispatched_by` fact) whatever the new
     // commits say.
     let dispatched_by = current.dispatched_by.clone();
-    let outcome = state
+    let mut outcome = state
         .pipeline
         .blocking_for(&path.clone(), move || {
             pipeline.decide(&path, &base, &head, &author, dispatched_by.as_deref())
         })
         .await??;
+    outcome.require_suites(&crate::findings::fix_suites(&state, &id).await?)?;
     let authors = with_dispatcher(&outcome.change.authors, current.dispatched_by.as_deref());
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository
@@ -964,6 +989,35 @@ async fn mark_merged(
     Body(body): Body<MergedRequest>,
 ) -> Result<Json<ProposalView>, ApiError> {
     caller.require(&[Role::Admin], "mark proposals merged")?;
+    // The findings it fixes: their reproducing suites run again on the protected branch at
+    // the merged commit (read before the transaction: git work).
+    let fixed: Vec<countersign_store::Finding> = state
+        .store
+        .fixed_by(&id)
+        .await?
+        .into_iter()
+        .filter(|f| f.state.is_live())
+        .collect();
+    let post_merge = match (fixed.is_empty(), state.store.proposal(&id).await?) {
+        (false, Some(proposal)) if proposal.head == body.commit => {
+            let path = state.repos.get(&proposal.repo).cloned().ok_or_else(|| {
+                ApiError::Conflict(format!(
+                    "repository {:?} is no longer configured on this server",
+                    proposal.repo
+                ))
+            })?;
+            let suites = crate::findings::suites_of(&fixed);
+            let (pipeline, commit) = (std::sync::Arc::clone(&state.pipeline), body.commit.clone());
+            let planned = state
+                .pipeline
+                .blocking_for(&path.clone(), move || {
+                    pipeline.post_merge(&path, &commit, &suites)
+                })
+                .await??;
+            planned.map(|(branch, work)| (proposal.repo, branch, work))
+        }
+        _ => None,
+    };
     let mut tx = state.store.begin().await?;
     let merged = apply_merged(
         &state,
@@ -974,6 +1028,17 @@ async fn mark_merged(
         None,
     )
     .await?;
+    if let Some((repo, branch, work)) = &post_merge {
+        let runs = crate::runs::queued_for_branch(
+            &state,
+            repo,
+            branch,
+            &merged.head,
+            work,
+            &format!("merge:{id}"),
+        );
+        tx.enqueue_runs(&runs).await?;
+    }
     tx.commit().await?;
     Ok(Json(load_view(&state.store, &merged).await?))
 }

@@ -53,6 +53,9 @@ pub(crate) struct Prepared {
 
 /// Decides `body`'s change for `author` and prepares its proposal, audit entries and
 /// response. Blocking (git, Cedar, encoding).
+// Each argument is one input of the opening (who, with what key, under which clock, fixing
+// which findings); a struct of them would only be built here to be taken apart.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare(
     pipeline: &pipeline::Pipeline,
     path: &std::path::Path,
@@ -61,15 +64,17 @@ pub(crate) fn prepare(
     dispatched_by: Option<&Principal>,
     clock: &crate::Clock,
     signer: Option<std::sync::Arc<countersign_audit::Signer>>,
+    fix_suites: &[String],
 ) -> Result<Prepared, ApiError> {
     let dispatched_by = dispatched_by.map(ToString::to_string);
-    let outcome = pipeline.decide(
+    let mut outcome = pipeline.decide(
         path,
         &body.base,
         &body.head,
         author,
         dispatched_by.as_deref(),
     )?;
+    outcome.require_suites(fix_suites)?;
     // The base must already be protected history, or the proposer would choose the rules
     // and hide commits from `main..head` (checked on the resolved id, after the decision
     // has said what an unknown revision is).

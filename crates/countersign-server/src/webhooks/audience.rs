@@ -133,3 +133,62 @@ pub(crate) async fn notify(
     }
     Ok(())
 }
+
+/// Queues the notification that finding `finding` (a JSON view) was reopened, for every
+/// target that wants `finding_reopened` and (when it names teams) owns the finding's
+/// component, in `tx`, with a `notified` event about the finding. Does nothing without
+/// webhooks or when no target wants it.
+pub(crate) async fn notify_finding(
+    state: &AppState,
+    tx: &mut Tx,
+    finding_id: &str,
+    owners: &[String],
+    finding: Value,
+) -> Result<(), ApiError> {
+    let Some(config) = state.webhooks.as_ref() else {
+        return Ok(());
+    };
+    let kind = NotificationKind::FindingReopened;
+    let targets: Vec<&Target> = config
+        .targets
+        .iter()
+        .filter(|t| t.wants(kind, owners))
+        .collect();
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let at = state.clock.rfc3339();
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    let event = Event::new(
+        EventKind::Notified,
+        &at,
+        finding_id,
+        countersign_decide::record::SYSTEM_ACTOR,
+        json!({ "type": kind, "targets": names, "owners": owners }),
+    )
+    .map_err(|e| ApiError::Internal(format!("event: {e}")))?;
+    let log_index = tx.append_event(&event).await?;
+    let digest = Sha256::digest(format!("{finding_id}\n{kind}\n{log_index}").as_bytes());
+    let id = format!("ntf-{}", hex::encode(&digest[..16]));
+    let payload = json!({
+        "id": id,
+        "type": kind,
+        "created_at": at,
+        "log_index": log_index,
+        "finding": finding,
+        "owners": owners,
+    });
+    let body = serde_json::to_string(&payload).map_err(|e| ApiError::Internal(e.to_string()))?;
+    for target in targets {
+        tx.enqueue_notification(&OutboxItem {
+            id: format!("{id}/{}", target.name),
+            notification: id.clone(),
+            target: target.name.clone(),
+            kind: kind.as_str().to_owned(),
+            subject: finding_id.to_owned(),
+            payload: body.clone(),
+        })
+        .await?;
+    }
+    Ok(())
+}

@@ -32,14 +32,18 @@ pub enum NotificationKind {
     Authorized,
     /// An eligible approver rejected the proposal's head.
     Rejected,
+    /// A merged fix did not hold: the finding's reproducing run failed on the protected
+    /// branch (or did not run its test), and the finding is live again. For its owners.
+    FindingReopened,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 4] = [
+    pub const ALL: [NotificationKind; 5] = [
         NotificationKind::NotifyAndProceed,
         NotificationKind::AwaitingApproval,
         NotificationKind::Authorized,
         NotificationKind::Rejected,
+        NotificationKind::FindingReopened,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +52,7 @@ impl NotificationKind {
             NotificationKind::AwaitingApproval => "awaiting_approval",
             NotificationKind::Authorized => "authorized",
             NotificationKind::Rejected => "rejected",
+            NotificationKind::FindingReopened => "finding_reopened",
         }
     }
 }

@@ -22,7 +22,7 @@ mod config;
 mod routes;
 mod worker;
 
-pub(crate) use audience::{announces, notify};
+pub(crate) use audience::{announces, notify, notify_finding};
 pub(crate) use config::DeliveryFile;
 pub use config::{DeliverySettings, NotificationKind, Target, WebhookConfig, WebhookConfigError};
 pub use routes::router;

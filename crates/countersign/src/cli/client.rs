@@ -46,6 +46,10 @@ pub struct ProposeArgs {
     /// Makes a retry safe: the same key from the same principal replays the first answer.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    /// Findings this change fixes (`F-12`; repeat or separate with commas): the suites that
+    /// reproduced them are planned for it, and merged it verifies them.
+    #[arg(long, value_name = "FINDING", value_delimiter = ',')]
+    pub fixes: Vec<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -138,6 +142,38 @@ pub struct BundleFetchArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FindingsListArgs {
+    /// Only findings in this state: `open`, `verified` or `reopened`.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only findings of this suite.
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FindingShowArgs {
+    /// The finding id (`F-12`).
+    pub id: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `countersign findings`: what failed on protected branches.
+#[derive(Debug, Subcommand)]
+pub enum FindingsCommand {
+    /// List findings, newest first.
+    List(FindingsListArgs),
+    /// Show one finding: its failing evidence, the command that reproduces it, its fixes.
+    Show(FindingShowArgs),
 }
 
 /// The client subcommands that live at the top level of the binary.

@@ -66,6 +66,10 @@ pub enum Command {
     Replay(ReplayArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
+    /// Findings: failed tests and reachable vulnerabilities seen on protected branches by
+    /// the fleet's scheduled and post-merge runs, and whether their fixes held.
+    #[command(subcommand)]
+    Findings(client::FindingsCommand),
     /// Git hooks that enforce the server's authorizations.
     #[command(subcommand)]
     Hook(hook::HookCommand),

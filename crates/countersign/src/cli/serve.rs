@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// expired, another runner may take the item (docs/fleet.md). At least 1s.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub lease: String,
+    /// How often this server looks for due `[schedules]` (docs/fleet.md, "Schedules"); `0s`
+    /// never (another replica does: each due time is queued once whichever ticks).
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub schedule_tick: String,
     /// Accept people's OIDC ID tokens from this issuer (the exact `iss`), besides API tokens.
     #[arg(
         long,

@@ -400,6 +400,8 @@ async fn open(
         head: head.to_owned(),
         title,
         description,
+        // A pull request links no findings (yet): fixes are the API's and the CLI's.
+        fixes: Vec::new(),
     };
     let prepared = {
         let (pipeline, path, clock, signer) = (
@@ -412,7 +414,16 @@ async fn open(
         state
             .pipeline
             .blocking_for(target.path, move || {
-                proposals::open::prepare(&pipeline, &path, request, &author, None, &clock, signer)
+                proposals::open::prepare(
+                    &pipeline,
+                    &path,
+                    request,
+                    &author,
+                    None,
+                    &clock,
+                    signer,
+                    &[],
+                )
             })
             .await
     };
