@@ -583,11 +583,14 @@ async fn commit_authors_cannot_approve(db: &Db) {
         json!(["email:ci@bots.example.com", "human:bob"]),
         "{proposal}"
     );
-    assert!(
-        proposal["eligible_approvers"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("human:bob"))
+    // Shown as those who can approve: bob, an author, is not among them; alice is.
+    let eligible = proposal["eligible_approvers"].as_array().unwrap();
+    assert!(!eligible.contains(&json!("human:bob")), "{proposal}");
+    assert!(eligible.contains(&json!("human:alice")), "{proposal}");
+    assert_eq!(
+        proposal["approver_pool"]["excluded_as_authors"],
+        json!(["human:bob"]),
+        "{proposal}"
     );
     let (status, problem) = server.verdict("bob", id, &head, "approve").await;
     assert_eq!(status, 403, "{problem}");
