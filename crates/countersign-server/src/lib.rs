@@ -35,6 +35,7 @@ mod metrics;
 pub mod oidc;
 mod pipeline;
 mod proposals;
+mod repos;
 mod runs;
 mod tokens;
 mod webhooks;
@@ -423,6 +424,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(evidence::router())
         .merge(runs::router())
         .merge(tokens::router())
+        .merge(repos::router())
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then finishes the requests in

@@ -194,9 +194,7 @@ pub(crate) fn view(
                     .map(|r| {
                         r.eligible
                             .iter()
-                            .filter(|p| {
-                                **p != proposal.author && !proposal.authors.contains(*p)
-                            })
+                            .filter(|p| **p != proposal.author && !proposal.authors.contains(*p))
                             .cloned()
                             .collect()
                     })
