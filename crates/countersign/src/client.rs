@@ -1,6 +1,6 @@
 //! The command-line client of `countersign serve`: `propose`, `status`, `approve`, `reject`,
 //! `update` (a new head), `close`, `evidence push` and `bundle fetch`, and the [`Api`]
-//! connection the pre-receive hook and the demo share.
+//! connection the pre-receive hook, the runner, the demo and `mcp` share.
 //!
 //! The server is named by `--server URL` (or `COUNTERSIGN_SERVER`); the token only ever comes
 //! from the environment (`COUNTERSIGN_TOKEN`), never from a flag, so it stays out of shell
@@ -267,11 +267,15 @@ impl Api {
         head: &str,
         title: &str,
         description: &str,
+        fixes: &[String],
         idempotency_key: Option<&str>,
     ) -> Result<Value, Failure> {
-        let body = json!({
+        let mut body = json!({
             "repo": repo, "base": base, "head": head, "title": title, "description": description,
         });
+        if !fixes.is_empty() {
+            body["fixes"] = json!(fixes);
+        }
         self.json(
             Method::POST,
             &["v1", "proposals"],
@@ -360,6 +364,16 @@ impl Api {
     /// `POST` of a JSON `body` to the route of `segments` (the runner's work routes).
     pub async fn post(&self, segments: &[&str], body: &Value) -> Result<Value, Failure> {
         self.json(Method::POST, segments, Some(body), None).await
+    }
+
+    /// `GET` of the JSON at the route of `segments`, with `query` pairs.
+    pub async fn get(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Value, Failure> {
+        let mut url = self.url(segments)?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let bytes = self.request(Method::GET, url, None, None).await?;
+        parse_json(&bytes)
     }
 
     /// `POST /v1/proposals/{id}/evidence` with one envelope, byte for byte.
@@ -494,6 +508,7 @@ pub fn run(command: ClientCommand) -> Result<ExitCode> {
                     &args.head,
                     &args.title,
                     &args.description,
+                    &[],
                     args.idempotency_key.as_deref(),
                 )
                 .await

@@ -47,6 +47,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
             crate::client::push_evidence(&args)
         }
         Command::Client(command) => crate::client::run(command),
+        Command::Mcp(args) => crate::mcp::run(&args),
         Command::Hook(crate::cli::hook::HookCommand::PreReceive(args)) => {
             crate::hook::pre_receive(&args)
         }

@@ -11,6 +11,7 @@ mod commands;
 mod demo;
 mod evidence;
 mod hook;
+mod mcp;
 mod render;
 mod replay;
 mod runner;

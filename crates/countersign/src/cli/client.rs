@@ -1,6 +1,6 @@
 //! The arguments of the server's command-line client: `propose`, `status`, `approve`,
-//! `reject`, `update`, `close`, `evidence push` and `bundle fetch`. What they do is
-//! `crate::client`'s.
+//! `reject`, `update`, `close`, `evidence push` and `bundle fetch`, and of `mcp`, the
+//! server's client for AI agents. What they do is `crate::client`'s and `crate::mcp`'s.
 
 use std::path::PathBuf;
 
@@ -136,6 +136,13 @@ pub struct BundleFetchArgs {
     /// Output file (default: stdout).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `countersign mcp`: the Model Context Protocol server an agent host starts.
+#[derive(Debug, Args)]
+pub struct McpArgs {
     #[command(flatten)]
     pub server: ServerArgs,
 }

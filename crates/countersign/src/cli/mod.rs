@@ -66,6 +66,11 @@ pub enum Command {
     Replay(ReplayArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
+    /// Serve the Model Context Protocol over stdio for an AI agent: tools to propose, explain
+    /// a tier, ask what would lower it, read the plan, push signed evidence and wait for the
+    /// decision, against the server with the agent's token from COUNTERSIGN_TOKEN. There is
+    /// no tool that approves. See docs/agents.md.
+    Mcp(client::McpArgs),
     /// Git hooks that enforce the server's authorizations.
     #[command(subcommand)]
     Hook(hook::HookCommand),

@@ -267,6 +267,7 @@ async fn replay(outcome: &DemoOutcome, url: &str, tokens: &mut Tokens) -> Result
                 &format!("demo/{}", change.id),
                 change.title,
                 "",
+                &[],
                 Some(&format!("demo-{}", change.id)),
             )
             .await
@@ -317,6 +318,7 @@ async fn leave_waiting(
                 &format!("demo/{}", change.id),
                 &format!("{} (second look)", change.title),
                 "Left waiting by the demo: approve or reject it.",
+                &[],
                 Some(&format!("demo-waiting-{}", change.id)),
             )
             .await
