@@ -18,7 +18,8 @@
 //!
 //! Runners submit signed evidence and read the validation plan (`evidence`), and lease the
 //! work the plans queue (`runs`: runs, leases, heartbeats); the proposal lifecycle (head
-//! moves, closing, merged) is `proposals`'.
+//! moves, closing, merged) is `proposals`'. The rules in force on protected branches (the
+//! graph and the policy pack) are read under `/v1/repos` (`repos`).
 
 mod auth;
 mod authorizations;

@@ -260,6 +260,8 @@ impl Api {
     }
 
     /// `POST /v1/proposals`.
+    // One argument per field of the request body, as the API names them.
+    #[allow(clippy::too_many_arguments)]
     pub async fn propose(
         &self,
         repo: &str,

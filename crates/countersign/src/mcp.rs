@@ -77,7 +77,8 @@ pub fn run(args: &McpArgs) -> Result<ExitCode> {
     let api = Api::from_env(server)?;
     let (evidence, relay) = match std::env::var(EVIDENCE_TOKEN_ENV) {
         Ok(token) => (
-            Api::new(server, &token).with_context(|| EVIDENCE_TOKEN_ENV.to_owned())?,
+            Api::new(server, &token)
+                .with_context(|| format!("{EVIDENCE_TOKEN_ENV} is not a usable token"))?,
             true,
         ),
         Err(std::env::VarError::NotPresent) => (api.clone(), false),
@@ -113,8 +114,8 @@ pub struct Countersign {
     tool_router: ToolRouter<Countersign>,
 }
 
-/// Why a tool gave no answer. Both kinds become a tool result with `isError`, which the
-/// agent reads; neither is a protocol error.
+/// Why a tool gave no answer. Each becomes a tool result with `isError`, which the agent
+/// reads; none is a protocol error.
 #[derive(Debug)]
 enum ToolError {
     /// The arguments break a rule of the tool's schema that serde cannot state (one of two
@@ -760,6 +761,9 @@ fn percent_decode(segment: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// A resource read the server refused, as a protocol error (resources have no tool
+/// results): not found for a 404, invalid parameters for another refusal of the request
+/// (a branch that is not protected), internal for the server's or the network's failure.
 fn server_error(failure: &Failure) -> ErrorData {
     match failure {
         Failure::Problem { status, detail, .. } if *status == reqwest::StatusCode::NOT_FOUND => {
@@ -769,13 +773,18 @@ fn server_error(failure: &Failure) -> ErrorData {
             status,
             title,
             detail,
-        } => ErrorData::internal_error(
-            format!(
+        } => {
+            let message = format!(
                 "the countersign server refused (HTTP {} {title}): {detail}",
                 status.as_u16()
-            ),
-            Some(json!({ "status": status.as_u16(), "title": title, "detail": detail })),
-        ),
+            );
+            let data = Some(json!({ "status": status.as_u16(), "title": title, "detail": detail }));
+            if status.is_client_error() {
+                ErrorData::invalid_params(message, data)
+            } else {
+                ErrorData::internal_error(message, data)
+            }
+        }
         other => ErrorData::internal_error(other.to_string(), None),
     }
 }

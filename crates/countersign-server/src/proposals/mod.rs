@@ -401,11 +401,20 @@ async fn explanation(
         })
         .await??;
     // The decision is a function of recorded inputs: an explanation of another tier than
-    // the recorded one would explain a decision nobody made.
+    // the recorded one would explain a decision nobody made. It can differ only when this
+    // server's rules of derivation are not those that decided (an upgrade since).
     if evaluation.decision.tier != proposal.tier {
-        return Err(ApiError::Internal(format!(
-            "proposal {id}: re-derived tier {} differs from the recorded {}",
-            evaluation.decision.tier, proposal.tier
+        tracing::warn!(
+            proposal = %id,
+            recorded = %proposal.tier,
+            rederived = %evaluation.decision.tier,
+            "an explanation re-derived another tier than the recorded one"
+        );
+        return Err(ApiError::Conflict(format!(
+            "proposal {id} was decided {} but re-derives {} on this server: the decision \
+             cannot be explained by this version of the rules; `countersign bundle verify` \
+             shows the difference",
+            proposal.tier, evaluation.decision.tier
         )));
     }
     Ok(Json(ExplanationView {
