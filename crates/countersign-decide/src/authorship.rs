@@ -1,8 +1,9 @@
 //! Who a change's commits say wrote them, and how far that is believed: each person a
 //! commit names (as author or committer) is a `verified` author when the commit is signed
 //! with one of the keys their catalog User lists, a `claimed` one otherwise (git metadata
-//! anyone can write), and `invalid` when the commit carries a signature that verifies
-//! against none of the keys of the people it names (a red flag).
+//! anyone can write, or a signature that is not theirs), and `invalid` when the commit
+//! carries a signature made with a key of a person it names that does not verify over it,
+//! or that is not a signature at all (a red flag: altered after signing).
 //!
 //! Every author, whatever the status, is still kept from approving (the lifecycle's
 //! `eligibility`): an unsigned commit may well be theirs, and an author never approves their
@@ -27,8 +28,8 @@ pub enum Status {
     Verified,
     /// Only named: unsigned, or signed by someone else, or they list no key to check.
     Claimed,
-    /// A commit naming them is signed, and the signature verifies against none of the keys
-    /// of the people it names.
+    /// A commit naming them is signed with a key of a person it names (or an SSH key it
+    /// names itself), and the signature does not verify over it; or it is no signature.
     Invalid,
 }
 
@@ -58,10 +59,12 @@ pub enum Signed {
     Unsigned,
     /// Verified with `key` (its fingerprint) of `principal`, one of the people named.
     By { principal: String, key: String },
-    /// Signed in a way that cannot be checked (a format countersign does not verify, or
-    /// nobody named lists a key): the authorship stays claimed, `why` says so.
+    /// Signed, but not by a usable key of a person named (a key nobody named lists, an
+    /// expired or revoked one, a format countersign does not verify, or nobody named lists a
+    /// key): the authorship stays claimed, `why` says so.
     Unverifiable { why: String },
-    /// Signed, and the signature verifies against no key of the people named: `why`.
+    /// Signed with a key of a person named, and the signature does not verify over the
+    /// commit; or the signature is malformed: `why`.
     Invalid { why: String },
 }
 
@@ -224,7 +227,7 @@ pub fn explain(authors: &[Author], pool: &Pool, pushed_by: &str) -> Vec<String> 
         }
         for commit in invalid {
             lines.push(format!(
-                "red flag: {}: commit {} names them as {} and is signed, but the signature verifies against none of the keys of the people it names ({})",
+                "red flag: {}: commit {} names them as {} and is signed, but the signature does not hold ({})",
                 author.principal,
                 short(&commit.commit),
                 roles(&commit.roles),

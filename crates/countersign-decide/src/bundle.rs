@@ -114,10 +114,7 @@ pub fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<Stri
             .collect::<Result<Vec<_>>>()?,
         None => Vec::new(),
     };
-    let mut differences = match decided.data.get("authorship") {
-        Some(recorded) => rederive_authorship(recorded, &inputs, &blob)?,
-        None => Vec::new(),
-    };
+    let mut differences = rederive_authorship(decided, &blob)?;
     let again = evaluate::rederive(inputs, changes, &proposer, base, head.clone(), envelopes)?;
     let report = &again.report;
     let recorded_tier = decided.data["tier"].clone();
@@ -183,35 +180,19 @@ pub fn rederive(bundle: &VerifiedBundle, verifier: &Verifier) -> Result<Vec<Stri
 /// catalog among the recorded inputs (the base's, as the decision read it), and the authors
 /// compared with the record. Lists each difference; `Err` when a commit object is missing.
 fn rederive_authorship(
-    recorded: &Value,
-    inputs: &BTreeMap<String, Option<Vec<u8>>>,
+    decided: &Event,
     blob: &dyn Fn(&str) -> Result<Vec<u8>>,
 ) -> Result<Vec<String>> {
-    let commits = recorded
-        .get("commits")
-        .and_then(Value::as_array)
-        .ok_or_else(|| DecideError::invalid("the decision's `authorship` lists no `commits`"))?;
-    let mut objects = Vec::with_capacity(commits.len());
-    for commit in commits {
-        let (Some(id), Some(object)) = (
-            commit.get("commit").and_then(Value::as_str),
-            commit.get("object").and_then(Value::as_str),
-        ) else {
-            bail!("an `authorship.commits` entry is not {{commit, object}}");
-        };
-        objects.push((id.to_owned(), blob(object)?));
-    }
-    let present: Vec<(String, Vec<u8>)> = inputs
-        .iter()
-        .filter_map(|(path, bytes)| Some((path.clone(), bytes.clone()?)))
-        .collect();
-    let source = countersign_graph::MemorySource::new(present);
-    let people = people::people_of(people::catalog_users_in(&source, "the recorded inputs")?)?;
-    let facts = people::commit_facts(&objects, &people)?;
-    let derived = authorship::authorship(&people.directory, &facts);
-    let recorded_authors: Vec<authorship::Author> =
-        serde_json::from_value(recorded.get("authors").cloned().unwrap_or(Value::Null))
-            .invalid(|| "the decision's `authorship.authors`".into())?;
+    let Some(derived) = derive_authors(decided, blob)? else {
+        return Ok(Vec::new());
+    };
+    let recorded_authors: Vec<authorship::Author> = serde_json::from_value(
+        decided.data["authorship"]
+            .get("authors")
+            .cloned()
+            .unwrap_or(Value::Null),
+    )
+    .invalid(|| "the decision's `authorship.authors`".into())?;
     let mut differences = Vec::new();
     if derived != recorded_authors {
         let show = |authors: &[authorship::Author]| {
@@ -228,6 +209,87 @@ fn rederive_authorship(
         ));
     }
     Ok(differences)
+}
+
+/// The authors of the decision `decided` re-derived from what it recorded: its commit
+/// objects (`authorship.commits`, each hashed to its id) read with the catalog among its
+/// inputs, signatures checked again. `None` when it recorded no authorship (a record of
+/// `evaluate --record`).
+fn derive_authors(
+    decided: &Event,
+    blob: &dyn Fn(&str) -> Result<Vec<u8>>,
+) -> Result<Option<Vec<authorship::Author>>> {
+    let Some(recorded) = decided.data.get("authorship") else {
+        return Ok(None);
+    };
+    let commits = recorded
+        .get("commits")
+        .and_then(Value::as_array)
+        .ok_or_else(|| DecideError::invalid("the decision's `authorship` lists no `commits`"))?;
+    let mut objects = Vec::with_capacity(commits.len());
+    for commit in commits {
+        let (Some(id), Some(object)) = (
+            commit.get("commit").and_then(Value::as_str),
+            commit.get("object").and_then(Value::as_str),
+        ) else {
+            bail!("an `authorship.commits` entry is not {{commit, object}}");
+        };
+        objects.push((id.to_owned(), blob(object)?));
+    }
+    let mut present: Vec<(String, Vec<u8>)> = Vec::new();
+    for (path, d) in field(decided, "inputs")?
+        .as_object()
+        .ok_or_else(|| DecideError::invalid("`inputs` is not an object"))?
+    {
+        if let Some(d) = d.as_str() {
+            present.push((path.clone(), blob(d)?));
+        }
+    }
+    let source = countersign_graph::MemorySource::new(present);
+    let people = people::people_in(&source, "the recorded inputs")?;
+    let facts = people::commit_facts(&objects, &people)?;
+    Ok(Some(authorship::authorship(&people.directory, &facts)))
+}
+
+/// The commit authors of the decision at log index `index` (lower-cased, sorted) as its
+/// recorded commit objects say, never as the list it records: a record whose
+/// `commit_authors` left out someone the commits name would otherwise count their approval.
+/// `Err` when the recorded list disagrees with the commit objects, or lists authors without
+/// the objects to check them.
+fn decided_authors(bundle: &VerifiedBundle, index: u64, decided: &Event) -> Result<Vec<String>> {
+    let blob = |d: &str| -> Result<Vec<u8>> {
+        bundle
+            .blobs
+            .get(d)
+            .cloned()
+            .ok_or_else(|| DecideError::invalid(format!("blob {d} is missing from the bundle")))
+    };
+    let recorded = sorted(strings(decided.data.get("commit_authors")));
+    let authors = match derive_authors(decided, &blob)? {
+        Some(derived) => {
+            let derived = sorted(authorship::principals(&derived));
+            if derived != recorded {
+                bail!(
+                    "the decision at log index {index} records commit authors [{}], but its commit objects name [{}]",
+                    recorded.join(", "),
+                    derived.join(", ")
+                );
+            }
+            derived
+        }
+        None if recorded.is_empty() => Vec::new(),
+        None => bail!(
+            "the decision at log index {index} records commit authors without the commit objects they come from, so they cannot be re-derived"
+        ),
+    };
+    Ok(authors)
+}
+
+/// `list` lower-cased, sorted and unique: principals compare case-insensitively.
+fn sorted(list: Vec<String>) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> =
+        list.into_iter().map(|p| p.to_lowercase()).collect();
+    set.into_iter().collect()
 }
 
 /// Checks an authorization statement: a DSSE envelope signed by the log key (`verifier`)
@@ -310,6 +372,9 @@ pub fn outcome(bundle: &VerifiedBundle) -> Result<Outcome> {
     // The head the latest `decided` event was made for, and its data.
     let mut decided: Option<(String, &Value)> = None;
     let mut authors: Vec<String> = Vec::new();
+    // The commit authors a head move recorded, until the decision of its new head checks
+    // them: (log index, new head, authors).
+    let mut moved_authors: Option<(u64, String, Vec<String>)> = None;
     let mut verdicts: Vec<Approval> = Vec::new();
     let mut authorized: Option<Authorization> = None;
     let mut closed: Option<String> = None;
@@ -330,8 +395,27 @@ pub fn outcome(bundle: &VerifiedBundle) -> Result<Outcome> {
                 proposer = text(event, "author")?.to_owned();
             }
             EventKind::Decided => {
-                authors = strings(event.data.get("commit_authors"));
-                decided = Some((current()?, &event.data));
+                let commit_authors = decided_authors(bundle, *index, event)?;
+                let head = current()?;
+                // The head move before this decision named the new head's commit authors:
+                // they must be the ones its commit objects name too.
+                if let Some((moved_at, to, claimed)) = moved_authors.take()
+                    && to == head
+                    && sorted(claimed.clone()) != commit_authors
+                {
+                    bail!(
+                        "the head move at log index {moved_at} records commit authors [{}], but the commit objects of {to} name [{}]",
+                        sorted(claimed).join(", "),
+                        commit_authors.join(", ")
+                    );
+                }
+                authors = commit_authors;
+                // The dispatcher of the proposing agent is an author too (the server's
+                // `with_dispatcher`).
+                if let Some(dispatcher) = event.data.get("dispatched_by").and_then(Value::as_str) {
+                    authors.push(dispatcher.to_owned());
+                }
+                decided = Some((head, &event.data));
             }
             EventKind::HeadMoved => {
                 let (from, to) = (text(event, "from")?, text(event, "to")?);
@@ -372,9 +456,12 @@ pub fn outcome(bundle: &VerifiedBundle) -> Result<Outcome> {
                     }
                 }
                 verdicts.extend(moved);
-                if let Some(list) = event.data.get("commit_authors") {
-                    authors = strings(Some(list));
-                }
+                // Checked against the commit objects of the decision that follows it; no
+                // tally runs between the two (the server writes them in one transaction).
+                moved_authors = event
+                    .data
+                    .get("commit_authors")
+                    .map(|list| (*index, to.to_owned(), strings(Some(list))));
                 head = Some(to.to_owned());
                 authorized = None;
             }

@@ -44,6 +44,24 @@ pub fn load(source: &dyn FileSource) -> Result<GovernedState> {
     })
 }
 
+/// What `graph check` reports of the snapshot `source` whose governed state is `state`: the
+/// graph's own findings (`countersign_graph::check`) and the catalog Users' signing keys that
+/// do not parse, which the graph crate leaves to this one (it knows no key format). An
+/// error either way: a key that does not parse makes every decision against the catalog
+/// refuse it.
+pub fn check(
+    source: &dyn FileSource,
+    state: &GovernedState,
+) -> Result<countersign_graph::check::CheckReport> {
+    let mut report = countersign_graph::check::check(&state.build);
+    report
+        .diagnostics
+        .extend(crate::people::key_diagnostics(source, "the snapshot")?);
+    report.diagnostics.sort();
+    report.diagnostics.dedup();
+    Ok(report)
+}
+
 /// Reads `countersign.toml`, bounded by the default `file_bytes` (the file cannot raise
 /// its own limit).
 pub fn read_config(source: &dyn FileSource) -> Result<Config> {

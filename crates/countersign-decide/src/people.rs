@@ -1,5 +1,7 @@
 //! The people of a commit: the catalog Users that have a profile email, read with the
-//! commit's own `countersign.toml` (catalog globs, agent patterns), and the principals a
+//! commit's own `countersign.toml` (catalog globs, agent patterns), the signing keys they
+//! list (a key that does not parse is an error naming the catalog file, the annotation's
+//! line and the annotation, for decisions and `graph check` alike), and the principals a
 //! change's commit authors and committers are, mapped through them.
 //!
 //! The mapping is strict: no guessing from names or email local parts, so an identity the
@@ -9,13 +11,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use countersign_graph::Kind;
+use countersign_graph::{Diagnostic, DiagnosticCode, Kind, Severity};
 use countersign_policy::Principal;
 use countersign_repo::{CommitId, Repo, read_commit_object};
 
 use crate::DecideError;
 use crate::authorship::{CommitFacts, Signed};
-use crate::signature::SigningKeys;
+use crate::signature::{self, SigningKeys};
 
 /// Principals (`human:<user>`, `agent:<user>`) by lower-cased profile email.
 pub type Directory = BTreeMap<String, Vec<String>>;
@@ -30,6 +32,10 @@ pub struct CatalogUser {
     pub agent: bool,
     /// `countersign.dev/ssh-signing-keys`, as written.
     pub ssh_signing_keys: Vec<String>,
+    /// `countersign.dev/openpgp-signing-keys`, as written.
+    pub openpgp_signing_keys: Option<String>,
+    /// The User's descriptor (file and the line of its document): where a key error points.
+    pub source: countersign_graph::SourceLocation,
 }
 
 /// How a catalog User is written as a principal, `human:NAME`: the one form the CLI's
@@ -51,6 +57,68 @@ pub fn catalog_users_in(
     tree: &dyn countersign_graph::FileSource,
     at: &str,
 ) -> Result<Vec<CatalogUser>, DecideError> {
+    let (config, catalog) = read_catalog(tree, at)?;
+    Ok(catalog
+        .descriptors
+        .into_iter()
+        .filter_map(|descriptor| {
+            let (Kind::User, Some(email)) = (&descriptor.entity.kind, &descriptor.email) else {
+                return None;
+            };
+            Some(CatalogUser {
+                agent: config.agents.is_agent(&descriptor.entity.name),
+                ssh_signing_keys: descriptor.ssh_signing_keys,
+                openpgp_signing_keys: descriptor.openpgp_signing_keys,
+                email: email.trim().to_ascii_lowercase(),
+                source: descriptor.source,
+                name: descriptor.entity.name,
+            })
+        })
+        .collect())
+}
+
+/// A catalog User with a GitHub account (`github.com/user-login`), as one commit's catalog
+/// names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubUser {
+    pub name: String,
+    /// The login, lower-cased (GitHub logins are case-insensitive).
+    pub login: String,
+    /// The name matches the repository's agent patterns: a bot account, not a person.
+    pub agent: bool,
+}
+
+/// The catalog Users with a `github.com/user-login` at `commit`, read with the commit's own
+/// `countersign.toml` (catalog globs, agent patterns): who a GitHub account is, for the
+/// server's GitHub integration. Blocking (git).
+pub fn github_users(repo: &Repo, commit: &CommitId) -> Result<Vec<GithubUser>, DecideError> {
+    let (config, catalog) = read_catalog(&repo.commit_tree(commit)?, commit.as_str())?;
+    Ok(catalog
+        .descriptors
+        .into_iter()
+        .filter(|descriptor| descriptor.entity.kind == Kind::User)
+        .filter_map(|descriptor| {
+            let login = descriptor.github_login?;
+            Some(GithubUser {
+                agent: config.agents.is_agent(&descriptor.entity.name),
+                login: login.to_ascii_lowercase(),
+                name: descriptor.entity.name,
+            })
+        })
+        .collect())
+}
+
+/// The config and the catalog of `tree`, read as the graph reads them.
+fn read_catalog(
+    tree: &dyn countersign_graph::FileSource,
+    at: &str,
+) -> Result<
+    (
+        countersign_repo::Config,
+        countersign_graph::backstage::Catalog,
+    ),
+    DecideError,
+> {
     let within = |what: &str, source: DecideError| DecideError::Context {
         context: format!("{what} at {at}"),
         source: Box::new(source),
@@ -77,21 +145,84 @@ pub fn catalog_users_in(
         &settings.limits,
     )
     .map_err(|e| within("reading the catalog", e.into()))?;
-    Ok(catalog
-        .descriptors
-        .into_iter()
-        .filter_map(|descriptor| {
-            let (Kind::User, Some(email)) = (&descriptor.entity.kind, &descriptor.email) else {
-                return None;
-            };
-            Some(CatalogUser {
-                agent: config.agents.is_agent(&descriptor.entity.name),
-                ssh_signing_keys: descriptor.ssh_signing_keys,
-                email: email.trim().to_ascii_lowercase(),
-                name: descriptor.entity.name,
-            })
-        })
-        .collect())
+    Ok((config, catalog))
+}
+
+/// The signing keys of the Users of `tree`'s catalog that do not parse, each as a `graph
+/// check` error naming the catalog file, the annotation's line and the annotation: the
+/// same words a decision refuses the catalog with ([`people_in`]). Users without a
+/// profile email included: their keys are as wrong.
+pub fn key_diagnostics(
+    tree: &dyn countersign_graph::FileSource,
+    at: &str,
+) -> Result<Vec<Diagnostic>, DecideError> {
+    let (_, catalog) = read_catalog(tree, at)?;
+    let mut diagnostics = Vec::new();
+    for descriptor in &catalog.descriptors {
+        if descriptor.entity.kind != Kind::User {
+            continue;
+        }
+        let principal = format!("User {}", descriptor.entity.name);
+        let (ssh, openpgp) = (
+            &descriptor.ssh_signing_keys,
+            descriptor.openpgp_signing_keys.as_deref(),
+        );
+        if let Err(error) = parse_keys(tree, &principal, &descriptor.source, ssh, openpgp) {
+            diagnostics.extend(error);
+        }
+    }
+    Ok(diagnostics)
+}
+
+/// Both signing-key annotations of one User parsed; `Err` holds one diagnostic per
+/// annotation that does not parse.
+fn parse_keys(
+    tree: &dyn countersign_graph::FileSource,
+    who: &str,
+    source: &countersign_graph::SourceLocation,
+    ssh: &[String],
+    openpgp: Option<&str>,
+) -> Result<SigningKeys, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut keys = SigningKeys::default();
+    let mut error = |annotation: &str, message: String| {
+        // Only now, for the message, is the file read again to find the annotation's line.
+        let line = tree
+            .read(
+                &source.file,
+                countersign_graph::Limits::default().file_bytes,
+            )
+            .ok()
+            .flatten()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .map_or(source.line, |text| {
+                countersign_graph::backstage::annotation_line(&text, source.line, annotation)
+            });
+        errors.push(Diagnostic::new(
+            Severity::Error,
+            DiagnosticCode::SigningKey,
+            format!("{who}: `{annotation}`: {message}"),
+            Some(countersign_graph::SourceLocation {
+                file: source.file.clone(),
+                line,
+            }),
+        ));
+    };
+    match SigningKeys::parse_ssh(ssh) {
+        Ok(parsed) => keys.ssh = parsed,
+        Err(message) => error(signature::SSH_ANNOTATION, message),
+    }
+    if let Some(text) = openpgp {
+        match SigningKeys::parse_openpgp(text) {
+            Ok(parsed) => keys.openpgp = parsed,
+            Err(message) => error(signature::OPENPGP_ANNOTATION, message),
+        }
+    }
+    if errors.is_empty() {
+        Ok(keys)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The catalog Users of `base` by profile email.
@@ -110,31 +241,48 @@ pub struct People {
 }
 
 /// The catalog Users of `base`: by profile email, and their signing keys. A key that does
-/// not parse is the catalog's error, naming the User.
+/// not parse is the catalog's error, naming the file, line and annotation as `graph check`
+/// does.
 pub fn people(repo: &Repo, base: &CommitId) -> Result<People, DecideError> {
-    people_of(
-        catalog_users(repo, base).map_err(|source| DecideError::Context {
-            context: "the base".to_owned(),
-            source: Box::new(source),
-        })?,
-    )
+    people_in(&repo.commit_tree(base)?, &base.to_string()).map_err(|source| DecideError::Context {
+        context: "the base".to_owned(),
+        source: Box::new(source),
+    })
 }
 
-/// The people of catalog Users read elsewhere (a decision's recorded inputs).
-pub fn people_of(users: Vec<CatalogUser>) -> Result<People, DecideError> {
+/// [`people`] of the files of `tree` (a commit's tree, or a decision's recorded inputs),
+/// named `at` in errors.
+pub fn people_in(
+    tree: &dyn countersign_graph::FileSource,
+    at: &str,
+) -> Result<People, DecideError> {
     let mut people = People::default();
-    for user in users {
+    for user in catalog_users_in(tree, at)? {
         let principal = if user.agent {
             Principal::Agent(user.name)
         } else {
             Principal::Human(user.name)
         }
         .to_string();
-        if !user.ssh_signing_keys.is_empty() {
-            let keys = SigningKeys::parse(&user.ssh_signing_keys).map_err(|e| {
-                DecideError::invalid(format!(
-                    "catalog User {principal} at the base: `countersign.dev/ssh-signing-keys`: {e}"
-                ))
+        if !user.ssh_signing_keys.is_empty() || user.openpgp_signing_keys.is_some() {
+            let keys = parse_keys(
+                tree,
+                &format!("catalog User {principal}"),
+                &user.source,
+                &user.ssh_signing_keys,
+                user.openpgp_signing_keys.as_deref(),
+            )
+            .map_err(|errors| {
+                DecideError::invalid(
+                    errors
+                        .iter()
+                        .map(|e| match &e.location {
+                            Some(at) => format!("{at}: {}", e.message),
+                            None => e.message.clone(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
             })?;
             people.keys.insert(principal.to_lowercase(), keys);
         }

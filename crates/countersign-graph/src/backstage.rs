@@ -18,6 +18,11 @@
 //! | `countersign.dev/exposure` | `internet` \| `internal` (default `internal`) |
 //! | `countersign.dev/data-classes` | comma-separated data classes (`pii`, `pci`, ...) |
 //! | `countersign.dev/ssh-signing-keys` | a User's OpenSSH public keys, one a line (commit signatures) |
+//! | `countersign.dev/openpgp-signing-keys` | a User's ASCII-armored OpenPGP public keys (commit signatures) |
+//!
+//! Of Backstage's own annotations one is read: `github.com/user-login` on a User, the
+//! person's GitHub account (the GitHub integration maps reviews and pull request authors
+//! through it).
 //!
 //! **Paths are relative to the descriptor's directory** unless they start with `/`, which
 //! means the repository root: a descriptor travels with its code, so `src/**` in
@@ -47,6 +52,9 @@ use crate::yaml;
 
 /// The annotation prefix countersign owns.
 pub const ANNOTATION_PREFIX: &str = "countersign.dev/";
+
+/// Backstage's annotation naming a User's GitHub account, read for the GitHub integration.
+pub const GITHUB_LOGIN_ANNOTATION: &str = "github.com/user-login";
 
 /// A relation a descriptor declares towards another entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -102,8 +110,16 @@ pub struct Descriptor {
     /// User `spec.profile.email`, for CODEOWNERS email owners.
     pub email: Option<String>,
     /// User `countersign.dev/ssh-signing-keys`: OpenSSH public key lines, as written (not
-    /// parsed here: verifying commit signatures is countersign-decide's).
+    /// parsed here: key formats and commit signatures are countersign-decide's, which
+    /// reports a key that does not parse at [`annotation_line`]).
     pub ssh_signing_keys: Vec<String>,
+    /// User `countersign.dev/openpgp-signing-keys`: ASCII-armored OpenPGP public keys, as
+    /// written (not parsed here either).
+    pub openpgp_signing_keys: Option<String>,
+    /// User `github.com/user-login` (Backstage's own annotation, which its GitHub org
+    /// importer writes): the GitHub account of the person, as written. Whose reviews on
+    /// GitHub are this User's is the server's GitHub integration's to decide.
+    pub github_login: Option<String>,
     /// Location `spec.target` and `spec.targets`, as written.
     pub targets: Vec<String>,
     pub source: SourceLocation,
@@ -326,6 +342,19 @@ pub fn parse_file_within(
     Ok(out)
 }
 
+/// The line of annotation `annotation` (its full name, `countersign.dev/...`) in the
+/// document of `text` whose root node starts on `document_line`, or that line when it is not
+/// found: for reporting an error about an annotation's value found after parsing (a signing
+/// key that does not parse). Parses `text` again, so only when reporting.
+pub fn annotation_line(text: &str, document_line: u32, annotation: &str) -> u32 {
+    yaml::key_line(
+        text,
+        document_line,
+        &["metadata", "annotations", annotation],
+    )
+    .unwrap_or(document_line)
+}
+
 /// Field access with errors that name the file, line and field.
 struct Doc<'a> {
     at: &'a SourceLocation,
@@ -491,6 +520,8 @@ fn descriptor(
         relations: Vec::new(),
         email: None,
         ssh_signing_keys: Vec::new(),
+        openpgp_signing_keys: None,
+        github_login: None,
         targets: Vec::new(),
         source: at.clone(),
         entity,
@@ -564,6 +595,14 @@ fn descriptor(
             return Err(doc.field_error("metadata.annotations", "must be a mapping"));
         };
         for (key, value) in map {
+            if key == GITHUB_LOGIN_ANNOTATION && kind == Kind::User {
+                // Not countersign's annotation, so not refused when odd: a login that is no
+                // GitHub login only never matches anyone (the person never counts).
+                d.github_login = scalar(value)
+                    .map(|login| login.trim().to_owned())
+                    .filter(|login| !login.is_empty());
+                continue;
+            }
             let Some(short) = key.strip_prefix(ANNOTATION_PREFIX) else {
                 continue;
             };
@@ -721,6 +760,12 @@ fn apply_annotation(
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(str::to_owned)
                 .collect();
+        }
+        "openpgp-signing-keys" => {
+            if d.entity.kind != Kind::User {
+                return Err(doc.annotation_error(key, "only a User lists signing keys"));
+            }
+            d.openpgp_signing_keys = Some(value.to_owned()).filter(|v| !v.trim().is_empty());
         }
         _ => return Err(doc.annotation_error(key, "unknown countersign annotation")),
     }

@@ -49,6 +49,10 @@ pub enum DiagnosticCode {
     /// A `countersign.dev/paths` glob that matches no tracked file (an error: the files it
     /// was meant for are unmapped, or owned by someone else).
     DeadGlob,
+    /// A User's `countersign.dev/ssh-signing-keys` or `countersign.dev/openpgp-signing-keys`
+    /// that does not parse (an error: every decision against the catalog refuses it). Found
+    /// by countersign-decide, which owns key formats.
+    SigningKey,
 }
 
 /// One finding.

@@ -687,6 +687,8 @@ fn merge_workspace(
                     relations: Vec::new(),
                     email: None,
                     ssh_signing_keys: Vec::new(),
+                    openpgp_signing_keys: None,
+                    github_login: None,
                     targets: Vec::new(),
                     source: p.manifest.clone(),
                 });

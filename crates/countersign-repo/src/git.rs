@@ -823,6 +823,26 @@ impl Repo {
         Ok(base.is_some_and(|base| base.detach() == one))
     }
 
+    /// The best common ancestor of `one` and `two` (git's `merge-base`), `None` when their
+    /// histories never meet. Both must be commits of this repository. What a pull request's
+    /// diff is taken from: GitHub shows `merge-base(base, head)..head`.
+    pub fn merge_base(
+        &self,
+        one: &CommitId,
+        two: &CommitId,
+    ) -> Result<Option<CommitId>, RepoError> {
+        self.find_commit(one)?;
+        self.find_commit(two)?;
+        if one == two {
+            return Ok(Some(one.clone()));
+        }
+        let base = self
+            .inner
+            .merge_base(one.object_id()?, two.object_id()?)
+            .map_err(|e| git_error(format!("finding the merge base of {one} and {two}"), &e))?;
+        Ok(base.map(|id| CommitId::from_object_id(id.detach())))
+    }
+
     /// Author, committer, summary and parents of a commit.
     pub fn commit_info(&self, id: &CommitId) -> Result<CommitInfo, RepoError> {
         let commit = self.find_commit(id)?;

@@ -533,6 +533,8 @@ async fn rederive(
         };
         crate::webhooks::notify(state, tx, &updated, t.next.as_str(), &decided).await?;
     }
+    // The tier, the evidence counted and the state a forge shows for the head.
+    crate::integrations::github::changed(state, tx, id, &proposal.head).await?;
     Ok(())
 }
 

@@ -10,7 +10,9 @@
 //! `Caller` extractor; every refusal, the framework's own included, is problem+json.
 //!
 //! With webhooks configured, [`run`] also runs the notification delivery worker
-//! (`webhooks`) and stops it with the server.
+//! (`webhooks`) and stops it with the server; with the GitHub integration
+//! (`integrations::github`), the worker that reports each followed pull request's
+//! `countersign` check.
 //!
 //! With a log key ([`AppState::with_log_signer`]) the server signs checkpoints and the
 //! verification summary of every authorization; the log, its proofs and proposal bundles are
@@ -30,6 +32,7 @@ mod error;
 mod evidence;
 mod health;
 mod idempotency;
+pub mod integrations;
 mod listener;
 mod log;
 mod metrics;
@@ -60,6 +63,9 @@ pub use auth::{
     Caller, DispatchError, Role, TOKEN_PREFIX, create_dispatched_token, create_token, token_hash,
 };
 pub use error::{ApiError, Problem};
+pub use integrations::github::{
+    GithubConfig, GithubConfigError, GithubRepository, Report as GithubReport, hub_signature,
+};
 pub use metrics::Metrics;
 pub use oidc::{JwksSource, OidcConfig};
 pub use tokens::revoke_token;
@@ -174,6 +180,9 @@ pub struct AppState {
     /// Webhook targets, when configured ([`AppState::with_webhooks`]): state changes queue
     /// notifications in the outbox and [`run`] delivers them.
     pub webhooks: Option<Arc<WebhookConfig>>,
+    /// The GitHub integration, when configured ([`AppState::with_github`]): its webhook
+    /// route follows pull requests, and [`run`] reports their checks.
+    pub github: Option<Arc<integrations::github::Github>>,
     /// The governed states and catalog directories of recent bases, and the cores decisions
     /// run on: shared by the requests of this state, and by nothing else.
     pub(crate) pipeline: Arc<pipeline::Pipeline>,
@@ -196,6 +205,7 @@ impl AppState {
             oidc: None,
             log_signer: None,
             webhooks: None,
+            github: None,
             pipeline: Arc::new(pipeline),
             workers: Arc::new(webhooks::WorkerNames::new()),
             lease: runs::DEFAULT_LEASE,
@@ -242,6 +252,25 @@ impl AppState {
     pub fn with_webhooks(mut self, config: WebhookConfig) -> AppState {
         self.webhooks = Some(Arc::new(config));
         self
+    }
+
+    /// Follows GitHub pull requests (`POST /v1/integrations/github/webhook`) and reports
+    /// each followed head's `countersign` check, from the worker [`run`] spawns. Every
+    /// repository `config` names must be one of this state's repositories.
+    pub fn with_github(mut self, config: GithubConfig) -> Result<AppState, GithubConfigError> {
+        for repository in &config.repositories {
+            if !self.repos.contains_key(&repository.repo) {
+                return Err(GithubConfigError::Invalid {
+                    at: format!("repository {:?}, repo", repository.github),
+                    reason: format!(
+                        "{:?} is not a configured repository (--repo NAME=PATH)",
+                        repository.repo
+                    ),
+                });
+            }
+        }
+        self.github = Some(Arc::new(integrations::github::Github::new(config)?));
+        Ok(self)
     }
 }
 
@@ -426,6 +455,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(runs::router())
         .merge(tokens::router())
         .merge(repos::router())
+        .merge(integrations::router())
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then finishes the requests in
@@ -452,7 +482,8 @@ pub async fn run(
     // The webhook worker stops with the server: on `shutdown`, or when `serve` fails and
     // drops the sender.
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = webhooks::spawn(&state, stopped);
+    let worker = webhooks::spawn(&state, stopped.clone());
+    let reporter = integrations::github::spawn(&state, stopped);
     let shutdown = async move {
         shutdown.await;
         let _ = stop.send(true);
@@ -460,9 +491,12 @@ pub async fn run(
     let served = axum::serve(listener::Problems(listener), router(state))
         .with_graceful_shutdown(shutdown)
         .await;
+    // They finish the deliveries and reports in flight, each bounded by its timeout.
     if let Some(worker) = worker {
-        // It finishes the deliveries in flight, each bounded by its timeout.
         let _ = worker.await;
+    }
+    if let Some(reporter) = reporter {
+        let _ = reporter.await;
     }
     served
 }

@@ -3,7 +3,8 @@
 //! Hand-rolled on purpose: a few counters behind one mutex need no exporter crate, and a
 //! process-global recorder (what the `metrics` crate installs) would mix the numbers of the
 //! several servers a test process starts. Besides requests, only webhook delivery attempts
-//! are counted (by target and outcome); no other business metrics yet.
+//! are counted (by target and outcome), and GitHub deliveries refused for their signature
+//! (by reason); no other business metrics yet.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,6 +26,9 @@ pub struct Metrics {
     series: Mutex<BTreeMap<(String, String, u16), Series>>,
     /// Webhook delivery attempts by target and outcome (delivered, retry, dead).
     webhooks: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// GitHub deliveries refused for their signature, by reason (missing, malformed,
+    /// mismatch): a closed set, whatever a caller sends.
+    github_refused: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -55,6 +59,15 @@ impl Metrics {
     pub fn observe_delivery(&self, target: &str, outcome: &'static str) {
         let mut counts = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
         *counts.entry((target.to_owned(), outcome)).or_default() += 1;
+    }
+
+    /// Counts one GitHub delivery refused for its signature (`reason` from a closed set).
+    pub fn observe_github_refusal(&self, reason: &'static str) {
+        let mut counts = self
+            .github_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *counts.entry(reason).or_default() += 1;
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -104,6 +117,21 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "countersign_webhook_deliveries_total{{target=\"{target}\",outcome=\"{outcome}\"}} {count}"
+                );
+            }
+        }
+        let refused = self
+            .github_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !refused.is_empty() {
+            out.push_str("# HELP countersign_github_deliveries_refused_total GitHub webhook deliveries refused for their signature, by reason.\n");
+            out.push_str("# TYPE countersign_github_deliveries_refused_total counter\n");
+            for (reason, count) in &refused {
+                let _ = writeln!(
+                    out,
+                    "countersign_github_deliveries_refused_total{{reason=\"{reason}\"}} {count}"
                 );
             }
         }

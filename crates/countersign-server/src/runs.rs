@@ -105,18 +105,63 @@ pub(crate) async fn enqueue(
     head: &str,
     work: &[WorkSpec],
 ) -> Result<usize, ApiError> {
+    enqueue_for(
+        state,
+        tx,
+        repo,
+        RunFor::Proposal(proposal.to_owned()),
+        head,
+        work,
+    )
+    .await
+}
+
+/// Queues `work` (the plan of the change that moved protected `branch` to `commit`) as
+/// post-merge runs of the branch, in `tx`: their outcomes are recorded like any run's, with
+/// no proposal to weigh evidence for.
+pub(crate) async fn enqueue_branch(
+    state: &AppState,
+    tx: &mut Tx,
+    repo: &str,
+    branch: &str,
+    commit: &str,
+    work: &[WorkSpec],
+) -> Result<usize, ApiError> {
+    enqueue_for(
+        state,
+        tx,
+        repo,
+        RunFor::Branch(branch.to_owned()),
+        commit,
+        work,
+    )
+    .await
+}
+
+async fn enqueue_for(
+    state: &AppState,
+    tx: &mut Tx,
+    repo: &str,
+    target: RunFor,
+    head: &str,
+    work: &[WorkSpec],
+) -> Result<usize, ApiError> {
     let now = state.clock.now();
+    let about = match &target {
+        RunFor::Proposal(p) => p.clone(),
+        RunFor::Branch(b) => format!("branch {b}"),
+    };
     let runs: Vec<NewRun> = work
         .iter()
         .filter(|w| !w.runners.is_empty())
         .map(|w| NewRun {
-            id: run_id(proposal, head, w, now),
+            id: run_id(&about, head, w, now),
             repo: repo.to_owned(),
             repository: w.repository.clone(),
             suite: w.suite.clone(),
             environment: w.environment.clone(),
             commit: head.to_owned(),
-            target: RunFor::Proposal(proposal.to_owned()),
+            target: target.clone(),
             definition: w.definition.to_string(),
             runners: w.runners.clone(),
             queued_at_ms: millis(now),

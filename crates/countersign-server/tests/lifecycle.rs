@@ -122,14 +122,22 @@ fn ssh_fingerprint(private: &std::path::Path) -> String {
         .to_owned()
 }
 
-/// `git commit-tree -S` with an SSH key, by the real `git`: a commit of `tree` on `parent`
-/// by `author`, committed by `committer` (`Name <email>`), signed with `key` (or unsigned).
+/// How [`git_commit`] signs.
+enum Sign<'a> {
+    /// With the SSH key in this private key file.
+    Ssh(&'a std::path::Path),
+    /// With the real `gpg`, the key of this fingerprint in this GNUPGHOME.
+    Gpg(&'a Gpg, &'a str),
+}
+
+/// `git commit-tree -S` by the real `git`: a commit of `tree` on `parent` by `author`,
+/// committed by `committer` (`Name <email>`), signed as `sign` says (or unsigned).
 fn git_commit(
     lab: &Lab,
     tree_of: &str,
     author: &str,
     committer: &str,
-    key: Option<&std::path::Path>,
+    sign: Option<Sign<'_>>,
 ) -> String {
     let split = |who: &str| {
         let (name, email) = who.split_once(" <").unwrap();
@@ -147,9 +155,17 @@ fn git_commit(
         .env("GIT_COMMITTER_NAME", cn)
         .env("GIT_COMMITTER_EMAIL", ce)
         .env("GIT_COMMITTER_DATE", "2026-01-05T10:00:00Z");
-    if let Some(key) = key {
-        git.args(["-c", "gpg.format=ssh", "-c"])
-            .arg(format!("user.signingkey={}", key.display()));
+    match &sign {
+        Some(Sign::Ssh(key)) => {
+            git.args(["-c", "gpg.format=ssh", "-c"])
+                .arg(format!("user.signingkey={}", key.display()));
+        }
+        Some(Sign::Gpg(gpg, fingerprint)) => {
+            git.env("GNUPGHOME", gpg.home.path())
+                .args(["-c", "gpg.format=openpgp", "-c", "gpg.program=gpg", "-c"])
+                .arg(format!("user.signingkey={fingerprint}"));
+        }
+        None => {}
     }
     git.args([
         "commit-tree",
@@ -159,7 +175,7 @@ fn git_commit(
         "-m",
         "signed",
     ]);
-    if key.is_some() {
+    if sign.is_some() {
         git.arg("-S");
     }
     let out = git.output().unwrap();
@@ -169,6 +185,114 @@ fn git_commit(
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The real `gpg` with a GNUPGHOME of its own, keys made without a passphrase; its agent is
+/// stopped when dropped.
+struct Gpg {
+    home: tempfile::TempDir,
+}
+
+impl Gpg {
+    fn new() -> Gpg {
+        let home = tempfile::tempdir().unwrap();
+        Gpg { home }
+    }
+
+    fn gpg(&self) -> std::process::Command {
+        let mut gpg = std::process::Command::new("gpg");
+        gpg.env("GNUPGHOME", self.home.path()).args([
+            "--batch",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ]);
+        gpg
+    }
+
+    /// A new key `algorithm` (`ed25519`, `rsa2048`) for `uid` that signs: its fingerprint
+    /// and its ASCII-armored public key.
+    fn key(&self, uid: &str, algorithm: &str) -> (String, String) {
+        let out = self
+            .gpg()
+            .args(["--quick-gen-key", uid, algorithm, "sign", "never"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed = self
+            .gpg()
+            .args(["--with-colons", "--list-keys", uid])
+            .output()
+            .unwrap();
+        let fingerprint = String::from_utf8(listed.stdout)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("fpr:"))
+            .map(|l| l.trim_matches(':').to_owned())
+            .unwrap();
+        let public = self
+            .gpg()
+            .args(["--armor", "--export", &fingerprint])
+            .output()
+            .unwrap();
+        (fingerprint, String::from_utf8(public.stdout).unwrap())
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("gpgconf")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "all"])
+            .status();
+    }
+}
+
+/// `commit` with its message changed and nothing else, written with `git hash-object`: its
+/// signature (if any) no longer matches what it signs.
+fn alter(lab: &Lab, commit: &str) -> String {
+    let git = |args: &[&str], input: Option<&[u8]>| {
+        let mut child = std::process::Command::new("git")
+            .current_dir(lab.writer.dir())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = input {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    let object = String::from_utf8(git(&["cat-file", "commit", commit], None)).unwrap();
+    assert!(object.ends_with("\nsigned\n"), "{object}");
+    let altered = object.replace("\nsigned\n", "\nsigned, then altered\n");
+    let id = git(
+        &["hash-object", "-t", "commit", "-w", "--stdin"],
+        Some(altered.as_bytes()),
+    );
+    String::from_utf8(id).unwrap().trim().to_owned()
+}
+
+/// The `red flag:` line of `proposal`'s explanation about `who`.
+fn red_flag(proposal: &Value, who: &str) -> String {
+    proposal["authorship_explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .find(|l| l.starts_with(&format!("red flag: {who}")))
+        .unwrap_or_else(|| panic!("{proposal}"))
+        .to_owned()
 }
 
 async fn start(db: &Db, lab: &Lab) -> Server {
@@ -626,8 +750,9 @@ async fn claimed_authorship_is_shown_and_never_lapses_a_rejection(db: &Db) {
 
 /// Commits signed by the real `git` with SSH keys from the real `ssh-keygen`, against a
 /// catalog where alice lists her key: signed by alice's key, alice is a *verified* author;
-/// the same commit signed by mallory's key (on nobody's User) makes her authorship
-/// *invalid*, a red flag; a commit naming bob as author that alice committed and signed
+/// the same commit signed by mallory's key (on nobody's User) leaves her authorship only
+/// *claimed*; alice's signed commit with its message altered (the signature no longer
+/// matches) makes it *invalid*, a red flag; a commit naming bob as author that alice committed and signed
 /// verifies alice and leaves bob *claimed*. Every author, whatever the status, still cannot
 /// approve.
 async fn signed_commits_verify_authorship(db: &Db) {
@@ -650,9 +775,9 @@ async fn signed_commits_verify_authorship(db: &Db) {
         FIXBOT,
     );
     let alice = common::ALICE;
-    let by_alice = git_commit(&lab, &change, alice, alice, Some(&alice_key));
-    let by_mallory = git_commit(&lab, &change, alice, alice, Some(&mallory_key));
-    let bob_by_alice = git_commit(&lab, &change, BOB, alice, Some(&alice_key));
+    let by_alice = git_commit(&lab, &change, alice, alice, Some(Sign::Ssh(&alice_key)));
+    let by_mallory = git_commit(&lab, &change, alice, alice, Some(Sign::Ssh(&mallory_key)));
+    let bob_by_alice = git_commit(&lab, &change, BOB, alice, Some(Sign::Ssh(&alice_key)));
     let fingerprint = ssh_fingerprint(&alice_key);
     let path = lab.writer.dir().to_owned();
     let server = start_with(db, move |mut state| {
@@ -717,25 +842,39 @@ async fn signed_commits_verify_authorship(db: &Db) {
 
     let forged = propose(&server, &lab, "fixbot", &by_mallory).await;
     let alice_forged = author(&forged, "human:alice");
-    assert_eq!(alice_forged["status"], "invalid", "{forged}");
-    let red_flag = forged["authorship_explanation"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .find(|l| l.starts_with("red flag: human:alice"))
-        .unwrap_or_else(|| panic!("{forged}"));
-    assert!(
-        red_flag.contains(&format!(
-            "an SSH signature by key {}, which no person the commit names lists",
-            ssh_fingerprint(&mallory_key)
-        )),
-        "{red_flag}"
+    assert_eq!(
+        (
+            &alice_forged["status"],
+            &alice_forged["commits"][0]["detail"]
+        ),
+        (
+            &json!("claimed"),
+            &json!(format!(
+                "an SSH signature by key {}, which no person the commit names lists",
+                ssh_fingerprint(&mallory_key)
+            ))
+        ),
+        "{forged}"
     );
     let id = forged["id"].as_str().unwrap();
     assert_eq!(
         server.verdict("alice", id, &by_mallory, "approve").await.0,
         403
+    );
+
+    let altered = alter(&lab, &by_alice);
+    let tampered = propose(&server, &lab, "fixbot", &altered).await;
+    assert_eq!(
+        author(&tampered, "human:alice")["status"],
+        "invalid",
+        "{tampered}"
+    );
+    let red_flag = red_flag(&tampered, "human:alice");
+    assert!(
+        red_flag.contains(&format!(
+            "the SSH signature by key {fingerprint} does not verify over the commit"
+        )),
+        "{red_flag}"
     );
 
     let mixed = propose(&server, &lab, "fixbot", &bob_by_alice).await;
@@ -762,7 +901,7 @@ async fn signed_commits_verify_authorship(db: &Db) {
     // Offline: each bundle carries the commit objects, and re-deriving it checks their
     // signatures again against the catalog it recorded, to the same statuses.
     let verifier = common::log_signer().verifier();
-    for proposal in [&verified, &forged, &mixed] {
+    for proposal in [&verified, &forged, &tampered, &mixed] {
         let id = proposal["id"].as_str().unwrap();
         let bytes = server
             .client
@@ -780,6 +919,193 @@ async fn signed_commits_verify_authorship(db: &Db) {
         let differences = countersign_decide::bundle::rederive(&bundle, &verifier).unwrap();
         assert!(differences.is_empty(), "{id}: {differences:?}");
     }
+    server.stop().await;
+}
+
+/// Commits signed by the real `git` running the real `gpg`, with keys made in a GNUPGHOME of
+/// the test's own, against a catalog where alice lists her ed25519 key, bob his RSA key
+/// and carol hers: each signing their own commit is a *verified* author; alice's commit
+/// signed with carol's key (listed, but on another User) or with mallory's (on nobody's)
+/// leaves her *claimed*; her signed commit altered is *invalid*, a red flag. Offline, each
+/// bundle re-derives the same statuses.
+async fn openpgp_signed_commits_verify_authorship(db: &Db) {
+    let gpg = Gpg::new();
+    let (alice_key, alice_public) = gpg.key("Alice <alice@example.com>", "ed25519");
+    let (bob_key, bob_public) = gpg.key("Bob <bob@example.com>", "rsa2048");
+    let (carol_key, carol_public) = gpg.key("Carol <carol@example.com>", "ed25519");
+    let (mallory_key, _) = gpg.key("Mallory <mallory@example.com>", "ed25519");
+    let mut catalog = catalog();
+    for (name, public) in [
+        ("alice", &alice_public),
+        ("bob", &bob_public),
+        ("carol", &carol_public),
+    ] {
+        let plain = format!("  name: {name}\nspec:\n");
+        let armored: String = public.lines().map(|l| format!("      {l}\n")).collect();
+        catalog = catalog.replace(
+            &plain,
+            &format!(
+                "  name: {name}\n  annotations:\n    countersign.dev/openpgp-signing-keys: |\n{armored}spec:\n"
+            ),
+        );
+        assert!(catalog.contains(&armored));
+    }
+    let mut lab = Lab::with_catalog(&catalog);
+    let change = lab.change(
+        PAYMENTS,
+        "pub fn charge() { /* signed */ }\n",
+        FIXBOT,
+        FIXBOT,
+    );
+    let (alice, carol) = (common::ALICE, "Carol <carol@example.com>");
+    let sign = |key| Some(Sign::Gpg(&gpg, key));
+    let by_alice = git_commit(&lab, &change, alice, alice, sign(&alice_key));
+    let by_bob = git_commit(&lab, &change, BOB, BOB, sign(&bob_key));
+    let by_carol = git_commit(&lab, &change, carol, carol, sign(&carol_key));
+    let alice_by_carol_key = git_commit(&lab, &change, alice, alice, sign(&carol_key));
+    let alice_by_mallory = git_commit(&lab, &change, alice, alice, sign(&mallory_key));
+    let altered = alter(&lab, &by_alice);
+    let path = lab.writer.dir().to_owned();
+    let server = start_with(db, move |mut state| {
+        state.repos = Arc::new(BTreeMap::from([("shop".to_owned(), path)]));
+        state.with_log_signer(common::log_signer())
+    })
+    .await;
+    let author = |proposal: &Value, who: &str| {
+        proposal["authorship"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["principal"] == who)
+            .cloned()
+            .unwrap_or_else(|| panic!("{who} in {proposal}"))
+    };
+    let status = |proposal: &Value, who: &str| {
+        let author = author(proposal, who);
+        (
+            author["status"].as_str().unwrap().to_owned(),
+            author["commits"][0]["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+
+    let mut proposals = Vec::new();
+    for (head, who, key) in [
+        (&by_alice, "human:alice", &alice_key),
+        (&by_bob, "human:bob", &bob_key),
+        (&by_carol, "human:carol", &carol_key),
+    ] {
+        let proposal = propose(&server, &lab, "fixbot", head).await;
+        assert_eq!(
+            status(&proposal, who),
+            (
+                "verified".to_owned(),
+                format!("signed with OpenPGP key {key}")
+            ),
+            "{proposal}"
+        );
+        proposals.push(proposal);
+    }
+    let verified_alice = &proposals[0];
+    assert!(
+        verified_alice["authorship_explanation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap()
+                == format!(
+                    "human:alice: authorship verified: commit {} (author and committer), signed with OpenPGP key {alice_key}",
+                    &by_alice[..12]
+                )),
+        "{verified_alice}"
+    );
+
+    for (head, key) in [
+        (&alice_by_carol_key, &carol_key),
+        (&alice_by_mallory, &mallory_key),
+    ] {
+        let proposal = propose(&server, &lab, "fixbot", head).await;
+        assert_eq!(
+            status(&proposal, "human:alice"),
+            (
+                "claimed".to_owned(),
+                format!(
+                    "an OpenPGP signature by key {key}, which no person the commit names lists"
+                )
+            ),
+            "{proposal}"
+        );
+        let id = proposal["id"].as_str().unwrap();
+        assert_eq!(server.verdict("alice", id, head, "approve").await.0, 403);
+        proposals.push(proposal);
+    }
+
+    let tampered = propose(&server, &lab, "fixbot", &altered).await;
+    assert_eq!(status(&tampered, "human:alice").0, "invalid", "{tampered}");
+    let red_flag = red_flag(&tampered, "human:alice");
+    assert!(
+        red_flag.contains(&format!(
+            "the OpenPGP signature by key {alice_key} does not verify over the commit (altered)"
+        )),
+        "{red_flag}"
+    );
+    proposals.push(tampered);
+
+    // Offline: each bundle re-derives the statuses from its commit objects and catalog.
+    let verifier = common::log_signer().verifier();
+    for proposal in &proposals {
+        let id = proposal["id"].as_str().unwrap();
+        let bytes = server
+            .client
+            .get(format!("{}/v1/proposals/{id}/bundle", server.base))
+            .bearer_auth(&server.tokens["auditor"])
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let bundle =
+            countersign_audit::bundle::verify_bundle(&bytes, std::slice::from_ref(&verifier))
+                .unwrap();
+        let differences = countersign_decide::bundle::rederive(&bundle, &verifier).unwrap();
+        assert!(differences.is_empty(), "{id}: {differences:?}");
+        countersign_decide::bundle::outcome(&bundle).unwrap();
+    }
+    server.stop().await;
+}
+
+/// A signing key that does not parse refuses every proposal against the catalog, naming
+/// the catalog file, the annotation's line and the annotation, as `graph check` does.
+async fn a_malformed_signing_key_is_named_where_it_is(db: &Db) {
+    let plain = "  name: alice\nspec:\n";
+    let catalog = catalog().replace(
+        plain,
+        "  name: alice\n  annotations:\n    countersign.dev/openpgp-signing-keys: |\n      -----BEGIN PGP PUBLIC KEY BLOCK-----\n\n      mDMEnot-a-key\n      -----END PGP PUBLIC KEY BLOCK-----\nspec:\n",
+    );
+    let line = catalog
+        .lines()
+        .position(|l| l.contains("countersign.dev/openpgp-signing-keys"))
+        .unwrap()
+        + 1;
+    let mut lab = Lab::with_catalog(&catalog);
+    let change = lab.change("docs/index.md", "# Docs, again\n", FIXBOT, FIXBOT);
+    let server = start(db, &lab).await;
+    let body =
+        json!({ "repo": "shop", "base": lab.base.as_str(), "head": change, "title": "docs" });
+    let (status, problem) = server
+        .send(M::POST, "/v1/proposals", Some("fixbot"), Some(body))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "catalog-info.yaml:{line}: catalog User human:alice: `countersign.dev/openpgp-signing-keys`: block 1 is not an OpenPGP public key"
+        )),
+        "{detail}"
+    );
     server.stop().await;
 }
 
@@ -1200,6 +1526,8 @@ on_both_backends!(
     commit_authors_cannot_approve,
     claimed_authorship_is_shown_and_never_lapses_a_rejection,
     signed_commits_verify_authorship,
+    openpgp_signed_commits_verify_authorship,
+    a_malformed_signing_key_is_named_where_it_is,
     close_and_supersede,
     idempotent_head_move,
     supersession_never_goes_in_a_circle,

@@ -20,6 +20,9 @@
 //!   and a log of every delivery [`Attempt`].
 //! * Runs of the fleet ([`Run`]): work items queued from a validation plan, leased by exactly
 //!   one runner (`FOR UPDATE SKIP LOCKED` on PostgreSQL), heartbeats, finish, cancel.
+//! * The GitHub integration: deliveries answered ([`GithubDelivery`]), pull requests followed
+//!   by proposals ([`GithubPull`]), and the outbox of `countersign` check reports
+//!   ([`GithubCheck`]), bumped in the transaction of each proposal change.
 //! * [`verify()`] recomputes the tree from storage and checks it against the latest signed
 //!   checkpoint, naming the first altered or missing entry.
 //!
@@ -32,6 +35,7 @@ mod bundle;
 mod decision;
 mod error;
 mod evidence;
+mod github;
 mod group;
 mod log;
 mod log_key;
@@ -47,6 +51,7 @@ mod verify;
 pub use decision::Decision;
 pub use error::Error;
 pub use evidence::AcceptedEvidence;
+pub use github::{CheckReport, GithubCheck, GithubDelivery, GithubPull};
 pub use log::{Entry, Leaf, StoredCheckpoint};
 pub use outbox::{Attempt, Claimed, Delivery, OutboxItem, OutboxRow, Outcome};
 pub use proposal::{Approval, HeadMove, Idempotent, Proposal};

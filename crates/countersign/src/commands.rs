@@ -210,6 +210,31 @@ fn load_state(args: &RepoArgs) -> Result<GovernedState> {
     }
 }
 
+/// What `graph check` reports of the working tree or of `--rev`: [`governed::check`].
+fn check_state(args: &RepoArgs) -> Result<countersign_graph::check::CheckReport> {
+    match &args.rev {
+        Some(rev) => {
+            let git = Repo::open(&args.repo)?;
+            let id = git.resolve(rev)?;
+            let tree = git.commit_tree(&id)?;
+            let state = governed::load(&tree)
+                .with_context(|| format!("reading the governed state at {rev}"))?;
+            governed::check(&tree, &state)
+                .with_context(|| format!("checking the signing keys at {rev}"))
+        }
+        None => {
+            let source = WorkTree::open(&args.repo)?;
+            let state = governed::load(&source).with_context(|| {
+                format!("reading the governed state of {}", args.repo.display())
+            })?;
+            let report = governed::check(&source, &state)
+                .with_context(|| format!("checking the signing keys of {}", args.repo.display()))?;
+            note_untracked(&source.untracked_read());
+            Ok(report)
+        }
+    }
+}
+
 /// Says on stderr which untracked files of the working tree a command read: what it
 /// checked is not in any commit yet (and a server judging a proposal will not see it).
 pub(crate) fn note_untracked(files: &[String]) {
@@ -225,8 +250,7 @@ pub(crate) fn note_untracked(files: &[String]) {
 fn graph_cmd(command: GraphCommand) -> Result<ExitCode> {
     match command {
         GraphCommand::Check { repo, format } => {
-            let state = load_state(&repo)?;
-            let report = countersign_graph::check::check(&state.build);
+            let report = check_state(&repo)?;
             match format {
                 OutputFormat::Json => print_json(&render::check_json(&report))?,
                 OutputFormat::Text => print_text(&render::check_text(&report))?,

@@ -74,6 +74,14 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         .map(countersign_server::WebhookConfig::load)
         .transpose()
         .context("--webhooks")?;
+    let github = args
+        .github
+        .as_deref()
+        .map(|path| {
+            countersign_server::GithubConfig::load(path, args.github_webhook_secret_file.as_deref())
+        })
+        .transpose()
+        .context("--github")?;
     let signer = log_signer(args.log_key.as_deref())?;
     let budget = humantime::parse_duration(&args.decision_budget)
         .with_context(|| format!("--decision-budget {:?}", args.decision_budget))?;
@@ -113,6 +121,27 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
                     .join(", ")
             );
             state = state.with_webhooks(webhooks);
+        }
+        if let Some(github) = github {
+            eprintln!(
+                "github: following {} ({})",
+                github
+                    .repositories
+                    .iter()
+                    .map(|r| format!("{} as {}", r.github, r.repo))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match &github.auth {
+                    Some(countersign_server::integrations::github::GithubAuth::App { .. }) => {
+                        "reporting as a GitHub App"
+                    }
+                    Some(countersign_server::integrations::github::GithubAuth::Token(_)) => {
+                        "reporting with a token"
+                    }
+                    None => "no [app] or [token]: nothing is reported",
+                }
+            );
+            state = state.with_github(github).context("--github")?;
         }
         if let Some(config) = oidc {
             let (issuer, jwks) = (config.issuer.clone(), config.jwks.clone());

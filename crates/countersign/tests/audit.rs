@@ -422,6 +422,53 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .unwrap()
 }
 
+/// The bundle at `path` as the log's operator could rewrite it: each event (by position)
+/// edited by `edit`, then put in a new log at its own index (the other entries filler),
+/// checkpointed and signed with the test server's log key. Every proof and signature of the
+/// result verifies: only re-deriving what its events say can refuse it.
+fn resign(path: &Path, edit: impl Fn(usize, &mut Value)) -> PathBuf {
+    use countersign_audit::{
+        Bundle, Checkpoint, Event, MemoryStore, SignedCheckpoint, Signer, leaf_bytes,
+        prove_inclusion, tree_hash,
+    };
+    let bundle: Bundle = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let signer = Signer::from_seed("countersign.test/server", [9; 32]).unwrap();
+    let leaves: Vec<(u64, Vec<u8>)> = bundle
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(position, entry)| {
+            let mut event: Value = serde_json::from_str(&entry.leaf).unwrap();
+            edit(position, &mut event);
+            let event: Event = serde_json::from_value(event).unwrap();
+            (entry.index, leaf_bytes(&event).unwrap())
+        })
+        .collect();
+    let size = leaves.last().unwrap().0 + 1;
+    let mut store = MemoryStore::new();
+    for index in 0..size {
+        match leaves.iter().find(|(i, _)| *i == index) {
+            Some((_, leaf)) => store.append(leaf).unwrap(),
+            None => store.append(format!("filler {index}").as_bytes()).unwrap(),
+        };
+    }
+    let root = tree_hash(size, &store).unwrap();
+    let checkpoint = Checkpoint::new(signer.name(), size, root).unwrap();
+    let note = SignedCheckpoint::sign(&checkpoint, &signer).unwrap();
+    let entries = leaves
+        .into_iter()
+        .map(|(index, leaf)| {
+            let proof = prove_inclusion(index, size, &store).unwrap();
+            (index, leaf, proof.path)
+        })
+        .collect();
+    let blobs = bundle.blobs.values().map(|b| base64_decode(b));
+    let forged = Bundle::new(bundle.subject.clone(), note, entries, blobs).unwrap();
+    let out = path.with_extension("resigned.json");
+    std::fs::write(&out, forged.to_json()).unwrap();
+    out
+}
+
 /// `payments` is high criticality: one of its owners, alice or bob, must approve. No runner
 /// is trusted, so nothing waits for evidence.
 const PEOPLE_CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
@@ -639,6 +686,38 @@ fn bundles_with_entries_left_out_or_mixed_are_refused() {
     let mixed = edit_bundle(&full, |b| keep(b, &[0, decided_first, authorized]));
     let why = refused(verify(&mixed));
     assert!(why.contains("the bundle is incomplete"), "{why}");
+
+    // Rewritten and signed again with the log key, as only the log's operator could: the
+    // proofs hold, so what verification refuses is the events themselves. Unchanged, it
+    // verifies (the rewriting is sound); with a decision's `commit_authors` disagreeing with
+    // what its recorded commit objects name, or a head move's, it is refused: the authors
+    // an approval is counted against are re-derived, never taken from the record.
+    let resigned = resign(&full, |_, _| {});
+    ok(verify(&resigned));
+    let unnamed = resign(&full, |position, event| {
+        if position == decided_second {
+            event["data"]["commit_authors"] = serde_json::json!([]);
+        }
+    });
+    let why = refused(verify(&unnamed));
+    assert!(
+        why.contains(
+            "records commit authors [], but its commit objects name [email:fixbot@agents.example.com]"
+        ),
+        "{why}"
+    );
+    let moved_at = position("head_moved");
+    let renamed = resign(&full, |position, event| {
+        if position == moved_at {
+            event["data"]["commit_authors"] = serde_json::json!(["human:bob"]);
+        }
+    });
+    let why = refused(verify(&renamed));
+    assert!(
+        why.contains("the head move at log index")
+            && why.contains("records commit authors [human:bob], but the commit objects of"),
+        "{why}"
+    );
 
     // The same bundles with the chain taken out of every event (as a log written before it
     // would be): refused as unprovable, never passed as complete.

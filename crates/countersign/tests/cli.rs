@@ -1198,6 +1198,75 @@ fn a_catalog_error_names_the_line_of_its_key() {
     );
 }
 
+/// Issue 23: a signing key that does not parse is a `graph check` error naming the catalog
+/// file, the annotation's line and the annotation, for SSH and OpenPGP keys alike; good keys
+/// are no finding.
+#[test]
+fn graph_check_names_a_signing_key_that_does_not_parse() {
+    let good_openpgp = include_str!("../../countersign-decide/tests/vectors/openpgp/rob.asc");
+    let indented =
+        |text: &str| -> String { text.lines().map(|l| format!("      {l}\n")).collect() };
+    let catalog = CATALOG
+        .replace(
+            "  name: alice\nspec:\n",
+            &format!(
+                "  name: alice\n  annotations:\n    countersign.dev/ssh-signing-keys: |\n      # laptop\n      ssh-ed25519 AAAAnot-base64 alice\n    countersign.dev/openpgp-signing-keys: |\n{}spec:\n",
+                indented(good_openpgp)
+            ),
+        )
+        .replace(
+            "  name: bob\nspec:\n",
+            "  name: bob\n  annotations:\n    countersign.dev/openpgp-signing-keys: |\n      -----BEGIN PGP PUBLIC KEY BLOCK-----\n\n      mDMEgarbled\n      -----END PGP PUBLIC KEY BLOCK-----\nspec:\n",
+        );
+    let line_of = |needle: &str| catalog.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let (ssh_line, bob_line) = (
+        line_of("countersign.dev/ssh-signing-keys"),
+        catalog
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains("countersign.dev/openpgp-signing-keys"))
+            .nth(1)
+            .unwrap()
+            .0
+            + 1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = RepoWriter::init(dir.path()).unwrap();
+    writer
+        .commit(
+            [
+                ("catalog-info.yaml", Some(catalog.as_str())),
+                ("docs/index.md", Some("# Docs\n")),
+                ("payments/src/lib.rs", Some("pub fn charge() {}\n")),
+                ("shop/index.html", Some("<html></html>\n")),
+            ],
+            "base",
+            ALICE,
+            TIME,
+        )
+        .unwrap();
+    let repo = repo_arg(dir.path());
+    {
+        let check = countersign(&["graph", "check", "--repo", repo, "--rev", "HEAD"]);
+        let out = stdout(&check);
+        assert_eq!(check.status.code(), Some(1), "{out}{}", stderr(&check));
+        assert!(
+            out.contains(&format!(
+                "catalog-info.yaml:{ssh_line}: error: User alice: `countersign.dev/ssh-signing-keys`: `ssh-ed25519 AAAAnot-base64 alice` is not an OpenSSH public key"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "catalog-info.yaml:{bob_line}: error: User bob: `countersign.dev/openpgp-signing-keys`: block 1 is not an OpenPGP public key"
+            )),
+            "{out}"
+        );
+        // Alice's OpenPGP key is good: only her SSH annotation is reported.
+        assert_eq!(out.matches("User alice").count(), 1, "{out}");
+    }
+}
+
 /// `evaluate --what-if`: a docs fix riding with a payments change learns that without the
 /// payments file it auto-merges, in JSON and in text, and the promise holds when the docs
 /// fix is evaluated alone.

@@ -9,7 +9,7 @@
 //! or the diff changes) and writes the answer ([`persist`]) in the transaction that appends
 //! its events. Evidence is `evidence`'s; idempotency keys are `idempotency`'s.
 
-mod open;
+pub(crate) mod open;
 pub(crate) mod persist;
 pub(crate) mod view;
 
@@ -173,29 +173,15 @@ async fn create(
         // Another request with this key committed while the pipeline ran.
         return Ok(replayed);
     }
-    for blob in &blobs {
-        tx.put_blob(blob).await?;
-    }
-    // The entries, the decision (pointing at the `decided` entry) and the proposal.
-    tx.append_decided(&leaves, decided, &mut decision, &proposal)
-        .await?;
-    // The fleet's work for the head, queued with the proposal.
-    crate::runs::enqueue(
-        &state,
-        &mut tx,
-        &proposal.repo,
-        &proposal.id,
-        &proposal.head,
-        &work,
-    )
-    .await?;
-    // What the new proposal announces to webhook targets, queued in this transaction.
-    crate::webhooks::notify(
+    write_opened(
         &state,
         &mut tx,
         &proposal,
-        proposal.state.as_str(),
-        &decision.record,
+        &mut decision,
+        &blobs,
+        &leaves,
+        decided,
+        &work,
     )
     .await?;
     if let Some(key) = &key
@@ -209,6 +195,47 @@ async fn create(
     }
     tx.commit().await?;
     Ok(created(response))
+}
+
+/// Writes a prepared new proposal in `tx`: its blobs, its entries, decision and row, the
+/// fleet's work for its head and what it announces to webhook targets.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn write_opened(
+    state: &AppState,
+    tx: &mut countersign_store::Tx,
+    proposal: &Proposal,
+    decision: &mut countersign_store::Decision,
+    blobs: &[Vec<u8>],
+    leaves: &[countersign_store::Leaf],
+    decided: usize,
+    work: &[crate::pipeline::WorkSpec],
+) -> Result<(), ApiError> {
+    for blob in blobs {
+        tx.put_blob(blob).await?;
+    }
+    // The entries, the decision (pointing at the `decided` entry) and the proposal.
+    tx.append_decided(leaves, decided, decision, proposal)
+        .await?;
+    // The fleet's work for the head, queued with the proposal.
+    crate::runs::enqueue(
+        state,
+        tx,
+        &proposal.repo,
+        &proposal.id,
+        &proposal.head,
+        work,
+    )
+    .await?;
+    // What the new proposal announces to webhook targets, queued in this transaction.
+    crate::webhooks::notify(
+        state,
+        tx,
+        proposal,
+        proposal.state.as_str(),
+        &decision.record,
+    )
+    .await?;
+    Ok(())
 }
 
 fn created(response: String) -> Response {
@@ -461,7 +488,25 @@ async fn approve(
         held_to_the_repository(&state, &id, person).await?;
     }
     let mut tx = state.store.begin().await?;
-    let loaded = Loaded::lock(&mut tx, &id).await?;
+    apply_verdict(&state, &mut tx, &id, &caller, &body).await?;
+    // Committing even an unchanged transaction waits for its batch, so the view below reads
+    // what it saw.
+    tx.commit().await?;
+    Ok(Json(load_view_of(&state.store, &id).await?))
+}
+
+/// Gives `caller`'s verdict on proposal `id` in `tx`, as the lifecycle allows it (only
+/// humans, never an author, only eligible people, only the current head): the event, the
+/// verdict row, the state it settles. Returns the transition (`unchanged` when the same
+/// verdict stood already and nothing was written).
+pub(crate) async fn apply_verdict(
+    state: &AppState,
+    tx: &mut countersign_store::Tx,
+    id: &str,
+    caller: &Caller,
+    body: &NewApproval,
+) -> Result<countersign_lifecycle::Transition, ApiError> {
+    let loaded = Loaded::lock(tx, id).await?;
     let t = transition(
         &loaded.lifecycle(),
         Event::Verdict {
@@ -474,12 +519,10 @@ async fn approve(
     .map_err(refused)?;
     if !t.unchanged {
         let now = state.clock.rfc3339();
-        persist::verdict(&state, &mut tx, &loaded, &caller, &body, &t, &now).await?;
+        persist::verdict(state, tx, &loaded, caller, body, &t, &now).await?;
+        crate::integrations::github::changed(state, tx, id, &loaded.proposal.head).await?;
     }
-    // Committing even an unchanged transaction waits for its batch, so the view below reads
-    // what it saw.
-    tx.commit().await?;
-    Ok(Json(load_view_of(&state.store, &id).await?))
+    Ok(t)
 }
 
 /// Without one identity repository, a person signed in by email gives a verdict only as
@@ -611,6 +654,59 @@ async fn move_head(
         .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
     may_manage(&caller, &current, "move the head of")?;
     refuse_final(&current, "move its head")?;
+    let decided = decide_head_move(&state, &current, body.head).await?;
+
+    let mut tx = state.store.begin().await?;
+    if let Some(key) = &key
+        && let Some(replayed) = key.replay_in(&mut tx).await?
+    {
+        return Ok(replayed);
+    }
+    let view = match apply_head_move(&state, &mut tx, &id, &decided, &actor).await? {
+        Moved::Unchanged(proposal) => {
+            // Already there: nothing lapses, nothing is logged. Committing the empty
+            // transaction waits for its batch, so the view below reads what it saw.
+            tx.commit().await?;
+            let view = load_view(&state.store, &proposal).await?;
+            return Ok(Json(view).into_response());
+        }
+        Moved::Moved { view, .. } => view,
+    };
+    let response = serde_json::to_string(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(key) = &key
+        && !key.remember(&mut tx, StatusCode::OK, &response).await?
+    {
+        // Lost a race with the same key on another connection: drop ours, replay theirs.
+        tx.rollback().await?;
+        return key.after_race(&state.store).await;
+    }
+    tx.commit().await?;
+    Ok((
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        response,
+    )
+        .into_response())
+}
+
+/// A proposal's new head, decided: what [`apply_head_move`] writes.
+pub(crate) struct HeadMoveDecided {
+    outcome: crate::pipeline::Outcome,
+    authors: Vec<String>,
+    record: countersign_decide::record::Record,
+    decided: serde_json::Value,
+    decided_record: countersign_lifecycle::DecidedRecord,
+    now: String,
+}
+
+/// Decides `current` at `head` (a revision of its repository), as its author proposed it,
+/// whoever moves it: everything but the writes, off the async workers.
+pub(crate) async fn decide_head_move(
+    state: &AppState,
+    current: &Proposal,
+    head: String,
+) -> Result<HeadMoveDecided, ApiError> {
+    let id = &current.id;
     let path = state.repos.get(&current.repo).cloned().ok_or_else(|| {
         ApiError::Conflict(format!(
             "repository {:?} is no longer configured on this server",
@@ -622,7 +718,7 @@ async fn move_head(
         .author
         .parse()
         .map_err(|e| ApiError::Internal(format!("proposal {id}: {e}")))?;
-    let (base, head) = (current.base.clone(), body.head.clone());
+    let base = current.base.clone();
     let pipeline = std::sync::Arc::clone(&state.pipeline);
     // The dispatcher stays an author (and the `dispatched_by` fact) whatever the new
     // commits say.
@@ -637,42 +733,69 @@ async fn move_head(
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository
     // never changes, so the row read above names the same one the locked row will.
-    let (record, decided) =
-        outcome.record(&id, &current.repo, &now, state.log_signer.as_deref())?;
+    let (record, decided) = outcome.record(id, &current.repo, &now, state.log_signer.as_deref())?;
     let decided_record = typed(&decided)?;
+    Ok(HeadMoveDecided {
+        outcome,
+        authors,
+        record,
+        decided,
+        decided_record,
+        now,
+    })
+}
 
-    let mut tx = state.store.begin().await?;
-    if let Some(key) = &key
-        && let Some(replayed) = key.replay_in(&mut tx).await?
-    {
-        return Ok(replayed);
-    }
-    let loaded = Loaded::lock(&mut tx, &id).await?;
+/// What [`apply_head_move`] did.
+pub(crate) enum Moved {
+    /// The proposal was at that head already: nothing written.
+    Unchanged(Proposal),
+    Moved {
+        proposal: Proposal,
+        /// Boxed: a view is large, and most callers only need the proposal.
+        view: Box<ProposalView>,
+    },
+}
+
+/// Moves proposal `id` to the decided head in `tx`, caused by `actor`: the `head_moved`
+/// event, verdicts and evidence lapsed (or carried by a trivial rebase), the old head's runs
+/// cancelled and the new head's queued, the new decision, what it announces.
+pub(crate) async fn apply_head_move(
+    state: &AppState,
+    tx: &mut countersign_store::Tx,
+    id: &str,
+    decided: &HeadMoveDecided,
+    actor: &str,
+) -> Result<Moved, ApiError> {
+    let HeadMoveDecided {
+        outcome,
+        authors,
+        record,
+        decided,
+        decided_record,
+        now,
+    } = decided;
+    let loaded = Loaded::lock(tx, id).await?;
     refuse_final(&loaded.proposal, "move its head")?;
     let t = transition(
         &loaded.lifecycle(),
         Event::HeadMoved {
             head: &outcome.head,
-            record: &decided_record,
-            authors: &authors,
+            record: decided_record,
+            authors,
             diff_digest: &outcome.change.diff_digest,
         },
     )
     .map_err(refused)?;
     if t.unchanged {
-        // Already there: nothing lapses, nothing is logged. Committing the empty
-        // transaction waits for its batch, so the view below reads what it saw.
-        tx.commit().await?;
-        let view = load_view(&state.store, &loaded.proposal).await?;
-        return Ok(Json(view).into_response());
+        return Ok(Moved::Unchanged(loaded.proposal));
     }
     let proposal = &loaded.proposal;
     let moved = tx
         .append_event(&event(
             EventKind::HeadMoved,
-            &now,
-            &id,
-            &actor,
+            now,
+            id,
+            actor,
             json!({
                 "from": proposal.head,
                 "to": outcome.head,
@@ -684,25 +807,17 @@ async fn move_head(
             }),
         )?)
         .await?;
-    tx.lapse_approvals(&id, moved).await?;
+    tx.lapse_approvals(id, moved).await?;
     // Evidence is about one head too: none of it counts for the new one (evidence.rs).
-    tx.lapse_evidence(&id, moved).await?;
+    tx.lapse_evidence(id, moved).await?;
     // So is the fleet's work: the old head's unfinished runs end `cancelled` (evidence they
     // would push is refused anyway, bound to the old head) and the new head's are queued.
-    crate::runs::cancel(
-        &state,
-        &mut tx,
-        &id,
-        Some(&outcome.head),
-        &actor,
-        "head_moved",
-    )
-    .await?;
+    crate::runs::cancel(state, tx, id, Some(&outcome.head), actor, "head_moved").await?;
     crate::runs::enqueue(
-        &state,
-        &mut tx,
+        state,
+        tx,
         &proposal.repo,
-        &id,
+        id,
         &outcome.head,
         &outcome.fleet.work,
     )
@@ -726,16 +841,16 @@ async fn move_head(
         ..proposal.clone()
     };
     let decision_id = persist::decision(
-        &state,
-        &mut tx,
+        state,
+        tx,
         &moved_proposal,
         &outcome.head,
-        &record,
-        &decided,
-        &decided_record,
+        record,
+        decided,
+        decided_record,
         &t,
         true,
-        &now,
+        now,
     )
     .await?;
     let change = HeadMove {
@@ -746,36 +861,28 @@ async fn move_head(
         authors: authors.clone(),
         diff_digest: outcome.change.diff_digest.clone(),
     };
-    tx.move_head(&id, &change).await?;
+    tx.move_head(id, &change).await?;
     let moved_proposal = Proposal {
         decision: decision_id,
         ..moved_proposal
     };
-    crate::webhooks::notify(&state, &mut tx, &moved_proposal, t.next.as_str(), &decided).await?;
-    let approvals = tx.approvals(&id).await?;
+    crate::webhooks::notify(state, tx, &moved_proposal, t.next.as_str(), decided).await?;
+    // The old head's check says it is no longer judged; the new head's reports the decision.
+    crate::integrations::github::changed(state, tx, id, &proposal.head).await?;
+    crate::integrations::github::changed(state, tx, id, &outcome.head).await?;
+    let approvals = tx.approvals(id).await?;
     let stored = countersign_store::Decision {
         id: moved_proposal.decision.clone(),
-        subject: id.clone(),
+        subject: id.to_owned(),
         tier: outcome.tier,
         record: decided.clone(),
         log_index: 0,
     };
-    let view = view::view(&moved_proposal, &stored, &decided_record, approvals);
-    let response = serde_json::to_string(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let Some(key) = &key
-        && !key.remember(&mut tx, StatusCode::OK, &response).await?
-    {
-        // Lost a race with the same key on another connection: drop ours, replay theirs.
-        tx.rollback().await?;
-        return key.after_race(&state.store).await;
-    }
-    tx.commit().await?;
-    Ok((
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        response,
-    )
-        .into_response())
+    let view = view::view(&moved_proposal, &stored, decided_record, approvals);
+    Ok(Moved::Moved {
+        proposal: moved_proposal,
+        view: Box::new(view),
+    })
 }
 
 /// Close the proposal (its author or an admin), or mark it superseded by another proposal
@@ -817,11 +924,37 @@ async fn close(
         })?),
     };
     let mut tx = state.store.begin().await?;
-    let loaded = Loaded::lock(&mut tx, &id).await?;
+    let closed = apply_close(
+        &state,
+        &mut tx,
+        &id,
+        &caller.principal.to_string(),
+        reason,
+        successor.as_ref(),
+        |proposal| may_manage(&caller, proposal, "close"),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(load_view(&state.store, &closed).await?))
+}
+
+/// Closes proposal `id` in `tx` (superseded by `successor` when given), caused by `actor`,
+/// once `authorize` accepts the locked proposal: the `closed` event, the row, its unfinished
+/// runs cancelled, what it announces. Returns the closed proposal.
+pub(crate) async fn apply_close(
+    state: &AppState,
+    tx: &mut countersign_store::Tx,
+    id: &str,
+    actor: &str,
+    reason: Option<String>,
+    successor: Option<&Proposal>,
+    authorize: impl FnOnce(&Proposal) -> Result<(), ApiError>,
+) -> Result<Proposal, ApiError> {
+    let loaded = Loaded::lock(tx, id).await?;
     let proposal = &loaded.proposal;
-    may_manage(&caller, proposal, "close")?;
+    authorize(proposal)?;
     refuse_final(proposal, "be closed")?;
-    if let Some(successor) = &successor
+    if let Some(successor) = successor
         && successor.repo != proposal.repo
     {
         return Err(ApiError::Invalid(format!(
@@ -829,8 +962,8 @@ async fn close(
             successor.id, successor.repo, proposal.repo
         )));
     }
-    if let Some(successor) = &successor {
-        refuse_supersession_circle(&mut tx, &id, successor).await?;
+    if let Some(successor) = successor {
+        refuse_supersession_circle(tx, id, successor).await?;
     }
     let t = transition(
         &loaded.lifecycle(),
@@ -839,13 +972,13 @@ async fn close(
         },
     )
     .map_err(refused)?;
-    let superseded_by = successor.as_ref().map(|s| s.id.clone());
+    let superseded_by = successor.map(|s| s.id.clone());
     let now = state.clock.rfc3339();
     tx.append_event(&event(
         EventKind::Closed,
         &now,
-        &id,
-        &caller.principal.to_string(),
+        id,
+        actor,
         json!({
             "state": t.next.as_str(),
             "head": proposal.head,
@@ -854,34 +987,19 @@ async fn close(
         }),
     )?)
     .await?;
-    tx.close_proposal(&id, t.next, reason.as_deref(), superseded_by.as_deref())
+    tx.close_proposal(id, t.next, reason.as_deref(), superseded_by.as_deref())
         .await?;
     // Nothing will weigh its evidence any more: its unfinished runs end `cancelled`.
-    crate::runs::cancel(
-        &state,
-        &mut tx,
-        &id,
-        None,
-        &caller.principal.to_string(),
-        t.next.as_str(),
-    )
-    .await?;
+    crate::runs::cancel(state, tx, id, None, actor, t.next.as_str()).await?;
     let closed = Proposal {
         state: t.next,
         superseded_by,
         closed_reason: reason,
         ..proposal.clone()
     };
-    crate::webhooks::notify(
-        &state,
-        &mut tx,
-        &closed,
-        t.next.as_str(),
-        &loaded.decision.record,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Json(load_view(&state.store, &closed).await?))
+    crate::webhooks::notify(state, tx, &closed, t.next.as_str(), &loaded.decision.record).await?;
+    crate::integrations::github::changed(state, tx, id, &closed.head).await?;
+    Ok(closed)
 }
 
 /// Refuses `successor` as the successor of `id` when it is superseded, directly or through
@@ -943,28 +1061,43 @@ async fn mark_merged(
 ) -> Result<Json<ProposalView>, ApiError> {
     caller.require(&[Role::Admin], "mark proposals merged")?;
     let mut tx = state.store.begin().await?;
-    let loaded = Loaded::lock(&mut tx, &id).await?;
-    let t = transition(
-        &loaded.lifecycle(),
-        Event::Merged {
-            commit: &body.commit,
-        },
-    )
-    .map_err(refused)?;
-    let now = state.clock.rfc3339();
-    tx.append_event(&event(
-        EventKind::Merged,
-        &now,
+    let merged = apply_merged(
+        &state,
+        &mut tx,
         &id,
         &caller.principal.to_string(),
-        json!({ "commit": loaded.proposal.head }),
-    )?)
+        &body.commit,
+        None,
+    )
     .await?;
-    tx.set_proposal_state(&id, t.next).await?;
     tx.commit().await?;
-    let proposal = Proposal {
+    Ok(Json(load_view(&state.store, &merged).await?))
+}
+
+/// Records in `tx` that proposal `id`'s authorized head `commit` reached a protected branch,
+/// caused by `actor`; `details` (how it was merged, when a forge says so) goes into the
+/// `merged` event beside the commit. Returns the merged proposal.
+pub(crate) async fn apply_merged(
+    state: &AppState,
+    tx: &mut countersign_store::Tx,
+    id: &str,
+    actor: &str,
+    commit: &str,
+    details: Option<(&str, serde_json::Value)>,
+) -> Result<Proposal, ApiError> {
+    let loaded = Loaded::lock(tx, id).await?;
+    let t = transition(&loaded.lifecycle(), Event::Merged { commit }).map_err(refused)?;
+    let now = state.clock.rfc3339();
+    let mut data = json!({ "commit": loaded.proposal.head });
+    if let Some((name, value)) = details {
+        data[name] = value;
+    }
+    tx.append_event(&event(EventKind::Merged, &now, id, actor, data)?)
+        .await?;
+    tx.set_proposal_state(id, t.next).await?;
+    crate::integrations::github::changed(state, tx, id, &loaded.proposal.head).await?;
+    Ok(Proposal {
         state: t.next,
         ..loaded.proposal
-    };
-    Ok(Json(load_view(&state.store, &proposal).await?))
+    })
 }

@@ -37,7 +37,7 @@ pub(super) fn proposal_id(repo: &str, head: &str, author: &str, at_nanos: u128) 
 
 /// A decided proposal ready to be written: what `create` does between `begin` and `commit`
 /// needs nothing else.
-pub(super) struct Prepared {
+pub(crate) struct Prepared {
     pub proposal: Proposal,
     /// Its `log_index` is set once the `decided` event is appended.
     pub decision: Decision,
@@ -53,7 +53,7 @@ pub(super) struct Prepared {
 
 /// Decides `body`'s change for `author` and prepares its proposal, audit entries and
 /// response. Blocking (git, Cedar, encoding).
-pub(super) fn prepare(
+pub(crate) fn prepare(
     pipeline: &pipeline::Pipeline,
     path: &std::path::Path,
     body: NewProposal,

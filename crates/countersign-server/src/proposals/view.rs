@@ -65,7 +65,7 @@ pub struct NamedView {
     #[serde(rename = "as")]
     pub roles: Vec<String>,
     /// `verified` (signed with a key their catalog User lists), `claimed` (not signed by
-    /// them), `invalid` (a signature that verifies against none of the named people's keys).
+    /// them), `invalid` (made with a named person's key, and not verifying over the commit).
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

@@ -279,7 +279,7 @@ impl Default for DeliverySettings {
 }
 
 impl DeliverySettings {
-    fn check(&self) -> Result<(), WebhookConfigError> {
+    pub(crate) fn check(&self) -> Result<(), WebhookConfigError> {
         if !(1..=100).contains(&self.max_attempts) {
             return Err(invalid(
                 "delivery, max_attempts",
@@ -327,7 +327,7 @@ impl DeliverySettings {
 
     /// How long a claim holds a row: a worker that dies mid-delivery gives it back this long
     /// after claiming it.
-    pub(super) fn lease(&self) -> Duration {
+    pub(crate) fn lease(&self) -> Duration {
         self.timeout.saturating_mul(2) + Duration::from_secs(5)
     }
 }
@@ -349,9 +349,11 @@ struct ConfigFile {
     targets: Vec<TargetFile>,
 }
 
+/// The `[delivery]` table of `--webhooks` (and of `--github`, whose reports are delivered
+/// the same way).
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DeliveryFile {
+pub(crate) struct DeliveryFile {
     max_attempts: Option<u32>,
     base_delay: Option<String>,
     max_delay: Option<String>,
@@ -480,7 +482,18 @@ impl WebhookConfig {
             .with_events(t.events);
             targets.push(target);
         }
-        let d = file.delivery;
+        let delivery = file.delivery.settings(origin)?;
+        WebhookConfig::new(targets)
+            .and_then(|c| c.with_delivery(delivery))
+            .map_err(|e| relocate(e, origin))
+    }
+}
+
+impl DeliveryFile {
+    /// The settings this table gives, over the defaults, checked; errors name `origin`.
+    pub(crate) fn settings(&self, origin: &str) -> Result<DeliverySettings, WebhookConfigError> {
+        let at = |what: String| format!("{origin}: {what}");
+        let d = self;
         let mut delivery = DeliverySettings::default();
         let duration = |field: &str, value: &Option<String>, into: &mut Duration| {
             if let Some(text) = value {
@@ -504,9 +517,8 @@ impl WebhookConfig {
         duration("retention", &d.retention, &mut delivery.retention)?;
         delivery.max_attempts = d.max_attempts.unwrap_or(delivery.max_attempts);
         delivery.concurrency = d.concurrency.unwrap_or(delivery.concurrency);
-        WebhookConfig::new(targets)
-            .and_then(|c| c.with_delivery(delivery))
-            .map_err(|e| relocate(e, origin))
+        delivery.check().map_err(|e| relocate(e, origin))?;
+        Ok(delivery)
     }
 }
 

@@ -23,7 +23,8 @@ mod routes;
 mod worker;
 
 pub(crate) use audience::{announces, notify};
+pub(crate) use config::DeliveryFile;
 pub use config::{DeliverySettings, NotificationKind, Target, WebhookConfig, WebhookConfigError};
 pub use routes::router;
 pub use worker::signature;
-pub(crate) use worker::{WorkerNames, spawn};
+pub(crate) use worker::{WorkerNames, spawn, transport_error};

@@ -58,7 +58,7 @@ impl WorkerNames {
         }
     }
 
-    fn next(&self) -> String {
+    pub(crate) fn next(&self) -> String {
         let n = self.started.fetch_add(1, Ordering::Relaxed);
         format!("worker-{}-{:016x}-{n}", std::process::id(), self.nonce)
     }
@@ -267,7 +267,7 @@ async fn post(
 }
 
 /// The error and its causes in one line, without the URL (which may hold a secret).
-fn transport_error(error: reqwest::Error) -> String {
+pub(crate) fn transport_error(error: reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out: "
     } else if error.is_connect() {

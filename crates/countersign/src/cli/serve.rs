@@ -30,6 +30,19 @@ pub struct ServeArgs {
     /// Secrets come from the files or environment variables it names, never from arguments.
     #[arg(long, value_name = "FILE", env = "COUNTERSIGN_WEBHOOKS")]
     pub webhooks: Option<PathBuf>,
+    /// The GitHub integration, a TOML file (docs/github.md): the repositories followed, the
+    /// webhook secret, the App or token the server reports with. Enables
+    /// `POST /v1/integrations/github/webhook`.
+    #[arg(long, value_name = "FILE", env = "COUNTERSIGN_GITHUB")]
+    pub github: Option<PathBuf>,
+    /// A file holding the GitHub webhook's secret, instead of the `--github` file naming one.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "COUNTERSIGN_GITHUB_WEBHOOK_SECRET_FILE",
+        requires = "github"
+    )]
+    pub github_webhook_secret_file: Option<PathBuf>,
     /// How long a request waits for its decision (diff, governed state, Cedar) before it is
     /// answered 503; the work goes on and fills the caches, so the same request asked again
     /// is fast. Each repository's decisions run on all cores but one, so a slow repository
