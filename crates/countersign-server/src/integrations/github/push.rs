@@ -111,7 +111,7 @@ pub(crate) async fn push(
         let decided = state
             .pipeline
             .blocking_for(target.path, move || {
-                pipeline.decide(&path, &from, &to, &system)
+                pipeline.decide(&path, &from, &to, &system, None)
             })
             .await?;
         match decided {
