@@ -183,6 +183,30 @@ pub fn what_if_cached(
     )
 }
 
+/// The governed state of `commit` of the repository at `repo` (opened as `git`), with the
+/// files its load read: from `cache` when one is given (loaded into it on a miss), so a
+/// reader of the rules (the server's graph and policy routes) and a decision share one load.
+pub fn governed_at(
+    git: &Repo,
+    repo: &Path,
+    commit: &countersign_repo::CommitId,
+    cache: Option<&GovernedCache>,
+) -> Result<Arc<Loaded>> {
+    let load = || -> Result<Loaded> {
+        let tree = git.commit_tree(commit)?;
+        let recording = RecordingSource::new(&tree);
+        let state = governed::load(&recording)?;
+        Ok(Loaded {
+            state,
+            reads: recording.into_reads(),
+        })
+    };
+    match cache {
+        Some(cache) => cache.get_or_load(repo, commit.as_str(), load),
+        None => Ok(Arc::new(load()?)),
+    }
+}
+
 fn evaluate_commits(
     repo: &Path,
     base: &str,
@@ -201,20 +225,8 @@ fn evaluate_commits(
     let head_id = git.resolve(head)?;
     // An empty diff is an error of its own (RepoError::EmptyDiff): nothing to decide.
     let changes = git.diff(&base_id, &head_id)?;
-    let load = || -> Result<Loaded> {
-        let tree = git.commit_tree(&base_id)?;
-        let recording = RecordingSource::new(&tree);
-        let state = governed::load(&recording)
-            .with_context(|| format!("reading the governed state at base {base}"))?;
-        Ok(Loaded {
-            state,
-            reads: recording.into_reads(),
-        })
-    };
-    let loaded = match cache {
-        Some(cache) => cache.get_or_load(repo, base_id.as_str(), load)?,
-        None => Arc::new(load()?),
-    };
+    let loaded = governed_at(&git, repo, &base_id, cache)
+        .with_context(|| format!("reading the governed state at base {base}"))?;
     let state = &loaded.state;
     let changed = countersign_repo::changed_paths(&changes);
     let read_paths: Vec<String> = loaded.reads.keys().cloned().collect();

@@ -20,7 +20,8 @@
 //!
 //! Runners submit signed evidence and read the validation plan (`evidence`), and lease the
 //! work the plans queue (`runs`: runs, leases, heartbeats); the proposal lifecycle (head
-//! moves, closing, merged) is `proposals`'.
+//! moves, closing, merged) is `proposals`'. The rules in force on protected branches (the
+//! graph and the policy pack) are read under `/v1/repos` (`repos`).
 
 mod auth;
 mod authorizations;
@@ -39,6 +40,7 @@ mod metrics;
 pub mod oidc;
 mod pipeline;
 mod proposals;
+mod repos;
 mod runs;
 mod schedules;
 mod tokens;
@@ -470,6 +472,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(schedules::router())
         .merge(findings::router())
         .merge(tokens::router())
+        .merge(repos::router())
         .merge(integrations::router())
 }
 

@@ -175,7 +175,15 @@ impl Pipeline {
     pub fn check_base(&self, path: &Path, base: &str) -> Result<String, DecideError> {
         let repo = Repo::open_shared(path)?;
         let base = CommitId::from_hex(base)?;
-        let roots = protected::root_tips(&repo)?;
+        let branches = self.protected(path, &repo)?;
+        protected::check_base_in(&repo, &branches, &base)
+    }
+
+    /// The protected branches of the repository at `path` (opened as `repo`), each with its
+    /// tip as it is now; their names are cached by the tips of the root branches. Blocking
+    /// (git).
+    pub fn protected(&self, path: &Path, repo: &Repo) -> Result<protected::Protected, DecideError> {
+        let roots = protected::root_tips(repo)?;
         let key = (path.to_owned(), roots.clone());
         let cached = self
             .protected
@@ -187,7 +195,7 @@ impl Pipeline {
             Some(names) => names,
             None => {
                 // Read outside the lock: a slow config read blocks no other repository.
-                let names = protected::names_at(&repo, &roots)?;
+                let names = protected::names_at(repo, &roots)?;
                 let mut cache = self
                     .protected
                     .lock()
@@ -200,8 +208,18 @@ impl Pipeline {
             }
         };
         // The tips of the named branches are read again each time: any of them may move.
-        let branches = protected::resolve(&repo, names)?;
-        protected::check_base_in(&repo, &branches, &base)
+        protected::resolve(repo, names)
+    }
+
+    /// The governed state (config, graph, policy) of `commit` of the repository at `path`,
+    /// from the cache decisions use. Blocking (git, and parsing on a miss).
+    pub fn governed(
+        &self,
+        path: &Path,
+        repo: &Repo,
+        commit: &CommitId,
+    ) -> Result<Arc<countersign_decide::cache::Loaded>, DecideError> {
+        evaluate::governed_at(repo, path, commit, Some(&self.governed))
     }
 
     /// Whether moving protected branch `branch` of the repository at `path` from `old`
@@ -308,6 +326,38 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// The whole evaluation of the change `base..head` by `author` with the accepted
+    /// `envelopes`, as [`Pipeline::decide_with_evidence`] decides it (without reading the
+    /// change's authorship): its report and decision, which say why each tier was taken or
+    /// ruled out. Blocking, like a decision.
+    pub fn explain(
+        &self,
+        path: &Path,
+        base: &str,
+        head: &str,
+        author: &Principal,
+        dispatched_by: Option<&str>,
+        envelopes: &[(String, Vec<u8>)],
+    ) -> Result<Evaluation, DecideError> {
+        let proposer = Proposer {
+            author: author.to_string(),
+            declared_tier: None,
+            dispatched_by: dispatched_by.map(str::to_owned),
+        };
+        let envelopes: Vec<EvidenceInput> = envelopes
+            .iter()
+            .map(|(name, bytes)| (name.clone(), Ok(bytes.clone())))
+            .collect();
+        evaluate::evaluate_cached_with_evidence(
+            path,
+            base,
+            head,
+            &proposer,
+            &envelopes,
+            &self.governed,
+        )
+    }
+
     /// What would lower the tier of the change `base..head` by `author`, weighing the
     /// accepted `envelopes` as [`Pipeline::decide_with_evidence`] does: the search of
     /// `countersign evaluate --what-if` under `budget`. Blocking, like a decision.

@@ -42,6 +42,7 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         e(Method::GET, "/v1/proposals/p-none", None),
         e(Method::GET, "/v1/proposals/p-none/what-if", None),
+        e(Method::GET, "/v1/proposals/p-none/explanation", None),
         e(
             Method::POST,
             "/v1/proposals/p-none/approvals",
@@ -85,6 +86,9 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         e(Method::GET, "/v1/tokens", None),
         e(Method::DELETE, "/v1/tokens/t-none", None),
+        e(Method::GET, "/v1/repos", None),
+        e(Method::GET, "/v1/repos/repo-none/graph", None),
+        e(Method::GET, "/v1/repos/repo-none/policy", None),
         e(Method::GET, "/v1/runs", None),
         e(Method::GET, "/v1/runs/r-none", None),
         e(
@@ -253,7 +257,8 @@ fn the_matrix_covers_every_endpoint() {
                 .replace("p-none", "{id}")
                 .replace("t-none", "{id}")
                 .replace("r-none", "{id}")
-                .replace("F-none", "{id}");
+                .replace("F-none", "{id}")
+                .replace("repo-none", "{repo}");
             format!("{} {path}", e.method)
         })
         .collect();

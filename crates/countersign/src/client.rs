@@ -1,6 +1,6 @@
 //! The command-line client of `countersign serve`: `propose`, `status`, `approve`, `reject`,
 //! `update` (a new head), `close`, `evidence push` and `bundle fetch`, and the [`Api`]
-//! connection the pre-receive hook and the demo share.
+//! connection the pre-receive hook, the runner, the demo and `mcp` share.
 //!
 //! The server is named by `--server URL` (or `COUNTERSIGN_SERVER`); the token only ever comes
 //! from the environment (`COUNTERSIGN_TOKEN`), never from a flag, so it stays out of shell

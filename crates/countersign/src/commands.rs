@@ -48,6 +48,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Client(command) => crate::client::run(command),
         Command::Findings(command) => crate::client::findings(command),
+        Command::Mcp(args) => crate::mcp::run(&args),
         Command::Hook(crate::cli::hook::HookCommand::PreReceive(args)) => {
             crate::hook::pre_receive(&args)
         }

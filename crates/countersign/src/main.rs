@@ -11,6 +11,7 @@ mod commands;
 mod demo;
 mod evidence;
 mod hook;
+mod mcp;
 mod render;
 mod replay;
 mod runner;
@@ -32,6 +33,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: `serve` and `mcp` logs usually land in a
+        // file of the host that started them.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = cli::Cli::parse();
     match commands::run(cli.command) {

@@ -42,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create))
         .routes(routes!(show))
         .routes(routes!(what_if))
+        .routes(routes!(explanation))
         .routes(routes!(approve))
         .routes(routes!(move_head))
         .routes(routes!(close))
@@ -378,6 +379,101 @@ async fn what_if(
         proposal: proposal.id,
         head: proposal.head,
         what_if: report,
+    }))
+}
+
+/// Why a proposal's current head takes its tier.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ExplanationView {
+    pub proposal: String,
+    /// The head explained (the proposal's current head).
+    pub head: String,
+    /// The tier, as the proposal has it.
+    pub tier: String,
+    /// The object of `countersign evaluate --format json` for the current head with its
+    /// accepted evidence: `reasons` (for the chosen tier the permits, for each less
+    /// restrictive tier the policies or invariants that ruled it out, each with its policy
+    /// id and the facts it read), `impact`, `approvers`, `validation_plan`, `facts`,
+    /// `evidence`. Its JSON schema is docs/evaluate.schema.json.
+    #[schema(value_type = Object)]
+    pub explanation: countersign_decide::report::EvaluationReport,
+    /// The same for people: the text `countersign evaluate` prints.
+    pub text: String,
+}
+
+/// Why the proposal's current head takes its tier: the decision re-derived from its
+/// recorded inputs (the base's rules, the change, the author, the accepted evidence) with
+/// every reason, policy id and fact. Read like the proposal itself.
+#[utoipa::path(
+    get, path = "/v1/proposals/{id}/explanation",
+    params(("id" = String, Path, description = "Proposal id")),
+    responses(
+        (status = 200, body = ExplanationView), (status = 401, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+async fn explanation(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ExplanationView>, ApiError> {
+    let proposal = state
+        .store
+        .proposal(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
+    let path = state.repos.get(&proposal.repo).cloned().ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "repository {:?} of this proposal is no longer configured on this server",
+            proposal.repo
+        ))
+    })?;
+    let author: Principal = proposal
+        .author
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("proposal {id}: author: {e}")))?;
+    let envelopes =
+        crate::evidence::named(crate::evidence::for_head(&state.store, &id, &proposal.head).await?);
+    let (base, head) = (proposal.base.clone(), proposal.head.clone());
+    let dispatched_by = proposal.dispatched_by.clone();
+    let pipeline = std::sync::Arc::clone(&state.pipeline);
+    let evaluation = state
+        .pipeline
+        .blocking_for(&path.clone(), move || {
+            pipeline.explain(
+                &path,
+                &base,
+                &head,
+                &author,
+                dispatched_by.as_deref(),
+                &envelopes,
+            )
+        })
+        .await??;
+    // The decision is a function of recorded inputs: an explanation of another tier than
+    // the recorded one would explain a decision nobody made. It can differ only when this
+    // server's rules of derivation are not those that decided (an upgrade since).
+    if evaluation.decision.tier != proposal.tier {
+        tracing::warn!(
+            proposal = %id,
+            recorded = %proposal.tier,
+            rederived = %evaluation.decision.tier,
+            "an explanation re-derived another tier than the recorded one"
+        );
+        return Err(ApiError::Conflict(format!(
+            "proposal {id} was decided {} but re-derives {} on this server: the decision \
+             cannot be explained by this version of the rules; `countersign bundle verify` \
+             shows the difference",
+            proposal.tier, evaluation.decision.tier
+        )));
+    }
+    Ok(Json(ExplanationView {
+        proposal: proposal.id,
+        head: proposal.head,
+        tier: proposal.tier.as_str().to_owned(),
+        text: countersign_policy::explain_text(&evaluation.decision),
+        explanation: evaluation.report,
     }))
 }
 

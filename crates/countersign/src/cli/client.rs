@@ -1,6 +1,6 @@
 //! The arguments of the server's command-line client: `propose`, `status`, `approve`,
-//! `reject`, `update`, `close`, `evidence push` and `bundle fetch`. What they do is
-//! `crate::client`'s.
+//! `reject`, `update`, `close`, `evidence push` and `bundle fetch`, and of `mcp`, the
+//! server's client for AI agents. What they do is `crate::client`'s and `crate::mcp`'s.
 
 use std::path::PathBuf;
 
@@ -174,6 +174,13 @@ pub enum FindingsCommand {
     List(FindingsListArgs),
     /// Show one finding: its failing evidence, the command that reproduces it, its fixes.
     Show(FindingShowArgs),
+}
+
+/// `countersign mcp`: the Model Context Protocol server an agent host starts.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// The client subcommands that live at the top level of the binary.

@@ -70,6 +70,11 @@ pub enum Command {
     /// the fleet's scheduled and post-merge runs, and whether their fixes held.
     #[command(subcommand)]
     Findings(client::FindingsCommand),
+    /// Serve the Model Context Protocol over stdio for an AI agent: tools to propose, explain
+    /// a tier, ask what would lower it, read the plan, push signed evidence and wait for the
+    /// decision, against the server with the agent's token from COUNTERSIGN_TOKEN. There is
+    /// no tool that approves. See docs/agents.md.
+    Mcp(client::McpArgs),
     /// Git hooks that enforce the server's authorizations.
     #[command(subcommand)]
     Hook(hook::HookCommand),
