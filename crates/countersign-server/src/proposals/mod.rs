@@ -753,7 +753,7 @@ pub(crate) async fn decide_head_move(
             pipeline.decide(&path, &base, &head, &author, dispatched_by.as_deref())
         })
         .await??;
-    outcome.require_suites(&crate::findings::fix_suites(&state, &id).await?)?;
+    outcome.require_suites(&crate::findings::fix_suites(state, id).await?)?;
     let authors = with_dispatcher(&outcome.change.authors, current.dispatched_by.as_deref());
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository
