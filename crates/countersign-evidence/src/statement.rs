@@ -118,7 +118,21 @@ pub struct TestResult {
     pub warned_tests: Vec<String>,
     #[serde(default)]
     pub failed_tests: Vec<String>,
+    /// countersign's extension: what the report said of failed tests (test id → message, at
+    /// most [`MAX_FAILURE_MESSAGES`] of them), so a finding can show why a test failed.
+    /// Consumers of the published predicate ignore a field they do not know.
+    #[serde(
+        default,
+        rename = "countersign.dev/failureMessages",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub failure_messages: BTreeMap<String, String>,
 }
+
+/// The most failure messages a test-result carries (each at most
+/// [`crate::report::junit::MAX_MESSAGE_CHARS`] characters): the first failed tests' in
+/// report order.
+pub const MAX_FAILURE_MESSAGES: usize = 100;
 
 /// The `configuration` entry of a test-result that says whose suite files ran: a resource
 /// named this, with the commit in its `gitCommit` digest. Absent: the suite files of the
@@ -150,12 +164,22 @@ impl TestResult {
             passed_tests: Vec::new(),
             warned_tests: Vec::new(),
             failed_tests: Vec::new(),
+            failure_messages: BTreeMap::new(),
         };
         for case in cases {
             match case.outcome {
                 Outcome::Passed => out.passed_tests.push(case.id.clone()),
                 Outcome::Flaky => out.warned_tests.push(case.id.clone()),
-                Outcome::Failed | Outcome::Errored => out.failed_tests.push(case.id.clone()),
+                Outcome::Failed | Outcome::Errored => {
+                    out.failed_tests.push(case.id.clone());
+                    if let Some(message) = &case.message
+                        && out.failure_messages.len() < MAX_FAILURE_MESSAGES
+                    {
+                        out.failure_messages
+                            .entry(case.id.clone())
+                            .or_insert_with(|| message.clone());
+                    }
+                }
                 Outcome::Skipped => {}
             }
         }
@@ -434,6 +458,7 @@ mod tests {
             id: id.to_owned(),
             outcome,
             time: None,
+            message: Some(format!("why {id}")),
         };
         let cases = [
             case("a", Outcome::Passed),
@@ -444,8 +469,51 @@ mod tests {
         assert_eq!(r.result, TestResultOutcome::Warned);
         assert_eq!(r.passed_tests, ["a"]);
         assert_eq!(r.warned_tests, ["b"]);
+        assert!(r.failure_messages.is_empty(), "only failures keep messages");
+        // The field stays off the wire when empty: a passing predicate is the published shape.
+        assert!(
+            !serde_json::to_string(&r)
+                .unwrap()
+                .contains("failureMessages")
+        );
         let r = TestResult::from_cases(&[case("d", Outcome::Errored)], vec![]);
         assert_eq!(r.result, TestResultOutcome::Failed);
+        assert_eq!(r.failure_messages["d"], "why d");
+    }
+
+    #[test]
+    fn failure_messages_ride_in_an_extension_field_and_are_bounded() {
+        let cases: Vec<TestCase> = (0..MAX_FAILURE_MESSAGES + 5)
+            .map(|i| TestCase {
+                id: format!("t{i:03}"),
+                outcome: if i % 2 == 0 {
+                    Outcome::Failed
+                } else {
+                    Outcome::Errored
+                },
+                time: None,
+                message: (i != 1).then(|| format!("boom {i}")),
+            })
+            .collect();
+        let r = TestResult::from_cases(&cases, vec![]);
+        assert_eq!(r.failed_tests.len(), MAX_FAILURE_MESSAGES + 5);
+        assert_eq!(r.failure_messages.len(), MAX_FAILURE_MESSAGES);
+        assert_eq!(r.failure_messages["t000"], "boom 0");
+        assert!(
+            !r.failure_messages.contains_key("t001"),
+            "no message, no entry"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["countersign.dev/failureMessages"]["t002"], "boom 2");
+        // Read back, and read by a consumer that predates the field (it ignores it).
+        let back: TestResult = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, r);
+        let mut old = json;
+        old.as_object_mut()
+            .unwrap()
+            .remove("countersign.dev/failureMessages");
+        let old: TestResult = serde_json::from_value(old).unwrap();
+        assert!(old.failure_messages.is_empty());
     }
 
     #[test]

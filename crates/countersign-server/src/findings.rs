@@ -192,6 +192,13 @@ fn derive(path: &FsPath, run: &Run, digest: &str, envelope: &[u8]) -> Result<Wei
                 .cloned()
                 .collect();
             for test in &result.failed_tests {
+                // What the report said, when the runner carried it (the tested code's own
+                // words: quoted, never interpreted).
+                let said = result
+                    .failure_messages
+                    .get(test)
+                    .map(|m| format!(": {m:?}"))
+                    .unwrap_or_default();
                 derived.failures.push(Failure {
                     kind: FindingKind::TestFailure,
                     test: test.clone(),
@@ -199,7 +206,7 @@ fn derive(path: &FsPath, run: &Run, digest: &str, envelope: &[u8]) -> Result<Wei
                     criticality: crit,
                     owners: owners.clone(),
                     message: format!(
-                        "test {test} failed in suite {} at {} ({}); reproduce with: {command}",
+                        "test {test} failed in suite {} at {} ({}){said}; reproduce with: {command}",
                         run.suite, run.commit, derived.summary
                     ),
                 });

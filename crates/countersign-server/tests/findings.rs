@@ -185,19 +185,35 @@ suites = ["pay-unit"]
     }
 }
 
-/// A test-result of pay-unit at `commit`.
+/// A test-result of pay-unit at `commit`; each failed test says why, as a runner's
+/// `attest` carries the JUnit `<failure message>`.
 fn envelope(commit: &str, passed: &[&str], failed: &[&str]) -> Vec<u8> {
     let result = if failed.is_empty() {
         "PASSED"
     } else {
         "FAILED"
     };
+    let messages: serde_json::Map<String, Value> = failed
+        .iter()
+        .map(|t| {
+            (
+                (*t).to_owned(),
+                json!(format!("{t}: expected 200, got 500")),
+            )
+        })
+        .collect();
     let statement = Statement::for_commit(
         REPOSITORY,
         commit,
         "pay-unit",
         TEST_RESULT_V01,
-        json!({ "result": result, "configuration": [], "passedTests": passed, "failedTests": failed }),
+        json!({
+            "result": result,
+            "configuration": [],
+            "passedTests": passed,
+            "failedTests": failed,
+            "countersign.dev/failureMessages": messages,
+        }),
     );
     attest(&statement, &runner_key()).to_json()
 }
@@ -450,11 +466,12 @@ async fn scheduled_failures_open_findings(db: &Db) {
             lab.base
         ))
     );
+    // The finding says why the test failed, in the report's own (quoted) words.
+    let message = f1["evidence"]["message"].as_str().unwrap();
     assert!(
-        f1["evidence"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("pay::charge")
+        message.contains("pay::charge")
+            && message.contains(r#""pay::charge: expected 200, got 500""#),
+        "{message}"
     );
 
     // Half an hour later: the same failures count on the same findings.

@@ -8,6 +8,7 @@ use common::*;
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use countersign_repo::{CommitId, RepoWriter};
 use serde_json::Value;
 
@@ -349,6 +350,16 @@ fn a_failing_suite_blocks_automation() {
         f.attest(&f.ci_key, &f.head, "lib-unit", "--junit", JUNIT_FAIL),
         f.attest(&f.ci_key, &f.head, "lib-scan", "--sarif", SARIF_CLEAN),
     ];
+    // The signed predicate carries the JUnit failure message for a finding to show.
+    let envelope: Value = serde_json::from_slice(&std::fs::read(&evidence[0]).unwrap()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        statement["predicate"]["countersign.dev/failureMessages"],
+        serde_json::json!({"lib::subtracts": "off by one"})
+    );
     let report = f.evaluate(&evidence);
     assert_eq!(report["facts"]["failed_suites"], 1);
     assert_eq!(

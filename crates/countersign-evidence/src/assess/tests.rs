@@ -120,6 +120,7 @@ fn tests(suite: &str, passed: &[&str], failed: &[&str]) -> AcceptedEvidence {
             passed_tests: list(passed),
             warned_tests: vec![],
             failed_tests: list(failed),
+            failure_messages: Default::default(),
         }),
     )
 }

@@ -41,6 +41,38 @@ pub struct TestCase {
     pub outcome: Outcome,
     /// Seconds, when the report says.
     pub time: Option<f64>,
+    /// What the first `<failure>` or `<error>` of the case says: its `message` attribute, or
+    /// else the first non-blank line of its text; control characters replaced and at most
+    /// [`MAX_MESSAGE_CHARS`] characters. The text is the tested code's own output, so it is
+    /// shown as data, never trusted.
+    pub message: Option<String>,
+}
+
+/// The longest failure message kept, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 500;
+
+/// A failure message as it is kept: control characters (a terminal's escape sequences among
+/// them) become U+FFFD, except newlines and tabs; surrounding blank space trimmed; cut at
+/// [`MAX_MESSAGE_CHARS`] characters with an ellipsis. `None` when nothing is left.
+pub fn clean_message(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(raw.len().min(MAX_MESSAGE_CHARS * 4));
+    for (count, c) in raw.chars().enumerate() {
+        if count == MAX_MESSAGE_CHARS {
+            out.push('…');
+            break;
+        }
+        out.push(match c {
+            '\n' | '\t' => c,
+            '\r' => '\n',
+            c if c.is_control() => '\u{FFFD}',
+            c => c,
+        });
+    }
+    Some(out)
 }
 
 /// Totals over a report.
@@ -103,6 +135,10 @@ pub fn read(
     let mut seen_root = false;
     // The open test case, if any, and the depth it opened at.
     let mut open: Option<(TestCase, usize)> = None;
+    // The depth of an open `<failure>`/`<error>` whose text is the case's message (it had no
+    // `message` attribute), until its first non-blank text.
+    let mut message_at: Option<usize> = None;
+    let mut message_text = String::new();
     // The name of the innermost open `<testsuite>` and the depth it opened at, for a
     // suite-level `<error>`/`<failure>`.
     let mut suites: Vec<(String, usize)> = Vec::new();
@@ -174,14 +210,39 @@ pub fn read(
                                 Outcome::Failed
                             },
                             time: None,
+                            message: attribute(file, line, element, b"message")?
+                                .as_deref()
+                                .and_then(clean_message),
                         };
-                        summary.add(&case);
-                        on_case(case);
+                        if is_empty {
+                            summary.add(&case);
+                            on_case(case);
+                        } else {
+                            // Open until its element closes, so its text can be its message.
+                            if case.message.is_none() {
+                                message_at = Some(depth);
+                            }
+                            open = Some((case, depth));
+                        }
                     }
-                    b"failure" | b"rerunFailure" | b"rerunError" => {
-                        raise(&mut open, Outcome::Failed)
+                    b"failure" | b"rerunFailure" | b"rerunError" | b"error" => {
+                        let outcome = if name == b"error" {
+                            Outcome::Errored
+                        } else {
+                            Outcome::Failed
+                        };
+                        raise(&mut open, outcome);
+                        if let Some((case, _)) = &mut open
+                            && case.message.is_none()
+                        {
+                            case.message = attribute(file, line, element, b"message")?
+                                .as_deref()
+                                .and_then(clean_message);
+                            if case.message.is_none() && !is_empty {
+                                message_at = Some(depth);
+                            }
+                        }
                     }
-                    b"error" => raise(&mut open, Outcome::Errored),
                     b"skipped" => raise(&mut open, Outcome::Skipped),
                     b"flakyFailure" | b"flakyError" => raise(&mut open, Outcome::Flaky),
                     _ => {}
@@ -197,8 +258,39 @@ pub fn read(
                     }
                 }
             }
+            // A message from text: gathered (quick-xml reports `&amp;` and the like as
+            // events of their own) up to the first line break after something non-blank.
+            Event::Text(ref text) if message_at.is_some() => {
+                let text = text
+                    .decode()
+                    .map_err(|e| invalid(file, line, &format!("text: {e}")))?;
+                gather(&mut message_text, &text);
+            }
+            Event::CData(ref text) if message_at.is_some() => {
+                gather(&mut message_text, &String::from_utf8_lossy(text));
+            }
+            Event::GeneralRef(ref reference) if message_at.is_some() => {
+                let name = reference
+                    .decode()
+                    .map_err(|e| invalid(file, line, &format!("text: {e}")))?;
+                if let Ok(Some(c)) = reference.resolve_char_ref() {
+                    gather(&mut message_text, c.encode_utf8(&mut [0; 4]));
+                } else if let Some(resolved) = quick_xml::escape::resolve_predefined_entity(&name) {
+                    gather(&mut message_text, resolved);
+                }
+            }
             Event::End(_) => {
                 depth = depth.saturating_sub(1);
+                if message_at == Some(depth) {
+                    message_at = None;
+                    if let Some((case, _)) = &mut open {
+                        case.message = message_text
+                            .lines()
+                            .find(|l| !l.trim().is_empty())
+                            .and_then(clean_message);
+                    }
+                    message_text.clear();
+                }
                 if suites
                     .last()
                     .is_some_and(|(_, opened_at)| *opened_at == depth)
@@ -237,6 +329,20 @@ pub fn read(
         });
     }
     Ok(summary)
+}
+
+/// Adds `text` to a message being gathered, until it holds a whole non-blank line (or more
+/// than a message's worth of characters): only that line is kept.
+fn gather(message: &mut String, text: &str) {
+    let done = |m: &str| {
+        m.len() > MAX_MESSAGE_CHARS * 4
+            || m.trim_start()
+                .split_once('\n')
+                .is_some_and(|(first, _)| !first.trim().is_empty())
+    };
+    if !done(message) {
+        message.push_str(text);
+    }
 }
 
 /// Records a child element's verdict; a failure outranks flakiness, which outranks a skip.
@@ -306,6 +412,7 @@ fn test_case(file: &str, line: u64, element: &BytesStart<'_>) -> Result<TestCase
         id,
         outcome: Outcome::Passed,
         time,
+        message: None,
     })
 }
 
@@ -353,7 +460,11 @@ mod tests {
             Ok(report) => {
                 let mut out = format!("{:?}\n", report.summary);
                 for case in report.cases {
-                    out.push_str(&format!("{:?} {}\n", case.outcome, case.id));
+                    out.push_str(&format!("{:?} {}", case.outcome, case.id));
+                    if let Some(message) = case.message {
+                        out.push_str(&format!(" ({message:?})"));
+                    }
+                    out.push('\n');
                 }
                 out
             }
@@ -373,15 +484,15 @@ mod tests {
     <testcase name="flaky"><flakyFailure/><system-out>hi</system-out></testcase>
     <testcase classname="c" name="rerun"><failure/><rerunFailure/></testcase>
   </testsuite>
-</testsuites>"#), @r"
+</testsuites>"#), @r#"
         JunitSummary { tests: 6, passed: 1, failed: 2, errored: 1, skipped: 1, flaky: 1, time: 1000.75 }
         Passed a.B::passes
-        Failed a.B::fails
+        Failed a.B::fails ("x")
         Errored errs
         Skipped same
         Flaky flaky
         Failed c::rerun
-        ");
+        "#);
     }
 
     #[test]
@@ -390,13 +501,53 @@ mod tests {
   <testsuite name="collect" tests="0" errors="1"><error message="ImportError"/></testsuite>
   <testsuite name="setup"><failure>boom</failure><testcase name="ok"/></testsuite>
   <testsuite name="quiet"><properties/><testcase name="skip"><skipped/></testcase></testsuite>
-</testsuites>"#), @r"
+</testsuites>"#), @r#"
         JunitSummary { tests: 4, passed: 1, failed: 1, errored: 1, skipped: 1, flaky: 0, time: 0.0 }
-        Errored suite-level error: collect
-        Failed suite-level error: setup
+        Errored suite-level error: collect ("ImportError")
+        Failed suite-level error: setup ("boom")
         Passed ok
         Skipped skip
-        ");
+        "#);
+    }
+
+    #[test]
+    fn failure_messages_come_from_the_attribute_or_the_first_line_of_text() {
+        let long = "y".repeat(MAX_MESSAGE_CHARS + 10);
+        let xml = format!(
+            r#"<testsuite name="s">
+  <testcase name="attr"><failure message="expected 1, got 2" type="Assert">long trace</failure></testcase>
+  <testcase name="text"><failure>
+      
+      left &amp; right differ &#x41;
+      at src/lib.rs:3
+  </failure></testcase>
+  <testcase name="cdata"><error><![CDATA[panicked at 'boom'
+stack]]></error></testcase>
+  <testcase name="escape"><failure message="red &#27;[31m done"/></testcase>
+  <testcase name="long"><failure message="{long}"/></testcase>
+  <testcase name="blank"><failure message="  "/></testcase>
+  <testcase name="first-wins"><failure message="one"/><error message="two"/></testcase>
+  <testcase name="flaky-then-fail"><flakyFailure message="flaky"/><failure>real</failure></testcase>
+</testsuite>"#
+        );
+        let report = parse("t.xml", xml.as_bytes()).unwrap();
+        let messages: Vec<(&str, Option<&str>)> = report
+            .cases
+            .iter()
+            .map(|c| (c.id.as_str(), c.message.as_deref()))
+            .collect();
+        assert_eq!(messages[0], ("attr", Some("expected 1, got 2")));
+        assert_eq!(messages[1], ("text", Some("left & right differ A")));
+        assert_eq!(messages[2], ("cdata", Some("panicked at 'boom'")));
+        // A terminal escape sequence in a test's output cannot reach a reader's terminal.
+        assert_eq!(messages[3], ("escape", Some("red \u{FFFD}[31m done")));
+        let cut = messages[4].1.unwrap();
+        assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(messages[5], ("blank", None));
+        assert_eq!(messages[6], ("first-wins", Some("one")));
+        // A flaky retry's message is not the failure's: only failures and errors speak.
+        assert_eq!(messages[7], ("flaky-then-fail", Some("real")));
     }
 
     #[test]
