@@ -804,7 +804,7 @@ fn the_loop_was_closed(closed: &Value, dir: &Path) {
     let outcome_of = |suite: &str| {
         let run = scheduled.iter().find(|r| r["suite"] == suite).unwrap();
         assert_eq!(run["cause"], "schedule:nightly", "{run}");
-        assert_eq!(run["branch"], "main", "{run}");
+        assert_eq!(run["branch"], "stable", "{run}");
         assert_eq!(run["commit"], tip.as_str(), "{run}");
         (text(&run["runner"]), text(&run["outcome"]))
     };

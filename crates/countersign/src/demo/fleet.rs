@@ -1,5 +1,6 @@
 //! `countersign demo`'s closed loop, after the replay: two runners serve the demo server,
-//! `main` takes a regression and the fleet's configuration, the nightly schedule fires and
+//! `stable` (the protected branch production deploys, branched from `main`) takes a
+//! regression and the fleet's configuration, the nightly schedule fires and
 //! its failing run opens a finding, an agent proposes a fix linked to it, eligible people
 //! approve it, it is merged, and the post-merge run verifies the fix held.
 //!
@@ -20,14 +21,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use countersign_decide::evaluate::{self, ChangeSource, Proposer};
-use countersign_repo::{CommitId, MAIN_BRANCH, RepoWriter};
+use countersign_repo::{CommitId, RepoWriter};
 use countersign_server::{AppState, Role};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
 use super::live::{ADMIN, AUDITOR, REPOSITORY, Tokens, api_error, approve};
 use super::scenario::fleet::{
-    FIX, FIX_BRANCH, FLEET_AUTHOR, FLEET_CONFIG, FLEET_TITLE, Landed, REGRESSION, RUNNERS,
+    BRANCH, FIX, FIX_BRANCH, FLEET_AUTHOR, FLEET_CONFIG, FLEET_TITLE, Landed, REGRESSION, RUNNERS,
     SCHEDULE, SUITE, TEST,
 };
 use super::scenario::{BASE, Edit};
@@ -42,7 +43,7 @@ const REPOSITORY_NAME: &str = "github.com/acme/shop";
 const WAIT: Duration = Duration::from_secs(120);
 /// How often the demo's runners ask for work when there was none, and the demo looks.
 const POLL: Duration = Duration::from_millis(200);
-/// The time of the commits that land on `main` in the loop: a day after the demo's base.
+/// The time of the commits of the loop: a day after the demo's base.
 const LOOP_TIME: i64 = super::BASE_TIME + 86_400;
 
 /// The demo's runners, serving in this process until [`Fleet::stop`].
@@ -72,7 +73,7 @@ pub struct Commit {
 pub struct ClosedLoop {
     /// The runners' principals, with the suite each may attest.
     pub runners: Vec<(String, &'static str)>,
-    /// What landed on `main` before the schedule fired: the regression, then the fleet.
+    /// What landed on [`BRANCH`] before the schedule fired: the regression, then the fleet.
     pub landed: Vec<Commit>,
     /// The schedule's view once it fired.
     pub schedule: Value,
@@ -171,15 +172,21 @@ fn run(
     )?;
     let mut writer = RepoWriter::open(setting.dir)?;
 
-    // The regression lands while nothing runs the test; then the fleet is turned on. The
-    // schedule is in force from that second commit on, whose tree holds the regression.
-    let regression = land(&mut writer, &REGRESSION, LOOP_TIME)?;
+    let branch = format!("refs/heads/{BRANCH}");
+
+    // `stable` starts at main's tip with the regression, while nothing runs the test; then
+    // the fleet is turned on. The schedule is in force from that second commit on, whose
+    // tree holds the regression. `main`, and the `demo/<id>` changes against it, stay as
+    // they were.
+    let main = writer.head()?;
+    let regression = commit_on(&mut writer, &branch, &main, &REGRESSION, LOOP_TIME)?;
     let config = fleet_config(keys)?;
-    let tip = commit_on_main(
-        &mut writer,
-        FLEET_TITLE,
-        FLEET_AUTHOR,
+    let tip = writer.commit_on(
+        &branch,
+        &regression,
         vec![("countersign.toml", Some(config.as_str()))],
+        FLEET_TITLE,
+        &super::commit_author(FLEET_AUTHOR),
         LOOP_TIME + 600,
     )?;
     let landed = vec![
@@ -204,14 +211,14 @@ fn run(
     let cause = format!("schedule:{SCHEDULE}");
     let scheduled_runs = runtime.block_on(finished_runs(
         &reader,
-        &[("branch", "main")],
+        &[("branch", BRANCH)],
         |r| r["cause"] == cause.as_str(),
         &format!("the runs of schedule {SCHEDULE}"),
     ))?;
     let opened = runtime.block_on(opened_finding(&reader))?;
     let finding_id = text(&opened["id"]).to_owned();
 
-    // An agent proposes the fix on a branch off main's tip, linked to the finding.
+    // An agent proposes the fix on a branch off stable's tip, linked to the finding.
     let fix_head = writer.commit_on(
         &format!("refs/heads/{FIX_BRANCH}"),
         &tip,
@@ -240,7 +247,7 @@ fn run(
     let fix_opened = runtime
         .block_on(proposer.propose(
             REPOSITORY,
-            "main",
+            BRANCH,
             FIX_BRANCH,
             FIX.title,
             &format!("Fixes {finding_id}: a hard decline is never retried."),
@@ -286,10 +293,9 @@ fn run(
         );
     }
 
-    // The merge: main moves to the authorized head, and the server is told (the post-receive
-    // hook's call), which queues the reproducing suite on main at that commit.
-    writer.fast_forward(MAIN_BRANCH, &fix_head)?;
-    writer.write_worktree(&fix_head)?;
+    // The merge: stable moves to the authorized head, and the server is told (the
+    // post-receive hook's call), which queues the reproducing suite on stable at that commit.
+    writer.fast_forward(&branch, &fix_head)?;
     let admin = Api::new(
         setting.url,
         &runtime.block_on(tokens.get(ADMIN, Role::Admin))?,
@@ -300,7 +306,7 @@ fn run(
     let cause = format!("merge:{fix_id}");
     let verifying_runs = runtime.block_on(finished_runs(
         &reader,
-        &[("branch", "main")],
+        &[("branch", BRANCH)],
         |r| r["cause"] == cause.as_str(),
         &format!("the post-merge runs of {fix_id}"),
     ))?;
@@ -375,27 +381,22 @@ fn entries(edits: &[Edit]) -> Result<Vec<(&str, Option<&str>)>> {
         .collect()
 }
 
-/// Commits `landed` straight on main (no proposal: before the fleet existed).
-fn land(writer: &mut RepoWriter, landed: &Landed, time: i64) -> Result<CommitId> {
-    commit_on_main(
-        writer,
-        landed.title,
-        landed.author,
-        entries(landed.edits)?,
-        time,
-    )
-}
-
-fn commit_on_main(
+/// Commits `landed` on `branch` (a full ref name) on top of `parent`.
+fn commit_on(
     writer: &mut RepoWriter,
-    title: &str,
-    author: &str,
-    entries: Vec<(&str, Option<&str>)>,
+    branch: &str,
+    parent: &CommitId,
+    landed: &Landed,
     time: i64,
 ) -> Result<CommitId> {
-    let id = writer.commit(entries, title, &super::commit_author(author), time)?;
-    writer.write_worktree(&id)?;
-    Ok(id)
+    Ok(writer.commit_on(
+        branch,
+        parent,
+        entries(landed.edits)?,
+        landed.title,
+        &super::commit_author(landed.author),
+        time,
+    )?)
 }
 
 fn text(value: &Value) -> &str {
@@ -581,7 +582,7 @@ impl ClosedLoop {
         if let [regression, fleet] = &self.landed[..] {
             let _ = writeln!(
                 out,
-                "main       {} {:?} ({}) landed while nothing ran its test",
+                "{BRANCH:<10} {} {:?} ({}) landed while nothing ran its test",
                 short(regression.id.as_str()),
                 regression.title,
                 regression.author
@@ -597,7 +598,7 @@ impl ClosedLoop {
         let schedule = &self.schedule;
         let _ = writeln!(
             out,
-            "schedule   {} ({} {}) fired for its due time {} at main {}: {} runs queued; next due {}",
+            "schedule   {} ({} {}) fired for its due time {} at {BRANCH} {}: {} runs queued; next due {}",
             text(&schedule["name"]),
             text(&schedule["cron"]),
             text(&schedule["timezone"]),
@@ -670,7 +671,7 @@ impl ClosedLoop {
         );
         let _ = writeln!(
             out,
-            "merged     main fast-forwarded to {}; {ADMIN} recorded {fix} {}, which queued {} on main",
+            "merged     {BRANCH} fast-forwarded to {}; {ADMIN} recorded {fix} {}, which queued {} on {BRANCH}",
             short(text(&self.merged["head"])),
             text(&self.merged["state"]),
             text(&self.finding["suite"]),
