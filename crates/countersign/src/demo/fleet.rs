@@ -115,6 +115,7 @@ pub(super) fn close(
     setting: &Setting<'_>,
     tokens: &mut Tokens,
 ) -> Result<(ClosedLoop, Fleet)> {
+    require_tools()?;
     let mut keys = Vec::new();
     for (name, _) in RUNNERS {
         let mut seed = [0u8; 32];
@@ -215,6 +216,13 @@ fn run(
         |r| r["cause"] == cause.as_str(),
         &format!("the runs of schedule {SCHEDULE}"),
     ))?;
+    expect_outcomes(
+        &scheduled_runs,
+        |suite| {
+            if suite == SUITE { "failed" } else { "passed" }
+        },
+        "the nightly run at the regression",
+    )?;
     let opened = runtime.block_on(opened_finding(&reader))?;
     let finding_id = text(&opened["id"]).to_owned();
 
@@ -269,6 +277,7 @@ fn run(
         |_| true,
         &format!("the runs of the fix {fix_id}"),
     ))?;
+    expect_outcomes(&fix_runs, |_| "passed", "the fix's runs")?;
     let evidenced = runtime.block_on(settled(&reader, &fix_id, |p| {
         p["state"] != "awaiting_evidence"
     }))?;
@@ -310,6 +319,7 @@ fn run(
         |r| r["cause"] == cause.as_str(),
         &format!("the post-merge runs of {fix_id}"),
     ))?;
+    expect_outcomes(&verifying_runs, |_| "passed", "the post-merge run")?;
     let finding = runtime.block_on(finding_in_state(&reader, &finding_id, "verified"))?;
 
     // The whole loop in one file, checked offline as `bundle verify` checks it.
@@ -350,6 +360,56 @@ fn run(
         bundle_as_of: checked.as_of,
         bundle_observations: checked.observations,
     })
+}
+
+/// The runners check commits out with `git` and the suites are `sh` scripts: say so at once
+/// rather than after a run errored.
+fn require_tools() -> Result<()> {
+    for (tool, why) in [
+        (
+            "git",
+            "the demo's runners fetch and check out commits with it",
+        ),
+        ("sh", "the demo's suites are POSIX shell scripts"),
+    ] {
+        let found = std::process::Command::new(tool)
+            .args(if tool == "git" {
+                &["--version"][..]
+            } else {
+                &["-c", "exit 0"][..]
+            })
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            bail!("`countersign demo` needs `{tool}` on PATH: {why}");
+        }
+    }
+    Ok(())
+}
+
+/// Each run ended as `expected(suite)` says, or the story cannot go on: an error naming the
+/// run (the runners' lines on stderr say more).
+fn expect_outcomes(
+    runs: &[Value],
+    expected: impl Fn(&str) -> &'static str,
+    what: &str,
+) -> Result<()> {
+    for run in runs {
+        let want = expected(text(&run["suite"]));
+        if run["outcome"] != want {
+            bail!(
+                "{what}: run {} of {} on {} ended {}, not {want} (the runners' lines on stderr say why)",
+                text(&run["id"]),
+                text(&run["suite"]),
+                text(&run["runner"]),
+                text(&run["outcome"]),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The base's `countersign.toml` with the fleet appended, each runner's key in place.
@@ -707,6 +767,10 @@ impl ClosedLoop {
             "           countersign bundle verify {} --log-key {}",
             self.bundle.display(),
             verifier_key.display()
+        );
+        let _ = writeln!(
+            out,
+            "           countersign findings show {finding}   # with a token below, against the server"
         );
         out
     }
