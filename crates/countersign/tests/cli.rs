@@ -966,7 +966,7 @@ fn redact(story: &str, dir: &Path) -> String {
         let mut piece = String::new();
         for part in word.split_inclusive(['-', ':', '.']) {
             let (body, sep) = match part.char_indices().last() {
-                Some((i, s)) if matches!(s, '-' | ':' | '.') => (&part[..i], &part[i..]),
+                Some((i, '-' | ':' | '.')) => (&part[..i], &part[i..]),
                 _ => (part, ""),
             };
             let hex = body.len() >= 7

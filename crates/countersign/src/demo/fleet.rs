@@ -140,25 +140,41 @@ fn start_runners(
     keys: &[(&'static str, [u8; 32])],
 ) -> Result<Fleet> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let mut serving = Vec::new();
+    let mut fleet = Fleet {
+        stop,
+        serving: Vec::new(),
+    };
     let clones = setting.dir.join(".countersign/state/runners");
     for (name, seed) in keys {
-        let key = countersign_evidence::SigningKey::from_seed(seed);
-        let token = runtime.block_on(tokens.get(&format!("runner:{name}"), Role::Runner))?;
-        let runner = Runner::new(RunnerSettings {
-            api: Api::new(setting.url, &token)?,
-            key,
-            repository: REPOSITORY_NAME.to_owned(),
-            origin: setting.dir.display().to_string(),
-            clone: clones.join(name),
-            environments: Vec::new(),
-            poll: POLL,
-            label: format!("runner {name}"),
-        })
-        .with_context(|| format!("starting demo runner {name}"))?;
-        serving.push(runtime.spawn(crate::runner::run(runner, 1, stopping.clone())));
+        let started = runtime
+            .block_on(tokens.get(&format!("runner:{name}"), Role::Runner))
+            .and_then(|token| {
+                Runner::new(RunnerSettings {
+                    api: Api::new(setting.url, &token)?,
+                    key: countersign_evidence::SigningKey::from_seed(seed),
+                    repository: REPOSITORY_NAME.to_owned(),
+                    origin: setting.dir.display().to_string(),
+                    clone: clones.join(name),
+                    environments: Vec::new(),
+                    poll: POLL,
+                    label: format!("runner {name}"),
+                })
+            })
+            .with_context(|| format!("starting demo runner {name}"));
+        match started {
+            Ok(runner) => {
+                fleet
+                    .serving
+                    .push(runtime.spawn(crate::runner::run(runner, 1, stopping.clone())))
+            }
+            // The ones started already stop with it.
+            Err(error) => {
+                runtime.block_on(fleet.stop());
+                return Err(error);
+            }
+        }
     }
-    Ok(Fleet { stop, serving })
+    Ok(fleet)
 }
 
 fn run(
