@@ -173,6 +173,7 @@ pub fn serve(args: RunnerServeArgs) -> Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        let mut shutdown = Shutdown::listen();
         let (stop, stopping) = tokio::sync::watch::channel(false);
         eprintln!(
             "runner: serving {} in {} for {} ({} worker(s))",
@@ -182,7 +183,7 @@ pub fn serve(args: RunnerServeArgs) -> Result<ExitCode> {
             args.concurrency
         );
         let serving = tokio::spawn(run(runner, args.concurrency, stopping));
-        shutdown_signal().await;
+        shutdown.requested().await;
         eprintln!("runner: stopping: no more leases, giving back the work in hand");
         let _ = stop.send(true);
         let _ = serving.await;
@@ -208,25 +209,50 @@ pub async fn run(
     }
 }
 
-pub(crate) async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C, listened for from [`Shutdown::listen`] on: one that arrives before
+/// anyone awaits [`Shutdown::requested`] is kept, not fatal to the process.
+pub(crate) struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    /// Installs the handlers; inside a runtime.
+    pub(crate) fn listen() -> Shutdown {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Shutdown {
+                term: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Shutdown {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Until one of the signals arrives (forever when no handler could be installed: then
+    /// only killing stops the process).
+    pub(crate) async fn requested(&mut self) {
+        #[cfg(unix)]
+        match (&mut self.term, &mut self.interrupt) {
+            (Some(term), Some(interrupt)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            (Some(one), None) | (None, Some(one)) => {
+                let _ = one.recv().await;
+            }
+            (None, None) => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

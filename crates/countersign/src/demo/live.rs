@@ -113,6 +113,9 @@ pub struct LiveDemo {
     pub closed_loop: super::fleet::ClosedLoop,
     /// Its runners, serving until [`LiveDemo::finish`].
     fleet: super::fleet::Fleet,
+    /// SIGTERM and Ctrl-C, listened for once the demo is ready (before it prints), when
+    /// serving.
+    shutdown: Option<crate::runner::Shutdown>,
     runtime: tokio::runtime::Runtime,
     stop: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -247,6 +250,10 @@ pub fn start(outcome: &DemoOutcome, options: &LiveOptions<'_>) -> Result<LiveDem
         waiting,
         closed_loop,
         fleet,
+        shutdown: options.serve.then(|| {
+            let _entered = runtime.enter();
+            crate::runner::Shutdown::listen()
+        }),
         runtime,
         stop,
         server,
@@ -625,15 +632,16 @@ impl LiveDemo {
             mut server,
             store,
             fleet,
+            shutdown,
             ..
         } = self;
         runtime.block_on(async move {
-            if serve {
+            if let (true, Some(mut shutdown)) = (serve, shutdown) {
                 eprintln!(
                     "countersign demo serving on {url} with its two runners; Ctrl-C stops it"
                 );
                 let ended = tokio::select! {
-                    () = crate::runner::shutdown_signal() => None,
+                    () = shutdown.requested() => None,
                     ended = &mut server => Some(ended),
                 };
                 fleet.stop().await;
