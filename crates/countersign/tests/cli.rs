@@ -879,6 +879,12 @@ fn the_loop_was_closed(closed: &Value, dir: &Path) {
         approvers.iter().all(|a| a.starts_with("human:")),
         "{approvers:?}"
     );
+    // The agent tried to approve its own fix, and the server refused.
+    assert!(
+        text(&fix["agent_approval_refused"]).starts_with("Forbidden: agent:fixbot is not a human"),
+        "{}",
+        fix["agent_approval_refused"]
+    );
 
     // Merged at the authorized head; the post-merge run at that commit verified the finding.
     let head = text(&authorized["head"]);

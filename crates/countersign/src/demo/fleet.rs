@@ -87,6 +87,8 @@ pub struct ClosedLoop {
     /// Its runs, finished, and its plan after them.
     pub fix_runs: Vec<Value>,
     pub fix_plan: Value,
+    /// The server's refusal of the agent's approval of its own fix.
+    pub agent_refused: Option<String>,
     /// The fix once authorized.
     pub fix: Value,
     /// The fix once recorded merged.
@@ -300,6 +302,31 @@ fn run(
     let fix_plan = runtime
         .block_on(reader.get(&["v1", "proposals", &fix_id, "plan"], &[]))
         .map_err(|f| api_error(FIX_BRANCH, "reading the fix's plan", &f))?;
+    // The agent that wrote the fix tries to approve it with an approver token of its own:
+    // the server refuses (an agent never approves), and the story shows its answer.
+    let agent_refused = if evidenced["state"] == "awaiting_approval" {
+        let agent = Api::new(
+            setting.url,
+            &runtime.block_on(tokens.unlisted(FIX.author, Role::Approver))?,
+        )?;
+        match runtime.block_on(agent.verdict(
+            &fix_id,
+            text(&evidenced["head"]),
+            "approve",
+            "the agent approving its own fix",
+        )) {
+            Err(refused) if refused.status() == Some(reqwest::StatusCode::FORBIDDEN) => {
+                Some(refused.to_string())
+            }
+            Err(other) => return Err(api_error(FIX_BRANCH, "the agent's own approval", &other)),
+            Ok(_) => bail!(
+                "the demo's fix {fix_id}: the server took {}'s approval of its own fix",
+                FIX.author
+            ),
+        }
+    } else {
+        None
+    };
     let fix = if evidenced["state"] == "awaiting_approval" {
         runtime.block_on(approve(
             setting.url,
@@ -368,6 +395,7 @@ fn run(
         fix_why: super::headline(&local.decision),
         fix_runs,
         fix_plan,
+        agent_refused,
         fix,
         merged,
         verifying_runs,
@@ -737,13 +765,24 @@ impl ClosedLoop {
                 text(&status["status"])
             );
         }
+        if let Some(refused) = &self.agent_refused {
+            let _ = writeln!(
+                out,
+                "approvals  {}'s own approval refused: {refused}",
+                text(&self.fix["author"]),
+            );
+        }
         let _ = writeln!(
             out,
-            "approvals  {} ({} of {} required; {} authored it and may not approve)",
+            "{}{} ({} of {} required, distinct people, none an author)",
+            if self.agent_refused.is_some() {
+                "           "
+            } else {
+                "approvals  "
+            },
             approvers(&self.fix).join(", "),
             self.fix["approvals_counted"],
             self.fix["approvals_required"],
-            text(&self.fix["author"]),
         );
         let _ = writeln!(
             out,
@@ -809,6 +848,7 @@ impl ClosedLoop {
                 "plan": self.fix_plan,
                 "authorized": self.fix,
                 "approved_by": approvers(&self.fix),
+                "agent_approval_refused": self.agent_refused,
                 "merged": self.merged,
             },
             "verifying_runs": self.verifying_runs,

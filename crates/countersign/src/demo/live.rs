@@ -135,14 +135,7 @@ impl Tokens {
         if let Some(token) = self.issued.get(&key) {
             return Ok(token.text.clone());
         }
-        let parsed: Principal = principal
-            .parse()
-            .map_err(|e| anyhow!("demo principal {principal:?}: {e}"))?;
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| anyhow!("reading randomness from the OS: {e}"))?;
-        let (text, _) = create_token(&self.store, &parsed, role, self.expires_at, secret)
-            .await
-            .with_context(|| format!("creating a demo token for {principal}"))?;
+        let text = self.unlisted(principal, role).await?;
         self.issued.insert(
             key,
             IssuedToken {
@@ -151,6 +144,19 @@ impl Tokens {
                 text: text.clone(),
             },
         );
+        Ok(text)
+    }
+
+    /// A token that is not printed: one the demo uses once to show a refusal.
+    pub(super) async fn unlisted(&self, principal: &str, role: Role) -> Result<String> {
+        let parsed: Principal = principal
+            .parse()
+            .map_err(|e| anyhow!("demo principal {principal:?}: {e}"))?;
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| anyhow!("reading randomness from the OS: {e}"))?;
+        let (text, _) = create_token(&self.store, &parsed, role, self.expires_at, secret)
+            .await
+            .with_context(|| format!("creating a demo token for {principal}"))?;
         Ok(text)
     }
 }
