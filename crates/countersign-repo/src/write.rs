@@ -1,8 +1,9 @@
 //! Building git repositories from code, for tests and `countersign demo`.
 //!
 //! [`RepoWriter`] creates commits on `main` with explicit authors and times, so the repositories
-//! it makes are byte-for-byte reproducible. It is not a general git client: no merges, no
-//! branches other than `main`, no checkout of arbitrary states beyond [`RepoWriter::write_worktree`].
+//! it makes are byte-for-byte reproducible. It is not a general git client: no merge commits
+//! (a branch only moves by a commit on it or a fast-forward), no checkout of arbitrary states
+//! beyond [`RepoWriter::write_worktree`].
 
 use std::path::{Path, PathBuf};
 
@@ -84,8 +85,55 @@ impl RepoWriter {
         })
     }
 
+    /// Opens a repository this type wrote, whose working directory shows `main`'s tip (as
+    /// [`RepoWriter::write_worktree`] left it): the next `write_worktree` removes what `main`
+    /// had and the new commit lacks.
+    pub fn open(dir: impl AsRef<Path>) -> Result<RepoWriter, RepoError> {
+        let dir = dir.as_ref().to_owned();
+        let repo = gix::open(&dir)
+            .map_err(|e| git_error(format!("opening the repository in {}", dir.display()), &e))?;
+        let mut writer = RepoWriter {
+            repo,
+            dir,
+            written: None,
+        };
+        writer.written = writer.tip(MAIN_BRANCH)?.map(CommitId::from_object_id);
+        Ok(writer)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Moves `branch` (a full ref name) forward to `to`, as `git merge --ff-only` does: `to`
+    /// must descend from the branch's tip, and the tip must not move meanwhile.
+    pub fn fast_forward(&mut self, branch: &str, to: &CommitId) -> Result<(), RepoError> {
+        use gix::refs::transaction::PreviousValue;
+        let tip = self.tip(branch)?.ok_or_else(|| RepoError::Git {
+            context: format!("fast-forwarding {branch}"),
+            message: "no such branch".to_owned(),
+        })?;
+        let target = to.object_id()?;
+        let descends = tip == target
+            || self
+                .repo
+                .merge_base(tip, target)
+                .is_ok_and(|base| base.is_some_and(|base| base.detach() == tip));
+        if !descends {
+            return Err(RepoError::Git {
+                context: format!("fast-forwarding {branch} to {to}"),
+                message: format!("{to} does not descend from the tip {tip}"),
+            });
+        }
+        self.repo
+            .reference(
+                branch,
+                target,
+                PreviousValue::MustExistAndMatch(tip.into()),
+                format!("fast-forward to {to}"),
+            )
+            .map_err(|e| git_error(format!("fast-forwarding {branch} to {to}"), &e))?;
+        Ok(())
     }
 
     /// Commits file changes on top of `main`: `Some(bytes)` writes a regular file, `None`

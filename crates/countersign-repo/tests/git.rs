@@ -863,3 +863,46 @@ fn branches_and_ancestry() {
     let absent = CommitId::from_hex(&"1".repeat(40)).unwrap();
     assert!(repo.is_ancestor(&absent, &c3).unwrap_err().is_input());
 }
+
+/// `fast_forward` moves a branch only forward (as `git merge --ff-only`), and `open`
+/// carries on writing a repository `init` made.
+#[test]
+fn a_branch_fast_forwards_only_to_a_descendant() {
+    let (dir, writer, [first, second, _]) = three_commits();
+    drop(writer);
+    let mut writer = RepoWriter::open(dir.path()).unwrap();
+    let branch = "refs/heads/stable";
+    let topic = writer
+        .commit_on(
+            branch,
+            &first,
+            [("a.txt", Some("stable\n"))],
+            "on stable",
+            ALICE,
+            10,
+        )
+        .unwrap();
+    let fix = writer
+        .commit_on(
+            "refs/heads/fix",
+            &topic,
+            [("a.txt", Some("fixed\n"))],
+            "fix",
+            ALICE,
+            20,
+        )
+        .unwrap();
+    // Not a descendant of stable's tip: refused, and stable stays.
+    let refused = writer.fast_forward(branch, &second).unwrap_err();
+    assert!(
+        refused.to_string().contains("does not descend"),
+        "{refused}"
+    );
+    let repo = Repo::open(dir.path()).unwrap();
+    assert_eq!(repo.resolve("stable").unwrap(), topic);
+    writer.fast_forward(branch, &fix).unwrap();
+    let repo = Repo::open(dir.path()).unwrap();
+    assert_eq!(repo.resolve("stable").unwrap(), fix);
+    // A branch that does not exist is not created.
+    assert!(writer.fast_forward("refs/heads/nothing", &fix).is_err());
+}

@@ -404,6 +404,14 @@ impl Api {
         Ok(bytes)
     }
 
+    /// `GET /v1/findings/{id}/bundle`: the finding's bundle file, checked to be JSON.
+    pub async fn finding_bundle(&self, id: &str) -> Result<Vec<u8>, Failure> {
+        let url = self.url(&["v1", "findings", id, "bundle"])?;
+        let bytes = self.request(Method::GET, url, None, None).await?;
+        parse_json(&bytes)?;
+        Ok(bytes)
+    }
+
     /// `GET /v1/authorizations?repo=&ref=&old=&commit=`: may `reference` move from `old`
     /// to `commit` (all zeros for no commit)?
     pub async fn authorization(

@@ -84,7 +84,7 @@ enum Executed {
 }
 
 /// The runner's fixed settings, shared by its workers.
-struct Runner {
+pub struct Runner {
     api: Api,
     key: countersign_evidence::SigningKey,
     repository: String,
@@ -92,8 +92,59 @@ struct Runner {
     clone: PathBuf,
     environments: Vec<String>,
     poll: Duration,
+    /// How its lines on stderr start: `runner` for `runner serve`, `runner NAME` when several
+    /// share a terminal (the demo).
+    label: String,
     /// Fetches and worktree changes of the one clone, one at a time.
     git: Mutex<()>,
+}
+
+/// What a runner is: who it asks for work, with which key it signs, for which repository,
+/// where it fetches commits from and keeps its clone.
+pub struct RunnerSettings {
+    pub api: Api,
+    pub key: countersign_evidence::SigningKey,
+    /// The `[repository] name` it attests for.
+    pub repository: String,
+    /// Where it fetches commits from: a git URL or a path.
+    pub origin: String,
+    /// Its own bare clone, created on first use.
+    pub clone: PathBuf,
+    /// Empty for the default environment.
+    pub environments: Vec<String>,
+    /// How long it waits before asking again when there was no work.
+    pub poll: Duration,
+    pub label: String,
+}
+
+impl Runner {
+    /// Checks the settings and prepares the clone.
+    pub fn new(settings: RunnerSettings) -> Result<Arc<Runner>> {
+        let repository = settings.repository.trim().to_owned();
+        if repository.is_empty() {
+            bail!("--repository must name the repository this runner attests for");
+        }
+        if settings.poll.is_zero() {
+            bail!("the poll interval must be more than zero");
+        }
+        let environments = if settings.environments.is_empty() {
+            vec![countersign_repo::DEFAULT_ENVIRONMENT.to_owned()]
+        } else {
+            settings.environments
+        };
+        prepare_clone(&settings.clone)?;
+        Ok(Arc::new(Runner {
+            api: settings.api,
+            key: settings.key,
+            repository,
+            origin: settings.origin,
+            clone: settings.clone,
+            environments,
+            poll: settings.poll,
+            label: settings.label,
+            git: Mutex::new(()),
+        }))
+    }
 }
 
 /// `runner serve`.
@@ -101,44 +152,29 @@ pub fn serve(args: RunnerServeArgs) -> Result<ExitCode> {
     if args.concurrency == 0 || args.concurrency > 16 {
         bail!("--concurrency {}: from 1 to 16", args.concurrency);
     }
-    let repository = args.repository.trim().to_owned();
-    if repository.is_empty() {
-        bail!("--repository must name the repository this runner attests for");
-    }
     let poll = countersign_repo::config::parse_duration(&args.poll)
         .filter(|d| !d.is_zero())
         .ok_or_else(|| anyhow!("--poll {:?}: a duration such as 5s or 1m", args.poll))?;
-    let environments = if args.env.is_empty() {
-        vec![countersign_repo::DEFAULT_ENVIRONMENT.to_owned()]
-    } else {
-        args.env.clone()
-    };
     let key = attest::read_key(&args.key)?;
     let api = Api::from_env(&args.server)?;
-    prepare_clone(&args.clone)?;
-    let runner = Arc::new(Runner {
+    let runner = Runner::new(RunnerSettings {
         api,
         key,
-        repository,
+        repository: args.repository.clone(),
         origin: args.repo.clone(),
         clone: args.clone.clone(),
-        environments,
+        environments: args.env.clone(),
         poll,
-        git: Mutex::new(()),
-    });
+        label: "runner".to_owned(),
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        let mut shutdown = Shutdown::listen();
         let (stop, stopping) = tokio::sync::watch::channel(false);
-        let mut workers = Vec::new();
-        for n in 0..args.concurrency {
-            let runner = Arc::clone(&runner);
-            let stopping = stopping.clone();
-            workers.push(tokio::spawn(async move { work(runner, n, stopping).await }));
-        }
         eprintln!(
             "runner: serving {} in {} for {} ({} worker(s))",
             runner.repository,
@@ -146,35 +182,77 @@ pub fn serve(args: RunnerServeArgs) -> Result<ExitCode> {
             runner.api.server(),
             args.concurrency
         );
-        shutdown_signal().await;
+        let serving = tokio::spawn(run(runner, args.concurrency, stopping));
+        shutdown.requested().await;
         eprintln!("runner: stopping: no more leases, giving back the work in hand");
         let _ = stop.send(true);
-        for worker in workers {
-            let _ = worker.await;
-        }
+        let _ = serving.await;
     });
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+/// Serves with `concurrency` workers until `stopping` turns true; then the workers stop
+/// leasing, stop the commands running and give their leases back, and this returns.
+pub async fn run(
+    runner: Arc<Runner>,
+    concurrency: usize,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut workers = Vec::new();
+    for n in 0..concurrency {
+        let runner = Arc::clone(&runner);
+        let stopping = stopping.clone();
+        workers.push(tokio::spawn(async move { work(runner, n, stopping).await }));
+    }
+    for worker in workers {
+        let _ = worker.await;
+    }
+}
+
+/// SIGTERM or Ctrl-C, listened for from [`Shutdown::listen`] on: one that arrives before
+/// anyone awaits [`Shutdown::requested`] is kept, not fatal to the process.
+pub(crate) struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    /// Installs the handlers; inside a runtime.
+    pub(crate) fn listen() -> Shutdown {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Shutdown {
+                term: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Shutdown {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Until one of the signals arrives (forever when no handler could be installed: then
+    /// only killing stops the process).
+    pub(crate) async fn requested(&mut self) {
+        #[cfg(unix)]
+        match (&mut self.term, &mut self.interrupt) {
+            (Some(term), Some(interrupt)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            (Some(one), None) | (None, Some(one)) => {
+                let _ = one.recv().await;
+            }
+            (None, None) => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -196,12 +274,13 @@ async fn work(runner: Arc<Runner>, n: usize, mut stopping: tokio::sync::watch::R
                 Ok(Ok(items)) => items,
                 Ok(Err(e)) => {
                     eprintln!(
-                        "runner[{n}]: the server's lease answer is not a list of work items: {e}"
+                        "{}[{n}]: the server's lease answer is not a list of work items: {e}",
+                        runner.label
                     );
                     Vec::new()
                 }
                 Err(e) => {
-                    eprintln!("runner[{n}]: leasing: {e}");
+                    eprintln!("{}[{n}]: leasing: {e}", runner.label);
                     Vec::new()
                 }
             };
@@ -226,8 +305,8 @@ async fn handle(
     stopping: &mut tokio::sync::watch::Receiver<bool>,
 ) {
     eprintln!(
-        "runner[{n}]: run {} (attempt {}): suite {} at {}",
-        item.id, item.attempt, item.suite, item.commit
+        "{}[{n}]: run {} (attempt {}): suite {} at {}",
+        runner.label, item.id, item.attempt, item.suite, item.commit
     );
     let stop = Arc::new(AtomicU8::new(GO_ON));
     let every = Duration::from_secs((item.lease_seconds / 3).max(1));
@@ -278,7 +357,10 @@ async fn handle(
     let attempt = json!({ "attempt": item.attempt });
     match executed {
         Executed::Stopped(LOST) => {
-            eprintln!("runner[{n}]: run {}: no longer ours, dropped", item.id);
+            eprintln!(
+                "{}[{n}]: run {}: no longer ours, dropped",
+                runner.label, item.id
+            );
         }
         Executed::Stopped(_) => {
             let back = runner
@@ -286,8 +368,11 @@ async fn handle(
                 .post(&["v1", "work", &item.id, "return"], &attempt)
                 .await;
             match back {
-                Ok(_) => eprintln!("runner[{n}]: run {}: given back", item.id),
-                Err(e) => eprintln!("runner[{n}]: run {}: giving it back: {e}", item.id),
+                Ok(_) => eprintln!("{}[{n}]: run {}: given back", runner.label, item.id),
+                Err(e) => eprintln!(
+                    "{}[{n}]: run {}: giving it back: {e}",
+                    runner.label, item.id
+                ),
             }
         }
         Executed::Done {
@@ -313,7 +398,7 @@ async fn handle(
                             }
                         }
                         Err(e) => {
-                            eprintln!("runner[{n}]: run {}: evidence: {e}", item.id);
+                            eprintln!("{}[{n}]: run {}: evidence: {e}", runner.label, item.id);
                             outcome = "errored";
                         }
                     }
@@ -331,8 +416,8 @@ async fn handle(
                 .post(&["v1", "work", &item.id, "finish"], &body)
                 .await
             {
-                Ok(_) => eprintln!("runner[{n}]: run {}: {outcome} ({note})", item.id),
-                Err(e) => eprintln!("runner[{n}]: run {}: finishing: {e}", item.id),
+                Ok(_) => eprintln!("{}[{n}]: run {}: {outcome} ({note})", runner.label, item.id),
+                Err(e) => eprintln!("{}[{n}]: run {}: finishing: {e}", runner.label, item.id),
             }
         }
     }

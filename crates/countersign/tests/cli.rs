@@ -772,6 +772,7 @@ fn the_demo_decides_every_change_as_the_product_table_says() {
         said.contains("is empty") && said.contains(&format!("--database {database}")),
         "{said}"
     );
+    the_loop_was_closed(&demo["loop"], &target);
     // The demo repository is real: graph check runs on it and every decision's graph
     // version is the one of its base.
     let check = countersign(&["graph", "check", "--repo", target.to_str().unwrap()]);
@@ -780,6 +781,233 @@ fn the_demo_decides_every_change_as_the_product_table_says() {
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
+}
+
+/// The demo's closed loop (issue 17 point 10), from its JSON: two runners leased work, the
+/// nightly schedule's failing run opened a finding, an agent's fix linked to it was
+/// authorized by two distinct humans (never the agent), merged, and the post-merge run
+/// verified it; the finding's bundle verifies offline with the real binary.
+fn the_loop_was_closed(closed: &Value, dir: &Path) {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let runners: Vec<String> = closed["runners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| text(&r["principal"]))
+        .collect();
+    assert_eq!(runners, ["runner:ci-linux", "runner:ci-pci"], "{closed}");
+    // The schedule fired at main's tip (the fleet's commit, whose tree holds the
+    // regression): one run per suite, each leased by the runner its entry allows.
+    let tip = text(&closed["landed"][1]["commit"]);
+    assert_eq!(closed["schedule"]["last_fired"]["commit"], tip.as_str());
+    let scheduled = closed["scheduled_runs"].as_array().unwrap();
+    let outcome_of = |suite: &str| {
+        let run = scheduled.iter().find(|r| r["suite"] == suite).unwrap();
+        assert_eq!(run["cause"], "schedule:nightly", "{run}");
+        assert_eq!(run["branch"], "stable", "{run}");
+        assert_eq!(run["commit"], tip.as_str(), "{run}");
+        (text(&run["runner"]), text(&run["outcome"]))
+    };
+    assert_eq!(
+        outcome_of("checkout-unit"),
+        ("runner:ci-linux".to_owned(), "passed".to_owned())
+    );
+    assert_eq!(
+        outcome_of("payments-unit"),
+        ("runner:ci-pci".to_owned(), "failed".to_owned())
+    );
+    let leased: std::collections::BTreeSet<String> = scheduled
+        .iter()
+        .chain(closed["fix"]["runs"].as_array().unwrap())
+        .chain(closed["verifying_runs"].as_array().unwrap())
+        .map(|r| text(&r["runner"]))
+        .collect();
+    assert_eq!(leased.len(), 2, "both runners leased work: {leased:?}");
+
+    // The failing run opened the finding.
+    let opened = &closed["finding_opened"];
+    let id = text(&opened["id"]);
+    assert!(id.starts_with("F-"), "{opened}");
+    assert_eq!(opened["state"], "open");
+    assert_eq!(opened["kind"], "test_failure");
+    assert_eq!(opened["suite"], "payments-unit");
+    assert_eq!(
+        opened["test"],
+        "payments.decline_codes::hard_decline_is_never_retried"
+    );
+    assert_eq!(opened["component"], "component:default/payments-service");
+    assert_eq!(opened["severity"], "critical");
+    assert_eq!(opened["first_seen"], tip.as_str());
+
+    // The agent's fix links it, passes its reproducing test at the head, and is authorized
+    // by as many distinct humans as its tier needs, none of them its author.
+    let fix = &closed["fix"];
+    let fix_id = text(&fix["opened"]["id"]);
+    assert_eq!(fix["opened"]["author"], "agent:fixbot");
+    assert_eq!(fix["opened"]["tier"], "change_control");
+    assert!(
+        text(&fix["why"]).contains("never-automate"),
+        "{}",
+        fix["why"]
+    );
+    assert!(
+        fix["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["proposal"] == fix_id.as_str() && r["outcome"] == "passed"),
+        "{}",
+        fix["runs"]
+    );
+    let statuses = fix["plan"]["fixes"].as_array().unwrap();
+    assert_eq!(statuses.len(), 1, "{}", fix["plan"]);
+    assert_eq!(statuses[0]["finding"], id.as_str());
+    assert_eq!(statuses[0]["status"], "passes");
+    let authorized = &fix["authorized"];
+    assert_eq!(authorized["state"], "authorized");
+    let approvers: Vec<String> = fix["approved_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(text)
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = approvers.iter().collect();
+    assert_eq!(approvers.len(), 2, "{approvers:?}");
+    assert_eq!(distinct.len(), 2, "{approvers:?}");
+    assert_eq!(authorized["approvals_required"], 2);
+    assert!(
+        approvers.iter().all(|a| a.starts_with("human:")),
+        "{approvers:?}"
+    );
+    // The agent tried to approve its own fix, and the server refused.
+    assert!(
+        text(&fix["agent_approval_refused"]).starts_with("Forbidden: agent:fixbot is not a human"),
+        "{}",
+        fix["agent_approval_refused"]
+    );
+
+    // Merged at the authorized head; the post-merge run at that commit verified the finding.
+    let head = text(&authorized["head"]);
+    assert_eq!(fix["merged"]["state"], "merged");
+    assert_eq!(fix["merged"]["head"], head.as_str());
+    let verifying = closed["verifying_runs"].as_array().unwrap();
+    assert_eq!(verifying.len(), 1, "{verifying:?}");
+    assert_eq!(verifying[0]["cause"], format!("merge:{fix_id}"));
+    assert_eq!(verifying[0]["commit"], head.as_str());
+    assert_eq!(verifying[0]["suite"], "payments-unit");
+    assert_eq!(verifying[0]["outcome"], "passed");
+    let finding = &closed["finding"];
+    assert_eq!(finding["id"], id.as_str());
+    assert_eq!(finding["state"], "verified");
+    assert_eq!(finding["verification"]["proposal"], fix_id.as_str());
+    assert_eq!(finding["verification"]["commit"], head.as_str());
+    assert_eq!(finding["fixes"], serde_json::json!([fix_id]));
+
+    // The whole loop in one file, checked offline by the real binary.
+    let bundle = dir.join(format!("{id}.bundle.json"));
+    assert_eq!(closed["bundle"]["path"], bundle.to_str().unwrap());
+    let key = dir.join(".countersign/state/server-log.pub");
+    let checked = ok(countersign(&[
+        "bundle",
+        "verify",
+        bundle.to_str().unwrap(),
+        "--log-key",
+        key.to_str().unwrap(),
+    ]));
+    assert!(
+        checked.starts_with(&format!("finding {id}: verified as of log index ")),
+        "{checked}"
+    );
+    assert!(
+        checked.contains(&format!("verified after fix {fix_id} merged")),
+        "{checked}"
+    );
+}
+
+/// `countersign demo --no-serve` tells the loop as a story: each step a line or two with
+/// its ids, which the snapshot shows with ids, commits, digests, times and paths redacted.
+#[test]
+fn the_demo_tells_the_closed_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("demo");
+    let out = ok(countersign(&[
+        "demo",
+        "--dir",
+        target.to_str().unwrap(),
+        "--no-serve",
+    ]));
+    let start = out.find("The closed loop").expect(&out);
+    let end = out[start..].find("\nDemo tokens").expect(&out) + start;
+    let story = redact(&out[start..end], &target);
+    insta::assert_snapshot!("demo_closed_loop", story);
+}
+
+/// The story with what changes from run to run replaced: `[DIR]` for the demo directory,
+/// `[TIME]` for RFC 3339 times, `[HEX]` for ids, commits and digests, `[N] ms` for
+/// durations and `log index [N]`.
+fn redact(story: &str, dir: &Path) -> String {
+    let story = story.replace(dir.to_str().unwrap(), "[DIR]");
+    let mut out = String::new();
+    let mut rest = story.as_str();
+    while let Some(c) = rest.chars().next() {
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '.'))
+            .collect();
+        if word.is_empty() {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        rest = &rest[word.len()..];
+        let is_time = word.len() >= 20
+            && word.as_bytes()[4] == b'-'
+            && word.contains('T')
+            && word.ends_with('Z');
+        if is_time {
+            out.push_str("[TIME]");
+            continue;
+        }
+        // Hex runs of 7 or more inside the word (run and proposal ids, commits, digests).
+        let mut piece = String::new();
+        for part in word.split_inclusive(['-', ':', '.']) {
+            let (body, sep) = match part.char_indices().last() {
+                Some((i, '-' | ':' | '.')) => (&part[..i], &part[i..]),
+                _ => (part, ""),
+            };
+            let hex = body.len() >= 7
+                && body.chars().all(|c| c.is_ascii_hexdigit())
+                && body.chars().any(|c| c.is_ascii_digit());
+            piece.push_str(if hex { "[HEX]" } else { body });
+            piece.push_str(sep);
+        }
+        out.push_str(&piece);
+    }
+    out.lines()
+        .map(|line| {
+            let mut line = line.to_owned();
+            // The number before " ms)": a duration.
+            if let Some(at) = line.find(" ms)") {
+                let digits = line[..at]
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
+                line.replace_range(at - digits..at, "[N]");
+            }
+            // The number after "log index ".
+            if let Some(at) = line.find("log index ") {
+                let from = at + "log index ".len();
+                let digits = line[from..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
+                line.replace_range(from..from + digits, "[N]");
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `countersign graph show | head` ends quietly when the reader stops reading: exit 0 and

@@ -672,6 +672,59 @@ fn the_demo_serves_what_it_replayed_until_interrupted() {
     );
 }
 
+/// SIGTERM (a service manager, `timeout`) stops the serving demo as Ctrl-C does: its
+/// runners stop first, then the server, and it exits 0.
+#[test]
+fn sigterm_stops_the_serving_demo_and_its_runners() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args([
+            "demo",
+            "--dir",
+            s(&dir.path().join("shop")),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("COUNTERSIGN_SERVER")
+        .env_remove("COUNTERSIGN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut demo = KillOnDrop(Some(child));
+    let stdout = demo.0.as_mut().unwrap().stdout.take().unwrap();
+    let mut server = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.trim().strip_prefix("export COUNTERSIGN_SERVER=") {
+            server = Some(url.to_owned());
+        } else if line.starts_with("The server's log: ") {
+            break;
+        }
+    }
+    let server = server.unwrap();
+    let address = server.strip_prefix("http://").unwrap().to_owned();
+    // Serving (its runners leasing from it).
+    assert!(std::net::TcpStream::connect(&address).is_ok());
+
+    let child = demo.0.take().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("with its two runners"),
+        "{}",
+        stderr(&output)
+    );
+    // Stopped: nothing listens any more.
+    assert!(std::net::TcpStream::connect(&address).is_err());
+}
+
 struct KillOnDrop(Option<std::process::Child>);
 
 impl Drop for KillOnDrop {

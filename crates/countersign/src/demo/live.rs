@@ -16,6 +16,9 @@
 //! (second proposals of changes that need people, approved by nobody yet), issues an admin,
 //! a runner and an auditor token besides the proposers' and approvers', and signs a
 //! checkpoint of the log it leaves, so `log verify` and bundles work at once.
+//!
+//! After the replay, `fleet` closes the loop on the same server (two runners, a scheduled
+//! regression, a finding, the fix, verified); the runners keep serving as long as the server.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,9 +44,9 @@ const LOG_ORIGIN: &str = "countersign.demo/acme-shop";
 /// How long the demo tokens are valid.
 const TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
 /// The principal of the demo's read-only token (for `status`, the hook, bundles).
-const AUDITOR: &str = "system:auditor";
+pub(super) const AUDITOR: &str = "system:auditor";
 /// The principal of the demo's admin token (closing, `merged`, redelivering webhooks).
-const ADMIN: &str = "system:admin";
+pub(super) const ADMIN: &str = "system:admin";
 /// The principal of the demo's runner token (evidence, plans).
 const RUNNER: &str = "runner:ci";
 /// Proposals the demo leaves waiting for approval.
@@ -106,6 +109,13 @@ pub struct LiveDemo {
     pub replayed: Vec<Replayed>,
     /// Proposals left waiting for approval: (demo change, proposal view).
     pub waiting: Vec<Replayed>,
+    /// The closed loop played after the replay.
+    pub closed_loop: super::fleet::ClosedLoop,
+    /// Its runners, serving until [`LiveDemo::finish`].
+    fleet: super::fleet::Fleet,
+    /// SIGTERM and Ctrl-C, listened for once the demo is ready (before it prints), when
+    /// serving.
+    shutdown: Option<crate::runner::Shutdown>,
     runtime: tokio::runtime::Runtime,
     stop: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -113,26 +123,19 @@ pub struct LiveDemo {
 }
 
 /// Tokens by principal and role, created on first use.
-struct Tokens {
+pub(super) struct Tokens {
     store: Store,
     expires_at: i64,
     issued: BTreeMap<(String, &'static str), IssuedToken>,
 }
 
 impl Tokens {
-    async fn get(&mut self, principal: &str, role: Role) -> Result<String> {
+    pub(super) async fn get(&mut self, principal: &str, role: Role) -> Result<String> {
         let key = (principal.to_owned(), role.as_str());
         if let Some(token) = self.issued.get(&key) {
             return Ok(token.text.clone());
         }
-        let parsed: Principal = principal
-            .parse()
-            .map_err(|e| anyhow!("demo principal {principal:?}: {e}"))?;
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| anyhow!("reading randomness from the OS: {e}"))?;
-        let (text, _) = create_token(&self.store, &parsed, role, self.expires_at, secret)
-            .await
-            .with_context(|| format!("creating a demo token for {principal}"))?;
+        let text = self.unlisted(principal, role).await?;
         self.issued.insert(
             key,
             IssuedToken {
@@ -141,6 +144,19 @@ impl Tokens {
                 text: text.clone(),
             },
         );
+        Ok(text)
+    }
+
+    /// A token that is not printed: one the demo uses once to show a refusal.
+    pub(super) async fn unlisted(&self, principal: &str, role: Role) -> Result<String> {
+        let parsed: Principal = principal
+            .parse()
+            .map_err(|e| anyhow!("demo principal {principal:?}: {e}"))?;
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| anyhow!("reading randomness from the OS: {e}"))?;
+        let (text, _) = create_token(&self.store, &parsed, role, self.expires_at, secret)
+            .await
+            .with_context(|| format!("creating a demo token for {principal}"))?;
         Ok(text)
     }
 }
@@ -178,9 +194,13 @@ pub fn start(outcome: &DemoOutcome, options: &LiveOptions<'_>) -> Result<LiveDem
     let repos = BTreeMap::from([(REPOSITORY.to_owned(), outcome.dir.clone())]);
     let state = AppState::new(store.clone(), repos, Clock::system()).with_log_signer(signer);
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = runtime.spawn(countersign_server::run(listener, state, async move {
-        let _ = stopped.await;
-    }));
+    let server = runtime.spawn(countersign_server::run(
+        listener,
+        state.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -190,17 +210,34 @@ pub fn start(outcome: &DemoOutcome, options: &LiveOptions<'_>) -> Result<LiveDem
         expires_at: now.saturating_add(TOKEN_TTL_SECS),
         issued: BTreeMap::new(),
     };
-    let replayed = runtime.block_on(async {
-        let replayed = replay(outcome, &url, &mut tokens).await?;
-        let waiting = leave_waiting(outcome, &url, &mut tokens).await?;
-        // A checkpoint of what the demo leaves: `log verify` and bundles work at once.
-        store
-            .sign_checkpoint(&crate::audit::read_signer(&key_path)?)
-            .await
-            .context("signing a checkpoint of the demo's log")?;
-        anyhow::Ok((replayed, waiting))
-    });
-    let (replayed, waiting) = match replayed {
+    let replayed = runtime
+        .block_on(async {
+            let replayed = replay(outcome, &url, &mut tokens).await?;
+            let waiting = leave_waiting(outcome, &url, &mut tokens).await?;
+            anyhow::Ok((replayed, waiting))
+        })
+        .and_then(|(replayed, waiting)| {
+            let setting = super::fleet::Setting {
+                url: &url,
+                state: &state,
+                dir: &outcome.dir,
+                verifier_key: &verifier_key,
+            };
+            let (closed_loop, fleet) = super::fleet::close(&runtime, &setting, &mut tokens)?;
+            // A checkpoint of what the demo leaves: `log verify` and bundles work at once.
+            let signed = runtime.block_on(async {
+                store
+                    .sign_checkpoint(&crate::audit::read_signer(&key_path)?)
+                    .await
+                    .context("signing a checkpoint of the demo's log")
+            });
+            if let Err(error) = signed {
+                runtime.block_on(fleet.stop());
+                return Err(error);
+            }
+            Ok((replayed, waiting, closed_loop, fleet))
+        });
+    let (replayed, waiting, closed_loop, fleet) = match replayed {
         Ok(replayed) => replayed,
         Err(error) => {
             let _ = stop.send(());
@@ -217,6 +254,12 @@ pub fn start(outcome: &DemoOutcome, options: &LiveOptions<'_>) -> Result<LiveDem
         tokens: tokens.issued.into_values().collect(),
         replayed,
         waiting,
+        closed_loop,
+        fleet,
+        shutdown: options.serve.then(|| {
+            let _entered = runtime.enter();
+            crate::runner::Shutdown::listen()
+        }),
         runtime,
         stop,
         server,
@@ -250,7 +293,7 @@ async fn bind(options: &LiveOptions<'_>) -> Result<TcpListener> {
         .context("listening on a free loopback port")
 }
 
-fn api_error(change: &str, what: &str, failure: &Failure) -> anyhow::Error {
+pub(super) fn api_error(change: &str, what: &str, failure: &Failure) -> anyhow::Error {
     anyhow!("demo change {change}: {what}: {failure}")
 }
 
@@ -346,7 +389,7 @@ async fn leave_waiting(
 /// someone who can satisfy the first requirement still open (the part of the change whose
 /// own owners have not approved yet), else the next eligible person, in the decision's order.
 /// Someone the server refuses (say, as an author of a commit in the change) is skipped.
-async fn approve(
+pub(super) async fn approve(
     url: &str,
     proposal: &Value,
     change: &str,
@@ -459,6 +502,7 @@ impl LiveDemo {
                 r.state()
             );
         }
+        out.push_str(&self.closed_loop.text(&self.dir, &self.verifier_key));
         let _ = writeln!(
             out,
             "\nDemo tokens (shown once, valid 7 days; the server keeps only their hashes):"
@@ -563,6 +607,7 @@ impl LiveDemo {
                 });
             }
         }
+        outcome["loop"] = self.closed_loop.json();
         outcome["server"] = json!({
             "url": self.url,
             "repository": REPOSITORY,
@@ -583,7 +628,8 @@ impl LiveDemo {
         outcome
     }
 
-    /// Serves until Ctrl-C when `serve`, then stops gracefully.
+    /// Serves until Ctrl-C or SIGTERM when `serve`, then stops gracefully: the runners
+    /// first (they give back what they hold), then the server.
     pub fn finish(self, serve: bool) -> Result<()> {
         let LiveDemo {
             url,
@@ -591,19 +637,20 @@ impl LiveDemo {
             stop,
             mut server,
             store,
+            fleet,
+            shutdown,
             ..
         } = self;
         runtime.block_on(async move {
-            if serve {
-                eprintln!("countersign demo serving on {url}; Ctrl-C stops it");
+            if let (true, Some(mut shutdown)) = (serve, shutdown) {
+                eprintln!(
+                    "countersign demo serving on {url} with its two runners; Ctrl-C stops it"
+                );
                 let ended = tokio::select! {
-                    signal = tokio::signal::ctrl_c() => match signal {
-                        Ok(()) => None,
-                        // No handler: serve until killed.
-                        Err(_) => Some((&mut server).await),
-                    },
+                    () = shutdown.requested() => None,
                     ended = &mut server => Some(ended),
                 };
+                fleet.stop().await;
                 if let Some(ended) = ended {
                     store.close().await;
                     ended
@@ -611,6 +658,8 @@ impl LiveDemo {
                         .context("serving the demo")?;
                     bail!("the demo server stopped by itself");
                 }
+            } else {
+                fleet.stop().await;
             }
             let _ = stop.send(());
             let served = server

@@ -1,10 +1,12 @@
 //! `countersign demo`: materializes the embedded Acme Shop system as a git repository,
 //! proposes each demo change on its own branch and decides it through the same path as
 //! `countersign evaluate --base main --head demo/<id>`; `live` then replays the same changes
-//! through a running server.
+//! through a running server, and `fleet` closes the loop on it (runners, a scheduled
+//! regression, a finding, the fix, verified).
 //!
 //! The data lives in `scenario`; this module only writes commits and collects decisions.
 
+pub mod fleet;
 pub mod live;
 pub mod scenario;
 
