@@ -128,6 +128,33 @@ fn a_high_node_reaching_other_high_nodes_earns_it() {
     assert_eq!(case.decide(&earned_pack()).tier, Tier::NotifyAndProceed);
 }
 
+/// A moderate change whose blast radius reaches a high node needs a person by default
+/// (nothing permits notify above moderate); full evidence earns it too.
+#[test]
+fn a_moderate_change_reaching_a_high_node_earns_it() {
+    let change = || {
+        Change::touch([N::new("web", Moderate).owner("platform")]).reach([N::new(
+            "search-api",
+            High,
+        )
+        .owner("platform")])
+    };
+    assert_eq!(
+        Case::new(change(), None).decide(&earned_pack()).tier,
+        Tier::SingleApprover
+    );
+    assert_eq!(
+        Case::new(change(), full(2)).decide(&earned_pack()).tier,
+        Tier::NotifyAndProceed
+    );
+    assert_eq!(
+        Case::new(change(), full(2))
+            .decide(&PolicyPack::default_pack())
+            .tier,
+        Tier::SingleApprover
+    );
+}
+
 /// Every refusal: the change keeps (at least) its human, and the unearned rule says why.
 #[test]
 fn each_refusal_keeps_a_human() {

@@ -266,7 +266,10 @@ fn the_earned_automation_module_satisfies_the_builtin_properties() {
 /// The earned-automation module with one of its conditions dropped and, where another file
 /// of the pack would still catch the hole, that file's rule switched off too: what a team
 /// "tuning" the module could write. Each is refuted by the property that names the hole.
-fn broken_module(edits: &[(&str, &str, &str)]) -> PolicyPack {
+/// `(file, text, replacement)`.
+type Edit<'a> = (&'a str, &'a str, &'a str);
+
+fn broken_module(edits: &[Edit<'_>]) -> PolicyPack {
     let files = default_files_with(&[PackModule::EarnedAutomation])
         .into_iter()
         .map(|(path, text)| {
@@ -287,7 +290,7 @@ fn broken_module(edits: &[(&str, &str, &str)]) -> PolicyPack {
 fn a_broken_earned_automation_module_is_refuted() {
     let Some(solver) = solver() else { return };
     const MODULE: &str = "earned_automation.cedar";
-    let cases: [(&str, Vec<(&str, &str, &str)>); 4] = [
+    let cases: [(&str, Vec<Edit<'_>>); 4] = [
         (
             "earned-automation-needs-full-coverage",
             // An empty plan reads as 100% covered.

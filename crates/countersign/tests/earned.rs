@@ -61,6 +61,13 @@ const JUNIT_PASS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 </testsuite></testsuites>
 "#;
 
+/// `ranks` is gone: one test fewer than at the base.
+const JUNIT_ONE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites><testsuite name="search" tests="1">
+  <testcase classname="search" name="finds" time="0.01"/>
+</testsuite></testsuites>
+"#;
+
 const JUNIT_FAIL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <testsuites><testsuite name="search" tests="2">
   <testcase classname="search" name="finds" time="0.01"/>
@@ -301,6 +308,18 @@ fn full_trusted_evidence_earns_notify_and_proceed_and_nothing_less_does() {
     let report = f.evaluate(&f.base, &f.code, &failing);
     assert_eq!(report["tier"], "single_approver", "{report:#}");
     assert_eq!(report["facts"]["failed_suites"], 1);
+
+    // A test count that dropped: `ranks` passed at the base and is gone at the head (a
+    // `missing` regression), though every suite of the head passed.
+    let dropped = vec![
+        f.attest(&f.base, "search-unit", JUNIT_PASS),
+        f.attest(&f.code, "search-unit", JUNIT_ONE),
+        f.attest(&f.code, "search-e2e", JUNIT_PASS),
+    ];
+    let report = f.evaluate(&f.base, &f.code, &dropped);
+    assert_eq!(report["facts"]["coverage_percent"], 100, "{report:#}");
+    assert_eq!(report["facts"]["regressions"], 1, "{report:#}");
+    assert_eq!(report["tier"], "single_approver", "{report:#}");
 
     // Evidence for another commit does not count for this one.
     let report = f.evaluate(&f.base, &f.code, &f.full(&f.base));
