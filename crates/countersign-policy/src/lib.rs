@@ -28,7 +28,7 @@ pub use facts::{
     ALL_SURFACES, EvidenceFacts, Facts, SelfValidation, criticality_level, default_never_automate,
     surface_name,
 };
-pub use pack::{PolicyError, PolicyPack, default_files};
+pub use pack::{PackModule, PolicyError, PolicyPack, default_files, default_files_with};
 pub use principal::{Principal, PrincipalError, PrincipalKind};
 pub use schema::schema_text;
 pub use tier::{Tier, TierError};

@@ -33,6 +33,81 @@ pub fn default_files() -> Vec<(&'static str, &'static str)> {
     DEFAULT_FILES.to_vec()
 }
 
+/// An optional module of the default pack, opted into with `countersign init --with NAME`.
+/// A module is files: new ones, and replacements of default files whose rules it takes
+/// over (Cedar has no way to lift a `forbid`, so a module that relaxes a default rule
+/// ships that file without it). The result is an ordinary policy directory, read from the
+/// base like any pack and proved by `policy verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PackModule {
+    /// A high-criticality change proceeds with notification when trusted evidence covers
+    /// its full plan with no failure and no regression (docs/policy.md).
+    EarnedAutomation,
+}
+
+impl PackModule {
+    pub const ALL: [PackModule; 1] = [PackModule::EarnedAutomation];
+
+    /// The module's name, as `init --with` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackModule::EarnedAutomation => "earned-automation",
+        }
+    }
+
+    /// The module's files as `(file name, text)`: a name shared with a default file
+    /// replaces it.
+    pub fn files(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            PackModule::EarnedAutomation => &EARNED_AUTOMATION_FILES,
+        }
+    }
+}
+
+const EARNED_AUTOMATION_FILES: [(&str, &str); 2] = [
+    (
+        "criticality.cedar",
+        include_str!("pack/modules/earned_automation/criticality.cedar"),
+    ),
+    (
+        "earned_automation.cedar",
+        include_str!("pack/modules/earned_automation/earned_automation.cedar"),
+    ),
+];
+
+impl fmt::Display for PackModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PackModule {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<PackModule, String> {
+        PackModule::ALL
+            .into_iter()
+            .find(|m| m.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = PackModule::ALL.iter().map(|m| m.as_str()).collect();
+                format!(
+                    "unknown policy pack module {name:?}; known modules: {}",
+                    known.join(", ")
+                )
+            })
+    }
+}
+
+/// The default pack's files with `modules` applied, sorted by file name: what
+/// `countersign init --with ...` writes.
+pub fn default_files_with(modules: &[PackModule]) -> Vec<(&'static str, &'static str)> {
+    let mut files: BTreeMap<&'static str, &'static str> = DEFAULT_FILES.into_iter().collect();
+    for module in modules {
+        files.extend(module.files().iter().copied());
+    }
+    files.into_iter().collect()
+}
+
 /// A pack that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -82,6 +157,16 @@ impl PolicyPack {
             reason = "the embedded pack and schema are fixed text, checked by the crate's tests"
         )]
         PolicyPack::from_files(files).expect("the embedded default policy pack is valid")
+    }
+
+    /// The embedded default pack with `modules` applied.
+    pub fn default_with(modules: &[PackModule]) -> Result<PolicyPack, PolicyError> {
+        PolicyPack::from_files(
+            default_files_with(modules)
+                .into_iter()
+                .map(|(path, text)| (path.to_owned(), text.to_owned()))
+                .collect(),
+        )
     }
 
     /// Build a pack from `(path, text)` pairs (a policy directory's `.cedar` files, read by

@@ -160,7 +160,10 @@ pub struct Property {
 }
 
 /// The built-in properties: never-automate surfaces, unmapped files, reachable
-/// vulnerabilities, missing coverage, an agent's build files and unmapped files.
+/// vulnerabilities, missing coverage, an agent's build files and unmapped files,
+/// self-validated suites, and what evidence-earned automation of a high-criticality
+/// change needs (full coverage, no failure or regression, no never-automate surface, data
+/// store or critical reach).
 pub fn builtin_properties() -> Vec<Property> {
     // The embedded text is checked by this module's tests; an error here would be a
     // build defect, reported as no property rather than a panic.
@@ -976,6 +979,10 @@ mod tests {
                 "agent-build-never-automated",
                 "agent-unmapped-never-automated",
                 "self-validated-suite-never-automated",
+                "earned-automation-needs-full-coverage",
+                "earned-automation-needs-no-failure-or-regression",
+                "earned-automation-never-on-never-automate-surfaces",
+                "earned-automation-never-on-data-stores-or-critical-reach",
             ]
         );
     }

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use countersign_policy::{
-    Outcome, PolicyPack, SolverConfig, Tier, VerifyError, default_files, diff, parse_properties,
-    solver_version, verify,
+    Outcome, PackModule, PolicyPack, SolverConfig, Tier, VerifyError, default_files,
+    default_files_with, diff, parse_properties, solver_version, verify,
 };
 
 fn solver() -> Option<SolverConfig> {
@@ -41,7 +41,7 @@ fn the_default_pack_satisfies_the_builtin_properties() {
     let Some(solver) = solver() else { return };
     let verification = verify(&PolicyPack::default_pack(), &[], &solver).unwrap();
     assert!(verification.holds(), "{:#?}", verification.results);
-    assert_eq!(verification.results.len(), 7);
+    assert_eq!(verification.results.len(), 11);
     assert!(!verification.solver_version.is_empty());
 }
 
@@ -92,7 +92,8 @@ fn a_planted_hole_is_found_with_a_counterexample() {
         .map(|r| r.id.as_str())
         .collect();
     // The fast lane also lets unmapped files, reachable vulnerabilities, an agent's build
-    // files and a self-validated suite through.
+    // files and a self-validated suite through, and automates high-criticality changes that
+    // evidence has not earned (an empty plan, a regression, a data store, a critical reach).
     assert_eq!(
         failed,
         [
@@ -101,7 +102,11 @@ fn a_planted_hole_is_found_with_a_counterexample() {
             "reachable-vulnerability-never-automated",
             "agent-build-never-automated",
             "agent-unmapped-never-automated",
-            "self-validated-suite-never-automated"
+            "self-validated-suite-never-automated",
+            "earned-automation-needs-full-coverage",
+            "earned-automation-needs-no-failure-or-regression",
+            "earned-automation-never-on-never-automate-surfaces",
+            "earned-automation-never-on-data-stores-or-critical-reach"
         ]
     );
     let Outcome::Fails {
@@ -242,4 +247,121 @@ fn the_documented_properties_file_parses() {
             "auto-merge-needs-full-coverage"
         ]
     );
+}
+
+#[test]
+fn the_earned_automation_module_satisfies_the_builtin_properties() {
+    let Some(solver) = solver() else { return };
+    let pack = PolicyPack::default_with(&[PackModule::EarnedAutomation]).unwrap();
+    let verification = verify(&pack, &[], &solver).unwrap();
+    assert!(verification.holds(), "{:#?}", verification.results);
+    assert!(
+        verification
+            .results
+            .iter()
+            .any(|r| r.id == "earned-automation-needs-full-coverage")
+    );
+}
+
+/// The earned-automation module with one of its conditions dropped and, where another file
+/// of the pack would still catch the hole, that file's rule switched off too: what a team
+/// "tuning" the module could write. Each is refuted by the property that names the hole.
+/// `(file, text, replacement)`.
+type Edit<'a> = (&'a str, &'a str, &'a str);
+
+fn broken_module(edits: &[Edit<'_>]) -> PolicyPack {
+    let files = default_files_with(&[PackModule::EarnedAutomation])
+        .into_iter()
+        .map(|(path, text)| {
+            let mut text = text.to_owned();
+            for (file, from, to) in edits {
+                if *file == path {
+                    assert!(text.contains(from), "{path}: no {from:?}");
+                    text = text.replace(from, to);
+                }
+            }
+            (path.to_owned(), text)
+        })
+        .collect();
+    PolicyPack::from_files(files).unwrap()
+}
+
+#[test]
+fn a_broken_earned_automation_module_is_refuted() {
+    let Some(solver) = solver() else { return };
+    const MODULE: &str = "earned_automation.cedar";
+    let cases: [(&str, Vec<Edit<'_>>); 4] = [
+        (
+            "earned-automation-needs-full-coverage",
+            // An empty plan reads as 100% covered.
+            vec![(MODULE, "context.planned_suites > 0 &&", "")],
+        ),
+        (
+            "earned-automation-needs-no-failure-or-regression",
+            vec![
+                (MODULE, "context.failed_suites == 0 &&", ""),
+                (MODULE, "context.regressions == 0 &&", ""),
+                (
+                    "evidence.cedar",
+                    "when { context.failed_suites > 0 || context.regressions > 0 };",
+                    "when { context.failed_suites < 0 };",
+                ),
+            ],
+        ),
+        (
+            "earned-automation-never-on-never-automate-surfaces",
+            vec![
+                (
+                    MODULE,
+                    "  context.never_automate_reached.isEmpty()\n",
+                    "  true\n",
+                ),
+                (
+                    "never_automate.cedar",
+                    "when { !context.never_automate_reached.isEmpty() };",
+                    "when { context.unmapped_files < 0 };",
+                ),
+            ],
+        ),
+        (
+            "self-validated-suite-never-automated",
+            vec![
+                (
+                    MODULE,
+                    "context.base_suite_passed.containsAll(context.self_validated_suites) &&",
+                    "",
+                ),
+                (
+                    "evidence.cedar",
+                    "when { !context.base_suite_passed.containsAll(context.self_validated_suites) };",
+                    "when { context.unmapped_files < 0 };",
+                ),
+            ],
+        ),
+    ];
+    for (property, edits) in cases {
+        let verification = verify(&broken_module(&edits), &[], &solver).unwrap();
+        let result = verification
+            .results
+            .iter()
+            .find(|r| r.id == property)
+            .unwrap();
+        let Outcome::Fails {
+            tier,
+            counterexample,
+        } = &result.outcome
+        else {
+            panic!("{property}: the hole was not found");
+        };
+        // The self-validation property is about every change: with the pack's own rule
+        // off, the solver may find a low change that auto-merges.
+        if property.starts_with("earned-automation") {
+            assert_eq!(*tier, Tier::NotifyAndProceed, "{property}");
+            assert!(
+                counterexample.facts["max_criticality_touched"].as_i64() >= Some(3),
+                "{property}: {counterexample:?}"
+            );
+        }
+        eprintln!("{property}: {}", counterexample.describe());
+    }
 }

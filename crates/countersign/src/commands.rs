@@ -379,7 +379,7 @@ fn init(args: InitArgs) -> Result<ExitCode> {
     let mut written = Vec::new();
     let mut planned: Vec<(std::path::PathBuf, String)> =
         vec![(config_path, countersign_repo::STARTER_CONFIG.to_string())];
-    for (name, text) in countersign_policy::default_files() {
+    for (name, text) in countersign_policy::default_files_with(&args.with) {
         let file_name = Path::new(name)
             .file_name()
             .context("a default policy file has no name")?;
@@ -546,6 +546,7 @@ fn replay_cmd(args: crate::cli::ReplayArgs) -> Result<ExitCode> {
         range,
         candidate,
         human_share_max: args.human_share_max,
+        assume_full_evidence: args.assume_evidence == Some(crate::cli::AssumeEvidence::Full),
     };
     let mut progress = replay::Progress::new();
     let report = replay::replay(&options, &mut |done, total| progress.update(done, total))?;

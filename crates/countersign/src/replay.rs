@@ -4,8 +4,11 @@
 //! of its parent, exactly as `evaluate --base PARENT --head COMMIT` would, or against a fixed
 //! candidate pack. The report aggregates the decisions: share per tier, approvals per team
 //! and ISO week, the reasons that fire most, the commits a candidate moves, and the
-//! calibration flags. This module owns the aggregation and the graph cache; it decides
-//! nothing itself (that is `countersign_policy::decide`) and renders only CSV and text.
+//! calibration flags. With `--assume-evidence full` each commit is also decided as if the
+//! fleet had supplied full passing trusted evidence for every suite of its validation
+//! plan, and the report contrasts the two distributions (what evidence-earned automation
+//! would buy). This module owns the aggregation and the graph cache; it decides nothing
+//! itself (that is `countersign_policy::decide`) and renders only CSV and text.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
@@ -15,7 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use countersign_graph::RecordingSource;
 use countersign_policy::{
-    Decision, DecisionInput, PolicyPack, Principal, ReasonEffect, ReasonSource, Tier, decide,
+    Decision, DecisionInput, EvidenceFacts, PolicyPack, Principal, ReasonEffect, ReasonSource,
+    SelfValidation, Tier, decide,
 };
 use countersign_repo::{ChangedPath, CommitId, Repo, RepoError};
 use serde::{Serialize, Serializer};
@@ -40,6 +44,8 @@ pub struct ReplayOptions<'a> {
     pub candidate: Option<PolicyPack>,
     /// Overrides the share threshold (percent) for the bottleneck flag.
     pub human_share_max: Option<u8>,
+    /// Also decide each commit as if full passing trusted evidence covered its plan.
+    pub assume_full_evidence: bool,
 }
 
 /// One replayed commit.
@@ -60,6 +66,13 @@ pub struct ReplayedCommit {
         serialize_with = "optional_tier_name"
     )]
     pub current_tier: Option<Tier>,
+    /// With `--assume-evidence full`: the tier the same policy gives with full passing
+    /// trusted evidence for every planned suite.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_tier_name"
+    )]
+    pub assumed_tier: Option<Tier>,
     /// Policy ids and invariant names that ruled out a less restrictive tier.
     pub reasons: Vec<String>,
     /// Owning teams of the touched nodes.
@@ -124,6 +137,12 @@ pub struct ReplayReport {
     pub governed_states: usize,
     pub candidate_policy: Option<String>,
     pub tiers: Vec<TierShare>,
+    /// With `--assume-evidence full`: the share per tier with full passing evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assumed_tiers: Option<Vec<TierShare>>,
+    /// With `--assume-evidence full`: commits full evidence would move to another tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assumed_moved: Option<Vec<Moved>>,
     /// ISO week, then team: approvals the team would have had to give.
     pub approvals_per_week: BTreeMap<String, BTreeMap<String, u32>>,
     pub top_reasons: Vec<ReasonCount>,
@@ -223,6 +242,14 @@ pub fn replay(
             }
             None => (current, None),
         };
+        let assumed_tier = options.assume_full_evidence.then(|| {
+            let pack = options.candidate.as_ref().unwrap_or(&state.state.pack);
+            let (evidence, self_validation) = full_evidence(&state.state, &impact);
+            let mut assumed = input.clone();
+            assumed.evidence = Some(evidence);
+            assumed.self_validation = self_validation;
+            decide(pack, &assumed).tier
+        });
         commits.push(ReplayedCommit {
             commit: commit.as_str().to_owned(),
             summary: info.summary.clone(),
@@ -231,6 +258,7 @@ pub fn replay(
             week: iso_week(info.author.time),
             tier: decision.tier,
             current_tier,
+            assumed_tier,
             reasons: ruling_reasons(&decision),
             owners: impact.owners.iter().map(ToString::to_string).collect(),
             required_approvals: decision.approvals.required,
@@ -251,6 +279,40 @@ pub fn replay(
         max_share.unwrap_or(DEFAULT_HUMAN_SHARE_MAX),
         started.elapsed(),
     ))
+}
+
+/// What full passing trusted evidence for every planned suite would say: the whole plan
+/// covered, nothing failed, nothing regressed, no vulnerability. The self-validated suites
+/// stay unconfirmed: the fleet runs the head's suites, and only a run of a suite's *base*
+/// version confirms one (docs/policy.md), so assuming the head's runs cannot.
+fn full_evidence(
+    state: &GovernedState,
+    impact: &countersign_graph::Impact,
+) -> (EvidenceFacts, SelfValidation) {
+    let graph = state.graph();
+    let suites_of = |entity: &countersign_graph::EntityRef| {
+        graph
+            .find(entity)
+            .and_then(|id| graph.node(id))
+            .map(|node| node.suites.clone())
+            .unwrap_or_default()
+    };
+    let plan = countersign_evidence::plan(impact, suites_of, state.config.plan.depth);
+    let self_validated =
+        countersign_decide::selfval::self_validated(&plan, impact, &state.config, suites_of);
+    (
+        EvidenceFacts {
+            coverage_percent: 100,
+            planned_suites: u32::try_from(plan.suites.len()).unwrap_or(u32::MAX),
+            failed_suites: 0,
+            regressions: 0,
+            reachable_vulnerabilities: 0,
+        },
+        SelfValidation {
+            suites: self_validated.into_keys().collect(),
+            base_suite_passed: Default::default(),
+        },
+    )
 }
 
 /// HEAD's first-parent history covering the range, newest first, with one extra (older)
@@ -372,17 +434,36 @@ fn aggregate(
             (n as f64) * 100.0 / (total as f64)
         }
     };
-    let tiers = Tier::ALL
-        .into_iter()
-        .map(|tier| {
-            let changes = commits.iter().filter(|c| c.tier == tier).count();
-            TierShare {
-                tier,
-                changes,
-                percent: percent(changes),
-            }
-        })
-        .collect();
+    let shares = |tier_of: &dyn Fn(&ReplayedCommit) -> Option<Tier>| -> Vec<TierShare> {
+        Tier::ALL
+            .into_iter()
+            .map(|tier| {
+                let changes = commits.iter().filter(|c| tier_of(c) == Some(tier)).count();
+                TierShare {
+                    tier,
+                    changes,
+                    percent: percent(changes),
+                }
+            })
+            .collect()
+    };
+    let tiers = shares(&|c| Some(c.tier));
+    let assumed = commits.iter().any(|c| c.assumed_tier.is_some());
+    let assumed_tiers = assumed.then(|| shares(&|c| c.assumed_tier));
+    let assumed_moved = assumed.then(|| {
+        commits
+            .iter()
+            .filter_map(|c| {
+                let to = c.assumed_tier?;
+                (to != c.tier).then(|| Moved {
+                    commit: c.commit.clone(),
+                    summary: c.summary.clone(),
+                    from: c.tier,
+                    to,
+                })
+            })
+            .collect()
+    });
     let mut approvals_per_week: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
     for commit in commits.iter().filter(|c| c.required_approvals > 0) {
         let week = approvals_per_week.entry(commit.week.clone()).or_default();
@@ -446,6 +527,8 @@ fn aggregate(
         governed_states,
         candidate_policy,
         tiers,
+        assumed_tiers,
+        assumed_moved,
         approvals_per_week,
         top_reasons,
         moved,
@@ -561,14 +644,52 @@ pub fn render_text(report: &ReplayReport) -> String {
         line(format!("candidate policy {version}"));
     }
     line(String::new());
-    line("share per tier:".to_owned());
-    for share in &report.tiers {
-        line(format!(
-            "  {:<20} {:>6} {:>6.1}%",
-            share.tier.as_str(),
-            share.changes,
-            share.percent
-        ));
+    match &report.assumed_tiers {
+        None => {
+            line("share per tier:".to_owned());
+            for share in &report.tiers {
+                line(format!(
+                    "  {:<20} {:>6} {:>6.1}%",
+                    share.tier.as_str(),
+                    share.changes,
+                    share.percent
+                ));
+            }
+        }
+        Some(assumed) => {
+            line(
+                "share per tier, actual vs. with full passing trusted evidence for every planned suite:"
+                    .to_owned(),
+            );
+            line(format!(
+                "  {:<20} {:>14} {:>22}",
+                "", "actual", "assumed full evidence"
+            ));
+            for (share, with) in report.tiers.iter().zip(assumed) {
+                line(format!(
+                    "  {:<20} {:>6} {:>6.1}% {:>14} {:>6.1}%",
+                    share.tier.as_str(),
+                    share.changes,
+                    share.percent,
+                    with.changes,
+                    with.percent
+                ));
+            }
+            let moved = report.assumed_moved.as_deref().unwrap_or_default();
+            line(format!(
+                "commits full evidence would move between tiers: {}",
+                moved.len()
+            ));
+            for moved in moved {
+                line(format!(
+                    "  {} {} -> {}  {}",
+                    short(&moved.commit),
+                    moved.from.as_str(),
+                    moved.to.as_str(),
+                    moved.summary
+                ));
+            }
+        }
     }
     line(String::new());
     line("approvals per ISO week and team:".to_owned());
@@ -644,7 +765,7 @@ fn short(commit: &str) -> &str {
 /// One row per replayed commit.
 pub fn render_csv(report: &ReplayReport) -> String {
     let mut out = String::from(
-        "commit,week,author,author_kind,tier,current_tier,required_approvals,owners,surfaces_reached,reasons,summary\n",
+        "commit,week,author,author_kind,tier,current_tier,assumed_tier,required_approvals,owners,surfaces_reached,reasons,summary\n",
     );
     for c in &report.commits {
         let fields = [
@@ -654,6 +775,9 @@ pub fn render_csv(report: &ReplayReport) -> String {
             c.author_kind.clone(),
             c.tier.as_str().to_owned(),
             c.current_tier
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
+            c.assumed_tier
                 .map(|t| t.as_str().to_owned())
                 .unwrap_or_default(),
             c.required_approvals.to_string(),

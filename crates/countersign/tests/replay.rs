@@ -293,7 +293,7 @@ fn verify_proves_the_default_pack_and_finds_a_planted_hole() {
     let output = countersign(&["policy", "verify", "--repo", empty.path().to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains("7 properties proved, 0 failed"), "{text}");
+    assert!(text.contains("11 properties proved, 0 failed"), "{text}");
     assert!(text.contains("with cvc5 "), "{text}");
     assert!(
         text.contains("the Rust invariants also hold at run time"),

@@ -103,8 +103,19 @@ pub struct ReplayArgs {
     /// flags a bottleneck (default: `[replay] human_share_max` of countersign.toml, else 30).
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub human_share_max: Option<u8>,
+    /// Also decide each commit as if the fleet had supplied this evidence, and contrast the
+    /// two tier distributions. `full`: passing trusted evidence for every planned suite (no
+    /// failure, regression or vulnerability; self-validated suites stay unconfirmed, as only
+    /// a base-version run confirms them).
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub assume_evidence: Option<AssumeEvidence>,
     #[arg(long, value_enum, default_value_t = ReplayFormat::Text)]
     pub format: ReplayFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum AssumeEvidence {
+    Full,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -469,6 +480,16 @@ pub struct InitArgs {
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
+    /// Add an optional module to the policy pack (repeatable). `earned-automation`: a
+    /// change that edits a high-criticality node proceeds with notification when trusted
+    /// evidence covers its full validation plan with no failure and no regression
+    /// (docs/policy.md).
+    #[arg(
+        long = "with",
+        value_name = "MODULE",
+        value_parser = |name: &str| name.parse::<countersign_policy::PackModule>()
+    )]
+    pub with: Vec<countersign_policy::PackModule>,
 }
 
 #[derive(Debug, Args)]
