@@ -46,9 +46,15 @@ struct WorkItem {
     repository: String,
     suite: String,
     commit: String,
+    #[serde(default = "default_environment")]
+    environment: String,
     proposal: Option<String>,
     lease_seconds: u64,
     definition: Definition,
+}
+
+fn default_environment() -> String {
+    countersign_repo::DEFAULT_ENVIRONMENT.to_owned()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,12 +92,19 @@ enum Executed {
 /// The runner's fixed settings, shared by its workers.
 struct Runner {
     api: Api,
+    exec: Exec,
+    environments: Vec<String>,
+    poll: Duration,
+}
+
+/// What executing an item needs, online or offline.
+struct Exec {
     key: countersign_evidence::SigningKey,
     repository: String,
     origin: String,
     clone: PathBuf,
-    environments: Vec<String>,
-    poll: Duration,
+    /// The capsule every envelope is signed under, checked at start-up.
+    capsule: Option<crate::capsule::Armed>,
     /// Fetches and worktree changes of the one clone, one at a time.
     git: Mutex<()>,
 }
@@ -108,23 +121,50 @@ pub fn serve(args: RunnerServeArgs) -> Result<ExitCode> {
     let poll = countersign_repo::config::parse_duration(&args.poll)
         .filter(|d| !d.is_zero())
         .ok_or_else(|| anyhow!("--poll {:?}: a duration such as 5s or 1m", args.poll))?;
-    let environments = if args.env.is_empty() {
-        vec![countersign_repo::DEFAULT_ENVIRONMENT.to_owned()]
-    } else {
-        args.env.clone()
-    };
     let key = attest::read_key(&args.key)?;
-    let api = Api::from_env(&args.server)?;
+    // Refused before anything is leased or run: wrong key, expired, another binary.
+    let capsule = args
+        .capsule
+        .as_deref()
+        .map(|path| crate::capsule::Armed::load(path, &key))
+        .transpose()?;
+    let environments = match (&capsule, args.env.is_empty()) {
+        (Some(armed), true) => vec![armed.capsule.environment.clone()],
+        (None, true) => vec![countersign_repo::DEFAULT_ENVIRONMENT.to_owned()],
+        (_, false) => args.env.clone(),
+    };
+    if let Some(armed) = &capsule
+        && let Some(other) = environments
+            .iter()
+            .find(|e| **e != armed.capsule.environment)
+    {
+        bail!(
+            "--env {other}: the capsule {} is for environment {:?} only",
+            armed.path.display(),
+            armed.capsule.environment
+        );
+    }
     prepare_clone(&args.clone)?;
-    let runner = Arc::new(Runner {
-        api,
+    let exec = Exec {
         key,
         repository,
         origin: args.repo.clone(),
         clone: args.clone.clone(),
+        capsule,
+        git: Mutex::new(()),
+    };
+    if args.offline {
+        return offline(&exec, &args);
+    }
+    let Some(server) = &args.server else {
+        bail!("--server (or COUNTERSIGN_SERVER) names the server; without one, use --offline");
+    };
+    let api = Api::from_env(server)?;
+    let runner = Arc::new(Runner {
+        api,
+        exec,
         environments,
         poll,
-        git: Mutex::new(()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -141,7 +181,7 @@ pub fn serve(args: RunnerServeArgs) -> Result<ExitCode> {
         }
         eprintln!(
             "runner: serving {} in {} for {} ({} worker(s))",
-            runner.repository,
+            runner.exec.repository,
             runner.environments.join(", "),
             runner.api.server(),
             args.concurrency
@@ -188,7 +228,7 @@ async fn work(runner: Arc<Runner>, n: usize, mut stopping: tokio::sync::watch::R
             .api
             .post(
                 &["v1", "work", "lease"],
-                &json!({ "repository": runner.repository, "environments": runner.environments, "max": 1 }),
+                &json!({ "repository": runner.exec.repository, "environments": runner.environments, "max": 1 }),
             )
             .await;
         let items: Vec<WorkItem> =
@@ -265,7 +305,7 @@ async fn handle(
     };
     let executed = {
         let (runner, stop, item) = (Arc::clone(runner), Arc::clone(&stop), item.clone());
-        tokio::task::spawn_blocking(move || execute(&runner, &item, &stop)).await
+        tokio::task::spawn_blocking(move || execute(&runner.exec, &item, &stop)).await
     };
     beat.abort();
     let executed = executed.unwrap_or_else(|e| Executed::Done {
@@ -339,7 +379,7 @@ async fn handle(
 }
 
 /// Checks the commit out and runs the suite. Blocking.
-fn execute(runner: &Runner, item: &WorkItem, stop: &AtomicU8) -> Executed {
+fn execute(runner: &Exec, item: &WorkItem, stop: &AtomicU8) -> Executed {
     let errored = |note: String| Executed::Done {
         outcome: "errored",
         tests: None,
@@ -352,6 +392,13 @@ fn execute(runner: &Runner, item: &WorkItem, stop: &AtomicU8) -> Executed {
             "the item is about repository {:?}, this runner attests for {:?}",
             item.repository, runner.repository
         ));
+    }
+    // A capsule runner runs only what its capsule covers: anything else would be evidence
+    // the server refuses, so it is not run at all.
+    if let Some(armed) = &runner.capsule
+        && let Err(e) = armed.allows(&item.suite, &item.environment)
+    {
+        return errored(format!("{e:#}"));
     }
     let scratch = match tempfile::Builder::new()
         .prefix("countersign-run-")
@@ -417,11 +464,22 @@ fn has_commit(clone: &Path, commit: &str) -> bool {
 
 /// Fetches `commit` into the clone when it lacks it (the branches first, then the commit
 /// itself when no branch holds it), and checks it out, detached, at `worktree`.
-fn checkout(runner: &Runner, commit: &str, worktree: &Path) -> Result<()> {
+fn checkout(runner: &Exec, commit: &str, worktree: &Path) -> Result<()> {
     if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("{commit:?} is not a commit id");
     }
     let _one_at_a_time = runner.git.lock().unwrap_or_else(|e| e.into_inner());
+    ensure_commit(runner, commit)?;
+    let mut add = git(&runner.clone);
+    add.args(["worktree", "add", "--detach", "--quiet"])
+        .arg(worktree)
+        .arg(commit);
+    run_git(add, &format!("checking out {commit}"))
+}
+
+/// Fetches `commit` into the clone when it lacks it: the branches first, then the commit
+/// itself when no branch holds it. The caller holds the clone's lock.
+fn ensure_commit(runner: &Exec, commit: &str) -> Result<()> {
     if !has_commit(&runner.clone, commit) {
         let mut fetch = git(&runner.clone);
         fetch.args([
@@ -446,14 +504,154 @@ fn checkout(runner: &Runner, commit: &str, worktree: &Path) -> Result<()> {
         ]);
         run_git(fetch, &format!("fetching {commit} from {}", runner.origin))?;
     }
-    let mut add = git(&runner.clone);
-    add.args(["worktree", "add", "--detach", "--quiet"])
-        .arg(worktree)
-        .arg(commit);
-    run_git(add, &format!("checking out {commit}"))
+    Ok(())
 }
 
-fn remove_worktree(runner: &Runner, worktree: &Path) {
+/// The format name of a plan file for `runner serve --offline`.
+pub const PLAN_FORMAT: &str = "countersign-plan/v1";
+
+/// A plan file: the work items the server would hand out, for a runner with no route to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    plan: String,
+    items: Vec<PlanItem>,
+}
+
+/// One work item of a plan file. The suite's definition is read from `base`'s
+/// `[suites.NAME]` (as the server copies it from the base), never from `commit`'s.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanItem {
+    suite: String,
+    commit: String,
+    base: String,
+    repository: String,
+    #[serde(default = "default_environment")]
+    environment: String,
+}
+
+/// `runner serve --offline`: runs each item of the plan against the clone and writes each
+/// signed envelope, byte for byte as it would have been pushed, into `--out`. Exits 1 when
+/// an item could not be run (the others are still written).
+fn offline(exec: &Exec, args: &RunnerServeArgs) -> Result<ExitCode> {
+    let (Some(plan_path), Some(out)) = (&args.plan, &args.out) else {
+        bail!("--offline needs --plan FILE and --out DIR");
+    };
+    let text = std::fs::read_to_string(plan_path)
+        .with_context(|| format!("reading the plan {}", plan_path.display()))?;
+    let plan: PlanFile = serde_json::from_str(&text)
+        .map_err(|e| anyhow!("{}:{}:{}: {e}", plan_path.display(), e.line(), e.column()))?;
+    if plan.plan != PLAN_FORMAT {
+        bail!(
+            "{}: field plan: {:?} is not {PLAN_FORMAT}",
+            plan_path.display(),
+            plan.plan
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut failed_any = false;
+    for (i, planned) in plan.items.into_iter().enumerate() {
+        let item = match offline_item(exec, i, planned) {
+            Ok(item) => item,
+            Err(e) => {
+                eprintln!("runner: {}: items[{i}]: {e:#}", plan_path.display());
+                failed_any = true;
+                continue;
+            }
+        };
+        eprintln!(
+            "runner: items[{i}]: suite {} at {} in {}",
+            item.suite, item.commit, item.environment
+        );
+        match execute(exec, &item, &AtomicU8::new(GO_ON)) {
+            Executed::Done {
+                outcome,
+                envelopes,
+                note,
+                ..
+            } => {
+                if envelopes.is_empty() {
+                    failed_any = true;
+                }
+                for (k, envelope) in envelopes.iter().enumerate() {
+                    let path = out.join(format!("{i:04}-{}-{k}.dsse.json", item.suite));
+                    write_new(&path, envelope)?;
+                    eprintln!(
+                        "runner: items[{i}]: wrote {} (sha256:{})",
+                        path.display(),
+                        countersign_evidence::capsule::sha256_hex(envelope)
+                    );
+                }
+                eprintln!("runner: items[{i}]: {outcome} ({note})");
+            }
+            Executed::Stopped(_) => failed_any = true,
+        }
+    }
+    Ok(if failed_any {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A plan item as a work item, its definition read from its base.
+fn offline_item(exec: &Exec, i: usize, planned: PlanItem) -> Result<WorkItem> {
+    for (field, commit) in [("commit", &planned.commit), ("base", &planned.base)] {
+        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("field {field}: {commit:?} is not a full commit id");
+        }
+    }
+    {
+        let _one_at_a_time = exec.git.lock().unwrap_or_else(|e| e.into_inner());
+        ensure_commit(exec, &planned.base)?;
+    }
+    let repo = Repo::open(&exec.clone)?;
+    let base = repo.resolve(&planned.base)?;
+    let config = governed::read_config(&repo.commit_tree(&base)?)
+        .with_context(|| format!("reading the configuration at {}", planned.base))?;
+    let Some(suite) = config.suites.get(&planned.suite) else {
+        bail!(
+            "field suite: the base {} defines no [suites.{}]",
+            planned.base,
+            planned.suite
+        );
+    };
+    Ok(WorkItem {
+        id: format!("offline-{i}"),
+        attempt: 0,
+        repository: planned.repository,
+        suite: planned.suite,
+        commit: planned.commit,
+        environment: planned.environment,
+        proposal: None,
+        lease_seconds: 0,
+        definition: Definition {
+            command: suite.command.clone(),
+            workdir: suite.workdir.clone(),
+            timeout_seconds: suite.timeout.as_secs(),
+            reports: Reports {
+                junit: suite.reports.junit.clone(),
+                sarif: suite.reports.sarif.clone(),
+                vex: suite.reports.vex.clone(),
+            },
+        },
+    })
+}
+
+/// Creates `path` with `bytes`, never replacing a file: evidence already written is kept.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn remove_worktree(runner: &Exec, worktree: &Path) {
     let _one_at_a_time = runner.git.lock().unwrap_or_else(|e| e.into_inner());
     let _ = git(&runner.clone)
         .args(["worktree", "remove", "--force"])
@@ -492,12 +690,7 @@ fn reports(root: &Path, list: &[String], kind: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// Runs the suite at `worktree` and signs what it produced.
-fn run_suite(
-    runner: &Runner,
-    item: &WorkItem,
-    worktree: &Path,
-    stop: &AtomicU8,
-) -> Result<Executed> {
+fn run_suite(runner: &Exec, item: &WorkItem, worktree: &Path, stop: &AtomicU8) -> Result<Executed> {
     // The runner names the repository; a commit naming another is refused, as by `attest`.
     let repo = Repo::open(&runner.clone)?;
     let commit = repo.resolve(&item.commit)?;
@@ -603,19 +796,22 @@ fn run_suite(
 }
 
 fn sign(
-    runner: &Runner,
+    runner: &Exec,
     repository: &str,
     item: &WorkItem,
     commit: &str,
     attestation: Attestation,
 ) -> Result<Vec<u8>> {
-    let statement = Statement::for_commit(
+    let mut statement = Statement::for_commit(
         repository,
         commit,
         &item.suite,
         attestation.predicate_type,
         attestation.predicate,
     );
+    if let Some(armed) = &runner.capsule {
+        armed.annotate(&mut statement, &item.environment);
+    }
     let envelope = countersign_evidence::attest(&statement, &runner.key).to_json();
     if envelope.len() > DEFAULT_MAX_ENVELOPE_BYTES {
         bail!(

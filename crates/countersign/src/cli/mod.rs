@@ -304,8 +304,13 @@ pub enum RunnerCommand {
 #[derive(Debug, Args)]
 pub struct RunnerServeArgs {
     /// The countersign server.
-    #[arg(long, value_name = "URL", env = "COUNTERSIGN_SERVER")]
-    pub server: String,
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "COUNTERSIGN_SERVER",
+        required_unless_present = "offline"
+    )]
+    pub server: Option<String>,
     /// The runner's private key (PKCS#8 PEM, as `runner keygen` writes it).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
@@ -327,6 +332,22 @@ pub struct RunnerServeArgs {
     /// How long to wait before asking again when there is no work (`5s`, `1m`).
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub poll: String,
+    /// Sign under this edge capsule (`capsule build`): the runner refuses to start unless
+    /// `--key` is the capsule's runner key, the capsule is in force and this binary is the
+    /// one it names; it runs only the capsule's suites in its environment, and every
+    /// envelope carries the capsule.
+    #[arg(long, value_name = "FILE")]
+    pub capsule: Option<PathBuf>,
+    /// No server: run the work items of `--plan` and write the signed envelopes to `--out`,
+    /// for `countersign evidence push` to import later (docs/fleet.md, "Offline enclaves").
+    #[arg(long, requires_all = ["plan", "out"], conflicts_with = "server")]
+    pub offline: bool,
+    /// With `--offline`: the plan file (`countersign-plan/v1`).
+    #[arg(long, value_name = "FILE", requires = "offline")]
+    pub plan: Option<PathBuf>,
+    /// With `--offline`: where the envelopes are written.
+    #[arg(long, value_name = "DIR", requires = "offline")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
