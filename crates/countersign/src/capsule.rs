@@ -60,6 +60,21 @@ fn now() -> jiff::Timestamp {
     jiff::Timestamp::now()
 }
 
+/// A capsule's lifetime: `90d` (whole days), or what suite timeouts take (`12h`, `30m`).
+fn lifetime(text: &str) -> Option<std::time::Duration> {
+    match text.strip_suffix('d') {
+        Some(days)
+            if !days.is_empty() && days.len() <= 5 && days.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(std::time::Duration::from_secs(
+                days.parse::<u64>().ok()? * 86_400,
+            ))
+        }
+        _ => countersign_repo::config::parse_duration(text),
+    }
+    .filter(|d| !d.is_zero())
+}
+
 /// `countersign capsule build`.
 pub fn build(args: &CapsuleBuildArgs) -> Result<ExitCode> {
     let signing_key = crate::attest::read_key(&args.signing_key)?;
@@ -69,7 +84,7 @@ pub fn build(args: &CapsuleBuildArgs) -> Result<ExitCode> {
             "--runner-key is the signing key's own public key: a capsule delegates to another key; the signing key stays off the edge"
         );
     }
-    let Some(lifetime) = countersign_repo::config::parse_duration(&args.expires) else {
+    let Some(lifetime) = lifetime(&args.expires) else {
         bail!(
             "--expires {:?}: a duration such as `90d`, `12h` or `30m`",
             args.expires
