@@ -50,9 +50,8 @@ pub fn verify_cmd(repo: &RepoArgs, commit: &str, files: &[PathBuf]) -> Result<Ex
             // A capsule must also be in force now (the server checks when it receives).
             Ok(bytes) => {
                 countersign_evidence::verify_trusting(&bytes, &trust, &expected).and_then(|e| {
-                    match countersign_evidence::capsule::carried(&bytes)? {
-                        Some(capsule) => capsule.check_valid_at(now)?,
-                        None => {}
+                    if let Some(capsule) = countersign_evidence::capsule::carried(&bytes)? {
+                        capsule.check_valid_at(now)?;
                     }
                     Ok(e)
                 })

@@ -298,7 +298,7 @@ pub enum RunnerCommand {
     /// `[suites]`) in a scratch checkout, sign its reports and push the evidence. The token
     /// (a runner token) comes from COUNTERSIGN_TOKEN. Outbound connections only; SIGTERM
     /// gives the leases in hand back and exits 0. See docs/fleet.md.
-    Serve(RunnerServeArgs),
+    Serve(Box<RunnerServeArgs>),
 }
 
 #[derive(Debug, Args)]
