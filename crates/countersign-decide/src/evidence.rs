@@ -12,7 +12,7 @@ use crate::error::{Classify, DecideError, Result, bail};
 use countersign_evidence::statement::TestResultOutcome;
 use countersign_evidence::verify::DEFAULT_MAX_ENVELOPE_BYTES;
 use countersign_evidence::{
-    AcceptedEvidence, Expected, Predicate, PublicKey, Refusal, TrustedRunner,
+    AcceptedEvidence, CapsuleSigner, Expected, Predicate, PublicKey, Refusal, Trust, TrustedRunner,
 };
 use countersign_graph::SystemGraph;
 use countersign_repo::Config;
@@ -34,6 +34,28 @@ pub fn trusted_runners(config: &Config) -> Result<Vec<TrustedRunner>> {
                 })?,
                 suites: r.suites.clone(),
                 vex: r.vex,
+            })
+        })
+        .collect()
+}
+
+/// The signers of `[[capsules.signers]]` as verification wants them.
+pub fn capsule_signers(config: &Config) -> Result<Vec<CapsuleSigner>> {
+    config
+        .capsule_signers
+        .iter()
+        .map(|s| {
+            Ok(CapsuleSigner {
+                name: s.name.clone(),
+                key: PublicKey::from_hex(&s.public_key).invalid(|| {
+                    format!(
+                        "{}: capsule signer `{}`: public_key",
+                        countersign_repo::CONFIG_FILE,
+                        s.name
+                    )
+                })?,
+                suites: s.suites.clone(),
+                environments: s.environments.clone(),
             })
         })
         .collect()
@@ -149,6 +171,11 @@ pub fn verify_for_change(
     base: &str,
 ) -> Result<VerifiedFiles> {
     let runners = trusted_runners(config)?;
+    let signers = capsule_signers(config)?;
+    let trust = Trust {
+        runners: &runners,
+        capsule_signers: &signers,
+    };
     let repository = repository_name(config, "the base")?;
     let expect = |commit| Expected {
         repository,
@@ -163,7 +190,7 @@ pub fn verify_for_change(
         .filter_map(|(_, read)| read.as_ref().ok().map(Vec::as_slice))
         .collect();
     let mut as_head =
-        countersign_evidence::verify_many(&readable, &runners, &expect(head)).into_iter();
+        countersign_evidence::verify_many_trusting(&readable, &trust, &expect(head)).into_iter();
     for (file, read) in files {
         let file = file.clone();
         let bytes = match read {
@@ -182,7 +209,7 @@ pub fn verify_for_change(
         let verdict = match head_verdict {
             Ok(evidence) => Ok((Binding::Head, evidence)),
             Err(Refusal::OtherCommit { .. }) if !base.eq_ignore_ascii_case(head) => {
-                match countersign_evidence::verify(bytes, &runners, &expect(base)) {
+                match countersign_evidence::verify_trusting(bytes, &trust, &expect(base)) {
                     Ok(evidence) => Ok((Binding::Base, evidence)),
                     // About neither commit: say so as a head refusal, which names the
                     // commit the envelope is about and the head it should have been.

@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::panic))]
 
 pub mod assess;
+pub mod capsule;
 pub mod dsse;
 pub mod plan;
 pub mod report;
@@ -19,10 +20,14 @@ pub use assess::{
     AssessInput, Assessment, NewlyPassing, Reachability, Regression, RegressionKind, SuiteStatus,
     Vulnerability, assess,
 };
+pub use capsule::{Capsule, CapsuleSigner};
 pub use dsse::{Envelope, PublicKey, SigningKey, VerifiedEnvelope};
 pub use plan::{PlanReason, PlannedSuite, ValidationPlan, plan};
 pub use statement::{Predicate, Statement};
-pub use verify::{AcceptedEvidence, Expected, Refusal, TrustedRunner, verify, verify_many};
+pub use verify::{
+    AcceptedEvidence, Expected, Refusal, Trust, TrustedRunner, verify, verify_many,
+    verify_many_trusting, verify_trusting,
+};
 
 /// Signs `statement` as an in-toto DSSE envelope with a runner's key.
 pub fn attest(statement: &Statement, key: &SigningKey) -> Envelope {

@@ -55,6 +55,22 @@ pub struct Config {
     /// `[schedules.NAME]`: suites run on a protected branch by the clock (docs/fleet.md,
     /// "Schedules"). Only a branch's own tip says what is scheduled on it.
     pub schedules: BTreeMap<String, ScheduleConfig>,
+    /// `[[capsules.signers]]`: the keys trusted to sign edge capsules, and what each may
+    /// delegate (docs/fleet.md, "Edge capsules"). Read from the base, like `[[runners]]`.
+    pub capsule_signers: Vec<CapsuleSignerConfig>,
+}
+
+/// One `[[capsules.signers]]` entry: a key (an organization's) trusted to sign capsules that
+/// delegate evidence to an edge runner's key, for at most these suites and environments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapsuleSignerConfig {
+    pub name: String,
+    /// The raw ed25519 public key, 64 lowercase hex digits.
+    pub public_key: String,
+    /// The suites a capsule of this signer may delegate.
+    pub suites: BTreeSet<String>,
+    /// The environments a capsule of this signer may name.
+    pub environments: BTreeSet<String>,
 }
 
 /// The environment a suite runs in when its `environments` key is absent, and the one a
@@ -593,6 +609,22 @@ struct RawConfig {
     approval: RawApproval,
     suites: BTreeMap<Spanned<String>, RawSuite>,
     schedules: BTreeMap<Spanned<String>, RawSchedule>,
+    capsules: RawCapsules,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawCapsules {
+    signers: Vec<RawCapsuleSigner>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapsuleSigner {
+    name: Spanned<String>,
+    public_key: Spanned<String>,
+    suites: Spanned<Vec<Spanned<String>>>,
+    environments: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -813,6 +845,12 @@ impl RawConfig {
                     .transpose()?,
             },
             runners: runners(text, self.runners, repository_declared, limits.runners)?,
+            capsule_signers: capsule_signers(
+                text,
+                self.capsules.signers,
+                repository_declared,
+                limits.runners,
+            )?,
             suites: suites(text, self.suites)?,
             schedules: BTreeMap::new(),
             replay: ReplayConfig {
@@ -1021,6 +1059,119 @@ fn runners(
             public_key: key,
             suites,
             vex: runner.vex,
+        });
+    }
+    Ok(out)
+}
+
+/// Validates `[[capsules.signers]]` as `[[runners]]` are validated (unique names and keys, 64
+/// hex digits, a repository name declared, at most the `runners` limit), each with at least
+/// one suite and one environment, all of them names.
+fn capsule_signers(
+    text: &str,
+    raw: Vec<RawCapsuleSigner>,
+    repository_declared: bool,
+    max: usize,
+) -> Result<Vec<CapsuleSignerConfig>, ConfigError> {
+    if let Some(extra) = raw.get(max) {
+        return Err(invalid_value(
+            text,
+            "capsules.signers",
+            &extra.name,
+            format!(
+                "more than {max} [[capsules.signers]]: over the limit `runners` = {max} ({})",
+                countersign_graph::limits::RAISE_HINT
+            ),
+        ));
+    }
+    let mut out: Vec<CapsuleSignerConfig> = Vec::with_capacity(raw.len());
+    for signer in raw {
+        let name = signer.name.get_ref().clone();
+        if !is_name(&name) {
+            return Err(invalid_value(
+                text,
+                "capsules.signers.name",
+                &signer.name,
+                format!("`{name}` is not a signer name (letters, digits, `-`, `_`, `.`)"),
+            ));
+        }
+        if out.iter().any(|s| s.name == name) {
+            return Err(invalid_value(
+                text,
+                "capsules.signers.name",
+                &signer.name,
+                format!("capsule signer `{name}` is declared twice"),
+            ));
+        }
+        if !repository_declared {
+            return Err(invalid_value(
+                text,
+                "capsules.signers",
+                &signer.name,
+                "capsule signers are declared but `[repository] name` is not: evidence must name the repository it is about"
+                    .to_owned(),
+            ));
+        }
+        let key = signer.public_key.get_ref().trim().to_ascii_lowercase();
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid_value(
+                text,
+                "capsules.signers.public_key",
+                &signer.public_key,
+                format!(
+                    "capsule signer `{name}`: public_key must be the 64 hex digits of a raw ed25519 key, got {} characters",
+                    key.len()
+                ),
+            ));
+        }
+        if let Some(other) = out.iter().find(|s| s.public_key == key) {
+            return Err(invalid_value(
+                text,
+                "capsules.signers.public_key",
+                &signer.public_key,
+                format!(
+                    "capsule signer `{name}` has the same public key as `{}`",
+                    other.name
+                ),
+            ));
+        }
+        let names = |field: &str,
+                     list: Spanned<Vec<Spanned<String>>>|
+         -> Result<BTreeSet<String>, ConfigError> {
+            let (span, list) = (list.span(), list.into_inner());
+            if list.is_empty() {
+                let (line, column) = position(text, span.start);
+                return Err(ConfigError {
+                    file: CONFIG_FILE.to_owned(),
+                    line,
+                    column,
+                    field: Some(format!("capsules.signers.{field}")),
+                    message: format!(
+                        "capsule signer `{name}` may delegate no {field}; list at least one"
+                    ),
+                });
+            }
+            let mut out = BTreeSet::new();
+            for item in list {
+                if !is_name(item.get_ref()) {
+                    return Err(invalid_value(
+                        text,
+                        &format!("capsules.signers.{field}"),
+                        &item,
+                        format!("`{}` is not a name", item.get_ref()),
+                    ));
+                }
+                out.insert(item.into_inner());
+            }
+            Ok(out)
+        };
+        let suites = names("suites", signer.suites)?;
+        let environments = names("environments", signer.environments)?;
+        out.push(CapsuleSignerConfig {
+            name,
+            public_key: key,
+            suites,
+            environments,
         });
     }
     Ok(out)

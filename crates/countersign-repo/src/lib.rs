@@ -12,10 +12,10 @@ pub mod git;
 pub mod write;
 
 pub use config::{
-    AgentsConfig, ApprovalConfig, CODEOWNERS_LOCATIONS, CONFIG_FILE, Config, ConfigError,
-    DEFAULT_ENVIRONMENT, GovernanceConfig, GraphConfig, NeverAutomateConfig, PlanConfig,
-    PolicyConfig, ReplayConfig, RepositoryConfig, RunnerConfig, STARTER_CONFIG, ScheduleConfig,
-    SuiteConfig, SuiteReports,
+    AgentsConfig, ApprovalConfig, CODEOWNERS_LOCATIONS, CONFIG_FILE, CapsuleSignerConfig, Config,
+    ConfigError, DEFAULT_ENVIRONMENT, GovernanceConfig, GraphConfig, NeverAutomateConfig,
+    PlanConfig, PolicyConfig, ReplayConfig, RepositoryConfig, RunnerConfig, STARTER_CONFIG,
+    ScheduleConfig, SuiteConfig, SuiteReports,
 };
 pub use git::{
     ChangeKind, ChangedPath, CommitId, CommitInfo, CommitObject, CommitSignature, CommitTree,

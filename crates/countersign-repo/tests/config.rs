@@ -103,7 +103,7 @@ fn errors_name_line_column_and_field() {
         ),
         (
             "[grpah]\n",
-            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`, `replay`, `limits`, `approval`, `suites`, `schedules`",
+            "error: countersign.toml:1:2: field `grpah`: unknown field `grpah`, expected one of `graph`, `policy`, `never_automate`, `governance`, `plan`, `agents`, `repository`, `runners`, `replay`, `limits`, `approval`, `suites`, `schedules`, `capsules`",
         ),
         (
             "[never_automate]\nsurfaces = [\"auth\", \"payment\"]\n",
@@ -641,4 +641,51 @@ fn a_never_due_schedule_is_cheap() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// `[[capsules.signers]]`: parsed with what each may delegate; every mistake names its line
+/// and field.
+#[test]
+fn capsule_signers_are_validated() {
+    let key = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c";
+    let good = format!(
+        "[repository]\nname = \"github.com/acme/shop\"\n\n[[capsules.signers]]\nname = \"org\"\npublic_key = \"{}\"\nsuites = [\"eu-int\"]\nenvironments = [\"eu\"]\n",
+        key.to_uppercase()
+    );
+    let config = Config::parse(&good).unwrap();
+    assert_eq!(config.capsule_signers.len(), 1);
+    assert_eq!(config.capsule_signers[0].public_key, key);
+    assert!(config.capsule_signers[0].suites.contains("eu-int"));
+    for (text, field) in [
+        (
+            good.replace("environments = [\"eu\"]", "environments = []"),
+            "capsules.signers.environments",
+        ),
+        (good.replace("suites = [\"eu-int\"]\n", ""), "capsules"),
+        (
+            good.replace(&key.to_uppercase(), "abc"),
+            "capsules.signers.public_key",
+        ),
+        (
+            good.replace("name = \"github.com/acme/shop\"\n", ""),
+            "capsules.signers",
+        ),
+        (
+            format!(
+                "{good}\n[[capsules.signers]]\nname = \"org2\"\npublic_key = \"{key}\"\nsuites = [\"x\"]\nenvironments = [\"eu\"]\n"
+            ),
+            "capsules.signers.public_key",
+        ),
+        (
+            good.replace("suites = [\"eu-int\"]", "suites = [\"eu int\"]"),
+            "capsules.signers.suites",
+        ),
+    ] {
+        let error = Config::parse(&text).unwrap_err().to_string();
+        assert!(error.starts_with("countersign.toml:"), "{error}");
+        assert!(
+            error.contains(&format!("field `{field}")),
+            "{field}: {error}"
+        );
+    }
 }

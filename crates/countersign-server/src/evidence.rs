@@ -318,6 +318,12 @@ async fn submit(
             Weighed::Refused(refused) => {
                 return refuse(&state, &proposal, &actor, &digest, envelope.len(), refused).await;
             }
+            Weighed::Accepted { .. } if let Some(reason) = capsule_lapsed(&state, &envelope) => {
+                let refused = Refused {
+                    reasons: vec![reason],
+                };
+                return refuse(&state, &proposal, &actor, &digest, envelope.len(), refused).await;
+            }
             Weighed::Accepted {
                 outcome,
                 binds_to,
@@ -394,6 +400,27 @@ async fn submit(
     Err(ApiError::Conflict(
         "other evidence for this proposal kept landing while this envelope was weighed; submit it again".into(),
     ))
+}
+
+/// Why an envelope that verified under a capsule does not count now: its capsule is not in
+/// force at the server's clock (expired, or not issued yet). Verification itself reads no
+/// clock (so a decision re-derived later keeps what was accepted); expiry is judged once, when
+/// the evidence is received. `None` for an envelope without a capsule.
+pub(crate) fn capsule_lapsed(state: &AppState, envelope: &[u8]) -> Option<(String, String)> {
+    let refusal = |r: countersign_evidence::Refusal| (r.reason().to_owned(), r.to_string());
+    let capsule = match countersign_evidence::capsule::carried(envelope) {
+        Ok(Some(capsule)) => capsule,
+        Ok(None) => return None,
+        Err(r) => return Some(refusal(r)),
+    };
+    let Ok(now) = jiff::Timestamp::try_from(state.clock.now()) else {
+        // A clock jiff cannot represent is no time to trust a capsule at: fail closed.
+        return Some((
+            "capsule_expired".to_owned(),
+            "the server's clock is out of range".to_owned(),
+        ));
+    };
+    capsule.check_valid_at(now).err().map(refusal)
 }
 
 fn accepted_body(

@@ -400,6 +400,14 @@ async fn submit(
             .blocking_for(&path.clone(), move || derive(&path, &run, &digest, &bytes))
             .await?
     };
+    let weighed = match weighed {
+        Ok(Weighed::Accepted(_))
+            if let Some(lapsed) = crate::evidence::capsule_lapsed(&state, &envelope) =>
+        {
+            Ok(Weighed::Refused(vec![lapsed]))
+        }
+        other => other,
+    };
     let derived = match weighed {
         Ok(Weighed::Accepted(derived)) => derived,
         Ok(Weighed::Refused(reasons)) => {

@@ -463,10 +463,18 @@ fn required_and_missing(
         }
         _ => Config::default(),
     };
+    // A suite a capsule signer may delegate is attestable too: the base trusts its capsules'
+    // runners for it, so a proposal waits for that evidence as for a runner's.
     let attestable: BTreeSet<&str> = config
         .runners
         .iter()
         .flat_map(|r| r.suites.iter().map(String::as_str))
+        .chain(
+            config
+                .capsule_signers
+                .iter()
+                .flat_map(|s| s.suites.iter().map(String::as_str)),
+        )
         .collect();
     let covered: BTreeSet<&str> = evaluation
         .report

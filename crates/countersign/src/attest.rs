@@ -140,6 +140,16 @@ pub fn attest(args: AttestArgs) -> Result<ExitCode> {
         .with_context(|| format!("reading the configuration at {}", args.commit))?;
     let repository = subject_repository(&args.repository, &config, &args.commit)?;
     let key = read_key(&args.key)?;
+    // Checked before anything runs: a runner outside its capsule signs nothing.
+    let capsule = match &args.capsule {
+        Some(path) => {
+            let armed = crate::capsule::Armed::load(path, &key)?;
+            let environment = args.env.as_deref().unwrap_or_default();
+            armed.allows(&args.suite, environment)?;
+            Some((armed, environment.to_owned()))
+        }
+        None => None,
+    };
 
     let mut attestation = if args.run {
         run_command(&args.command, &args.junit)?
@@ -175,13 +185,16 @@ pub fn attest(args: AttestArgs) -> Result<ExitCode> {
         );
     }
 
-    let statement = Statement::for_commit(
+    let mut statement = Statement::for_commit(
         &repository,
         commit.as_str(),
         &args.suite,
         attestation.predicate_type,
         attestation.predicate,
     );
+    if let Some((armed, environment)) = &capsule {
+        armed.annotate(&mut statement, environment);
+    }
     let envelope = countersign_evidence::attest(&statement, &key).to_json();
     // Refused here rather than by every verifier later; nothing is written.
     if envelope.len() > DEFAULT_MAX_ENVELOPE_BYTES {

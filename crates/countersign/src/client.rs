@@ -618,9 +618,38 @@ enum Call<'a> {
 
 /// `evidence push`: one request per envelope, one ACCEPTED or REFUSED line each; exits 1 if
 /// the server refused any. Any other failure (a token, a missing proposal) stops at once.
+/// The files `evidence push` sends: each file given, and each directory's `*.json` files in
+/// name order.
+fn envelope_files(given: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for path in given {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let mut found = Vec::new();
+        for entry in
+            std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))?
+        {
+            let entry = entry.with_context(|| format!("reading {}", path.display()))?;
+            let file = entry.path();
+            if file.is_file() && file.extension().is_some_and(|e| e == "json") {
+                found.push(file);
+            }
+        }
+        if found.is_empty() {
+            anyhow::bail!("{} holds no *.json envelope", path.display());
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
+}
+
 pub fn push_evidence(args: &EvidencePushArgs) -> Result<ExitCode> {
-    let mut envelopes = Vec::with_capacity(args.envelopes.len());
-    for path in &args.envelopes {
+    let paths = envelope_files(&args.envelopes)?;
+    let mut envelopes = Vec::with_capacity(paths.len());
+    for path in &paths {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         // Catch a wrong file here, before it costs a request and a refusal in the log.
         serde_json::from_slice::<Value>(&bytes).with_context(|| {

@@ -36,8 +36,12 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Runner(crate::cli::RunnerCommand::Keygen { name, out }) => {
             crate::attest::keygen(&name, &out)
         }
-        Command::Runner(crate::cli::RunnerCommand::Serve(args)) => crate::runner::serve(args),
+        Command::Runner(crate::cli::RunnerCommand::Serve(args)) => crate::runner::serve(*args),
         Command::Attest(args) => crate::attest::attest(args),
+        Command::Capsule(crate::cli::CapsuleCommand::Build(args)) => crate::capsule::build(&args),
+        Command::Capsule(crate::cli::CapsuleCommand::Verify { file, trusted_key }) => {
+            crate::capsule::verify(&file, trusted_key.as_deref())
+        }
         Command::Evidence(crate::cli::EvidenceCommand::Verify {
             repo,
             commit,

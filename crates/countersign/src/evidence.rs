@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use countersign_decide::evidence::{read_envelope, repository_name, summary, trusted_runners};
+use countersign_decide::evidence::{
+    capsule_signers, read_envelope, repository_name, summary, trusted_runners,
+};
 use countersign_decide::governed;
-use countersign_evidence::Expected;
 use countersign_evidence::verify::DEFAULT_MAX_ENVELOPE_BYTES;
+use countersign_evidence::{Expected, Trust};
 use countersign_repo::{Repo, WorkTree};
 
 use crate::cli::RepoArgs;
@@ -30,6 +32,12 @@ pub fn verify_cmd(repo: &RepoArgs, commit: &str, files: &[PathBuf]) -> Result<Ex
         ),
     };
     let runners = trusted_runners(&config)?;
+    let signers = capsule_signers(&config)?;
+    let trust = Trust {
+        runners: &runners,
+        capsule_signers: &signers,
+    };
+    let now = jiff::Timestamp::now();
     let repository = repository_name(&config, &whose)?;
     let expected = Expected {
         repository,
@@ -39,7 +47,15 @@ pub fn verify_cmd(repo: &RepoArgs, commit: &str, files: &[PathBuf]) -> Result<Ex
     let mut refused_any = false;
     for path in files {
         let verdict = match read_envelope(path)? {
-            Ok(bytes) => countersign_evidence::verify(&bytes, &runners, &expected),
+            // A capsule must also be in force now (the server checks when it receives).
+            Ok(bytes) => {
+                countersign_evidence::verify_trusting(&bytes, &trust, &expected).and_then(|e| {
+                    if let Some(capsule) = countersign_evidence::capsule::carried(&bytes)? {
+                        capsule.check_valid_at(now)?;
+                    }
+                    Ok(e)
+                })
+            }
             Err(refusal) => Err(refusal),
         };
         match verdict {

@@ -5,6 +5,7 @@
 mod assurance;
 mod attest;
 mod audit;
+mod capsule;
 mod cli;
 mod client;
 mod commands;

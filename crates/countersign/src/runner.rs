@@ -46,9 +46,15 @@ struct WorkItem {
     repository: String,
     suite: String,
     commit: String,
+    #[serde(default = "default_environment")]
+    environment: String,
     proposal: Option<String>,
     lease_seconds: u64,
     definition: Definition,
+}
+
+fn default_environment() -> String {
+    countersign_repo::DEFAULT_ENVIRONMENT.to_owned()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,17 +92,49 @@ enum Executed {
 /// The runner's fixed settings, shared by its workers.
 pub struct Runner {
     api: Api,
-    key: countersign_evidence::SigningKey,
-    repository: String,
-    origin: String,
-    clone: PathBuf,
+    exec: Exec,
     environments: Vec<String>,
     poll: Duration,
     /// How its lines on stderr start: `runner` for `runner serve`, `runner NAME` when several
     /// share a terminal (the demo).
     label: String,
+}
+
+/// What executing an item needs, online or offline.
+struct Exec {
+    key: countersign_evidence::SigningKey,
+    repository: String,
+    origin: String,
+    clone: PathBuf,
+    /// The capsule every envelope is signed under, checked at start-up.
+    capsule: Option<crate::capsule::Armed>,
     /// Fetches and worktree changes of the one clone, one at a time.
     git: Mutex<()>,
+}
+
+impl Exec {
+    /// Checks the repository name and prepares the clone.
+    fn new(
+        key: countersign_evidence::SigningKey,
+        repository: &str,
+        origin: String,
+        clone: PathBuf,
+        capsule: Option<crate::capsule::Armed>,
+    ) -> Result<Exec> {
+        let repository = repository.trim().to_owned();
+        if repository.is_empty() {
+            bail!("--repository must name the repository this runner attests for");
+        }
+        prepare_clone(&clone)?;
+        Ok(Exec {
+            key,
+            repository,
+            origin,
+            clone,
+            capsule,
+            git: Mutex::new(()),
+        })
+    }
 }
 
 /// What a runner is: who it asks for work, with which key it signs, for which repository,
@@ -110,39 +148,57 @@ pub struct RunnerSettings {
     pub origin: String,
     /// Its own bare clone, created on first use.
     pub clone: PathBuf,
-    /// Empty for the default environment.
+    /// Empty for the default environment (the capsule's, with a capsule).
     pub environments: Vec<String>,
     /// How long it waits before asking again when there was no work.
     pub poll: Duration,
     pub label: String,
+    /// The capsule it signs under, already checked against its key ([`crate::capsule::Armed`]).
+    pub capsule: Option<crate::capsule::Armed>,
+}
+
+/// The environments a runner serves: those given, else its capsule's, else the default; a
+/// capsule's runner serves its capsule's environment only.
+fn environments(given: &[String], capsule: Option<&crate::capsule::Armed>) -> Result<Vec<String>> {
+    let environments = match (capsule, given.is_empty()) {
+        (Some(armed), true) => vec![armed.capsule.environment.clone()],
+        (None, true) => vec![countersign_repo::DEFAULT_ENVIRONMENT.to_owned()],
+        (_, false) => given.to_vec(),
+    };
+    if let Some(armed) = capsule
+        && let Some(other) = environments
+            .iter()
+            .find(|e| **e != armed.capsule.environment)
+    {
+        bail!(
+            "--env {other}: the capsule {} is for environment {:?} only",
+            armed.path.display(),
+            armed.capsule.environment
+        );
+    }
+    Ok(environments)
 }
 
 impl Runner {
     /// Checks the settings and prepares the clone.
     pub fn new(settings: RunnerSettings) -> Result<Arc<Runner>> {
-        let repository = settings.repository.trim().to_owned();
-        if repository.is_empty() {
-            bail!("--repository must name the repository this runner attests for");
-        }
         if settings.poll.is_zero() {
             bail!("the poll interval must be more than zero");
         }
-        let environments = if settings.environments.is_empty() {
-            vec![countersign_repo::DEFAULT_ENVIRONMENT.to_owned()]
-        } else {
-            settings.environments
-        };
-        prepare_clone(&settings.clone)?;
+        let environments = environments(&settings.environments, settings.capsule.as_ref())?;
+        let exec = Exec::new(
+            settings.key,
+            &settings.repository,
+            settings.origin,
+            settings.clone,
+            settings.capsule,
+        )?;
         Ok(Arc::new(Runner {
             api: settings.api,
-            key: settings.key,
-            repository,
-            origin: settings.origin,
-            clone: settings.clone,
+            exec,
             environments,
             poll: settings.poll,
             label: settings.label,
-            git: Mutex::new(()),
         }))
     }
 }
@@ -156,9 +212,28 @@ pub fn serve(args: RunnerServeArgs) -> Result<ExitCode> {
         .filter(|d| !d.is_zero())
         .ok_or_else(|| anyhow!("--poll {:?}: a duration such as 5s or 1m", args.poll))?;
     let key = attest::read_key(&args.key)?;
-    let api = Api::from_env(&args.server)?;
+    // Refused before anything is leased or run: wrong key, expired, another binary.
+    let capsule = args
+        .capsule
+        .as_deref()
+        .map(|path| crate::capsule::Armed::load(path, &key))
+        .transpose()?;
+    if args.offline {
+        environments(&args.env, capsule.as_ref())?;
+        let exec = Exec::new(
+            key,
+            &args.repository,
+            args.repo.clone(),
+            args.clone.clone(),
+            capsule,
+        )?;
+        return offline(&exec, &args);
+    }
+    let Some(server) = &args.server else {
+        bail!("--server (or COUNTERSIGN_SERVER) names the server; without one, use --offline");
+    };
     let runner = Runner::new(RunnerSettings {
-        api,
+        api: Api::from_env(server)?,
         key,
         repository: args.repository.clone(),
         origin: args.repo.clone(),
@@ -166,6 +241,7 @@ pub fn serve(args: RunnerServeArgs) -> Result<ExitCode> {
         environments: args.env.clone(),
         poll,
         label: "runner".to_owned(),
+        capsule,
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -177,7 +253,7 @@ pub fn serve(args: RunnerServeArgs) -> Result<ExitCode> {
         let (stop, stopping) = tokio::sync::watch::channel(false);
         eprintln!(
             "runner: serving {} in {} for {} ({} worker(s))",
-            runner.repository,
+            runner.exec.repository,
             runner.environments.join(", "),
             runner.api.server(),
             args.concurrency
@@ -266,7 +342,7 @@ async fn work(runner: Arc<Runner>, n: usize, mut stopping: tokio::sync::watch::R
             .api
             .post(
                 &["v1", "work", "lease"],
-                &json!({ "repository": runner.repository, "environments": runner.environments, "max": 1 }),
+                &json!({ "repository": runner.exec.repository, "environments": runner.environments, "max": 1 }),
             )
             .await;
         let items: Vec<WorkItem> =
@@ -344,7 +420,7 @@ async fn handle(
     };
     let executed = {
         let (runner, stop, item) = (Arc::clone(runner), Arc::clone(&stop), item.clone());
-        tokio::task::spawn_blocking(move || execute(&runner, &item, &stop)).await
+        tokio::task::spawn_blocking(move || execute(&runner.exec, &item, &stop)).await
     };
     beat.abort();
     let executed = executed.unwrap_or_else(|e| Executed::Done {
@@ -424,7 +500,7 @@ async fn handle(
 }
 
 /// Checks the commit out and runs the suite. Blocking.
-fn execute(runner: &Runner, item: &WorkItem, stop: &AtomicU8) -> Executed {
+fn execute(runner: &Exec, item: &WorkItem, stop: &AtomicU8) -> Executed {
     let errored = |note: String| Executed::Done {
         outcome: "errored",
         tests: None,
@@ -437,6 +513,13 @@ fn execute(runner: &Runner, item: &WorkItem, stop: &AtomicU8) -> Executed {
             "the item is about repository {:?}, this runner attests for {:?}",
             item.repository, runner.repository
         ));
+    }
+    // A capsule runner runs only what its capsule covers: anything else would be evidence
+    // the server refuses, so it is not run at all.
+    if let Some(armed) = &runner.capsule
+        && let Err(e) = armed.allows(&item.suite, &item.environment)
+    {
+        return errored(format!("{e:#}"));
     }
     let scratch = match tempfile::Builder::new()
         .prefix("countersign-run-")
@@ -502,11 +585,22 @@ fn has_commit(clone: &Path, commit: &str) -> bool {
 
 /// Fetches `commit` into the clone when it lacks it (the branches first, then the commit
 /// itself when no branch holds it), and checks it out, detached, at `worktree`.
-fn checkout(runner: &Runner, commit: &str, worktree: &Path) -> Result<()> {
+fn checkout(runner: &Exec, commit: &str, worktree: &Path) -> Result<()> {
     if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("{commit:?} is not a commit id");
     }
     let _one_at_a_time = runner.git.lock().unwrap_or_else(|e| e.into_inner());
+    ensure_commit(runner, commit)?;
+    let mut add = git(&runner.clone);
+    add.args(["worktree", "add", "--detach", "--quiet"])
+        .arg(worktree)
+        .arg(commit);
+    run_git(add, &format!("checking out {commit}"))
+}
+
+/// Fetches `commit` into the clone when it lacks it: the branches first, then the commit
+/// itself when no branch holds it. The caller holds the clone's lock.
+fn ensure_commit(runner: &Exec, commit: &str) -> Result<()> {
     if !has_commit(&runner.clone, commit) {
         let mut fetch = git(&runner.clone);
         fetch.args([
@@ -531,14 +625,154 @@ fn checkout(runner: &Runner, commit: &str, worktree: &Path) -> Result<()> {
         ]);
         run_git(fetch, &format!("fetching {commit} from {}", runner.origin))?;
     }
-    let mut add = git(&runner.clone);
-    add.args(["worktree", "add", "--detach", "--quiet"])
-        .arg(worktree)
-        .arg(commit);
-    run_git(add, &format!("checking out {commit}"))
+    Ok(())
 }
 
-fn remove_worktree(runner: &Runner, worktree: &Path) {
+/// The format name of a plan file for `runner serve --offline`.
+pub const PLAN_FORMAT: &str = "countersign-plan/v1";
+
+/// A plan file: the work items the server would hand out, for a runner with no route to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    plan: String,
+    items: Vec<PlanItem>,
+}
+
+/// One work item of a plan file. The suite's definition is read from `base`'s
+/// `[suites.NAME]` (as the server copies it from the base), never from `commit`'s.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanItem {
+    suite: String,
+    commit: String,
+    base: String,
+    repository: String,
+    #[serde(default = "default_environment")]
+    environment: String,
+}
+
+/// `runner serve --offline`: runs each item of the plan against the clone and writes each
+/// signed envelope, byte for byte as it would have been pushed, into `--out`. Exits 1 when
+/// an item could not be run (the others are still written).
+fn offline(exec: &Exec, args: &RunnerServeArgs) -> Result<ExitCode> {
+    let (Some(plan_path), Some(out)) = (&args.plan, &args.out) else {
+        bail!("--offline needs --plan FILE and --out DIR");
+    };
+    let text = std::fs::read_to_string(plan_path)
+        .with_context(|| format!("reading the plan {}", plan_path.display()))?;
+    let plan: PlanFile = serde_json::from_str(&text)
+        .map_err(|e| anyhow!("{}:{}:{}: {e}", plan_path.display(), e.line(), e.column()))?;
+    if plan.plan != PLAN_FORMAT {
+        bail!(
+            "{}: field plan: {:?} is not {PLAN_FORMAT}",
+            plan_path.display(),
+            plan.plan
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut failed_any = false;
+    for (i, planned) in plan.items.into_iter().enumerate() {
+        let item = match offline_item(exec, i, planned) {
+            Ok(item) => item,
+            Err(e) => {
+                eprintln!("runner: {}: items[{i}]: {e:#}", plan_path.display());
+                failed_any = true;
+                continue;
+            }
+        };
+        eprintln!(
+            "runner: items[{i}]: suite {} at {} in {}",
+            item.suite, item.commit, item.environment
+        );
+        match execute(exec, &item, &AtomicU8::new(GO_ON)) {
+            Executed::Done {
+                outcome,
+                envelopes,
+                note,
+                ..
+            } => {
+                if envelopes.is_empty() {
+                    failed_any = true;
+                }
+                for (k, envelope) in envelopes.iter().enumerate() {
+                    let path = out.join(format!("{i:04}-{}-{k}.dsse.json", item.suite));
+                    write_new(&path, envelope)?;
+                    eprintln!(
+                        "runner: items[{i}]: wrote {} (sha256:{})",
+                        path.display(),
+                        countersign_evidence::capsule::sha256_hex(envelope)
+                    );
+                }
+                eprintln!("runner: items[{i}]: {outcome} ({note})");
+            }
+            Executed::Stopped(_) => failed_any = true,
+        }
+    }
+    Ok(if failed_any {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A plan item as a work item, its definition read from its base.
+fn offline_item(exec: &Exec, i: usize, planned: PlanItem) -> Result<WorkItem> {
+    for (field, commit) in [("commit", &planned.commit), ("base", &planned.base)] {
+        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("field {field}: {commit:?} is not a full commit id");
+        }
+    }
+    {
+        let _one_at_a_time = exec.git.lock().unwrap_or_else(|e| e.into_inner());
+        ensure_commit(exec, &planned.base)?;
+    }
+    let repo = Repo::open(&exec.clone)?;
+    let base = repo.resolve(&planned.base)?;
+    let config = governed::read_config(&repo.commit_tree(&base)?)
+        .with_context(|| format!("reading the configuration at {}", planned.base))?;
+    let Some(suite) = config.suites.get(&planned.suite) else {
+        bail!(
+            "field suite: the base {} defines no [suites.{}]",
+            planned.base,
+            planned.suite
+        );
+    };
+    Ok(WorkItem {
+        id: format!("offline-{i}"),
+        attempt: 0,
+        repository: planned.repository,
+        suite: planned.suite,
+        commit: planned.commit,
+        environment: planned.environment,
+        proposal: None,
+        lease_seconds: 0,
+        definition: Definition {
+            command: suite.command.clone(),
+            workdir: suite.workdir.clone(),
+            timeout_seconds: suite.timeout.as_secs(),
+            reports: Reports {
+                junit: suite.reports.junit.clone(),
+                sarif: suite.reports.sarif.clone(),
+                vex: suite.reports.vex.clone(),
+            },
+        },
+    })
+}
+
+/// Creates `path` with `bytes`, never replacing a file: evidence already written is kept.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn remove_worktree(runner: &Exec, worktree: &Path) {
     let _one_at_a_time = runner.git.lock().unwrap_or_else(|e| e.into_inner());
     let _ = git(&runner.clone)
         .args(["worktree", "remove", "--force"])
@@ -577,12 +811,7 @@ fn reports(root: &Path, list: &[String], kind: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// Runs the suite at `worktree` and signs what it produced.
-fn run_suite(
-    runner: &Runner,
-    item: &WorkItem,
-    worktree: &Path,
-    stop: &AtomicU8,
-) -> Result<Executed> {
+fn run_suite(runner: &Exec, item: &WorkItem, worktree: &Path, stop: &AtomicU8) -> Result<Executed> {
     // The runner names the repository; a commit naming another is refused, as by `attest`.
     let repo = Repo::open(&runner.clone)?;
     let commit = repo.resolve(&item.commit)?;
@@ -688,19 +917,22 @@ fn run_suite(
 }
 
 fn sign(
-    runner: &Runner,
+    runner: &Exec,
     repository: &str,
     item: &WorkItem,
     commit: &str,
     attestation: Attestation,
 ) -> Result<Vec<u8>> {
-    let statement = Statement::for_commit(
+    let mut statement = Statement::for_commit(
         repository,
         commit,
         &item.suite,
         attestation.predicate_type,
         attestation.predicate,
     );
+    if let Some(armed) = &runner.capsule {
+        armed.annotate(&mut statement, &item.environment);
+    }
     let envelope = countersign_evidence::attest(&statement, &runner.key).to_json();
     if envelope.len() > DEFAULT_MAX_ENVELOPE_BYTES {
         bail!(

@@ -126,8 +126,10 @@ pub struct CloseArgs {
 pub struct EvidencePushArgs {
     /// The proposal id.
     pub id: String,
-    /// DSSE envelopes as `countersign attest` writes them, one request each.
-    #[arg(required = true, value_name = "ENVELOPE")]
+    /// DSSE envelopes as `countersign attest` writes them, one request each, sent
+    /// unchanged; a directory stands for its `*.json` files in name order (what `runner serve
+    /// --offline --out DIR` wrote).
+    #[arg(required = true, value_name = "ENVELOPE|DIR")]
     pub envelopes: Vec<PathBuf>,
     #[command(flatten)]
     pub client: ClientArgs,

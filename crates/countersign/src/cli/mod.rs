@@ -49,6 +49,10 @@ pub enum Command {
     /// proposal on the server.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Edge capsules: an organization's signed delegation of evidence to one runner key, for
+    /// some suites in one environment, until an expiry. See docs/fleet.md, "Edge capsules".
+    #[command(subcommand)]
+    Capsule(CapsuleCommand),
     /// The append-only audit log: keys, signed checkpoints, verification, monitoring.
     #[command(subcommand)]
     Log(LogCommand),
@@ -305,14 +309,19 @@ pub enum RunnerCommand {
     /// `[suites]`) in a scratch checkout, sign its reports and push the evidence. The token
     /// (a runner token) comes from COUNTERSIGN_TOKEN. Outbound connections only; SIGTERM
     /// gives the leases in hand back and exits 0. See docs/fleet.md.
-    Serve(RunnerServeArgs),
+    Serve(Box<RunnerServeArgs>),
 }
 
 #[derive(Debug, Args)]
 pub struct RunnerServeArgs {
     /// The countersign server.
-    #[arg(long, value_name = "URL", env = "COUNTERSIGN_SERVER")]
-    pub server: String,
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "COUNTERSIGN_SERVER",
+        required_unless_present = "offline"
+    )]
+    pub server: Option<String>,
     /// The runner's private key (PKCS#8 PEM, as `runner keygen` writes it).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
@@ -334,6 +343,22 @@ pub struct RunnerServeArgs {
     /// How long to wait before asking again when there is no work (`5s`, `1m`).
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub poll: String,
+    /// Sign under this edge capsule (`capsule build`): the runner refuses to start unless
+    /// `--key` is the capsule's runner key, the capsule is in force and this binary is the
+    /// one it names; it runs only the capsule's suites in its environment, and every
+    /// envelope carries the capsule.
+    #[arg(long, value_name = "FILE")]
+    pub capsule: Option<PathBuf>,
+    /// No server: run the work items of `--plan` and write the signed envelopes to `--out`,
+    /// for `countersign evidence push` to import later (docs/fleet.md, "Offline enclaves").
+    #[arg(long, requires_all = ["plan", "out"], conflicts_with = "server")]
+    pub offline: bool,
+    /// With `--offline`: the plan file (`countersign-plan/v1`).
+    #[arg(long, value_name = "FILE", requires = "offline")]
+    pub plan: Option<PathBuf>,
+    /// With `--offline`: where the envelopes are written.
+    #[arg(long, value_name = "DIR", requires = "offline")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -378,9 +403,60 @@ pub struct AttestArgs {
     /// as `countersign.dev/suite-source`. JUnit or `--run` only.
     #[arg(long, value_name = "REV", conflicts_with_all = ["sarif", "vex"])]
     pub suite_source: Option<String>,
+    /// Sign under this edge capsule (`capsule build`): refused unless `--key` is the
+    /// capsule's runner key, the capsule is in force and this binary is the one it names;
+    /// the statement then carries the capsule and `--env`.
+    #[arg(long, value_name = "FILE", requires = "env")]
+    pub capsule: Option<PathBuf>,
+    /// The environment the suite ran in: the capsule's (with `--capsule` only).
+    #[arg(long, value_name = "NAME", requires = "capsule")]
+    pub env: Option<String>,
     /// The command for `--run`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CapsuleCommand {
+    /// Sign a capsule manifest: an in-toto statement in a DSSE envelope binding the runner's
+    /// public key, the countersign binary's SHA-256, the suites, the environment and the
+    /// expiry.
+    Build(CapsuleBuildArgs),
+    /// Print what a capsule binds; with `--trusted-key`, check its signature first (exit 1
+    /// when it does not verify).
+    Verify {
+        /// The capsule file.
+        file: PathBuf,
+        /// The signer's public key (`.pub` as `runner keygen` writes it, or 64 hex digits).
+        #[arg(long, value_name = "FILE")]
+        trusted_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CapsuleBuildArgs {
+    /// The organization's signing key (PKCS#8 PEM, as `runner keygen` writes it); its public
+    /// half goes in the base's `[[capsules.signers]]`.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: PathBuf,
+    /// The edge runner's public key (`.pub` as `runner keygen` writes it, or 64 hex digits).
+    #[arg(long, value_name = "FILE")]
+    pub runner_key: PathBuf,
+    /// The suites the runner may attest (comma-separated or repeated).
+    #[arg(long, value_name = "SUITE", value_delimiter = ',', required = true)]
+    pub suites: Vec<String>,
+    /// The one environment the runner's evidence is for.
+    #[arg(long, value_name = "NAME")]
+    pub environment: String,
+    /// How long from now the capsule is in force (`90d`, `12h`).
+    #[arg(long, value_name = "DURATION")]
+    pub expires: String,
+    /// The countersign binary the runner will run (default: this one).
+    #[arg(long, value_name = "FILE")]
+    pub binary: Option<PathBuf>,
+    /// Write the capsule here instead of to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -160,6 +160,7 @@ fn start_runners(
                     environments: Vec::new(),
                     poll: POLL,
                     label: format!("runner {name}"),
+                    capsule: None,
                 })
             })
             .with_context(|| format!("starting demo runner {name}"));
