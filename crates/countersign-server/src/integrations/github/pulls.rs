@@ -656,12 +656,14 @@ pub(crate) async fn review(
 ) -> Result<Response, ApiError> {
     let event: ReviewEvent = payload::parse("pull_request_review", body)?;
     let review = &event.review;
+    // A dismissal withdraws the verdict the review gave; an edit changes the review's text,
+    // never its state (GitHub keeps it), so it gives no new verdict.
     let verdict = match (
         event.action.as_str(),
         review.state.to_ascii_lowercase().as_str(),
     ) {
-        ("submitted", "approved") => Verdict::Approve,
-        ("submitted", "changes_requested") => Verdict::Reject,
+        ("submitted", "approved") => Some(Verdict::Approve),
+        ("submitted", "changes_requested") => Some(Verdict::Reject),
         ("submitted", other) => {
             return webhook::ignore(
                 state,
@@ -670,12 +672,13 @@ pub(crate) async fn review(
             )
             .await;
         }
-        ("dismissed", _) => {
+        ("dismissed", _) => None,
+        ("edited", _) => {
             return webhook::ignore(
                 state,
                 delivery,
-                "a dismissed review withdraws nothing in countersign: a verdict lapses when \
-                 the head moves, or its giver gives another",
+                "an edited review keeps its verdict: editing its text gives no new one \
+                 (a dismissal withdraws it, a new review replaces it)",
             )
             .await;
         }
@@ -758,11 +761,13 @@ pub(crate) async fn review(
         }),
         dispatched_by: None,
     };
+    let Some(verdict) = verdict else {
+        return withdraw(state, delivery, &event, &proposal, &caller.principal, user).await;
+    };
     let comment = payload::storable(
         &format!(
-            "GitHub review {} by {}: {}",
-            review.id,
-            user.login,
+            "{}{}",
+            review_marker(review.id, &user.login),
             review.body.as_deref().unwrap_or("").trim()
         ),
         DESCRIPTION_BYTES,
@@ -796,6 +801,78 @@ pub(crate) async fn review(
                 return Err(error);
             };
             not_counted(format!("{}: {why}", caller.principal)).await
+        }
+    }
+}
+
+/// How a verdict from a GitHub review begins its comment: what ties the verdict to the
+/// review, so its dismissal withdraws that verdict and no other.
+fn review_marker(review: u64, login: &str) -> String {
+    format!("GitHub review {review} by {login}: ")
+}
+
+/// A dismissed review: the verdict it gave is withdrawn if it still stands on the head (a
+/// later review by the same person replaced it, or a head move lapsed it: nothing to do).
+/// The proposal settles again: an authorization it completed falls back to awaiting
+/// approval. A final proposal is not reopened: a merge is not undone.
+async fn withdraw(
+    state: &AppState,
+    delivery: &Delivery,
+    event: &ReviewEvent,
+    proposal: &Proposal,
+    reviewer: &Principal,
+    user: &payload::User,
+) -> Result<Response, ApiError> {
+    let review = &event.review;
+    let marker = review_marker(review.id, &user.login);
+    let details = json!({
+        "github": {
+            "review": review.id,
+            "pull_request": event.pull_request.number,
+            "delivery": delivery.id,
+        },
+    });
+    let mut tx = match webhook::begin(state, delivery).await? {
+        Ok(tx) => tx,
+        Err(replayed) => return Ok(replayed),
+    };
+    let withdrawn = proposals::apply_withdrawal(
+        state,
+        &mut tx,
+        &proposal.id,
+        &reviewer.to_string(),
+        GITHUB_ACTOR,
+        |standing| standing.comment.starts_with(&marker),
+        details,
+    )
+    .await;
+    match withdrawn {
+        Ok(Some(t)) => {
+            let after = Proposal {
+                state: t.next,
+                ..proposal.clone()
+            };
+            let answer = delivery.answer("withdrawn").about(&after);
+            webhook::commit(state, tx, delivery, StatusCode::OK, &answer).await
+        }
+        Ok(None) => {
+            tx.rollback().await?;
+            let answer = delivery
+                .answer("unchanged")
+                .about(proposal)
+                .because(format!(
+                    "no verdict of review {} by {reviewer} stands on the proposal's head",
+                    review.id
+                ));
+            webhook::record(state, delivery, StatusCode::OK, &answer).await
+        }
+        Err(error) => {
+            tx.rollback().await?;
+            let Some(why) = refusal(&error) else {
+                return Err(error);
+            };
+            let answer = delivery.answer("unchanged").about(proposal).because(why);
+            webhook::record(state, delivery, StatusCode::OK, &answer).await
         }
     }
 }
