@@ -1345,6 +1345,78 @@ async fn closing_reopening_and_pushes(db: &Db) {
     server.stop().await;
 }
 
+/// A pull request countersign does not judge still gets a `countersign` check: completed,
+/// `failure`, with the reason, so a branch protection requiring the check blocks the merge
+/// and says why instead of waiting for a check that never comes.
+async fn refused_pull_requests_show_a_failing_check(db: &Db) {
+    let Some(all) = examples() else { return };
+    let world = world();
+    let api = stand_in(ManualClock::new(NOW)).await;
+    let server = start(db, &world, &api, |c| c).await;
+    let opened = adapt(
+        example(&all, "pull_request", Some("opened")),
+        &[
+            ("/pull_request/head/sha", json!(world.h1)),
+            ("/pull_request/base/sha", json!(world.base)),
+        ],
+    );
+    let shown = |head: String| {
+        let api = &api;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(shown) = api.shown(&head) {
+                    return shown;
+                }
+                assert!(Instant::now() < deadline, "nothing shown on {head}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    // Into a branch countersign does not protect: not judged, and shown so.
+    let elsewhere = adapt(
+        opened.clone(),
+        &[("/pull_request/base/ref", json!("develop"))],
+    );
+    let (status, answer) = server.deliver("pull_request", "d-dev", &elsewhere).await;
+    assert_eq!(status, 202, "{answer}");
+    let check = shown(world.h1.clone()).await;
+    assert_eq!(check["name"], "countersign", "{check}");
+    assert_eq!(check["status"], "completed", "{check}");
+    assert_eq!(check["conclusion"], "failure", "{check}");
+    assert_eq!(check["output"]["title"], "not judged by countersign");
+    assert!(
+        check["output"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("develop, which is not a protected branch"),
+        "{check}"
+    );
+
+    // Refused: a head that shares no history with its base.
+    let tree = git(
+        &world.github,
+        &["rev-parse", &format!("{}^{{tree}}", world.base)],
+    );
+    let orphan = git(&world.github, &["commit-tree", &tree, "-m", "orphan"]);
+    git(&world.github, &["update-ref", "refs/pull/2/head", &orphan]);
+    let unrelated = adapt(opened, &[("/pull_request/head/sha", json!(orphan))]);
+    let (status, answer) = server.deliver("pull_request", "d-orphan", &unrelated).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outcome"], "refused", "{answer}");
+    let check = shown(orphan.clone()).await;
+    assert_eq!(check["conclusion"], "failure", "{check}");
+    assert!(
+        check["output"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("shares no history"),
+        "{check}"
+    );
+    server.stop().await;
+}
+
 /// With a token rather than an App: commit statuses, the token sent as is.
 async fn tokens_and_statuses(db: &Db) {
     let Some(all) = examples() else { return };
@@ -1423,6 +1495,7 @@ async fn installation_tokens_expire_with_the_clock(db: &Db) {
 on_both_backends!(
     a_pull_request_is_followed_to_its_merge,
     a_dismissed_review_withdraws_its_verdict,
+    refused_pull_requests_show_a_failing_check,
     only_signed_deliveries_are_heard,
     closing_reopening_and_pushes,
     tokens_and_statuses,

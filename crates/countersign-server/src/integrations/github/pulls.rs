@@ -78,16 +78,30 @@ fn refusal(error: &ApiError) -> Option<String> {
 }
 
 /// Records `refused` with the refusal's reason, or passes a server failure on.
+///
+/// When `shown_on` names a pull request's head, the refusal is shown there as a failing
+/// `countersign` check (`checks::report_refusal`): nothing else would report that head.
 async fn refused(
     state: &AppState,
     delivery: &Delivery,
     outcome: &str,
     proposal: Option<&Proposal>,
     error: ApiError,
+    shown_on: Option<(&Target<'_>, &str)>,
 ) -> Result<Response, ApiError> {
     let Some(why) = refusal(&error) else {
         return Err(error);
     };
+    if let Some((target, head)) = shown_on {
+        super::checks::report_refusal(
+            target.github,
+            &state.clock,
+            &target.key(),
+            head,
+            delivery.installation,
+            &why,
+        );
+    }
     let mut answer = delivery.answer(outcome).because(why);
     if let Some(p) = proposal {
         answer = answer.about(p);
@@ -238,6 +252,16 @@ async fn unprotected(
         "pull request #{} targets {}, which is not a protected branch of {}",
         pr.number, pr.base.branch, target.followed.repo
     );
+    if payload::commit_id("pull_request.head.sha", &pr.head.sha).is_ok() {
+        super::checks::report_refusal(
+            target.github,
+            &state.clock,
+            &target.key(),
+            &pr.head.sha,
+            delivery.installation,
+            &why,
+        );
+    }
     let Some(current) = followed(state, target, pr.number)
         .await?
         .filter(|p| !p.state.is_final())
@@ -347,9 +371,16 @@ async fn open(
         let error = ApiError::Invalid(format!(
             "the pull request's head {head} shares no history with its base {base_tip}"
         ));
-        return refused(state, delivery, "refused", None, error)
-            .await
-            .map(Some);
+        return refused(
+            state,
+            delivery,
+            "refused",
+            None,
+            error,
+            Some((target, head)),
+        )
+        .await
+        .map(Some);
     };
     let base = base.as_str().to_owned();
     let (github, path, at) = (
@@ -372,9 +403,16 @@ async fn open(
             pr.user.login,
             names.join(", ")
         ));
-        return refused(state, delivery, "refused", None, error)
-            .await
-            .map(Some);
+        return refused(
+            state,
+            delivery,
+            "refused",
+            None,
+            error,
+            Some((target, head)),
+        )
+        .await
+        .map(Some);
     };
     let title = {
         let title = payload::storable(pr.title.trim(), TITLE_BYTES);
@@ -430,9 +468,16 @@ async fn open(
     let prepared = match prepared.and_then(|p| p) {
         Ok(prepared) => prepared,
         Err(error) => {
-            return refused(state, delivery, "refused", None, error)
-                .await
-                .map(Some);
+            return refused(
+                state,
+                delivery,
+                "refused",
+                None,
+                error,
+                Some((target, head)),
+            )
+            .await
+            .map(Some);
         }
     };
     let proposals::open::Prepared {
@@ -511,9 +556,16 @@ async fn move_head(
     let decided = match proposals::decide_head_move(state, &current, head.to_owned()).await {
         Ok(decided) => decided,
         Err(error) => {
-            return refused(state, delivery, "refused", Some(&current), error)
-                .await
-                .map(Some);
+            return refused(
+                state,
+                delivery,
+                "refused",
+                Some(&current),
+                error,
+                Some((target, head)),
+            )
+            .await
+            .map(Some);
         }
     };
     let mut tx = match webhook::begin(state, delivery).await? {
@@ -531,9 +583,16 @@ async fn move_head(
                 // Closed or moved by another request meanwhile: look again.
                 return Ok(None);
             }
-            return refused(state, delivery, "refused", Some(&current), error)
-                .await
-                .map(Some);
+            return refused(
+                state,
+                delivery,
+                "refused",
+                Some(&current),
+                error,
+                Some((target, head)),
+            )
+            .await
+            .map(Some);
         }
     };
     webhook::commit(state, tx, delivery, StatusCode::OK, &answer)
@@ -642,7 +701,7 @@ async fn close(
         }
         Err(error) => {
             tx.rollback().await?;
-            refused(state, delivery, "refused", Some(&current), error).await
+            refused(state, delivery, "refused", Some(&current), error, None).await
         }
     }
 }
