@@ -23,6 +23,9 @@ pub enum EventKind {
     Notified,
     Approved,
     Rejected,
+    /// A person's standing verdict ended without a new one, withdrawn where it was given (a
+    /// GitHub review dismissed): `data.approver`'s verdict on `data.head`.
+    VerdictWithdrawn,
     Authorized,
     Merged,
     Verified,

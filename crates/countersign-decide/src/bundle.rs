@@ -494,6 +494,39 @@ pub fn outcome(bundle: &VerifiedBundle) -> Result<Outcome> {
                     carried_from: None,
                 });
             }
+            EventKind::VerdictWithdrawn => {
+                let on = text(event, "head")?;
+                if current()? != on {
+                    bail!(
+                        "the withdrawal at log index {index} is on {on}, but the proposal's head was {}",
+                        current()?
+                    );
+                }
+                let approver = text(event, "approver")?;
+                for standing in verdicts
+                    .iter_mut()
+                    .filter(|v| v.stands_on(on) && same_principal(&v.approver, approver))
+                {
+                    standing.lapsed_by = Some(*index);
+                }
+                // An authorization by people stands only while the approvals left meet it.
+                if let (Some(Authorization::People { .. }), Some((decided_head, record))) =
+                    (&authorized, &decided)
+                    && decided_head == on
+                {
+                    let typed = DecidedRecord::from_json(record).invalid(|| {
+                        format!("the decision behind the withdrawal at log index {index}")
+                    })?;
+                    let counted = tally(&typed, on, &proposer, &authors, &verdicts);
+                    authorized =
+                        (settle(&typed, &counted) == ProposalState::Authorized).then(|| {
+                            Authorization::People {
+                                approvers: counted.approvers.clone(),
+                                required: counted.required,
+                            }
+                        });
+                }
+            }
             EventKind::Authorized => {
                 let commit = text(event, "commit")?;
                 let head = current()?;

@@ -35,6 +35,9 @@ pub enum Event<'a> {
         verdict: Verdict,
         comment: &'a str,
     },
+    /// The standing verdict of `approver` on `head` ends without a new one: withdrawn where
+    /// it was given (a GitHub review dismissed). The proposal settles again without it.
+    Withdrawn { approver: &'a str, head: &'a str },
     /// Evidence was accepted for the current head and the decision re-derived with it.
     Redecided { record: &'a DecidedRecord },
     /// The head moved to `head`, decided anew as `record`.
@@ -59,6 +62,9 @@ pub enum VerdictChange {
     /// that the new one ends (kept, marked, never deleted). Identified by proposal, head and
     /// approver, not by log index: verdicts carried by one head move share its index.
     Record { supersedes: Option<Approval> },
+    /// End `withdrawn` (kept, marked lapsed by the withdrawal's log entry, never deleted);
+    /// nothing new is recorded in its place.
+    Withdraw { withdrawn: Approval },
 }
 
 /// What an event does: the state after it, what to record, the tally that settled it.
@@ -167,6 +173,7 @@ pub fn transition(proposal: &Proposal<'_>, event: Event<'_>) -> Result<Transitio
             verdict,
             comment,
         } => on_verdict(proposal, by, head, verdict, comment),
+        Event::Withdrawn { approver, head } => on_withdrawn(proposal, approver, head),
         Event::Redecided { record } => on_redecided(proposal, record),
         Event::HeadMoved {
             head,
@@ -322,6 +329,59 @@ fn on_verdict(
         carried: Vec::new(),
         lapsed: Vec::new(),
         trivial_rebase: false,
+        authorized_by_people: next == ProposalState::Authorized
+            && proposal.state != ProposalState::Authorized
+            && !proposal.record.automated,
+        tally,
+    })
+}
+
+/// A withdrawal ends the person's standing verdict on the current head, whatever it was
+/// (an approval no longer counts; a rejection no longer blocks), and the proposal settles
+/// again under the same decision: an authorization by people that needed it falls back to
+/// awaiting approval. Withdrawing what does not stand (never given, already superseded or
+/// lapsed) changes nothing. A final proposal is not reopened: a merge is not undone.
+fn on_withdrawn(
+    proposal: &Proposal<'_>,
+    approver: &str,
+    head: &str,
+) -> Result<Transition, Refusal> {
+    if head != proposal.head {
+        return Err(Refusal::StaleHead {
+            given: head.to_owned(),
+            current: proposal.head.to_owned(),
+        });
+    }
+    let Some(withdrawn) = proposal
+        .verdicts
+        .iter()
+        .find(|v| v.stands_on(proposal.head) && same_principal(&v.approver, approver))
+        .cloned()
+    else {
+        return Ok(unchanged_from(proposal));
+    };
+    let after: Vec<Approval> = proposal
+        .verdicts
+        .iter()
+        .filter(|v| !(v.stands_on(proposal.head) && same_principal(&v.approver, approver)))
+        .cloned()
+        .collect();
+    let tally = tally(
+        proposal.record,
+        proposal.head,
+        proposal.proposer,
+        proposal.authors,
+        &after,
+    );
+    let next = settle(proposal.record, &tally);
+    Ok(Transition {
+        next,
+        unchanged: false,
+        verdict: VerdictChange::Withdraw { withdrawn },
+        carried: Vec::new(),
+        lapsed: Vec::new(),
+        trivial_rebase: false,
+        // Withdrawing a rejection can complete an authorization by the approvals left.
         authorized_by_people: next == ProposalState::Authorized
             && proposal.state != ProposalState::Authorized
             && !proposal.record.automated,

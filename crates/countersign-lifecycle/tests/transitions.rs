@@ -68,6 +68,9 @@ fn check(state: ProposalState, tier: Tier, verdicts: &[Approval], event: Event<'
                 } => {
                     format!("record, superseding {}'s {}", old.approver, old.verdict)
                 }
+                VerdictChange::Withdraw { withdrawn } => {
+                    format!("withdraw {}'s {}", withdrawn.approver, withdrawn.verdict)
+                }
             };
             format!(
                 "{} -> {}{}; verdict: {verdict}; counted {}/{} {:?}; rejecters {:?}{}",
@@ -164,6 +167,46 @@ fn head_moves_and_endings() {
     // needs an approval nobody gave lapses the authorization (issue 22 point 3).
     assert_snapshot!(check(Authorized, SingleApprover, &[], Event::Redecided { record: &evidence_in }), @r#"authorized -> awaiting_approval; verdict: none; counted 0/1 []; rejecters []"#);
     assert_snapshot!(check(Merged, SingleApprover, &[], Event::Redecided { record: &evidence_in }), @r#"refused (Conflict): the proposal is merged: it is final: nothing changes it any more"#);
+}
+
+/// A verdict withdrawn where it was given (a GitHub review dismissed): the approval no
+/// longer counts and an authorization by people that needed it falls back to awaiting
+/// approval; a withdrawn rejection no longer blocks; nothing standing, nothing changes; a
+/// merged proposal is not undone.
+#[test]
+fn withdrawals() {
+    use ProposalState::*;
+    use Tier::*;
+    use Verdict::*;
+    let withdraw = |approver| Event::Withdrawn {
+        approver,
+        head: "h1",
+    };
+    let dave_approved = [verdict("human:dave", "h1", Approve, 5)];
+    assert_snapshot!(check(Authorized, SingleApprover, &dave_approved, withdraw("human:Dave")), @r#"authorized -> awaiting_approval; verdict: withdraw human:dave's approve; counted 0/1 []; rejecters []"#);
+    let both = [
+        verdict("human:dave", "h1", Approve, 5),
+        verdict("human:erin", "h1", Approve, 6),
+    ];
+    assert_snapshot!(check(Authorized, SingleApprover, &both, withdraw("human:dave")), @r#"authorized -> authorized; verdict: withdraw human:dave's approve; counted 1/1 ["human:erin"]; rejecters []"#);
+    assert_snapshot!(check(Authorized, ChangeControl, &both, withdraw("human:erin")), @r#"authorized -> awaiting_approval; verdict: withdraw human:erin's approve; counted 1/2 ["human:dave"]; rejecters []"#);
+    // An automated tier never needed the approval.
+    assert_snapshot!(check(Authorized, AutoMerge, &dave_approved, withdraw("human:dave")), @r#"authorized -> authorized; verdict: withdraw human:dave's approve; counted 0/0 []; rejecters []"#);
+    // A withdrawn rejection lets the approvals standing authorize.
+    let rejected = [
+        verdict("human:dave", "h1", Reject, 5),
+        verdict("human:erin", "h1", Approve, 6),
+    ];
+    assert_snapshot!(check(Rejected, SingleApprover, &rejected, withdraw("human:dave")), @r#"rejected -> authorized; verdict: withdraw human:dave's reject; counted 1/1 ["human:erin"]; rejecters []; authorized by people"#);
+    // Nothing standing: a superseded or lapsed verdict, or none at all.
+    let lapsed = [Approval {
+        lapsed_by: Some(9),
+        ..verdict("human:dave", "h1", Approve, 5)
+    }];
+    assert_snapshot!(check(AwaitingApproval, SingleApprover, &lapsed, withdraw("human:dave")), @r#"awaiting_approval -> awaiting_approval (unchanged); verdict: none; counted 0/1 []; rejecters []"#);
+    assert_snapshot!(check(AwaitingApproval, SingleApprover, &[], withdraw("human:erin")), @r#"awaiting_approval -> awaiting_approval (unchanged); verdict: none; counted 0/1 []; rejecters []"#);
+    assert_snapshot!(check(Authorized, SingleApprover, &dave_approved, Event::Withdrawn { approver: "human:dave", head: "h0" }), @r#"refused (Conflict): head h0 is not the proposal's current head h1"#);
+    assert_snapshot!(check(Merged, SingleApprover, &dave_approved, withdraw("human:dave")), @r#"refused (Conflict): the proposal is merged: it is final: nothing changes it any more"#);
 }
 
 /// Who is left to approve once the commits' authors are taken out: a named approver is

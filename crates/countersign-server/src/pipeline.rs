@@ -442,6 +442,10 @@ pub struct WorkSpec {
     pub definition: Value,
     /// The `[[runners]]` at the base that may attest the suite: the only ones that may lease it.
     pub runners: Vec<String>,
+    /// For a suite the head self-validates, the second item: the base's suite files
+    /// restored over the head, attested with the base as its suite source. `None` for the
+    /// suite as the head defines it.
+    pub base_version: Option<countersign_store::BaseVersion>,
 }
 
 /// The planned suites a runner trusted at the base may attest, and those of them no accepted
@@ -531,14 +535,31 @@ fn fleet(config: &Config, evaluation: &Evaluation, required: &[String]) -> Fleet
                 .filter(|r| r.suites.contains(suite))
                 .map(|r| r.name.clone())
                 .collect();
-            for environment in &definition.environments {
-                work.push(WorkSpec {
-                    suite: suite.clone(),
-                    environment: environment.clone(),
-                    repository: repository.clone(),
-                    definition: definition_json(definition),
-                    runners: runners.clone(),
+            // A suite whose defining files the head edits runs twice: as the head has it,
+            // and as the base had it against the head's code (what `base_suite_passed`
+            // needs before a self-validated suite may earn automation).
+            let base_version = evaluation
+                .report
+                .validation_plan
+                .suites
+                .iter()
+                .find(|s| &s.suite == suite && !s.self_validated_by.is_empty())
+                .zip(evaluation.report.change.base.as_ref())
+                .map(|(planned, base)| countersign_store::BaseVersion {
+                    source: base.clone(),
+                    files: planned.self_validated_by.clone(),
                 });
+            for environment in &definition.environments {
+                for base_version in std::iter::once(None).chain(base_version.clone().map(Some)) {
+                    work.push(WorkSpec {
+                        suite: suite.clone(),
+                        environment: environment.clone(),
+                        repository: repository.clone(),
+                        definition: definition_json(definition),
+                        runners: runners.clone(),
+                        base_version,
+                    });
+                }
             }
         }
     }
@@ -579,6 +600,7 @@ pub fn branch_work(config: &Config, suites: &[String], environment: Option<&str>
                 repository: repository.clone(),
                 definition: definition_json(definition),
                 runners: runners.clone(),
+                base_version: None,
             });
         }
     }

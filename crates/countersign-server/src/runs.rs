@@ -83,9 +83,10 @@ fn run_id(proposal: &str, head: &str, work: &WorkSpec, now: SystemTime) -> Strin
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let hash = Sha256::digest(format!(
-        "{proposal}\n{head}\n{}\n{}\n{nanos}\n{n}\n{}",
+        "{proposal}\n{head}\n{}\n{}\n{}\n{nanos}\n{n}\n{}",
         work.suite,
         work.environment,
+        work.base_version.as_ref().map_or("", |b| b.source.as_str()),
         std::process::id()
     ));
     format!(
@@ -166,6 +167,7 @@ async fn enqueue_for(
             runners: w.runners.clone(),
             queued_at_ms: millis(now),
             cause: None,
+            base_version: w.base_version.clone(),
         })
         .collect();
     tx.enqueue_runs(&runs).await?;
@@ -198,6 +200,7 @@ pub(crate) fn queued_for_branch(
             runners: w.runners.clone(),
             queued_at_ms: millis(now),
             cause: Some(cause.to_owned()),
+            base_version: w.base_version.clone(),
         })
         .collect()
 }
@@ -253,6 +256,7 @@ fn run_data(run: &Run) -> Value {
         "outcome": run.outcome.map(RunOutcome::as_str),
         "envelopes": run.envelopes,
         "cause": run.cause,
+        "suite_source": run.base_version.as_ref().map(|b| &b.source),
     })
 }
 
@@ -319,6 +323,12 @@ pub struct RunView {
     pub envelopes: Vec<String>,
     /// Why a branch's run was queued: `schedule:NAME` or `merge:p-…`; null for a proposal's.
     pub cause: Option<String>,
+    /// A base-version run of a self-validated suite: the commit (the proposal's base) whose
+    /// suite files ran against `commit`. Null for a run of the suite as `commit` has it.
+    pub suite_source: Option<String>,
+    /// The paths a base-version run restored from `suite_source` (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suite_files: Vec<String>,
 }
 
 impl From<&Run> for RunView {
@@ -353,6 +363,12 @@ impl From<&Run> for RunView {
             duration_ms: run.duration_ms,
             envelopes: run.envelopes.clone(),
             cause: run.cause.clone(),
+            suite_source: run.base_version.as_ref().map(|b| b.source.clone()),
+            suite_files: run
+                .base_version
+                .as_ref()
+                .map(|b| b.files.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -542,6 +558,14 @@ pub struct WorkItem {
     /// Seconds of lease from now: heartbeat well within it.
     pub lease_seconds: u64,
     pub definition: Definition,
+    /// A base-version run: check `commit` out, restore `suite_files` from this commit (a
+    /// path it lacks is removed), run the suite, and attest naming this commit as the
+    /// suite source (`attest --suite-source`). Null: run the suite as `commit` has it.
+    #[serde(default)]
+    pub suite_source: Option<String>,
+    /// The paths to restore from `suite_source`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suite_files: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -576,6 +600,12 @@ fn work_item(state: &AppState, run: &Run) -> Result<WorkItem, ApiError> {
         lease_expires_at: run.lease_until_ms.map(rfc3339_ms).unwrap_or_default(),
         lease_seconds: state.lease.as_secs(),
         definition,
+        suite_source: run.base_version.as_ref().map(|b| b.source.clone()),
+        suite_files: run
+            .base_version
+            .as_ref()
+            .map(|b| b.files.clone())
+            .unwrap_or_default(),
     })
 }
 

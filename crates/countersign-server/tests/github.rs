@@ -899,6 +899,141 @@ async fn a_pull_request_is_followed_to_its_merge(db: &Db) {
     server.stop().await;
 }
 
+/// A dismissed review withdraws the verdict it gave: the authorization it completed falls
+/// back to awaiting approval, logged, and GitHub's check follows; a redelivery changes
+/// nothing; dismissing a review whose verdict another review replaced withdraws nothing;
+/// an edit is no verdict; and once merged, nothing is undone.
+async fn a_dismissed_review_withdraws_its_verdict(db: &Db) {
+    let Some(all) = examples() else { return };
+    let world = world();
+    let api = stand_in(ManualClock::new(NOW)).await;
+    let server = start(db, &world, &api, |c| c).await;
+    let opened_example = example(&all, "pull_request", Some("opened"));
+    let opened = adapt(
+        opened_example.clone(),
+        &[
+            ("/pull_request/head/sha", json!(world.h1)),
+            ("/pull_request/base/sha", json!(world.base)),
+        ],
+    );
+    let (status, answer) = server.deliver("pull_request", "d-opened", &opened).await;
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["proposal"].as_str().unwrap().to_owned();
+    let octocat = requested_reviewer(&opened_example);
+    let submitted = example(&all, "pull_request_review", Some("submitted"));
+    let approve = |review: u64| {
+        adapt(
+            submitted.clone(),
+            &[
+                ("/review/id", json!(review)),
+                ("/review/commit_id", json!(world.h1)),
+                ("/review/state", json!("approved")),
+                ("/review/user", octocat.clone()),
+                ("/pull_request/head/sha", json!(world.h1)),
+            ],
+        )
+    };
+    // GitHub's dismissal of a review, as its example has it: the review's state is
+    // `dismissed`, its id the one dismissed.
+    let dismissed_example = example(&all, "pull_request_review", Some("dismissed"));
+    assert_eq!(dismissed_example["review"]["state"], "dismissed");
+    let dismiss = |review: u64| {
+        adapt(
+            dismissed_example.clone(),
+            &[
+                ("/review/id", json!(review)),
+                ("/review/commit_id", json!(world.h1)),
+                ("/review/user", octocat.clone()),
+                ("/pull_request/head/sha", json!(world.h1)),
+            ],
+        )
+    };
+
+    let (_, answer) = server
+        .deliver("pull_request_review", "d-approve-1", &approve(1))
+        .await;
+    assert_eq!(answer["state"], "authorized", "{answer}");
+    server.reported(&id).await;
+    assert_eq!(api.shown(&world.h1).unwrap()["conclusion"], "success");
+
+    // Dismissed: the approval no longer counts.
+    let (status, answer) = server
+        .deliver("pull_request_review", "d-dismiss-1", &dismiss(1))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outcome"], "withdrawn", "{answer}");
+    assert_eq!(answer["state"], "awaiting_approval", "{answer}");
+    let proposal = server.proposal(&id).await;
+    assert_eq!(proposal["state"], "awaiting_approval", "{proposal}");
+    assert_eq!(proposal["approvals_counted"], 0, "{proposal}");
+    let events = server.store.entries_about(&id).await.unwrap();
+    let withdrawn = events
+        .iter()
+        .map(|e| e.event().unwrap())
+        .find(|e| e.kind == countersign_audit::EventKind::VerdictWithdrawn)
+        .expect("the withdrawal is logged");
+    assert_eq!(withdrawn.data["approver"], "human:octo");
+    assert_eq!(withdrawn.data["head"], world.h1.as_str());
+    assert_eq!(withdrawn.data["withdraws"]["verdict"], "approve");
+    assert_eq!(withdrawn.data["github"]["review"], 1);
+    server.reported(&id).await;
+    let shown = api.shown(&world.h1).unwrap();
+    assert_ne!(shown["conclusion"], "success", "{shown}");
+    // Redelivered: nothing more.
+    let size = server.store.log_size().await.unwrap();
+    let (status, again) = server
+        .deliver("pull_request_review", "d-dismiss-1", &dismiss(1))
+        .await;
+    assert_eq!((status, &again), (StatusCode::OK, &answer));
+    assert_eq!(server.store.log_size().await.unwrap(), size);
+
+    // Approved again by a new review: the old review's dismissal, delivered again (under
+    // another id), withdraws nothing; the new review's verdict stands.
+    let (_, answer) = server
+        .deliver("pull_request_review", "d-approve-2", &approve(2))
+        .await;
+    assert_eq!(answer["state"], "authorized", "{answer}");
+    let size = server.store.log_size().await.unwrap();
+    server
+        .deliver("pull_request_review", "d-dismiss-1-again", &dismiss(1))
+        .await;
+    assert_eq!(server.store.log_size().await.unwrap(), size);
+    assert_eq!(server.proposal(&id).await["state"], "authorized");
+    // An edited review keeps its verdict and gives none.
+    let mut edited = approve(2);
+    edited["action"] = json!("edited");
+    let (status, answer) = server
+        .deliver("pull_request_review", "d-edited", &edited)
+        .await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (StatusCode::ACCEPTED, Some("ignored")),
+        "{answer}"
+    );
+
+    // Merged: a later dismissal undoes nothing.
+    let closed = adapt(
+        example(&all, "pull_request", Some("closed")),
+        &[
+            ("/pull_request/head/sha", json!(world.h1)),
+            ("/pull_request/base/sha", json!(world.base)),
+            ("/pull_request/merged", json!(true)),
+            ("/pull_request/merge_commit_sha", json!(world.h1)),
+        ],
+    );
+    let (_, answer) = server.deliver("pull_request", "d-closed", &closed).await;
+    assert_eq!(answer["outcome"], "merged", "{answer}");
+    let (status, answer) = server
+        .deliver("pull_request_review", "d-dismiss-2", &dismiss(2))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    let proposal = server.proposal(&id).await;
+    assert_eq!(proposal["state"], "merged");
+    assert_eq!(proposal["approvals_counted"], 1, "{proposal}");
+    server.stop().await;
+}
+
 /// Forged, missing or stale signatures are 401 and record nothing; other events are
 /// acknowledged and ignored; a malformed delivery names what is wrong.
 async fn only_signed_deliveries_are_heard(db: &Db) {
@@ -1210,6 +1345,78 @@ async fn closing_reopening_and_pushes(db: &Db) {
     server.stop().await;
 }
 
+/// A pull request countersign does not judge still gets a `countersign` check: completed,
+/// `failure`, with the reason, so a branch protection requiring the check blocks the merge
+/// and says why instead of waiting for a check that never comes.
+async fn refused_pull_requests_show_a_failing_check(db: &Db) {
+    let Some(all) = examples() else { return };
+    let world = world();
+    let api = stand_in(ManualClock::new(NOW)).await;
+    let server = start(db, &world, &api, |c| c).await;
+    let opened = adapt(
+        example(&all, "pull_request", Some("opened")),
+        &[
+            ("/pull_request/head/sha", json!(world.h1)),
+            ("/pull_request/base/sha", json!(world.base)),
+        ],
+    );
+    let shown = |head: String| {
+        let api = &api;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(shown) = api.shown(&head) {
+                    return shown;
+                }
+                assert!(Instant::now() < deadline, "nothing shown on {head}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    // Into a branch countersign does not protect: not judged, and shown so.
+    let elsewhere = adapt(
+        opened.clone(),
+        &[("/pull_request/base/ref", json!("develop"))],
+    );
+    let (status, answer) = server.deliver("pull_request", "d-dev", &elsewhere).await;
+    assert_eq!(status, 202, "{answer}");
+    let check = shown(world.h1.clone()).await;
+    assert_eq!(check["name"], "countersign", "{check}");
+    assert_eq!(check["status"], "completed", "{check}");
+    assert_eq!(check["conclusion"], "failure", "{check}");
+    assert_eq!(check["output"]["title"], "not judged by countersign");
+    assert!(
+        check["output"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("develop, which is not a protected branch"),
+        "{check}"
+    );
+
+    // Refused: a head that shares no history with its base.
+    let tree = git(
+        &world.github,
+        &["rev-parse", &format!("{}^{{tree}}", world.base)],
+    );
+    let orphan = git(&world.github, &["commit-tree", &tree, "-m", "orphan"]);
+    git(&world.github, &["update-ref", "refs/pull/2/head", &orphan]);
+    let unrelated = adapt(opened, &[("/pull_request/head/sha", json!(orphan))]);
+    let (status, answer) = server.deliver("pull_request", "d-orphan", &unrelated).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outcome"], "refused", "{answer}");
+    let check = shown(orphan.clone()).await;
+    assert_eq!(check["conclusion"], "failure", "{check}");
+    assert!(
+        check["output"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("shares no history"),
+        "{check}"
+    );
+    server.stop().await;
+}
+
 /// With a token rather than an App: commit statuses, the token sent as is.
 async fn tokens_and_statuses(db: &Db) {
     let Some(all) = examples() else { return };
@@ -1287,6 +1494,8 @@ async fn installation_tokens_expire_with_the_clock(db: &Db) {
 
 on_both_backends!(
     a_pull_request_is_followed_to_its_merge,
+    a_dismissed_review_withdraws_its_verdict,
+    refused_pull_requests_show_a_failing_check,
     only_signed_deliveries_are_heard,
     closing_reopening_and_pushes,
     tokens_and_statuses,

@@ -59,7 +59,8 @@ pub use log::{Entry, Leaf, StoredCheckpoint};
 pub use outbox::{Attempt, Claimed, Delivery, OutboxItem, OutboxRow, Outcome};
 pub use proposal::{Approval, HeadMove, Idempotent, Proposal};
 pub use run::{
-    Finish, LeaseAsk, NewRun, Refusal, Run, RunFilter, RunFor, RunOutcome, RunState, TestCounts,
+    BaseVersion, Finish, LeaseAsk, NewRun, Refusal, Run, RunFilter, RunFor, RunOutcome, RunState,
+    TestCounts,
 };
 pub use schedule::ScheduleFire;
 pub use store::Store;

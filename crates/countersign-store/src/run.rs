@@ -141,6 +141,16 @@ pub struct NewRun {
     pub queued_at_ms: i64,
     /// Why a branch's run was queued (`schedule:NAME`, `merge:p-…`); `None` for a proposal's.
     pub cause: Option<String>,
+    /// A base-version run: the suite files of `source` restored over `commit`.
+    pub base_version: Option<BaseVersion>,
+}
+
+/// What makes a run a base-version run: the commit whose suite files it executes against
+/// the run's commit, and the paths restored from it (a path absent there is removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseVersion {
+    pub source: String,
+    pub files: Vec<String>,
 }
 
 /// What a runner asks to lease.
@@ -196,6 +206,8 @@ pub struct Run {
     pub envelopes: Vec<String>,
     /// Why a branch's run was queued (`schedule:NAME`, `merge:p-…`); `None` for a proposal's.
     pub cause: Option<String>,
+    /// A base-version run's suite source and the files restored from it.
+    pub base_version: Option<BaseVersion>,
 }
 
 /// What a runner reports when it finishes a run.
@@ -235,7 +247,7 @@ pub enum Refusal {
 
 const COLUMNS: &str = "id, repo, repository, suite, environment, commit_id, proposal, branch, definition, \
      state, outcome, runner, attempt, lease_until, heartbeat_at, queued_at, started_at, finished_at, \
-     tests_passed, tests_failed, tests_skipped, duration_ms, envelopes, cause";
+     tests_passed, tests_failed, tests_skipped, duration_ms, envelopes, cause, suite_source, suite_files";
 
 /// A row as the database holds it, before [`run_from`] parses it.
 struct RawRun {
@@ -263,6 +275,8 @@ struct RawRun {
     duration: Option<i64>,
     envelopes: String,
     cause: Option<String>,
+    suite_source: Option<String>,
+    suite_files: String,
 }
 
 fn decode<R: sqlx::Row>(row: &R) -> Result<RawRun, sqlx::Error>
@@ -296,6 +310,8 @@ where
         duration: row.try_get(21)?,
         envelopes: row.try_get(22)?,
         cause: row.try_get(23)?,
+        suite_source: row.try_get(24)?,
+        suite_files: row.try_get(25)?,
     })
 }
 
@@ -333,6 +349,18 @@ fn run_from(raw: RawRun) -> Result<Run, Error> {
     };
     let envelopes: Vec<String> =
         serde_json::from_str(&raw.envelopes).map_err(|e| corrupt("envelopes", e.to_string()))?;
+    let files: Vec<String> = serde_json::from_str(&raw.suite_files)
+        .map_err(|e| corrupt("suite_files", e.to_string()))?;
+    let base_version = match raw.suite_source {
+        Some(source) => Some(BaseVersion { source, files }),
+        None if files.is_empty() => None,
+        None => {
+            return Err(corrupt(
+                "suite_files",
+                "suite files without a suite source".into(),
+            ));
+        }
+    };
     let count = |column, v: Option<i64>| v.map(|v| uint("runs", &id, column, v)).transpose();
     let tests = match (
         count("tests_passed", raw.passed)?,
@@ -370,6 +398,7 @@ fn run_from(raw: RawRun) -> Result<Run, Error> {
         duration_ms,
         envelopes,
         cause: raw.cause,
+        base_version,
         id,
     })
 }
@@ -390,17 +419,25 @@ macro_rules! fetch_runs {
 
 impl Conn<'_> {
     async fn insert_run(&mut self, run: &NewRun) -> Result<(), Error> {
+        let suite_files = serde_json::json!(
+            run.base_version
+                .as_ref()
+                .map(|b| b.files.as_slice())
+                .unwrap_or_default()
+        )
+        .to_string();
         let (proposal, branch) = match &run.target {
             RunFor::Proposal(p) => (Some(p.as_str()), None),
             RunFor::Branch(b) => (None, Some(b.as_str())),
         };
         dispatch!(self, c => sqlx::query(
-            "INSERT INTO runs (id, repo, repository, suite, environment, commit_id, proposal, branch, definition, state, queued_at, cause) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11)",
+            "INSERT INTO runs (id, repo, repository, suite, environment, commit_id, proposal, branch, definition, state, queued_at, cause, suite_source, suite_files) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, $12, $13)",
         )
         .bind(&run.id).bind(&run.repo).bind(&run.repository).bind(&run.suite)
         .bind(&run.environment).bind(&run.commit).bind(proposal).bind(branch)
         .bind(&run.definition).bind(run.queued_at_ms).bind(run.cause.as_deref())
+        .bind(run.base_version.as_ref().map(|b| b.source.as_str())).bind(&suite_files)
         .execute(&mut **c)
         .await
         .map_err(db("queueing a run"))?

@@ -9,7 +9,8 @@ use std::collections::HashSet;
 
 use common::Db;
 use countersign_store::{
-    Finish, LeaseAsk, NewRun, Refusal, RunFilter, RunFor, RunOutcome, RunState, Store, TestCounts,
+    BaseVersion, Finish, LeaseAsk, NewRun, Refusal, RunFilter, RunFor, RunOutcome, RunState, Store,
+    TestCounts,
 };
 
 const LEASE_MS: u64 = 60_000;
@@ -27,6 +28,7 @@ fn work(n: usize, suite: &str, env: &str, runners: &[&str]) -> NewRun {
         runners: runners.iter().map(|r| (*r).to_owned()).collect(),
         queued_at_ms: 1_000 + i64::try_from(n).unwrap(),
         cause: Some("schedule:nightly".into()),
+        base_version: None,
     }
 }
 
@@ -446,6 +448,33 @@ async fn findings_open_count_and_settle(db: &Db) {
         .await;
 }
 
+/// A base-version run keeps its suite source and the files restored from it through the
+/// queue, a lease and a read; an ordinary run has none.
+async fn base_version_runs_keep_their_suite_source(db: &Db) {
+    let store = db.store().await;
+    let mut base = work(1, "unit", "default", &["ci-1"]);
+    base.base_version = Some(BaseVersion {
+        source: "b".repeat(40),
+        files: vec!["lib/tests/limit.sh".into(), "lib/tests/new.sh".into()],
+    });
+    enqueue(
+        &store,
+        &[base.clone(), work(2, "unit", "default", &["ci-1"])],
+    )
+    .await;
+    assert_eq!(
+        lease(&store, "ci-1", &["default"], 2, 10_000).await,
+        ["r-000001", "r-000002"]
+    );
+    let read = store.run("r-000001").await.unwrap().unwrap();
+    assert_eq!(read.base_version, base.base_version);
+    assert_eq!(
+        store.run("r-000002").await.unwrap().unwrap().base_version,
+        None
+    );
+    store.close().await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -477,4 +506,5 @@ on_both_backends!(
     listing_filters,
     a_due_time_is_taken_once,
     findings_open_count_and_settle,
+    base_version_runs_keep_their_suite_source,
 );

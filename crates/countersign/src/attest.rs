@@ -126,6 +126,26 @@ pub(crate) struct Attestation {
     pub command_failed: bool,
 }
 
+/// Records in a test result that the tests that ran were the suite files of commit
+/// `source` checked out over the attested commit (`--suite-source`, and a runner's
+/// base-version run): the `countersign.dev/suite-source` resource of its `configuration`.
+pub(crate) fn name_suite_source(attestation: &mut Attestation, source: &str) -> Result<()> {
+    let Some(configuration) = attestation
+        .predicate
+        .get_mut("configuration")
+        .and_then(Value::as_array_mut)
+    else {
+        bail!("--suite-source applies to test results (--junit or --run) only");
+    };
+    configuration.push(serde_json::to_value(ResourceDescriptor {
+        name: Some(countersign_evidence::statement::SUITE_SOURCE.to_owned()),
+        digest: [("gitCommit".to_owned(), source.to_owned())].into(),
+        ..ResourceDescriptor::default()
+    })?);
+    attestation.summary = format!("{} (the suite files of {source})", attestation.summary);
+    Ok(())
+}
+
 /// `countersign attest`.
 pub fn attest(args: AttestArgs) -> Result<ExitCode> {
     if !args.run && !args.command.is_empty() {
@@ -166,23 +186,7 @@ pub fn attest(args: AttestArgs) -> Result<ExitCode> {
         let source = git
             .resolve(rev)
             .with_context(|| format!("--suite-source {rev}"))?;
-        let Some(configuration) = attestation
-            .predicate
-            .get_mut("configuration")
-            .and_then(Value::as_array_mut)
-        else {
-            bail!("--suite-source applies to test results (--junit or --run) only");
-        };
-        configuration.push(serde_json::to_value(ResourceDescriptor {
-            name: Some(countersign_evidence::statement::SUITE_SOURCE.to_owned()),
-            digest: [("gitCommit".to_owned(), source.as_str().to_owned())].into(),
-            ..ResourceDescriptor::default()
-        })?);
-        attestation.summary = format!(
-            "{} (the suite files of {})",
-            attestation.summary,
-            source.as_str()
-        );
+        name_suite_source(&mut attestation, source.as_str())?;
     }
 
     let mut statement = Statement::for_commit(

@@ -461,6 +461,26 @@ impl Countersign {
                     detail,
                 }))
             }
+            // The evidence token itself was refused: say which token and what it must be.
+            Err(Failure::Problem {
+                status,
+                title,
+                mut detail,
+            }) if self.relay
+                && matches!(
+                    status,
+                    reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN
+                ) =>
+            {
+                detail.push_str(&format!(
+                    " (the token in {EVIDENCE_TOKEN_ENV} was refused: it must be a live,                      unrevoked token of role runner, e.g. `countersign token create --principal                      agent:NAME --role runner`; see docs/agents.md)"
+                ));
+                Err(ToolError::Server(Failure::Problem {
+                    status,
+                    title,
+                    detail,
+                }))
+            }
             Err(failure) => Err(failure.into()),
         }
     }

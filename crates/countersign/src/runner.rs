@@ -4,6 +4,10 @@
 //! group of its own, reads the reports, signs one envelope per report kind with `attest`'s
 //! code, pushes the evidence through the ordinary evidence route and finishes the run.
 //!
+//! A base-version work item (a suite the head self-validates, docs/fleet.md) is run the
+//! same way after the suite's files are restored from the base over the head's checkout;
+//! its one envelope, the test result, names the base as its suite source.
+//!
 //! Outbound connections only: the runner never listens. The token comes from
 //! `COUNTERSIGN_TOKEN` and is removed from the suite command's environment. SIGTERM (or
 //! Ctrl-C) stops leasing, stops the commands running, gives their leases back and exits 0.
@@ -51,6 +55,12 @@ struct WorkItem {
     proposal: Option<String>,
     lease_seconds: u64,
     definition: Definition,
+    /// A base-version run: the commit whose suite files run against `commit`.
+    #[serde(default)]
+    suite_source: Option<String>,
+    /// The paths restored from `suite_source` (removed when it lacks them).
+    #[serde(default)]
+    suite_files: Vec<String>,
 }
 
 fn default_environment() -> String {
@@ -380,8 +390,12 @@ async fn handle(
     item: WorkItem,
     stopping: &mut tokio::sync::watch::Receiver<bool>,
 ) {
+    let version = match &item.suite_source {
+        Some(source) => format!(" (the suite files of {source})"),
+        None => String::new(),
+    };
     eprintln!(
-        "{}[{n}]: run {} (attempt {}): suite {} at {}",
+        "{}[{n}]: run {} (attempt {}): suite {} at {}{version}",
         runner.label, item.id, item.attempt, item.suite, item.commit
     );
     let stop = Arc::new(AtomicU8::new(GO_ON));
@@ -529,7 +543,11 @@ fn execute(runner: &Exec, item: &WorkItem, stop: &AtomicU8) -> Executed {
         Err(e) => return errored(format!("creating a scratch directory: {e}")),
     };
     let worktree = scratch.path().join("checkout");
-    let checked_out = checkout(runner, &item.commit, &worktree);
+    let checked_out =
+        checkout(runner, &item.commit, &worktree).and_then(|()| match &item.suite_source {
+            Some(source) => restore_suite_files(runner, source, &item.suite_files, &worktree),
+            None => Ok(()),
+        });
     let executed = match checked_out {
         Err(e) => errored(format!("{e:#}")),
         Ok(()) => match run_suite(runner, item, &worktree, stop) {
@@ -624,6 +642,114 @@ fn ensure_commit(runner: &Exec, commit: &str) -> Result<()> {
             commit,
         ]);
         run_git(fetch, &format!("fetching {commit} from {}", runner.origin))?;
+    }
+    Ok(())
+}
+
+/// Whether `path` is a plain repository-relative file path a work item may name: `/`-
+/// separated normal components, none of them `.`, `..` or `.git` (any case), no NUL.
+fn is_repo_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 4096
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.eq_ignore_ascii_case(".git"))
+}
+
+/// Puts the base's version of the suite into `worktree` (the head's checkout): each of
+/// `files` the `source` commit has is checked out from it, each it lacks (the head added
+/// it) is removed. Through git with literal pathspecs, so a crafted path neither globs nor
+/// writes through a link the head planted. The worktree's index follows, so the tests see
+/// an ordinary checkout.
+fn restore_suite_files(
+    runner: &Exec,
+    source: &str,
+    files: &[String],
+    worktree: &Path,
+) -> Result<()> {
+    if source.len() != 40 || !source.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("the suite source {source:?} is not a commit id");
+    }
+    if files.is_empty() {
+        bail!("a base-version run names no suite files to restore");
+    }
+    if let Some(bad) = files.iter().find(|f| !is_repo_path(f)) {
+        bail!("the suite file {bad:?} is not a repository path");
+    }
+    {
+        let _one_at_a_time = runner.git.lock().unwrap_or_else(|e| e.into_inner());
+        ensure_commit(runner, source)?;
+    }
+    let repo = Repo::open(&runner.clone)?;
+    let id = repo.resolve(source)?;
+    let tree = repo.commit_tree(&id)?;
+    let known = countersign_graph::FileSource::paths(&tree);
+    let (restore, remove): (Vec<&String>, Vec<&String>) = files
+        .iter()
+        .partition(|f| known.binary_search_by(|p| p.as_str().cmp(f)).is_ok());
+    let pathspecs = |paths: &[&String]| -> Vec<u8> {
+        paths
+            .iter()
+            .flat_map(|p| p.bytes().chain(std::iter::once(0)))
+            .collect()
+    };
+    if !remove.is_empty() {
+        let mut rm = git(worktree);
+        rm.env("GIT_LITERAL_PATHSPECS", "1").args([
+            "rm",
+            "-r",
+            "-q",
+            "-f",
+            "--ignore-unmatch",
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+        ]);
+        run_git_with_input(
+            rm,
+            &pathspecs(&remove),
+            "removing the suite files the base lacks",
+        )?;
+    }
+    if !restore.is_empty() {
+        let mut checkout = git(worktree);
+        checkout.env("GIT_LITERAL_PATHSPECS", "1").args([
+            "checkout",
+            source,
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+        ]);
+        run_git_with_input(
+            checkout,
+            &pathspecs(&restore),
+            &format!("restoring the suite files of {source}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// [`run_git`] with `input` on git's stdin.
+fn run_git_with_input(mut command: Command, input: &[u8], what: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("{what}: running git"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .with_context(|| format!("{what}: writing to git"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .with_context(|| format!("{what}: running git"))?;
+    if !output.status.success() {
+        bail!(
+            "{what}: git failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -757,6 +883,10 @@ fn offline_item(exec: &Exec, i: usize, planned: PlanItem) -> Result<WorkItem> {
                 vex: suite.reports.vex.clone(),
             },
         },
+        // An offline plan runs the commit's own suite files; base versions are the server's
+        // to plan (a plan item cannot ask for one yet).
+        suite_source: None,
+        suite_files: Vec::new(),
     })
 }
 
@@ -868,7 +998,7 @@ fn run_suite(runner: &Exec, item: &WorkItem, worktree: &Path, stop: &AtomicU8) -
 
     let junit = reports(worktree, &definition.reports.junit, "JUnit")?;
     let (cases, configuration) = attest::read_junit(&junit, worktree)?;
-    let test_result = attest::command_attestation(
+    let mut test_result = attest::command_attestation(
         &definition.command,
         CommandExit {
             success: status.success() && !timed_out,
@@ -886,15 +1016,23 @@ fn run_suite(runner: &Exec, item: &WorkItem, worktree: &Path, stop: &AtomicU8) -
         || counts
             .as_ref()
             .is_some_and(|c| c["failed"].as_u64().unwrap_or(0) > 0);
+    // A base-version run says one thing only: whether the base's tests pass against the
+    // head's code. Its test result names the base as the suite source; what else its
+    // reports hold is not the head's to claim.
+    if let Some(source) = &item.suite_source {
+        attest::name_suite_source(&mut test_result, source)?;
+    }
     let note = test_result.summary.clone();
     let mut attestations = vec![test_result];
-    let sarif = reports(worktree, &definition.reports.sarif, "SARIF")?;
-    if !sarif.is_empty() {
-        attestations.push(attest::from_sarif(&sarif)?);
-    }
-    let vex = reports(worktree, &definition.reports.vex, "VEX")?;
-    if !vex.is_empty() {
-        attestations.push(attest::from_vex(&vex)?);
+    if item.suite_source.is_none() {
+        let sarif = reports(worktree, &definition.reports.sarif, "SARIF")?;
+        if !sarif.is_empty() {
+            attestations.push(attest::from_sarif(&sarif)?);
+        }
+        let vex = reports(worktree, &definition.reports.vex, "VEX")?;
+        if !vex.is_empty() {
+            attestations.push(attest::from_vex(&vex)?);
+        }
     }
     let envelopes = attestations
         .into_iter()
@@ -957,4 +1095,32 @@ fn kill_group(child: &mut std::process::Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_repo_path;
+
+    /// A work item's suite files are plain paths of the checkout: nothing that climbs out
+    /// of it, reaches into git's own directory or is empty.
+    #[test]
+    fn suite_files_must_be_plain_repository_paths() {
+        for good in ["lib/tests/limit.sh", "a", "tests/.hidden", "x/y z/[a].sh"] {
+            assert!(is_repo_path(good), "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../outside",
+            "lib/../../outside",
+            "lib/./x",
+            "lib//x",
+            "lib/",
+            ".git/config",
+            "sub/.GIT/hooks/pre-commit",
+            "nul\0byte",
+        ] {
+            assert!(!is_repo_path(bad), "{bad:?}");
+        }
+    }
 }

@@ -469,3 +469,237 @@ fn suite_source_is_checked() {
     let scan = common(&sarif, "--sarif", "HEAD");
     assert!(!scan.status.success());
 }
+
+// ---- The fleet runs the base version of a self-validated suite ----
+//
+// The same library and tests, now with a `[suites.lib-unit]` the fleet runs (the harness,
+// from the repository) and a real server and `runner serve`: for a suite the head
+// self-validates the server queues a second work item, the base's suite files against the
+// head's code, and the runner restores them, runs them and attests them as the base's.
+
+/// The repository with a runnable `lib-unit`; returns the fixture, the runner's key and
+/// base commit id.
+fn fleet_fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let keys = dir.path().join("keys");
+    let (key, public) = keygen("ci", &keys);
+    let config = format!(
+        "[repository]\nname = \"{REPOSITORY}\"\n\n[[runners]]\nname = \"ci\"\npublic_key = \"{public}\"\nsuites = [\"lib-unit\"]\n\n\
+         [suites.lib-unit]\ncommand = [\"sh\", \"scripts/harness.sh\", \"lib/tests\", \"out/junit.xml\", \".\"]\n\
+         reports = {{ junit = [\"out/junit.xml\"] }}\n"
+    );
+    let mut writer = RepoWriter::init(&repo).unwrap();
+    let base = writer
+        .commit(
+            [
+                ("countersign.toml", Some(config.as_str())),
+                ("catalog-info.yaml", Some(CATALOG)),
+                ("scripts/harness.sh", Some(HARNESS)),
+                ("out/.keep", Some("")),
+                (
+                    "lib/src.rs",
+                    Some("pub const LIMIT: u32 = 100;\npub fn add() {}\n"),
+                ),
+                ("lib/tests/adds.sh", Some(ADDS)),
+                ("lib/tests/limit.sh", Some(LIMIT)),
+            ],
+            "base",
+            ALICE,
+            TIME,
+        )
+        .unwrap();
+    Fixture {
+        key,
+        dir,
+        repo,
+        writer,
+        base,
+    }
+}
+
+impl Fixture {
+    /// A change on its own branch off the base (the base stays `main`'s tip).
+    fn branch(&mut self, name: &str, files: &[(&str, Option<&str>)]) -> CommitId {
+        let base = self.base.clone();
+        self.writer
+            .commit_on(
+                &format!("refs/heads/{name}"),
+                &base,
+                files.iter().copied(),
+                "change",
+                ALICE,
+                TIME + 1,
+            )
+            .unwrap()
+    }
+
+    /// `runner serve` as runner `ci` against `server`, killed when dropped.
+    fn runner(&self, server: &TestServer, token: &str) -> RunnerChild {
+        let child = Command::new(env!("CARGO_BIN_EXE_countersign"))
+            .args(["runner", "serve", "--server", &server.url, "--key"])
+            .arg(&self.key)
+            .args(["--repository", REPOSITORY, "--repo"])
+            .arg(&self.repo)
+            .arg("--clone")
+            .arg(self.dir.path().join("ci-clone"))
+            .args(["--poll", "1s"])
+            .env("COUNTERSIGN_TOKEN", token)
+            .env_remove("COUNTERSIGN_SERVER")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("the binary runs");
+        RunnerChild(child)
+    }
+}
+
+/// A runner process, SIGKILLed when dropped so a failing test leaves none behind.
+struct RunnerChild(std::process::Child);
+
+impl Drop for RunnerChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn propose(server: &TestServer, token: &str, head: &CommitId) -> String {
+    let out = client(
+        &server.url,
+        Some(token),
+        &[
+            "propose",
+            "--repo",
+            "shop",
+            "--base",
+            "main",
+            "--head",
+            head.as_str(),
+            "--title",
+            "change",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    json(&out)["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls the proposal's runs until `count` of them are finished, for at most 90 s.
+fn finished_runs(server: &TestServer, token: &str, proposal: &str, count: usize) -> Vec<Value> {
+    let start = std::time::Instant::now();
+    loop {
+        let runs = server.get(&format!("/v1/runs?proposal={proposal}"), token)["runs"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if runs.len() == count && runs.iter().all(|r| r["state"] == "finished") {
+            return runs;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(90),
+            "runs never finished: {runs:#?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The head's own run and the base-version run of `lib-unit`, in that order.
+fn two_runs(runs: &[Value], base: &CommitId) -> (Value, Value) {
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert!(runs.iter().all(|r| r["suite"] == "lib-unit"), "{runs:#?}");
+    let own = runs.iter().find(|r| r["suite_source"].is_null()).unwrap();
+    let base_version = runs
+        .iter()
+        .find(|r| r["suite_source"] == base.as_str())
+        .unwrap_or_else(|| panic!("no base-version run: {runs:#?}"));
+    (own.clone(), base_version.clone())
+}
+
+#[test]
+fn the_fleet_runs_the_base_version_and_an_agent_deleting_the_failing_test_is_refused() {
+    let mut f = fleet_fixture();
+    let head = f.branch(
+        "drop-limit",
+        &[("lib/src.rs", Some(BROKEN)), ("lib/tests/limit.sh", None)],
+    );
+    let mut server = TestServer::start(&[("shop", f.repo.as_path())]);
+    let fixbot = server.token("agent:fixbot", countersign_server::Role::Proposer);
+    let auditor = server.token("human:erin", countersign_server::Role::Auditor);
+    let ci = server.token("runner:ci", countersign_server::Role::Runner);
+    let id = propose(&server, &fixbot, &head);
+    let _runner = f.runner(&server, &ci);
+    let runs = finished_runs(&server, &auditor, &id, 2);
+    let (own, base_version) = two_runs(&runs, &f.base);
+    // The head's suite, without the failing test, honestly passes; the base's, with it
+    // restored, fails against the head's code.
+    assert_eq!(own["outcome"], "passed", "{runs:#?}");
+    assert_eq!(base_version["outcome"], "failed", "{runs:#?}");
+    assert_eq!(base_version["suite_files"], json!(["lib/tests/limit.sh"]));
+    assert_eq!(base_version["commit"], head.as_str());
+
+    let proposal = server.get(&format!("/v1/proposals/{id}"), &auditor);
+    assert_ne!(proposal["tier"], "auto_merge", "{proposal:#}");
+    assert_ne!(proposal["tier"], "notify_and_proceed", "{proposal:#}");
+    let explanation = server.get(&format!("/v1/proposals/{id}/explanation"), &auditor);
+    let text = explanation.to_string();
+    assert_eq!(
+        explanation["explanation"]["facts"]["self_validated_suites"],
+        json!(["lib-unit"]),
+        "{explanation:#}"
+    );
+    assert_eq!(
+        explanation["explanation"]["facts"]["base_suite_passed"],
+        json!([])
+    );
+    assert!(
+        text.contains("lib/tests/limit.sh"),
+        "the deletion is named: {text}"
+    );
+    assert!(text.contains("self-validated-suite"), "{text}");
+    server.stop();
+}
+
+#[test]
+fn the_fleet_runs_the_base_version_and_added_tests_count_once_it_passes() {
+    let mut f = fleet_fixture();
+    let head = f.branch(
+        "add-sub",
+        &[
+            (
+                "lib/src.rs",
+                Some("pub const LIMIT: u32 = 100;\npub fn add() {}\npub fn sub() {}\n"),
+            ),
+            ("lib/tests/subs.sh", Some("grep -q 'fn sub' lib/src.rs\n")),
+        ],
+    );
+    let mut server = TestServer::start(&[("shop", f.repo.as_path())]);
+    let fixbot = server.token("agent:fixbot", countersign_server::Role::Proposer);
+    let auditor = server.token("human:erin", countersign_server::Role::Auditor);
+    let ci = server.token("runner:ci", countersign_server::Role::Runner);
+    let id = propose(&server, &fixbot, &head);
+    let _runner = f.runner(&server, &ci);
+    let runs = finished_runs(&server, &auditor, &id, 2);
+    let (own, base_version) = two_runs(&runs, &f.base);
+    assert_eq!(own["outcome"], "passed", "{runs:#?}");
+    // The new test file is removed for the base's version (the base lacks it): the old
+    // tests still pass against the head.
+    assert_eq!(base_version["outcome"], "passed", "{runs:#?}");
+    assert_eq!(base_version["suite_files"], json!(["lib/tests/subs.sh"]));
+    assert_eq!(
+        base_version["tests"]["passed"], 3,
+        "adds, limit and the command"
+    );
+
+    let explanation = server.get(&format!("/v1/proposals/{id}/explanation"), &auditor);
+    assert_eq!(
+        explanation["explanation"]["facts"]["base_suite_passed"],
+        json!(["lib-unit"]),
+        "{explanation:#}"
+    );
+    let proposal = server.get(&format!("/v1/proposals/{id}"), &auditor);
+    assert_eq!(proposal["tier"], "auto_merge", "{proposal:#}");
+    server.stop();
+}

@@ -549,6 +549,45 @@ pub(crate) async fn apply_verdict(
     Ok(t)
 }
 
+/// Withdraws `approver`'s standing verdict on proposal `id`'s current head, in `tx`, when
+/// `given_there` says it is the one being withdrawn (a dismissed GitHub review withdraws the
+/// verdict that review gave, not a later one): the lifecycle's withdrawal, logged as
+/// `verdict_withdrawn` by `actor` with `details`, the state settled again. `None` when no
+/// verdict of theirs stands on the head or the one standing was given elsewhere.
+pub(crate) async fn apply_withdrawal(
+    state: &AppState,
+    tx: &mut countersign_store::Tx,
+    id: &str,
+    approver: &str,
+    actor: &str,
+    given_there: impl Fn(&countersign_lifecycle::Approval) -> bool,
+    details: serde_json::Value,
+) -> Result<Option<countersign_lifecycle::Transition>, ApiError> {
+    let loaded = Loaded::lock(tx, id).await?;
+    let standing = loaded.verdicts.iter().find(|v| {
+        v.stands_on(&loaded.proposal.head)
+            && countersign_lifecycle::same_principal(&v.approver, approver)
+    });
+    if !standing.is_some_and(&given_there) {
+        return Ok(None);
+    }
+    let t = transition(
+        &loaded.lifecycle(),
+        Event::Withdrawn {
+            approver,
+            head: &loaded.proposal.head,
+        },
+    )
+    .map_err(refused)?;
+    if t.unchanged {
+        return Ok(None);
+    }
+    let now = state.clock.rfc3339();
+    persist::withdrawal(state, tx, &loaded, actor, details, &t, &now).await?;
+    crate::integrations::github::changed(state, tx, id, &loaded.proposal.head).await?;
+    Ok(Some(t))
+}
+
 /// Without one identity repository, a person signed in by email gives a verdict only as
 /// someone the proposal's own repository declares, at the proposal's base, with that email:
 /// another repository (or a branch nobody reviewed) declaring a User of the same name with

@@ -170,6 +170,65 @@ pub(crate) async fn verdict(
     Ok(())
 }
 
+/// Persists a withdrawal `t` (a [`VerdictChange::Withdraw`]) caused by `actor`: the
+/// `verdict_withdrawn` event (with `details`, where it was withdrawn), the verdict marked
+/// lapsed by it, the state and what follows from it, as [`verdict`] does for a new one.
+pub(crate) async fn withdrawal(
+    state: &AppState,
+    tx: &mut Tx,
+    loaded: &Loaded,
+    actor: &str,
+    details: Value,
+    t: &Transition,
+    now: &str,
+) -> Result<(), ApiError> {
+    let VerdictChange::Withdraw { withdrawn } = &t.verdict else {
+        return Ok(());
+    };
+    let proposal = &loaded.proposal;
+    let mut data = json!({
+        "head": proposal.head,
+        "approver": withdrawn.approver,
+        "withdraws": { "verdict": withdrawn.verdict.as_str(), "log_index": withdrawn.log_index },
+        "state": t.next.as_str(),
+    });
+    if let (Value::Object(data), Value::Object(details)) = (&mut data, details) {
+        data.extend(details);
+    }
+    let index = tx
+        .append_event(&event(
+            EventKind::VerdictWithdrawn,
+            now,
+            &proposal.id,
+            actor,
+            data,
+        )?)
+        .await?;
+    tx.supersede_approval(&proposal.id, &proposal.head, &withdrawn.approver, index)
+        .await?;
+    if t.next != proposal.state {
+        tx.set_proposal_state(&proposal.id, t.next).await?;
+    }
+    if t.authorized_by_people {
+        authorize_by_people(state, tx, proposal, &proposal.head, &loaded.record, now).await?;
+    }
+    if t.next != proposal.state {
+        let updated = Proposal {
+            state: t.next,
+            ..proposal.clone()
+        };
+        crate::webhooks::notify(
+            state,
+            tx,
+            &updated,
+            t.next.as_str(),
+            &loaded.decision.record,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Appends a decision's record (its `proposed` event when `with_proposed`, its `decided`
 /// event, and its own `authorized` event when the transition authorizes an automated
 /// decision), the people's authorization when the transition completes one, and stores the

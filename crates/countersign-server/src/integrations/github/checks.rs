@@ -283,6 +283,81 @@ async fn report(
     }
 }
 
+/// Shows on `head` of pull requests of `repository` that countersign did not judge it: a
+/// completed `countersign` check run concluding `failure` (or a `failure` commit status)
+/// titled `not judged` with `why`. A branch protection requiring the check then blocks the
+/// merge with the reason shown, instead of waiting for a check that never comes (and a
+/// `neutral` or `skipped` conclusion would count as passing). Off the delivery's path and
+/// best effort: retried with the webhooks' backoff up to `max_attempts` times, then logged;
+/// a redelivery reports again. There is no proposal to link to.
+pub(crate) fn report_refusal(
+    github: &Arc<Github>,
+    clock: &Clock,
+    repository: &str,
+    head: &str,
+    installation: Option<u64>,
+    why: &str,
+) {
+    let title = "not judged by countersign".to_owned();
+    let summary = format!(
+        "countersign did not judge commit {}: {why}\n\nNothing authorizes this head: fix \
+         the cause and push again (or redeliver the webhook).",
+        short(head)
+    );
+    let (github, clock, repository, head) = (
+        Arc::clone(github),
+        clock.clone(),
+        repository.to_owned(),
+        head.to_owned(),
+    );
+    let why = why.to_owned();
+    tokio::spawn(async move {
+        let settings = &github.config.delivery;
+        let key = format!("refused:{repository}@{head}");
+        for attempt in 1..=settings.max_attempts.max(1) {
+            let now = clock.now();
+            let result = match github.config.report {
+                Report::Status => {
+                    let body = json!({
+                        "state": "failure",
+                        "description": description(&format!("{title}: {why}")),
+                        "context": CHECK_NAME,
+                    });
+                    github
+                        .api
+                        .create_status(&repository, &head, &body, installation, now)
+                        .await
+                }
+                Report::CheckRun => {
+                    let body = json!({
+                        "name": CHECK_NAME,
+                        "head_sha": head,
+                        "status": "completed",
+                        "conclusion": "failure",
+                        "completed_at": humantime::format_rfc3339_seconds(now).to_string(),
+                        "output": { "title": title, "summary": summary },
+                    });
+                    github
+                        .api
+                        .create_check_run(&repository, &body, installation, now)
+                        .await
+                        .map(|_| ())
+                }
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(%repository, %head, "github: refusal reported");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%repository, %head, attempt, %error, "github: reporting a refusal failed");
+                    tokio::time::sleep(settings.retry_delay(&key, attempt)).await;
+                }
+            }
+        }
+    });
+}
+
 /// The reporting worker: claims checks whose report is behind, reports them (up to
 /// `concurrency` at once), prunes old deliveries hourly, and stops when `stop` turns true or
 /// its sender is dropped, after finishing the reports in flight.

@@ -78,16 +78,30 @@ fn refusal(error: &ApiError) -> Option<String> {
 }
 
 /// Records `refused` with the refusal's reason, or passes a server failure on.
+///
+/// When `shown_on` names a pull request's head, the refusal is shown there as a failing
+/// `countersign` check (`checks::report_refusal`): nothing else would report that head.
 async fn refused(
     state: &AppState,
     delivery: &Delivery,
     outcome: &str,
     proposal: Option<&Proposal>,
     error: ApiError,
+    shown_on: Option<(&Target<'_>, &str)>,
 ) -> Result<Response, ApiError> {
     let Some(why) = refusal(&error) else {
         return Err(error);
     };
+    if let Some((target, head)) = shown_on {
+        super::checks::report_refusal(
+            target.github,
+            &state.clock,
+            &target.key(),
+            head,
+            delivery.installation,
+            &why,
+        );
+    }
     let mut answer = delivery.answer(outcome).because(why);
     if let Some(p) = proposal {
         answer = answer.about(p);
@@ -238,6 +252,16 @@ async fn unprotected(
         "pull request #{} targets {}, which is not a protected branch of {}",
         pr.number, pr.base.branch, target.followed.repo
     );
+    if payload::commit_id("pull_request.head.sha", &pr.head.sha).is_ok() {
+        super::checks::report_refusal(
+            target.github,
+            &state.clock,
+            &target.key(),
+            &pr.head.sha,
+            delivery.installation,
+            &why,
+        );
+    }
     let Some(current) = followed(state, target, pr.number)
         .await?
         .filter(|p| !p.state.is_final())
@@ -347,9 +371,16 @@ async fn open(
         let error = ApiError::Invalid(format!(
             "the pull request's head {head} shares no history with its base {base_tip}"
         ));
-        return refused(state, delivery, "refused", None, error)
-            .await
-            .map(Some);
+        return refused(
+            state,
+            delivery,
+            "refused",
+            None,
+            error,
+            Some((target, head)),
+        )
+        .await
+        .map(Some);
     };
     let base = base.as_str().to_owned();
     let (github, path, at) = (
@@ -372,9 +403,16 @@ async fn open(
             pr.user.login,
             names.join(", ")
         ));
-        return refused(state, delivery, "refused", None, error)
-            .await
-            .map(Some);
+        return refused(
+            state,
+            delivery,
+            "refused",
+            None,
+            error,
+            Some((target, head)),
+        )
+        .await
+        .map(Some);
     };
     let title = {
         let title = payload::storable(pr.title.trim(), TITLE_BYTES);
@@ -430,9 +468,16 @@ async fn open(
     let prepared = match prepared.and_then(|p| p) {
         Ok(prepared) => prepared,
         Err(error) => {
-            return refused(state, delivery, "refused", None, error)
-                .await
-                .map(Some);
+            return refused(
+                state,
+                delivery,
+                "refused",
+                None,
+                error,
+                Some((target, head)),
+            )
+            .await
+            .map(Some);
         }
     };
     let proposals::open::Prepared {
@@ -511,9 +556,16 @@ async fn move_head(
     let decided = match proposals::decide_head_move(state, &current, head.to_owned()).await {
         Ok(decided) => decided,
         Err(error) => {
-            return refused(state, delivery, "refused", Some(&current), error)
-                .await
-                .map(Some);
+            return refused(
+                state,
+                delivery,
+                "refused",
+                Some(&current),
+                error,
+                Some((target, head)),
+            )
+            .await
+            .map(Some);
         }
     };
     let mut tx = match webhook::begin(state, delivery).await? {
@@ -531,9 +583,16 @@ async fn move_head(
                 // Closed or moved by another request meanwhile: look again.
                 return Ok(None);
             }
-            return refused(state, delivery, "refused", Some(&current), error)
-                .await
-                .map(Some);
+            return refused(
+                state,
+                delivery,
+                "refused",
+                Some(&current),
+                error,
+                Some((target, head)),
+            )
+            .await
+            .map(Some);
         }
     };
     webhook::commit(state, tx, delivery, StatusCode::OK, &answer)
@@ -642,7 +701,7 @@ async fn close(
         }
         Err(error) => {
             tx.rollback().await?;
-            refused(state, delivery, "refused", Some(&current), error).await
+            refused(state, delivery, "refused", Some(&current), error, None).await
         }
     }
 }
@@ -656,12 +715,14 @@ pub(crate) async fn review(
 ) -> Result<Response, ApiError> {
     let event: ReviewEvent = payload::parse("pull_request_review", body)?;
     let review = &event.review;
+    // A dismissal withdraws the verdict the review gave; an edit changes the review's text,
+    // never its state (GitHub keeps it), so it gives no new verdict.
     let verdict = match (
         event.action.as_str(),
         review.state.to_ascii_lowercase().as_str(),
     ) {
-        ("submitted", "approved") => Verdict::Approve,
-        ("submitted", "changes_requested") => Verdict::Reject,
+        ("submitted", "approved") => Some(Verdict::Approve),
+        ("submitted", "changes_requested") => Some(Verdict::Reject),
         ("submitted", other) => {
             return webhook::ignore(
                 state,
@@ -670,12 +731,13 @@ pub(crate) async fn review(
             )
             .await;
         }
-        ("dismissed", _) => {
+        ("dismissed", _) => None,
+        ("edited", _) => {
             return webhook::ignore(
                 state,
                 delivery,
-                "a dismissed review withdraws nothing in countersign: a verdict lapses when \
-                 the head moves, or its giver gives another",
+                "an edited review keeps its verdict: editing its text gives no new one \
+                 (a dismissal withdraws it, a new review replaces it)",
             )
             .await;
         }
@@ -758,11 +820,13 @@ pub(crate) async fn review(
         }),
         dispatched_by: None,
     };
+    let Some(verdict) = verdict else {
+        return withdraw(state, delivery, &event, &proposal, &caller.principal, user).await;
+    };
     let comment = payload::storable(
         &format!(
-            "GitHub review {} by {}: {}",
-            review.id,
-            user.login,
+            "{}{}",
+            review_marker(review.id, &user.login),
             review.body.as_deref().unwrap_or("").trim()
         ),
         DESCRIPTION_BYTES,
@@ -796,6 +860,78 @@ pub(crate) async fn review(
                 return Err(error);
             };
             not_counted(format!("{}: {why}", caller.principal)).await
+        }
+    }
+}
+
+/// How a verdict from a GitHub review begins its comment: what ties the verdict to the
+/// review, so its dismissal withdraws that verdict and no other.
+fn review_marker(review: u64, login: &str) -> String {
+    format!("GitHub review {review} by {login}: ")
+}
+
+/// A dismissed review: the verdict it gave is withdrawn if it still stands on the head (a
+/// later review by the same person replaced it, or a head move lapsed it: nothing to do).
+/// The proposal settles again: an authorization it completed falls back to awaiting
+/// approval. A final proposal is not reopened: a merge is not undone.
+async fn withdraw(
+    state: &AppState,
+    delivery: &Delivery,
+    event: &ReviewEvent,
+    proposal: &Proposal,
+    reviewer: &Principal,
+    user: &payload::User,
+) -> Result<Response, ApiError> {
+    let review = &event.review;
+    let marker = review_marker(review.id, &user.login);
+    let details = json!({
+        "github": {
+            "review": review.id,
+            "pull_request": event.pull_request.number,
+            "delivery": delivery.id,
+        },
+    });
+    let mut tx = match webhook::begin(state, delivery).await? {
+        Ok(tx) => tx,
+        Err(replayed) => return Ok(replayed),
+    };
+    let withdrawn = proposals::apply_withdrawal(
+        state,
+        &mut tx,
+        &proposal.id,
+        &reviewer.to_string(),
+        GITHUB_ACTOR,
+        |standing| standing.comment.starts_with(&marker),
+        details,
+    )
+    .await;
+    match withdrawn {
+        Ok(Some(t)) => {
+            let after = Proposal {
+                state: t.next,
+                ..proposal.clone()
+            };
+            let answer = delivery.answer("withdrawn").about(&after);
+            webhook::commit(state, tx, delivery, StatusCode::OK, &answer).await
+        }
+        Ok(None) => {
+            tx.rollback().await?;
+            let answer = delivery
+                .answer("unchanged")
+                .about(proposal)
+                .because(format!(
+                    "no verdict of review {} by {reviewer} stands on the proposal's head",
+                    review.id
+                ));
+            webhook::record(state, delivery, StatusCode::OK, &answer).await
+        }
+        Err(error) => {
+            tx.rollback().await?;
+            let Some(why) = refusal(&error) else {
+                return Err(error);
+            };
+            let answer = delivery.answer("unchanged").about(proposal).because(why);
+            webhook::record(state, delivery, StatusCode::OK, &answer).await
         }
     }
 }
