@@ -230,3 +230,53 @@ impl RenderBackend for Svg {
         self.clips
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Node, draw};
+
+    fn node(label: &str, classes: &str) -> Node {
+        Node {
+            label: label.to_owned(),
+            classes: classes.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_drawing_is_laid_out_and_styled_by_class_only() {
+        let nodes = [
+            node("component:default/payments (critical)", "touched critical"),
+            node("component:default/checkout (high)", "high"),
+            node("api:default/orders <v2> (low)", "low"),
+        ];
+        let svg = draw(
+            "blast-radius",
+            "Blast \"radius\"",
+            &nodes,
+            &[(0, 1), (0, 2)],
+        )
+        .unwrap()
+        .into_string();
+        // The strict CSP allows no inline style: classes only, and text escaped.
+        assert!(!svg.contains("style"), "{svg}");
+        assert!(svg.contains("class=\"node touched critical\""), "{svg}");
+        assert!(svg.contains("&lt;v2&gt;"), "{svg}");
+        assert!(svg.contains("<title id=\"blast-radius-title\">Blast &quot;radius&quot;</title>"));
+        assert_eq!(
+            svg.matches("marker-end=\"url(#blast-radius-arrow)\"")
+                .count(),
+            2
+        );
+        insta::assert_snapshot!("blast_radius_svg", svg);
+    }
+
+    #[test]
+    fn nothing_to_draw_is_no_drawing() {
+        assert!(draw("g", "empty", &[], &[]).is_none());
+        // An edge to a node that is not there is left out rather than drawn anywhere.
+        let svg = draw("g", "one", &[node("a", "")], &[(0, 5), (0, 0)])
+            .unwrap()
+            .into_string();
+        assert!(!svg.contains("marker-end"), "{svg}");
+    }
+}

@@ -277,3 +277,41 @@ pub(crate) async fn form_caller(
     }
     Ok(viewer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+    use super::session::csrf_matches;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        for good in [
+            "/",
+            "/proposals/p-1",
+            "/proposals?state=open&tier=auto_merge",
+        ] {
+            assert_eq!(local_path(Some(good)), good);
+        }
+        for bad in [
+            None,
+            Some(""),
+            Some("https://evil.example"),
+            Some("//evil.example/x"),
+            Some("/\\evil.example"),
+            Some("/ok\r\nSet-Cookie: x=y"),
+            Some("javascript:alert(1)"),
+        ] {
+            assert_eq!(local_path(bad), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn csrf_tokens_compare_whole() {
+        assert!(csrf_matches("abc123", "abc123"));
+        assert!(!csrf_matches("abc123", "abc124"));
+        assert!(!csrf_matches("abc123", "abc12"));
+        assert!(!csrf_matches("abc123", ""));
+        // An empty expected token (no cookie) never matches, not even an empty form field.
+        assert!(!csrf_matches("", ""));
+    }
+}
