@@ -240,6 +240,13 @@ async fn pages_render_and_an_owner_approves_through_the_form(db: &Db) {
     assert!(list.contains(&id), "{list}");
     let (_, none) = get(&client, &server, "/proposals?author=human").await;
     assert!(!none.contains(&id), "{none}");
+    // The team filter reads the owners the decision recorded.
+    let (_, team) = get(&client, &server, "/proposals?team=team-shop").await;
+    assert!(team.contains(&id), "{team}");
+    let (_, other) = get(&client, &server, "/proposals?team=team-nobody").await;
+    assert!(!other.contains(&id), "{other}");
+    let (status, _) = get(&client, &server, "/proposals?state=bogus").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     for path in [
         "/runs",
         "/findings",
