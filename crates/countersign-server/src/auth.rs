@@ -345,7 +345,7 @@ impl Caller {
 }
 
 /// The caller of an API token: known, not revoked, not expired.
-async fn api_token(state: &AppState, text: &str) -> Result<Caller, ApiError> {
+pub(crate) async fn api_token(state: &AppState, text: &str) -> Result<Caller, ApiError> {
     let unauthorized = |why: &str| ApiError::Unauthorized(why.to_owned());
     let token = state
         .store

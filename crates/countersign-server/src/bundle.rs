@@ -30,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     ),
     security(("bearer" = []))
 )]
-async fn export(
+pub(crate) async fn export(
     State(state): State<AppState>,
     _caller: Caller,
     Path(id): Path<String>,

@@ -738,7 +738,7 @@ impl From<&Finding> for FindingView {
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FindingsQuery {
     /// `open`, `verified` or `reopened`.
@@ -777,7 +777,7 @@ pub(crate) fn number(id: &str) -> Option<u64> {
     ),
     security(("bearer" = []))
 )]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     query: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
@@ -830,7 +830,7 @@ async fn list(
     responses((status = 200, body = FindingView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = []))
 )]
-async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     _caller: Caller,
     Path(id): Path<String>,

@@ -28,6 +28,7 @@ mod authorizations;
 mod body;
 mod bundle;
 mod change;
+pub mod console;
 mod error;
 mod evidence;
 mod findings;
@@ -198,6 +199,8 @@ pub struct AppState {
     /// How often (real time) [`run`] looks for due schedules; `None`: never (another
     /// replica, or a test calling [`tick_schedules`] itself). See [`AppState::with_schedule_tick`].
     pub schedule_tick: Option<Duration>,
+    /// How the console signs people in ([`AppState::with_console`]).
+    pub console: Arc<console::ConsoleConfig>,
 }
 
 impl AppState {
@@ -217,7 +220,15 @@ impl AppState {
             workers: Arc::new(webhooks::WorkerNames::new()),
             lease: runs::DEFAULT_LEASE,
             schedule_tick: Some(schedules::DEFAULT_TICK),
+            console: Arc::new(console::ConsoleConfig::default()),
         }
+    }
+
+    /// The console's sign-in settings: the public URL (Secure cookies, the OIDC redirect
+    /// URI), the session lifetime, the OIDC client. See docs/console.md.
+    pub fn with_console(mut self, config: console::ConsoleConfig) -> AppState {
+        self.console = Arc::new(config);
+        self
     }
 
     /// Looks for due schedules every `tick` of real time (the due times themselves are read
@@ -435,6 +446,8 @@ pub fn router(state: AppState) -> Router {
     complete(&mut openapi);
     let openapi = Arc::new(openapi);
     api.merge(health::router(openapi))
+        // The console's pages: not in the OpenAPI document, which describes the API.
+        .merge(console::router())
         // Inside the metrics, so their refusals are counted like every other answer.
         .layer(axum::middleware::from_fn(body::refuse_unstorable_uri))
         .layer(axum::middleware::from_fn(body::refuse_announced_oversize))

@@ -65,7 +65,7 @@ async fn list(State(state): State<AppState>, _caller: Caller) -> Json<ReposView>
     })
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RulesQuery {
     /// A protected branch of the repository (default: `main`, else `master`).
@@ -131,7 +131,7 @@ pub struct PolicyView {
     ),
     security(("bearer" = []))
 )]
-async fn graph(
+pub(crate) async fn graph(
     State(state): State<AppState>,
     _caller: Caller,
     Path(repo): Path<String>,

@@ -357,7 +357,7 @@ impl From<&Run> for RunView {
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RunsQuery {
     /// `queued`, `running` or `finished`.
@@ -393,7 +393,7 @@ pub struct RunsView {
     ),
     security(("bearer" = []))
 )]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
@@ -460,7 +460,7 @@ async fn list(
     responses((status = 200, body = RunView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = []))
 )]
-async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     _caller: Caller,
     Path(id): Path<String>,

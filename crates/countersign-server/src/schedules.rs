@@ -207,7 +207,7 @@ pub struct SchedulesView {
     responses((status = 200, body = SchedulesView), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = []))
 )]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<SchedulesView>, ApiError> {

@@ -45,6 +45,7 @@ mod outbox;
 mod proposal;
 mod run;
 mod schedule;
+mod session;
 mod store;
 mod token;
 mod tx;
@@ -57,11 +58,12 @@ pub use finding::{Finding, FindingFilter, Observation, Observed};
 pub use github::{CheckReport, GithubCheck, GithubDelivery, GithubPull};
 pub use log::{Entry, Leaf, StoredCheckpoint};
 pub use outbox::{Attempt, Claimed, Delivery, OutboxItem, OutboxRow, Outcome};
-pub use proposal::{Approval, HeadMove, Idempotent, Proposal};
+pub use proposal::{Approval, HeadMove, Idempotent, Proposal, ProposalFilter};
 pub use run::{
     Finish, LeaseAsk, NewRun, Refusal, Run, RunFilter, RunFor, RunOutcome, RunState, TestCounts,
 };
 pub use schedule::ScheduleFire;
+pub use session::{Grant, Session};
 pub use store::Store;
 pub use token::Token;
 pub use tx::Tx;

@@ -47,6 +47,19 @@ pub struct Proposal {
     pub dispatched_by: Option<String>,
 }
 
+/// Which proposals [`Store::proposals`] lists: every given field must match.
+#[derive(Debug, Clone, Default)]
+pub struct ProposalFilter {
+    pub state: Option<ProposalState>,
+    pub tier: Option<Tier>,
+    pub repo: Option<String>,
+    /// The kind of the author's principal: `human`, `agent`.
+    pub author_kind: Option<String>,
+    /// Only ids below this one (newest first paging).
+    pub before: Option<String>,
+    pub limit: u32,
+}
+
 /// What a head move changes in a proposal row: everything derived from the head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadMove {
@@ -265,6 +278,52 @@ impl Conn<'_> {
             .map(proposal_from)
             .collect::<Result<Vec<_>, _>>()
             .map_err(db("decoding proposals"))?)
+        .into_iter()
+        .map(decode_proposal)
+        .collect()
+    }
+
+    async fn proposals(&mut self, filter: &ProposalFilter) -> Result<Vec<Proposal>, Error> {
+        let mut sql = format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, value: String| {
+            binds.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(state) = filter.state {
+            push(&mut sql, " AND state = ?", state.as_str().to_owned());
+        }
+        if let Some(tier) = filter.tier {
+            push(&mut sql, " AND tier = ?", tier.as_str().to_owned());
+        }
+        if let Some(repo) = &filter.repo {
+            push(&mut sql, " AND repo = ?", repo.clone());
+        }
+        if let Some(kind) = &filter.author_kind {
+            // A principal is `kind:name`: the prefix up to the colon, compared exactly.
+            let prefix = format!("{kind}:");
+            let clause = format!(" AND substr(author, 1, {}) = ?", prefix.chars().count());
+            push(&mut sql, &clause, prefix);
+        }
+        if let Some(before) = &filter.before {
+            push(&mut sql, " AND id < ?", before.clone());
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ");
+        sql.push_str(&filter.limit.to_string());
+        dispatch!(self, c => {
+            let mut query = sqlx::query(&sql);
+            for value in &binds {
+                query = query.bind(value);
+            }
+            query
+                .fetch_all(&mut **c)
+                .await
+                .map_err(db("reading proposals"))?
+                .iter()
+                .map(proposal_from)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db("decoding proposals"))?
+        })
         .into_iter()
         .map(decode_proposal)
         .collect()
@@ -496,6 +555,11 @@ impl Store {
             .conn()
             .proposals_at(repo, head, after, limit)
             .await
+    }
+
+    /// The proposals `filter` selects, newest (greatest id) first.
+    pub async fn proposals(&self, filter: &ProposalFilter) -> Result<Vec<Proposal>, Error> {
+        self.pooled().await?.conn().proposals(filter).await
     }
 
     /// The proposals of `repo` whose current head is `head` and that authorized it

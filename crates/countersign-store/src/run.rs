@@ -751,6 +751,29 @@ impl Tx {
 }
 
 impl Store {
+    /// How many runs queued at or after `since_ms` (Unix milliseconds) are in each state and
+    /// outcome: `(state, outcome, count)`, one row per pair that has any. Counted by the
+    /// database, so a dashboard does not read every run.
+    pub async fn run_counts(&self, since_ms: i64) -> Result<Vec<(String, Option<String>, i64)>, Error> {
+        let mut pooled = self.pooled().await?;
+        let mut conn = pooled.conn();
+        Ok(dispatch!(&mut conn, c => {
+            let rows = sqlx::query(
+                "SELECT state, outcome, COUNT(*) FROM runs WHERE queued_at >= $1 GROUP BY state, outcome",
+            )
+            .bind(since_ms)
+            .fetch_all(&mut **c)
+            .await
+            .map_err(db("counting runs"))?;
+            rows.iter()
+                .map(|row| Ok::<_, sqlx::Error>((sqlx::Row::try_get(row, 0)?, sqlx::Row::try_get(row, 1)?, sqlx::Row::try_get(row, 2)?)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db("decoding run counts"))?
+        }))
+    }
+}
+
+impl Store {
     /// The run `id`.
     pub async fn run(&self, id: &str) -> Result<Option<Run>, Error> {
         self.pooled().await?.conn().run_by_id(id).await

@@ -418,6 +418,12 @@ async fn explanation(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ExplanationView>, ApiError> {
+    Ok(Json(explain(&state, &id).await?))
+}
+
+/// What `GET /v1/proposals/{id}/explanation` answers, for it and the console's proposal page.
+pub(crate) async fn explain(state: &AppState, id: &str) -> Result<ExplanationView, ApiError> {
+    let id = id.to_owned();
     let proposal = state
         .store
         .proposal(&id)
@@ -468,13 +474,13 @@ async fn explanation(
             proposal.tier, evaluation.decision.tier
         )));
     }
-    Ok(Json(ExplanationView {
+    Ok(ExplanationView {
         proposal: proposal.id,
         head: proposal.head,
         tier: proposal.tier.as_str().to_owned(),
         text: countersign_policy::explain_text(&evaluation.decision),
         explanation: evaluation.report,
-    }))
+    })
 }
 
 /// Approve or reject the proposal's current head. A person's later verdict on the same head
@@ -497,6 +503,18 @@ async fn approve(
     Path(id): Path<String>,
     Body(body): Body<NewApproval>,
 ) -> Result<Json<ProposalView>, ApiError> {
+    Ok(Json(give_verdict(&state, &caller, &id, &body).await?))
+}
+
+/// What `POST /v1/proposals/{id}/approvals` does, for it and the console's forms alike: the
+/// role, only people, the identity held to the repository, then the lifecycle's verdict in
+/// its transaction. Returns the proposal as it is after.
+pub(crate) async fn give_verdict(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: &NewApproval,
+) -> Result<ProposalView, ApiError> {
     caller.require(&[Role::Approver], "approve or reject")?;
     // Whatever the policy or the catalog says: only people approve (the lifecycle says so
     // too; refusing before the proposal is read tells an agent nothing about it).
@@ -509,14 +527,14 @@ async fn approve(
     if let (Some(person), Some(oidc)) = (&caller.identity, &state.oidc)
         && !oidc.has_identity_repo()
     {
-        held_to_the_repository(&state, &id, person).await?;
+        held_to_the_repository(state, id, person).await?;
     }
     let mut tx = state.store.begin().await?;
-    apply_verdict(&state, &mut tx, &id, &caller, &body).await?;
+    apply_verdict(state, &mut tx, id, caller, body).await?;
     // Committing even an unchanged transaction waits for its batch, so the view below reads
     // what it saw.
     tx.commit().await?;
-    Ok(Json(load_view_of(&state.store, &id).await?))
+    load_view_of(&state.store, id).await
 }
 
 /// Gives `caller`'s verdict on proposal `id` in `tx`, as the lifecycle allows it (only
