@@ -170,16 +170,41 @@ async fn prepare(db: &common::Db) -> Fixture {
     let raw = Raw::connect(db.url()).await;
     seed(&raw, &template, common::NOW as i64 * 1000).await;
     raw.close().await;
-    let cookie = sign_in(&state, &server).await;
+    let router = countersign_server::router(state);
+    let cookie = sign_in(&router, &server).await;
     Fixture {
-        router: countersign_server::router(state),
+        router,
         cookie,
         proposal: template,
     }
 }
 
-async fn sign_in(_state: &AppState, _server: &common::Server) -> String {
-    String::new()
+/// alice's session cookie, from a one-click sign-in link (as `countersign demo` prints).
+async fn sign_in(router: &axum::Router, server: &common::Server) -> String {
+    let alice: countersign_policy::Principal = "human:alice".parse().unwrap();
+    let link = countersign_server::console::create_sign_in_link(
+        &server.store,
+        &alice,
+        countersign_server::Role::Approver,
+        common::NOW as i64 + 3600,
+        [0x42; 32],
+    )
+    .await
+    .unwrap();
+    let response = router
+        .clone()
+        .oneshot(Request::get(&link).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let cookie = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(!cookie.is_empty(), "{link}: {}", response.status());
+    cookie
 }
 
 /// A database with the data, the router's state and the paths to measure.
@@ -214,7 +239,7 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, name: &str, db: &common::Db) {
         ("proposal", format!("/proposals/{}", fixture.proposal)),
     ] {
         let (status, bytes) = rt.block_on(get(&fixture.router, &path, &fixture.cookie));
-        eprintln!("{status} {name} {path}");
+        assert_eq!(status, StatusCode::OK, "{name} {path}");
         eprintln!("{name} {path}: {bytes} bytes");
         let mut group = c.benchmark_group(format!("console_{name}"));
         group
