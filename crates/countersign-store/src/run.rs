@@ -754,7 +754,10 @@ impl Store {
     /// How many runs queued at or after `since_ms` (Unix milliseconds) are in each state and
     /// outcome: `(state, outcome, count)`, one row per pair that has any. Counted by the
     /// database, so a dashboard does not read every run.
-    pub async fn run_counts(&self, since_ms: i64) -> Result<Vec<(String, Option<String>, i64)>, Error> {
+    pub async fn run_counts(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(String, Option<String>, i64)>, Error> {
         let mut pooled = self.pooled().await?;
         let mut conn = pooled.conn();
         Ok(dispatch!(&mut conn, c => {

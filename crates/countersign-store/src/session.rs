@@ -71,7 +71,8 @@ impl Conn<'_> {
     }
 
     async fn session(&mut self, secret_sha256: &str) -> Result<Option<Session>, Error> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM console_sessions WHERE secret_sha256 = $1");
+        let sql =
+            format!("SELECT {SESSION_COLUMNS} FROM console_sessions WHERE secret_sha256 = $1");
         Ok(dispatch!(self, c => {
             let row = sqlx::query(&sql)
                 .bind(secret_sha256)
@@ -140,7 +141,11 @@ impl Conn<'_> {
         Ok(())
     }
 
-    async fn take_grant(&mut self, secret_sha256: &str, kind: &str) -> Result<Option<Grant>, Error> {
+    async fn take_grant(
+        &mut self,
+        secret_sha256: &str,
+        kind: &str,
+    ) -> Result<Option<Grant>, Error> {
         Ok(dispatch!(self, c => {
             let row = sqlx::query(
                 "DELETE FROM console_grants WHERE secret_sha256 = $1 AND kind = $2 RETURNING kind, principal, role, verifier, nonce, next, expires_at",
@@ -182,7 +187,11 @@ impl Store {
 
     /// Ends the session; `false` when there was none.
     pub async fn delete_session(&self, secret_sha256: &str) -> Result<bool, Error> {
-        self.pooled().await?.conn().delete_session(secret_sha256).await
+        self.pooled()
+            .await?
+            .conn()
+            .delete_session(secret_sha256)
+            .await
     }
 
     /// Deletes the sessions and grants expired at `now`.
@@ -201,7 +210,11 @@ impl Store {
 
     /// Takes (deletes and returns) the grant of `kind` whose secret hashes to
     /// `secret_sha256`, expired or not: one caller gets it, whichever replica asks first.
-    pub async fn take_grant(&self, secret_sha256: &str, kind: &str) -> Result<Option<Grant>, Error> {
+    pub async fn take_grant(
+        &self,
+        secret_sha256: &str,
+        kind: &str,
+    ) -> Result<Option<Grant>, Error> {
         self.pooled()
             .await?
             .conn()

@@ -133,7 +133,14 @@ impl Store {
 
     /// Token `id`, revoked or expired included; `None` when there is none.
     pub async fn token(&self, id: &str) -> Result<Option<Token>, Error> {
-        Ok(self.pooled().await?.conn().tokens(Some(id)).await?.into_iter().next())
+        Ok(self
+            .pooled()
+            .await?
+            .conn()
+            .tokens(Some(id))
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Every token, revoked and expired ones included, by id. Secrets are not read.

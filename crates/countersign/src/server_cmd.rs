@@ -59,6 +59,21 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let oidc = oidc_config(&args)?;
+    if !(0.0..=1.0).contains(&args.console_human_share_warning) {
+        bail!("--console-human-share-warning: a share between 0 and 1");
+    }
+    if let Some(url) = &args.public_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        bail!("--public-url {url:?}: an http:// or https:// URL");
+    }
+    let console = countersign_server::console::ConsoleConfig {
+        public_url: args.public_url.clone(),
+        session_ttl: args.console_session_ttl,
+        oidc_client_id: args.oidc_client_id.clone(),
+        oidc_client_secret: args.oidc_client_secret.clone(),
+        human_share_warning: args.console_human_share_warning,
+    };
     let mut repos = BTreeMap::new();
     for (name, path) in args.repos {
         if !path.exists() {
@@ -108,8 +123,13 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         eprintln!("countersign serving on http://{}", listener.local_addr()?);
-        let mut state =
-            AppState::new(store.clone(), repos, Clock::system()).with_log_signer(signer);
+        eprintln!(
+            "console: http://{}/ (sign in with a token, or SSO when --oidc-issuer is set)",
+            listener.local_addr()?
+        );
+        let mut state = AppState::new(store.clone(), repos, Clock::system())
+            .with_log_signer(signer)
+            .with_console(console);
         state = state
             .with_decisions(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -1,6 +1,8 @@
 //! `GET /console/events`: Server-Sent Events for the signed-in viewer. Every few seconds
 //! (and at once) a `runs` event with the active runs, which the script shows in the home
-//! page's sidebar. Without a session: 401, and the browser's EventSource stops.
+//! page's sidebar. Without a session: 401, and the browser's EventSource stops. A stream
+//! ends after half a minute and the browser opens another, so a server shutting down
+//! gracefully is not held open by pages left open.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -16,6 +18,9 @@ use crate::AppState;
 
 /// How often active runs are read again for each open page.
 const EVERY: Duration = Duration::from_secs(5);
+/// Updates per connection: then the stream ends and the browser reconnects (after
+/// `retry`), so no connection outlives a graceful shutdown by more than this many periods.
+const UPDATES: u32 = 6;
 
 pub(crate) async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match super::session::viewer(&state, &headers).await {
@@ -61,9 +66,13 @@ fn futures_stream(
 ) -> impl futures_core::Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(1);
     tokio::spawn(async move {
-        loop {
+        for update in 0..UPDATES {
             let data = active(&state).await.to_string();
-            if tx.send(Event::default().event("runs").data(data)).await.is_err() {
+            let mut event = Event::default().event("runs").data(data);
+            if update == 0 {
+                event = event.retry(Duration::from_secs(1));
+            }
+            if tx.send(event).await.is_err() {
                 break; // the page went away
             }
             tokio::time::sleep(EVERY).await;

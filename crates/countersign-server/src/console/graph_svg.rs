@@ -18,8 +18,14 @@ pub(crate) struct Node {
 }
 
 /// Draws `nodes` with `edges` (indexes into `nodes`, from → to), titled `title` for
-/// assistive technology. Nothing when there are no nodes.
-pub(crate) fn draw(title: &str, nodes: &[Node], edges: &[(usize, usize)]) -> Option<Markup> {
+/// assistive technology; `id` names the drawing (unique on its page). Nothing when there
+/// are no nodes.
+pub(crate) fn draw(
+    id: &str,
+    title: &str,
+    nodes: &[Node],
+    edges: &[(usize, usize)],
+) -> Option<Markup> {
     if nodes.is_empty() {
         return None;
     }
@@ -46,7 +52,7 @@ pub(crate) fn draw(title: &str, nodes: &[Node], edges: &[(usize, usize)]) -> Opt
     }
     let mut svg = Svg::default();
     graph.do_it(false, false, false, &mut svg);
-    Some(PreEscaped(svg.finish(title)))
+    Some(PreEscaped(svg.finish(id, title)))
 }
 
 struct Svg {
@@ -78,17 +84,28 @@ impl Svg {
         self.max.y = self.max.y.max(point.y + size.y);
     }
 
-    fn finish(self, title: &str) -> String {
+    fn finish(self, id: &str, title: &str) -> String {
         let (w, h) = (self.max.x + 10.0, self.max.y + 10.0);
+        let id: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
         format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-labelledby=\"graph-title\" \
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-labelledby=\"{id}-title\" \
              width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\">\
-             <title id=\"graph-title\">{}</title>\
-             <defs><marker id=\"arrowhead\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" \
+             <title id=\"{id}-title\">{}</title>\
+             <defs><marker id=\"{id}-arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" \
              markerWidth=\"8\" markerHeight=\"8\" orient=\"auto\">\
              <path class=\"arrow\" d=\"M 0 0 L 10 5 L 0 10 z\"/></marker></defs>{}</svg>",
             escape(title),
             self.content
+                .replace("url(#arrowhead)", &format!("url(#{id}-arrow)"))
         )
     }
 }
@@ -192,7 +209,11 @@ impl RenderBackend for Svg {
                 point.0.x, point.0.y, point.1.x, point.1.y
             ));
         }
-        let dash = if dashed { " stroke-dasharray=\"5,5\"" } else { "" };
+        let dash = if dashed {
+            " stroke-dasharray=\"5,5\""
+        } else {
+            ""
+        };
         let end = if head.1 {
             " marker-end=\"url(#arrowhead)\""
         } else {

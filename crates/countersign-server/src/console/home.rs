@@ -42,7 +42,10 @@ pub(crate) struct Action {
 
 /// A repository's graph as the API's `/v1/repos/{repo}/graph` reads it (`None` when its
 /// protected branch cannot be read).
-pub(crate) async fn graphs(state: &AppState, viewer: &Viewer) -> Vec<(String, Result<Value, String>)> {
+pub(crate) async fn graphs(
+    state: &AppState,
+    viewer: &Viewer,
+) -> Vec<(String, Result<Value, String>)> {
     let mut out = Vec::new();
     for repo in state.repos.keys() {
         let answer = crate::repos::graph(
@@ -68,7 +71,10 @@ fn nodes(graph: &Value) -> impl Iterator<Item = &Value> {
 
 /// The refs (the user's own and their groups') a person's components are owned by, from
 /// the catalogs: `human:alice` is `user:default/alice` and the groups it is a member of.
-pub(crate) fn owner_refs(graphs: &[(String, Result<Value, String>)], viewer: &Viewer) -> BTreeSet<String> {
+pub(crate) fn owner_refs(
+    graphs: &[(String, Result<Value, String>)],
+    viewer: &Viewer,
+) -> BTreeSet<String> {
     let name = viewer.caller.principal.name().to_owned();
     let mut refs = BTreeSet::new();
     for (_, graph) in graphs {
@@ -90,12 +96,17 @@ pub(crate) fn owner_refs(graphs: &[(String, Result<Value, String>)], viewer: &Vi
 }
 
 /// Per component of every graph: its ref, criticality, suites.
-pub(crate) fn components(graphs: &[(String, Result<Value, String>)]) -> Vec<(String, String, Vec<String>, String)> {
+pub(crate) fn components(
+    graphs: &[(String, Result<Value, String>)],
+) -> Vec<(String, String, Vec<String>, String)> {
     let mut out = Vec::new();
     for (_, graph) in graphs {
         let Ok(graph) = graph else { continue };
         for node in nodes(graph) {
-            if matches!(node["kind"].as_str(), Some("component") | Some("resource") | Some("api")) {
+            if matches!(
+                node["kind"].as_str(),
+                Some("component") | Some("resource") | Some("api")
+            ) {
                 out.push((
                     node["ref"].as_str().unwrap_or("").to_owned(),
                     node["criticality"].as_str().unwrap_or("").to_owned(),
@@ -118,8 +129,16 @@ async fn home_page(state: &AppState, viewer: &Viewer) -> Result<Markup, ApiError
     let since = now_ms - DAY_MS;
     let counts = state.store.run_counts(since).await?;
     let total: i64 = counts.iter().map(|c| c.2).sum();
-    let finished: i64 = counts.iter().filter(|c| c.0 == "finished" && c.1.as_deref() != Some("cancelled")).map(|c| c.2).sum();
-    let passed: i64 = counts.iter().filter(|c| c.1.as_deref() == Some("passed")).map(|c| c.2).sum();
+    let finished: i64 = counts
+        .iter()
+        .filter(|c| c.0 == "finished" && c.1.as_deref() != Some("cancelled"))
+        .map(|c| c.2)
+        .sum();
+    let passed: i64 = counts
+        .iter()
+        .filter(|c| c.1.as_deref() == Some("passed"))
+        .map(|c| c.2)
+        .sum();
     let pass_rate = (finished > 0).then(|| passed as f64 * 100.0 / finished as f64);
     let mut active = state
         .store
@@ -148,7 +167,9 @@ async fn home_page(state: &AppState, viewer: &Viewer) -> Result<Markup, ApiError
         .await?;
     let mut by_severity: BTreeMap<String, usize> = BTreeMap::new();
     for f in findings.iter().filter(|f| f.state.is_live()) {
-        *by_severity.entry(f.severity.as_str().to_owned()).or_default() += 1;
+        *by_severity
+            .entry(f.severity.as_str().to_owned())
+            .or_default() += 1;
     }
     let graphs = graphs(state, viewer).await;
     let comps = components(&graphs);
@@ -171,7 +192,10 @@ async fn home_page(state: &AppState, viewer: &Viewer) -> Result<Markup, ApiError
         .map(|(r, _, suites, _)| {
             (
                 r.clone(),
-                suites.iter().filter(|s| passing.contains(s.as_str())).count(),
+                suites
+                    .iter()
+                    .filter(|s| passing.contains(s.as_str()))
+                    .count(),
                 suites.len(),
             )
         })
@@ -276,7 +300,8 @@ async fn next_actions(
 ) -> Result<Vec<Action>, ApiError> {
     let me = viewer.caller.principal.to_string();
     let mut actions = Vec::new();
-    let judges = matches!(viewer.caller.role, Role::Approver | Role::Admin) && viewer.caller.principal.is_human();
+    let judges = matches!(viewer.caller.role, Role::Approver | Role::Admin)
+        && viewer.caller.principal.is_human();
     for (wanted, evidence) in [
         (ProposalState::AwaitingApproval, false),
         (ProposalState::AwaitingEvidence, true),
@@ -316,7 +341,10 @@ async fn next_actions(
                     .map(|r| format!("{} needs {} more", r.subject, r.needed))
                     .collect();
                 let text = if lapsed {
-                    format!("Your approval of {} lapsed when its head moved: review it again", view.title)
+                    format!(
+                        "Your approval of {} lapsed when its head moved: review it again",
+                        view.title
+                    )
                 } else {
                     format!("Approve or reject {}", view.title)
                 };

@@ -39,8 +39,8 @@ use maud::Markup;
 use crate::AppState;
 use crate::error::ApiError;
 
-pub use session::create_sign_in_link;
 pub(crate) use session::Viewer;
+pub use session::create_sign_in_link;
 
 /// How the console signs people in and keeps them signed in; `countersign serve`'s
 /// `--public-url`, `--console-session-ttl` and `--oidc-client-secret`.
@@ -133,7 +133,10 @@ async fn security_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     // Sign-in links carry a (single-use) secret in their query: never sent on.
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if !is_asset {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -59,7 +59,11 @@ fn filled(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
 
-async fn runs_page(state: &AppState, viewer: &Viewer, q: RunsPageQuery) -> Result<Markup, ApiError> {
+async fn runs_page(
+    state: &AppState,
+    viewer: &Viewer,
+    q: RunsPageQuery,
+) -> Result<Markup, ApiError> {
     let query = crate::runs::RunsQuery {
         state: filled(q.state.clone()),
         suite: filled(q.suite.clone()),
@@ -67,7 +71,13 @@ async fn runs_page(state: &AppState, viewer: &Viewer, q: RunsPageQuery) -> Resul
         limit: Some(50),
         ..crate::runs::RunsQuery::default()
     };
-    let view = crate::runs::list(State(state.clone()), viewer.caller.clone(), Ok(Query(query))).await?.0;
+    let view = crate::runs::list(
+        State(state.clone()),
+        viewer.caller.clone(),
+        Ok(Query(query)),
+    )
+    .await?
+    .0;
     let next = view.next_before.as_ref().map(|b| {
         let mut href = format!("/runs?before={}", super::utf8_percent(b));
         if let Some(s) = filled(q.state.clone()) {
@@ -324,7 +334,7 @@ pub(crate) async fn graph(State(state): State<AppState>, headers: HeaderMap) -> 
                         h2 id={ "g-" (repo) } { (repo) }
                         @match graph {
                             Err(why) => p.muted { "Cannot be read: " (why) },
-                            Ok(graph) => (graph_section(graph)),
+                            Ok(graph) => (graph_section(repo, graph)),
                         }
                     }
                 }
@@ -337,7 +347,7 @@ pub(crate) async fn graph(State(state): State<AppState>, headers: HeaderMap) -> 
     .await
 }
 
-fn graph_section(graph: &serde_json::Value) -> Markup {
+fn graph_section(repo: &str, graph: &serde_json::Value) -> Markup {
     let nodes: Vec<&serde_json::Value> = graph["nodes"]
         .as_array()
         .into_iter()
@@ -369,7 +379,12 @@ fn graph_section(graph: &serde_json::Value) -> Markup {
             Some((*index.get(from)?, *index.get(to)?))
         })
         .collect();
-    let drawing = super::graph_svg::draw("The system graph's components and their dependencies", &drawn, &edges);
+    let drawing = super::graph_svg::draw(
+        &format!("graph-{repo}"),
+        &format!("The system graph of {repo}: components and their dependencies"),
+        &drawn,
+        &edges,
+    );
     html! {
         @if let Some(d) = drawing { figure.graph { (d) } }
         div.table-wrap { table {
@@ -491,10 +506,15 @@ pub(crate) async fn verify(
         Err(response) => return response,
     };
     if viewer.caller.role != Role::Admin {
-        return super::forbidden(Some(&viewer), "only an admin verifies the log from the console");
+        return super::forbidden(
+            Some(&viewer),
+            "only an admin verifies the log from the console",
+        );
     }
     let flash = match &state.log_signer {
-        None => Flash::error("this server has no log key, so it has no checkpoint to verify against"),
+        None => {
+            Flash::error("this server has no log key, so it has no checkpoint to verify against")
+        }
         Some(signer) => match countersign_store::verify(&state.store, &[signer.verifier()]).await {
             Ok(verified) => Flash::ok(format!(
                 "The log verifies: {} entries match the latest checkpoint ({} after it, not yet covered).",
@@ -531,7 +551,11 @@ async fn calibration_page(state: &AppState, viewer: &Viewer) -> Result<Markup, A
     let mut by_day: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
     for p in &recent {
         let day: String = p.created_at.chars().take(10).collect();
-        *by_day.entry(day).or_default().entry(p.tier.as_str()).or_default() += 1;
+        *by_day
+            .entry(day)
+            .or_default()
+            .entry(p.tier.as_str())
+            .or_default() += 1;
     }
     // Approval load: who gave how many standing verdicts on these proposals.
     let mut load: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -580,5 +604,11 @@ async fn calibration_page(state: &AppState, viewer: &Viewer) -> Result<Markup, A
         h2 { "Last replay" }
         p { "No replay is recorded on this server: " code { "countersign replay" } " re-decides recorded proposals under a candidate policy and prints the tier changes." }
     };
-    Ok(layout::page(Some(viewer), Nav::Calibration, "Calibration", None, body))
+    Ok(layout::page(
+        Some(viewer),
+        Nav::Calibration,
+        "Calibration",
+        None,
+        body,
+    ))
 }

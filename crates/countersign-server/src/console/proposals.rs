@@ -198,7 +198,13 @@ async fn list_page(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Result<M
         }
         (layout::pager(next))
     };
-    Ok(layout::page(Some(viewer), Nav::Proposals, "Proposals", None, body))
+    Ok(layout::page(
+        Some(viewer),
+        Nav::Proposals,
+        "Proposals",
+        None,
+        body,
+    ))
 }
 
 /// Whether `team` (a group ref, or its bare name) is among the proposal's requirements'
@@ -206,7 +212,9 @@ async fn list_page(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Result<M
 fn owned_by(view: &ProposalView, team: &str) -> bool {
     let team = team.trim();
     let matches = |owner: &str| {
-        owner == team || owner.rsplit('/').next() == Some(team) || owner.ends_with(&format!(":{team}"))
+        owner == team
+            || owner.rsplit('/').next() == Some(team)
+            || owner.ends_with(&format!(":{team}"))
     };
     let owners = view.decision.get("owners").and_then(|o| o.as_array());
     if let Some(owners) = owners
@@ -284,14 +292,18 @@ pub(crate) async fn detail_page(
         .await?;
     let entries = state.store.entries_about(id).await?;
     let checkpoint = state.store.latest_checkpoint().await?.map(|c| c.size);
-    let events: Vec<(u64, Option<countersign_audit::Event>)> = entries
-        .iter()
-        .map(|e| (e.index, e.event().ok()))
-        .collect();
+    let events: Vec<(u64, Option<countersign_audit::Event>)> =
+        entries.iter().map(|e| (e.index, e.event().ok())).collect();
     let heads: Vec<(String, String, String)> = events
         .iter()
         .filter_map(|(_, e)| e.as_ref())
-        .filter(|e| serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).as_deref() == Some("head_moved"))
+        .filter(|e| {
+            serde_json::to_value(e.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .as_deref()
+                == Some("head_moved")
+        })
         .map(|e| {
             (
                 e.data["from"].as_str().unwrap_or("").to_owned(),
@@ -463,7 +475,13 @@ pub(crate) async fn detail_page(
             }
         }
     };
-    Ok(layout::page(Some(viewer), Nav::Proposals, &view.title, flash, body))
+    Ok(layout::page(
+        Some(viewer),
+        Nav::Proposals,
+        &view.title,
+        flash,
+        body,
+    ))
 }
 
 fn evidence_status(ex: &crate::proposals::ExplanationView, suite: &str) -> Markup {
@@ -474,14 +492,18 @@ fn evidence_status(ex: &crate::proposals::ExplanationView, suite: &str) -> Marku
         .and_then(|e| e.suites.iter().find(|s| s.suite == suite))
         .map(|s| (s.status.clone(), s.explanation.clone()));
     match status {
-        Some((status, why)) => html! { span class={ "badge outcome-" (status) } { (status) } " " small.muted { (why) } },
+        Some((status, why)) => {
+            html! { span class={ "badge outcome-" (status) } { (status) } " " small.muted { (why) } }
+        }
         None => html! { span.badge { "missing" } },
     }
 }
 
 pub(crate) fn run_status(run: &countersign_store::Run) -> Markup {
     match run.outcome {
-        Some(outcome) => html! { span class={ "badge outcome-" (outcome.as_str()) } { (outcome.as_str()) } },
+        Some(outcome) => {
+            html! { span class={ "badge outcome-" (outcome.as_str()) } { (outcome.as_str()) } }
+        }
         None => html! { span.badge { (run.state.as_str()) } },
     }
 }
@@ -491,18 +513,19 @@ pub(crate) fn run_status(run: &countersign_store::Run) -> Markup {
 fn blast_radius(impact: &countersign_decide::report::ImpactReport) -> Markup {
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut nodes = Vec::new();
-    let mut add = |name: &str, criticality: &str, touched: bool, nodes: &mut Vec<graph_svg::Node>| -> usize {
-        if let Some(&i) = index.get(name) {
-            return i;
-        }
-        let i = nodes.len();
-        index.insert(name.to_owned(), i);
-        nodes.push(graph_svg::Node {
-            label: format!("{name} ({criticality})"),
-            classes: format!("{}{criticality}", if touched { "touched " } else { "" }),
-        });
-        i
-    };
+    let mut add =
+        |name: &str, criticality: &str, touched: bool, nodes: &mut Vec<graph_svg::Node>| -> usize {
+            if let Some(&i) = index.get(name) {
+                return i;
+            }
+            let i = nodes.len();
+            index.insert(name.to_owned(), i);
+            nodes.push(graph_svg::Node {
+                label: format!("{name} ({criticality})"),
+                classes: format!("{}{criticality}", if touched { "touched " } else { "" }),
+            });
+            i
+        };
     for t in &impact.touched {
         add(&t.node, &t.criticality, true, &mut nodes);
     }
@@ -521,7 +544,12 @@ fn blast_radius(impact: &countersign_decide::report::ImpactReport) -> Markup {
             edges.push((from, to));
         }
     }
-    let drawing = graph_svg::draw("Blast radius: touched and reached nodes", &nodes, &edges);
+    let drawing = graph_svg::draw(
+        "blast-radius",
+        "Blast radius: touched and reached nodes",
+        &nodes,
+        &edges,
+    );
     html! {
         p {
             (impact.changed_files) " changed files touch " (impact.touched_count) " nodes and reach "
@@ -588,7 +616,12 @@ async fn verdict(
     let stale = match state.store.proposal(id).await {
         Ok(Some(p)) if p.head != form.head => Some(p.head),
         Ok(Some(_)) => None,
-        Ok(None) => return error_page(Some(&viewer), &ApiError::NotFound(format!("no proposal {id}"))),
+        Ok(None) => {
+            return error_page(
+                Some(&viewer),
+                &ApiError::NotFound(format!("no proposal {id}")),
+            );
+        }
         Err(error) => return error_page(Some(&viewer), &error.into()),
     };
     let outcome = match stale {
@@ -613,7 +646,10 @@ async fn verdict(
                 Verdict::Approve => "approved",
                 Verdict::Reject => "rejected",
             };
-            super::see_other(&format!("/proposals/{}?done={done}", super::utf8_percent(id)))
+            super::see_other(&format!(
+                "/proposals/{}?done={done}",
+                super::utf8_percent(id)
+            ))
         }
         Err(error) => {
             let (status, message) = error_message(&error);
@@ -639,7 +675,13 @@ pub(crate) async fn bundle(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    match crate::bundle::export(State(state.clone()), viewer.caller.clone(), Path(id.clone())).await {
+    match crate::bundle::export(
+        State(state.clone()),
+        viewer.caller.clone(),
+        Path(id.clone()),
+    )
+    .await
+    {
         Ok(mut response) => {
             if let Ok(value) = axum::http::HeaderValue::from_str(&format!(
                 "attachment; filename=\"{}.bundle.json\"",

@@ -65,9 +65,8 @@ pub(crate) fn set_cookie(
     } else {
         ""
     };
-    let text = format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
-    );
+    let text =
+        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -148,7 +147,8 @@ pub(crate) async fn viewer(
             return Ok(None);
         }
     }
-    let corrupt = |what: &str, e: String| ApiError::Internal(format!("console session: {what}: {e}"));
+    let corrupt =
+        |what: &str, e: String| ApiError::Internal(format!("console session: {what}: {e}"));
     let principal: Principal = session
         .principal
         .parse()

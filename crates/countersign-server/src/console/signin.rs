@@ -41,7 +41,12 @@ pub(crate) async fn form(State(state): State<AppState>, Query(q): Query<Next>) -
     signin_page(&state, q.next.as_deref(), None, StatusCode::OK)
 }
 
-fn signin_page(state: &AppState, next: Option<&str>, flash: Option<Flash>, status: StatusCode) -> Response {
+fn signin_page(
+    state: &AppState,
+    next: Option<&str>,
+    flash: Option<Flash>,
+    status: StatusCode,
+) -> Response {
     let csrf = match random_hex() {
         Ok(csrf) => csrf,
         Err(error) => return super::error_page(None, &error),
@@ -68,7 +73,10 @@ fn signin_page(state: &AppState, next: Option<&str>, flash: Option<Flash>, statu
             p.muted { "The token is exchanged for a session; the console never stores it in your browser." }
         }
     };
-    let mut response = html(status, layout::page(None, Nav::None, "Sign in", flash, body));
+    let mut response = html(
+        status,
+        layout::page(None, Nav::None, "Sign in", flash, body),
+    );
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(state, SIGNIN_COOKIE, &csrf, "/signin", 3600),
@@ -174,7 +182,11 @@ pub(crate) async fn with_link(
     }
     let grant = match state.store.take_grant(&token_hash(&q.token), "link").await {
         Ok(Some(grant)) => grant,
-        Ok(None) => return refused("this sign-in link was used already or never existed: sign in another way"),
+        Ok(None) => {
+            return refused(
+                "this sign-in link was used already or never existed: sign in another way",
+            );
+        }
         Err(error) => return super::error_page(None, &error.into()),
     };
     if grant.expires_at <= state.clock.unix_seconds() {
@@ -345,9 +357,8 @@ async fn oidc_redirect(
             },
         )
         .await?;
-    let mut url = reqwest::Url::parse(&discovery.authorization_endpoint).map_err(|e| {
-        ApiError::Unavailable(format!("the issuer's authorization_endpoint: {e}"))
-    })?;
+    let mut url = reqwest::Url::parse(&discovery.authorization_endpoint)
+        .map_err(|e| ApiError::Unavailable(format!("the issuer's authorization_endpoint: {e}")))?;
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &client_id(state, oidc))
@@ -389,14 +400,25 @@ pub(crate) async fn oidc_callback(
         Ok(response) => response,
         Err(error) => {
             let (status, message) = error_message(&error);
-            signin_page(&state, None, Some(Flash::error(format!("SSO sign-in failed: {message}"))), status)
+            signin_page(
+                &state,
+                None,
+                Some(Flash::error(format!("SSO sign-in failed: {message}"))),
+                status,
+            )
         }
     }
 }
 
-async fn finish_oidc(state: &AppState, headers: &HeaderMap, q: Callback) -> Result<Response, ApiError> {
+async fn finish_oidc(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: Callback,
+) -> Result<Response, ApiError> {
     let Some(oidc) = &state.oidc else {
-        return Err(ApiError::NotFound("this server has no OIDC issuer configured".into()));
+        return Err(ApiError::NotFound(
+            "this server has no OIDC issuer configured".into(),
+        ));
     };
     if let Some(error) = q.error {
         return Err(ApiError::Unauthorized(format!(
@@ -405,7 +427,9 @@ async fn finish_oidc(state: &AppState, headers: &HeaderMap, q: Callback) -> Resu
         )));
     }
     let (Some(code), Some(flow)) = (q.code, q.state) else {
-        return Err(ApiError::Invalid("the callback has no code or state".into()));
+        return Err(ApiError::Invalid(
+            "the callback has no code or state".into(),
+        ));
     };
     // The flow must be this browser's: the state in its cookie.
     let bound = session::cookie_value(headers, OIDC_COOKIE).unwrap_or("");
@@ -419,9 +443,13 @@ async fn finish_oidc(state: &AppState, headers: &HeaderMap, q: Callback) -> Resu
         .store
         .take_grant(&token_hash(&flow), "oidc")
         .await?
-        .ok_or_else(|| ApiError::Forbidden("this sign-in was used already or never started".into()))?;
+        .ok_or_else(|| {
+            ApiError::Forbidden("this sign-in was used already or never started".into())
+        })?;
     if grant.expires_at <= state.clock.unix_seconds() {
-        return Err(ApiError::Forbidden("this sign-in took too long: start again".into()));
+        return Err(ApiError::Forbidden(
+            "this sign-in took too long: start again".into(),
+        ));
     }
     let discovery = discover(&oidc.config().issuer).await?;
     let mut request = http_client()?.post(&discovery.token_endpoint).form(&[
@@ -440,7 +468,13 @@ async fn finish_oidc(state: &AppState, headers: &HeaderMap, q: Callback) -> Resu
         .map_err(|e| ApiError::Unavailable(format!("the issuer's token endpoint: {e}")))?;
     if !response.status().is_success() {
         let status = response.status();
-        let text: String = response.text().await.unwrap_or_default().chars().take(300).collect();
+        let text: String = response
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
         return Err(ApiError::Unauthorized(format!(
             "the issuer's token endpoint answered {status}: {text}"
         )));
@@ -476,9 +510,10 @@ async fn finish_oidc(state: &AppState, headers: &HeaderMap, q: Callback) -> Resu
     .await?;
     let mut response = see_other(&local_path(grant.next.as_deref()));
     response.headers_mut().append(header::SET_COOKIE, started);
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, set_cookie(state, OIDC_COOKIE, "", "/signin/oidc", 0));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(state, OIDC_COOKIE, "", "/signin/oidc", 0),
+    );
     Ok(response.into_response())
 }
 

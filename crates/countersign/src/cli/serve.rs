@@ -100,6 +100,38 @@ pub struct ServeArgs {
     /// disagree about (one email for two Users, one User name with two emails) is refused.
     #[arg(long, value_name = "NAME", requires = "oidc_issuer")]
     pub oidc_identity_repo: Option<String>,
+    /// The console's OIDC client id (authorization code with PKCE; default: the
+    /// --oidc-audience, so the ID tokens it receives are the API's).
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "COUNTERSIGN_OIDC_CLIENT_ID",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_client_id: Option<String>,
+    /// The console's OIDC client secret, for an issuer that registered it as a confidential
+    /// client (sent with HTTP Basic to the token endpoint).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "COUNTERSIGN_OIDC_CLIENT_SECRET",
+        requires = "oidc_issuer",
+        hide_env_values = true
+    )]
+    pub oidc_client_secret: Option<String>,
+    /// The URL people reach this server at (e.g. https://countersign.example.com): https
+    /// makes the console's session cookie Secure, and it is the base of the OIDC redirect
+    /// URI (PUBLIC_URL/signin/oidc/callback). Without it the redirect URI is built from the
+    /// request's Host header.
+    #[arg(long, value_name = "URL", env = "COUNTERSIGN_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How long a console session lasts from sign-in.
+    #[arg(long, value_name = "DURATION", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub console_session_ttl: std::time::Duration,
+    /// Admins see a calibration warning on the console's home when more than this share
+    /// (0-1) of recent proposals needed people.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.5)]
+    pub console_human_share_warning: f64,
 }
 
 #[derive(Debug, Subcommand)]

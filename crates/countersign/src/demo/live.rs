@@ -106,6 +106,8 @@ pub struct LiveDemo {
     pub replayed: Vec<Replayed>,
     /// Proposals left waiting for approval: (demo change, proposal view).
     pub waiting: Vec<Replayed>,
+    /// The console's one-click sign-in: (the demo owner it signs in, the link's path).
+    pub console_link: Option<(String, String)>,
     runtime: tokio::runtime::Runtime,
     stop: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -198,9 +200,10 @@ pub fn start(outcome: &DemoOutcome, options: &LiveOptions<'_>) -> Result<LiveDem
             .sign_checkpoint(&crate::audit::read_signer(&key_path)?)
             .await
             .context("signing a checkpoint of the demo's log")?;
-        anyhow::Ok((replayed, waiting))
+        let link = console_link(&store, &waiting, now).await?;
+        anyhow::Ok((replayed, waiting, link))
     });
-    let (replayed, waiting) = match replayed {
+    let (replayed, waiting, console_link) = match replayed {
         Ok(replayed) => replayed,
         Err(error) => {
             let _ = stop.send(());
@@ -217,11 +220,49 @@ pub fn start(outcome: &DemoOutcome, options: &LiveOptions<'_>) -> Result<LiveDem
         tokens: tokens.issued.into_values().collect(),
         replayed,
         waiting,
+        console_link,
         runtime,
         stop,
         server,
         store,
     })
+}
+
+/// How long the console's one-click sign-in link of the demo is valid (it is single-use).
+const CONSOLE_LINK_TTL_SECS: i64 = 3600;
+
+/// A single-use sign-in link to the console for an owner the first waiting proposal waits
+/// for, so the first page a new user sees has something to approve.
+async fn console_link(
+    store: &Store,
+    waiting: &[Replayed],
+    now: i64,
+) -> Result<Option<(String, String)>> {
+    let owner = waiting.iter().find_map(|w| {
+        w.proposal["eligible_approvers"]
+            .as_array()?
+            .first()?
+            .as_str()
+            .map(str::to_owned)
+    });
+    let Some(owner) = owner else {
+        return Ok(None);
+    };
+    let principal: Principal = owner
+        .parse()
+        .map_err(|e| anyhow!("demo owner {owner:?}: {e}"))?;
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| anyhow!("reading randomness from the OS: {e}"))?;
+    let link = countersign_server::console::create_sign_in_link(
+        store,
+        &principal,
+        Role::Approver,
+        now.saturating_add(CONSOLE_LINK_TTL_SECS),
+        secret,
+    )
+    .await
+    .context("creating the console's sign-in link")?;
+    Ok(Some((owner, link)))
 }
 
 /// `--listen`, or the client's default address, or any free port.
@@ -459,6 +500,14 @@ impl LiveDemo {
                 r.state()
             );
         }
+        let _ = writeln!(out, "\nConsole: {}/", self.url);
+        if let Some((owner, link)) = &self.console_link {
+            let _ = writeln!(
+                out,
+                "One-click sign-in as {owner} (single use, valid 1 hour): {}{link}",
+                self.url
+            );
+        }
         let _ = writeln!(
             out,
             "\nDemo tokens (shown once, valid 7 days; the server keeps only their hashes):"
@@ -574,6 +623,11 @@ impl LiveDemo {
                 "state": w.state(),
                 "eligible_approvers": w.proposal["eligible_approvers"],
             })).collect::<Vec<_>>(),
+            "console": {
+                "url": format!("{}/", self.url),
+                "signin_as": self.console_link.as_ref().map(|l| l.0.clone()),
+                "signin_link": self.console_link.as_ref().map(|l| format!("{}{}", self.url, l.1)),
+            },
             "database": self.database,
             "log_verifier_key": self.verifier_key.display().to_string(),
             "tokens": self.tokens.iter().map(|t| json!({
