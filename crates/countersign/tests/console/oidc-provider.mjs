@@ -53,6 +53,10 @@ server.listen(0, '127.0.0.1', () => {
       // Confidential clients too must send a PKCE challenge: the console always does.
       pkce: { required: () => true },
       claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+      // The email in the ID token itself, as Google, Okta and Entra put it: the server maps
+      // people by the ID token's claims (the API takes nothing else), and by default this
+      // provider would keep them for the userinfo endpoint in the code flow.
+      conformIdTokenClaims: false,
       features: { devInteractions: { enabled: true } },
       cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
       async findAccount(ctx, id) {
