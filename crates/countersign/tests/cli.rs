@@ -731,6 +731,23 @@ fn the_demo_decides_every_change_as_the_product_table_says() {
     }
     let waiting = server["waiting"].as_array().unwrap();
     assert!(!waiting.is_empty(), "{server}");
+    // The console, and a single-use sign-in link as an owner a waiting proposal waits for.
+    let url = server["url"].as_str().unwrap();
+    assert_eq!(server["console"]["url"], format!("{url}/"));
+    assert!(
+        server["console"]["signin_link"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{url}/signin/link?token=")),
+        "{server}"
+    );
+    assert!(
+        waiting[0]["eligible_approvers"]
+            .as_array()
+            .unwrap()
+            .contains(&server["console"]["signin_as"]),
+        "{server}"
+    );
     for w in waiting {
         assert_eq!(w["state"], "awaiting_approval", "{w}");
         for person in w["eligible_approvers"].as_array().unwrap() {

@@ -317,7 +317,7 @@ async fn next_actions(
         open.reverse(); // oldest first
         for proposal in open {
             let view = crate::proposals::load_view(&state.store, &proposal).await?;
-            let eligible = view.eligible_approvers.iter().any(|p| *p == me);
+            let eligible = view.eligible_approvers.contains(&me);
             if !eligible {
                 continue;
             }
@@ -337,7 +337,7 @@ async fn next_actions(
                 let why: Vec<String> = view
                     .open_requirements
                     .iter()
-                    .filter(|r| r.eligible.iter().any(|p| *p == me))
+                    .filter(|r| r.eligible.contains(&me))
                     .map(|r| format!("{} needs {} more", r.subject, r.needed))
                     .collect();
                 let text = if lapsed {

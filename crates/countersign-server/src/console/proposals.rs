@@ -335,6 +335,9 @@ pub(crate) async fn detail_page(
             section aria-labelledby="verdict-h" {
                 h2 id="verdict-h" { "Your verdict" }
                 p.muted { "Bound to head " (commit(&view.head)) ": if the head moves before you send it, it is refused." }
+                @if let Some(mine) = view.approvals.iter().rev().find(|a| !a.lapsed && a.head == view.head && a.approver == viewer.caller.principal.to_string()) {
+                    p { "You " (match mine.verdict { Verdict::Approve => "approved", Verdict::Reject => "rejected" }) " this head; a new verdict replaces it." }
+                }
                 div.actions {
                     form method="post" action={ "/proposals/" (view.id) "/approve" } {
                         input type="hidden" name="csrf" value=(viewer.csrf);
