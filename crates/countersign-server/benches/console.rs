@@ -249,11 +249,10 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, name: &str, db: &common::Db) {
         eprintln!("{name} {path}: {bytes} bytes");
         let mut group = c.benchmark_group(format!("console_{name}"));
         group
-            .sample_size(20)
-            .measurement_time(Duration::from_secs(10));
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(5));
         group.bench_function(page, |b| {
-            b.to_async(rt)
-                .iter(|| get(&fixture.router, &path, &fixture.cookie));
+            b.iter(|| rt.block_on(get(&fixture.router, &path, &fixture.cookie)));
         });
         group.finish();
     }
