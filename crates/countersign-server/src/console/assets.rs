@@ -11,6 +11,11 @@ use sha2::{Digest, Sha256};
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
+/// The tab icon: without one, browsers ask for `/favicon.ico`, a 404 in every page's
+/// console.
+const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">\
+<rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#1f5fbf\"/>\
+<path d=\"M4 8.5l2.5 2.5L12 5\" stroke=\"#fff\" stroke-width=\"2\" fill=\"none\"/></svg>";
 
 fn version(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))[..16].to_owned()
@@ -29,10 +34,18 @@ pub(crate) fn js_href() -> &'static str {
     &JS_HREF
 }
 
+static ICON_HREF: LazyLock<String> =
+    LazyLock::new(|| format!("/console/assets/icon.svg?v={}", version(ICON)));
+
+pub(crate) fn icon_href() -> &'static str {
+    &ICON_HREF
+}
+
 pub(crate) async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "console.css" => (CSS, "text/css; charset=utf-8"),
         "console.js" => (JS, "text/javascript; charset=utf-8"),
+        "icon.svg" => (ICON, "image/svg+xml"),
         _ => {
             return (
                 StatusCode::NOT_FOUND,

@@ -69,6 +69,7 @@ pub(crate) fn page(
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
                 title { (title) " · countersign" }
+                link rel="icon" type="image/svg+xml" href=(assets::icon_href());
                 link rel="stylesheet" href=(assets::css_href());
                 script src=(assets::js_href()) defer {}
             }
