@@ -719,7 +719,7 @@ pub struct FindingView {
     pub evidence: Value,
     pub owners: Vec<String>,
     /// The latest fix's post-merge verdict, once there is one.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub verification: Option<Value>,
     /// Proposals that say they fix it.
     pub fixes: Vec<String>,

@@ -58,6 +58,8 @@ pub struct ProposalFilter {
     /// Only ids below this one (newest first paging).
     pub before: Option<String>,
     pub limit: u32,
+    /// Oldest first (ids ascending) instead of newest first: what has waited longest.
+    pub oldest_first: bool,
 }
 
 /// What a head move changes in a proposal row: everything derived from the head.
@@ -308,7 +310,11 @@ impl Conn<'_> {
         if let Some(before) = &filter.before {
             push(&mut sql, " AND id < ?", before.clone());
         }
-        sql.push_str(" ORDER BY id DESC LIMIT ");
+        sql.push_str(if filter.oldest_first {
+            " ORDER BY id ASC LIMIT "
+        } else {
+            " ORDER BY id DESC LIMIT "
+        });
         sql.push_str(&filter.limit.to_string());
         dispatch!(self, c => {
             let mut query = sqlx::query(&sql);

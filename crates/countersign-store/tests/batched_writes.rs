@@ -135,6 +135,36 @@ async fn append_decided_writes_all_or_nothing(db: &Db) {
     assert_eq!(store.log_size().await.unwrap(), 6);
     store.sign_checkpoint(&signer()).await.unwrap();
     verify(&store, &[signer().verifier()]).await.unwrap();
+
+    // Listing: newest first by default; oldest first reads from the other end (the
+    // console's next actions show what waited longest even past the limit).
+    for id in ["p-3", "p-4"] {
+        let mut tx = store.begin().await.unwrap();
+        let leaf = [Leaf::new(&event(10)).unwrap()];
+        tx.append_decided(
+            &leaf,
+            0,
+            &mut decision(&format!("{id}@b"), id),
+            &proposal(id, &format!("{id}@b")),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let ids = |list: Vec<Proposal>| list.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    let listed = |oldest_first| countersign_store::ProposalFilter {
+        limit: 2,
+        oldest_first,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(store.proposals(&listed(false)).await.unwrap()),
+        ["p-4", "p-3"]
+    );
+    assert_eq!(
+        ids(store.proposals(&listed(true)).await.unwrap()),
+        ["p-1", "p-3"]
+    );
     store.close().await;
 }
 

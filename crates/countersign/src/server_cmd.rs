@@ -122,11 +122,6 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
-        eprintln!("countersign serving on http://{}", listener.local_addr()?);
-        eprintln!(
-            "console: http://{}/ (sign in with a token, or SSO when --oidc-issuer is set)",
-            listener.local_addr()?
-        );
         let mut state = AppState::new(store.clone(), repos, Clock::system())
             .with_log_signer(signer)
             .with_console(console);
@@ -197,6 +192,13 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
                 std::future::pending::<()>().await;
             }
         };
+        // The last line at start-up, once everything is set: tests and scripts read stderr up
+        // to it and may stop reading there (a line written after it could meet a closed pipe).
+        let address = listener.local_addr()?;
+        eprintln!(
+            "console: http://{address}/ (sign in with a token, or SSO when --oidc-issuer is set)"
+        );
+        eprintln!("countersign serving on http://{address}");
         countersign_server::run(listener, state, shutdown).await?;
         store.close().await;
         Ok(ExitCode::SUCCESS)

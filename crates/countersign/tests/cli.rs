@@ -954,7 +954,13 @@ fn the_demo_tells_the_closed_loop() {
         "--no-serve",
     ]));
     let start = out.find("The closed loop").expect(&out);
-    let end = out[start..].find("\nDemo tokens").expect(&out) + start;
+    // The story ends where the console's sign-in lines (or the tokens) begin.
+    let end = ["\n\nConsole:", "\nDemo tokens"]
+        .iter()
+        .filter_map(|marker| out[start..].find(marker))
+        .min()
+        .expect(&out)
+        + start;
     let story = redact(&out[start..end], &target);
     insta::assert_snapshot!("demo_closed_loop", story);
 }

@@ -306,15 +306,17 @@ async fn next_actions(
         (ProposalState::AwaitingApproval, false),
         (ProposalState::AwaitingEvidence, true),
     ] {
-        let mut open = state
+        // Oldest first, read that way: with more waiting than the limit, the ones that
+        // waited longest are the ones shown.
+        let open = state
             .store
             .proposals(&ProposalFilter {
                 state: Some(wanted),
                 limit: 200,
+                oldest_first: true,
                 ..ProposalFilter::default()
             })
             .await?;
-        open.reverse(); // oldest first
         for proposal in open {
             let view = crate::proposals::load_view(&state.store, &proposal).await?;
             let eligible = view.eligible_approvers.contains(&me);

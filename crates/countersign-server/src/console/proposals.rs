@@ -92,6 +92,7 @@ async fn list_page(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Result<M
                 author_kind: author.clone(),
                 before: before.clone(),
                 limit: PAGE,
+                oldest_first: false,
             })
             .await?;
         exhausted = page.len() < PAGE as usize;
