@@ -101,9 +101,12 @@ impl Raw {
     }
 }
 
-/// `WITH RECURSIVE n(i)` counting 1..=`to`, which both SQLite and PostgreSQL run.
+/// `WITH RECURSIVE n(i)` counting 1..=`to`, which both SQLite and PostgreSQL run (a 64-bit
+/// counter: PostgreSQL's `integer` overflows in the runs' time arithmetic).
 fn series(to: i64) -> String {
-    format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {to})")
+    format!(
+        "WITH RECURSIVE n(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM n WHERE i < {to})"
+    )
 }
 
 /// Clones `template` into [`PROPOSALS`] proposals and adds [`RUNS`] runs.

@@ -288,6 +288,10 @@ async fn home_page(state: &AppState, viewer: &Viewer) -> Result<Markup, ApiError
     Ok(layout::page(Some(viewer), Nav::Home, "Home", None, body))
 }
 
+/// The most proposal actions the home page lists (the oldest first); the proposals list
+/// shows the rest.
+const MAX_PROPOSAL_ACTIONS: usize = 25;
+
 /// What the signed-in person should do next, most pressing first: proposals waiting for
 /// their verdict (oldest first, with the tier and why), their lapsed approvals, evidence
 /// missing on their team's proposals, findings on their components; for admins, a
@@ -318,6 +322,10 @@ async fn next_actions(
             })
             .await?;
         for proposal in open {
+            // A page of actions, not every one: each costs a full proposal view.
+            if actions.len() >= MAX_PROPOSAL_ACTIONS {
+                break;
+            }
             let view = crate::proposals::load_view(&state.store, &proposal).await?;
             let eligible = view.eligible_approvers.contains(&me);
             if !eligible {
