@@ -335,23 +335,12 @@ async fn what_if(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<WhatIfView>, ApiError> {
-    let proposal = state
-        .store
-        .proposal(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
-    let path = state.repos.get(&proposal.repo).cloned().ok_or_else(|| {
-        ApiError::Conflict(format!(
-            "repository {:?} of this proposal is no longer configured on this server",
-            proposal.repo
-        ))
-    })?;
-    let author: Principal = proposal
-        .author
-        .parse()
-        .map_err(|e| ApiError::Internal(format!("proposal {id}: author: {e}")))?;
-    let envelopes =
-        crate::evidence::named(crate::evidence::for_head(&state.store, &id, &proposal.head).await?);
+    let Redecided {
+        proposal,
+        path,
+        author,
+        envelopes,
+    } = redecided(&state, &id).await?;
     let (base, head) = (proposal.base.clone(), proposal.head.clone());
     let dispatched_by = proposal.dispatched_by.clone();
     let pipeline = std::sync::Arc::clone(&state.pipeline);
@@ -380,6 +369,43 @@ async fn what_if(
         head: proposal.head,
         what_if: report,
     }))
+}
+
+/// What re-deciding a proposal's current head reads: the proposal, its repository's path,
+/// its author and the evidence accepted for the head.
+struct Redecided {
+    proposal: countersign_store::Proposal,
+    path: std::path::PathBuf,
+    author: Principal,
+    envelopes: Vec<(String, Vec<u8>)>,
+}
+
+/// Loads [`Redecided`] for proposal `id` (the what-if and the explanation routes): `404` for
+/// no such proposal, `409` when its repository is no longer configured.
+async fn redecided(state: &AppState, id: &str) -> Result<Redecided, ApiError> {
+    let proposal = state
+        .store
+        .proposal(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
+    let path = state.repos.get(&proposal.repo).cloned().ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "repository {:?} of this proposal is no longer configured on this server",
+            proposal.repo
+        ))
+    })?;
+    let author: Principal = proposal
+        .author
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("proposal {id}: author: {e}")))?;
+    let envelopes =
+        crate::evidence::named(crate::evidence::for_head(&state.store, id, &proposal.head).await?);
+    Ok(Redecided {
+        proposal,
+        path,
+        author,
+        envelopes,
+    })
 }
 
 /// Why a proposal's current head takes its tier.
@@ -423,24 +449,12 @@ async fn explanation(
 
 /// What `GET /v1/proposals/{id}/explanation` answers, for it and the console's proposal page.
 pub(crate) async fn explain(state: &AppState, id: &str) -> Result<ExplanationView, ApiError> {
-    let id = id.to_owned();
-    let proposal = state
-        .store
-        .proposal(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
-    let path = state.repos.get(&proposal.repo).cloned().ok_or_else(|| {
-        ApiError::Conflict(format!(
-            "repository {:?} of this proposal is no longer configured on this server",
-            proposal.repo
-        ))
-    })?;
-    let author: Principal = proposal
-        .author
-        .parse()
-        .map_err(|e| ApiError::Internal(format!("proposal {id}: author: {e}")))?;
-    let envelopes =
-        crate::evidence::named(crate::evidence::for_head(&state.store, &id, &proposal.head).await?);
+    let Redecided {
+        proposal,
+        path,
+        author,
+        envelopes,
+    } = redecided(state, id).await?;
     let (base, head) = (proposal.base.clone(), proposal.head.clone());
     let dispatched_by = proposal.dispatched_by.clone();
     let pipeline = std::sync::Arc::clone(&state.pipeline);
