@@ -2020,6 +2020,96 @@ async fn fixes_merged_on_github_are_verified(db: &Db, push_first: bool) {
     server.stop().await;
 }
 
+/// A push to the pull request (synchronize) reads its description again: a finding it names
+/// that the proposal does not fix yet is linked with the head move (its suite required, the
+/// tier the change's own); one it cannot link refuses the move, and the new head's check
+/// fails naming it while the proposal stays on the head it judged.
+async fn synchronize_links_what_the_description_adds(db: &Db) {
+    let Some(all) = examples() else { return };
+    let world = world();
+    let api = stand_in(ManualClock::new(NOW)).await;
+    let server = start(db, &world, &api, |c| c).await;
+    let runner = server.runner_token().await;
+    push_and_fail(&server, &all, &world, &runner).await;
+    let pull = |action: &str, head: &str, body: &str| {
+        adapt(
+            example(&all, "pull_request", Some(action)),
+            &[
+                ("/pull_request/head/sha", json!(head)),
+                ("/pull_request/base/sha", json!(world.lib)),
+                ("/pull_request/body", json!(body)),
+            ],
+        )
+    };
+    let (_, answer) = server
+        .deliver(
+            "pull_request",
+            "d-open",
+            &pull("opened", &world.h1, "An api change."),
+        )
+        .await;
+    assert_eq!(answer["outcome"], "proposed", "{answer}");
+    assert_eq!(answer["state"], "awaiting_approval", "{answer}");
+    let id = answer["proposal"].as_str().unwrap().to_owned();
+    let tier = server.proposal(&id).await["tier"].clone();
+
+    git(
+        &world.github,
+        &["update-ref", "refs/pull/2/head", &world.h2],
+    );
+    let (_, answer) = server
+        .deliver(
+            "pull_request",
+            "d-sync-1",
+            &pull("synchronize", &world.h2, "Closes F-2"),
+        )
+        .await;
+    assert_eq!(answer["outcome"], "head_moved", "{answer}");
+    assert_eq!(answer["state"], "awaiting_evidence", "{answer}");
+    let proposal = server.proposal(&id).await;
+    assert_eq!(proposal["tier"], tier, "a link never changes the tier");
+    assert_eq!(server.get("/v1/findings/F-2").await["fixes"], json!([id]));
+    assert_eq!(server.get("/v1/findings/F-1").await["fixes"], json!([]));
+
+    let h3 = RepoWriter::open(&world.github)
+        .unwrap()
+        .commit_on(
+            "refs/heads/changes",
+            &CommitId::from_hex(&world.h2).unwrap(),
+            [("api/handler.rs", Some("pub fn handle() { v3() }\n"))],
+            "api: v3",
+            CODERTOCAT,
+            NOW as i64 + 20,
+        )
+        .unwrap()
+        .as_str()
+        .to_owned();
+    git(&world.github, &["update-ref", "refs/pull/2/head", &h3]);
+    let (_, answer) = server
+        .deliver(
+            "pull_request",
+            "d-sync-2",
+            &pull("synchronize", &h3, "Closes F-2, F-99"),
+        )
+        .await;
+    assert_eq!(answer["outcome"], "refused", "{answer}");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("F-99"),
+        "{answer}"
+    );
+    assert_eq!(server.proposal(&id).await["head"], world.h2.as_str());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let check = loop {
+        if let Some(check) = api.shown(&h3) {
+            break check;
+        }
+        assert!(Instant::now() < deadline, "no check on {h3}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(check["conclusion"], "failure", "{check}");
+    server.stop().await;
+}
+
 async fn fixes_verified_merge_then_push(db: &Db) {
     fixes_merged_on_github_are_verified(db, false).await;
 }
@@ -2039,6 +2129,7 @@ on_both_backends!(
     a_push_s_failing_run_opens_findings,
     fixes_verified_merge_then_push,
     fixes_verified_push_then_merge,
+    synchronize_links_what_the_description_adds,
 );
 
 /// Without the integration configured the route is a 404, whatever is sent.
