@@ -2041,6 +2041,7 @@ async fn synchronize_links_what_the_description_adds(db: &Db) {
             ],
         )
     };
+    let opened_example = example(&all, "pull_request", Some("opened"));
     let (_, answer) = server
         .deliver(
             "pull_request",
@@ -2052,6 +2053,44 @@ async fn synchronize_links_what_the_description_adds(db: &Db) {
     assert_eq!(answer["state"], "awaiting_approval", "{answer}");
     let id = answer["proposal"].as_str().unwrap().to_owned();
     let tier = server.proposal(&id).await["tier"].clone();
+    let approval = adapt(
+        example(&all, "pull_request_review", Some("submitted")),
+        &[
+            ("/review/commit_id", json!(world.h1)),
+            ("/review/state", json!("approved")),
+            ("/review/user", requested_reviewer(&opened_example)),
+            ("/pull_request/head/sha", json!(world.h1)),
+        ],
+    );
+    let (_, answer) = server
+        .deliver("pull_request_review", "d-approve", &approval)
+        .await;
+    assert_eq!(answer["state"], "authorized", "{answer}");
+    // Authorized, then the description says it fixes F-2: the authorization does not stand
+    // without the reproducing suite's evidence (linking is never a way around it).
+    let edited = with_field(
+        adapt(
+            pull("opened", &world.h1, "Closes F-2"),
+            &[("/action", json!("edited"))],
+        ),
+        "",
+        "changes",
+        json!({ "body": { "from": "An api change." } }),
+    );
+    let (_, answer) = server.deliver("pull_request", "d-edit", &edited).await;
+    assert_eq!(answer["outcome"], "linked", "{answer}");
+    assert_eq!(answer["state"], "awaiting_evidence", "{answer}");
+    assert_eq!(
+        server.proposal(&id).await["tier"],
+        tier,
+        "a link never changes the tier"
+    );
+    assert_eq!(server.get("/v1/findings/F-2").await["fixes"], json!([id]));
+    // Its run is queued for the head.
+    let items = server.lease(&runner).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["proposal"], id.as_str());
+    assert_eq!(items[0]["commit"], world.h1.as_str());
 
     git(
         &world.github,
@@ -2061,15 +2100,14 @@ async fn synchronize_links_what_the_description_adds(db: &Db) {
         .deliver(
             "pull_request",
             "d-sync-1",
-            &pull("synchronize", &world.h2, "Closes F-2"),
+            &pull("synchronize", &world.h2, "Closes F-2, F-1"),
         )
         .await;
     assert_eq!(answer["outcome"], "head_moved", "{answer}");
     assert_eq!(answer["state"], "awaiting_evidence", "{answer}");
     let proposal = server.proposal(&id).await;
     assert_eq!(proposal["tier"], tier, "a link never changes the tier");
-    assert_eq!(server.get("/v1/findings/F-2").await["fixes"], json!([id]));
-    assert_eq!(server.get("/v1/findings/F-1").await["fixes"], json!([]));
+    assert_eq!(server.get("/v1/findings/F-1").await["fixes"], json!([id]));
 
     let h3 = RepoWriter::open(&world.github)
         .unwrap()
@@ -2089,7 +2127,7 @@ async fn synchronize_links_what_the_description_adds(db: &Db) {
         .deliver(
             "pull_request",
             "d-sync-2",
-            &pull("synchronize", &h3, "Closes F-2, F-99"),
+            &pull("synchronize", &h3, "Closes F-1, F-99"),
         )
         .await;
     assert_eq!(answer["outcome"], "refused", "{answer}");

@@ -23,7 +23,8 @@ pub struct AwaitedVerification {
     pub commit: String,
 }
 
-/// The most waiting merges one read returns, oldest proposal first (ids sort by creation).
+/// The most waiting merges one read returns, newest proposal first (ids sort by creation):
+/// a merge whose commit never lands must not keep later ones from being read.
 const MAX_AWAITED: i64 = 256;
 
 impl Conn<'_> {
@@ -64,7 +65,7 @@ impl Conn<'_> {
     ) -> Result<Vec<AwaitedVerification>, Error> {
         let rows: Vec<(String, String, String)> = dispatch!(self, c => sqlx::query_as(
             "SELECT proposal, repo, commit_id FROM merge_verifications \
-             WHERE repo = $1 AND queued_at IS NULL ORDER BY proposal LIMIT $2",
+             WHERE repo = $1 AND queued_at IS NULL ORDER BY proposal DESC LIMIT $2",
         )
         .bind(repo).bind(MAX_AWAITED)
         .fetch_all(&mut **c)
@@ -104,8 +105,8 @@ impl Tx {
 }
 
 impl Store {
-    /// The merges of `repo` whose verification nobody has queued yet, by proposal id (at
-    /// most 256).
+    /// The merges of `repo` whose verification nobody has queued yet, newest proposal first
+    /// (at most 256).
     pub async fn awaited_verifications(
         &self,
         repo: &str,

@@ -863,7 +863,14 @@ async fn close(
     // the merge commit (the head, when GitHub names none): the branch is fetched first so
     // the merge commit is there; when it is not (yet), the push that lands it queues them
     // (`push`), and whichever comes first queues them once (`findings::queue_verification`).
-    let verification = if merged {
+    let fixes_live = merged
+        && state
+            .store
+            .fixed_by(&current.id)
+            .await?
+            .iter()
+            .any(|f| f.state.is_live());
+    let verification = if fixes_live {
         if let Err(error) =
             fetch_for(state, target, delivery, None, Some(&pr.base.branch), &[]).await
         {
