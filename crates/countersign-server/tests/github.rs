@@ -10,7 +10,12 @@
 //! `Codertocat/Hello-World`, followed as the server's `shop`); and where the package has no
 //! example of a case (no approving review, no merged pull request, a single reviewer), the
 //! fields that make that case: a review's `state` and `user` (taken from the example's own
-//! requested reviewer where a person is needed), a pull request's `merged`.
+//! requested reviewer where a person is needed), a pull request's `merged` and
+//! `merge_commit_sha`, its `body` where it says which findings it fixes, and for an edited
+//! description (the package has no `edited` example) an opened example's `action` and the
+//! `changes` GitHub sends ([`with_field`]). The fleet's side is a runner over HTTP: it
+//! leases branch and proposal runs and pushes JUnit reports read with countersign's reader
+//! and signed with runner `ci`'s key ([`junit_envelope`]).
 //!
 //! Without the package the tests are skipped with the reason printed, except under
 //! `CI=true`, where they fail.
