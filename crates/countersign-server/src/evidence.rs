@@ -513,11 +513,60 @@ async fn refuse(
     Err(answer)
 }
 
+/// Re-derives `proposal`'s decision at its head with the head's accepted evidence, requiring
+/// besides its plan the suites of the findings it fixes and `also` (the suites of findings
+/// about to be linked to it): what [`rederive`] then records, when nothing changed the
+/// proposal meanwhile (its head, its state, its evidence: the digests weighed are returned
+/// beside the outcome to compare).
+pub(crate) async fn redecide(
+    state: &AppState,
+    proposal: &Proposal,
+    also: &[String],
+) -> Result<(Outcome, Vec<String>), ApiError> {
+    let path: PathBuf = state.repos.get(&proposal.repo).cloned().ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "repository {:?} of this proposal is no longer configured on this server",
+            proposal.repo
+        ))
+    })?;
+    let author: Principal = proposal
+        .author
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("proposal {}: author: {e}", proposal.id)))?;
+    let stored = for_head(&state.store, &proposal.id, &proposal.head).await?;
+    let weighed: Vec<String> = stored.iter().map(|(row, _)| row.digest.clone()).collect();
+    let envelopes = named(stored);
+    let (base, head) = (proposal.base.clone(), proposal.head.clone());
+    let dispatched_by = proposal.dispatched_by.clone();
+    let pipeline = std::sync::Arc::clone(&state.pipeline);
+    let mut outcome = state
+        .pipeline
+        .blocking_for(&path.clone(), move || {
+            pipeline.decide_with_evidence(
+                &path,
+                &base,
+                &head,
+                &author,
+                dispatched_by.as_deref(),
+                &envelopes,
+            )
+        })
+        .await??;
+    let mut suites = crate::findings::fix_suites(state, &proposal.id).await?;
+    for suite in also {
+        if !suites.contains(suite) {
+            suites.push(suite.clone());
+        }
+    }
+    outcome.require_suites(&suites)?;
+    Ok((outcome, weighed))
+}
+
 /// Records the decision re-derived with the head's evidence (`decided`, and `authorized`
 /// when it authorizes) and points the proposal at it, in the caller's transaction. What the
 /// new decision does to the proposal (the verdicts already given count again under it, or
 /// not) is the lifecycle's.
-async fn rederive(
+pub(crate) async fn rederive(
     state: &AppState,
     tx: &mut Tx,
     loaded: &Loaded,

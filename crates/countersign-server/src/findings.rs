@@ -948,6 +948,111 @@ pub(crate) async fn link(
     Ok(())
 }
 
+// ---- Verifying a merged fix ----
+
+/// How the fixes of a merged proposal get verified, planned before the transaction that
+/// records the merge (git work).
+pub(crate) enum Verification {
+    /// It fixes no live finding: nothing to verify.
+    Nothing,
+    /// Its merged commit is on no protected branch of the server's repository yet: noted,
+    /// for the push that lands it.
+    Waiting { commit: String },
+    /// The reproducing suites' work on `branch` at `commit`.
+    Ready {
+        commit: String,
+        branch: String,
+        work: Vec<crate::pipeline::WorkSpec>,
+    },
+}
+
+/// Plans the verification of merged `proposal`'s fixes at `commit`, the commit that landed
+/// it (the merged route's head, a forge's merge commit): the reproducing suites of the live
+/// findings it fixes, run on the protected branch that holds `commit`, as defined there.
+pub(crate) async fn plan_verification(
+    state: &AppState,
+    proposal: &countersign_store::Proposal,
+    commit: &str,
+) -> Result<Verification, ApiError> {
+    let fixed: Vec<Finding> = state
+        .store
+        .fixed_by(&proposal.id)
+        .await?
+        .into_iter()
+        .filter(|f| f.state.is_live())
+        .collect();
+    if fixed.is_empty() {
+        return Ok(Verification::Nothing);
+    }
+    let path = state.repos.get(&proposal.repo).cloned().ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "repository {:?} is no longer configured on this server",
+            proposal.repo
+        ))
+    })?;
+    let suites = suites_of(&fixed);
+    let (pipeline, at) = (std::sync::Arc::clone(&state.pipeline), commit.to_owned());
+    let planned = state
+        .pipeline
+        .blocking_for(&path.clone(), move || {
+            pipeline.post_merge(&path, &at, &suites)
+        })
+        .await??;
+    Ok(match planned {
+        Some((branch, work)) => Verification::Ready {
+            commit: commit.to_owned(),
+            branch,
+            work,
+        },
+        None => Verification::Waiting {
+            commit: commit.to_owned(),
+        },
+    })
+}
+
+/// Queues, in `tx` (the transaction that records the merge, or the push that landed it),
+/// the runs `planned` for merged `proposal` (cause `merge:<id>`), unless they were queued
+/// before: every announcement of one merge (the merged route, a forge's merged pull request,
+/// the push, each redelivered, in any order) queues them once between them. A plan that
+/// waits is noted for the push that lands its commit. Returns how many runs it queued.
+pub(crate) async fn queue_verification(
+    state: &AppState,
+    tx: &mut Tx,
+    proposal: &countersign_store::Proposal,
+    planned: &Verification,
+) -> Result<usize, ApiError> {
+    match planned {
+        Verification::Nothing => Ok(0),
+        Verification::Waiting { commit } => {
+            tx.await_verification(&proposal.id, &proposal.repo, commit)
+                .await?;
+            Ok(0)
+        }
+        Verification::Ready {
+            commit,
+            branch,
+            work,
+        } => {
+            tx.await_verification(&proposal.id, &proposal.repo, commit)
+                .await?;
+            let now = crate::runs::millis(state.clock.now());
+            if !tx.take_verification(&proposal.id, now).await? {
+                return Ok(0);
+            }
+            let runs = crate::runs::queued_for_branch(
+                state,
+                &proposal.repo,
+                branch,
+                commit,
+                work,
+                &format!("merge:{}", proposal.id),
+            );
+            tx.enqueue_runs(&runs).await?;
+            Ok(runs.len())
+        }
+    }
+}
+
 /// Whether a linked finding's reproducing test passes at a proposal's head, from the head's
 /// accepted evidence of its suite: `passes`, `fails`, `not_run` (evidence of the suite that
 /// does not name the test) or `awaiting` (none yet).

@@ -658,7 +658,8 @@ impl Pipeline {
     /// Where and what a merged fix's reproducing `suites` run: the first protected branch
     /// (by name) whose history holds `commit`, and the work items of `suites` at `commit`
     /// (now protected history: its config defines the suites and who may run them). `None`
-    /// when no protected branch holds the commit (yet). Blocking (git).
+    /// when no protected branch holds the commit (yet), or the repository does not have it
+    /// (yet: a forge's merge announced before the push that lands it). Blocking (git).
     pub fn post_merge(
         &self,
         path: &Path,
@@ -667,6 +668,9 @@ impl Pipeline {
     ) -> Result<Option<(String, Vec<WorkSpec>)>, DecideError> {
         let repo = Repo::open_shared(path)?;
         let id = CommitId::from_hex(commit)?;
+        if repo.commit_info(&id).is_err() {
+            return Ok(None);
+        }
         let protected = protected::protected_branches(&repo)?;
         let Some(branch) = protected.holding(&repo, &id)? else {
             return Ok(None);

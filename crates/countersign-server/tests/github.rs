@@ -10,7 +10,12 @@
 //! `Codertocat/Hello-World`, followed as the server's `shop`); and where the package has no
 //! example of a case (no approving review, no merged pull request, a single reviewer), the
 //! fields that make that case: a review's `state` and `user` (taken from the example's own
-//! requested reviewer where a person is needed), a pull request's `merged`.
+//! requested reviewer where a person is needed), a pull request's `merged` and
+//! `merge_commit_sha`, its `body` where it says which findings it fixes, and for an edited
+//! description (the package has no `edited` example) an opened example's `action` and the
+//! `changes` GitHub sends ([`with_field`]). The fleet's side is a runner over HTTP: it
+//! leases branch and proposal runs and pushes JUnit reports read with countersign's reader
+//! and signed with runner `ci`'s key ([`junit_envelope`]).
 //!
 //! Without the package the tests are skipped with the reason printed, except under
 //! `CI=true`, where they fail.
@@ -1492,6 +1497,670 @@ async fn installation_tokens_expire_with_the_clock(db: &Db) {
     server.stop().await;
 }
 
+// ---- The fleet: a runner leasing over HTTP and pushing signed JUnit results ----
+
+/// The repository name the examples' evidence carries (`[repository] name`).
+const REPOSITORY: &str = "github.com/Codertocat/Hello-World";
+
+/// The key of runner `ci` in [`CONFIG`]: RFC 8032's first test key.
+fn runner_key() -> countersign_evidence::dsse::SigningKey {
+    let seed: [u8; 32] =
+        hex_bytes("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+    let key = countersign_evidence::dsse::SigningKey::from_seed(&seed);
+    assert_eq!(
+        key.public_key().to_hex(),
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    );
+    key
+}
+
+fn hex_bytes(text: &str) -> [u8; 32] {
+    let mut out = [0; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+/// A JUnit report of suite `lib-unit` in which `failed` fail and `passed` pass, read with
+/// countersign's JUnit reader and signed by runner `ci` for `commit`, as `attest` does.
+fn junit_envelope(commit: &str, passed: &[&str], failed: &[&str]) -> Vec<u8> {
+    use countersign_evidence::report::junit;
+    use countersign_evidence::statement::{Statement, TEST_RESULT_V01, TestResult};
+    let mut xml = format!(
+        "<testsuites><testsuite name=\"lib\" tests=\"{}\" failures=\"{}\">",
+        passed.len() + failed.len(),
+        failed.len()
+    );
+    for name in passed {
+        xml.push_str(&format!("<testcase classname=\"lib\" name=\"{name}\"/>"));
+    }
+    for name in failed {
+        xml.push_str(&format!(
+            "<testcase classname=\"lib\" name=\"{name}\"><failure message=\"assertion failed: add(1, 1) == 2\"/></testcase>"
+        ));
+    }
+    xml.push_str("</testsuite></testsuites>");
+    let report = junit::parse("junit.xml", xml.as_bytes()).unwrap();
+    let result = TestResult::from_cases(&report.cases, Vec::new());
+    let statement = Statement::for_commit(
+        REPOSITORY,
+        commit,
+        "lib-unit",
+        TEST_RESULT_V01,
+        serde_json::to_value(&result).unwrap(),
+    );
+    countersign_evidence::attest(&statement, &runner_key()).to_json()
+}
+
+impl Server {
+    /// A runner token of `runner:ci`.
+    async fn runner_token(&self) -> String {
+        let principal: Principal = "runner:ci".parse().unwrap();
+        create_token(
+            &self.store,
+            &principal,
+            Role::Runner,
+            NOW as i64 + 86_400,
+            [9; 32],
+        )
+        .await
+        .unwrap()
+        .0
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Vec<u8>>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, value) = self
+            .call(reqwest::Method::GET, path, &self.admin, None)
+            .await;
+        assert_eq!(status, 200, "{path}: {value}");
+        value
+    }
+
+    /// Leases every item runner `ci` may take now.
+    async fn lease(&self, runner: &str) -> Vec<Value> {
+        let body = json!({ "repository": REPOSITORY, "environments": ["default"], "max": 8 });
+        let (status, leased) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/work/lease",
+                runner,
+                Some(serde_json::to_vec(&body).unwrap()),
+            )
+            .await;
+        assert_eq!(status, 200, "{leased}");
+        leased["items"].as_array().unwrap().clone()
+    }
+
+    /// Pushes `envelope` for leased `item` (a branch run's route, or its proposal's), then
+    /// finishes the item with `outcome`; the evidence route's answer.
+    async fn run(&self, runner: &str, item: &Value, envelope: Vec<u8>, outcome: &str) -> Value {
+        let route = match item["proposal"].as_str() {
+            Some(p) => format!("/v1/proposals/{p}/evidence"),
+            None => format!("/v1/runs/{}/evidence", item["id"].as_str().unwrap()),
+        };
+        let (status, answer) = self
+            .call(reqwest::Method::POST, &route, runner, Some(envelope))
+            .await;
+        assert_eq!(status, 201, "{answer}");
+        let body = json!({ "attempt": item["attempt"], "outcome": outcome });
+        let (status, finished) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/work/{}/finish", item["id"].as_str().unwrap()),
+                runner,
+                Some(serde_json::to_vec(&body).unwrap()),
+            )
+            .await;
+        assert_eq!(status, 200, "{finished}");
+        answer
+    }
+
+    /// The runs queued to verify fixes (cause `merge:…`).
+    async fn verification_runs(&self) -> Vec<Value> {
+        let runs = self.get("/v1/runs?branch=master").await;
+        runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|run| {
+                run["cause"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("merge:"))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// `payload` with field `key` (absent from the example) added to the object at `pointer`.
+fn with_field(mut payload: Value, pointer: &str, key: &str, value: Value) -> Value {
+    payload
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("the example has no {pointer}"))
+        .as_object_mut()
+        .unwrap()
+        .insert(key.to_owned(), value);
+    payload
+}
+
+/// GitHub moves `master` to `lib` (a `lib/` change) and announces the push: the server's
+/// master follows and the fleet runs the change's plan (`lib-unit`) on it; runner `ci`
+/// leases the run over HTTP and reports `lib::adds` and `lib::subs` failing in JUnit:
+/// findings F-1 and F-2 are opened.
+async fn push_and_fail(
+    server: &Server,
+    all: &BTreeMap<String, Vec<Value>>,
+    world: &World,
+    runner: &str,
+) {
+    git(
+        &world.github,
+        &["update-ref", "refs/heads/master", &world.lib],
+    );
+    let push = adapt(
+        push_example(all),
+        &[("/before", json!(world.base)), ("/after", json!(world.lib))],
+    );
+    let (status, answer) = server.deliver("push", "d-push-lib", &push).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["runs"], 1, "{answer}");
+    // Redelivered: answered alike, nothing queued twice.
+    let (_, again) = server.deliver("push", "d-push-lib", &push).await;
+    assert_eq!(again, answer);
+    let items = server.lease(runner).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let item = &items[0];
+    assert_eq!(item["suite"], "lib-unit");
+    assert_eq!(item["branch"], "master");
+    assert_eq!(item["commit"], world.lib.as_str());
+    let answer = server
+        .run(
+            runner,
+            item,
+            junit_envelope(&world.lib, &["mul"], &["adds", "subs"]),
+            "failed",
+        )
+        .await;
+    let opened: Vec<(&str, &str)> = answer["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["finding"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(opened, [("F-1", "opened"), ("F-2", "opened")], "{answer}");
+}
+
+/// A push to a protected branch on GitHub queues the pushed change's plan; a runner's
+/// failing JUnit results of that run open findings, on the protected branch's commit.
+async fn a_push_s_failing_run_opens_findings(db: &Db) {
+    let Some(all) = examples() else { return };
+    let world = world();
+    let api = stand_in(ManualClock::new(NOW)).await;
+    let server = start(db, &world, &api, |c| c).await;
+    let runner = server.runner_token().await;
+    push_and_fail(&server, &all, &world, &runner).await;
+    let finding = server.get("/v1/findings/F-1").await;
+    assert_eq!(finding["state"], "open", "{finding}");
+    assert_eq!(finding["repo"], "shop");
+    assert_eq!(finding["suite"], "lib-unit");
+    assert_eq!(finding["branch"], "master");
+    assert_eq!(finding["component"], "component:default/lib", "{finding}");
+    assert_eq!(finding["evidence"]["commit"], world.lib.as_str());
+    assert!(
+        finding["evidence"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("assertion failed"),
+        "{finding}"
+    );
+    // Nothing verifies anything: no merge was announced.
+    assert!(server.verification_runs().await.is_empty());
+    server.stop().await;
+}
+
+/// A pull request whose description says `Fixes F-1`: an unknown finding refuses it (a
+/// failing check says why), a finding of another repository is never linked, the link
+/// adds the reproducing suite without changing the tier; merged on GitHub, the merged pull
+/// request and the push that lands it (`push_first`: in that order) queue the reproducing
+/// suite's run on master once between them, redeliveries included; passing there, the
+/// findings are verified.
+async fn fixes_merged_on_github_are_verified(db: &Db, push_first: bool) {
+    let Some(all) = examples() else { return };
+    let world = world();
+    let api = stand_in(ManualClock::new(NOW)).await;
+    let server = start(db, &world, &api, |c| c).await;
+    let runner = server.runner_token().await;
+    push_and_fail(&server, &all, &world, &runner).await;
+    // A finding of another repository on this server.
+    {
+        let mut tx = server.store.begin().await.unwrap();
+        tx.observe_finding(&countersign_store::Observation {
+            repo: "elsewhere".into(),
+            repository: "github.com/acme/elsewhere".into(),
+            kind: countersign_lifecycle::FindingKind::TestFailure,
+            suite: "lib-unit".into(),
+            test: "lib.adds".into(),
+            component: "unmapped".into(),
+            severity: countersign_lifecycle::severity(
+                None,
+                countersign_lifecycle::FindingKind::TestFailure,
+            ),
+            branch: "main".into(),
+            commit: world.base.clone(),
+            evidence: json!({}),
+            owners: Vec::new(),
+            now_ms: NOW as i64 * 1000,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    // The fix: an `api/` change on top of master (its plan alone runs nothing).
+    let fix = RepoWriter::open(&world.github)
+        .unwrap()
+        .commit_on(
+            "refs/heads/fix",
+            &CommitId::from_hex(&world.lib).unwrap(),
+            [("api/handler.rs", Some("pub fn handle() { fixed() }\n"))],
+            "api: the fix",
+            CODERTOCAT,
+            NOW as i64 + 10,
+        )
+        .unwrap()
+        .as_str()
+        .to_owned();
+    git(&world.github, &["update-ref", "refs/pull/2/head", &fix]);
+    let opened = |body: &str| {
+        adapt(
+            example(&all, "pull_request", Some("opened")),
+            &[
+                ("/pull_request/head/sha", json!(fix)),
+                ("/pull_request/base/sha", json!(world.lib)),
+                ("/pull_request/body", json!(body)),
+            ],
+        )
+    };
+    // GitHub has no example of an edited description: the opened one, as `edited`, with
+    // the `changes` GitHub sends for it.
+    let edited = |body: &str| {
+        with_field(
+            adapt(opened(body), &[("/action", json!("edited"))]),
+            "",
+            "changes",
+            json!({ "body": { "from": "before" } }),
+        )
+    };
+
+    // An unknown finding: refused, and the head's check fails saying which.
+    let (status, answer) = server
+        .deliver("pull_request", "d-open", &opened("Fixes F-99"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outcome"], "refused", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("there is no finding F-99"),
+        "{answer}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let check = loop {
+        if let Some(check) = api.shown(&fix) {
+            break check;
+        }
+        assert!(Instant::now() < deadline, "no check on {fix}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(check["conclusion"], "failure", "{check}");
+    assert!(
+        check["output"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("F-99"),
+        "{check}"
+    );
+    // A finding of another repository: refused, never linked.
+    let (_, answer) = server
+        .deliver("pull_request", "d-edit-0", &edited("Fixes F-1, F-3"))
+        .await;
+    assert_eq!(answer["outcome"], "refused", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("repository elsewhere"),
+        "{answer}"
+    );
+    assert_eq!(server.get("/v1/findings/F-3").await["fixes"], json!([]));
+    assert_eq!(server.get("/v1/findings/F-1").await["fixes"], json!([]));
+
+    // The description fixed: the edit opens the proposal, linking F-1. The change alone
+    // plans nothing; the link requires the reproducing suite, at the same tier.
+    let (_, answer) = server
+        .deliver("pull_request", "d-edit-1", &edited("Fixes F-1"))
+        .await;
+    assert_eq!(answer["outcome"], "proposed", "{answer}");
+    let id = answer["proposal"].as_str().unwrap().to_owned();
+    let proposal = server.proposal(&id).await;
+    assert_eq!(proposal["state"], "awaiting_evidence", "{proposal}");
+    assert_eq!(proposal["tier"], "single_approver", "{proposal}");
+    assert_eq!(server.get("/v1/findings/F-1").await["fixes"], json!([id]));
+    // Edited again to name F-2 too: linked, the decision re-derived at the same head.
+    let (_, answer) = server
+        .deliver("pull_request", "d-edit-2", &edited("fixes: F-1, F-2"))
+        .await;
+    assert_eq!(answer["outcome"], "linked", "{answer}");
+    assert_eq!(answer["state"], "awaiting_evidence", "{answer}");
+    assert_eq!(server.get("/v1/findings/F-2").await["fixes"], json!([id]));
+    // Naming them no more unlinks nothing.
+    let (_, answer) = server
+        .deliver("pull_request", "d-edit-3", &edited("A fix."))
+        .await;
+    assert_eq!(answer["outcome"], "unchanged", "{answer}");
+    assert_eq!(server.get("/v1/findings/F-2").await["fixes"], json!([id]));
+    let plan = server.get(&format!("/v1/proposals/{id}/plan")).await;
+    assert_eq!(plan["missing"], json!(["lib-unit"]), "{plan}");
+
+    // The head's run of the reproducing suite passes; an eligible person approves.
+    let items = server.lease(&runner).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["proposal"], id.as_str());
+    server
+        .run(
+            &runner,
+            &items[0],
+            junit_envelope(&fix, &["adds", "subs", "mul"], &[]),
+            "passed",
+        )
+        .await;
+    let opened_example = example(&all, "pull_request", Some("opened"));
+    let approval = adapt(
+        example(&all, "pull_request_review", Some("submitted")),
+        &[
+            ("/review/commit_id", json!(fix)),
+            ("/review/state", json!("approved")),
+            ("/review/user", requested_reviewer(&opened_example)),
+            ("/pull_request/head/sha", json!(fix)),
+        ],
+    );
+    let (_, answer) = server
+        .deliver("pull_request_review", "d-approve", &approval)
+        .await;
+    assert_eq!(answer["state"], "authorized", "{answer}");
+
+    // Merged on GitHub with a merge commit.
+    let merge = git(
+        &world.github,
+        &[
+            "-c",
+            "user.name=GitHub",
+            "-c",
+            "user.email=noreply@github.com",
+            "commit-tree",
+            &format!("{fix}^{{tree}}"),
+            "-p",
+            &world.lib,
+            "-p",
+            &fix,
+            "-m",
+            "Merge pull request #2 from Codertocat/changes",
+        ],
+    );
+    let closed = adapt(
+        example(&all, "pull_request", Some("closed")),
+        &[
+            ("/pull_request/head/sha", json!(fix)),
+            ("/pull_request/base/sha", json!(world.lib)),
+            ("/pull_request/merged", json!(true)),
+            ("/pull_request/merge_commit_sha", json!(merge)),
+        ],
+    );
+    let push = adapt(
+        push_example(&all),
+        &[("/before", json!(world.lib)), ("/after", json!(merge))],
+    );
+    let land = || git(&world.github, &["update-ref", "refs/heads/master", &merge]);
+    if push_first {
+        land();
+        let (_, pushed) = server.deliver("push", "d-push-merge", &push).await;
+        assert_eq!(pushed["outcome"], "recorded", "{pushed}");
+        assert_eq!(
+            pushed.get("verification_runs"),
+            None,
+            "not merged yet: {pushed}"
+        );
+        let (_, merged) = server.deliver("pull_request", "d-closed", &closed).await;
+        assert_eq!(merged["outcome"], "merged", "{merged}");
+        assert_eq!(merged["verification_runs"], 1, "{merged}");
+    } else {
+        // GitHub announces the merge before its branch moved (as the server sees it).
+        let (_, merged) = server.deliver("pull_request", "d-closed", &closed).await;
+        assert_eq!(merged["outcome"], "merged", "{merged}");
+        assert_eq!(
+            merged["verification_runs"], 0,
+            "the merge commit is not on master yet: {merged}"
+        );
+        land();
+        let (_, pushed) = server.deliver("push", "d-push-merge", &push).await;
+        assert_eq!(pushed["outcome"], "recorded", "{pushed}");
+        assert_eq!(pushed["verification_runs"], 1, "{pushed}");
+    }
+    // Redelivered, both: nothing more.
+    server.deliver("pull_request", "d-closed", &closed).await;
+    server.deliver("push", "d-push-merge", &push).await;
+    server
+        .deliver("pull_request", "d-closed-again", &closed)
+        .await;
+    let runs = server.verification_runs().await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["cause"], format!("merge:{id}"));
+    assert_eq!(runs[0]["commit"], merge.as_str());
+    assert_eq!(runs[0]["suite"], "lib-unit");
+
+    // The reproducing suite runs on master at the merge and passes: both verified.
+    let items = server.lease(&runner).await;
+    let item = items
+        .iter()
+        .find(|i| i["id"] == runs[0]["id"])
+        .unwrap_or_else(|| panic!("{items:?}"));
+    let answer = server
+        .run(
+            &runner,
+            item,
+            junit_envelope(&merge, &["adds", "subs", "mul"], &[]),
+            "passed",
+        )
+        .await;
+    let verified: Vec<(&str, &str)> = answer["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["finding"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verified,
+        [("F-1", "verified"), ("F-2", "verified")],
+        "{answer}"
+    );
+    let finding = server.get("/v1/findings/F-1").await;
+    assert_eq!(finding["state"], "verified", "{finding}");
+    assert_eq!(finding["verification"]["proposal"], id.as_str());
+    assert_eq!(finding["verification"]["commit"], merge.as_str());
+    // The other repository's finding is untouched.
+    assert_eq!(server.get("/v1/findings/F-3").await["state"], "open");
+    server.stop().await;
+}
+
+/// A push to the pull request (synchronize) reads its description again: a finding it names
+/// that the proposal does not fix yet is linked with the head move (its suite required, the
+/// tier the change's own); one it cannot link refuses the move, and the new head's check
+/// fails naming it while the proposal stays on the head it judged.
+async fn synchronize_links_what_the_description_adds(db: &Db) {
+    let Some(all) = examples() else { return };
+    let world = world();
+    let api = stand_in(ManualClock::new(NOW)).await;
+    let server = start(db, &world, &api, |c| c).await;
+    let runner = server.runner_token().await;
+    push_and_fail(&server, &all, &world, &runner).await;
+    let pull = |action: &str, head: &str, body: &str| {
+        adapt(
+            example(&all, "pull_request", Some(action)),
+            &[
+                ("/pull_request/head/sha", json!(head)),
+                ("/pull_request/base/sha", json!(world.lib)),
+                ("/pull_request/body", json!(body)),
+            ],
+        )
+    };
+    let opened_example = example(&all, "pull_request", Some("opened"));
+    let (_, answer) = server
+        .deliver(
+            "pull_request",
+            "d-open",
+            &pull("opened", &world.h1, "An api change."),
+        )
+        .await;
+    assert_eq!(answer["outcome"], "proposed", "{answer}");
+    assert_eq!(answer["state"], "awaiting_approval", "{answer}");
+    let id = answer["proposal"].as_str().unwrap().to_owned();
+    let tier = server.proposal(&id).await["tier"].clone();
+    let approval = adapt(
+        example(&all, "pull_request_review", Some("submitted")),
+        &[
+            ("/review/commit_id", json!(world.h1)),
+            ("/review/state", json!("approved")),
+            ("/review/user", requested_reviewer(&opened_example)),
+            ("/pull_request/head/sha", json!(world.h1)),
+        ],
+    );
+    let (_, answer) = server
+        .deliver("pull_request_review", "d-approve", &approval)
+        .await;
+    assert_eq!(answer["state"], "authorized", "{answer}");
+    // Authorized, then the description says it fixes F-2: the authorization does not stand
+    // without the reproducing suite's evidence (linking is never a way around it).
+    let edited = with_field(
+        adapt(
+            pull("opened", &world.h1, "Closes F-2"),
+            &[("/action", json!("edited"))],
+        ),
+        "",
+        "changes",
+        json!({ "body": { "from": "An api change." } }),
+    );
+    let (_, answer) = server.deliver("pull_request", "d-edit", &edited).await;
+    assert_eq!(answer["outcome"], "linked", "{answer}");
+    assert_eq!(answer["state"], "awaiting_evidence", "{answer}");
+    assert_eq!(
+        server.proposal(&id).await["tier"],
+        tier,
+        "a link never changes the tier"
+    );
+    assert_eq!(server.get("/v1/findings/F-2").await["fixes"], json!([id]));
+    // Its run is queued for the head.
+    let items = server.lease(&runner).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["proposal"], id.as_str());
+    assert_eq!(items[0]["commit"], world.h1.as_str());
+
+    git(
+        &world.github,
+        &["update-ref", "refs/pull/2/head", &world.h2],
+    );
+    let (_, answer) = server
+        .deliver(
+            "pull_request",
+            "d-sync-1",
+            &pull("synchronize", &world.h2, "Closes F-2, F-1"),
+        )
+        .await;
+    assert_eq!(answer["outcome"], "head_moved", "{answer}");
+    assert_eq!(answer["state"], "awaiting_evidence", "{answer}");
+    let proposal = server.proposal(&id).await;
+    assert_eq!(proposal["tier"], tier, "a link never changes the tier");
+    assert_eq!(server.get("/v1/findings/F-1").await["fixes"], json!([id]));
+
+    let h3 = RepoWriter::open(&world.github)
+        .unwrap()
+        .commit_on(
+            "refs/heads/changes",
+            &CommitId::from_hex(&world.h2).unwrap(),
+            [("api/handler.rs", Some("pub fn handle() { v3() }\n"))],
+            "api: v3",
+            CODERTOCAT,
+            NOW as i64 + 20,
+        )
+        .unwrap()
+        .as_str()
+        .to_owned();
+    git(&world.github, &["update-ref", "refs/pull/2/head", &h3]);
+    let (_, answer) = server
+        .deliver(
+            "pull_request",
+            "d-sync-2",
+            &pull("synchronize", &h3, "Closes F-1, F-99"),
+        )
+        .await;
+    assert_eq!(answer["outcome"], "refused", "{answer}");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("F-99"),
+        "{answer}"
+    );
+    assert_eq!(server.proposal(&id).await["head"], world.h2.as_str());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let check = loop {
+        if let Some(check) = api.shown(&h3) {
+            break check;
+        }
+        assert!(Instant::now() < deadline, "no check on {h3}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(check["conclusion"], "failure", "{check}");
+    server.stop().await;
+}
+
+async fn fixes_verified_merge_then_push(db: &Db) {
+    fixes_merged_on_github_are_verified(db, false).await;
+}
+
+async fn fixes_verified_push_then_merge(db: &Db) {
+    fixes_merged_on_github_are_verified(db, true).await;
+}
+
 on_both_backends!(
     a_pull_request_is_followed_to_its_merge,
     a_dismissed_review_withdraws_its_verdict,
@@ -1500,6 +2169,10 @@ on_both_backends!(
     closing_reopening_and_pushes,
     tokens_and_statuses,
     installation_tokens_expire_with_the_clock,
+    a_push_s_failing_run_opens_findings,
+    fixes_verified_merge_then_push,
+    fixes_verified_push_then_merge,
+    synchronize_links_what_the_description_adds,
 );
 
 /// Without the integration configured the route is a 404, whatever is sent.

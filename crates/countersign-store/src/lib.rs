@@ -23,6 +23,8 @@
 //! * The GitHub integration: deliveries answered ([`GithubDelivery`]), pull requests followed
 //!   by proposals ([`GithubPull`]), and the outbox of `countersign` check reports
 //!   ([`GithubCheck`]), bumped in the transaction of each proposal change.
+//! * Merge verifications ([`Tx::take_verification`]): the post-merge runs of a merged fix
+//!   queued exactly once, whichever announcement of the merge comes first.
 //! * [`verify()`] recomputes the tree from storage and checks it against the latest signed
 //!   checkpoint, naming the first altered or missing entry.
 //!
@@ -40,6 +42,7 @@ mod github;
 mod group;
 mod log;
 mod log_key;
+mod merge_verification;
 mod mirror;
 mod outbox;
 mod proposal;
@@ -57,6 +60,7 @@ pub use evidence::AcceptedEvidence;
 pub use finding::{Finding, FindingFilter, Observation, Observed};
 pub use github::{CheckReport, GithubCheck, GithubDelivery, GithubPull};
 pub use log::{Entry, Leaf, StoredCheckpoint};
+pub use merge_verification::AwaitedVerification;
 pub use outbox::{Attempt, Claimed, Delivery, OutboxItem, OutboxRow, Outcome};
 pub use proposal::{Approval, HeadMove, Idempotent, Proposal, ProposalFilter};
 pub use run::{

@@ -475,6 +475,66 @@ async fn base_version_runs_keep_their_suite_source(db: &Db) {
     store.close().await;
 }
 
+/// A merge to verify, noted twice and taken by 20 transactions at once on two stores (two
+/// server processes, several announcements of one merge): exactly one takes it and queues
+/// its runs; it is no longer waiting once taken; a merge never noted is never taken.
+async fn a_merge_is_verified_once(db: &Db) {
+    let a = db.store().await;
+    let b = db.store().await;
+    let commit = "d".repeat(40);
+    for store in [&a, &b] {
+        let mut tx = store.begin().await.unwrap();
+        tx.await_verification("p-1", "shop", &commit).await.unwrap();
+        tx.await_verification("p-2", "shop", &commit).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let waiting = a.awaited_verifications("shop").await.unwrap();
+    let names: Vec<&str> = waiting.iter().map(|w| w.proposal.as_str()).collect();
+    assert_eq!(names, ["p-2", "p-1"], "newest first, each once");
+    assert_eq!(waiting[0].commit, commit);
+    assert!(a.awaited_verifications("other").await.unwrap().is_empty());
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let took = tx
+                .take_verification("p-1", 1_000 + i64::try_from(i).unwrap())
+                .await
+                .unwrap();
+            if took {
+                tx.enqueue_runs(&[work(i, "unit", "default", &["ci"])])
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+            took
+        }));
+    }
+    let mut taken = 0;
+    for task in tasks {
+        taken += usize::from(task.await.unwrap());
+    }
+    assert_eq!(taken, 1, "one merge, verified once");
+    let all = RunFilter {
+        limit: 100,
+        ..RunFilter::default()
+    };
+    assert_eq!(a.runs(&all).await.unwrap().len(), 1, "queued once");
+    let waiting = b.awaited_verifications("shop").await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].proposal, "p-2");
+    let mut tx = b.begin().await.unwrap();
+    assert!(
+        !tx.take_verification("p-9", 5).await.unwrap(),
+        "never noted"
+    );
+    // Noted again after it was taken: still taken.
+    tx.await_verification("p-1", "shop", &commit).await.unwrap();
+    assert!(!tx.take_verification("p-1", 6).await.unwrap());
+    tx.commit().await.unwrap();
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -507,4 +567,5 @@ on_both_backends!(
     a_due_time_is_taken_once,
     findings_open_count_and_settle,
     base_version_runs_keep_their_suite_source,
+    a_merge_is_verified_once,
 );

@@ -749,7 +749,7 @@ async fn move_head(
         .ok_or_else(|| ApiError::NotFound(format!("no proposal {id}")))?;
     may_manage(&caller, &current, "move the head of")?;
     refuse_final(&current, "move its head")?;
-    let decided = decide_head_move(&state, &current, body.head).await?;
+    let decided = decide_head_move(&state, &current, body.head, &[]).await?;
 
     let mut tx = state.store.begin().await?;
     if let Some(key) = &key
@@ -796,10 +796,14 @@ pub(crate) struct HeadMoveDecided {
 
 /// Decides `current` at `head` (a revision of its repository), as its author proposed it,
 /// whoever moves it: everything but the writes, off the async workers.
+///
+/// `also`: the suites of findings linked to it with this move (a pull request's description
+/// naming more), required besides those of the findings it fixes already.
 pub(crate) async fn decide_head_move(
     state: &AppState,
     current: &Proposal,
     head: String,
+    also: &[String],
 ) -> Result<HeadMoveDecided, ApiError> {
     let id = &current.id;
     let path = state.repos.get(&current.repo).cloned().ok_or_else(|| {
@@ -824,7 +828,13 @@ pub(crate) async fn decide_head_move(
             pipeline.decide(&path, &base, &head, &author, dispatched_by.as_deref())
         })
         .await??;
-    outcome.require_suites(&crate::findings::fix_suites(state, id).await?)?;
+    let mut suites = crate::findings::fix_suites(state, id).await?;
+    for suite in also {
+        if !suites.contains(suite) {
+            suites.push(suite.clone());
+        }
+    }
+    outcome.require_suites(&suites)?;
     let authors = with_dispatcher(&outcome.change.authors, current.dispatched_by.as_deref());
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository
@@ -1157,33 +1167,12 @@ async fn mark_merged(
 ) -> Result<Json<ProposalView>, ApiError> {
     caller.require(&[Role::Admin], "mark proposals merged")?;
     // The findings it fixes: their reproducing suites run again on the protected branch at
-    // the merged commit (read before the transaction: git work).
-    let fixed: Vec<countersign_store::Finding> = state
-        .store
-        .fixed_by(&id)
-        .await?
-        .into_iter()
-        .filter(|f| f.state.is_live())
-        .collect();
-    let post_merge = match (fixed.is_empty(), state.store.proposal(&id).await?) {
-        (false, Some(proposal)) if proposal.head == body.commit => {
-            let path = state.repos.get(&proposal.repo).cloned().ok_or_else(|| {
-                ApiError::Conflict(format!(
-                    "repository {:?} is no longer configured on this server",
-                    proposal.repo
-                ))
-            })?;
-            let suites = crate::findings::suites_of(&fixed);
-            let (pipeline, commit) = (std::sync::Arc::clone(&state.pipeline), body.commit.clone());
-            let planned = state
-                .pipeline
-                .blocking_for(&path.clone(), move || {
-                    pipeline.post_merge(&path, &commit, &suites)
-                })
-                .await??;
-            planned.map(|(branch, work)| (proposal.repo, branch, work))
+    // the merged commit (planned before the transaction: git work).
+    let planned = match state.store.proposal(&id).await? {
+        Some(proposal) if proposal.head == body.commit => {
+            crate::findings::plan_verification(&state, &proposal, &body.commit).await?
         }
-        _ => None,
+        _ => crate::findings::Verification::Nothing,
     };
     let mut tx = state.store.begin().await?;
     let merged = apply_merged(
@@ -1195,17 +1184,7 @@ async fn mark_merged(
         None,
     )
     .await?;
-    if let Some((repo, branch, work)) = &post_merge {
-        let runs = crate::runs::queued_for_branch(
-            &state,
-            repo,
-            branch,
-            &merged.head,
-            work,
-            &format!("merge:{id}"),
-        );
-        tx.enqueue_runs(&runs).await?;
-    }
+    crate::findings::queue_verification(&state, &mut tx, &merged, &planned).await?;
     tx.commit().await?;
     Ok(Json(load_view(&state.store, &merged).await?))
 }

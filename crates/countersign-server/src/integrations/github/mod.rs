@@ -9,26 +9,29 @@
 //! - `pull_request` (`pulls`): opened or reopened → a proposal (its base the merge base of
 //!   the pull request's base and head, its proposer the author's catalog User by
 //!   `github.com/user-login`, else an agent), synchronize → a head move, closed → closed or
-//!   merged, a new base → a new proposal superseding the old.
+//!   merged, a new base → a new proposal superseding the old. The description's closing
+//!   keywords (`Fixes F-12`, `fixes`) link findings, as `fixes` does for the API: read at
+//!   open, at each synchronize and on an edited description; a link only adds suites.
 //! - `pull_request_review` (`pulls`): approved or changes requested → a verdict of the
 //!   reviewer's catalog User on the review's `commit_id`, through the lifecycle like any
 //!   other (only people, never an author, only eligible ones, only on the current head).
 //! - `push` to a protected branch (`push`): the server's branch follows (fast-forward only),
-//!   and the fleet runs the validation plan of the pushed change on the new tip.
+//!   the fleet runs the validation plan of the pushed change on the new tip (failures open
+//!   findings), and the merges it lands get their fixes verified (post-merge runs of the
+//!   reproducing suites, queued once with the merged pull request's).
 //! - anything else is acknowledged (202) and ignored.
 //!
 //! Outbound (`checks`, `api`): check runs or commit statuses, as a GitHub App (an RS256 JWT
 //! buys installation tokens, cached until they expire) or with a token.
 //!
-//! Not here: findings from post-merge runs (the fleet records the runs' outcomes; nothing
-//! opens a finding yet), and withdrawing a verdict when GitHub dismisses a review
-//! (countersign has no withdrawal: a verdict lapses with its head, or its giver gives
-//! another).
+//! Not here: unlinking a finding (a description that stops naming it keeps the link: the
+//! claim is logged, and its suites stay required).
 
 mod api;
 mod checks;
 mod config;
 mod fetch;
+mod fixes;
 mod payload;
 mod people;
 mod pulls;

@@ -72,6 +72,9 @@ pub(crate) struct Tip {
 #[derive(Debug, Deserialize)]
 pub(crate) struct PullRequest {
     pub number: u64,
+    /// `open` or `closed`.
+    #[serde(default)]
+    pub state: Option<String>,
     pub title: String,
     #[serde(default)]
     pub body: Option<String>,

@@ -34,7 +34,7 @@ use super::config::GithubRepository;
 use super::payload::{self, PullRequest, PullRequestEvent, ReviewEvent};
 use super::people::{self, Account};
 use super::webhook::{self, Delivery};
-use super::{GITHUB_ACTOR, Github, fetch};
+use super::{GITHUB_ACTOR, Github, fetch, fixes};
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
@@ -228,6 +228,14 @@ pub(crate) async fn pull_request(
             follow(state, target, delivery, pr, &head, &base_tip, false).await
         }
         "edited" if retargeted => follow(state, target, delivery, pr, &head, &base_tip, true).await,
+        "edited"
+            if event
+                .changes
+                .as_ref()
+                .is_some_and(|changes| changes.get("body").is_some()) =>
+        {
+            relink(state, target, delivery, pr, &head, &base_tip).await
+        }
         "closed" => close(state, target, delivery, pr, &head).await,
         other => {
             webhook::ignore(
@@ -320,7 +328,7 @@ async fn follow(
                         .because(format!("the proposal is at {head} already"));
                     return webhook::record(state, delivery, StatusCode::OK, &answer).await;
                 }
-                move_head(state, target, delivery, pr.number, current, head).await?
+                move_head(state, target, delivery, pr, current, head).await?
             }
             current => open(state, target, delivery, pr, head, base_tip, current).await?,
         };
@@ -432,14 +440,33 @@ async fn open(
         ),
         DESCRIPTION_BYTES,
     );
+    // The findings its description says it fixes: each must be live and of this
+    // repository, as `POST /v1/proposals` requires of `fixes`; one that is not refuses the
+    // pull request (its check fails, naming it) rather than drop the link unseen.
+    let links = fixes::linked(pr.body.as_deref().unwrap_or(""));
+    let fixed = match to_fix(state, target, pr, &links).await {
+        Ok(fixed) => fixed,
+        Err(error) => {
+            return refused(
+                state,
+                delivery,
+                "refused",
+                None,
+                error,
+                Some((target, head)),
+            )
+            .await
+            .map(Some);
+        }
+    };
+    let fix_suites = crate::findings::suites_of(&fixed);
     let request = NewProposal {
         repo: target.followed.repo.clone(),
         base,
         head: head.to_owned(),
         title,
         description,
-        // A pull request links no findings (yet): fixes are the API's and the CLI's.
-        fixes: Vec::new(),
+        fixes: links,
     };
     let prepared = {
         let (pipeline, path, clock, signer) = (
@@ -460,7 +487,7 @@ async fn open(
                     None,
                     &clock,
                     signer,
-                    &[],
+                    &fix_suites,
                 )
             })
             .await
@@ -510,6 +537,15 @@ async fn open(
         &work,
     )
     .await?;
+    crate::findings::link(
+        &mut tx,
+        &fixed,
+        &proposal.id,
+        &proposal.head,
+        &proposal.author,
+        &proposal.created_at,
+    )
+    .await?;
     if !tx
         .follow_github_pull(&link, replacing.as_ref().map(|p| p.id.as_str()))
         .await?
@@ -543,17 +579,27 @@ async fn open(
         .map(Some)
 }
 
-/// Moves `current` to `head`. `None` when another delivery changed it meanwhile.
+/// Moves `current` to `head`, linking the findings its description names that it did not
+/// link before. `None` when another delivery changed it meanwhile.
 async fn move_head(
     state: &AppState,
     target: &Target<'_>,
     delivery: &Delivery,
-    number: u64,
+    pr: &PullRequest,
     current: Proposal,
     head: &str,
 ) -> Result<Option<Response>, ApiError> {
-    fetch_for(state, target, delivery, Some(number), None, &[head]).await?;
-    let decided = match proposals::decide_head_move(state, &current, head.to_owned()).await {
+    fetch_for(state, target, delivery, Some(pr.number), None, &[head]).await?;
+    let decided = match new_links(state, target, pr, &current).await {
+        Ok(linking) => {
+            let also = crate::findings::suites_of(&linking);
+            proposals::decide_head_move(state, &current, head.to_owned(), &also)
+                .await
+                .map(|decided| (decided, linking))
+        }
+        Err(error) => Err(error),
+    };
+    let (decided, linking) = match decided {
         Ok(decided) => decided,
         Err(error) => {
             return refused(
@@ -575,7 +621,18 @@ async fn move_head(
     let moved =
         proposals::apply_head_move(state, &mut tx, &current.id, &decided, GITHUB_ACTOR).await;
     let answer = match moved {
-        Ok(Moved::Moved { proposal, .. }) => delivery.answer("head_moved").about(&proposal),
+        Ok(Moved::Moved { proposal, .. }) => {
+            crate::findings::link(
+                &mut tx,
+                &linking,
+                &proposal.id,
+                &proposal.head,
+                GITHUB_ACTOR,
+                &state.clock.rfc3339(),
+            )
+            .await?;
+            delivery.answer("head_moved").about(&proposal)
+        }
         Ok(Moved::Unchanged(proposal)) => delivery.answer("unchanged").about(&proposal),
         Err(error) => {
             tx.rollback().await?;
@@ -598,6 +655,183 @@ async fn move_head(
     webhook::commit(state, tx, delivery, StatusCode::OK, &answer)
         .await
         .map(Some)
+}
+
+/// The findings of `links` (ids a pull request's description names), each live and of the
+/// followed repository, or why not (a 422 naming the pull request and the id).
+async fn to_fix(
+    state: &AppState,
+    target: &Target<'_>,
+    pr: &PullRequest,
+    links: &[String],
+) -> Result<Vec<countersign_store::Finding>, ApiError> {
+    crate::findings::to_fix(state, &target.followed.repo, links)
+        .await
+        .map_err(|error| match error {
+            ApiError::Invalid(why) => ApiError::Invalid(format!(
+                "pull request #{}'s description says it fixes findings ({}), but {}",
+                pr.number,
+                links.join(", "),
+                why.trim_start_matches("fixes: ")
+            )),
+            other => other,
+        })
+}
+
+/// The findings `pr`'s description names that `current` does not fix yet, checked as
+/// [`to_fix`] checks them. A link, once made, stays: a description that stops naming a
+/// finding does not unlink it (its suites stay required).
+async fn new_links(
+    state: &AppState,
+    target: &Target<'_>,
+    pr: &PullRequest,
+    current: &Proposal,
+) -> Result<Vec<countersign_store::Finding>, ApiError> {
+    let linked: Vec<String> = state
+        .store
+        .fixed_by(&current.id)
+        .await?
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    let links: Vec<String> = fixes::linked(pr.body.as_deref().unwrap_or(""))
+        .into_iter()
+        .filter(|id| !linked.contains(id))
+        .collect();
+    if links.len() + linked.len() > crate::findings::MAX_FIXES {
+        return Err(ApiError::Invalid(format!(
+            "pull request #{}'s description says it fixes more than {} findings",
+            pr.number,
+            crate::findings::MAX_FIXES
+        )));
+    }
+    to_fix(state, target, pr, &links).await
+}
+
+/// The description was edited: the findings it names that the proposal does not fix yet
+/// are linked, and the decision is re-derived at the same head requiring their reproducing
+/// suites too (as a head move would). A finding it cannot link (unknown, settled, of
+/// another repository) is answered `refused` and logged, the proposal unchanged; no failing
+/// check is shown for it, since the head's check is the proposal's and a refusal run would
+/// hide it; the next push (synchronize) is refused on its new head, visibly, while the
+/// description still names it.
+async fn relink(
+    state: &AppState,
+    target: &Target<'_>,
+    delivery: &Delivery,
+    pr: &PullRequest,
+    head: &str,
+    base_tip: &str,
+) -> Result<Response, ApiError> {
+    for _ in 0..RACES {
+        let current = match followed(state, target, pr.number).await? {
+            Some(current) if !current.state.is_final() => current,
+            None if pr.state.as_deref() == Some("open") => {
+                // No proposal ever followed this open pull request: its opening was refused
+                // (a finding its description named, perhaps). The edit may have fixed that.
+                let (path, branch) = (target.path.to_owned(), pr.base.branch.clone());
+                let protected = state
+                    .pipeline
+                    .blocking(move || is_protected(&path, &branch))
+                    .await??;
+                if !protected {
+                    return unprotected(state, target, delivery, pr).await;
+                }
+                return follow(state, target, delivery, pr, head, base_tip, false).await;
+            }
+            _ => {
+                return webhook::ignore(
+                    state,
+                    delivery,
+                    format!("no open proposal follows pull request #{}", pr.number),
+                )
+                .await;
+            }
+        };
+        let linking = match new_links(state, target, pr, &current).await {
+            Ok(linking) => linking,
+            Err(error) => {
+                if let Some(why) = refusal(&error) {
+                    tracing::warn!(proposal = %current.id, pull_request = pr.number, repository = %target.followed.github, %why, "github: an edited description names findings the proposal cannot fix");
+                }
+                return refused(state, delivery, "refused", Some(&current), error, None).await;
+            }
+        };
+        if linking.is_empty() {
+            let answer = delivery.answer("unchanged").about(&current).because(
+                "the description names no finding the proposal does not fix already (a link, \
+                 once made, stays)",
+            );
+            return webhook::record(state, delivery, StatusCode::OK, &answer).await;
+        }
+        let also = crate::findings::suites_of(&linking);
+        let (outcome, weighed) = match crate::evidence::redecide(state, &current, &also).await {
+            Ok(redecided) => redecided,
+            Err(error) => {
+                return refused(state, delivery, "refused", Some(&current), error, None).await;
+            }
+        };
+        let mut tx = match webhook::begin(state, delivery).await? {
+            Ok(tx) => tx,
+            Err(replayed) => return Ok(replayed),
+        };
+        let loaded = proposals::Loaded::lock(&mut tx, &current.id).await?;
+        let evidence: Vec<String> = tx
+            .evidence_for_head(&current.id, &current.head)
+            .await?
+            .into_iter()
+            .map(|(row, _)| row.digest)
+            .collect();
+        if loaded.proposal.head != current.head
+            || loaded.proposal.state != current.state
+            || evidence != weighed
+        {
+            // Moved, settled or given evidence meanwhile: look again.
+            tx.rollback().await?;
+            continue;
+        }
+        let now = state.clock.rfc3339();
+        crate::findings::link(
+            &mut tx,
+            &linking,
+            &current.id,
+            &current.head,
+            GITHUB_ACTOR,
+            &now,
+        )
+        .await?;
+        crate::evidence::rederive(state, &mut tx, &loaded, &outcome, &now).await?;
+        // The fleet's work for the suites this link made required (those required before
+        // were queued with the head).
+        let before = &loaded.record.required_suites;
+        let work: Vec<crate::pipeline::WorkSpec> = outcome
+            .fleet
+            .work
+            .iter()
+            .filter(|w| !before.contains(&w.suite))
+            .cloned()
+            .collect();
+        crate::runs::enqueue(
+            state,
+            &mut tx,
+            &current.repo,
+            &current.id,
+            &current.head,
+            &work,
+        )
+        .await?;
+        let after = tx.lock_proposal(&current.id).await?.unwrap_or(current);
+        let ids: Vec<&str> = linking.iter().map(|f| f.id.as_str()).collect();
+        let answer = delivery.answer("linked").about(&after).because(format!(
+            "the description now says it fixes {}",
+            ids.join(", ")
+        ));
+        return webhook::commit(state, tx, delivery, StatusCode::OK, &answer).await;
+    }
+    Err(ApiError::Conflict(format!(
+        "pull request #{} kept changing while this delivery was handled; redeliver it",
+        pr.number
+    )))
 }
 
 /// The pull request was closed: merged, or closed.
@@ -625,6 +859,28 @@ async fn close(
         .as_deref()
         .map(|sha| payload::commit_id("pull_request.merge_commit_sha", sha))
         .transpose()?;
+    // The fixes it links are verified by their reproducing suites on the base branch at
+    // the merge commit (the head, when GitHub names none): the branch is fetched first so
+    // the merge commit is there; when it is not (yet), the push that lands it queues them
+    // (`push`), and whichever comes first queues them once (`findings::queue_verification`).
+    let fixes_live = merged
+        && state
+            .store
+            .fixed_by(&current.id)
+            .await?
+            .iter()
+            .any(|f| f.state.is_live());
+    let verification = if fixes_live {
+        if let Err(error) =
+            fetch_for(state, target, delivery, None, Some(&pr.base.branch), &[]).await
+        {
+            tracing::warn!(repository = %target.followed.github, branch = %pr.base.branch, %error, "github: the merged pull request's base branch could not be fetched; its fixes wait for the push");
+        }
+        let landed = merge_commit.as_deref().unwrap_or(head);
+        crate::findings::plan_verification(state, &current, landed).await?
+    } else {
+        crate::findings::Verification::Nothing
+    };
     let mut tx = match webhook::begin(state, delivery).await? {
         Ok(tx) => tx,
         Err(replayed) => return Ok(replayed),
@@ -647,7 +903,17 @@ async fn close(
         .await
         {
             Ok(proposal) => {
-                let answer = delivery.answer("merged").about(&proposal);
+                let mut answer = delivery.answer("merged").about(&proposal);
+                if !matches!(verification, crate::findings::Verification::Nothing) {
+                    let runs = crate::findings::queue_verification(
+                        state,
+                        &mut tx,
+                        &proposal,
+                        &verification,
+                    )
+                    .await?;
+                    answer.verification_runs = Some(runs);
+                }
                 return webhook::commit(state, tx, delivery, StatusCode::OK, &answer).await;
             }
             Err(error) => {

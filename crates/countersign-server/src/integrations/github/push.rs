@@ -3,10 +3,16 @@
 //! the validation plan of the pushed change (`before..after`, judged by the rules at
 //! `before`) as post-merge runs of the new tip.
 //!
+//! A push that lands a merged proposal's commit also queues the post-merge runs that verify
+//! the findings it fixes (when the merged pull request, announced first, could not: its
+//! merge commit was not on the branch yet); `findings::queue_verification` queues them once
+//! whichever announcement comes first. The runs' evidence comes back through
+//! `POST /v1/runs/{id}/evidence` like any branch run's: failures open findings, and a
+//! verification run settles its proposal's findings (`findings`).
+//!
 //! A push the server will not follow is recorded with its reason and logged at `warn`: a
 //! deleted protected branch, or one GitHub moved in a way that is no fast-forward (a force
-//! push nobody proposed). Findings from the post-merge runs are not opened here: the fleet
-//! records each run's outcome; nothing turns a failed one into a finding yet.
+//! push nobody proposed).
 
 use std::sync::Arc;
 
@@ -127,6 +133,25 @@ pub(crate) async fn push(
             }
         }
     }
+    // The merges this push may have landed: merged proposals whose fixes wait for their
+    // merged commit to reach a protected branch (a merged pull request announced before
+    // its push, or a merge recorded before the commit arrived).
+    let mut verifications = Vec::new();
+    for awaited in state
+        .store
+        .awaited_verifications(&target.followed.repo)
+        .await?
+    {
+        let Some(proposal) = state.store.proposal(&awaited.proposal).await? else {
+            continue;
+        };
+        let planned = crate::findings::plan_verification(state, &proposal, &awaited.commit).await?;
+        // Still waiting: not landed by this push. Nothing (its findings were settled
+        // meanwhile): taken below with no runs, so it is not read again.
+        if !matches!(planned, crate::findings::Verification::Waiting { .. }) {
+            verifications.push((proposal, planned));
+        }
+    }
     let mut tx = match webhook::begin(state, delivery).await? {
         Ok(tx) => tx,
         Err(replayed) => return Ok(replayed),
@@ -136,6 +161,19 @@ pub(crate) async fn push(
             .await?;
     let mut answer = delivery.answer("recorded");
     answer.runs = Some(runs);
+    if !verifications.is_empty() {
+        let mut queued = 0;
+        let now = crate::runs::millis(state.clock.now());
+        for (proposal, planned) in &verifications {
+            if matches!(planned, crate::findings::Verification::Nothing) {
+                tx.take_verification(&proposal.id, now).await?;
+                continue;
+            }
+            queued +=
+                crate::findings::queue_verification(state, &mut tx, proposal, planned).await?;
+        }
+        answer.verification_runs = Some(queued);
+    }
     if let Some(reason) = reason {
         answer = answer.because(reason);
     }

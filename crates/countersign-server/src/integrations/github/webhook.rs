@@ -51,8 +51,9 @@ pub struct DeliveryAnswer {
     pub action: Option<String>,
     /// `proposed`, `head_moved`, `closed`, `merged`, `approved`, `rejected`, `unchanged`,
     /// `not_counted` (a review that gives no verdict: its reviewer is not an eligible
-    /// person, or it is of another commit), `refused` (the proposal layer refused the
-    /// change; `reason` says why), `recorded` (a push), `pong` or `ignored`.
+    /// person, or it is of another commit), `withdrawn`, `linked` (an edited description
+    /// named findings the proposal now fixes too), `refused` (the proposal layer refused
+    /// the change; `reason` says why), `recorded` (a push), `pong` or `ignored`.
     pub outcome: String,
     /// The proposal the delivery concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,6 +67,12 @@ pub struct DeliveryAnswer {
     /// A push: the runs queued for the fleet on the pushed commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs: Option<usize>,
+    /// A merge (a merged pull request, or the push that landed one): the post-merge runs
+    /// queued to verify the fixes of merged proposals (cause `merge:p-…`); 0 when another
+    /// announcement of the same merge queued them already, or its commit is not on a
+    /// protected branch yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_runs: Option<usize>,
 }
 
 /// One authenticated delivery being handled.
@@ -91,6 +98,7 @@ impl Delivery {
             state: None,
             reason: None,
             runs: None,
+            verification_runs: None,
         }
     }
 }
