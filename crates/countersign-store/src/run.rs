@@ -138,6 +138,10 @@ pub struct NewRun {
     pub definition: String,
     /// The `[[runners]]` names that may lease it.
     pub runners: Vec<String>,
+    /// The `[[capsules.signers]]` of the base that delegate its suite in its environment
+    /// (their public keys, 64 lower-case hex digits): a runner leasing under a capsule one
+    /// of them signed, covering the suite and environment, may lease it too.
+    pub capsule_signers: Vec<String>,
     pub queued_at_ms: i64,
     /// Why a branch's run was queued (`schedule:NAME`, `merge:p-…`); `None` for a proposal's.
     pub cause: Option<String>,
@@ -156,8 +160,11 @@ pub struct BaseVersion {
 /// What a runner asks to lease.
 #[derive(Debug, Clone, Copy)]
 pub struct LeaseAsk<'a> {
-    /// Its `[[runners]]` name: only runs that name it may be leased.
+    /// Its `[[runners]]` name: runs that name it may be leased.
     pub runner: &'a str,
+    /// The capsule it proved (verified by the caller): runs delegable to the capsule's
+    /// signer, of one of its suites in its environment, may be leased too.
+    pub capsule: Option<CapsuleAsk<'a>>,
     /// Its principal (`runner:NAME`), recorded as the holder.
     pub principal: &'a str,
     /// The `[repository] name` it attests for.
@@ -168,6 +175,18 @@ pub struct LeaseAsk<'a> {
     pub now_ms: i64,
     /// How long the new leases last.
     pub lease_ms: u64,
+}
+
+/// What a verified capsule lets its runner lease, besides what its `[[runners]]` name does.
+#[derive(Debug, Clone, Copy)]
+pub struct CapsuleAsk<'a> {
+    /// The signer's public key (64 lower-case hex digits), as [`NewRun::capsule_signers`]
+    /// names it.
+    pub signer: &'a str,
+    /// The suites the capsule covers (within what its signer may delegate).
+    pub suites: &'a [String],
+    /// The capsule's one environment.
+    pub environment: &'a str,
 }
 
 /// Test counts a finished run reports.
@@ -452,6 +471,16 @@ impl Conn<'_> {
             .map_err(db("queueing a run's runners"))?
             .rows_affected());
         }
+        for signer in &run.capsule_signers {
+            dispatch!(self, c => sqlx::query(
+                "INSERT INTO run_capsule_signers (run, signer) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(&run.id).bind(signer)
+            .execute(&mut **c)
+            .await
+            .map_err(db("queueing a run's capsule signers"))?
+            .rows_affected());
+        }
         Ok(())
     }
 
@@ -463,6 +492,7 @@ impl Conn<'_> {
             environments,
             max,
             now_ms,
+            capsule,
             ..
         } = *ask;
         // PostgreSQL: skip rows another transaction is leasing right now instead of waiting
@@ -473,13 +503,29 @@ impl Conn<'_> {
         };
         let mut envs = String::new();
         crate::backend::placeholders(&mut envs, 7, environments.len());
+        // A capsule adds the rows its signer may delegate, of its suites, in its environment
+        // ($k.. after the environments): never a row only `run_runners` opens to others.
+        let by_capsule = match capsule {
+            None => String::new(),
+            Some(c) => {
+                let first = 7 + environments.len();
+                let mut suites = String::new();
+                crate::backend::placeholders(&mut suites, first + 2, c.suites.len());
+                format!(
+                    " OR (runs.environment = ${} AND runs.suite IN ({suites}) \
+                     AND EXISTS (SELECT 1 FROM run_capsule_signers cs WHERE cs.run = runs.id AND cs.signer = ${}))",
+                    first + 1,
+                    first
+                )
+            }
+        };
         let sql = format!(
             "UPDATE runs SET state = 'running', runner = $1, attempt = attempt + 1, \
                  lease_until = $2 + $3, heartbeat_at = $2, started_at = $2 \
              WHERE id IN (SELECT id FROM runs \
                  WHERE (state = 'queued' OR (state = 'running' AND lease_until <= $2)) \
                  AND repository = $4 AND environment IN ({envs}) \
-                 AND EXISTS (SELECT 1 FROM run_runners rr WHERE rr.run = runs.id AND rr.runner = $5) \
+                 AND (EXISTS (SELECT 1 FROM run_runners rr WHERE rr.run = runs.id AND rr.runner = $5){by_capsule}) \
                  ORDER BY queued_at, id LIMIT $6{skip_locked}) \
              RETURNING {COLUMNS}"
         );
@@ -493,6 +539,12 @@ impl Conn<'_> {
                 .bind(i64::from(max));
             for env in environments {
                 q = q.bind(env);
+            }
+            if let Some(capsule) = capsule {
+                q = q.bind(capsule.signer).bind(capsule.environment);
+                for suite in capsule.suites {
+                    q = q.bind(suite);
+                }
             }
             q.fetch_all(&mut **c)
                 .await
@@ -683,7 +735,12 @@ impl Tx {
             return Ok(Vec::new());
         }
         let lease_ms = int("lease", ask.lease_ms)?;
-        self.conn().lease(ask, lease_ms).await
+        // A capsule that covers no suite opens no row (and `IN ()` is no SQL).
+        let mut ask = *ask;
+        if ask.capsule.is_some_and(|c| c.suites.is_empty()) {
+            ask.capsule = None;
+        }
+        self.conn().lease(&ask, lease_ms).await
     }
 
     /// Extends the lease of run `id` to `now_ms + lease_ms`, if `principal` holds `attempt`

@@ -8,6 +8,10 @@
 //! same way after the suite's files are restored from the base over the head's checkout;
 //! its one envelope, the test result, names the base as its suite source.
 //!
+//! With `--capsule`, every lease presents the capsule and the runner key's proof that it is
+//! this token's (`countersign_evidence::capsule::prove_lease`): the server leases it the
+//! items the capsule covers, and every envelope it signs carries the capsule.
+//!
 //! Outbound connections only: the runner never listens. The token comes from
 //! `COUNTERSIGN_TOKEN` and is removed from the suite command's environment. SIGTERM (or
 //! Ctrl-C) stops leasing, stops the commands running, gives their leases back and exits 0.
@@ -344,17 +348,17 @@ impl Shutdown {
 
 /// One worker: lease an item, run it, finish it; poll when there is none.
 async fn work(runner: Arc<Runner>, n: usize, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let mut ask = json!({ "repository": runner.exec.repository, "environments": runner.environments, "max": 1 });
+    // A capsule runner presents its capsule on every lease, with its runner key's proof that
+    // the capsule is this token's: the server leases it what the capsule covers.
+    if let Some(armed) = &runner.exec.capsule {
+        ask["capsule"] = armed.lease(&runner.exec.key, &runner.api.token_sha256());
+    }
     loop {
         if *stopping.borrow() {
             return;
         }
-        let leased = runner
-            .api
-            .post(
-                &["v1", "work", "lease"],
-                &json!({ "repository": runner.exec.repository, "environments": runner.environments, "max": 1 }),
-            )
-            .await;
+        let leased = runner.api.post(&["v1", "work", "lease"], &ask).await;
         let items: Vec<WorkItem> =
             match leased.map(|v| serde_json::from_value::<Vec<WorkItem>>(v["items"].clone())) {
                 Ok(Ok(items)) => items,
