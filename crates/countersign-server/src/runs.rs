@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use countersign_audit::EventKind;
+use countersign_decide::DecideError;
 use countersign_policy::Principal;
 use countersign_store::{
     CapsuleAsk, Finish, LeaseAsk, NewRun, Refusal, Run, RunFilter, RunFor, RunOutcome, RunState,
@@ -678,23 +679,28 @@ async fn lease(
     let now = millis(state.clock.now());
     let lease_ms = u64::try_from(state.lease.as_millis()).unwrap_or(u64::MAX);
     let at = state.clock.rfc3339();
+    let ask = LeaseAsk {
+        runner: &runner,
+        capsule: proven.as_ref().map(|p| CapsuleAsk {
+            signer: &p.signer,
+            suites: &p.suites,
+            environment: &p.environment,
+        }),
+        principal: &principal,
+        repository: &body.repository,
+        environments: &body.environments,
+        max,
+        now_ms: now,
+        lease_ms,
+    };
+    // Runners poll often: a poll that finds nothing only reads (no write transaction, no
+    // wait on other writers). The lease itself is still taken in the
+    // transaction below, exactly once.
+    if !state.store.any_leasable(&ask).await? {
+        return Ok(Json(Leased { items: Vec::new() }));
+    }
     let mut tx = state.store.begin().await?;
-    let runs = tx
-        .lease_runs(&LeaseAsk {
-            runner: &runner,
-            capsule: proven.as_ref().map(|p| CapsuleAsk {
-                signer: &p.signer,
-                suites: &p.suites,
-                environment: &p.environment,
-            }),
-            principal: &principal,
-            repository: &body.repository,
-            environments: &body.environments,
-            max,
-            now_ms: now,
-            lease_ms,
-        })
-        .await?;
+    let runs = tx.lease_runs(&ask).await?;
     let mut events = Vec::with_capacity(runs.len());
     for run in &runs {
         let mut data = run_data(run);
@@ -840,7 +846,7 @@ async fn signers_in_force(
         let name = repository.to_owned();
         let found = state
             .pipeline
-            .blocking_for(path, move || -> Result<_, countersign_decide::DecideError> {
+            .blocking_for(path, move || -> Result<_, DecideError> {
                 let git = countersign_repo::Repo::open_shared(&at)?;
                 let protected = pipeline.protected(&at, &git)?;
                 let Some(tip) = ROOT_BRANCHES.iter().find_map(|root| {

@@ -436,6 +436,68 @@ macro_rules! fetch_runs {
     }};
 }
 
+/// The condition a row `ask` may lease meets, its parameters numbered from `first` in the
+/// order [`bind_leasable!`] binds them: now, repository, runner, the environments, then the
+/// capsule's signer, environment and suites. One text for the lease and for the read that
+/// spares a poll with nothing to lease its write ([`Store::any_leasable`]), so the two never
+/// disagree.
+fn leasable(ask: &LeaseAsk<'_>, first: usize) -> String {
+    let (now, repository, runner) = (first, first + 1, first + 2);
+    let mut envs = String::new();
+    crate::backend::placeholders(&mut envs, first + 3, ask.environments.len());
+    // A capsule adds the rows its signer may delegate, of its suites, in its environment:
+    // never a row only `run_runners` opens to others.
+    let by_capsule = match ask.capsule {
+        None => String::new(),
+        Some(c) => {
+            let signer = first + 3 + ask.environments.len();
+            let mut suites = String::new();
+            crate::backend::placeholders(&mut suites, signer + 2, c.suites.len());
+            format!(
+                " OR (runs.environment = ${} AND runs.suite IN ({suites}) \
+                 AND EXISTS (SELECT 1 FROM run_capsule_signers cs WHERE cs.run = runs.id AND cs.signer = ${signer}))",
+                signer + 1,
+            )
+        }
+    };
+    format!(
+        "(state = 'queued' OR (state = 'running' AND lease_until <= ${now})) \
+         AND repository = ${repository} AND environment IN ({envs}) \
+         AND (EXISTS (SELECT 1 FROM run_runners rr WHERE rr.run = runs.id AND rr.runner = ${runner}){by_capsule})"
+    )
+}
+
+/// Binds the parameters of [`leasable`] to query `$q`, in its order.
+macro_rules! bind_leasable {
+    ($q:expr, $ask:expr) => {{
+        let ask: &LeaseAsk<'_> = $ask;
+        let mut q = $q.bind(ask.now_ms).bind(ask.repository).bind(ask.runner);
+        for env in ask.environments {
+            q = q.bind(env);
+        }
+        if let Some(capsule) = ask.capsule {
+            q = q.bind(capsule.signer).bind(capsule.environment);
+            for suite in capsule.suites {
+                q = q.bind(suite);
+            }
+        }
+        q
+    }};
+}
+
+/// `ask` as the statements take it: `None` when it can lease nothing (no environment, no
+/// item), a capsule covering no suite dropped (it opens no row, and `IN ()` is no SQL).
+fn normalized<'a>(ask: &LeaseAsk<'a>) -> Option<LeaseAsk<'a>> {
+    if ask.environments.is_empty() || ask.max == 0 {
+        return None;
+    }
+    let mut ask = *ask;
+    if ask.capsule.is_some_and(|c| c.suites.is_empty()) {
+        ask.capsule = None;
+    }
+    Some(ask)
+}
+
 impl Conn<'_> {
     async fn insert_run(&mut self, run: &NewRun) -> Result<(), Error> {
         let suite_files = serde_json::json!(
@@ -485,68 +547,28 @@ impl Conn<'_> {
     }
 
     async fn lease(&mut self, ask: &LeaseAsk<'_>, lease_ms: i64) -> Result<Vec<Run>, Error> {
-        let LeaseAsk {
-            runner,
-            principal,
-            repository,
-            environments,
-            max,
-            now_ms,
-            capsule,
-            ..
-        } = *ask;
         // PostgreSQL: skip rows another transaction is leasing right now instead of waiting
         // for it and then leasing them again. SQLite: the statement holds the only write lock.
         let skip_locked = match self {
             Conn::Postgres(_) => " FOR UPDATE OF runs SKIP LOCKED",
             Conn::Sqlite(_) => "",
         };
-        let mut envs = String::new();
-        crate::backend::placeholders(&mut envs, 7, environments.len());
-        // A capsule adds the rows its signer may delegate, of its suites, in its environment
-        // ($k.. after the environments): never a row only `run_runners` opens to others.
-        let by_capsule = match capsule {
-            None => String::new(),
-            Some(c) => {
-                let first = 7 + environments.len();
-                let mut suites = String::new();
-                crate::backend::placeholders(&mut suites, first + 2, c.suites.len());
-                format!(
-                    " OR (runs.environment = ${} AND runs.suite IN ({suites}) \
-                     AND EXISTS (SELECT 1 FROM run_capsule_signers cs WHERE cs.run = runs.id AND cs.signer = ${}))",
-                    first + 1,
-                    first
-                )
-            }
-        };
         let sql = format!(
             "UPDATE runs SET state = 'running', runner = $1, attempt = attempt + 1, \
                  lease_until = $2 + $3, heartbeat_at = $2, started_at = $2 \
-             WHERE id IN (SELECT id FROM runs \
-                 WHERE (state = 'queued' OR (state = 'running' AND lease_until <= $2)) \
-                 AND repository = $4 AND environment IN ({envs}) \
-                 AND (EXISTS (SELECT 1 FROM run_runners rr WHERE rr.run = runs.id AND rr.runner = $5){by_capsule}) \
-                 ORDER BY queued_at, id LIMIT $6{skip_locked}) \
-             RETURNING {COLUMNS}"
+             WHERE id IN (SELECT id FROM runs WHERE {} \
+                 ORDER BY queued_at, id LIMIT $4{skip_locked}) \
+             RETURNING {COLUMNS}",
+            leasable(ask, 5)
         );
         let raw = dispatch!(self, c => {
-            let mut q = sqlx::query(&sql)
-                .bind(principal)
-                .bind(now_ms)
+            let q = sqlx::query(&sql)
+                .bind(ask.principal)
+                .bind(ask.now_ms)
                 .bind(lease_ms)
-                .bind(repository)
-                .bind(runner)
-                .bind(i64::from(max));
-            for env in environments {
-                q = q.bind(env);
-            }
-            if let Some(capsule) = capsule {
-                q = q.bind(capsule.signer).bind(capsule.environment);
-                for suite in capsule.suites {
-                    q = q.bind(suite);
-                }
-            }
-            q.fetch_all(&mut **c)
+                .bind(i64::from(ask.max));
+            bind_leasable!(q, ask)
+                .fetch_all(&mut **c)
                 .await
                 .map_err(db("leasing runs"))?
                 .iter()
@@ -731,15 +753,10 @@ impl Tx {
     /// Leases up to `ask.max` runs (see [`LeaseAsk`]): queued ones and running ones whose
     /// lease expired, oldest first. See the module docs.
     pub async fn lease_runs(&mut self, ask: &LeaseAsk<'_>) -> Result<Vec<Run>, Error> {
-        if ask.environments.is_empty() || ask.max == 0 {
+        let Some(ask) = normalized(ask) else {
             return Ok(Vec::new());
-        }
+        };
         let lease_ms = int("lease", ask.lease_ms)?;
-        // A capsule that covers no suite opens no row (and `IN ()` is no SQL).
-        let mut ask = *ask;
-        if ask.capsule.is_some_and(|c| c.suites.is_empty()) {
-            ask.capsule = None;
-        }
         self.conn().lease(&ask, lease_ms).await
     }
 
@@ -871,6 +888,26 @@ impl Store {
 }
 
 impl Store {
+    /// Whether [`Tx::lease_runs`] with `ask` would lease anything now: a plain read, outside
+    /// any transaction. A runner's poll that finds nothing stops here and writes nothing; one
+    /// that finds something still leases in its transaction, so exactly-once holds as
+    /// before (an item taken in between is simply not leased, and one queued in between waits
+    /// for the next poll).
+    pub async fn any_leasable(&self, ask: &LeaseAsk<'_>) -> Result<bool, Error> {
+        let Some(ask) = normalized(ask) else {
+            return Ok(false);
+        };
+        let sql = format!("SELECT id FROM runs WHERE {} LIMIT 1", leasable(&ask, 1));
+        let mut pooled = self.pooled().await?;
+        let mut conn = pooled.conn();
+        let found = dispatch!(&mut conn, c => bind_leasable!(sqlx::query(&sql), &ask)
+            .fetch_optional(&mut **c)
+            .await
+            .map_err(db("looking for leasable runs"))?
+            .is_some());
+        Ok(found)
+    }
+
     /// The run `id`.
     pub async fn run(&self, id: &str) -> Result<Option<Run>, Error> {
         self.pooled().await?.conn().run_by_id(id).await

@@ -574,7 +574,62 @@ async fn a_capsule_leases_only_what_its_signer_was_delegated(db: &Db) {
     store.close().await;
 }
 
+/// The read a poll makes before leasing agrees with the lease: nothing for a runner that may
+/// lease nothing (others' items, other environments, live leases), something exactly when
+/// a lease would take it (queued, or its lease expired by the caller's clock).
+async fn a_poll_reads_before_it_leases(db: &Db) {
+    let store = db.store().await;
+    let envs = vec!["default".to_owned()];
+    let ask = |runner: &'static str, now_ms: i64| LeaseAsk {
+        runner,
+        capsule: None,
+        principal: "runner:x",
+        repository: "github.com/acme/shop",
+        environments: &envs,
+        max: 1,
+        now_ms,
+        lease_ms: LEASE_MS,
+    };
+    assert!(!store.any_leasable(&ask("ci-1", 0)).await.unwrap(), "empty");
+    enqueue(
+        &store,
+        &[
+            work(1, "unit", "default", &["ci-1"]),
+            work(2, "unit", "staging", &["ci-2"]),
+        ],
+    )
+    .await;
+    assert!(store.any_leasable(&ask("ci-1", 0)).await.unwrap());
+    assert!(
+        !store.any_leasable(&ask("ci-2", 0)).await.unwrap(),
+        "staging only"
+    );
+    assert!(
+        !store.any_leasable(&ask("other", 0)).await.unwrap(),
+        "not listed"
+    );
+    assert_eq!(
+        lease(&store, "ci-1", &["default"], 1, 0).await,
+        ["r-000001"]
+    );
+    assert!(
+        !store.any_leasable(&ask("ci-1", 1)).await.unwrap(),
+        "leased"
+    );
+    let expired = i64::try_from(LEASE_MS).unwrap();
+    assert!(
+        store.any_leasable(&ask("ci-1", expired)).await.unwrap(),
+        "expired"
+    );
+    assert_eq!(
+        lease(&store, "ci-1", &["default"], 1, expired).await,
+        ["r-000001"]
+    );
+    store.close().await;
+}
+
 on_both_backends!(
+    a_poll_reads_before_it_leases,
     a_capsule_leases_only_what_its_signer_was_delegated,
     concurrent_leases_never_share_an_item,
     leases_expire_and_only_the_holder_acts,
