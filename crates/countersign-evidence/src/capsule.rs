@@ -11,6 +11,12 @@
 //! one the signer may delegate. A capsule never widens trust: what it grants is what its
 //! signer's entry at the base allows, narrowed further by the capsule.
 //!
+//! Online, a runner leases work under its capsule (`POST /v1/work/lease`): it sends the
+//! capsule with a lease proof ([`prove_lease`]), its runner key's signature binding the
+//! capsule to the API token it leases with, which the server checks with
+//! [`Capsule::check_lease_proof`]. A capsule is public (every envelope carries it): the proof
+//! is what keeps another runner's token from leasing under it.
+//!
 //! This module reads no clock: expiry is checked by [`Capsule::check_valid_at`] with the time
 //! the caller passes (the server: when the evidence is received).
 
@@ -37,6 +43,9 @@ pub const ENVIRONMENT_ANNOTATION: &str = "countersign.dev/environment";
 pub const BINARY_SUBJECT: &str = "countersign";
 /// Largest capsule accepted inside an evidence statement, in bytes.
 pub const MAX_CAPSULE_BYTES: usize = 64 * 1024;
+/// The DSSE payload type a lease proof is signed under (its pre-authentication encoding
+/// keeps a proof from passing for any other signed thing).
+pub const LEASE_PROOF_TYPE: &str = "application/vnd.countersign.capsule-lease.v1";
 
 /// A key the base trusts to sign capsules, and what it may delegate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,6 +274,69 @@ impl Capsule {
             });
         }
         Ok(())
+    }
+}
+
+/// What a lease proof signs: the capsule (its digest) and the API token it leases with (the
+/// lower-case hex SHA-256 of the token's text, as the server stores it).
+fn lease_message(capsule_digest: &str, token_sha256: &str) -> Vec<u8> {
+    format!("capsule sha256:{capsule_digest}\ntoken sha256:{token_sha256}\n").into_bytes()
+}
+
+/// A lease proof: base64 of the runner key's signature (DSSE, [`LEASE_PROOF_TYPE`]) binding
+/// the capsule with `capsule_digest` to the token whose SHA-256 is `token_sha256`.
+pub fn prove_lease(runner_key: &SigningKey, capsule_digest: &str, token_sha256: &str) -> String {
+    let envelope = Envelope::sign(
+        LEASE_PROOF_TYPE,
+        lease_message(capsule_digest, token_sha256),
+        runner_key,
+    );
+    envelope
+        .signatures
+        .first()
+        .map(|s| STANDARD.encode(&s.sig))
+        .unwrap_or_default()
+}
+
+/// What a runner sends to lease under the capsule whose file bytes are `capsule`: the
+/// capsule in base64 and `runner_key`'s proof ([`prove_lease`]) for the token whose SHA-256 is
+/// `token_sha256`.
+pub fn lease_fields(
+    capsule: &[u8],
+    runner_key: &SigningKey,
+    token_sha256: &str,
+) -> (String, String) {
+    (
+        STANDARD.encode(capsule),
+        prove_lease(runner_key, &sha256_hex(capsule), token_sha256),
+    )
+}
+
+impl Capsule {
+    /// Whether `proof` ([`prove_lease`]) is this capsule's runner key binding the capsule to
+    /// the token whose SHA-256 is `token_sha256`. A proof made for another token or another
+    /// capsule, or by another key, is [`Refusal::CapsuleUnproven`].
+    pub fn check_lease_proof(&self, token_sha256: &str, proof: &str) -> Result<(), Refusal> {
+        let unproven = || Refusal::CapsuleUnproven {
+            runner_key: self.runner_key.key_id().to_owned(),
+        };
+        // An ed25519 signature is 64 bytes: bounded before decoding.
+        if proof.len() > 128 {
+            return Err(unproven());
+        }
+        let sig = STANDARD.decode(proof.trim()).map_err(|_| unproven())?;
+        let envelope = Envelope {
+            payload_type: LEASE_PROOF_TYPE.to_owned(),
+            payload: lease_message(&self.digest, token_sha256),
+            signatures: vec![crate::dsse::Signature {
+                keyid: String::new(),
+                sig,
+            }],
+        };
+        envelope
+            .verify(std::slice::from_ref(&self.runner_key), |k| k)
+            .map(|_| ())
+            .map_err(|_| unproven())
     }
 }
 

@@ -100,6 +100,10 @@ pub enum Refusal {
     CapsuleExpired { expires_at: String, now: String },
     #[error("the capsule is issued at {issued_at}, after now ({now})")]
     CapsuleNotYetValid { issued_at: String, now: String },
+    #[error(
+        "the lease proof does not verify under the capsule's runner key {runner_key}: only the holder of that key, signing for this token, leases under the capsule"
+    )]
+    CapsuleUnproven { runner_key: String },
 }
 
 impl Refusal {
@@ -124,6 +128,7 @@ impl Refusal {
             Refusal::CapsuleNotDelegated { .. } => "capsule_not_delegated",
             Refusal::CapsuleExpired { .. } => "capsule_expired",
             Refusal::CapsuleNotYetValid { .. } => "capsule_not_yet_valid",
+            Refusal::CapsuleUnproven { .. } => "capsule_unproven",
         }
     }
 }

@@ -202,3 +202,45 @@ fn a_capsule_is_in_force_from_issue_to_expiry() {
     );
     assert!(backwards.is_err());
 }
+
+/// A lease proof holds for the capsule and the token it was made for, by the capsule's
+/// runner key, and for nothing else: another token, another capsule, another key, bytes
+/// that are not a signature.
+#[test]
+fn a_lease_proof_binds_the_capsule_to_one_token() {
+    let bytes = capsule_bytes();
+    let capsule = Capsule::read(&bytes).unwrap();
+    let (token, other_token) = ("a".repeat(64), "b".repeat(64));
+    let (_, proof) = capsule::lease_fields(&bytes, &key(9), &token);
+    assert_eq!(capsule.check_lease_proof(&token, &proof), Ok(()));
+    let unproven = |proof: &str, token: &str| {
+        matches!(
+            capsule.check_lease_proof(token, proof),
+            Err(Refusal::CapsuleUnproven { .. })
+        )
+    };
+    assert!(unproven(&proof, &other_token), "another token");
+    let other_capsule = capsule::build(
+        &key(7),
+        key(9).public_key(),
+        &"ab".repeat(32),
+        &set(&["eu-int", "eu-b"]),
+        "eu",
+        at(1_000),
+        at(2_000),
+    )
+    .unwrap()
+    .to_json();
+    let (_, for_other) = capsule::lease_fields(&other_capsule, &key(9), &token);
+    assert!(unproven(&for_other, &token), "another capsule");
+    let (_, by_other_key) = capsule::lease_fields(&bytes, &key(13), &token);
+    assert!(unproven(&by_other_key, &token), "another key");
+    assert!(unproven("", &token) && unproven("%%%", &token) && unproven(&"A".repeat(200), &token));
+    assert_eq!(
+        Refusal::CapsuleUnproven {
+            runner_key: String::new()
+        }
+        .reason(),
+        "capsule_unproven"
+    );
+}

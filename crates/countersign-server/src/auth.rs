@@ -90,6 +90,9 @@ pub struct Caller {
     /// that person, an author of every proposal the agent makes. Nothing else in a request
     /// can claim a dispatcher.
     pub dispatched_by: Option<Principal>,
+    /// For an API token: the lower-case hex SHA-256 of its text (what the store keys it by).
+    /// A capsule runner's lease proof signs it, binding its capsule to this token.
+    pub token_sha256: Option<String>,
 }
 
 impl Caller {
@@ -231,6 +234,7 @@ impl FromRequestParts<AppState> for Caller {
                 role: oidc.config().role,
                 identity: Some(person),
                 dispatched_by: None,
+                token_sha256: None,
             }
         } else {
             return Err(unauthorized(
@@ -347,9 +351,10 @@ impl Caller {
 /// The caller of an API token: known, not revoked, not expired.
 pub(crate) async fn api_token(state: &AppState, text: &str) -> Result<Caller, ApiError> {
     let unauthorized = |why: &str| ApiError::Unauthorized(why.to_owned());
+    let hash = token_hash(text);
     let token = state
         .store
-        .token_by_secret(&token_hash(text))
+        .token_by_secret(&hash)
         .await?
         .ok_or_else(|| unauthorized("unknown token"))?;
     if token.revoked {
@@ -377,5 +382,6 @@ pub(crate) async fn api_token(state: &AppState, text: &str) -> Result<Caller, Ap
         role,
         identity: None,
         dispatched_by,
+        token_sha256: Some(hash),
     })
 }

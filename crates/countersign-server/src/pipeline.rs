@@ -440,8 +440,12 @@ pub struct WorkSpec {
     pub repository: String,
     /// The suite's definition at the base, as the runner receives it (`runs::Definition`).
     pub definition: Value,
-    /// The `[[runners]]` at the base that may attest the suite: the only ones that may lease it.
+    /// The `[[runners]]` at the base that may attest the suite: they may lease it.
     pub runners: Vec<String>,
+    /// The `[[capsules.signers]]` at the base that delegate the suite in this environment
+    /// (public keys, hex): a runner proving a capsule one of them signed, covering the suite
+    /// and environment, may lease it too (`runs::lease`).
+    pub capsule_signers: Vec<String>,
     /// For a suite the head self-validates, the second item: the base's suite files
     /// restored over the head, attested with the base as its suite source. `None` for the
     /// suite as the head defines it.
@@ -557,6 +561,7 @@ fn fleet(config: &Config, evaluation: &Evaluation, required: &[String]) -> Fleet
                         repository: repository.clone(),
                         definition: definition_json(definition),
                         runners: runners.clone(),
+                        capsule_signers: capsule_signers(config, suite, environment),
                         base_version,
                     });
                 }
@@ -600,11 +605,31 @@ pub fn branch_work(config: &Config, suites: &[String], environment: Option<&str>
                 repository: repository.clone(),
                 definition: definition_json(definition),
                 runners: runners.clone(),
+                capsule_signers: capsule_signers(config, suite, environment),
                 base_version: None,
             });
         }
     }
     work
+}
+
+/// The public keys of the `[[capsules.signers]]` of `config` that delegate `suite` in
+/// `environment`: whose capsules may lease its work item.
+fn capsule_signers(config: &Config, suite: &str, environment: &str) -> Vec<String> {
+    config
+        .capsule_signers
+        .iter()
+        .filter(|s| s.suites.contains(suite) && s.environments.contains(environment))
+        .map(|s| s.public_key.clone())
+        .collect()
+}
+
+impl WorkSpec {
+    /// Whether anyone could lease it: a `[[runners]]` entry, or a capsule of a signer that
+    /// delegates it.
+    pub fn leasable(&self) -> bool {
+        !self.runners.is_empty() || !self.capsule_signers.is_empty()
+    }
 }
 
 /// One `[schedules.NAME]` in force: read at the tip of the protected branch it names.
@@ -725,7 +750,13 @@ impl Outcome {
             .collect();
         for suite in suites {
             self.fix_suites.push(suite.clone());
-            let attestable = config.runners.iter().any(|r| r.suites.contains(suite));
+            // As for a planned suite (`required_and_missing`): a capsule signer's delegation
+            // makes it attestable too.
+            let attestable = config.runners.iter().any(|r| r.suites.contains(suite))
+                || config
+                    .capsule_signers
+                    .iter()
+                    .any(|s| s.suites.contains(suite));
             if !attestable || self.required_suites.contains(suite) {
                 continue;
             }

@@ -7,9 +7,11 @@
 //! base and per environment, in the transaction that records the head (a new proposal or a
 //! head move), and [`cancel`] ends the old head's unfinished items in the same way. Who may
 //! lease an item is fixed when it is queued: the `[[runners]]` of the base that may attest
-//! its suite. A runner token leases as the runner its principal names (`runner:NAME`, the
-//! `[[runners]]` name); no other role leases, not even an admin (a lease is a promise to run
-//! and sign, which only a runner's key can keep).
+//! its suite, and runners holding a capsule of a `[[capsules.signers]]` entry of the base
+//! that delegates the suite in the item's environment. A runner token leases as the runner
+//! its principal names (`runner:NAME`, the `[[runners]]` name), and under the capsule it
+//! presents, judged on every lease (`prove_capsule`); no other role leases, not even an admin
+//! (a lease is a promise to run and sign, which only a runner's key can keep).
 //!
 //! Leases expire by the server's [`crate::Clock`], so tests move time instead of sleeping;
 //! an expired lease is taken by the next runner that asks, and the first holder's later
@@ -25,9 +27,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use countersign_audit::EventKind;
+use countersign_decide::DecideError;
 use countersign_policy::Principal;
 use countersign_store::{
-    Finish, LeaseAsk, NewRun, Refusal, Run, RunFilter, RunFor, RunOutcome, RunState, TestCounts, Tx,
+    CapsuleAsk, Finish, LeaseAsk, NewRun, Refusal, Run, RunFilter, RunFor, RunOutcome, RunState,
+    TestCounts, Tx,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -97,7 +101,7 @@ fn run_id(proposal: &str, head: &str, work: &WorkSpec, now: SystemTime) -> Strin
 }
 
 /// Queues `work` (the plan of `head`) for `proposal` of repository `repo`, in `tx`. A suite
-/// no runner may attest is not queued: nobody could lease it.
+/// nobody may lease (no `[[runners]]` entry, no capsule signer delegating it) is not queued.
 pub(crate) async fn enqueue(
     state: &AppState,
     tx: &mut Tx,
@@ -154,7 +158,7 @@ async fn enqueue_for(
     };
     let runs: Vec<NewRun> = work
         .iter()
-        .filter(|w| !w.runners.is_empty())
+        .filter(|w| w.leasable())
         .map(|w| NewRun {
             id: run_id(&about, head, w, now),
             repo: repo.to_owned(),
@@ -165,6 +169,7 @@ async fn enqueue_for(
             target: target.clone(),
             definition: w.definition.to_string(),
             runners: w.runners.clone(),
+            capsule_signers: w.capsule_signers.clone(),
             queued_at_ms: millis(now),
             cause: None,
             base_version: w.base_version.clone(),
@@ -176,7 +181,7 @@ async fn enqueue_for(
 
 /// The work items `work` asks of the fleet for `commit` of protected branch `branch` of
 /// repository `repo`, queued for `cause` (`schedule:NAME`, `merge:p-…`), ready for
-/// `Tx::enqueue_runs`. A suite no runner may attest is left out: nobody could lease it.
+/// `Tx::enqueue_runs`. A suite nobody may lease is left out.
 pub(crate) fn queued_for_branch(
     state: &AppState,
     repo: &str,
@@ -187,7 +192,7 @@ pub(crate) fn queued_for_branch(
 ) -> Vec<NewRun> {
     let now = state.clock.now();
     work.iter()
-        .filter(|w| !w.runners.is_empty())
+        .filter(|w| w.leasable())
         .map(|w| NewRun {
             id: run_id(cause, commit, w, now),
             repo: repo.to_owned(),
@@ -198,6 +203,7 @@ pub(crate) fn queued_for_branch(
             target: RunFor::Branch(branch.to_owned()),
             definition: w.definition.to_string(),
             runners: w.runners.clone(),
+            capsule_signers: w.capsule_signers.clone(),
             queued_at_ms: millis(now),
             cause: Some(cause.to_owned()),
             base_version: w.base_version.clone(),
@@ -207,7 +213,7 @@ pub(crate) fn queued_for_branch(
 
 /// Whether `work` holds anything [`enqueue`] would queue.
 pub(crate) fn queues_any(work: &[WorkSpec]) -> bool {
-    work.iter().any(|w| !w.runners.is_empty())
+    work.iter().any(WorkSpec::leasable)
 }
 
 /// Cancels the unfinished runs of `proposal` not about `keep_head` (all of them when
@@ -517,6 +523,25 @@ pub struct LeaseRequest {
     #[schema(minimum = 1, maximum = 16)]
     #[serde(default)]
     pub max: Option<u32>,
+    /// A capsule runner's capsule and its proof of holding the capsule's runner key: checked
+    /// on every lease, it opens the items the capsule covers (docs/fleet.md, "Edge
+    /// capsules").
+    #[serde(default)]
+    pub capsule: Option<CapsuleLease>,
+}
+
+/// The capsule a runner leases under.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapsuleLease {
+    /// Base64 of the capsule file's bytes (a DSSE envelope).
+    pub envelope: String,
+    /// Base64 of the capsule's runner key's ed25519 signature over the capsule's digest and
+    /// the SHA-256 of the bearer token (DSSE, payload type
+    /// `application/vnd.countersign.capsule-lease.v1`): what `countersign runner serve
+    /// --capsule` sends. A capsule is public (every envelope carries it); the proof is what
+    /// makes it this runner's.
+    pub proof: String,
 }
 
 /// The suite's definition at the base, as the runner executes it.
@@ -646,26 +671,43 @@ async fn lease(
             "repository: name the repository this runner attests for".into(),
         ));
     }
+    let proven = match &body.capsule {
+        Some(capsule) => Some(prove_capsule(&state, &caller, &body, capsule).await?),
+        None => None,
+    };
     let principal = caller.principal.to_string();
     let now = millis(state.clock.now());
     let lease_ms = u64::try_from(state.lease.as_millis()).unwrap_or(u64::MAX);
     let at = state.clock.rfc3339();
+    let ask = LeaseAsk {
+        runner: &runner,
+        capsule: proven.as_ref().map(|p| CapsuleAsk {
+            signer: &p.signer,
+            suites: &p.suites,
+            environment: &p.environment,
+        }),
+        principal: &principal,
+        repository: &body.repository,
+        environments: &body.environments,
+        max,
+        now_ms: now,
+        lease_ms,
+    };
+    // Runners poll often: a poll that finds nothing only reads (no write transaction, no
+    // wait on other writers). The lease itself is still taken in the
+    // transaction below, exactly once.
+    if !state.store.any_leasable(&ask).await? {
+        return Ok(Json(Leased { items: Vec::new() }));
+    }
     let mut tx = state.store.begin().await?;
-    let runs = tx
-        .lease_runs(&LeaseAsk {
-            runner: &runner,
-            principal: &principal,
-            repository: &body.repository,
-            environments: &body.environments,
-            max,
-            now_ms: now,
-            lease_ms,
-        })
-        .await?;
+    let runs = tx.lease_runs(&ask).await?;
     let mut events = Vec::with_capacity(runs.len());
     for run in &runs {
         let mut data = run_data(run);
         data["lease_expires_at"] = json!(run.lease_until_ms.map(rfc3339_ms));
+        if let Some(p) = &proven {
+            data["capsule"] = json!(format!("sha256:{}", p.digest));
+        }
         events.push(event(
             EventKind::RunStarted,
             &at,
@@ -683,6 +725,157 @@ async fn lease(
         .map(|run| work_item(&state, run))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(Leased { items }))
+}
+
+/// A capsule checked for one lease: what it lets its runner lease.
+struct Proven {
+    /// The signer's public key, hex: the runs its base delegated to it name it.
+    signer: String,
+    /// The capsule's suites its signer may delegate (at the protected tip).
+    suites: Vec<String>,
+    environment: String,
+    /// The capsule's digest, recorded in each `run_started` event.
+    digest: String,
+}
+
+/// A capsule refused for a lease: 403, the reason named as in evidence refusals.
+fn capsule_refused(refusal: &countersign_evidence::Refusal) -> ApiError {
+    ApiError::Forbidden(format!("capsule refused ({}): {refusal}", refusal.reason()))
+}
+
+/// Judges the capsule a runner leases under, on every lease: its lease proof (the capsule's
+/// runner key signed this token's digest, so a capsule copied from someone's evidence leases
+/// nothing), in force at the server's clock, for the environments asked, signed by a
+/// `[[capsules.signers]]` key of the repository's protected `main` (else `master`) whose entry
+/// delegates its environment and some of its suites. What it opens is narrowed again in the
+/// store: only runs whose own base named this signer for their suite and environment.
+async fn prove_capsule(
+    state: &AppState,
+    caller: &Caller,
+    body: &LeaseRequest,
+    lease: &CapsuleLease,
+) -> Result<Proven, ApiError> {
+    use base64::Engine as _;
+    use countersign_evidence::capsule::{Capsule, MAX_CAPSULE_BYTES};
+    use countersign_evidence::{PublicKey, Refusal};
+    let Some(token) = &caller.token_sha256 else {
+        return Err(ApiError::Forbidden(
+            "a capsule is leased under with an API token (the lease proof signs its digest)".into(),
+        ));
+    };
+    if lease.envelope.len() > MAX_CAPSULE_BYTES / 3 * 4 + 4 {
+        return Err(ApiError::Invalid(format!(
+            "capsule.envelope: over the {MAX_CAPSULE_BYTES}-byte capsule limit"
+        )));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(lease.envelope.trim())
+        .map_err(|_| ApiError::Invalid("capsule.envelope: not base64".into()))?;
+    let claimed = Capsule::read(&bytes).map_err(|r| capsule_refused(&r))?;
+    // Who holds the runner key comes first: nothing else about a capsule someone merely
+    // copied is worth telling them.
+    claimed
+        .check_lease_proof(token, &lease.proof)
+        .map_err(|r| capsule_refused(&r))?;
+    let now = jiff::Timestamp::try_from(state.clock.now()).map_err(|_| {
+        capsule_refused(&Refusal::CapsuleExpired {
+            expires_at: claimed.expires_at.to_string(),
+            now: "out of range".into(),
+        })
+    })?;
+    claimed
+        .check_valid_at(now)
+        .map_err(|r| capsule_refused(&r))?;
+    if let Some(other) = body
+        .environments
+        .iter()
+        .find(|e| **e != claimed.environment)
+    {
+        return Err(capsule_refused(&Refusal::CapsuleOtherEnvironment {
+            found: other.clone(),
+            allowed: claimed.environment.clone(),
+        }));
+    }
+    let signers = signers_in_force(state, &body.repository).await?;
+    let (capsule, signer) = Capsule::open(&bytes, &signers).map_err(|r| capsule_refused(&r))?;
+    if !signer.environments.contains(&capsule.environment) {
+        return Err(capsule_refused(&Refusal::CapsuleNotDelegated {
+            signer: signer.name.clone(),
+            what: format!("environment {:?}", capsule.environment),
+        }));
+    }
+    let suites: Vec<String> = capsule
+        .suites
+        .intersection(&signer.suites)
+        .cloned()
+        .collect();
+    if suites.is_empty() {
+        return Err(capsule_refused(&Refusal::CapsuleNotDelegated {
+            signer: signer.name.clone(),
+            what: format!(
+                "any of the suites {}",
+                capsule
+                    .suites
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }));
+    }
+    Ok(Proven {
+        signer: PublicKey::to_hex(&signer.key),
+        suites,
+        environment: capsule.environment,
+        digest: capsule.digest,
+    })
+}
+
+/// The `[[capsules.signers]]` in force for `[repository] name` `repository`: those of the
+/// protected `main` (else `master`) tip of each repository this server governs under that
+/// name. None when no such repository is governed here (every capsule is then untrusted).
+async fn signers_in_force(
+    state: &AppState,
+    repository: &str,
+) -> Result<Vec<countersign_evidence::CapsuleSigner>, ApiError> {
+    use countersign_decide::protected::ROOT_BRANCHES;
+    let mut signers = Vec::new();
+    for path in state.repos.values() {
+        let pipeline = std::sync::Arc::clone(&state.pipeline);
+        let at = path.clone();
+        let name = repository.to_owned();
+        let found = state
+            .pipeline
+            .blocking_for(path, move || -> Result<_, DecideError> {
+                let git = countersign_repo::Repo::open_shared(&at)?;
+                let protected = pipeline.protected(&at, &git)?;
+                let Some(tip) = ROOT_BRANCHES.iter().find_map(|root| {
+                    protected
+                        .branches
+                        .iter()
+                        .find(|b| b.name == *root)
+                        .and_then(|b| b.tip.clone())
+                }) else {
+                    return Ok(Vec::new());
+                };
+                let loaded = pipeline.governed(&at, &git, &tip)?;
+                let config = &loaded.state.config;
+                if config.repository.name.as_deref() != Some(name.as_str()) {
+                    return Ok(Vec::new());
+                }
+                countersign_decide::evidence::capsule_signers(config)
+            })
+            .await?;
+        match found {
+            Ok(found) => signers.extend(found),
+            // A repository whose rules cannot be read trusts no capsule (fail closed), and
+            // does not stop the others' runners from leasing.
+            Err(error) => {
+                tracing::warn!(path = %path.display(), error = %error.chain(), "capsule signers not read");
+            }
+        }
+    }
+    Ok(signers)
 }
 
 /// The lease a runner names in heartbeat and return.

@@ -230,12 +230,7 @@ pub(crate) async fn list(
             let unrunnable = schedule
                 .suites
                 .iter()
-                .filter(|s| {
-                    !entry
-                        .work
-                        .iter()
-                        .any(|w| &w.suite == *s && !w.runners.is_empty())
-                })
+                .filter(|s| !entry.work.iter().any(|w| &w.suite == *s && w.leasable()))
                 .cloned()
                 .collect();
             schedules.push(ScheduleView {

@@ -64,8 +64,8 @@ pub use merge_verification::AwaitedVerification;
 pub use outbox::{Attempt, Claimed, Delivery, OutboxItem, OutboxRow, Outcome};
 pub use proposal::{Approval, HeadMove, Idempotent, Proposal, ProposalFilter};
 pub use run::{
-    BaseVersion, Finish, LeaseAsk, NewRun, Refusal, Run, RunFilter, RunFor, RunOutcome, RunState,
-    TestCounts,
+    BaseVersion, CapsuleAsk, Finish, LeaseAsk, NewRun, Refusal, Run, RunFilter, RunFor, RunOutcome,
+    RunState, TestCounts,
 };
 pub use schedule::ScheduleFire;
 pub use session::{Grant, Session};

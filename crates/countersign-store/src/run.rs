@@ -138,6 +138,10 @@ pub struct NewRun {
     pub definition: String,
     /// The `[[runners]]` names that may lease it.
     pub runners: Vec<String>,
+    /// The `[[capsules.signers]]` of the base that delegate its suite in its environment
+    /// (their public keys, 64 lower-case hex digits): a runner leasing under a capsule one
+    /// of them signed, covering the suite and environment, may lease it too.
+    pub capsule_signers: Vec<String>,
     pub queued_at_ms: i64,
     /// Why a branch's run was queued (`schedule:NAME`, `merge:p-…`); `None` for a proposal's.
     pub cause: Option<String>,
@@ -156,8 +160,11 @@ pub struct BaseVersion {
 /// What a runner asks to lease.
 #[derive(Debug, Clone, Copy)]
 pub struct LeaseAsk<'a> {
-    /// Its `[[runners]]` name: only runs that name it may be leased.
+    /// Its `[[runners]]` name: runs that name it may be leased.
     pub runner: &'a str,
+    /// The capsule it proved (verified by the caller): runs delegable to the capsule's
+    /// signer, of one of its suites in its environment, may be leased too.
+    pub capsule: Option<CapsuleAsk<'a>>,
     /// Its principal (`runner:NAME`), recorded as the holder.
     pub principal: &'a str,
     /// The `[repository] name` it attests for.
@@ -168,6 +175,18 @@ pub struct LeaseAsk<'a> {
     pub now_ms: i64,
     /// How long the new leases last.
     pub lease_ms: u64,
+}
+
+/// What a verified capsule lets its runner lease, besides what its `[[runners]]` name does.
+#[derive(Debug, Clone, Copy)]
+pub struct CapsuleAsk<'a> {
+    /// The signer's public key (64 lower-case hex digits), as [`NewRun::capsule_signers`]
+    /// names it.
+    pub signer: &'a str,
+    /// The suites the capsule covers (within what its signer may delegate).
+    pub suites: &'a [String],
+    /// The capsule's one environment.
+    pub environment: &'a str,
 }
 
 /// Test counts a finished run reports.
@@ -417,6 +436,68 @@ macro_rules! fetch_runs {
     }};
 }
 
+/// The condition a row `ask` may lease meets, its parameters numbered from `first` in the
+/// order [`bind_leasable!`] binds them: now, repository, runner, the environments, then the
+/// capsule's signer, environment and suites. One text for the lease and for the read that
+/// spares a poll with nothing to lease its write ([`Store::any_leasable`]), so the two never
+/// disagree.
+fn leasable(ask: &LeaseAsk<'_>, first: usize) -> String {
+    let (now, repository, runner) = (first, first + 1, first + 2);
+    let mut envs = String::new();
+    crate::backend::placeholders(&mut envs, first + 3, ask.environments.len());
+    // A capsule adds the rows its signer may delegate, of its suites, in its environment:
+    // never a row only `run_runners` opens to others.
+    let by_capsule = match ask.capsule {
+        None => String::new(),
+        Some(c) => {
+            let signer = first + 3 + ask.environments.len();
+            let mut suites = String::new();
+            crate::backend::placeholders(&mut suites, signer + 2, c.suites.len());
+            format!(
+                " OR (runs.environment = ${} AND runs.suite IN ({suites}) \
+                 AND EXISTS (SELECT 1 FROM run_capsule_signers cs WHERE cs.run = runs.id AND cs.signer = ${signer}))",
+                signer + 1,
+            )
+        }
+    };
+    format!(
+        "(state = 'queued' OR (state = 'running' AND lease_until <= ${now})) \
+         AND repository = ${repository} AND environment IN ({envs}) \
+         AND (EXISTS (SELECT 1 FROM run_runners rr WHERE rr.run = runs.id AND rr.runner = ${runner}){by_capsule})"
+    )
+}
+
+/// Binds the parameters of [`leasable`] to query `$q`, in its order.
+macro_rules! bind_leasable {
+    ($q:expr, $ask:expr) => {{
+        let ask: &LeaseAsk<'_> = $ask;
+        let mut q = $q.bind(ask.now_ms).bind(ask.repository).bind(ask.runner);
+        for env in ask.environments {
+            q = q.bind(env);
+        }
+        if let Some(capsule) = ask.capsule {
+            q = q.bind(capsule.signer).bind(capsule.environment);
+            for suite in capsule.suites {
+                q = q.bind(suite);
+            }
+        }
+        q
+    }};
+}
+
+/// `ask` as the statements take it: `None` when it can lease nothing (no environment, no
+/// item), a capsule covering no suite dropped (it opens no row, and `IN ()` is no SQL).
+fn normalized<'a>(ask: &LeaseAsk<'a>) -> Option<LeaseAsk<'a>> {
+    if ask.environments.is_empty() || ask.max == 0 {
+        return None;
+    }
+    let mut ask = *ask;
+    if ask.capsule.is_some_and(|c| c.suites.is_empty()) {
+        ask.capsule = None;
+    }
+    Some(ask)
+}
+
 impl Conn<'_> {
     async fn insert_run(&mut self, run: &NewRun) -> Result<(), Error> {
         let suite_files = serde_json::json!(
@@ -452,49 +533,42 @@ impl Conn<'_> {
             .map_err(db("queueing a run's runners"))?
             .rows_affected());
         }
+        for signer in &run.capsule_signers {
+            dispatch!(self, c => sqlx::query(
+                "INSERT INTO run_capsule_signers (run, signer) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(&run.id).bind(signer)
+            .execute(&mut **c)
+            .await
+            .map_err(db("queueing a run's capsule signers"))?
+            .rows_affected());
+        }
         Ok(())
     }
 
     async fn lease(&mut self, ask: &LeaseAsk<'_>, lease_ms: i64) -> Result<Vec<Run>, Error> {
-        let LeaseAsk {
-            runner,
-            principal,
-            repository,
-            environments,
-            max,
-            now_ms,
-            ..
-        } = *ask;
         // PostgreSQL: skip rows another transaction is leasing right now instead of waiting
         // for it and then leasing them again. SQLite: the statement holds the only write lock.
         let skip_locked = match self {
             Conn::Postgres(_) => " FOR UPDATE OF runs SKIP LOCKED",
             Conn::Sqlite(_) => "",
         };
-        let mut envs = String::new();
-        crate::backend::placeholders(&mut envs, 7, environments.len());
         let sql = format!(
             "UPDATE runs SET state = 'running', runner = $1, attempt = attempt + 1, \
                  lease_until = $2 + $3, heartbeat_at = $2, started_at = $2 \
-             WHERE id IN (SELECT id FROM runs \
-                 WHERE (state = 'queued' OR (state = 'running' AND lease_until <= $2)) \
-                 AND repository = $4 AND environment IN ({envs}) \
-                 AND EXISTS (SELECT 1 FROM run_runners rr WHERE rr.run = runs.id AND rr.runner = $5) \
-                 ORDER BY queued_at, id LIMIT $6{skip_locked}) \
-             RETURNING {COLUMNS}"
+             WHERE id IN (SELECT id FROM runs WHERE {} \
+                 ORDER BY queued_at, id LIMIT $4{skip_locked}) \
+             RETURNING {COLUMNS}",
+            leasable(ask, 5)
         );
         let raw = dispatch!(self, c => {
-            let mut q = sqlx::query(&sql)
-                .bind(principal)
-                .bind(now_ms)
+            let q = sqlx::query(&sql)
+                .bind(ask.principal)
+                .bind(ask.now_ms)
                 .bind(lease_ms)
-                .bind(repository)
-                .bind(runner)
-                .bind(i64::from(max));
-            for env in environments {
-                q = q.bind(env);
-            }
-            q.fetch_all(&mut **c)
+                .bind(i64::from(ask.max));
+            bind_leasable!(q, ask)
+                .fetch_all(&mut **c)
                 .await
                 .map_err(db("leasing runs"))?
                 .iter()
@@ -679,11 +753,11 @@ impl Tx {
     /// Leases up to `ask.max` runs (see [`LeaseAsk`]): queued ones and running ones whose
     /// lease expired, oldest first. See the module docs.
     pub async fn lease_runs(&mut self, ask: &LeaseAsk<'_>) -> Result<Vec<Run>, Error> {
-        if ask.environments.is_empty() || ask.max == 0 {
+        let Some(ask) = normalized(ask) else {
             return Ok(Vec::new());
-        }
+        };
         let lease_ms = int("lease", ask.lease_ms)?;
-        self.conn().lease(ask, lease_ms).await
+        self.conn().lease(&ask, lease_ms).await
     }
 
     /// Extends the lease of run `id` to `now_ms + lease_ms`, if `principal` holds `attempt`
@@ -814,6 +888,26 @@ impl Store {
 }
 
 impl Store {
+    /// Whether [`Tx::lease_runs`] with `ask` would lease anything now: a plain read, outside
+    /// any transaction. A runner's poll that finds nothing stops here and writes nothing; one
+    /// that finds something still leases in its transaction, so exactly-once holds as
+    /// before (an item taken in between is simply not leased, and one queued in between waits
+    /// for the next poll).
+    pub async fn any_leasable(&self, ask: &LeaseAsk<'_>) -> Result<bool, Error> {
+        let Some(ask) = normalized(ask) else {
+            return Ok(false);
+        };
+        let sql = format!("SELECT id FROM runs WHERE {} LIMIT 1", leasable(&ask, 1));
+        let mut pooled = self.pooled().await?;
+        let mut conn = pooled.conn();
+        let found = dispatch!(&mut conn, c => bind_leasable!(sqlx::query(&sql), &ask)
+            .fetch_optional(&mut **c)
+            .await
+            .map_err(db("looking for leasable runs"))?
+            .is_some());
+        Ok(found)
+    }
+
     /// The run `id`.
     pub async fn run(&self, id: &str) -> Result<Option<Run>, Error> {
         self.pooled().await?.conn().run_by_id(id).await

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 
 use common::Db;
 use countersign_store::{
-    BaseVersion, Finish, LeaseAsk, NewRun, Refusal, RunFilter, RunFor, RunOutcome, RunState, Store,
-    TestCounts,
+    BaseVersion, CapsuleAsk, Finish, LeaseAsk, NewRun, Refusal, RunFilter, RunFor, RunOutcome,
+    RunState, Store, TestCounts,
 };
 
 const LEASE_MS: u64 = 60_000;
@@ -26,6 +26,7 @@ fn work(n: usize, suite: &str, env: &str, runners: &[&str]) -> NewRun {
         target: RunFor::Branch("main".into()),
         definition: "{}".into(),
         runners: runners.iter().map(|r| (*r).to_owned()).collect(),
+        capsule_signers: Vec::new(),
         queued_at_ms: 1_000 + i64::try_from(n).unwrap(),
         cause: Some("schedule:nightly".into()),
         base_version: None,
@@ -45,6 +46,7 @@ async fn lease(store: &Store, runner: &str, envs: &[&str], max: u32, now: i64) -
     let runs = tx
         .lease_runs(&LeaseAsk {
             runner,
+            capsule: None,
             principal: &principal,
             repository: "github.com/acme/shop",
             environments: &envs,
@@ -560,7 +562,135 @@ macro_rules! on_both_backends {
     };
 }
 
+/// A capsule opens the rows its signer was named on, of its suites, in its environment, and
+/// nothing else; rows a `[[runners]]` name opens stay that runner's, capsule or not.
+async fn a_capsule_leases_only_what_its_signer_was_delegated(db: &Db) {
+    let store = db.store().await;
+    let delegated = |n, suite: &str, env: &str, runners: &[&str], signers: &[&str]| NewRun {
+        capsule_signers: signers.iter().map(|s| (*s).to_owned()).collect(),
+        ..work(n, suite, env, runners)
+    };
+    let (org, late) = ("a".repeat(64), "b".repeat(64));
+    enqueue(
+        &store,
+        &[
+            delegated(1, "eu-int", "enclave", &[], &[&org]),
+            delegated(2, "eu-b", "enclave", &[], &[&org]),
+            delegated(3, "eu-int", "elsewhere", &[], &[&org]),
+            delegated(4, "eu-int", "enclave", &[], &[&late]),
+            delegated(5, "unit", "enclave", &["ci"], &[]),
+            delegated(6, "eu-int", "enclave", &["ci"], &[&org]),
+        ],
+    )
+    .await;
+    let envs = vec!["enclave".to_owned()];
+    let covered = vec!["eu-int".to_owned()];
+    let lease_under = |runner: &'static str, signer: String, suites: Vec<String>| {
+        let store = store.clone();
+        let envs = envs.clone();
+        async move {
+            let principal = format!("runner:{runner}");
+            let mut tx = store.begin().await.unwrap();
+            let runs = tx
+                .lease_runs(&LeaseAsk {
+                    runner,
+                    capsule: Some(CapsuleAsk {
+                        signer: &signer,
+                        suites: &suites,
+                        environment: "enclave",
+                    }),
+                    principal: &principal,
+                    repository: "github.com/acme/shop",
+                    environments: &envs,
+                    max: 16,
+                    now_ms: 0,
+                    lease_ms: LEASE_MS,
+                })
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            runs.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    // No suites: nothing, not even an SQL error.
+    assert!(
+        lease_under("edge", org.clone(), Vec::new())
+            .await
+            .is_empty()
+    );
+    // Without a capsule, the edge (no `[[runners]]` name on any row) gets nothing.
+    assert!(lease(&store, "edge", &["enclave"], 16, 0).await.is_empty());
+    // org's capsule for eu-int in the enclave: rows 1 and 6; not eu-b (2), not another
+    // environment (3), not late's (4), not the runner's own (5).
+    assert_eq!(
+        lease_under("edge", org.clone(), covered.clone()).await,
+        ["r-000001", "r-000006"]
+    );
+    // A listed runner with a capsule leases what either opens.
+    assert_eq!(
+        lease_under("ci", late.clone(), covered.clone()).await,
+        ["r-000004", "r-000005"]
+    );
+    store.close().await;
+}
+
+/// The read a poll makes before leasing agrees with the lease: nothing for a runner that may
+/// lease nothing (others' items, other environments, live leases), something exactly when
+/// a lease would take it (queued, or its lease expired by the caller's clock).
+async fn a_poll_reads_before_it_leases(db: &Db) {
+    let store = db.store().await;
+    let envs = vec!["default".to_owned()];
+    let ask = |runner: &'static str, now_ms: i64| LeaseAsk {
+        runner,
+        capsule: None,
+        principal: "runner:x",
+        repository: "github.com/acme/shop",
+        environments: &envs,
+        max: 1,
+        now_ms,
+        lease_ms: LEASE_MS,
+    };
+    assert!(!store.any_leasable(&ask("ci-1", 0)).await.unwrap(), "empty");
+    enqueue(
+        &store,
+        &[
+            work(1, "unit", "default", &["ci-1"]),
+            work(2, "unit", "staging", &["ci-2"]),
+        ],
+    )
+    .await;
+    assert!(store.any_leasable(&ask("ci-1", 0)).await.unwrap());
+    assert!(
+        !store.any_leasable(&ask("ci-2", 0)).await.unwrap(),
+        "staging only"
+    );
+    assert!(
+        !store.any_leasable(&ask("other", 0)).await.unwrap(),
+        "not listed"
+    );
+    assert_eq!(
+        lease(&store, "ci-1", &["default"], 1, 0).await,
+        ["r-000001"]
+    );
+    assert!(
+        !store.any_leasable(&ask("ci-1", 1)).await.unwrap(),
+        "leased"
+    );
+    let expired = i64::try_from(LEASE_MS).unwrap();
+    assert!(
+        store.any_leasable(&ask("ci-1", expired)).await.unwrap(),
+        "expired"
+    );
+    assert_eq!(
+        lease(&store, "ci-1", &["default"], 1, expired).await,
+        ["r-000001"]
+    );
+    store.close().await;
+}
+
 on_both_backends!(
+    a_poll_reads_before_it_leases,
+    a_capsule_leases_only_what_its_signer_was_delegated,
     concurrent_leases_never_share_an_item,
     leases_expire_and_only_the_holder_acts,
     listing_filters,

@@ -267,6 +267,13 @@ impl Armed {
         Ok(())
     }
 
+    /// The `capsule` of a lease request: the capsule's bytes and `key`'s proof binding it to
+    /// the token whose SHA-256 is `token_sha256`.
+    pub fn lease(&self, key: &SigningKey, token_sha256: &str) -> serde_json::Value {
+        let (envelope, proof) = capsule::lease_fields(&self.bytes, key, token_sha256);
+        serde_json::json!({ "envelope": envelope, "proof": proof })
+    }
+
     /// Marks `statement` as signed under this capsule in `environment`.
     pub fn annotate(&self, statement: &mut Statement, environment: &str) {
         capsule::annotate(statement, &self.bytes, environment);

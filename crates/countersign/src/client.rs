@@ -131,6 +131,13 @@ impl Api {
         Api::new(server, &token)
     }
 
+    /// The lower-case hex SHA-256 of the token (what the server keys it by): what a capsule
+    /// runner's lease proof signs, binding its capsule to this token.
+    pub fn token_sha256(&self) -> String {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(self.token.as_bytes()))
+    }
+
     /// The base URL, as printed to people.
     pub fn server(&self) -> &str {
         self.base.as_str().trim_end_matches('/')

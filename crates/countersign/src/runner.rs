@@ -8,6 +8,10 @@
 //! same way after the suite's files are restored from the base over the head's checkout;
 //! its one envelope, the test result, names the base as its suite source.
 //!
+//! With `--capsule`, every lease presents the capsule and the runner key's proof that it is
+//! this token's (`countersign_evidence::capsule::prove_lease`): the server leases it the
+//! items the capsule covers, and every envelope it signs carries the capsule.
+//!
 //! Outbound connections only: the runner never listens. The token comes from
 //! `COUNTERSIGN_TOKEN` and is removed from the suite command's environment. SIGTERM (or
 //! Ctrl-C) stops leasing, stops the commands running, gives their leases back and exits 0.
@@ -23,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use countersign_evidence::Statement;
-use countersign_evidence::statement::TestResult;
 use countersign_evidence::verify::DEFAULT_MAX_ENVELOPE_BYTES;
 use countersign_repo::Repo;
 use reqwest::StatusCode;
@@ -344,17 +347,17 @@ impl Shutdown {
 
 /// One worker: lease an item, run it, finish it; poll when there is none.
 async fn work(runner: Arc<Runner>, n: usize, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let mut ask = json!({ "repository": runner.exec.repository, "environments": runner.environments, "max": 1 });
+    // A capsule runner presents its capsule on every lease, with its runner key's proof that
+    // the capsule is this token's: the server leases it what the capsule covers.
+    if let Some(armed) = &runner.exec.capsule {
+        ask["capsule"] = armed.lease(&runner.exec.key, &runner.api.token_sha256());
+    }
     loop {
         if *stopping.borrow() {
             return;
         }
-        let leased = runner
-            .api
-            .post(
-                &["v1", "work", "lease"],
-                &json!({ "repository": runner.exec.repository, "environments": runner.environments, "max": 1 }),
-            )
-            .await;
+        let leased = runner.api.post(&["v1", "work", "lease"], &ask).await;
         let items: Vec<WorkItem> =
             match leased.map(|v| serde_json::from_value::<Vec<WorkItem>>(v["items"].clone())) {
                 Ok(Ok(items)) => items,
@@ -998,6 +1001,7 @@ fn run_suite(runner: &Exec, item: &WorkItem, worktree: &Path, stop: &AtomicU8) -
 
     let junit = reports(worktree, &definition.reports.junit, "JUnit")?;
     let (cases, configuration) = attest::read_junit(&junit, worktree)?;
+    let counts = test_counts(&cases);
     let mut test_result = attest::command_attestation(
         &definition.command,
         CommandExit {
@@ -1009,13 +1013,7 @@ fn run_suite(runner: &Exec, item: &WorkItem, worktree: &Path, stop: &AtomicU8) -
         cases,
         configuration,
     );
-    let counts = serde_json::from_value::<TestResult>(test_result.predicate.clone())
-        .ok()
-        .map(|r| json!({ "passed": r.passed_tests.len() + r.warned_tests.len(), "failed": r.failed_tests.len(), "skipped": 0 }));
-    let failed = test_result.command_failed
-        || counts
-            .as_ref()
-            .is_some_and(|c| c["failed"].as_u64().unwrap_or(0) > 0);
+    let failed = test_result.command_failed || counts["failed"].as_u64().unwrap_or(0) > 0;
     // A base-version run says one thing only: whether the base's tests pass against the
     // head's code. Its test result names the base as the suite source; what else its
     // reports hold is not the head's to claim.
@@ -1047,11 +1045,27 @@ fn run_suite(runner: &Exec, item: &WorkItem, worktree: &Path, stop: &AtomicU8) -
     };
     Ok(Executed::Done {
         outcome,
-        tests: counts,
+        tests: Some(counts),
         duration_ms,
         envelopes,
         note,
     })
+}
+
+/// A run's test counts: its JUnit test cases, each once by outcome (a flaky test passed on a
+/// retry). The command's exit is a test of the signed test-result (so a crash fails the
+/// suite) but not a test case of the run: it is the run's outcome, not one more test.
+fn test_counts(cases: &[countersign_evidence::report::junit::TestCase]) -> Value {
+    use countersign_evidence::report::junit::Outcome;
+    let (mut passed, mut failed, mut skipped) = (0u64, 0u64, 0u64);
+    for case in cases {
+        match case.outcome {
+            Outcome::Passed | Outcome::Flaky => passed += 1,
+            Outcome::Failed | Outcome::Errored => failed += 1,
+            Outcome::Skipped => skipped += 1,
+        }
+    }
+    json!({ "passed": passed, "failed": failed, "skipped": skipped })
 }
 
 fn sign(

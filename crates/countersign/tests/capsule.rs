@@ -478,3 +478,127 @@ fn offline_evidence_is_imported_unchanged_and_counts() {
     assert_eq!(json(&again)["results"][0]["answer"]["recorded"], false);
     server.stop();
 }
+
+/// A `runner serve` child, SIGKILLed when dropped so a failing test leaves none behind.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_online(
+    dir: &Path,
+    server: &TestServer,
+    keys: &Keys,
+    key: &str,
+    token: &str,
+    lab: &Lab,
+    capsule: Option<&Path>,
+) -> Serving {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_countersign"));
+    command
+        .args(["runner", "serve", "--server", &server.url, "--key"])
+        .arg(keys.key(key))
+        .args(["--repository", REPOSITORY, "--repo"])
+        .arg(&lab.repo)
+        .arg("--clone")
+        .arg(dir.join(format!("{key}-online-clone")))
+        .args(["--poll", "1s"]);
+    match capsule {
+        Some(capsule) => command.arg("--capsule").arg(capsule),
+        None => command.args(["--env", ENCLAVE]),
+    };
+    let child = command
+        .env("COUNTERSIGN_TOKEN", token)
+        .env_remove("COUNTERSIGN_SERVER")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("the binary runs");
+    Serving(child)
+}
+
+/// Online, end to end: a proposal whose only planned suite only a capsule may attest is
+/// queued; a plain runner in the enclave's environment polling beside it is offered nothing;
+/// `runner serve --capsule` leases it (presenting its capsule and the proof), runs it, pushes
+/// the evidence and the plan is satisfied, the decision re-derived.
+#[test]
+fn an_online_capsule_runner_runs_what_only_its_capsule_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (keys, org) = keys(dir.path());
+    let lab = lab(dir.path(), &org);
+    let capsule = dir.path().join("capsule.json");
+    assert!(build(&keys, "edge", "90d", &capsule, &[]).status.success());
+    let mut server = TestServer::start(&[("lab", lab.repo.as_path())]);
+    let fixbot = server.token("agent:fixbot", Role::Proposer);
+    let auditor = server.token("human:erin", Role::Auditor);
+    let edge = server.token("runner:edge", Role::Runner);
+    let plain = server.token("runner:plain", Role::Runner);
+    let proposed = client(
+        &server.url,
+        Some(&fixbot),
+        &[
+            "propose",
+            "--repo",
+            "lab",
+            "--base",
+            &lab.base,
+            "--head",
+            &lab.change,
+            "--title",
+            "change",
+            "--format",
+            "json",
+        ],
+    );
+    let id = json(&proposed)["id"].as_str().unwrap().to_owned();
+    let runs = server.get(&format!("/v1/runs?proposal={id}"), &auditor);
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs:#}");
+    assert_eq!(runs["runs"][0]["suite"], "eu-int");
+    assert_eq!(runs["runs"][0]["environment"], ENCLAVE);
+
+    // A runner without the capsule polls first, and keeps polling beside the edge.
+    let _plain = serve_online(dir.path(), &server, &keys, "other", &plain, &lab, None);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let runs = server.get(&format!("/v1/runs?proposal={id}"), &auditor);
+    assert_eq!(runs["runs"][0]["state"], "queued", "{runs:#}");
+    let _edge = serve_online(
+        dir.path(),
+        &server,
+        &keys,
+        "edge",
+        &edge,
+        &lab,
+        Some(&capsule),
+    );
+    let start = std::time::Instant::now();
+    let run = loop {
+        let runs = server.get(&format!("/v1/runs?proposal={id}"), &auditor);
+        let run = runs["runs"][0].clone();
+        if run["state"] == "finished" {
+            break run;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(90),
+            "never finished: {runs:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(run["outcome"], "passed", "{run:#}");
+    assert_eq!(run["runner"], "runner:edge", "{run:#}");
+    assert_eq!(run["attempt"], 1, "{run:#}");
+    let plan = server.get(&format!("/v1/proposals/{id}/plan"), &auditor);
+    assert_eq!(plan["satisfied"], json!(["eu-int"]), "{plan:#}");
+    assert_eq!(plan["missing"], json!([]), "{plan:#}");
+    assert_eq!(
+        plan["suites"][0]["evidence"][0]["digest"], run["envelopes"][0],
+        "{plan:#}"
+    );
+    let proposal = server.get(&format!("/v1/proposals/{id}"), &auditor);
+    assert_ne!(proposal["state"], "awaiting_evidence", "{proposal:#}");
+    server.stop();
+}

@@ -175,6 +175,7 @@ pub(crate) async fn viewer(
             role,
             identity,
             dispatched_by,
+            token_sha256: None,
         },
         csrf: session.csrf,
         secret_hash: hash,

@@ -1085,6 +1085,7 @@ pub(crate) async fn review(
             email: String::new(),
         }),
         dispatched_by: None,
+        token_sha256: None,
     };
     let Some(verdict) = verdict else {
         return withdraw(state, delivery, &event, &proposal, &caller.principal, user).await;
