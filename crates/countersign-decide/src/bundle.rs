@@ -409,12 +409,11 @@ pub fn outcome(bundle: &VerifiedBundle) -> Result<Outcome> {
                         commit_authors.join(", ")
                     );
                 }
-                authors = commit_authors;
-                // The dispatcher of the proposing agent is an author too (the server's
-                // `with_dispatcher`).
-                if let Some(dispatcher) = event.data.get("dispatched_by").and_then(Value::as_str) {
-                    authors.push(dispatcher.to_owned());
-                }
+                // The dispatcher of the proposing agent is an author too, as on the server.
+                authors = countersign_lifecycle::authors(
+                    &commit_authors,
+                    event.data.get("dispatched_by").and_then(Value::as_str),
+                );
                 decided = Some((head, &event.data));
             }
             EventKind::HeadMoved => {
