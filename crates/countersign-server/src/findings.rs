@@ -82,6 +82,10 @@ struct Failure {
 
 /// What an accepted envelope of a branch run says.
 struct Derived {
+    /// The `countersign.toml` of the run's commit, as read: the runner keys and capsule
+    /// signers the envelope was verified against, stored with the finding's events so the
+    /// finding's bundle verifies the envelope again offline.
+    config: Vec<u8>,
     runner: String,
     key_id: String,
     suite: String,
@@ -134,6 +138,13 @@ fn derive(path: &FsPath, run: &Run, digest: &str, envelope: &[u8]) -> Result<Wei
     let commit = CommitId::from_hex(&run.commit)?;
     let tree = repo.commit_tree(&commit)?;
     let state = countersign_decide::governed::load(&tree)?;
+    // The same bytes the state's config was parsed from (a commit is immutable).
+    let config = countersign_graph::FileSource::read(
+        &tree,
+        countersign_repo::CONFIG_FILE,
+        countersign_graph::Limits::default().file_bytes,
+    )?
+    .unwrap_or_default();
     let graph = state.graph();
     let name = format!("sha256:{digest}");
     let files = vec![(name, Ok(envelope.to_vec()))];
@@ -170,6 +181,7 @@ fn derive(path: &FsPath, run: &Run, digest: &str, envelope: &[u8]) -> Result<Wei
     }
     let command = reproduce(run);
     let mut derived = Derived {
+        config,
         runner: evidence.runner.clone(),
         key_id: evidence.key_id.clone(),
         suite: evidence.suite.clone(),
@@ -440,6 +452,7 @@ async fn submit(
         .ok_or_else(|| ApiError::NotFound(format!("no run {id}")))?;
     held(&current, &actor)?;
     tx.put_blob(&envelope).await?;
+    let config = tx.put_blob(&derived.config).await?;
     tx.append_event(&event(
         EventKind::EvidenceAccepted,
         &now,
@@ -466,7 +479,7 @@ async fn submit(
             &run,
             proposal,
             &derived,
-            &digest,
+            (&digest, &config),
             &now,
             now_ms,
             &mut changes,
@@ -480,6 +493,7 @@ async fn submit(
             "branch": branch,
             "cause": run.cause,
             "envelope": digest,
+            "config": config,
             "runner": derived.runner,
             "test": failure.test,
             "message": failure.message,
@@ -604,7 +618,7 @@ async fn settle(
     run: &Run,
     proposal: &str,
     derived: &Derived,
-    digest: &str,
+    (digest, config): (&str, &str),
     now: &str,
     now_ms: i64,
     changes: &mut Vec<FindingChange>,
@@ -644,6 +658,7 @@ async fn settle(
             "run": run.id,
             "commit": run.commit,
             "envelope": digest,
+            "config": config,
             "runner": derived.runner,
             "passed": passed,
             "reason": why,

@@ -593,6 +593,14 @@ async fn reachable_vulnerabilities_open_findings(db: &Db) {
     server.stop().await;
 }
 
+/// Pushes `bytes` as the runner `ci` to `route`, which must accept it: what it did to
+/// findings.
+async fn accepted(server: &Server, route: &str, bytes: Vec<u8>) -> Vec<(String, String)> {
+    let (status, answer) = post_bytes(server, "ci", route, bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    changes(&answer)
+}
+
 /// Opens F-1 (`pay::charge`) and F-2 (`pay::void`) from a scheduled run on main.
 async fn found(server: &Server, state: &countersign_server::AppState, lab: &Lab) {
     tick_schedules(state).await.unwrap();
@@ -944,8 +952,162 @@ async fn fixes_are_verified_or_reopened(db: &Db) {
     server.stop().await;
 }
 
+/// What a server that lies would log: an observation of `finding` naming `envelope` (put
+/// as a blob) with `config` (the opening event's, unless `None`), appended to the real log.
+async fn log_forged_observation(
+    server: &Server,
+    finding: &str,
+    envelope: &[u8],
+    config: Option<&Value>,
+) -> String {
+    let opened = server.store.entries_about(finding).await.unwrap()[0]
+        .event()
+        .unwrap();
+    let mut data = opened.data.clone();
+    let digest = countersign_audit::bundle::digest(envelope);
+    data["evidence"]["envelope"] = json!(digest);
+    match config {
+        Some(config) => data["evidence"]["config"] = config.clone(),
+        None => {
+            data["evidence"].as_object_mut().unwrap().remove("config");
+        }
+    }
+    let mut tx = server.store.begin().await.unwrap();
+    tx.put_blob(envelope).await.unwrap();
+    let event = countersign_audit::Event::new(
+        EventKind::FindingObserved,
+        "2026-01-05T10:00:00Z",
+        finding,
+        "system:countersign",
+        data,
+    )
+    .unwrap();
+    tx.append_event(&event).await.unwrap();
+    tx.commit().await.unwrap();
+    digest
+}
+
+async fn finding_bundle(server: &Server, id: &str) -> Vec<u8> {
+    let response = server
+        .client
+        .get(format!("{}/v1/findings/{id}/bundle", server.base))
+        .bearer_auth(&server.tokens["auditor"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.bytes().await.unwrap().to_vec()
+}
+
+/// A finding's bundle verifies each envelope again offline against the runner keys of the
+/// `countersign.toml` at the run's commit, recorded with the event: a record that lies (the
+/// log itself signed, only the envelope wrong) is refused, naming the envelope. Abuse: an
+/// envelope signed by a key the recorded config does not trust, a payload altered after
+/// signing, an envelope or its config left out of the bundle, an event that records no
+/// config.
+async fn finding_bundles_verify_their_envelopes_again(db: &Db) {
+    let Loop {
+        server,
+        lab,
+        clock,
+        state,
+    } = start(db).await;
+    found(&server, &state, &lab).await;
+    let verifier = common::log_signer().verifier();
+    let verify = |bytes: &[u8]| {
+        countersign_decide::bundle::verify_finding(bytes, &verifier).map_err(|e| e.to_string())
+    };
+    let honest = finding_bundle(&server, "F-1").await;
+    assert_eq!(verify(&honest).unwrap().observations, 1);
+    let opened = server.store.entries_about("F-1").await.unwrap()[0]
+        .event()
+        .unwrap();
+    let failing = opened.data["evidence"]["envelope"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let config = opened.data["evidence"]["config"].clone();
+    assert!(config.is_string(), "{:#}", opened.data);
+
+    // Left out of the bundle: the envelope, or the config it was verified against.
+    for (gone, says) in [
+        (failing.clone(), "missing from the bundle"),
+        (
+            config.as_str().unwrap().to_owned(),
+            "is missing from the bundle",
+        ),
+    ] {
+        let mut bundle: countersign_audit::FindingBundle = serde_json::from_slice(&honest).unwrap();
+        assert!(bundle.finding.blobs.remove(&gone).is_some());
+        let error = verify(&bundle.to_json()).unwrap_err();
+        assert!(
+            error.contains(&format!("envelope {failing}")) && error.contains(says),
+            "{error}"
+        );
+    }
+
+    // Signed by a key the config at the run's commit does not name (the server logged it
+    // anyway): refused, naming the envelope and why.
+    let foreign = attest(
+        &Statement::for_commit(
+            REPOSITORY,
+            &lab.base,
+            "pay-unit",
+            TEST_RESULT_V01,
+            json!({ "result": "FAILED", "configuration": [], "failedTests": ["pay::charge"] }),
+        ),
+        &SigningKey::from_seed(&[7; 32]),
+    )
+    .to_json();
+    let digest = log_forged_observation(&server, "F-1", &foreign, Some(&config)).await;
+    let error = verify(&finding_bundle(&server, "F-1").await).unwrap_err();
+    assert!(
+        error.contains(&format!("envelope {digest}")) && error.contains("unknown_key"),
+        "{error}"
+    );
+
+    // The runner's own envelope, its payload altered after signing: the signature no longer
+    // holds.
+    let mut altered =
+        countersign_evidence::Envelope::parse(&envelope_bytes(&server, &failing).await).unwrap();
+    let text = String::from_utf8(altered.payload.clone()).unwrap();
+    altered.payload = text.replace("pay::void", "pay::vo1d").into_bytes();
+    assert_ne!(altered.payload, text.as_bytes());
+    let digest = log_forged_observation(&server, "F-2", &altered.to_json(), Some(&config)).await;
+    let error = verify(&finding_bundle(&server, "F-2").await).unwrap_err();
+    assert!(
+        error.contains(&format!("envelope {digest}")) && error.contains("does not verify"),
+        "{error}"
+    );
+
+    // An honest envelope in an event that records no config (as a server that did not
+    // keep it would log): fail closed. On F-3, opened by the next run.
+    clock.advance(Duration::from_secs(1800));
+    tick_schedules(&state).await.unwrap();
+    let item = lease_one(&server, "ci").await;
+    let route = format!("/v1/runs/{}/evidence", item["id"].as_str().unwrap());
+    let refund = envelope(&lab.base, &[], &["pay::refund"]);
+    assert_eq!(
+        accepted(&server, &route, refund).await,
+        [("F-3".to_owned(), "opened".to_owned())]
+    );
+    let honest_envelope = envelope_bytes(&server, &failing).await;
+    let digest = log_forged_observation(&server, "F-3", &honest_envelope, None).await;
+    let error = verify(&finding_bundle(&server, "F-3").await).unwrap_err();
+    assert!(
+        error.contains(&format!("envelope {digest}")) && error.contains("records no `config`"),
+        "{error}"
+    );
+    server.stop().await;
+}
+
+async fn envelope_bytes(server: &Server, digest: &str) -> Vec<u8> {
+    server.store.blob(digest).await.unwrap().unwrap()
+}
+
 on_both_backends!(
     scheduled_failures_open_findings,
     reachable_vulnerabilities_open_findings,
+    finding_bundles_verify_their_envelopes_again,
     fixes_are_verified_or_reopened
 );
