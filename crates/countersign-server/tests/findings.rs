@@ -17,7 +17,7 @@ use common::{ALICE, Db, NOW, Server, start_with};
 use countersign_audit::EventKind;
 use countersign_evidence::attest;
 use countersign_evidence::dsse::SigningKey;
-use countersign_evidence::statement::{Statement, TEST_RESULT_V01, VULNS_V02};
+use countersign_evidence::statement::{OPENVEX_V020, Statement, TEST_RESULT_V01, VULNS_V02};
 use countersign_policy::Principal;
 use countersign_repo::{CommitId, RepoWriter};
 use countersign_server::{ManualClock, Role, Target, WebhookConfig, create_token, tick_schedules};
@@ -408,6 +408,41 @@ async fn scheduled_failures_open_findings(db: &Db) {
         problem["detail"].as_str().unwrap().contains("unknown_key"),
         "{problem}"
     );
+    // The holder's refusals are logged about the run, as a proposal's are about it: the
+    // envelope's digest and size, the run, its branch and commit, and each reason. The same
+    // envelope refused again is not logged twice; a caller that does not hold the run gets
+    // no entry at all.
+    let (status, _) = post_bytes(
+        &server,
+        "ci",
+        &route,
+        envelope(&lab.fix1, &[], &["pay::charge"]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let refused: Vec<Value> = server
+        .store
+        .entries_about(&run)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event().unwrap())
+        .filter(|e| e.kind == EventKind::EvidenceRefused)
+        .map(|e| {
+            assert_eq!(e.actor, "runner:ci");
+            e.data
+        })
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:#?}");
+    let other_commit =
+        countersign_audit::bundle::digest(&envelope(&lab.fix1, &[], &["pay::charge"]));
+    assert_eq!(refused[0]["envelope"], json!(other_commit));
+    assert_eq!(refused[0]["run"], json!(run));
+    assert_eq!(refused[0]["branch"], "main");
+    assert_eq!(refused[0]["commit"], json!(lab.base));
+    assert!(refused[0]["size"].as_u64().unwrap() > 0);
+    assert_eq!(refused[0]["reasons"][0]["reason"], "other_commit");
+    assert_eq!(refused[1]["reasons"][0]["reason"], "unknown_key");
     let (status, _) = post_bytes(&server, "ci", "/v1/runs/r-none/evidence", failing.clone()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, nothing) = server
@@ -590,6 +625,117 @@ async fn reachable_vulnerabilities_open_findings(db: &Db) {
             .contains("reachable"),
         "{f1}"
     );
+    server.stop().await;
+}
+
+/// A pay-unit scan at `commit` reporting each of `ids` in the payments code (internet
+/// exposed: reachable), signed by `key`.
+fn scan(commit: &str, ids: &[&str], key: &SigningKey) -> Vec<u8> {
+    let results: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!({
+                "id": id,
+                "severity": [{ "method": "sarif-level", "score": "error" }],
+                "annotations": [{ "countersign.dev/location": "pay/src.rs:1" }],
+            })
+        })
+        .collect();
+    attest(
+        &Statement::for_commit(
+            REPOSITORY,
+            commit,
+            "pay-unit",
+            VULNS_V02,
+            json!({ "scanner": { "uri": "https://example.com/scanner", "result": results } }),
+        ),
+        key,
+    )
+    .to_json()
+}
+
+/// A pay-unit OpenVEX document at `commit`: each of `ids` is `status` in the payments
+/// component.
+fn vex(commit: &str, ids: &[&str], status: &str) -> Vec<u8> {
+    let statements: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let mut statement = json!({
+                "vulnerability": { "name": id },
+                "products": [{ "@id": "component:default/payments" }],
+                "status": status,
+            });
+            if status == "not_affected" {
+                statement["justification"] = json!("vulnerable_code_not_in_execute_path");
+            }
+            statement
+        })
+        .collect();
+    attest(
+        &Statement::for_commit(
+            REPOSITORY,
+            commit,
+            "pay-unit",
+            OPENVEX_V020,
+            json!({
+                "@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.com/vex/1",
+                "author": "team-pay", "timestamp": "2026-01-05T09:00:00Z", "version": 1,
+                "statements": statements,
+            }),
+        ),
+        &runner_key(),
+    )
+    .to_json()
+}
+
+/// A VEX envelope of a branch run is weighed with the run's scan, as a proposal's head
+/// evidence is weighed whole: a reachable vulnerability it says does not affect the
+/// payments component (its suite exercises it) opens no finding; one it does not name
+/// does. Abuse: a VEX of another run of the same commit clears nothing, "affected" clears
+/// nothing, and a VEX pushed after the scan does not take back the finding the scan
+/// opened (an observation is a logged fact).
+async fn vex_of_the_run_keeps_its_scan_from_opening_findings(db: &Db) {
+    let Loop {
+        server,
+        lab,
+        clock,
+        state,
+    } = start(db).await;
+    tick_schedules(&state).await.unwrap();
+    let item = lease_one(&server, "ci").await;
+    let route = format!("/v1/runs/{}/evidence", item["id"].as_str().unwrap());
+    let not_affected = vex(&lab.base, &["CVE-2026-0001"], "not_affected");
+    assert_eq!(accepted(&server, &route, not_affected).await, []);
+    let affected = vex(&lab.base, &["CVE-2026-0002"], "affected");
+    assert_eq!(accepted(&server, &route, affected).await, []);
+    let ids = ["CVE-2026-0001", "CVE-2026-0002", "CVE-2026-0003"];
+    assert_eq!(
+        accepted(&server, &route, scan(&lab.base, &ids, &runner_key())).await,
+        [
+            ("F-1".to_owned(), "opened".to_owned()),
+            ("F-2".to_owned(), "opened".to_owned())
+        ],
+        "CVE-2026-0001 is not affected; 0002 and 0003 open findings"
+    );
+    assert_eq!(finding(&server, "F-1").await["test"], "CVE-2026-0002");
+    assert_eq!(finding(&server, "F-2").await["test"], "CVE-2026-0003");
+    // Pushed after the scan: the findings the scan opened stay open.
+    let late = vex(&lab.base, &["CVE-2026-0003"], "not_affected");
+    assert_eq!(accepted(&server, &route, late).await, []);
+    assert_eq!(finding(&server, "F-2").await["state"], "open");
+    finish(&server, &item, "failed").await;
+
+    // The next run of the same commit: the earlier run's VEX is not this run's evidence.
+    clock.advance(Duration::from_secs(1800));
+    tick_schedules(&state).await.unwrap();
+    let item = lease_one(&server, "ci").await;
+    let route = format!("/v1/runs/{}/evidence", item["id"].as_str().unwrap());
+    let again = scan(&lab.base, &["CVE-2026-0001"], &runner_key());
+    assert_eq!(
+        accepted(&server, &route, again).await,
+        [("F-3".to_owned(), "opened".to_owned())]
+    );
+    assert_eq!(finding(&server, "F-3").await["test"], "CVE-2026-0001");
     server.stop().await;
 }
 
@@ -1108,6 +1254,7 @@ async fn envelope_bytes(server: &Server, digest: &str) -> Vec<u8> {
 on_both_backends!(
     scheduled_failures_open_findings,
     reachable_vulnerabilities_open_findings,
+    vex_of_the_run_keeps_its_scan_from_opening_findings,
     finding_bundles_verify_their_envelopes_again,
     fixes_are_verified_or_reopened
 );
