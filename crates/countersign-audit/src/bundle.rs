@@ -108,7 +108,8 @@ pub fn digest(bytes: &[u8]) -> String {
 /// envelopes (`evidence`, a list), the signed authorization statement
 /// (`verification_summary`), as countersign-decide records them, and the envelope of an
 /// `evidence_accepted` event (`envelope`; a refused envelope is not stored, its event only
-/// names its digest). Other fields never name blobs.
+/// names its digest), and a finding event's envelope and the config it was verified against
+/// (`evidence`/`verification` → `envelope`, `config`). Other fields never name blobs.
 pub fn referenced_blobs(event: &Event) -> Vec<String> {
     use serde_json::Value;
     let mut digests = Vec::new();
@@ -131,7 +132,8 @@ pub fn referenced_blobs(event: &Event) -> Vec<String> {
         digests.extend(evidence.iter().filter_map(Value::as_str).map(str::to_owned));
     }
     // The failing evidence of a finding's observation, and the evidence a fix was verified
-    // (or the finding reopened) by.
+    // (or the finding reopened) by, each with the `countersign.toml` of the run's commit it
+    // was verified against.
     if matches!(
         event.kind,
         crate::event::EventKind::FindingOpened
@@ -140,13 +142,15 @@ pub fn referenced_blobs(event: &Event) -> Vec<String> {
             | crate::event::EventKind::FindingReopened
     ) {
         for part in ["evidence", "verification"] {
-            if let Some(d) = event
-                .data
-                .get(part)
-                .and_then(|p| p.get("envelope"))
-                .and_then(Value::as_str)
-            {
-                digests.push(d.to_owned());
+            for field in ["envelope", "config"] {
+                if let Some(d) = event
+                    .data
+                    .get(part)
+                    .and_then(|p| p.get(field))
+                    .and_then(Value::as_str)
+                {
+                    digests.push(d.to_owned());
+                }
             }
         }
     }
@@ -488,6 +492,21 @@ mod tests {
                 serde_json::json!({"envelope": "d4"})
             ),
             ["d4"]
+        );
+        // A finding's failing envelope and the config of the commit it was verified against.
+        assert_eq!(
+            refs(
+                EventKind::FindingOpened,
+                serde_json::json!({"evidence": {"envelope": "d6", "config": "d7", "commit": "c"}})
+            ),
+            ["d6", "d7"]
+        );
+        assert_eq!(
+            refs(
+                EventKind::FindingVerified,
+                serde_json::json!({"verification": {"envelope": "d8", "config": "d9"}})
+            ),
+            ["d8", "d9"]
         );
         // Only the digest of a refused envelope is logged; nothing to carry.
         assert!(

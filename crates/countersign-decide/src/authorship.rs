@@ -15,10 +15,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use countersign_lifecycle::Pool;
+use countersign_lifecycle::{DecidedRecord, Pool, Requirement};
+use countersign_policy::Decision;
 use serde::{Deserialize, Serialize};
 
-use crate::people::Directory;
+use crate::people::{Directory, principal_of};
 
 /// How far a person's authorship of a change is believed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -166,6 +167,47 @@ pub fn authorship(directory: &Directory, commits: &[CommitFacts]) -> Vec<Author>
 /// The principals of `authors`: who may not approve.
 pub fn principals(authors: &[Author]) -> Vec<String> {
     authors.iter().map(|a| a.principal.clone()).collect()
+}
+
+/// The approval part of `decision` as principals, as a decision records it: everyone who
+/// may approve (`eligible_approvers`) and each part of the change with its own eligible
+/// people (`requirements`). Both lists are the policy's, before the change's authors are
+/// taken out (only the proposer is out already): [`approver_pool`] takes them out.
+pub fn recorded_approvers(decision: &Decision) -> (Vec<String>, Vec<Requirement>) {
+    let approvals = &decision.approvals;
+    let eligible = approvals.eligible.iter().map(principal_of).collect();
+    let requirements = approvals
+        .requirements
+        .iter()
+        .map(|r| Requirement {
+            subject: r.subject.clone(),
+            reasons: r.reasons.clone(),
+            eligible: r.eligible.iter().map(principal_of).collect(),
+            min: r.min,
+        })
+        .collect();
+    (eligible, requirements)
+}
+
+/// Who may approve `decision` of a change by `proposer` whose authors (commit authors and
+/// committers, and the dispatcher: `countersign_lifecycle::authors`) are `authors`: the
+/// lifecycle's [`countersign_lifecycle::pool`] over the decision as recorded, so
+/// `countersign evaluate` shows the pool the server's proposal would count from.
+pub fn approver_pool(decision: &Decision, proposer: &str, authors: &[String]) -> Pool {
+    let (eligible_approvers, requirements) = recorded_approvers(decision);
+    let record = DecidedRecord {
+        tier: decision.tier,
+        automated: decision.tier.is_automated(),
+        approvals_required: decision.approvals.required,
+        requirements,
+        eligible_approvers,
+        // The pool reads only who may approve and how many must; no suites.
+        validation_plan: Vec::new(),
+        required_suites: Vec::new(),
+        missing_suites: Vec::new(),
+        policy_version: decision.policy_version.clone(),
+    };
+    countersign_lifecycle::pool(&record, proposer, authors)
 }
 
 fn short(commit: &str) -> &str {

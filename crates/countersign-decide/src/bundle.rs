@@ -409,12 +409,11 @@ pub fn outcome(bundle: &VerifiedBundle) -> Result<Outcome> {
                         commit_authors.join(", ")
                     );
                 }
-                authors = commit_authors;
-                // The dispatcher of the proposing agent is an author too (the server's
-                // `with_dispatcher`).
-                if let Some(dispatcher) = event.data.get("dispatched_by").and_then(Value::as_str) {
-                    authors.push(dispatcher.to_owned());
-                }
+                // The dispatcher of the proposing agent is an author too, as on the server.
+                authors = countersign_lifecycle::authors(
+                    &commit_authors,
+                    event.data.get("dispatched_by").and_then(Value::as_str),
+                );
                 decided = Some((head, &event.data));
             }
             EventKind::HeadMoved => {
@@ -690,6 +689,78 @@ fn reports(predicate_type: &str, predicate: &Value, test: &str) -> Option<bool> 
     None
 }
 
+/// Verifies again, offline, the envelope an event of a finding names in `part` (its
+/// `evidence` or `verification`): against the runner keys and capsule signers of the
+/// `countersign.toml` recorded beside it (`config`, the file at the run's commit the server
+/// verified it against), bound to the repository that config names and to the commit
+/// `part` names, of the finding's `suite`, signed by the runner `part` names. Fail closed:
+/// an envelope or config missing from the bundle, an event that records no config, a key
+/// the config does not trust, an altered payload, all refuse the bundle, naming the
+/// envelope.
+fn reverify(bundle: &VerifiedBundle, part: &Value, suite: &str) -> Result<()> {
+    let digest = part["envelope"].as_str().unwrap_or_default();
+    let refuse = |why: String| DecideError::invalid(format!("envelope {digest}: {why}"));
+    let envelope = bundle
+        .blobs
+        .get(digest)
+        .ok_or_else(|| refuse("missing from the bundle".into()))?;
+    let Some(config_digest) = part["config"].as_str() else {
+        return Err(refuse(
+            "the event records no `config` (the countersign.toml its runner keys were read              from), so the envelope cannot be verified again offline"
+                .into(),
+        ));
+    };
+    let config = bundle.blobs.get(config_digest).ok_or_else(|| {
+        refuse(format!(
+            "the config {config_digest} it was verified against is missing from the bundle"
+        ))
+    })?;
+    let config = std::str::from_utf8(config)
+        .map_err(|e| refuse(format!("the config {config_digest} is not UTF-8: {e}")))
+        .and_then(|text| {
+            countersign_repo::Config::parse(text)
+                .map_err(|e| refuse(format!("the config {config_digest}: {e}")))
+        })?;
+    let commit = part["commit"].as_str().unwrap_or_default();
+    let runners = crate::evidence::trusted_runners(&config)
+        .map_err(|e| refuse(format!("the config {config_digest}: {}", e.chain())))?;
+    let signers = crate::evidence::capsule_signers(&config)
+        .map_err(|e| refuse(format!("the config {config_digest}: {}", e.chain())))?;
+    let repository = crate::evidence::repository_name(&config, "the run's commit")
+        .map_err(|e| refuse(format!("the config {config_digest}: {}", e.chain())))?;
+    let trust = countersign_evidence::Trust {
+        runners: &runners,
+        capsule_signers: &signers,
+    };
+    let expected = countersign_evidence::Expected {
+        repository,
+        commit,
+        max_bytes: countersign_evidence::verify::DEFAULT_MAX_ENVELOPE_BYTES,
+    };
+    let accepted = countersign_evidence::verify_trusting(envelope, &trust, &expected)
+        .map_err(|refusal| {
+            refuse(format!(
+                "does not verify against the runner keys and capsule signers of the                  countersign.toml of {commit} ({config_digest}): {}: {refusal}",
+                refusal.reason()
+            ))
+        })?;
+    if accepted.suite != suite {
+        return Err(refuse(format!(
+            "it attests suite {:?}, the finding is of suite {suite:?}",
+            accepted.suite
+        )));
+    }
+    if let Some(runner) = part["runner"].as_str()
+        && runner != accepted.runner
+    {
+        return Err(refuse(format!(
+            "it is signed by runner {:?}, the event says {runner:?}",
+            accepted.runner
+        )));
+    }
+    Ok(())
+}
+
 /// Verifies a finding's bundle (`countersign bundle verify` on a file of
 /// [`countersign_audit::FINDING_BUNDLE_FORMAT`]): every part's signature, proofs and chain;
 /// the finding's events replayed (opened, observed, linked, verified or reopened, in an
@@ -698,9 +769,11 @@ fn reports(predicate_type: &str, predicate: &Value, test: &str) -> Option<bool> 
 /// test; every linked proposal's bundle present, its outcome replayed and its decision
 /// re-derived; and the verifying proposal merged at the commit its post-merge run tested.
 ///
-/// Not re-checked here: the signatures of the finding's envelopes against the runner keys
-/// of the branch's config at that commit (the server checked them when it accepted them;
-/// the config is not among the finding's blobs).
+/// Every envelope an event names is verified again ([`reverify`]) against the runner keys
+/// and capsule signers of the `countersign.toml` at the run's commit, which the event
+/// records. Not re-checked: that the recorded config is the file at that commit (the bundle
+/// holds no git objects; the log's signature vouches for what the server read), and a
+/// capsule's validity window (judged by the server's clock on receipt).
 pub fn verify_finding(bytes: &[u8], verifier: &Verifier) -> Result<FindingOutcome> {
     use countersign_lifecycle::FindingState;
     let parsed = countersign_audit::FindingBundle::parse(bytes)
@@ -723,6 +796,8 @@ pub fn verify_finding(bytes: &[u8], verifier: &Verifier) -> Result<FindingOutcom
     let mut verified_by = None;
     let mut verifications: Vec<(String, String)> = Vec::new();
     let mut test = String::new();
+    // The finding's suite, as its observations name it.
+    let mut suite = String::new();
     let mut as_of = 0;
     for (index, event) in &finding.events {
         as_of = *index;
@@ -744,6 +819,9 @@ pub fn verify_finding(bytes: &[u8], verifier: &Verifier) -> Result<FindingOutcom
                 }
                 let evidence = &event.data["evidence"];
                 let digest = evidence["envelope"].as_str().unwrap_or_default();
+                reverify(&finding, evidence, text(event, "suite")?)
+                    .map_err(|e| at(e.to_string()))?;
+                suite = text(event, "suite")?.to_owned();
                 let (commit, predicate_type, predicate) = statement_of(&finding, digest)?;
                 if Some(commit.as_str()) != evidence["commit"].as_str() {
                     return Err(at(format!(
@@ -778,6 +856,7 @@ pub fn verify_finding(bytes: &[u8], verifier: &Verifier) -> Result<FindingOutcom
                     .and_then(|s| s.after_fix(passed))
                     .ok_or_else(|| at(format!("settled where the finding is {state:?}")))?;
                 let digest = verification["envelope"].as_str().unwrap_or_default();
+                reverify(&finding, verification, &suite).map_err(|e| at(e.to_string()))?;
                 let (commit, predicate_type, predicate) = statement_of(&finding, digest)?;
                 if Some(commit.as_str()) != verification["commit"].as_str() {
                     return Err(at(format!(

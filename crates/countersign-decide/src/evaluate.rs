@@ -85,15 +85,19 @@ pub fn evaluate_with_what_if(
         bail!("evidence needs a change between two commits: evidence is bound to commits");
     }
     match change {
-        ChangeSource::Commits { base, head } => evaluate_commits(
-            repo,
-            &base,
-            &head,
-            proposer,
-            &evidence::read_all(evidence)?,
-            None,
-            what_if,
-        ),
+        ChangeSource::Commits { base, head } => {
+            let mut evaluation = evaluate_commits(
+                repo,
+                &base,
+                &head,
+                proposer,
+                &evidence::read_all(evidence)?,
+                None,
+                what_if,
+            )?;
+            exclude_authors(repo, &mut evaluation, proposer)?;
+            Ok(evaluation)
+        }
         ChangeSource::Paths { paths, rev } => {
             let changes = listed_paths(paths)?;
             let (state, reads, untracked_read) = match rev {
@@ -131,6 +135,43 @@ pub fn evaluate_with_what_if(
             Ok(evaluation)
         }
     }
+}
+
+/// Takes the authors of the change's commits (and the dispatcher) out of the report's
+/// approvers, with the functions the server's proposals use: the commits read by
+/// `people::change_authors` through the base's catalog, the list of authors by
+/// `countersign_lifecycle::authors`, and the pool by `authorship::approver_pool`. So
+/// `evaluate` never lists as eligible someone the server would refuse as an author. (The
+/// server reads the authors itself, cached per base; its decision records the list before
+/// they are taken out, and its view takes them out.)
+fn exclude_authors(repo: &Path, evaluation: &mut Evaluation, proposer: &Proposer) -> Result<()> {
+    let change = &evaluation.report.change;
+    let (Some(base), Some(head)) = (&change.base, &change.head) else {
+        return Ok(());
+    };
+    let git = Repo::open(repo)?;
+    let (base, head) = (git.resolve(base)?, git.resolve(head)?);
+    let people = crate::people::people(&git, &base)?;
+    let read = crate::people::change_authors(&git, &people, &base, &head)?;
+    let authors =
+        countersign_lifecycle::authors(&read.principals(), proposer.dispatched_by.as_deref());
+    let author = evaluation.decision.author.to_string();
+    let pool = crate::authorship::approver_pool(&evaluation.decision, &author, &authors);
+    let explanation = crate::authorship::explain(&read.authorship, &pool, &author);
+    let approvers = &mut evaluation.report.approvers;
+    approvers.exclude_authors(authors, &pool, explanation);
+    // The decision's own lists too, so its text says the same as the report.
+    let may = |user: &countersign_graph::EntityRef| {
+        let principal = crate::people::principal_of(user);
+        pool.eligible.contains(&principal)
+    };
+    let approvals = &mut evaluation.decision.approvals;
+    approvals.eligible.retain(may);
+    for requirement in &mut approvals.requirements {
+        requirement.eligible.retain(may);
+    }
+    approvals.shortfall = approvers.shortfall;
+    Ok(())
 }
 
 /// [`evaluate`] of the change `base..head` with the governed state of `base` taken from

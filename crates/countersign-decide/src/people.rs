@@ -384,3 +384,40 @@ pub fn commit_facts(
     }
     Ok(facts)
 }
+
+/// Who the commits of a change name, and the raw commits that say so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeAuthors {
+    /// Each person a commit of `base..head` names as author or committer, with the commits
+    /// that name them and how far it is believed; sorted by principal.
+    pub authorship: Vec<crate::authorship::Author>,
+    /// The raw objects of those commits (id, bytes), in walk order: what a decision records
+    /// so a bundle re-derives the same authors.
+    pub commit_objects: Vec<(String, Vec<u8>)>,
+}
+
+impl ChangeAuthors {
+    /// The principals the commits name (`human:<user>`, `agent:<user>`, `email:<addr>`):
+    /// none of them may approve the change.
+    pub fn principals(&self) -> Vec<String> {
+        crate::authorship::principals(&self.authorship)
+    }
+}
+
+/// The authors and committers of the commits of `base..head`, mapped through the base's
+/// `people` and their signatures checked against its keys: the one reading of a change's
+/// authors, for the server's proposals and `countersign evaluate` alike (a bundle re-derives
+/// it from the recorded objects with [`commit_facts`]). Blocking (git).
+pub fn change_authors(
+    repo: &Repo,
+    people: &People,
+    base: &CommitId,
+    head: &CommitId,
+) -> Result<ChangeAuthors, DecideError> {
+    let commit_objects = commit_objects(repo, base, head)?;
+    let commits = commit_facts(&commit_objects, people)?;
+    Ok(ChangeAuthors {
+        authorship: crate::authorship::authorship(&people.directory, &commits),
+        commit_objects,
+    })
+}

@@ -360,8 +360,45 @@ pub struct ApproversReport {
     pub eligible: Vec<String>,
     /// Who is alerted when an automated change proceeds.
     pub notify: Vec<String>,
-    /// How many more eligible humans are needed than the graph names.
+    /// How many more eligible humans are needed than the graph names (once the change's
+    /// authors are taken out).
     pub shortfall: u32,
+    /// Who may not approve besides the author: everyone the change's commits name as author
+    /// or committer, and the person who dispatched the proposing agent. Absent when there is
+    /// none (always for a list of paths, which has no commits).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authors: Vec<String>,
+    /// Approvers the owners would name who may not approve this change because they are
+    /// among `authors` (the server's `approver_pool.excluded_as_authors`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_as_authors: Vec<String>,
+    /// What the commits say about their authors and the approvers they took out, as the
+    /// server's decision explains it (`authorship.explanation`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorship: Vec<String>,
+}
+
+impl ApproversReport {
+    /// Takes the change's `authors` out of who may approve, as `pool` (the lifecycle's
+    /// approver pool of the decision) says: `eligible` and each requirement's people become
+    /// those the server would let approve, and `shortfall` counts what the people left lack.
+    pub fn exclude_authors(
+        &mut self,
+        authors: Vec<String>,
+        pool: &countersign_lifecycle::Pool,
+        explanation: Vec<String>,
+    ) {
+        let may = |person: &String| pool.eligible.contains(person);
+        for requirement in &mut self.requirements {
+            requirement.eligible.retain(may);
+        }
+        self.eligible.retain(may);
+        let lacks = pool.unmet.iter().map(|(_, more)| *more).max().unwrap_or(0);
+        self.shortfall = self.shortfall.max(lacks);
+        self.authors = authors;
+        self.excluded_as_authors = pool.excluded.clone();
+        self.authorship = explanation;
+    }
 }
 
 /// One part of a change that its own owners must approve.
@@ -479,6 +516,9 @@ pub fn build(input: ReportInput<'_>) -> EvaluationReport {
             eligible: principals(&decision.approvals.eligible),
             notify: refs(&decision.approvals.notify),
             shortfall: decision.approvals.shortfall,
+            authors: Vec::new(),
+            excluded_as_authors: Vec::new(),
+            authorship: Vec::new(),
         },
         validation_plan: plan_report(plan, self_validated),
         graph_version,

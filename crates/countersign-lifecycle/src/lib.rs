@@ -18,7 +18,9 @@ mod transition;
 pub use finding::{FindingKind, FindingState, Severity, identity, severity};
 pub use record::{DecidedRecord, RecordError, Requirement};
 pub use state::{ProposalState, UnknownValue, Verdict};
-pub use tally::{Approval, Ineligible, Pool, Tally, eligibility, pool, same_principal, tally};
+pub use tally::{
+    Approval, Ineligible, Pool, Tally, authors, eligibility, pool, same_principal, tally,
+};
 pub use transition::{
     Event, Proposal, Refusal, RefusalKind, Transition, VerdictChange, opened, settle, transition,
 };

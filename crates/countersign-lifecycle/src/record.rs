@@ -3,10 +3,10 @@
 //! cannot say how many approvals it needs never reads as "none".
 
 use countersign_policy::Tier;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One part of a change its own owners must approve.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Requirement {
     /// A node ref, `governance files`, `unmapped files` or `the change`.

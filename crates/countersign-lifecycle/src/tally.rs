@@ -56,6 +56,26 @@ pub enum Ineligible {
     NotEligible,
 }
 
+/// Everyone kept from giving a verdict besides the proposer: each principal the change's
+/// commits name as author or committer (`commit_authors`), and the person who dispatched
+/// the proposing agent (`dispatched_by`, agent provenance): they set the agent to work, so
+/// the change is theirs too. The one list the server's proposals, `countersign evaluate`
+/// and a bundle's replay pass as `authors` to [`eligibility`], [`tally`] and [`pool`].
+/// In the order given, the dispatcher last, each once.
+pub fn authors(commit_authors: &[String], dispatched_by: Option<&str>) -> Vec<String> {
+    let mut all: Vec<String> = Vec::with_capacity(commit_authors.len() + 1);
+    for author in commit_authors
+        .iter()
+        .map(String::as_str)
+        .chain(dispatched_by)
+    {
+        if !all.iter().any(|a| a == author) {
+            all.push(author.to_owned());
+        }
+    }
+    all
+}
+
 /// Whether `who` may give a verdict on a proposal by `proposer` whose commits were authored
 /// or committed by `authors`, under `record`.
 pub fn eligibility(

@@ -21,6 +21,10 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) with a fresh schema, dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bench;
+
+use bench::{Database, ms, percentile};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,58 +144,6 @@ fn repository(
     (base.as_str().to_owned(), heads)
 }
 
-enum Database {
-    /// The directory is held for its `Drop`.
-    #[allow(dead_code)]
-    Sqlite(tempfile::TempDir, String),
-    Postgres(countersign_testdb::PgSchema),
-}
-
-impl Database {
-    async fn open(spec: &str) -> Database {
-        if spec == "sqlite" {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("fleet.db").display()
-            );
-            return Database::Sqlite(dir, url);
-        }
-        let base = if spec == "postgres" {
-            std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| countersign_testdb::DEFAULT_URL.to_owned())
-        } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-            spec.to_owned()
-        } else {
-            panic!("--database {spec:?}: expected sqlite, postgres or a postgres:// URL");
-        };
-        let schema = countersign_testdb::PgSchema::create_on(&base, "fleet")
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
-        Database::Postgres(schema)
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            Database::Sqlite(_, url)
-            | Database::Postgres(countersign_testdb::PgSchema { url, .. }) => url,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Database::Sqlite(..) => "sqlite",
-            Database::Postgres(_) => "postgres",
-        }
-    }
-
-    async fn drop_schema(self) {
-        if let Database::Postgres(schema) = self {
-            schema.drop_schema().await;
-        }
-    }
-}
-
 /// A running server over a fresh database, with a proposer token and `runners` runner
 /// tokens of `runner:ci`.
 struct Harness {
@@ -218,7 +170,7 @@ impl Harness {
     ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let (base, heads) = repository(dir.path(), components, suites_per_component);
-        let database = Database::open(spec).await;
+        let database = Database::open(spec, "fleet").await;
         let url = database.url().to_owned();
         let handle = server_runtime.clone();
         // (sqlx's connect future is not `Send`: it runs on a thread of its own, once.)
@@ -341,18 +293,6 @@ impl Harness {
             database.drop_schema().await;
         }
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
 async fn overhead(args: &Args, server_runtime: &tokio::runtime::Handle) {

@@ -34,6 +34,10 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) with a fresh schema, dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bench;
+
+use bench::{Database, ms, percentile};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -259,55 +263,6 @@ fn pack(dir: &std::path::Path) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-enum Database {
-    /// The directory is held for its `Drop`.
-    #[allow(dead_code)]
-    Sqlite(tempfile::TempDir, String),
-    Postgres(countersign_testdb::PgSchema),
-}
-
-impl Database {
-    async fn open(spec: &str) -> Database {
-        if spec == "sqlite" {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display());
-            return Database::Sqlite(dir, url);
-        }
-        let base = if spec == "postgres" {
-            std::env::var("COUNTERSIGN_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| countersign_testdb::DEFAULT_URL.to_owned())
-        } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-            spec.to_owned()
-        } else {
-            panic!("--database {spec:?}: expected sqlite, postgres or a postgres:// URL");
-        };
-        let schema = countersign_testdb::PgSchema::create_on(&base, "load")
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
-        Database::Postgres(schema)
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            Database::Sqlite(_, url)
-            | Database::Postgres(countersign_testdb::PgSchema { url, .. }) => url,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Database::Sqlite(..) => "sqlite",
-            Database::Postgres(_) => "postgres",
-        }
-    }
-
-    async fn drop_schema(self) {
-        if let Database::Postgres(schema) = self {
-            schema.drop_schema().await;
-        }
-    }
-}
-
 struct Shared {
     client: reqwest::Client,
     url: String,
@@ -405,18 +360,6 @@ async fn hostile_client(
     statuses
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
-
 async fn run_phase(shared: &Arc<Shared>, clients: usize) -> (Tally, Duration) {
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -467,7 +410,7 @@ async fn run(args: Args, server_runtime: tokio::runtime::Handle) {
     let dir = tempfile::tempdir().unwrap();
     let (base, heads) = repository(dir.path(), args.components, args.changes);
     let packed = args.pack && pack(dir.path());
-    let database = Database::open(&args.database).await;
+    let database = Database::open(&args.database, "load").await;
     let url = database.url().to_owned();
     // The server's store lives in the server's runtime (its connections' I/O with it).
     let handle = server_runtime.clone();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use countersign_decide::DecideError;
-use countersign_decide::authorship::{self, Author};
+use countersign_decide::authorship::Author;
 use countersign_decide::people::{self, People};
 use countersign_policy::Principal;
 use countersign_repo::{CommitId, ContentChange, Repo, Side};
@@ -48,13 +48,11 @@ impl ChangeFacts {
         let repo = Repo::open_shared(path)?;
         let (base, head) = (CommitId::from_hex(base)?, CommitId::from_hex(head)?);
         let catalog = directories.get(path, &repo, &base)?;
-        let commit_objects = people::commit_objects(&repo, &base, &head)?;
-        let commits = people::commit_facts(&commit_objects, &catalog)?;
-        let authorship = authorship::authorship(&catalog.directory, &commits);
+        let read = people::change_authors(&repo, &catalog, &base, &head)?;
         Ok(ChangeFacts {
-            authors: authorship::principals(&authorship),
-            authorship,
-            commit_objects,
+            authors: read.principals(),
+            authorship: read.authorship,
+            commit_objects: read.commit_objects,
             diff_digest: diff_digest(&repo.diff_content(&base, &head)?),
         })
     }

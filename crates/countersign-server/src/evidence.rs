@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use countersign_audit::EventKind;
 use countersign_lifecycle::{Event, transition};
 use countersign_policy::Principal;
-use countersign_store::{AcceptedEvidence, Proposal, Store, Tx};
+use countersign_store::{AcceptedEvidence, Proposal, Run, Store, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -52,9 +52,10 @@ pub const EVIDENCE_BODY_LIMIT: usize = 1024 * 1024;
 /// How many times a submission is re-derived when other evidence for the same head lands
 /// in between (each attempt sees the set it decides with unchanged, or starts over).
 const ATTEMPTS: usize = 5;
-/// Refused envelopes logged per proposal head at most: each refusal is an audit entry, and
-/// a runner token (or whoever stole one) must not be able to grow the log without bound.
-/// Beyond it refusals are answered `429` and not logged; a new head starts over.
+/// Refused envelopes logged per proposal head (and per branch run) at most: each refusal is
+/// an audit entry, and a runner token (or whoever stole one) must not be able to grow the
+/// log without bound. Beyond it refusals are answered `429` and not logged; a new head (or
+/// run) starts over.
 pub const MAX_REFUSED_PER_HEAD: usize = 64;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -316,13 +317,14 @@ async fn submit(
         let seen: Vec<String> = stored.iter().map(|(row, _)| row.digest.clone()).collect();
         match weigh(&state, &proposal, named(stored), &digest, &envelope).await? {
             Weighed::Refused(refused) => {
-                return refuse(&state, &proposal, &actor, &digest, envelope.len(), refused).await;
+                let pushed = Pushed::Proposal(&proposal);
+                let size = envelope.len();
+                return refuse(&state, pushed, &actor, &digest, size, refused.reasons).await;
             }
             Weighed::Accepted { .. } if let Some(reason) = capsule_lapsed(&state, &envelope) => {
-                let refused = Refused {
-                    reasons: vec![reason],
-                };
-                return refuse(&state, &proposal, &actor, &digest, envelope.len(), refused).await;
+                let pushed = Pushed::Proposal(&proposal);
+                let size = envelope.len();
+                return refuse(&state, pushed, &actor, &digest, size, vec![reason]).await;
             }
             Weighed::Accepted {
                 outcome,
@@ -440,37 +442,77 @@ fn accepted_body(
     }
 }
 
+/// Where a refused envelope was pushed: a proposal (weighed against its current head), or a
+/// branch run (weighed against the run's commit, `findings`).
+pub(crate) enum Pushed<'a> {
+    Proposal(&'a Proposal),
+    Run { run: &'a Run, branch: &'a str },
+}
+
+impl Pushed<'_> {
+    /// The log subject the refusal is about.
+    fn subject(&self) -> &str {
+        match self {
+            Pushed::Proposal(p) => &p.id,
+            Pushed::Run { run, .. } => &run.id,
+        }
+    }
+
+    /// The field of an `evidence_refused` event that scopes the count, and its value here:
+    /// the proposal's head (a head move starts over), or the run's commit.
+    fn scope(&self) -> (&'static str, &str) {
+        match self {
+            Pushed::Proposal(p) => ("head", &p.head),
+            Pushed::Run { run, .. } => ("commit", &run.commit),
+        }
+    }
+
+    /// What the answer names: `head H`, or `run R at C`.
+    fn what(&self) -> String {
+        match self {
+            Pushed::Proposal(p) => format!("head {}", p.head),
+            Pushed::Run { run, .. } => format!("run {} at {}", run.id, run.commit),
+        }
+    }
+}
+
 /// Logs the refusal in its own transaction and answers 422 with every reason. The same
-/// envelope refused again for the same head is answered alike but not logged again; past
-/// [`MAX_REFUSED_PER_HEAD`] logged refusals for the head, a new one is `429`, not logged.
-/// Counted in the refusal's transaction with the proposal locked, so concurrent refusals
-/// (on any replica) count each other exactly.
-async fn refuse(
+/// envelope refused again for the same head (or run) is answered alike but not logged
+/// again; past [`MAX_REFUSED_PER_HEAD`] logged refusals for the head (or run), a new one is
+/// `429`, not logged. Counted in the refusal's transaction with the proposal (or run)
+/// locked, so concurrent refusals (on any replica) count each other exactly. One event
+/// shape for both: `envelope`, `size`, `reasons`, and the head, or the run, its branch and
+/// commit.
+pub(crate) async fn refuse(
     state: &AppState,
-    proposal: &Proposal,
+    pushed: Pushed<'_>,
     actor: &str,
     digest: &str,
     size: usize,
-    refused: Refused,
+    reasons: Vec<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let detail = refused
-        .reasons
+    let detail = reasons
         .iter()
         .map(|(reason, message)| format!("{reason}: {message}"))
         .collect::<Vec<_>>()
         .join("; ");
-    let answer = ApiError::Invalid(format!(
-        "evidence refused for head {}: {detail}",
-        proposal.head
-    ));
+    let answer = ApiError::Invalid(format!("evidence refused for {}: {detail}", pushed.what()));
+    let (key, value) = pushed.scope();
     let mut tx = state.store.begin().await?;
-    tx.lock_proposal(&proposal.id).await?;
+    match &pushed {
+        Pushed::Proposal(p) => {
+            tx.lock_proposal(&p.id).await?;
+        }
+        Pushed::Run { run, .. } => {
+            tx.lock_run(&run.id).await?;
+        }
+    }
     let mut logged = 0;
-    for entry in tx.entries_about(&proposal.id).await? {
+    for entry in tx.entries_about(pushed.subject()).await? {
         let event = entry
             .event()
             .map_err(|e| ApiError::Internal(format!("log entry {}: {e}", entry.index)))?;
-        if event.kind != EventKind::EvidenceRefused || event.data["head"] != proposal.head {
+        if event.kind != EventKind::EvidenceRefused || event.data[key] != value {
             continue;
         }
         if event.data["envelope"] == digest {
@@ -481,30 +523,43 @@ async fn refuse(
     }
     if logged >= MAX_REFUSED_PER_HEAD {
         tx.rollback().await?;
+        let hint = match pushed {
+            Pushed::Proposal(_) => "fix the runner, or move the proposal's head",
+            Pushed::Run { .. } => "fix the runner; the next run starts over",
+        };
         return Err(ApiError::TooMany(format!(
-            "{logged} refused envelopes are logged for head {} already; this one is refused \
-             too ({detail}) and not logged: fix the runner, or move the proposal's head",
-            proposal.head
+            "{logged} refused envelopes are logged for {} already; this one is refused \
+             too ({detail}) and not logged: {hint}",
+            pushed.what()
         )));
     }
     let now = state.clock.rfc3339();
-    let reasons: Vec<Value> = refused
-        .reasons
+    let reasons: Vec<Value> = reasons
         .iter()
         .map(|(reason, message)| json!({ "reason": reason, "message": message }))
         .collect();
     // The envelope's digest and size, not its bytes: a refused body may be anything, and
     // storing it would let any runner token fill the database.
-    let data = json!({
-        "envelope": digest,
-        "size": size,
-        "head": proposal.head,
-        "reasons": reasons,
-    });
+    let data = match pushed {
+        Pushed::Proposal(p) => json!({
+            "envelope": digest,
+            "size": size,
+            "head": p.head,
+            "reasons": reasons,
+        }),
+        Pushed::Run { run, branch } => json!({
+            "envelope": digest,
+            "size": size,
+            "run": run.id,
+            "branch": branch,
+            "commit": run.commit,
+            "reasons": reasons,
+        }),
+    };
     tx.append_event(&event(
         EventKind::EvidenceRefused,
         &now,
-        &proposal.id,
+        pushed.subject(),
         actor,
         data,
     )?)

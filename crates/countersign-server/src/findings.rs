@@ -20,7 +20,8 @@
 //! Failures of a proposal's own pre-merge runs never come here: they are that proposal's
 //! evidence and block it (`evidence`). All of it is written in one transaction with the
 //! envelope's blob and its `evidence_accepted` event (subject: the run). A refused envelope
-//! is answered 422 and not logged (the run's outcome already says it errored).
+//! is logged as a proposal's is (`evidence_refused` about the run, with the reasons; once
+//! per envelope, at most `MAX_REFUSED_PER_HEAD` per run) and answered 422.
 
 use std::collections::BTreeSet;
 use std::path::Path as FsPath;
@@ -82,6 +83,10 @@ struct Failure {
 
 /// What an accepted envelope of a branch run says.
 struct Derived {
+    /// The `countersign.toml` of the run's commit, as read: the runner keys and capsule
+    /// signers the envelope was verified against, stored with the finding's events so the
+    /// finding's bundle verifies the envelope again offline.
+    config: Vec<u8>,
     runner: String,
     key_id: String,
     suite: String,
@@ -128,12 +133,27 @@ fn suite_component(
 }
 
 /// Verifies `envelope` for run `run` against the governed state of the run's commit and
-/// derives what it reports. Blocking.
-fn derive(path: &FsPath, run: &Run, digest: &str, envelope: &[u8]) -> Result<Weighed, DecideError> {
+/// derives what it reports. `vex` are the VEX envelopes accepted for the same run before
+/// it: a scan's reachable vulnerability they say does not affect its component opens no
+/// finding, as it blocks no proposal when a proposal's head evidence says so. Blocking.
+fn derive(
+    path: &FsPath,
+    run: &Run,
+    digest: &str,
+    envelope: &[u8],
+    vex: &[countersign_decide::evidence::EvidenceInput],
+) -> Result<Weighed, DecideError> {
     let repo = Repo::open_shared(path)?;
     let commit = CommitId::from_hex(&run.commit)?;
     let tree = repo.commit_tree(&commit)?;
     let state = countersign_decide::governed::load(&tree)?;
+    // The same bytes the state's config was parsed from (a commit is immutable).
+    let config = countersign_graph::FileSource::read(
+        &tree,
+        countersign_repo::CONFIG_FILE,
+        countersign_graph::Limits::default().file_bytes,
+    )?
+    .unwrap_or_default();
     let graph = state.graph();
     let name = format!("sha256:{digest}");
     let files = vec![(name, Ok(envelope.to_vec()))];
@@ -170,6 +190,7 @@ fn derive(path: &FsPath, run: &Run, digest: &str, envelope: &[u8]) -> Result<Wei
     }
     let command = reproduce(run);
     let mut derived = Derived {
+        config,
         runner: evidence.runner.clone(),
         key_id: evidence.key_id.clone(),
         suite: evidence.suite.clone(),
@@ -214,20 +235,50 @@ fn derive(path: &FsPath, run: &Run, digest: &str, envelope: &[u8]) -> Result<Wei
         }
         Predicate::Vulns(_) => {
             derived.kind = Some(FindingKind::Vulnerability);
-            let head = [evidence.clone()];
             let plan = countersign_evidence::ValidationPlan::default();
-            let assessment = assess(&AssessInput {
-                graph,
-                plan: &plan,
-                head: &head,
-                base: &[],
-                base_commit: None,
-            });
-            for v in assessment
+            let reachable = |head: &[countersign_evidence::AcceptedEvidence]| {
+                assess(&AssessInput {
+                    graph,
+                    plan: &plan,
+                    head,
+                    base: &[],
+                    base_commit: None,
+                })
                 .vulnerabilities
-                .iter()
+                .into_iter()
                 .filter(|v| v.reachability.is_reachable())
-            {
+                .collect::<Vec<_>>()
+            };
+            // What settles a fix is the scan alone: a fix is verified only once the
+            // vulnerability is no longer reported reachable, never by a statement that it
+            // does not matter (and the finding's bundle shows the scan, not the statement).
+            for v in reachable(std::slice::from_ref(&evidence)) {
+                let component = v
+                    .node
+                    .as_ref()
+                    .map_or_else(|| UNMAPPED.to_owned(), ToString::to_string);
+                derived.reachable.insert((v.id.clone(), component));
+            }
+            // What opens findings is the scan weighed with the run's VEX, as a proposal's
+            // head evidence is weighed together (re-verified: same commit, same config).
+            let mut head = vec![evidence.clone()];
+            if !vex.is_empty() {
+                let verified = countersign_decide::evidence::verify_for_change(
+                    vex,
+                    &state.config,
+                    graph,
+                    commit.as_str(),
+                    commit.as_str(),
+                )?;
+                head.extend(
+                    verified
+                        .accepted
+                        .into_iter()
+                        .map(|a| a.evidence)
+                        .filter(|e| matches!(e.predicate, Predicate::OpenVex(_))),
+                );
+            }
+            for v in reachable(&head) {
                 let node = v
                     .node
                     .as_ref()
@@ -237,7 +288,6 @@ fn derive(path: &FsPath, run: &Run, digest: &str, envelope: &[u8]) -> Result<Wei
                     .node
                     .as_ref()
                     .map_or_else(|| UNMAPPED.to_owned(), ToString::to_string);
-                derived.reachable.insert((v.id.clone(), component.clone()));
                 derived.failures.push(Failure {
                     kind: FindingKind::Vulnerability,
                     test: v.id.clone(),
@@ -260,7 +310,8 @@ fn derive(path: &FsPath, run: &Run, digest: &str, envelope: &[u8]) -> Result<Wei
                 });
             }
         }
-        // VEX only ever clears findings; alone it reports none.
+        // VEX only ever keeps a scan of the same run from opening findings (a scan pushed
+        // after it); alone it reports none.
         Predicate::OpenVex(_) => {}
     }
     Ok(Weighed::Accepted(Box::new(derived)))
@@ -336,8 +387,8 @@ pub struct RunEvidenceAccepted {
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "A proposal's run, or not held by this runner"),
         (status = 413, body = Problem),
-        (status = 422, body = Problem, description = "Refused: the detail lists each reason"),
-        (status = 429, body = Problem, description = "The run has the most envelopes one run may push")
+        (status = 422, body = Problem, description = "Refused (logged): the detail lists each reason"),
+        (status = 429, body = Problem, description = "The run has the most envelopes one run may push, or MAX_REFUSED_PER_HEAD refusals logged")
     ),
     security(("bearer" = []))
 )]
@@ -393,11 +444,14 @@ async fn submit(
             run.repo
         ))
     })?;
+    let vex = run_vex(&state, &run).await?;
     let weighed = {
         let (run, digest, bytes) = (run.clone(), digest.clone(), envelope.to_vec());
         state
             .pipeline
-            .blocking_for(&path.clone(), move || derive(&path, &run, &digest, &bytes))
+            .blocking_for(&path.clone(), move || {
+                derive(&path, &run, &digest, &bytes, &vex)
+            })
             .await?
     };
     let weighed = match weighed {
@@ -408,27 +462,25 @@ async fn submit(
         }
         other => other,
     };
-    let derived = match weighed {
-        Ok(Weighed::Accepted(derived)) => derived,
-        Ok(Weighed::Refused(reasons)) => {
-            let detail = reasons
-                .iter()
-                .map(|(reason, message)| format!("{reason}: {message}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(ApiError::Invalid(format!(
-                "evidence refused for run {id} at {}: {detail}",
-                run.commit
-            )));
-        }
-        Err(e) if e.is_input() => {
-            return Err(ApiError::Invalid(format!(
-                "evidence refused for run {id} at {}: unverifiable: {}",
-                run.commit,
-                e.chain()
-            )));
-        }
+    let reasons = match weighed {
+        Ok(Weighed::Accepted(derived)) => Ok(derived),
+        Ok(Weighed::Refused(reasons)) => Err(reasons),
+        // The run's commit is protected history the server read before; what is new is the
+        // envelope, so an input error here is its verification's, as for a proposal.
+        Err(e) if e.is_input() => Err(vec![("unverifiable".to_owned(), e.chain())]),
         Err(e) => return Err(e.into()),
+    };
+    let derived = match reasons {
+        Ok(derived) => derived,
+        Err(reasons) => {
+            // Logged like a proposal's refusal (`evidence_refused`, about the run).
+            let pushed = crate::evidence::Pushed::Run {
+                run: &run,
+                branch: &branch,
+            };
+            let size = envelope.len();
+            return crate::evidence::refuse(&state, pushed, &actor, &digest, size, reasons).await;
+        }
     };
     let now = state.clock.rfc3339();
     let now_ms = crate::runs::millis(state.clock.now());
@@ -440,6 +492,7 @@ async fn submit(
         .ok_or_else(|| ApiError::NotFound(format!("no run {id}")))?;
     held(&current, &actor)?;
     tx.put_blob(&envelope).await?;
+    let config = tx.put_blob(&derived.config).await?;
     tx.append_event(&event(
         EventKind::EvidenceAccepted,
         &now,
@@ -466,7 +519,7 @@ async fn submit(
             &run,
             proposal,
             &derived,
-            &digest,
+            (&digest, &config),
             &now,
             now_ms,
             &mut changes,
@@ -480,6 +533,7 @@ async fn submit(
             "branch": branch,
             "cause": run.cause,
             "envelope": digest,
+            "config": config,
             "runner": derived.runner,
             "test": failure.test,
             "message": failure.message,
@@ -543,6 +597,33 @@ async fn submit(
         .into_response())
 }
 
+/// The VEX envelopes accepted for `run` so far, named by digest as verification names files.
+async fn run_vex(
+    state: &AppState,
+    run: &Run,
+) -> Result<Vec<countersign_decide::evidence::EvidenceInput>, ApiError> {
+    let mut vex = Vec::new();
+    for entry in state.store.entries_about(&run.id).await? {
+        let e = entry
+            .event()
+            .map_err(|e| ApiError::Internal(format!("log entry {}: {e}", entry.index)))?;
+        if e.kind != EventKind::EvidenceAccepted
+            || e.data["predicate_type"] != countersign_evidence::statement::OPENVEX_V020
+        {
+            continue;
+        }
+        let digest = e.data["envelope"].as_str().unwrap_or_default();
+        let bytes = state.store.blob(digest).await?.ok_or_else(|| {
+            ApiError::Internal(format!(
+                "run {}: accepted envelope {digest} has no blob",
+                run.id
+            ))
+        })?;
+        vex.push((format!("sha256:{digest}"), Ok(bytes)));
+    }
+    Ok(vex)
+}
+
 /// Refuses a caller that does not hold `run`'s current lease.
 fn held(run: &Run, actor: &str) -> Result<(), ApiError> {
     if run.state != RunState::Running || run.runner.as_deref() != Some(actor) {
@@ -604,7 +685,7 @@ async fn settle(
     run: &Run,
     proposal: &str,
     derived: &Derived,
-    digest: &str,
+    (digest, config): (&str, &str),
     now: &str,
     now_ms: i64,
     changes: &mut Vec<FindingChange>,
@@ -644,6 +725,7 @@ async fn settle(
             "run": run.id,
             "commit": run.commit,
             "envelope": digest,
+            "config": config,
             "runner": derived.runner,
             "passed": passed,
             "reason": why,

@@ -814,8 +814,8 @@ impl Outcome {
             policy_version: decision.policy_version.clone(),
         };
         // The dispatcher of an agent counts as an author (agent provenance): out of the pool.
-        let mut authors = self.change.authors.clone();
-        authors.extend(self.dispatched_by.iter().cloned());
+        let authors =
+            countersign_lifecycle::authors(&self.change.authors, self.dispatched_by.as_deref());
         let pool = countersign_lifecycle::pool(&record, &self.proposer.author, &authors);
         let pushed_by = self.proposer.author.as_str();
         let commits: Vec<Value> = self
@@ -863,39 +863,11 @@ impl Outcome {
         let repository = repository.as_str();
         let decision = &self.evaluation.decision;
         let mut annotations = Map::new();
-        annotations.insert(
-            "eligible_approvers".to_owned(),
-            json!(
-                decision
-                    .approvals
-                    .eligible
-                    .iter()
-                    .map(countersign_decide::people::principal_of)
-                    .collect::<Vec<_>>()
-            ),
-        );
         // Each part of the change its own owners must approve (countersign-lifecycle's tally
         // counts an approval towards a requirement only from its own eligible people).
-        annotations.insert(
-            "requirements".to_owned(),
-            json!(
-                decision
-                    .approvals
-                    .requirements
-                    .iter()
-                    .map(|r| json!({
-                        "subject": r.subject,
-                        "reasons": r.reasons,
-                        "eligible": r
-                            .eligible
-                            .iter()
-                            .map(countersign_decide::people::principal_of)
-                            .collect::<Vec<_>>(),
-                        "min": r.min,
-                    }))
-                    .collect::<Vec<_>>()
-            ),
-        );
+        let (eligible, requirements) = countersign_decide::authorship::recorded_approvers(decision);
+        annotations.insert("eligible_approvers".to_owned(), json!(eligible));
+        annotations.insert("requirements".to_owned(), json!(requirements));
         annotations.insert("shortfall".to_owned(), json!(decision.approvals.shortfall));
         annotations.insert("commit_authors".to_owned(), json!(self.change.authors));
         annotations.insert("authorship".to_owned(), self.authorship(&annotations)?);

@@ -8,6 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
+use common::catalog::team_catalog;
 use common::{ALICE, Db, NOW, Server, log_signer, start_with};
 use countersign_evidence::attest;
 use countersign_evidence::dsse::SigningKey;
@@ -20,29 +21,7 @@ use serde_json::{Value, json};
 
 const REPOSITORY: &str = "github.com/acme/search";
 
-const CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata:
-  name: team-search
-spec:
-  type: team
-  children: []
-  members: [alice, bob]
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata:
-  name: alice
-spec:
-  memberOf: [team-search]
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata:
-  name: bob
-spec:
-  memberOf: [team-search]
----
+const COMPONENTS: &str = r#"---
 apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:
@@ -56,6 +35,10 @@ spec:
   lifecycle: production
   owner: team-search
 "#;
+
+fn catalog() -> String {
+    team_catalog("team-search", &["alice", "bob"], COMPONENTS)
+}
 
 fn runner_key() -> SigningKey {
     SigningKey::from_seed(&[43; 32])
@@ -80,9 +63,10 @@ async fn start(db: &Db) -> (Server, Repo) {
             .into_iter()
             .map(|(name, text)| (format!(".countersign/policy/{name}"), text.to_owned()))
             .collect();
+    let catalog = catalog();
     let mut files: Vec<(&str, Option<&str>)> = vec![
         ("countersign.toml", Some(config.as_str())),
-        ("catalog-info.yaml", Some(CATALOG)),
+        ("catalog-info.yaml", Some(catalog.as_str())),
         ("search/src.rs", Some("pub fn find() {}\n")),
     ];
     files.extend(policy.iter().map(|(p, t)| (p.as_str(), Some(t.as_str()))));

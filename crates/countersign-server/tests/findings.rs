@@ -17,7 +17,7 @@ use common::{ALICE, Db, NOW, Server, start_with};
 use countersign_audit::EventKind;
 use countersign_evidence::attest;
 use countersign_evidence::dsse::SigningKey;
-use countersign_evidence::statement::{Statement, TEST_RESULT_V01, VULNS_V02};
+use countersign_evidence::statement::{OPENVEX_V020, Statement, TEST_RESULT_V01, VULNS_V02};
 use countersign_policy::Principal;
 use countersign_repo::{CommitId, RepoWriter};
 use countersign_server::{ManualClock, Role, Target, WebhookConfig, create_token, tick_schedules};
@@ -408,6 +408,41 @@ async fn scheduled_failures_open_findings(db: &Db) {
         problem["detail"].as_str().unwrap().contains("unknown_key"),
         "{problem}"
     );
+    // The holder's refusals are logged about the run, as a proposal's are about it: the
+    // envelope's digest and size, the run, its branch and commit, and each reason. The same
+    // envelope refused again is not logged twice; a caller that does not hold the run gets
+    // no entry at all.
+    let (status, _) = post_bytes(
+        &server,
+        "ci",
+        &route,
+        envelope(&lab.fix1, &[], &["pay::charge"]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let refused: Vec<Value> = server
+        .store
+        .entries_about(&run)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event().unwrap())
+        .filter(|e| e.kind == EventKind::EvidenceRefused)
+        .map(|e| {
+            assert_eq!(e.actor, "runner:ci");
+            e.data
+        })
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:#?}");
+    let other_commit =
+        countersign_audit::bundle::digest(&envelope(&lab.fix1, &[], &["pay::charge"]));
+    assert_eq!(refused[0]["envelope"], json!(other_commit));
+    assert_eq!(refused[0]["run"], json!(run));
+    assert_eq!(refused[0]["branch"], "main");
+    assert_eq!(refused[0]["commit"], json!(lab.base));
+    assert!(refused[0]["size"].as_u64().unwrap() > 0);
+    assert_eq!(refused[0]["reasons"][0]["reason"], "other_commit");
+    assert_eq!(refused[1]["reasons"][0]["reason"], "unknown_key");
     let (status, _) = post_bytes(&server, "ci", "/v1/runs/r-none/evidence", failing.clone()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, nothing) = server
@@ -591,6 +626,125 @@ async fn reachable_vulnerabilities_open_findings(db: &Db) {
         "{f1}"
     );
     server.stop().await;
+}
+
+/// A pay-unit scan at `commit` reporting each of `ids` in the payments code (internet
+/// exposed: reachable), signed by `key`.
+fn scan(commit: &str, ids: &[&str], key: &SigningKey) -> Vec<u8> {
+    let results: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!({
+                "id": id,
+                "severity": [{ "method": "sarif-level", "score": "error" }],
+                "annotations": [{ "countersign.dev/location": "pay/src.rs:1" }],
+            })
+        })
+        .collect();
+    attest(
+        &Statement::for_commit(
+            REPOSITORY,
+            commit,
+            "pay-unit",
+            VULNS_V02,
+            json!({ "scanner": { "uri": "https://example.com/scanner", "result": results } }),
+        ),
+        key,
+    )
+    .to_json()
+}
+
+/// A pay-unit OpenVEX document at `commit`: each of `ids` is `status` in the payments
+/// component.
+fn vex(commit: &str, ids: &[&str], status: &str) -> Vec<u8> {
+    let statements: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let mut statement = json!({
+                "vulnerability": { "name": id },
+                "products": [{ "@id": "component:default/payments" }],
+                "status": status,
+            });
+            if status == "not_affected" {
+                statement["justification"] = json!("vulnerable_code_not_in_execute_path");
+            }
+            statement
+        })
+        .collect();
+    attest(
+        &Statement::for_commit(
+            REPOSITORY,
+            commit,
+            "pay-unit",
+            OPENVEX_V020,
+            json!({
+                "@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.com/vex/1",
+                "author": "team-pay", "timestamp": "2026-01-05T09:00:00Z", "version": 1,
+                "statements": statements,
+            }),
+        ),
+        &runner_key(),
+    )
+    .to_json()
+}
+
+/// A VEX envelope of a branch run is weighed with the run's scan, as a proposal's head
+/// evidence is weighed whole: a reachable vulnerability it says does not affect the
+/// payments component (its suite exercises it) opens no finding; one it does not name
+/// does. Abuse: a VEX of another run of the same commit clears nothing, "affected" clears
+/// nothing, and a VEX pushed after the scan does not take back the finding the scan
+/// opened (an observation is a logged fact).
+async fn vex_of_the_run_keeps_its_scan_from_opening_findings(db: &Db) {
+    let Loop {
+        server,
+        lab,
+        clock,
+        state,
+    } = start(db).await;
+    tick_schedules(&state).await.unwrap();
+    let item = lease_one(&server, "ci").await;
+    let route = format!("/v1/runs/{}/evidence", item["id"].as_str().unwrap());
+    let not_affected = vex(&lab.base, &["CVE-2026-0001"], "not_affected");
+    assert_eq!(accepted(&server, &route, not_affected).await, []);
+    let affected = vex(&lab.base, &["CVE-2026-0002"], "affected");
+    assert_eq!(accepted(&server, &route, affected).await, []);
+    let ids = ["CVE-2026-0001", "CVE-2026-0002", "CVE-2026-0003"];
+    assert_eq!(
+        accepted(&server, &route, scan(&lab.base, &ids, &runner_key())).await,
+        [
+            ("F-1".to_owned(), "opened".to_owned()),
+            ("F-2".to_owned(), "opened".to_owned())
+        ],
+        "CVE-2026-0001 is not affected; 0002 and 0003 open findings"
+    );
+    assert_eq!(finding(&server, "F-1").await["test"], "CVE-2026-0002");
+    assert_eq!(finding(&server, "F-2").await["test"], "CVE-2026-0003");
+    // Pushed after the scan: the findings the scan opened stay open.
+    let late = vex(&lab.base, &["CVE-2026-0003"], "not_affected");
+    assert_eq!(accepted(&server, &route, late).await, []);
+    assert_eq!(finding(&server, "F-2").await["state"], "open");
+    finish(&server, &item, "failed").await;
+
+    // The next run of the same commit: the earlier run's VEX is not this run's evidence.
+    clock.advance(Duration::from_secs(1800));
+    tick_schedules(&state).await.unwrap();
+    let item = lease_one(&server, "ci").await;
+    let route = format!("/v1/runs/{}/evidence", item["id"].as_str().unwrap());
+    let again = scan(&lab.base, &["CVE-2026-0001"], &runner_key());
+    assert_eq!(
+        accepted(&server, &route, again).await,
+        [("F-3".to_owned(), "opened".to_owned())]
+    );
+    assert_eq!(finding(&server, "F-3").await["test"], "CVE-2026-0001");
+    server.stop().await;
+}
+
+/// Pushes `bytes` as the runner `ci` to `route`, which must accept it: what it did to
+/// findings.
+async fn accepted(server: &Server, route: &str, bytes: Vec<u8>) -> Vec<(String, String)> {
+    let (status, answer) = post_bytes(server, "ci", route, bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    changes(&answer)
 }
 
 /// Opens F-1 (`pay::charge`) and F-2 (`pay::void`) from a scheduled run on main.
@@ -944,8 +1098,163 @@ async fn fixes_are_verified_or_reopened(db: &Db) {
     server.stop().await;
 }
 
+/// What a server that lies would log: an observation of `finding` naming `envelope` (put
+/// as a blob) with `config` (the opening event's, unless `None`), appended to the real log.
+async fn log_forged_observation(
+    server: &Server,
+    finding: &str,
+    envelope: &[u8],
+    config: Option<&Value>,
+) -> String {
+    let opened = server.store.entries_about(finding).await.unwrap()[0]
+        .event()
+        .unwrap();
+    let mut data = opened.data.clone();
+    let digest = countersign_audit::bundle::digest(envelope);
+    data["evidence"]["envelope"] = json!(digest);
+    match config {
+        Some(config) => data["evidence"]["config"] = config.clone(),
+        None => {
+            data["evidence"].as_object_mut().unwrap().remove("config");
+        }
+    }
+    let mut tx = server.store.begin().await.unwrap();
+    tx.put_blob(envelope).await.unwrap();
+    let event = countersign_audit::Event::new(
+        EventKind::FindingObserved,
+        "2026-01-05T10:00:00Z",
+        finding,
+        "system:countersign",
+        data,
+    )
+    .unwrap();
+    tx.append_event(&event).await.unwrap();
+    tx.commit().await.unwrap();
+    digest
+}
+
+async fn finding_bundle(server: &Server, id: &str) -> Vec<u8> {
+    let response = server
+        .client
+        .get(format!("{}/v1/findings/{id}/bundle", server.base))
+        .bearer_auth(&server.tokens["auditor"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.bytes().await.unwrap().to_vec()
+}
+
+/// A finding's bundle verifies each envelope again offline against the runner keys of the
+/// `countersign.toml` at the run's commit, recorded with the event: a record that lies (the
+/// log itself signed, only the envelope wrong) is refused, naming the envelope. Abuse: an
+/// envelope signed by a key the recorded config does not trust, a payload altered after
+/// signing, an envelope or its config left out of the bundle, an event that records no
+/// config.
+async fn finding_bundles_verify_their_envelopes_again(db: &Db) {
+    let Loop {
+        server,
+        lab,
+        clock,
+        state,
+    } = start(db).await;
+    found(&server, &state, &lab).await;
+    let verifier = common::log_signer().verifier();
+    let verify = |bytes: &[u8]| {
+        countersign_decide::bundle::verify_finding(bytes, &verifier).map_err(|e| e.to_string())
+    };
+    let honest = finding_bundle(&server, "F-1").await;
+    assert_eq!(verify(&honest).unwrap().observations, 1);
+    let opened = server.store.entries_about("F-1").await.unwrap()[0]
+        .event()
+        .unwrap();
+    let failing = opened.data["evidence"]["envelope"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let config = opened.data["evidence"]["config"].clone();
+    assert!(config.is_string(), "{:#}", opened.data);
+
+    // Left out of the bundle: the envelope, or the config it was verified against.
+    for (gone, says) in [
+        (failing.clone(), "missing from the bundle"),
+        (
+            config.as_str().unwrap().to_owned(),
+            "is missing from the bundle",
+        ),
+    ] {
+        let mut bundle: countersign_audit::FindingBundle = serde_json::from_slice(&honest).unwrap();
+        assert!(bundle.finding.blobs.remove(&gone).is_some());
+        let error = verify(&bundle.to_json()).unwrap_err();
+        assert!(
+            error.contains(&format!("envelope {failing}")) && error.contains(says),
+            "{error}"
+        );
+    }
+
+    // Signed by a key the config at the run's commit does not name (the server logged it
+    // anyway): refused, naming the envelope and why.
+    let foreign = attest(
+        &Statement::for_commit(
+            REPOSITORY,
+            &lab.base,
+            "pay-unit",
+            TEST_RESULT_V01,
+            json!({ "result": "FAILED", "configuration": [], "failedTests": ["pay::charge"] }),
+        ),
+        &SigningKey::from_seed(&[7; 32]),
+    )
+    .to_json();
+    let digest = log_forged_observation(&server, "F-1", &foreign, Some(&config)).await;
+    let error = verify(&finding_bundle(&server, "F-1").await).unwrap_err();
+    assert!(
+        error.contains(&format!("envelope {digest}")) && error.contains("unknown_key"),
+        "{error}"
+    );
+
+    // The runner's own envelope, its payload altered after signing: the signature no longer
+    // holds.
+    let mut altered =
+        countersign_evidence::Envelope::parse(&envelope_bytes(&server, &failing).await).unwrap();
+    let text = String::from_utf8(altered.payload.clone()).unwrap();
+    altered.payload = text.replace("pay::void", "pay::vo1d").into_bytes();
+    assert_ne!(altered.payload, text.as_bytes());
+    let digest = log_forged_observation(&server, "F-2", &altered.to_json(), Some(&config)).await;
+    let error = verify(&finding_bundle(&server, "F-2").await).unwrap_err();
+    assert!(
+        error.contains(&format!("envelope {digest}")) && error.contains("does not verify"),
+        "{error}"
+    );
+
+    // An honest envelope in an event that records no config (as a server that did not
+    // keep it would log): fail closed. On F-3, opened by the next run.
+    clock.advance(Duration::from_secs(1800));
+    tick_schedules(&state).await.unwrap();
+    let item = lease_one(&server, "ci").await;
+    let route = format!("/v1/runs/{}/evidence", item["id"].as_str().unwrap());
+    let refund = envelope(&lab.base, &[], &["pay::refund"]);
+    assert_eq!(
+        accepted(&server, &route, refund).await,
+        [("F-3".to_owned(), "opened".to_owned())]
+    );
+    let honest_envelope = envelope_bytes(&server, &failing).await;
+    let digest = log_forged_observation(&server, "F-3", &honest_envelope, None).await;
+    let error = verify(&finding_bundle(&server, "F-3").await).unwrap_err();
+    assert!(
+        error.contains(&format!("envelope {digest}")) && error.contains("records no `config`"),
+        "{error}"
+    );
+    server.stop().await;
+}
+
+async fn envelope_bytes(server: &Server, digest: &str) -> Vec<u8> {
+    server.store.blob(digest).await.unwrap().unwrap()
+}
+
 on_both_backends!(
     scheduled_failures_open_findings,
     reachable_vulnerabilities_open_findings,
+    vex_of_the_run_keeps_its_scan_from_opening_findings,
+    finding_bundles_verify_their_envelopes_again,
     fixes_are_verified_or_reopened
 );

@@ -590,6 +590,15 @@ impl Conn<'_> {
         Ok(runs.pop())
     }
 
+    async fn run_locked(&mut self, id: &str) -> Result<Option<Run>, Error> {
+        let mut sql = format!("SELECT {COLUMNS} FROM runs WHERE id = $1");
+        if matches!(self, Conn::Postgres(_)) {
+            sql.push_str(" FOR UPDATE");
+        }
+        let mut runs = fetch_runs!(self, sqlx::query(&sql).bind(id), "locking a run")?;
+        Ok(runs.pop())
+    }
+
     /// The run `id` if `principal` holds its current lease (`attempt`), else why not.
     async fn held(
         &mut self,
@@ -858,6 +867,13 @@ impl Tx {
     /// [`Store::run`] as this transaction sees it.
     pub async fn run(&mut self, id: &str) -> Result<Option<Run>, Error> {
         self.conn().run_by_id(id).await
+    }
+
+    /// [`Tx::run`], its row locked until the transaction ends (`FOR UPDATE` on PostgreSQL;
+    /// SQLite's writers are serialized already): what a count over the run's log entries
+    /// holds still for, across replicas.
+    pub async fn lock_run(&mut self, id: &str) -> Result<Option<Run>, Error> {
+        self.conn().run_locked(id).await
     }
 }
 

@@ -24,6 +24,19 @@ pub fn evaluation(evaluation: &Evaluation) -> String {
     }
     let _ = writeln!(out, "{}\n", authority(report));
     out.push_str(&countersign_policy::explain_text(&evaluation.decision));
+    // Only when the change's commits took approvers out: then say whom and why (the
+    // server's authorship explanation).
+    let approvers = &report.approvers;
+    if !approvers.excluded_as_authors.is_empty() {
+        let _ = writeln!(
+            out,
+            "not eligible, as authors of the change: {}",
+            approvers.excluded_as_authors.join(", ")
+        );
+        for line in &approvers.authorship {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     out.push('\n');
     out.push_str(&impact(&evaluation.impact));
     out.push('\n');

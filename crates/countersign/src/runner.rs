@@ -1023,13 +1023,16 @@ fn run_suite(runner: &Exec, item: &WorkItem, worktree: &Path, stop: &AtomicU8) -
     let note = test_result.summary.clone();
     let mut attestations = vec![test_result];
     if item.suite_source.is_none() {
-        let sarif = reports(worktree, &definition.reports.sarif, "SARIF")?;
-        if !sarif.is_empty() {
-            attestations.push(attest::from_sarif(&sarif)?);
-        }
+        // VEX before the scan: the server weighs a branch run's scan with the VEX of the
+        // run it holds already (a VEX pushed after the scan cannot take back the findings
+        // the scan opened). A proposal's evidence is weighed whole, in any order.
         let vex = reports(worktree, &definition.reports.vex, "VEX")?;
         if !vex.is_empty() {
             attestations.push(attest::from_vex(&vex)?);
+        }
+        let sarif = reports(worktree, &definition.reports.sarif, "SARIF")?;
+        if !sarif.is_empty() {
+            attestations.push(attest::from_sarif(&sarif)?);
         }
     }
     let envelopes = attestations

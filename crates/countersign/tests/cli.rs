@@ -76,11 +76,16 @@ spec:
 "#;
 
 fn governed_repo(dir: &Path) -> RepoWriter {
+    governed_repo_with(dir, CATALOG)
+}
+
+/// [`governed_repo`] with another catalog.
+fn governed_repo_with(dir: &Path, catalog: &str) -> RepoWriter {
     let mut writer = RepoWriter::init(dir).unwrap();
     writer
         .commit(
             [
-                ("catalog-info.yaml", Some(CATALOG)),
+                ("catalog-info.yaml", Some(catalog)),
                 ("docs/index.md", Some("# Docs\n")),
                 ("payments/src/lib.rs", Some("pub fn charge() {}\n")),
                 ("shop/index.html", Some("<html></html>\n")),
@@ -169,6 +174,211 @@ fn a_docs_typo_auto_merges_and_a_payments_change_needs_change_control() {
         .map(|r| r["node"].as_str().unwrap())
         .collect();
     assert_eq!(reached, ["component:default/shop"]);
+}
+
+/// `git commit` in `dir` as `author`, committed by `committer` (`Name <email>`), with every
+/// change in the work tree: real git, as a person's commits arrive.
+fn git_commit(dir: &Path, author: &str, committer: &str, message: &str) -> String {
+    let split = |who: &str| {
+        let (name, email) = who.split_once(" <").unwrap();
+        (name.to_owned(), email.trim_end_matches('>').to_owned())
+    };
+    let ((an, ae), (cn, ce)) = (split(author), split(committer));
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", &an)
+            .env("GIT_AUTHOR_EMAIL", &ae)
+            .env("GIT_COMMITTER_NAME", &cn)
+            .env("GIT_COMMITTER_EMAIL", &ce)
+            .env("GIT_AUTHOR_DATE", "2026-01-05T10:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2026-01-05T10:00:00Z")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    git(&["add", "-A"]);
+    git(&["commit", "--no-gpg-sign", "-q", "-m", message]);
+    git(&["rev-parse", "HEAD"])
+}
+
+/// The people of the shop with profile emails, so commit emails map to them.
+fn shop_people_catalog() -> String {
+    CATALOG
+        .replace(
+            "  members: [alice, bob]",
+            "  members: [alice, bob, carol, dave]",
+        )
+        .replace(
+            "  name: alice\nspec:\n",
+            "  name: alice\nspec:\n  profile:\n    email: alice@example.com\n",
+        )
+        .replace(
+            "  name: bob\nspec:\n",
+            "  name: bob\nspec:\n  profile:\n    email: bob@example.com\n",
+        )
+        + "---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: carol\nspec:\n  profile:\n    email: carol@example.com\n  memberOf: [team-shop]\n"
+        + "---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: dave\nspec:\n  profile:\n    email: dave@example.com\n  memberOf: [team-shop]\n"
+}
+
+fn approvers_of(dir: &Path, base: &str, head: &str, author: &[&str]) -> Value {
+    let mut args = vec![
+        "evaluate",
+        "--repo",
+        repo_arg(dir),
+        "--base",
+        base,
+        "--head",
+        head,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(author);
+    let report = json(&countersign(&args));
+    assert_eq!(report["tier"], "change_control", "{report:#}");
+    report["approvers"].clone()
+}
+
+/// Abuse: the proposer slips a commit by another owner (or one that owner committed) into
+/// the range, or is an agent a person dispatched. `evaluate` must not list that person as
+/// able to approve, exactly as the server's proposal would not count them: the same reading
+/// of the commits, the same list of authors, the same pool.
+#[test]
+fn evaluate_never_lists_a_commit_author_or_the_dispatcher_as_eligible() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = governed_repo_with(dir.path(), &shop_people_catalog())
+        .head()
+        .unwrap();
+    let git_reset = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir.path())
+        .args(["reset", "-q", "--hard"])
+        .status()
+        .unwrap();
+    assert!(git_reset.success());
+    let base = base.as_str().to_owned();
+    // bob writes the payments change; alice adds a commit of her own on top and proposes.
+    std::fs::write(
+        dir.path().join("payments/src/lib.rs"),
+        "pub fn charge() { bob() }\n",
+    )
+    .unwrap();
+    git_commit(
+        dir.path(),
+        "Bob <bob@example.com>",
+        "Bob <bob@example.com>",
+        "bob's change",
+    );
+    std::fs::write(dir.path().join("docs/index.md"), "# Documentation\n").unwrap();
+    let head = git_commit(dir.path(), ALICE, ALICE, "alice's docs");
+
+    let approvers = approvers_of(dir.path(), &base, &head, &["--author", "human:alice"]);
+    assert_eq!(approvers["required"], 2);
+    // Neither the proposer nor bob: only carol and dave are left.
+    assert_eq!(
+        approvers["eligible"],
+        serde_json::json!(["human:carol", "human:dave"]),
+        "{approvers:#}"
+    );
+    assert_eq!(
+        approvers["excluded_as_authors"],
+        serde_json::json!(["human:bob"])
+    );
+    assert_eq!(
+        approvers["authors"],
+        serde_json::json!(["human:alice", "human:bob"])
+    );
+    for requirement in approvers["requirements"].as_array().unwrap() {
+        let people = requirement["eligible"].as_array().unwrap();
+        assert!(
+            !people.contains(&Value::from("human:bob")),
+            "{requirement:#}"
+        );
+    }
+    let text = stdout(&countersign(&[
+        "evaluate",
+        "--repo",
+        repo_arg(dir.path()),
+        "--base",
+        &base,
+        "--head",
+        &head,
+        "--author",
+        "human:alice",
+    ]));
+    assert!(
+        text.contains("eligible: human:carol, human:dave\n")
+            || text.contains("eligible: human:carol, human:dave;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not eligible, as authors of the change: human:bob"),
+        "{text}"
+    );
+
+    // A committer is an author too: carol commits dave's work on top.
+    std::fs::write(dir.path().join("shop/index.html"), "<html>dave</html>\n").unwrap();
+    let head = git_commit(
+        dir.path(),
+        "Dave <dave@example.com>",
+        "Carol <carol@example.com>",
+        "dave's work, committed by carol",
+    );
+    let approvers = approvers_of(dir.path(), &base, &head, &["--author", "human:alice"]);
+    assert_eq!(
+        approvers["eligible"],
+        serde_json::json!([]),
+        "{approvers:#}"
+    );
+    assert_eq!(
+        approvers["excluded_as_authors"],
+        serde_json::json!(["human:bob", "human:carol", "human:dave"])
+    );
+    assert_eq!(approvers["shortfall"], 2, "{approvers:#}");
+
+    // The person who dispatched an agent never approves what it proposes, even with no
+    // commit of theirs in the range.
+    let approvers = approvers_of(
+        dir.path(),
+        &base,
+        &base_plus_one(dir.path(), &base),
+        &["--author", "agent:fixbot", "--dispatched-by", "human:alice"],
+    );
+    assert!(
+        !approvers["eligible"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("human:alice")),
+        "{approvers:#}"
+    );
+    assert!(
+        approvers["authors"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("human:alice")),
+        "{approvers:#}"
+    );
+}
+
+/// The first commit after `base` on the current branch: bob's payments change alone.
+fn base_plus_one(dir: &Path, base: &str) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-list", "--reverse", &format!("{base}..HEAD")])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 /// Agent provenance reaches the policies: a pack may treat an agent nobody dispatched

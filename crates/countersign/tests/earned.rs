@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::catalog::team_catalog;
 use common::*;
 
 use std::path::{Path, PathBuf};
@@ -17,29 +18,7 @@ use serde_json::Value;
 const REPOSITORY: &str = "github.com/acme/search";
 
 /// `search` is high criticality with two suites; nothing depends on it.
-const CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata:
-  name: team-search
-spec:
-  type: team
-  children: []
-  members: [alice, bob]
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata:
-  name: alice
-spec:
-  memberOf: [team-search]
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata:
-  name: bob
-spec:
-  memberOf: [team-search]
----
+const COMPONENTS: &str = r#"---
 apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:
@@ -53,6 +32,10 @@ spec:
   lifecycle: production
   owner: team-search
 "#;
+
+fn catalog() -> String {
+    team_catalog("team-search", &["alice", "bob"], COMPONENTS)
+}
 
 const JUNIT_PASS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <testsuites><testsuite name="search" tests="2">
@@ -173,7 +156,7 @@ fn fixture_with(init_args: &[&str]) -> Fixture {
     let base = commit(
         &repo,
         &[
-            ("catalog-info.yaml", CATALOG),
+            ("catalog-info.yaml", catalog().as_str()),
             ("search/src.rs", "pub fn find() {}\n"),
         ],
         "base",

@@ -12,6 +12,7 @@
 
 mod common;
 
+use common::catalog::team_catalog;
 use common::*;
 
 use std::path::Path;
@@ -26,29 +27,7 @@ const REPOSITORY: &str = "github.com/acme/shop";
 
 /// `payments` is high criticality (one owner approves) and has a suite the trusted runner
 /// `ci` may attest, so a proposal first awaits its evidence.
-const CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata:
-  name: team-shop
-spec:
-  type: team
-  children: []
-  members: [alice, bob]
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata:
-  name: alice
-spec:
-  memberOf: [team-shop]
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata:
-  name: bob
-spec:
-  memberOf: [team-shop]
----
+const COMPONENTS: &str = r#"---
 apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:
@@ -62,6 +41,10 @@ spec:
   lifecycle: production
   owner: team-shop
 "#;
+
+fn catalog() -> String {
+    team_catalog("team-shop", &["alice", "bob"], COMPONENTS)
+}
 
 const JUNIT_PASS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <testsuites><testsuite name="payments" tests="1">
@@ -112,7 +95,7 @@ fn a_python_mcp_client_proposes_explains_relays_evidence_and_cannot_approve() {
         .commit(
             [
                 ("countersign.toml", Some(config.as_str())),
-                ("catalog-info.yaml", Some(CATALOG)),
+                ("catalog-info.yaml", Some(catalog().as_str())),
                 ("payments/capture.rs", Some("pub fn capture() {}\n")),
             ],
             "base",

@@ -271,18 +271,6 @@ fn created(response: String) -> Response {
         .into_response()
 }
 
-/// The authors of a change: its commits' authors and committers and, for an agent's
-/// proposal, the human who dispatched the agent (who cannot approve what they sent it to do).
-pub(crate) fn with_dispatcher(authors: &[String], dispatcher: Option<&str>) -> Vec<String> {
-    let mut all = authors.to_vec();
-    if let Some(dispatcher) = dispatcher
-        && !all.iter().any(|a| a == dispatcher)
-    {
-        all.push(dispatcher.to_owned());
-    }
-    all
-}
-
 /// A proposal, its decision and its verdicts.
 #[utoipa::path(
     get, path = "/v1/proposals/{id}",
@@ -835,7 +823,8 @@ pub(crate) async fn decide_head_move(
         }
     }
     outcome.require_suites(&suites)?;
-    let authors = with_dispatcher(&outcome.change.authors, current.dispatched_by.as_deref());
+    let authors =
+        countersign_lifecycle::authors(&outcome.change.authors, current.dispatched_by.as_deref());
     let now = state.clock.rfc3339();
     // Built before the transaction (appenders are serialized); a proposal's repository
     // never changes, so the row read above names the same one the locked row will.

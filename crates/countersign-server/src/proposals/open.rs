@@ -102,7 +102,10 @@ pub(crate) fn prepare(
         tier: outcome.tier,
         decision: format!("{id}@{}", outcome.head),
         created_at: now,
-        authors: super::with_dispatcher(&outcome.change.authors, outcome.dispatched_by.as_deref()),
+        authors: countersign_lifecycle::authors(
+            &outcome.change.authors,
+            outcome.dispatched_by.as_deref(),
+        ),
         diff_digest: outcome.change.diff_digest.clone(),
         superseded_by: None,
         closed_reason: None,

@@ -338,6 +338,8 @@ impl Server {
     }
 }
 
+pub mod catalog;
+
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {

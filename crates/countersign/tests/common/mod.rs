@@ -253,3 +253,7 @@ pub fn keygen(name: &str, out: &std::path::Path) -> (std::path::PathBuf, String)
     );
     (out.join(format!("{name}.key")), public)
 }
+
+// One text with the server's tests (`countersign-server/tests/common/catalog.rs`).
+#[path = "../../../countersign-server/tests/common/catalog.rs"]
+pub mod catalog;
