@@ -296,3 +296,78 @@ async fn consistency(
         proof: proof.path.iter().map(|h| h.to_base64()).collect(),
     }))
 }
+
+/// The server's own check of its log, recorded ([`countersign_store::LogCheck`]) and shown on
+/// the console's audit page: the latest signed checkpoint must extend the one the previous
+/// passing check saw (no rollback, no fork: what `countersign log monitor` checks with its
+/// state file), and the whole stored log must verify against it ([`countersign_store::verify`]).
+///
+/// It is the server vouching for its own database, so it catches corruption and an edit made
+/// without the log key, not an operator who also rewrites `log_checks`: a monitor that keeps
+/// its own state elsewhere remains the independent check. `None` without a log key (there is
+/// no checkpoint to check against, and nothing is recorded).
+pub(crate) async fn check_own_log(
+    state: &AppState,
+    by: &str,
+) -> Result<Option<countersign_store::LogCheck>, ApiError> {
+    let Some(signer) = state.log_signer.as_deref() else {
+        return Ok(None);
+    };
+    let verifiers = [signer.verifier()];
+    let latest = state.store.latest_checkpoint().await?;
+    let previous = state.store.last_log_check(true).await?;
+    let mut check = countersign_store::LogCheck {
+        checked_at_ms: crate::runs::millis(state.clock.now()),
+        checked_by: by.to_owned(),
+        size: latest.as_ref().map(|c| c.size),
+        signed_note: latest.as_ref().map(|c| c.signed_note.clone()),
+        previous_size: None,
+        ok: false,
+        detail: String::new(),
+    };
+    let extends = match (
+        &latest,
+        previous.as_ref().and_then(|p| p.signed_note.clone()),
+    ) {
+        (Some(latest), Some(seen)) => {
+            let opened = SignedCheckpoint::open(seen.as_bytes(), &verifiers)
+                .map_err(|e| format!("the checkpoint the last passing check saw no longer opens with the log key: {e}"))
+                .and_then(|old| {
+                    SignedCheckpoint::open(latest.signed_note.as_bytes(), &verifiers)
+                        .map(|new| (old.checkpoint, new.checkpoint))
+                        .map_err(|e| format!("the latest checkpoint is refused: {e}"))
+                });
+            match opened {
+                Ok((old, new)) => {
+                    check.previous_size = Some(old.size());
+                    countersign_store::check_extends(&state.store, &old, &new)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Err(reason) => Err(reason),
+            }
+        }
+        _ => Ok(()),
+    };
+    match extends {
+        Err(reason) => check.detail = reason,
+        Ok(()) => match countersign_store::verify(&state.store, &verifiers).await {
+            Ok(verified) => {
+                check.ok = true;
+                check.detail = match check.previous_size {
+                    Some(old) => format!(
+                        "{} entries match the latest checkpoint, which extends the one of size {old} seen by the last passing check ({} entries after it, not yet covered)",
+                        verified.size, verified.beyond_checkpoint
+                    ),
+                    None => format!(
+                        "{} entries match the latest checkpoint ({} after it, not yet covered); the first check, so no earlier checkpoint to compare with",
+                        verified.size, verified.beyond_checkpoint
+                    ),
+                };
+            }
+            Err(error) => check.detail = error.to_string(),
+        },
+    }
+    state.store.record_log_check(&check).await?;
+    Ok(Some(check))
+}

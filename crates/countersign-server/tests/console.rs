@@ -275,6 +275,8 @@ async fn pages_render_and_an_owner_approves_through_the_form(db: &Db) {
     assert!(page.contains("data-testid=\"log-entries\""), "{page}");
     assert!(page.contains("<svg"), "the blast radius is drawn: {page}");
     assert_eq!(input(&page, "head").as_deref(), Some(head.as_str()));
+    // Not authorized yet: the plain reject, nothing about revoking.
+    assert!(!page.contains("revoke-note"), "{page}");
     let csrf = input(&page, "csrf").unwrap();
 
     let response = post(
@@ -316,6 +318,13 @@ async fn pages_render_and_an_owner_approves_through_the_form(db: &Db) {
         "{page}"
     );
     assert!(page.contains("You approved this head"), "{page}");
+    // Authorized but not merged: an eligible person's rejection still revokes it, and the
+    // form says so.
+    assert!(
+        page.contains("Reject and revoke the authorization"),
+        "{page}"
+    );
+    assert!(page.contains("data-testid=\"revoke-note\""), "{page}");
     // The log names the person, as the API's approval would.
     let entries = server.store.entries_about(&id).await.unwrap();
     let approved = entries
@@ -346,13 +355,36 @@ async fn a_stale_head_and_a_bad_csrf_token_are_refused(db: &Db) {
         &[("csrf", &csrf), ("head", &server.repo.docs)],
     )
     .await;
-    assert_eq!(stale.status(), StatusCode::CONFLICT);
-    let text = stale.text().await.unwrap();
+    // Post/Redirect/Get: back to the proposal, which says why (a reload resends nothing).
+    assert_eq!(stale.status(), StatusCode::SEE_OTHER);
+    let location = stale.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let judged = &server.repo.docs[..12];
+    assert_eq!(
+        location,
+        format!("/proposals/{id}?refused=head-moved&judged={judged}")
+    );
+    let (status, text) = get(&client, &server, &location).await;
+    assert_eq!(status, StatusCode::OK);
     assert!(text.contains("data-testid=\"flash\""), "{text}");
     assert!(
-        text.contains("The head moved since this page was loaded"),
+        text.contains(&format!(
+            "The head moved since this page was loaded: you judged {judged}, but it is now at {}.",
+            &head[..12]
+        )),
         "{text}"
     );
+    // The query is not an echo: only a hex commit id is shown, and only as a commit id.
+    let (_, text) = get(
+        &client,
+        &server,
+        &format!("/proposals/{id}?refused=head-moved&judged=%3Cscript%3E"),
+    )
+    .await;
+    assert!(!text.contains("<script>"), "{text}");
+    assert!(text.contains("it is now at"), "{text}");
 
     for (form, why) in [
         (vec![("head", head.as_str())], "no CSRF token"),
@@ -652,6 +684,88 @@ async fn the_api_is_untouched_and_assets_are_served(db: &Db) {
     server.stop().await;
 }
 
+/// Signs a checkpoint of the log as it is now (`GET /v1/log/checkpoint`).
+async fn sign_checkpoint(server: &Server) {
+    let response = server
+        .client
+        .get(format!("{}/v1/log/checkpoint", server.base))
+        .bearer_auth(&server.tokens["auditor"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Runs `sql` on the server's database behind its back (what an attacker with the
+/// database's credentials can do).
+async fn tamper(db: &Db, sql: &str) {
+    if db.url().starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+async fn an_admins_log_check_is_recorded_and_shown_to_auditors(db: &Db) {
+    let server = common::start_with(db, |s| s.with_log_signer(common::log_signer())).await;
+    let auditor = browser();
+    sign_in(&auditor, &server, "auditor").await;
+    let (_, page) = get(&auditor, &server, "/audit").await;
+    assert!(page.contains("never: an admin"), "{page}");
+    assert!(!page.contains("verify-button"), "{page}");
+
+    let admin = browser();
+    sign_in(&admin, &server, "admin").await;
+    let verify = async |expect: &str| {
+        let (_, page) = get(&admin, &server, "/audit").await;
+        let csrf = input(&page, "csrf").unwrap();
+        let response = post(&admin, &server, "/audit/verify", &[("csrf", &csrf)]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let page = response.text().await.unwrap();
+        assert!(page.contains(expect), "{expect}: {page}");
+    };
+    waiting(&server).await;
+    sign_checkpoint(&server).await;
+    verify("The log verifies").await;
+    let (_, page) = get(&auditor, &server, "/audit").await;
+    assert!(page.contains("data-testid=\"last-check\""), "{page}");
+    assert!(page.contains("passed"), "{page}");
+    assert!(page.contains("by human:root"), "{page}");
+    assert!(page.contains("the first check"), "{page}");
+
+    // The log grows and is checkpointed again: the next check compares the two checkpoints.
+    let (status, docs) = server.propose("fixbot", &server.repo.docs).await;
+    assert!(status.is_success(), "{docs}");
+    sign_checkpoint(&server).await;
+    verify("which extends the one of size").await;
+
+    // Someone restores an older database: the newest checkpoint is gone, the log is back at
+    // the previous size. The check says rollback, the auditor sees it failed.
+    let size = server
+        .store
+        .latest_checkpoint()
+        .await
+        .unwrap()
+        .unwrap()
+        .size;
+    tamper(db, &format!("DELETE FROM checkpoints WHERE size = {size}")).await;
+    verify("The log does NOT verify: rollback").await;
+    let (_, page) = get(&auditor, &server, "/audit").await;
+    assert!(page.contains("FAILED"), "{page}");
+    assert!(page.contains("rollback"), "{page}");
+    // It keeps failing: the next check still compares with the last check that passed.
+    verify("rollback").await;
+    let checks = server.store.last_log_check(true).await.unwrap().unwrap();
+    assert_eq!(checks.size, Some(size));
+    let last = server.store.last_log_check(false).await.unwrap().unwrap();
+    assert!(!last.ok);
+    server.stop().await;
+}
+
 on_both_backends!(
     sign_in_sets_a_session_cookie_and_the_headers,
     pages_render_and_an_owner_approves_through_the_form,
@@ -661,4 +775,5 @@ on_both_backends!(
     a_session_is_shared_by_two_servers_on_one_database,
     a_sign_in_link_works_once,
     the_api_is_untouched_and_assets_are_served,
+    an_admins_log_check_is_recorded_and_shown_to_auditors,
 );

@@ -579,47 +579,65 @@ impl Conn<'_> {
     }
 
     pub(crate) async fn decision(&mut self, id: &str) -> Result<Option<Decision>, Error> {
-        let row = dispatch!(self, c => {
-            let row = sqlx::query("SELECT id, subject, tier, record, log_index FROM decisions WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut **c)
+        Ok(self.decisions(&[id]).await?.pop())
+    }
+
+    /// The decisions among `ids`, in one query (ids without one are left out; order is the
+    /// database's).
+    pub(crate) async fn decisions(&mut self, ids: &[&str]) -> Result<Vec<Decision>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql =
+            "SELECT id, subject, tier, record, log_index FROM decisions WHERE id IN (".to_owned();
+        placeholders(&mut sql, 1, ids.len());
+        sql.push(')');
+        let rows = dispatch!(self, c => {
+            let mut query = sqlx::query(&sql);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query
+                .fetch_all(&mut **c)
                 .await
-                .map_err(db("reading decision"))?;
-            row.map(|row| {
-                Ok((
-                    row.try_get::<String, _>(0)?,
-                    row.try_get::<String, _>(1)?,
-                    row.try_get::<String, _>(2)?,
-                    row.try_get::<String, _>(3)?,
-                    row.try_get::<i64, _>(4)?,
-                ))
-            })
-            .transpose()
-            .map_err(db("decoding decision"))?
+                .map_err(db("reading decisions"))?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<String, _>(0)?,
+                        row.try_get::<String, _>(1)?,
+                        row.try_get::<String, _>(2)?,
+                        row.try_get::<String, _>(3)?,
+                        row.try_get::<i64, _>(4)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(db("decoding decision"))?
         });
-        let Some((id, subject, tier, record, log_index)) = row else {
-            return Ok(None);
-        };
-        let record = serde_json::from_str(&record).map_err(|source| Error::Record {
-            id: id.clone(),
-            source,
-        })?;
-        let log_index = uint("decisions", &id, "log_index", log_index)?;
-        let tier = tier
-            .parse()
-            .map_err(|e: countersign_policy::TierError| Error::Corrupt {
-                table: "decisions",
-                key: id.clone(),
-                column: "tier",
-                reason: e.to_string(),
-            })?;
-        Ok(Some(Decision {
-            id,
-            subject,
-            tier,
-            record,
-            log_index,
-        }))
+        rows.into_iter()
+            .map(|(id, subject, tier, record, log_index)| {
+                let record = serde_json::from_str(&record).map_err(|source| Error::Record {
+                    id: id.clone(),
+                    source,
+                })?;
+                let log_index = uint("decisions", &id, "log_index", log_index)?;
+                let tier =
+                    tier.parse()
+                        .map_err(|e: countersign_policy::TierError| Error::Corrupt {
+                            table: "decisions",
+                            key: id.clone(),
+                            column: "tier",
+                            reason: e.to_string(),
+                        })?;
+                Ok(Decision {
+                    id,
+                    subject,
+                    tier,
+                    record,
+                    log_index,
+                })
+            })
+            .collect()
     }
 }
 

@@ -41,6 +41,7 @@ mod finding;
 mod github;
 mod group;
 mod log;
+mod log_check;
 mod log_key;
 mod merge_verification;
 mod mirror;
@@ -60,16 +61,17 @@ pub use evidence::AcceptedEvidence;
 pub use finding::{Finding, FindingFilter, Observation, Observed};
 pub use github::{CheckReport, GithubCheck, GithubDelivery, GithubPull};
 pub use log::{Entry, Leaf, StoredCheckpoint};
+pub use log_check::LogCheck;
 pub use merge_verification::AwaitedVerification;
 pub use outbox::{Attempt, Claimed, Delivery, OutboxItem, OutboxRow, Outcome};
 pub use proposal::{Approval, HeadMove, Idempotent, Proposal, ProposalFilter};
 pub use run::{
     BaseVersion, CapsuleAsk, Finish, LeaseAsk, NewRun, Refusal, Run, RunFilter, RunFor, RunOutcome,
-    RunState, TestCounts,
+    RunState, RunTally, TestCounts,
 };
 pub use schedule::ScheduleFire;
 pub use session::{Grant, Session};
 pub use store::Store;
 pub use token::Token;
 pub use tx::Tx;
-pub use verify::{VerifyError, verify};
+pub use verify::{ExtendError, VerifyError, check_extends, verify};

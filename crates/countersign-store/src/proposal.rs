@@ -390,21 +390,37 @@ impl Conn<'_> {
     }
 
     async fn approvals(&mut self, proposal: &str) -> Result<Vec<Approval>, Error> {
-        let rows = dispatch!(self, c => sqlx::query(
-            "SELECT proposal, head, approver, verdict, comment, log_index, lapsed_by, carried_from FROM approvals WHERE proposal = $1 ORDER BY log_index, approver",
-        )
-        .bind(proposal)
-        .fetch_all(&mut **c)
-        .await
-        .map_err(db("reading approvals"))?
-        .iter()
-        .map(|row| Ok((
-            row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?,
-            row.try_get::<String, _>(3)?, row.try_get::<String, _>(4)?, row.try_get::<i64, _>(5)?,
-            row.try_get::<Option<i64>, _>(6)?, row.try_get::<Option<String>, _>(7)?,
-        )))
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(db("decoding approvals"))?);
+        self.approvals_of(&[proposal]).await
+    }
+
+    /// Every verdict on any of `proposals`, in one query, in log order.
+    async fn approvals_of(&mut self, proposals: &[&str]) -> Result<Vec<Approval>, Error> {
+        if proposals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = "SELECT proposal, head, approver, verdict, comment, log_index, lapsed_by, \
+                       carried_from FROM approvals WHERE proposal IN ("
+            .to_owned();
+        crate::backend::placeholders(&mut sql, 1, proposals.len());
+        sql.push_str(") ORDER BY log_index, approver");
+        let rows = dispatch!(self, c => {
+            let mut query = sqlx::query(&sql);
+            for proposal in proposals {
+                query = query.bind(*proposal);
+            }
+            query
+                .fetch_all(&mut **c)
+                .await
+                .map_err(db("reading approvals"))?
+                .iter()
+                .map(|row| Ok((
+                    row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?,
+                    row.try_get::<String, _>(3)?, row.try_get::<String, _>(4)?, row.try_get::<i64, _>(5)?,
+                    row.try_get::<Option<i64>, _>(6)?, row.try_get::<Option<String>, _>(7)?,
+                )))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(db("decoding approvals"))?
+        });
         rows.into_iter()
             .map(
                 |(proposal, head, approver, verdict, comment, index, lapsed_by, carried_from)| {
@@ -588,6 +604,12 @@ impl Store {
     /// Every verdict on `proposal`, on any head, in log order.
     pub async fn approvals(&self, proposal: &str) -> Result<Vec<Approval>, Error> {
         self.pooled().await?.conn().approvals(proposal).await
+    }
+
+    /// Every verdict on any of `proposals`, in one query, in log order: for a page that
+    /// shows many proposals (the console's next actions) instead of a query each.
+    pub async fn approvals_of(&self, proposals: &[&str]) -> Result<Vec<Approval>, Error> {
+        self.pooled().await?.conn().approvals_of(proposals).await
     }
 
     /// The response stored for `key` sent by `principal`.

@@ -318,6 +318,11 @@ impl Store {
         self.pooled().await?.conn().decision(id).await
     }
 
+    /// The decisions among `ids`, in one query (ids without one are left out).
+    pub async fn decisions(&self, ids: &[&str]) -> Result<Vec<Decision>, Error> {
+        self.pooled().await?.conn().decisions(ids).await
+    }
+
     /// Fetches `indexes` for an operation on the tree of `size` leaves, in one query, refusing
     /// sizes past the committed log with a precise error instead of a missing hash.
     ///

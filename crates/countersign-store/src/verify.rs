@@ -240,3 +240,55 @@ impl TreeStore for BlockingHashes {
         hashes.read_hashes(indexes)
     }
 }
+
+/// How a later checkpoint fails to extend an earlier one of the same log.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtendError {
+    #[error("rollback: the log went from {old} entries back to {new}")]
+    Rollback { old: u64, new: u64 },
+    #[error("fork: two different trees of size {size} (roots {old_root} and {new_root})")]
+    Diverged {
+        size: u64,
+        old_root: String,
+        new_root: String,
+    },
+    #[error("fork: the tree of size {new} does not extend the one of size {old}: {reason}")]
+    Fork { old: u64, new: u64, reason: String },
+    #[error("reading a consistency proof: {0}")]
+    Store(#[from] Error),
+}
+
+/// Whether checkpoint `new` extends checkpoint `old` (both already opened with the log's
+/// key): no smaller, the same root at the same size, else a consistency proof between them
+/// from the stored hashes that verifies against both roots. What `countersign log monitor`
+/// checks between the checkpoint it saw last and the latest.
+pub async fn check_extends(
+    store: &Store,
+    old: &countersign_audit::Checkpoint,
+    new: &countersign_audit::Checkpoint,
+) -> Result<(), ExtendError> {
+    if new.size() < old.size() {
+        return Err(ExtendError::Rollback {
+            old: old.size(),
+            new: new.size(),
+        });
+    }
+    if new.size() == old.size() {
+        if new.root() != old.root() {
+            return Err(ExtendError::Diverged {
+                size: old.size(),
+                old_root: old.root().to_string(),
+                new_root: new.root().to_string(),
+            });
+        }
+        return Ok(());
+    }
+    let proof = store.consistency_proof(old.size(), new.size()).await?;
+    proof
+        .verify(old.size(), old.root(), new.size(), new.root())
+        .map_err(|e| ExtendError::Fork {
+            old: old.size(),
+            new: new.size(),
+            reason: e.to_string(),
+        })
+}

@@ -290,6 +290,72 @@ async fn listing_filters(db: &Db) {
         ..all.clone()
     };
     assert_eq!(store.runs(&queued).await.unwrap().len(), 3);
+    // Filters combine (each written only when set: the queries the planner sees differ).
+    let both = RunFilter {
+        state: Some(RunState::Queued),
+        suite: Some("unit".into()),
+        since_ms: Some(1_002),
+        ..all.clone()
+    };
+    assert_eq!(ids(store.runs(&both).await.unwrap()), ["r-000002"]);
+    let none = RunFilter {
+        proposal: Some("p-none".into()),
+        ..all.clone()
+    };
+    assert!(store.runs(&none).await.unwrap().is_empty());
+
+    // The dashboard's tally: per suite, state and outcome, from a time on.
+    assert_eq!(
+        lease(&store, "ci", &["default"], 1, 5_000).await,
+        ["r-000001"]
+    );
+    let mut tx = store.begin().await.unwrap();
+    let passed = Finish {
+        outcome: RunOutcome::Passed,
+        tests: None,
+        duration_ms: None,
+        envelopes: Vec::new(),
+    };
+    tx.finish_run("r-000001", "runner:ci", 1, &passed, 6_000)
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    let tally = |since| {
+        let store = store.clone();
+        async move {
+            let mut rows: Vec<_> = store
+                .run_tally(since)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.suite, t.state, t.outcome, t.count))
+                .collect();
+            rows.sort();
+            rows
+        }
+    };
+    assert_eq!(
+        tally(1_000).await,
+        [
+            ("e2e".to_owned(), RunState::Queued, None, 1),
+            ("unit".to_owned(), RunState::Queued, None, 1),
+            (
+                "unit".to_owned(),
+                RunState::Finished,
+                Some(RunOutcome::Passed),
+                1
+            ),
+        ]
+    );
+    assert_eq!(
+        tally(1_002).await,
+        [
+            ("e2e".to_owned(), RunState::Queued, None, 1),
+            ("unit".to_owned(), RunState::Queued, None, 1),
+        ]
+    );
+    assert!(tally(1_004).await.is_empty());
     // The schema refuses an unknown outcome outright.
     db.refused("UPDATE runs SET state = 'finished', outcome = 'skipped' WHERE id = 'r-000001'")
         .await;

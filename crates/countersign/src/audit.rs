@@ -282,36 +282,7 @@ fn check_extends(
     old: &Checkpoint,
     new: &Checkpoint,
 ) -> Result<()> {
-    if new.size() < old.size() {
-        bail!(
-            "rollback: the log went from {} entries back to {}",
-            old.size(),
-            new.size()
-        );
-    }
-    if new.size() == old.size() {
-        if new.root() != old.root() {
-            bail!(
-                "fork: two different trees of size {} (roots {} and {})",
-                old.size(),
-                old.root(),
-                new.root()
-            );
-        }
-        return Ok(());
-    }
-    let proof = rt
-        .block_on(store.consistency_proof(old.size(), new.size()))
-        .context("reading a consistency proof")?;
-    proof
-        .verify(old.size(), old.root(), new.size(), new.root())
-        .map_err(|e| {
-            anyhow!(
-                "fork: the tree of size {} does not extend the one of size {}: {e}",
-                new.size(),
-                old.size()
-            )
-        })
+    Ok(rt.block_on(countersign_store::check_extends(store, old, new))?)
 }
 
 /// `log monitor`: compares the log's latest checkpoint with the last one seen (kept in

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use countersign_lifecycle::ProposalState;
-use countersign_store::{ProposalFilter, RunFilter, RunState};
+use countersign_store::{ProposalFilter, RunFilter, RunOutcome, RunState};
 use maud::{Markup, html};
 use serde_json::Value;
 
@@ -127,17 +127,18 @@ pub(crate) fn components(
 async fn home_page(state: &AppState, viewer: &Viewer) -> Result<Markup, ApiError> {
     let now_ms = state.clock.unix_seconds().saturating_mul(1000);
     let since = now_ms - DAY_MS;
-    let counts = state.store.run_counts(since).await?;
-    let total: i64 = counts.iter().map(|c| c.2).sum();
-    let finished: i64 = counts
+    // One aggregate over the window's index entries: the KPIs and the coverage below.
+    let tally = state.store.run_tally(since).await?;
+    let total: u64 = tally.iter().map(|t| t.count).sum();
+    let finished: u64 = tally
         .iter()
-        .filter(|c| c.0 == "finished" && c.1.as_deref() != Some("cancelled"))
-        .map(|c| c.2)
+        .filter(|t| t.state == RunState::Finished && t.outcome != Some(RunOutcome::Cancelled))
+        .map(|t| t.count)
         .sum();
-    let passed: i64 = counts
+    let passed: u64 = tally
         .iter()
-        .filter(|c| c.1.as_deref() == Some("passed"))
-        .map(|c| c.2)
+        .filter(|t| t.outcome == Some(RunOutcome::Passed))
+        .map(|t| t.count)
         .sum();
     let pass_rate = (finished > 0).then(|| passed as f64 * 100.0 / finished as f64);
     let mut active = state
@@ -174,18 +175,10 @@ async fn home_page(state: &AppState, viewer: &Viewer) -> Result<Markup, ApiError
     let graphs = graphs(state, viewer).await;
     let comps = components(&graphs);
     // Coverage of a module: the share of its suites with a passing run in the last 24 h.
-    let recent = state
-        .store
-        .runs(&RunFilter {
-            since_ms: Some(since),
-            limit: 2000,
-            ..RunFilter::default()
-        })
-        .await?;
-    let passing: BTreeSet<&str> = recent
+    let passing: BTreeSet<&str> = tally
         .iter()
-        .filter(|r| r.outcome == Some(countersign_store::RunOutcome::Passed))
-        .map(|r| r.suite.as_str())
+        .filter(|t| t.outcome == Some(RunOutcome::Passed))
+        .map(|t| t.suite.as_str())
         .collect();
     let coverage: Vec<(String, usize, usize)> = comps
         .iter()
@@ -321,48 +314,53 @@ async fn next_actions(
                 ..ProposalFilter::default()
             })
             .await?;
-        for proposal in open {
-            // A page of actions, not every one: each costs a full proposal view.
+        // Weighed a chunk at a time (two queries a chunk, for the decisions and verdicts),
+        // stopping once the page of actions is full.
+        for chunk in open.chunks(MAX_PROPOSAL_ACTIONS) {
             if actions.len() >= MAX_PROPOSAL_ACTIONS {
                 break;
             }
-            let view = crate::proposals::load_view(&state.store, &proposal).await?;
-            let eligible = view.eligible_approvers.contains(&me);
-            if !eligible {
-                continue;
-            }
-            let standing = view
-                .approvals
-                .iter()
-                .any(|a| a.approver == me && !a.lapsed && a.head == view.head);
-            let lapsed = view.approvals.iter().any(|a| a.approver == me && a.lapsed);
-            let href = format!("/proposals/{}", view.id);
-            if evidence {
-                actions.push(Action {
+            for view in crate::proposals::load_views(&state.store, chunk).await? {
+                if actions.len() >= MAX_PROPOSAL_ACTIONS {
+                    break;
+                }
+                let eligible = view.eligible_approvers.contains(&me);
+                if !eligible {
+                    continue;
+                }
+                let standing = view
+                    .approvals
+                    .iter()
+                    .any(|a| a.approver == me && !a.lapsed && a.head == view.head);
+                let lapsed = view.approvals.iter().any(|a| a.approver == me && a.lapsed);
+                let href = format!("/proposals/{}", view.id);
+                if evidence {
+                    actions.push(Action {
                     href,
                     text: format!("Evidence missing for {}", view.title),
                     detail: html! { (tier_badge(&view.tier)) " " small.muted { "planned suites have no accepted evidence for head " (view.head.chars().take(12).collect::<String>()) } },
                 });
-            } else if judges && !standing {
-                let why: Vec<String> = view
-                    .open_requirements
-                    .iter()
-                    .filter(|r| r.eligible.contains(&me))
-                    .map(|r| format!("{} needs {} more", r.subject, r.needed))
-                    .collect();
-                let text = if lapsed {
-                    format!(
-                        "Your approval of {} lapsed when its head moved: review it again",
-                        view.title
-                    )
-                } else {
-                    format!("Approve or reject {}", view.title)
-                };
-                actions.push(Action {
+                } else if judges && !standing {
+                    let why: Vec<String> = view
+                        .open_requirements
+                        .iter()
+                        .filter(|r| r.eligible.contains(&me))
+                        .map(|r| format!("{} needs {} more", r.subject, r.needed))
+                        .collect();
+                    let text = if lapsed {
+                        format!(
+                            "Your approval of {} lapsed when its head moved: review it again",
+                            view.title
+                        )
+                    } else {
+                        format!("Approve or reject {}", view.title)
+                    };
+                    actions.push(Action {
                     href,
                     text,
                     detail: html! { (tier_badge(&view.tier)) " " small.muted { (if why.is_empty() { format!("{} of {} approvals", view.approvals_counted, view.approvals_required) } else { why.join("; ") }) " · opened " (view.created_at) } },
                 });
+                }
             }
         }
     }

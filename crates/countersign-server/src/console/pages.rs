@@ -446,13 +446,33 @@ async fn audit_page(
     let mut entries = state.store.entries(start..end).await?;
     entries.reverse();
     let checkpoint = state.store.latest_checkpoint().await?;
+    let last_check = state.store.last_log_check(false).await?;
     let next = (start > 0).then(|| format!("/audit?before={start}"));
     let body = html! {
         h1 { "Audit log" }
         dl.kpis {
             div.kpi { dt { "Entries" } dd { (size) } }
             div.kpi { dt { "Latest checkpoint" } dd { @match &checkpoint { Some(c) => { (c.size) " " small { (c.created_at) } }, None => "none" } } }
-            div.kpi { dt { "Monitor" } dd { small { "no monitor result is recorded by this server: run " code { "countersign audit monitor" } } } }
+            div.kpi data-testid="last-check" {
+                dt { "Last check by this server" }
+                dd { @match &last_check {
+                    Some(c) if c.ok => { "passed " small { (crate::runs::rfc3339_ms(c.checked_at_ms)) " by " (c.checked_by) } },
+                    Some(c) => { span.badge.severity-critical { "FAILED" } " " small { (crate::runs::rfc3339_ms(c.checked_at_ms)) " by " (c.checked_by) } },
+                    None => { small { "never: an admin's Verify runs one" } },
+                } }
+            }
+        }
+        @if let Some(c) = &last_check {
+            p data-testid="last-check-detail" {
+                (if c.ok { "The last check found: " } else { "The last check FAILED: " }) (c.detail)
+                @if let Some(size) = c.size { " (checkpoint of size " (size) ")" } "."
+            }
+        }
+        p.muted {
+            "A check verifies the whole stored log against the latest signed checkpoint, and that checkpoint against the one the "
+            "previous passing check saw (no rollback, no fork), as " code { "countersign log monitor" } " does. It is this server "
+            "checking its own database: run " code { "countersign log monitor" } " elsewhere, with its own state, for a check "
+            "that does not trust it."
         }
         @if let Some(c) = &checkpoint {
             details { summary { "The signed checkpoint" } pre { (c.signed_note) } }
@@ -511,17 +531,14 @@ pub(crate) async fn verify(
             "only an admin verifies the log from the console",
         );
     }
-    let flash = match &state.log_signer {
-        None => {
+    let by = viewer.caller.principal.to_string();
+    let flash = match crate::log::check_own_log(&state, &by).await {
+        Ok(None) => {
             Flash::error("this server has no log key, so it has no checkpoint to verify against")
         }
-        Some(signer) => match countersign_store::verify(&state.store, &[signer.verifier()]).await {
-            Ok(verified) => Flash::ok(format!(
-                "The log verifies: {} entries match the latest checkpoint ({} after it, not yet covered).",
-                verified.size, verified.beyond_checkpoint
-            )),
-            Err(error) => Flash::error(format!("The log does NOT verify: {error}")),
-        },
+        Ok(Some(check)) if check.ok => Flash::ok(format!("The log verifies: {}.", check.detail)),
+        Ok(Some(check)) => Flash::error(format!("The log does NOT verify: {}", check.detail)),
+        Err(error) => return error_page(Some(&viewer), &error),
     };
     match audit_page(&state, &viewer, None, Some(flash)).await {
         Ok(markup) => html(StatusCode::OK, markup),
@@ -559,13 +576,12 @@ async fn calibration_page(state: &AppState, viewer: &Viewer) -> Result<Markup, A
     }
     // Approval load: who gave how many standing verdicts on these proposals.
     let mut load: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for p in recent.iter().take(300) {
-        for a in state.store.approvals(&p.id).await? {
-            let entry = load.entry(a.approver.clone()).or_default();
-            match a.verdict {
-                countersign_lifecycle::Verdict::Approve => entry.0 += 1,
-                countersign_lifecycle::Verdict::Reject => entry.1 += 1,
-            }
+    let weighed: Vec<&str> = recent.iter().take(300).map(|p| p.id.as_str()).collect();
+    for a in state.store.approvals_of(&weighed).await? {
+        let entry = load.entry(a.approver.clone()).or_default();
+        match a.verdict {
+            countersign_lifecycle::Verdict::Approve => entry.0 += 1,
+            countersign_lifecycle::Verdict::Reject => entry.1 += 1,
         }
     }
     let human = recent.iter().filter(|p| !p.tier.is_automated()).count();

@@ -97,14 +97,17 @@ async fn list_page(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Result<M
             .await?;
         exhausted = page.len() < PAGE as usize;
         before = page.last().map(|p| p.id.clone());
-        for proposal in page {
-            if let Some(team) = &team {
-                let view = crate::proposals::load_view(&state.store, &proposal).await?;
-                if !owned_by(&view, team) {
-                    continue;
-                }
+        match &team {
+            Some(team) => {
+                let views = crate::proposals::load_views(&state.store, &page).await?;
+                rows.extend(
+                    page.into_iter()
+                        .zip(views)
+                        .filter(|(_, view)| owned_by(view, team))
+                        .map(|(proposal, _)| proposal),
+                );
             }
-            rows.push(proposal);
+            None => rows.extend(page),
         }
         if exhausted || rows.len() >= PAGE as usize {
             break;
@@ -246,9 +249,10 @@ pub(crate) async fn detail(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let flash = match q.done.as_deref() {
-        Some("approved") => Some(Flash::ok("Your approval is recorded in the log.")),
-        Some("rejected") => Some(Flash::ok("Your rejection is recorded in the log.")),
+    let flash = match (q.done.as_deref(), q.refused.as_deref()) {
+        (Some("approved"), _) => Some(Flash::ok("Your approval is recorded in the log.")),
+        (Some("rejected"), _) => Some(Flash::ok("Your rejection is recorded in the log.")),
+        (_, Some("head-moved")) => Some(head_moved(&state, &id, q.judged.as_deref()).await),
         _ => None,
     };
     match detail_page(&state, &viewer, &id, flash).await {
@@ -257,9 +261,31 @@ pub(crate) async fn detail(
     }
 }
 
+/// What a proposal's page was redirected with after a form: `done` (`approved`,
+/// `rejected`) or `refused` (`head-moved`, with the head the form `judged`). Only these fixed
+/// words become messages: nothing of the query is shown but a commit id checked to be one.
 #[derive(Debug, Deserialize)]
 pub(crate) struct DoneQuery {
     done: Option<String>,
+    refused: Option<String>,
+    judged: Option<String>,
+}
+
+/// The message after a verdict refused because the head moved under the page: the head
+/// judged (when the query names a plausible one) and the head the page now shows.
+async fn head_moved(state: &AppState, id: &str, judged: Option<&str>) -> Flash {
+    let judged = judged
+        .filter(|h| !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|h| format!(" you judged {}, but", short(h)))
+        .unwrap_or_default();
+    let now = match state.store.proposal(id).await {
+        Ok(Some(p)) => format!(" it is now at {}", short(&p.head)),
+        _ => " it has a new head".to_owned(),
+    };
+    Flash::error(format!(
+        "The head moved since this page was loaded:{judged}{now}. Your verdict was not \
+         recorded; review the new head below and decide again."
+    ))
 }
 
 /// Whether `viewer` may give a verdict on `view`'s head, as far as the page can tell: the
@@ -314,6 +340,9 @@ pub(crate) async fn detail_page(
         })
         .collect();
     let judge = may_judge(viewer, &view);
+    // An authorized head is not final until it merges: an eligible person's rejection still
+    // revokes it (docs/server.md, "Proposal states"), so the form says that is what it does.
+    let authorized = view.state == ProposalState::Authorized;
     let mut suite_runs: BTreeMap<&str, Vec<&countersign_store::Run>> = BTreeMap::new();
     for run in &runs {
         suite_runs.entry(run.suite.as_str()).or_default().push(run);
@@ -352,7 +381,16 @@ pub(crate) async fn detail_page(
                         input type="hidden" name="head" value=(view.head);
                         label for="reject-comment" { "Why (required to reject)" }
                         input id="reject-comment" name="comment" type="text" required;
-                        p { button.danger type="submit" data-testid="reject-button" { "Reject" } }
+                        @if authorized {
+                            p.muted id="revoke-note" data-testid="revoke-note" {
+                                "This head is authorized but not merged. Rejecting it revokes the authorization: "
+                                "the proposal becomes rejected and nothing may merge it until you approve this head again "
+                                "or a new head is decided."
+                            }
+                            p { button.danger type="submit" data-testid="reject-button" aria-describedby="revoke-note" { "Reject and revoke the authorization" } }
+                        } @else {
+                            p { button.danger type="submit" data-testid="reject-button" { "Reject" } }
+                        }
                     }
                 }
             }
@@ -618,8 +656,7 @@ async fn verdict(
     // The clear message for the common case of a stale page; the lifecycle refuses a stale
     // head again under lock whatever this read saw.
     let stale = match state.store.proposal(id).await {
-        Ok(Some(p)) if p.head != form.head => Some(p.head),
-        Ok(Some(_)) => None,
+        Ok(Some(p)) => p.head != form.head,
         Ok(None) => {
             return error_page(
                 Some(&viewer),
@@ -628,22 +665,27 @@ async fn verdict(
         }
         Err(error) => return error_page(Some(&viewer), &error.into()),
     };
-    let outcome = match stale {
-        Some(current) => Err(ApiError::Conflict(format!(
-            "The head moved since this page was loaded: you judged {} but the proposal is now at {}. \
-             Your verdict was not recorded; review the new head below and decide again.",
-            short(&form.head),
-            short(&current)
-        ))),
-        None => {
-            let body = NewApproval {
-                head: form.head,
-                verdict,
-                comment: form.comment,
-            };
-            crate::proposals::give_verdict(state, &viewer.caller, id, &body).await
-        }
+    if stale {
+        // Post/Redirect/Get: the refusal is shown by the proposal's page at its current
+        // head, so a reload neither resends the form nor shows an error document. (The JSON
+        // API still answers a stale head with 409: this is the console's form only.)
+        let judged: String = form
+            .head
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(12)
+            .collect();
+        return super::see_other(&format!(
+            "/proposals/{}?refused=head-moved&judged={judged}",
+            super::utf8_percent(id)
+        ));
+    }
+    let body = NewApproval {
+        head: form.head,
+        verdict,
+        comment: form.comment,
     };
+    let outcome = crate::proposals::give_verdict(state, &viewer.caller, id, &body).await;
     match outcome {
         Ok(_) => {
             let done = match verdict {

@@ -35,7 +35,7 @@ use crate::idempotency::Key;
 
 use persist::{event, refused, typed};
 pub use view::ProposalView;
-pub(crate) use view::{Loaded, load_view, load_view_of};
+pub(crate) use view::{Loaded, load_view, load_view_of, load_views};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -255,6 +255,45 @@ pub(crate) async fn load_view(
     Ok(view(proposal, &decision, &record, approvals))
 }
 
+/// The views of `proposals` as stored now, in their order: two queries for them all (their
+/// decisions, their verdicts) and each decision's record read once, where [`load_view`]
+/// costs two queries a proposal. For pages that weigh many proposals (the console's next
+/// actions).
+pub(crate) async fn load_views(
+    store: &Store,
+    proposals: &[Proposal],
+) -> Result<Vec<ProposalView>, ApiError> {
+    use std::collections::{BTreeSet, HashMap};
+    let ids: BTreeSet<&str> = proposals.iter().map(|p| p.decision.as_str()).collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let mut decisions: HashMap<String, (Decision, DecidedRecord)> = HashMap::new();
+    for decision in store.decisions(&ids).await? {
+        let record = decided_record(&decision)?;
+        decisions.insert(decision.id.clone(), (decision, record));
+    }
+    let wanted: Vec<&str> = proposals.iter().map(|p| p.id.as_str()).collect();
+    let mut verdicts: HashMap<String, Vec<Approval>> = HashMap::new();
+    for approval in store.approvals_of(&wanted).await? {
+        verdicts
+            .entry(approval.proposal.clone())
+            .or_default()
+            .push(approval);
+    }
+    proposals
+        .iter()
+        .map(|proposal| {
+            let (decision, record) = decisions.get(&proposal.decision).ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "proposal {} has no decision {}",
+                    proposal.id, proposal.decision
+                ))
+            })?;
+            let approvals = verdicts.remove(&proposal.id).unwrap_or_default();
+            Ok(view(proposal, decision, record, approvals))
+        })
+        .collect()
+}
+
 /// The view of proposal `id` as stored now; 404 when there is none.
 pub(crate) async fn load_view_of(store: &Store, id: &str) -> Result<ProposalView, ApiError> {
     let proposal = store
