@@ -103,6 +103,34 @@ pub fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Bytes with their [`digest`], hashed once where they are made: a record names its blobs
+/// by digest and the store files them by it, and hashing the base's catalog twice per
+/// decision was the largest single cost of one under callgrind (docs/benchmarks.md). Only
+/// [`Blob::new`] makes one, so the digest is always the bytes'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    digest: String,
+    bytes: Vec<u8>,
+}
+
+impl Blob {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self {
+            digest: digest(&bytes),
+            bytes,
+        }
+    }
+
+    /// Its lower-case hex SHA-256.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// The digests of the blobs `event` refers to, which a bundle must carry: the governed files
 /// a decision read (`inputs`, an object of path → digest or `null`), the accepted evidence
 /// envelopes (`evidence`, a list), the signed authorization statement

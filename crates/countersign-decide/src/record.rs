@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Classify, Result, bail};
-use countersign_audit::bundle::digest;
+use countersign_audit::bundle::Blob;
 use countersign_audit::{Event, EventKind, Signer};
 use countersign_evidence::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, SigningKey};
 use countersign_repo::{CONFIG_FILE, Config};
@@ -31,7 +31,7 @@ pub const VERIFIER_ID: &str = "https://countersign.dev/verifier/v1";
 pub struct Record {
     pub subject: String,
     pub events: Vec<Event>,
-    pub blobs: Vec<Vec<u8>>,
+    pub blobs: Vec<Blob>,
 }
 
 /// A stable proposal id for a change: the same base, head and author give the same id.
@@ -107,9 +107,10 @@ pub fn record_as(
     for (path, bytes) in &evaluation.inputs {
         let entry = match bytes {
             Some(bytes) => {
-                let d = digest(bytes);
-                blobs.push(bytes.clone());
-                Value::from(d)
+                let blob = Blob::new(bytes.clone());
+                let d = Value::from(blob.digest());
+                blobs.push(blob);
+                d
             }
             None => Value::Null,
         };
@@ -120,8 +121,10 @@ pub fn record_as(
         .evidence
         .iter()
         .map(|envelope| {
-            blobs.push(envelope.clone());
-            digest(envelope)
+            let blob = Blob::new(envelope.clone());
+            let d = blob.digest().to_owned();
+            blobs.push(blob);
+            d
         })
         .collect();
     let proposed = json!({
@@ -167,7 +170,8 @@ pub fn record_as(
         let mut authorized = json!({ "commit": head, "tier": report.tier });
         if let Some(log_key) = log_key {
             let vsa = summary(evaluation, repository, head, now, log_key)?;
-            authorized["verification_summary"] = Value::from(digest(&vsa));
+            let vsa = Blob::new(vsa);
+            authorized["verification_summary"] = Value::from(vsa.digest());
             blobs.push(vsa);
         }
         events.push(event(

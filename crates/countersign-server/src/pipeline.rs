@@ -932,7 +932,7 @@ impl Outcome {
             self.change
                 .commit_objects
                 .iter()
-                .map(|(_, bytes)| bytes.clone()),
+                .map(|(_, bytes)| countersign_audit::bundle::Blob::new(bytes.clone())),
         );
         let decided = record
             .events

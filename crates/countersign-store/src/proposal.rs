@@ -16,6 +16,7 @@ use crate::error::{Error, db};
 use crate::log::{Leaf, NewEntry};
 use crate::store::Store;
 use crate::tx::Tx;
+use countersign_audit::bundle::Blob;
 
 /// A proposal row. `decision` is the id of the stored decision for the current head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -648,7 +649,7 @@ impl Store {
     /// committed or refused whether or not anyone still waits for the answer.
     pub async fn commit_decided(
         &self,
-        blobs: Vec<Vec<u8>>,
+        blobs: Vec<Blob>,
         leaves: Vec<Leaf>,
         decided: usize,
         mut decision: crate::Decision,
@@ -685,7 +686,7 @@ impl Store {
     /// One attempt of [`Store::commit_decided`].
     async fn write_decided(
         &self,
-        blobs: &[Vec<u8>],
+        blobs: &[Blob],
         leaves: &[Leaf],
         decided: usize,
         decision: &mut crate::Decision,
@@ -694,7 +695,7 @@ impl Store {
     ) -> Result<Vec<u64>, Error> {
         let mut tx = self.begin_in(savepoint).await?;
         for blob in blobs {
-            tx.put_blob(blob).await?;
+            tx.put_hashed_blob(blob).await?;
         }
         if matches!(self.backend, Backend::Postgres(_)) {
             let written = tx.append_decided(leaves, decided, decision, proposal).await;

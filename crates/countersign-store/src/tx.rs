@@ -236,6 +236,20 @@ impl Tx {
     /// events use to refer to it.
     pub async fn put_blob(&mut self, content: &[u8]) -> Result<String, Error> {
         let digest = countersign_audit::bundle::digest(content);
+        self.put_blob_at(digest, content).await
+    }
+
+    /// [`Tx::put_blob`] for a [`Blob`](countersign_audit::bundle::Blob), hashed when it was
+    /// made: not hashed again.
+    pub async fn put_hashed_blob(
+        &mut self,
+        blob: &countersign_audit::bundle::Blob,
+    ) -> Result<String, Error> {
+        self.put_blob_at(blob.digest().to_owned(), blob.bytes())
+            .await
+    }
+
+    async fn put_blob_at(&mut self, digest: String, content: &[u8]) -> Result<String, Error> {
         // Content-addressed and never deleted: a blob a committed transaction of this
         // process stored is there; the governed files most decisions record are.
         if !self.blobs.contains(&digest) {

@@ -391,9 +391,22 @@ async fn blobs_and_subjects(db: &Db) {
     let mut tx = store.begin().await.unwrap();
     let digest = tx.put_blob(b"policy text").await.unwrap();
     assert_eq!(tx.put_blob(b"policy text").await.unwrap(), digest);
+    // A blob hashed where it was made is filed under the same address, not hashed again.
+    let hashed = countersign_audit::bundle::Blob::new(b"policy text".to_vec());
+    assert_eq!(tx.put_hashed_blob(&hashed).await.unwrap(), digest);
+    let catalog = countersign_audit::bundle::Blob::new(b"kind: Component".to_vec());
+    let catalog_digest = tx.put_hashed_blob(&catalog).await.unwrap();
+    assert_eq!(
+        catalog_digest,
+        countersign_audit::bundle::digest(b"kind: Component")
+    );
     tx.append_event(&event(1)).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(store.blob(&digest).await.unwrap().unwrap(), b"policy text");
+    assert_eq!(
+        store.blob(&catalog_digest).await.unwrap().unwrap(),
+        b"kind: Component"
+    );
     let about: Vec<u64> = store
         .entries_about("proposal-1")
         .await

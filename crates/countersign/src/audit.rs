@@ -114,7 +114,7 @@ pub fn record_decision(
     rt.block_on(async {
         let mut tx = store.begin().await?;
         for blob in &record.blobs {
-            tx.put_blob(blob).await?;
+            tx.put_hashed_blob(blob).await?;
         }
         let mut indexes = Vec::new();
         for event in &record.events {

@@ -229,13 +229,13 @@ pub(crate) async fn write_opened(
     tx: &mut countersign_store::Tx,
     proposal: &Proposal,
     decision: &mut countersign_store::Decision,
-    blobs: &[Vec<u8>],
+    blobs: &[countersign_audit::bundle::Blob],
     leaves: &[countersign_store::Leaf],
     decided: usize,
     work: &[crate::pipeline::WorkSpec],
 ) -> Result<(), ApiError> {
     for blob in blobs {
-        tx.put_blob(blob).await?;
+        tx.put_hashed_blob(blob).await?;
     }
     // The entries, the decision (pointing at the `decided` entry) and the proposal.
     tx.append_decided(leaves, decided, decision, proposal)

@@ -41,7 +41,7 @@ pub(crate) struct Prepared {
     pub proposal: Proposal,
     /// Its `log_index` is set once the `decided` event is appended.
     pub decision: Decision,
-    pub blobs: Vec<Vec<u8>>,
+    pub blobs: Vec<countersign_audit::bundle::Blob>,
     pub leaves: Vec<Leaf>,
     /// The position of the `decided` event in `leaves`.
     pub decided: usize,

@@ -247,7 +247,7 @@ pub(crate) async fn decision(
     now: &str,
 ) -> Result<String, ApiError> {
     for blob in &record.blobs {
-        tx.put_blob(blob).await?;
+        tx.put_hashed_blob(blob).await?;
     }
     let mut decided_index = None;
     for event in &record.events {
