@@ -96,8 +96,8 @@ struct Derived {
     failures: Vec<Failure>,
     /// Test ids that passed (flaky ones included: they passed on a retry).
     passed: BTreeSet<String>,
-    /// Reachable vulnerabilities reported, as (id, component).
-    reachable: BTreeSet<(String, String)>,
+    /// Every vulnerability id the scan reports, reachable or not: what settles a fix.
+    reported: BTreeSet<String>,
 }
 
 enum Weighed {
@@ -199,7 +199,7 @@ fn derive(
         kind: None,
         failures: Vec::new(),
         passed: BTreeSet::new(),
-        reachable: BTreeSet::new(),
+        reported: BTreeSet::new(),
     };
     match &evidence.predicate {
         Predicate::TestResult(result) => {
@@ -233,7 +233,7 @@ fn derive(
                 });
             }
         }
-        Predicate::Vulns(_) => {
+        Predicate::Vulns(scan) => {
             derived.kind = Some(FindingKind::Vulnerability);
             let plan = countersign_evidence::ValidationPlan::default();
             let reachable = |head: &[countersign_evidence::AcceptedEvidence]| {
@@ -249,16 +249,14 @@ fn derive(
                 .filter(|v| v.reachability.is_reachable())
                 .collect::<Vec<_>>()
             };
-            // What settles a fix is the scan alone: a fix is verified only once the
-            // vulnerability is no longer reported reachable, never by a statement that it
-            // does not matter (and the finding's bundle shows the scan, not the statement).
-            for v in reachable(std::slice::from_ref(&evidence)) {
-                let component = v
-                    .node
-                    .as_ref()
-                    .map_or_else(|| UNMAPPED.to_owned(), ToString::to_string);
-                derived.reachable.insert((v.id.clone(), component));
-            }
+            // What settles a fix is the scan alone: a fix is verified only once the scan no
+            // longer reports the vulnerability at all, never because it reads as unreachable
+            // or by a statement that it does not matter. That is what the finding's bundle
+            // can show offline (the scan, without the graph that judged reachability), and
+            // `bundle verify` checks the same.
+            derived
+                .reported
+                .extend(scan.scanner.result.iter().map(|r| r.id.clone()));
             // What opens findings is the scan weighed with the run's VEX, as a proposal's
             // head evidence is weighed together (re-verified: same commit, same config).
             let mut head = vec![evidence.clone()];
@@ -706,16 +704,10 @@ async fn settle(
             }
             // Fail closed: a fix that removed or renamed the test proves nothing.
             FindingKind::TestFailure => (false, "the reproducing test did not run"),
-            FindingKind::Vulnerability
-                if derived
-                    .reachable
-                    .contains(&(finding.test.clone(), finding.component.clone())) =>
-            {
-                (false, "the vulnerability is still reported reachable")
+            FindingKind::Vulnerability if derived.reported.contains(&finding.test) => {
+                (false, "the vulnerability is still reported")
             }
-            FindingKind::Vulnerability => {
-                (true, "the vulnerability is no longer reported reachable")
-            }
+            FindingKind::Vulnerability => (true, "the vulnerability is no longer reported"),
         };
         let Some(next) = finding.state.after_fix(passed) else {
             continue;

@@ -628,6 +628,96 @@ async fn reachable_vulnerabilities_open_findings(db: &Db) {
     server.stop().await;
 }
 
+/// A vulnerability's fix is verified only once the post-merge scan no longer reports it:
+/// one still reported, though now in code nothing exposed reaches (the docs site), reopens
+/// the finding. That is what the finding's bundle can show offline (the scan, not the graph
+/// that judged reachability), and the bundle re-derives the same state.
+async fn a_vulnerability_still_reported_is_not_fixed(db: &Db) {
+    let Loop {
+        server,
+        lab,
+        clock: _clock,
+        state,
+    } = start(db).await;
+    tick_schedules(&state).await.unwrap();
+    let item = lease_one(&server, "ci").await;
+    let route = format!("/v1/runs/{}/evidence", item["id"].as_str().unwrap());
+    let opened = accepted(
+        &server,
+        &route,
+        scan(&lab.base, &["CVE-2026-0001"], &runner_key()),
+    )
+    .await;
+    assert_eq!(opened, [("F-1".to_owned(), "opened".to_owned())]);
+    finish(&server, &item, "failed").await;
+
+    let (status, fix) = propose_fix(&server, &lab.base, &lab.fix1, &["F-1"]).await;
+    assert_eq!(status, StatusCode::CREATED, "{fix}");
+    let fix_id = fix["id"].as_str().unwrap().to_owned();
+    let item = lease_one(&server, "ci").await;
+    let (status, answer) = post_bytes(
+        &server,
+        "ci",
+        &format!("/v1/proposals/{fix_id}/evidence"),
+        envelope(&lab.fix1, &["pay::charge", "pay::refund", "pay::void"], &[]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    finish(&server, &item, "passed").await;
+    for person in ["alice", "bob"] {
+        let (status, view) = server.verdict(person, &fix_id, &lab.fix1, "approve").await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+    }
+    merge(&server, &lab, &fix_id, &lab.fix1).await;
+
+    // The post-merge scan still reports the CVE, now only in the docs site: unreachable,
+    // and still not fixed.
+    let item = lease_one(&server, "ci").await;
+    assert_eq!(item["commit"], json!(lab.fix1));
+    let moved = attest(
+        &Statement::for_commit(
+            REPOSITORY,
+            &lab.fix1,
+            "pay-unit",
+            VULNS_V02,
+            json!({ "scanner": { "uri": "https://example.com/scanner", "result": [{
+                "id": "CVE-2026-0001",
+                "severity": [{ "method": "sarif-level", "score": "error" }],
+                "annotations": [{ "countersign.dev/location": "docs/index.md:1" }],
+            }] } }),
+        ),
+        &runner_key(),
+    )
+    .to_json();
+    let settled = accepted(
+        &server,
+        &format!("/v1/runs/{}/evidence", item["id"].as_str().unwrap()),
+        moved,
+    )
+    .await;
+    assert_eq!(settled, [("F-1".to_owned(), "reopened".to_owned())]);
+    let f1 = finding(&server, "F-1").await;
+    assert_eq!(f1["state"], "reopened", "{f1}");
+    assert_eq!(f1["verification"]["passed"], false);
+
+    // Offline, the bundle says the same.
+    let response = server
+        .client
+        .get(format!("{}/v1/findings/F-1/bundle", server.base))
+        .bearer_auth(&server.tokens["auditor"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bundle = response.bytes().await.unwrap();
+    let outcome =
+        countersign_decide::bundle::verify_finding(&bundle, &common::log_signer().verifier())
+            .unwrap();
+    assert_eq!(outcome.state, "reopened");
+    assert_eq!(outcome.verified_by, None);
+    server.stop().await;
+}
+
 /// A pay-unit scan at `commit` reporting each of `ids` in the payments code (internet
 /// exposed: reachable), signed by `key`.
 fn scan(commit: &str, ids: &[&str], key: &SigningKey) -> Vec<u8> {
@@ -1254,6 +1344,7 @@ async fn envelope_bytes(server: &Server, digest: &str) -> Vec<u8> {
 on_both_backends!(
     scheduled_failures_open_findings,
     reachable_vulnerabilities_open_findings,
+    a_vulnerability_still_reported_is_not_fixed,
     vex_of_the_run_keeps_its_scan_from_opening_findings,
     finding_bundles_verify_their_envelopes_again,
     fixes_are_verified_or_reopened
