@@ -444,56 +444,47 @@ async fn open(
     // repository, as `POST /v1/proposals` requires of `fixes`; one that is not refuses the
     // pull request (its check fails, naming it) rather than drop the link unseen.
     let links = fixes::linked(pr.body.as_deref().unwrap_or(""));
-    let fixed = match to_fix(state, target, pr, &links).await {
-        Ok(fixed) => fixed,
-        Err(error) => {
-            return refused(
-                state,
-                delivery,
-                "refused",
-                None,
-                error,
-                Some((target, head)),
-            )
-            .await
-            .map(Some);
-        }
-    };
-    let fix_suites = crate::findings::suites_of(&fixed);
-    let request = NewProposal {
-        repo: target.followed.repo.clone(),
-        base,
-        head: head.to_owned(),
-        title,
-        description,
-        fixes: links,
-    };
-    let prepared = {
-        let (pipeline, path, clock, signer) = (
-            std::sync::Arc::clone(&state.pipeline),
-            target.path.to_owned(),
-            state.clock.clone(),
-            state.log_signer.clone(),
-        );
-        let author = author.clone();
-        state
-            .pipeline
-            .blocking_for(target.path, move || {
-                proposals::open::prepare(
-                    &pipeline,
-                    &path,
-                    request,
-                    &author,
-                    None,
-                    &clock,
-                    signer,
-                    &fix_suites,
-                )
-            })
-            .await
-    };
-    let prepared = match prepared.and_then(|p| p) {
-        Ok(prepared) => prepared,
+    // Either refusal (a link, or the decision) is answered alike, once, below.
+    let judged = async {
+        let fixed = to_fix(state, target, pr, &links).await?;
+        let fix_suites = crate::findings::suites_of(&fixed);
+        let request = NewProposal {
+            repo: target.followed.repo.clone(),
+            base,
+            head: head.to_owned(),
+            title,
+            description,
+            fixes: links,
+        };
+        let prepared = {
+            let (pipeline, path, clock, signer) = (
+                std::sync::Arc::clone(&state.pipeline),
+                target.path.to_owned(),
+                state.clock.clone(),
+                state.log_signer.clone(),
+            );
+            let author = author.clone();
+            state
+                .pipeline
+                .blocking_for(target.path, move || {
+                    proposals::open::prepare(
+                        &pipeline,
+                        &path,
+                        request,
+                        &author,
+                        None,
+                        &clock,
+                        signer,
+                        &fix_suites,
+                    )
+                })
+                .await
+        };
+        Ok::<_, ApiError>((fixed, prepared??))
+    }
+    .await;
+    let (fixed, prepared) = match judged {
+        Ok(judged) => judged,
         Err(error) => {
             return refused(
                 state,
