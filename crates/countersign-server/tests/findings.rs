@@ -701,15 +701,7 @@ async fn a_vulnerability_still_reported_is_not_fixed(db: &Db) {
     assert_eq!(f1["verification"]["passed"], false);
 
     // Offline, the bundle says the same.
-    let response = server
-        .client
-        .get(format!("{}/v1/findings/F-1/bundle", server.base))
-        .bearer_auth(&server.tokens["auditor"])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let bundle = response.bytes().await.unwrap();
+    let bundle = finding_bundle(&server, "F-1").await;
     let outcome =
         countersign_decide::bundle::verify_finding(&bundle, &common::log_signer().verifier())
             .unwrap();
